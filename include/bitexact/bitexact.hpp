@@ -1,0 +1,5 @@
+// bitexact/bitexact.hpp - one include for everything.
+#pragma once
+#include "core/config.hpp"
+#include "execution.hpp"
+#include "random.hpp"
