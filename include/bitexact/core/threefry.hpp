@@ -25,17 +25,34 @@ struct threefry_parity<std::uint64_t> {
   static constexpr std::uint64_t value = 0x1BD11BDAA9FC1A22ull;
 };
 
-// Rotation constants, indexed by round % 8.
+// Rotation constants, indexed by round % 8. Functions rather than static constexpr member
+// arrays: a member array indexed at run time is a host variable that CUDA device code cannot
+// read, while a local constexpr array inside a BITEXACT_HD function works on both sides.
 struct threefry2x32_rot {
-  static constexpr int r[8] = {13, 15, 26, 6, 17, 29, 16, 24};
+  BITEXACT_HD static constexpr int r(int i) {
+    constexpr int t[8] = {13, 15, 26, 6, 17, 29, 16, 24};
+    return t[i & 7];
+  }
 };
 struct threefry4x32_rot {
-  static constexpr int r0[8] = {10, 11, 13, 23, 6, 17, 25, 18};
-  static constexpr int r1[8] = {26, 21, 27, 5, 20, 11, 10, 20};
+  BITEXACT_HD static constexpr int r0(int i) {
+    constexpr int t[8] = {10, 11, 13, 23, 6, 17, 25, 18};
+    return t[i & 7];
+  }
+  BITEXACT_HD static constexpr int r1(int i) {
+    constexpr int t[8] = {26, 21, 27, 5, 20, 11, 10, 20};
+    return t[i & 7];
+  }
 };
 struct threefry4x64_rot {
-  static constexpr int r0[8] = {14, 52, 23, 5, 25, 46, 58, 32};
-  static constexpr int r1[8] = {16, 57, 40, 37, 33, 12, 22, 32};
+  BITEXACT_HD static constexpr int r0(int i) {
+    constexpr int t[8] = {14, 52, 23, 5, 25, 46, 58, 32};
+    return t[i & 7];
+  }
+  BITEXACT_HD static constexpr int r1(int i) {
+    constexpr int t[8] = {16, 57, 40, 37, 33, 12, 22, 32};
+    return t[i & 7];
+  }
 };
 
 template <class W, class V>
@@ -53,7 +70,7 @@ BITEXACT_HD constexpr void threefry2_rounds(V& x0, V& x1, W k0, W k1) {
   x1 = x1 + V(ks[1]);
   for (int r = 0; r < R; ++r) {
     x0 = x0 + x1;
-    x1 = detail::rotl_var<W>(x1, detail::threefry2x32_rot::r[r % 8]);
+    x1 = detail::rotl_var<W>(x1, detail::threefry2x32_rot::r(r % 8));
     x1 = x1 ^ x0;
     if ((r & 3) == 3) {
       const int i = (r + 1) / 4;
@@ -73,7 +90,7 @@ BITEXACT_HD constexpr void threefry4_rounds(V& x0, V& x1, V& x2, V& x3, const W 
   x2 = x2 + V(ks[2]);
   x3 = x3 + V(ks[3]);
   for (int r = 0; r < R; ++r) {
-    const int a = Rot::r0[r % 8], b = Rot::r1[r % 8];
+    const int a = Rot::r0(r % 8), b = Rot::r1(r % 8);
     if ((r & 1) == 0) {
       x0 = x0 + x1;
       x1 = detail::rotl_var<W>(x1, a) ^ x0;
