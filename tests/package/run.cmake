@@ -1,0 +1,21 @@
+# Configures, builds and runs tests/package/consumer against bitexact, either through
+# add_subdirectory (MODE=subdirectory) or from an install prefix (MODE=find_package).
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+set(consumer ${SRC}/tests/package/consumer)
+if(MODE STREQUAL "subdirectory")
+  run(${CMAKE_COMMAND} -S ${consumer} -B ${WORK}/build -DBITEXACT_SOURCE_DIR=${SRC} -DBITEXACT_ENABLE_CUDA=OFF)
+else()
+  run(${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/lib -DBITEXACT_BUILD_TESTS=OFF -DBITEXACT_BUILD_BENCHMARKS=OFF
+      -DBITEXACT_BUILD_TOOLS=OFF -DBITEXACT_ENABLE_CUDA=OFF -DBITEXACT_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${WORK}/prefix)
+  run(${CMAKE_COMMAND} --install ${WORK}/lib)
+  run(${CMAKE_COMMAND} -S ${consumer} -B ${WORK}/build -DCMAKE_PREFIX_PATH=${WORK}/prefix)
+endif()
+run(${CMAKE_COMMAND} --build ${WORK}/build)
+run(${WORK}/build/consumer)
