@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job (README's first command): build and run bitexact-audit, then a short benchmark.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/install-deps.sh
+BUILD=${BUILD:-build}
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBITEXACT_BUILD_TESTS=OFF -DBITEXACT_ENABLE_CUDA=OFF
+cmake --build "$BUILD" -j"$(nproc)" --target bitexact-audit random_bench
+"$BUILD"/tools/bitexact-audit
+"$BUILD"/benchmarks/random_bench
