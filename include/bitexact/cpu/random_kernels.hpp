@@ -52,33 +52,27 @@ struct block_kernel<Gen, Arch, true> {
   static constexpr unsigned C = stream_traits<Gen>::ctr_words;
   static constexpr unsigned W = stream<Gen>::words_per_block;
 
-  static void run(const stream<Gen>& s, std::uint64_t b0, std::uint64_t nb, std::uint32_t* out) {
-    alignas(64) word iota_arr[L];
-    for (unsigned j = 0; j < L; ++j) iota_arr[j] = static_cast<word>(j);
-    const V iota = V::load_aligned(iota_arr);
-    const auto key = s.key();
-    alignas(64) word tmp[C][L];
-    std::uint64_t i = 0;
-    for (; i + L <= nb; i += L) {
-      const std::uint64_t b = b0 + i;
-      V x[C];
-      if constexpr (sizeof(word) == 4) {
-        const V base(static_cast<word>(b));
-        x[0] = base + iota;
-        // Carry into the high counter word where lo32(b) + j wrapped.
-        const V carry = xsimd::select(x[0] < base, V(1u), V(0u));
-        x[1] = V(static_cast<word>(b >> 32)) + carry;
-        for (unsigned c = 2; c < C; ++c) x[c] = V(0u);
-      } else {
-        x[0] = V(static_cast<word>(b)) + iota;
-        for (unsigned c = 1; c < C; ++c) x[c] = V(static_cast<word>(0));
-      }
-      core::lane_generator<Gen>::apply(x, key);
-      std::uint32_t* o = out + i * W;
-      if constexpr (sizeof(word) == 4 && C == 4) {
-        store_blocks4(x, o);
-        continue;
-      }
+  /// Counter lanes for blocks b .. b + L - 1.
+  static void counters(std::uint64_t b, const V& iota, V (&x)[C]) {
+    if constexpr (sizeof(word) == 4) {
+      const V base(static_cast<word>(b));
+      x[0] = base + iota;
+      // Carry into the high counter word where lo32(b) + j wrapped.
+      const V carry = xsimd::select(x[0] < base, V(1u), V(0u));
+      x[1] = V(static_cast<word>(b >> 32)) + carry;
+      for (unsigned c = 2; c < C; ++c) x[c] = V(0u);
+    } else {
+      x[0] = V(static_cast<word>(b)) + iota;
+      for (unsigned c = 1; c < C; ++c) x[c] = V(static_cast<word>(0));
+    }
+  }
+
+  /// Stores L blocks held in x (lane j = block j) to out.
+  static void store(const V (&x)[C], std::uint32_t* o) {
+    if constexpr (sizeof(word) == 4 && C == 4) {
+      store_blocks4(x, o);
+    } else {
+      alignas(64) word tmp[C][L];
       for (unsigned c = 0; c < C; ++c) x[c].store_aligned(tmp[c]);
       for (unsigned j = 0; j < L; ++j) {
         for (unsigned c = 0; c < C; ++c) {
@@ -90,6 +84,35 @@ struct block_kernel<Gen, Arch, true> {
           }
         }
       }
+    }
+  }
+
+  static void run(const stream<Gen>& s, std::uint64_t b0, std::uint64_t nb, std::uint32_t* out) {
+    alignas(64) word iota_arr[L];
+    for (unsigned j = 0; j < L; ++j) iota_arr[j] = static_cast<word>(j);
+    const V iota = V::load_aligned(iota_arr);
+    const auto key = s.key();
+    std::uint64_t i = 0;
+    // Two independent groups of L blocks per step (lane_x2), then one group, then scalar.
+    for (; i + 2 * L <= nb; i += 2 * L) {
+      V x[C], y[C];
+      counters(b0 + i, iota, x);
+      counters(b0 + i + L, iota, y);
+      lane_x2<V> xy[C];
+      for (unsigned c = 0; c < C; ++c) xy[c] = lane_x2<V>(x[c], y[c]);
+      core::lane_generator<Gen>::apply(xy, key);
+      for (unsigned c = 0; c < C; ++c) {
+        x[c] = xy[c].a;
+        y[c] = xy[c].b;
+      }
+      store(x, out + i * W);
+      store(y, out + (i + L) * W);
+    }
+    for (; i + L <= nb; i += L) {
+      V x[C];
+      counters(b0 + i, iota, x);
+      core::lane_generator<Gen>::apply(x, key);
+      store(x, out + i * W);
     }
     if (i < nb) block_kernel<Gen, Arch, false>::run(s, b0 + i, nb - i, out + i * W);
   }

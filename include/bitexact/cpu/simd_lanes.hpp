@@ -12,6 +12,12 @@
 #include "../core/lanes.hpp"
 
 namespace bitexact {
+namespace cpu {
+namespace detail {
+template <class V>
+struct lane_x2;
+}  // namespace detail
+}  // namespace cpu
 namespace core {
 
 template <class A>
@@ -28,7 +34,7 @@ struct lane_ops<xsimd::batch<std::uint32_t, A>> {
       const __m512i pe = _mm512_mul_epu32(xv, mv);                         // even lanes
       const __m512i po = _mm512_mul_epu32(_mm512_srli_epi64(xv, 32), mv);  // odd lanes
       hi = V(_mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po));
-      return V(_mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32)));
+      return V(_mm512_mullo_epi32(xv, mv));
     } else
 #endif
 #if XSIMD_WITH_AVX2
@@ -71,10 +77,37 @@ struct lane_ops<xsimd::batch<std::uint32_t, A>> {
   }
 };
 
+template <class V>
+struct lane_ops<cpu::detail::lane_x2<V>> {
+  using L = cpu::detail::lane_x2<V>;
+  template <class W>
+  static inline L mulhilo(W m, const L& x, L& hi) {
+    L lo;
+    lo.a = lane_ops<V>::mulhilo(m, x.a, hi.a);
+    lo.b = lane_ops<V>::mulhilo(m, x.b, hi.b);
+    return lo;
+  }
+};
+
 }  // namespace core
 
 namespace cpu {
 namespace detail {
+
+/// Two independent batches processed as one lane: the round function's dependency chain is
+/// long (multiply -> blend -> xor per round), so interleaving two chains fills the pipeline.
+template <class V>
+struct lane_x2 {
+  V a, b;
+  lane_x2() = default;
+  lane_x2(V x, V y) : a(x), b(y) {}
+  explicit lane_x2(typename V::value_type s) : a(s), b(s) {}
+  friend lane_x2 operator+(const lane_x2& x, const lane_x2& y) { return {x.a + y.a, x.b + y.b}; }
+  friend lane_x2 operator^(const lane_x2& x, const lane_x2& y) { return {x.a ^ y.a, x.b ^ y.b}; }
+  friend lane_x2 operator|(const lane_x2& x, const lane_x2& y) { return {x.a | y.a, x.b | y.b}; }
+  friend lane_x2 operator<<(const lane_x2& x, int r) { return {x.a << r, x.b << r}; }
+  friend lane_x2 operator>>(const lane_x2& x, int r) { return {x.a >> r, x.b >> r}; }
+};
 
 /// Stores four batches x[c] (lane j = word c of counter block j) as consecutive 4-word blocks:
 /// out[4 j + c] = x[c][j]. One functor per Arch; the generic one goes through memory.
