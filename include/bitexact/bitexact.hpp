@@ -3,3 +3,4 @@
 #include "core/config.hpp"
 #include "execution.hpp"
 #include "random.hpp"
+#include "curand_compat.hpp"
