@@ -2,13 +2,13 @@
 #pragma once
 
 #if defined(__FAST_MATH__)
-#error "bitexact: refusing to compile under -ffast-math: it reorders and contracts floating-point operations, which breaks the bit-exactness contract."
+#error "bitexact: refusing to compile in fast-math mode (__FAST_MATH__): it reorders and contracts floating-point operations, which breaks the bit-exactness contract."
 #endif
 #if defined(__USE_FAST_MATH__)
 #error "bitexact: refusing to compile under nvcc --use_fast_math: it replaces IEEE operations with approximations."
 #endif
 #if defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__
-#error "bitexact: refusing to compile under -ffinite-math-only."
+#error "bitexact: refusing to compile with finite-math-only (__FINITE_MATH_ONLY__)."
 #endif
 
 #if defined(__CUDACC__)
