@@ -34,6 +34,25 @@ BITEXACT_HD inline double mul_rn(double a, double b) {
 #endif
 }
 
+/// a*b rounded once in binary32, never fused with a neighbouring add.
+BITEXACT_HD inline float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && \
+    defined(__SSE2__)
+  float p = a * b;
+  __asm__("" : "+x"(p));
+  return p;
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+  float p = a * b;
+  __asm__("" : "+w"(p));
+  return p;
+#else
+  volatile float p = a * b;
+  return p;
+#endif
+}
+
 BITEXACT_HD inline std::uint64_t bits_of(double x) {
   std::uint64_t u = 0;
   std::memcpy(&u, &x, sizeof u);
