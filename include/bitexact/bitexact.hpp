@@ -2,5 +2,6 @@
 #pragma once
 #include "core/config.hpp"
 #include "execution.hpp"
+#include "fp_environment.hpp"
 #include "random.hpp"
 #include "curand_compat.hpp"
