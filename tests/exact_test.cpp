@@ -539,6 +539,37 @@ TEST(FixedOrderTree, GroupsPushedAtTheirLevelGiveTheSameTree) {
   }
 }
 
+TEST(FixedOrderTree, SparseStackEqualsTheTreeWithIdentityLeaves) {
+  // absent leaves are the identity: the recursive tree simply skips empty subtrees
+  std::mt19937_64 g(11);
+  for (int trial = 0; trial < 400; ++trial) {
+    const std::uint64_t m = 1 + g() % 300;
+    std::vector<bool> present(m);
+    for (std::uint64_t i = 0; i < m; ++i) present[i] = (g() % 4) == 0 || trial % 7 == 0;
+    std::function<std::string(std::uint64_t, std::uint64_t)> rec = [&](std::uint64_t lo, std::uint64_t hi) -> std::string {
+      if (lo >= m) return "";
+      if (hi - lo == 1) return present[lo] ? std::to_string(lo) : "";
+      const std::uint64_t mid = lo + (hi - lo) / 2;
+      const std::string a = rec(lo, mid), b = rec(mid, hi);
+      if (a.empty()) return b;
+      if (b.empty()) return a;
+      return "(" + a + " " + b + ")";
+    };
+    std::uint64_t p2 = 1;
+    while (p2 < m) p2 *= 2;
+    bitexact::core::sparse_tree_stack<shape_string, paren> t;
+    for (std::uint64_t i = 0; i < m; ++i)
+      if (present[i]) t.push(i, {std::to_string(i)});
+    if (t.empty()) continue;
+    EXPECT_EQ(t.finish().s, rec(0, p2)) << "trial " << trial;
+  }
+  // far-apart positions (up to 2^63) work too
+  bitexact::core::sparse_tree_stack<shape_string, paren> t;
+  for (std::uint64_t p : {std::uint64_t(0), std::uint64_t(5), std::uint64_t(1) << 40, (std::uint64_t(1) << 63) + 1})
+    t.push(p, {std::to_string(p)});
+  EXPECT_EQ(t.finish().s, "(((0 5) 1099511627776) 9223372036854775809)");
+}
+
 TEST(FixedOrderTree, LaneTreeHalves) {
   std::string lane[8];
   for (int i = 0; i < 8; ++i) lane[i] = std::to_string(i);
