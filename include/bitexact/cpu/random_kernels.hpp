@@ -15,15 +15,13 @@
 #include "../core/distributions.hpp"
 #include "../core/lane_generator.hpp"
 #include "../core/stream.hpp"
+#include "dispatch.hpp"
 #include "isa.hpp"
 #include "simd_lanes.hpp"
 
 namespace bitexact {
 namespace cpu {
 namespace detail {
-
-/// Tag for the non-SIMD path (isa::scalar).
-struct scalar_arch {};
 
 /// Whether Gen has a SIMD lane kernel on Arch (Philox4x64 needs a 64x64->128 multiply that no
 /// target ISA has, so it runs the scalar path everywhere).
@@ -279,23 +277,6 @@ void fill_uniform_int(const stream<Gen>& s, std::uint64_t first, std::uint64_t* 
 }
 
 /// Calls f(Arch{}) with the xsimd architecture (or scalar_arch) of a usable ISA.
-template <class F>
-void with_arch(isa i, F&& f) {
-  switch (i) {
-#if XSIMD_WITH_AVX512BW
-    case isa::avx512: f(xsimd::avx512bw{}); return;
-#endif
-#if XSIMD_WITH_AVX2 && XSIMD_WITH_FMA3_AVX2
-    case isa::avx2: f(xsimd::fma3<xsimd::avx2>{}); return;
-#endif
-#if XSIMD_WITH_SSE2
-    case isa::sse2: f(xsimd::sse2{}); return;
-#endif
-#if XSIMD_WITH_NEON64
-    case isa::neon: f(xsimd::neon64{}); return;
-#endif
-    default: f(scalar_arch{}); return;
-  }
 }
 
 }  // namespace detail
