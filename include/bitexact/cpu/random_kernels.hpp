@@ -276,9 +276,6 @@ void fill_uniform_int(const stream<Gen>& s, std::uint64_t first, std::uint64_t* 
   }
 }
 
-/// Calls f(Arch{}) with the xsimd architecture (or scalar_arch) of a usable ISA.
-}
-
 }  // namespace detail
 }  // namespace cpu
 }  // namespace bitexact
