@@ -5,3 +5,4 @@
 #include "fp_environment.hpp"
 #include "random.hpp"
 #include "curand_compat.hpp"
+#include "scatter.hpp"

@@ -30,6 +30,12 @@ namespace bitexact {
 /// CHANGELOG.md, whenever any result bit changes.
 inline constexpr int scatter_order_version = 1;
 
+/// The reduction of scatter_reduce and segment_reduce.
+enum class scatter_op { sum, prod, mean, max, min };
+
+/// How embedding_bag combines the rows of a bag.
+enum class bag_mode { sum, mean, max };
+
 namespace core {
 
 inline constexpr std::uint64_t scatter_chunk = 4096;

@@ -81,6 +81,7 @@ struct target_groups {
   std::vector<std::uint64_t> start;
   std::vector<std::uint64_t> position;
   std::size_t count(std::size_t t) const { return static_cast<std::size_t>(start[t + 1] - start[t]); }
+  std::uint64_t position_at(std::uint64_t q) const { return position[static_cast<std::size_t>(q)]; }
 };
 
 /// Stable counting sort of [0, n) by target_of(i) (already validated to be < n_out). Threads
