@@ -164,6 +164,16 @@ TEST(IndexAdd, LargeCaseAcrossStrategies) {
   }
 }
 
+TEST(IndexAdd, ScratchCanBeReleasedBetweenCalls) {
+  std::vector<std::int64_t> idx(300000);
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>((i * 7919) % 200000);
+  std::vector<float> src(idx.size(), 0.5f), a(200000, 1.0f), b(200000, 1.0f);
+  bitexact::index_add(a.data(), a.size(), idx.data(), src.data(), src.size());
+  bitexact::release_scratch_memory();
+  bitexact::index_add(b.data(), b.size(), idx.data(), src.data(), src.size());
+  EXPECT_TRUE(same(a, b));
+}
+
 TEST(IndexAdd, Bfloat16SourcesAccumulateInFloat) {
   std::mt19937_64 g(9);
   for (std::size_t n : {std::size_t(3), std::size_t(9001)}) {

@@ -24,6 +24,9 @@
 // before anything is written; a null pointer with a non-zero count, a zero width with rows,
 // overlapping output and input arrays, unsorted ids given to sorted_segment_reduce, or bad
 // offsets throw std::invalid_argument, also before anything is written. n == 0 is a no-op.
+//
+// Memory: large scatters keep their temporaries (about 40 bytes per source) in a scratch
+// arena of the calling thread, reused by the next call; release_scratch_memory() frees it.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -120,6 +123,9 @@ template <class T>
 using acc_t = core::accumulation_t<T>;
 
 }  // namespace detail
+
+/// Frees the calling thread's scatter scratch memory (kept between calls for speed).
+inline void release_scratch_memory() { cpu::detail::release_scratch(); }
 
 // ------------------------------------------------------------------------------------------
 // index_add / scatter_add

@@ -87,12 +87,21 @@ inline void* scratch(unsigned slot, std::size_t bytes) {
     std::size_t cap[8] = {};
   };
   static thread_local arena a;
+  if (bytes == 0) {  // release
+    a.p[slot].reset();
+    a.cap[slot] = 0;
+    return nullptr;
+  }
   if (a.cap[slot] < bytes) {
     a.p[slot].reset();
     a.p[slot].reset(new unsigned char[bytes]);
     a.cap[slot] = bytes;
   }
   return a.p[slot].get();
+}
+/// Frees the calling thread's scratch buffers.
+inline void release_scratch() {
+  for (unsigned k = 0; k < 8; ++k) scratch(k, 0);
 }
 template <class T>
 T* scratch_array(unsigned slot, std::size_t n) {
