@@ -399,6 +399,36 @@ TEST(SegmentReduce, UnsortedAndSortedEqualReference) {
   EXPECT_EQ(out[3], 1.0f);
 }
 
+TEST(SegmentReduce, NamedFormsAndBf16) {
+  std::mt19937_64 g(45);
+  const std::size_t n = 7001, segs = 40;
+  auto ids = make_indices(dist::uniform, n, segs, g);
+  const auto f = make_values<float>(n, g, false);
+  std::vector<bitexact::bfloat16> bf(n);
+  std::vector<float> widened(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    bf[i] = bitexact::bfloat16::from_float(f[i]);
+    widened[i] = bf[i].to_float();
+  }
+  std::vector<float> a(segs), b(segs);
+  bitexact::segment_sum(a.data(), segs, ids.data(), bf.data(), n);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), widened.data(), n, scatter_op::sum);
+  EXPECT_TRUE(same(b, a));
+  bitexact::segment_mean(a.data(), segs, ids.data(), f.data(), n, tier::exact);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), f.data(), n, scatter_op::mean, tier::exact);
+  EXPECT_TRUE(same(b, a));
+  bitexact::segment_max(a.data(), segs, ids.data(), f.data(), n);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), f.data(), n, scatter_op::max);
+  EXPECT_TRUE(same(b, a));
+  bitexact::segment_min(a.data(), segs, ids.data(), f.data(), n);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), f.data(), n, scatter_op::min);
+  EXPECT_TRUE(same(b, a));
+  std::sort(ids.begin(), ids.end());
+  bitexact::sorted_segment_sum(a.data(), segs, ids.data(), f.data(), n);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), f.data(), n, scatter_op::sum);
+  EXPECT_TRUE(same(b, a));
+}
+
 TEST(Bincount, WeightedAndCounts) {
   std::mt19937_64 g(47);
   const std::size_t n = 30000, bins = 257;

@@ -290,6 +290,34 @@ void sorted_segment_reduce(T* out, std::size_t num_segments, const I* segment_id
       "sorted_segment_reduce");
 }
 
+/// Named forms (TensorFlow's unsorted_segment_* and segment_*): segment_reduce with that op.
+template <class T, class I, class D>
+void segment_sum(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                 tier t = tier::fixed_order, const execution& e = {}) {
+  segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::sum, t, e);
+}
+template <class T, class I, class D>
+void segment_mean(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                  tier t = tier::fixed_order, const execution& e = {}) {
+  segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::mean, t, e);
+}
+template <class T, class I, class D>
+void segment_max(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                 const execution& e = {}) {
+  segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::max, tier::fixed_order, e);
+}
+template <class T, class I, class D>
+void segment_min(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                 const execution& e = {}) {
+  segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::min, tier::fixed_order, e);
+}
+/// segment_sum for non-decreasing ids (checked).
+template <class T, class I, class D>
+void sorted_segment_sum(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                        tier t = tier::fixed_order, const execution& e = {}) {
+  sorted_segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::sum, t, e);
+}
+
 /// Weighted bincount: out[b] = sum of weights[i] with idx[i] == b (+0.0 for empty bins), for
 /// every b < n_bins. Equal to segment_reduce(..., scatter_op::sum).
 template <class T, class I>
