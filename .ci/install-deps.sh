@@ -6,6 +6,10 @@ need=()
 [ -f /usr/include/xsimd/xsimd.hpp ] || need+=(libxsimd-dev)
 [ -f /usr/include/Random123/philox.h ] || need+=(librandom123-dev)
 command -v ccache >/dev/null || need+=(ccache)
+# MPI for bitexact/mpi.hpp and its mpirun tests (tests/mpi_test.cpp).
+[ -f /usr/include/x86_64-linux-gnu/openmpi/mpi.h ] || [ -f /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h ] || \
+  dpkg -s libopenmpi-dev >/dev/null 2>&1 || need+=(libopenmpi-dev)
+command -v mpirun >/dev/null || need+=(openmpi-bin)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
