@@ -202,6 +202,45 @@ TYPED_TEST(CudaReduceEmulation, ExactIgnoresInputOrder) {
   ASSERT_TRUE(same(want, cuda::emulated_sum(x.data(), n, tier::exact, launch_shape{7, 64}), tier::exact));
 }
 
+// The NCCL algorithm (cuda/nccl.cuh): every simulated rank builds its exact state with the
+// emulated kernels (its own launch shape), packs it; the packed states are added element-wise as
+// int64 (what ncclAllReduce(ncclInt64, ncclSum) computes, in any order); unpacking and rounding
+// gives the reference on the concatenated data, for 1 .. 5 ranks and uneven splits.
+TYPED_TEST(CudaReduceEmulation, NcclPackedSumEqualsReference) {
+  using T = TypeParam;
+  using A = core::accumulation_t<T>;
+  const launch_shape shapes[] = {{3, 64}, {1, 32}, {7, 256}, {2, 96}, {64, 32}};
+  for (int kind = 0; kind < 7; ++kind) {
+    const std::size_t n = 9001;
+    const auto x = adversarial<T>(n, 11 + kind, kind), y = adversarial<T>(n, 13 + kind, (kind + 1) % 7);
+    for (int dot = 0; dot < 2; ++dot) {
+      const A want = dot ? reference::dot_exact(x.data(), y.data(), n) : reference::sum_exact(x.data(), n);
+      for (std::size_t ranks = 1; ranks <= 5; ++ranks) {
+        std::vector<std::int64_t> total(cuda::exact_packed<A>::words, 0);
+        std::size_t begin = 0;
+        for (std::size_t r = 0; r < ranks; ++r) {
+          // uneven split: rank r gets (r * r) parts; rank 0 gets nothing when ranks > 1
+          std::size_t weight_sum = 0;
+          for (std::size_t k = 0; k < ranks; ++k) weight_sum += k * k + (ranks == 1);
+          const std::size_t end = r + 1 == ranks ? n : begin + n * (r * r + (ranks == 1)) / weight_sum;
+          const std::size_t m = end - begin;
+          const auto state = dot ? cuda::emulated_exact_state<A>(cuda::dot_values<T>{x.data() + begin, y.data() + begin},
+                                                                 m, shapes[r])
+                                 : cuda::emulated_exact_state<A>(cuda::sum_values<T>{x.data() + begin}, m, shapes[r]);
+          std::vector<std::int64_t> packed(cuda::exact_packed<A>::words);
+          cuda::pack_exact_state<A>(state.data(), packed.data());
+          for (std::size_t k = 0; k < packed.size(); ++k) total[k] += packed[k];
+          begin = end;
+        }
+        std::vector<std::int64_t> state(cuda::exact_state<A>::words);
+        cuda::unpack_exact_state<A>(total.data(), state.data());
+        ASSERT_TRUE(same(want, cuda::exact_from_state<A>(state.data()).round(), tier::exact))
+            << "kind " << kind << ", dot " << dot << ", ranks " << ranks;
+      }
+    }
+  }
+}
+
 // The tests above could fail: the data makes the fixed order observable (a plain left-to-right
 // loop, and the fixed order over the reversed data, round differently), and the exact tier
 // differs from the fixed order.

@@ -24,6 +24,28 @@
 namespace bitexact {
 namespace cuda {
 
+/// The exact state (exact_state<A>::words int64s) the exact first pass leaves for values
+/// v(0) .. v(n-1), then normalized like exact_accumulate does (cuda/reduce.cuh).
+template <class A, class Values>
+std::vector<std::int64_t> emulated_exact_state(const Values& v, std::uint64_t n, launch_shape shape,
+                                               block_order order = block_order::shuffled) {
+  validate_reduce_shape(shape, "emulated_exact_state");
+  std::vector<std::int64_t> state(exact_state<A>::words, 0);
+  struct none {};
+  if (n > 0) {
+    emulate_block_launch<exact_shared<A>>(
+        shape,
+        [&](const emulated_block_context& ctx, const thread_index& ti, exact_shared<A>& sh) {
+          exact_accumulate_body<A>(ctx, ti, sh, v, n, state.data());
+        },
+        order);
+  }
+  emulate_block_launch<none>(launch_shape{1, 1}, [&](const emulated_block_context& ctx, const thread_index& ti, none&) {
+    exact_normalize_body<A>(ctx, ti, state.data());
+  });
+  return state;
+}
+
 /// The reduction of values v(0) .. v(n-1) by the emulated kernels. group_level < 0 uses the
 /// launchers' grouping (fixed_order_grouping); a value >= 0 forces groups of 2^group_level
 /// leaves (any grouping gives the same bits; the tests prove it).

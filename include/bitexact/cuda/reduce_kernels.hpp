@@ -310,5 +310,55 @@ BITEXACT_HD void exact_normalize_body(const Ctx&, const thread_index& ti, std::i
   for (int k = 0; k < D; ++k) state[k] = a.digit(k);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Exact states across devices (cuda/nccl.cuh): a packed form that is combined by plain int64
+// element-wise sums (ncclAllReduce(ncclInt64, ncclSum)).
+//
+// Packed layout: the digit_count normalized digits, then one int64 per flag bit (0 or 1).
+// Summing packed states of R devices gives digit sums below R * 2^32 (and a small signed top
+// digit), which fit int64 for R < 2^31, and flag counts whose non-zero entries are the OR of
+// the flags. unpack turns the sum back into a normalized state: the exact sum over devices.
+
+template <class A>
+struct exact_packed {
+  static constexpr int digits = core::exact_accumulator<A>::digit_count;
+  static constexpr int flag_bits = 5;  // exact_accumulator's all_flags = 31
+  static constexpr int words = digits + flag_bits;
+};
+
+/// packed[0 .. exact_packed<A>::words) = the packed form of a state (normalized or not).
+template <class A>
+BITEXACT_HD void pack_exact_state(const std::int64_t* state, std::int64_t* packed) {
+  constexpr int D = core::exact_accumulator<A>::digit_count;
+  const core::exact_accumulator<A> a = exact_from_state<A>(state);
+  for (int k = 0; k < D; ++k) packed[k] = a.digit(k);
+  for (int b = 0; b < exact_packed<A>::flag_bits; ++b) packed[D + b] = (a.flags() >> b) & 1u;
+}
+
+/// state = the normalized state whose exact value is the packed (possibly summed) digits and
+/// whose flags are the OR of the packed flags.
+template <class A>
+BITEXACT_HD void unpack_exact_state(const std::int64_t* packed, std::int64_t* state) {
+  constexpr int D = core::exact_accumulator<A>::digit_count;
+  std::uint32_t flags = 0;
+  for (int b = 0; b < exact_packed<A>::flag_bits; ++b)
+    if (packed[D + b] != 0) flags |= std::uint32_t(1) << b;
+  const core::exact_accumulator<A> a = core::exact_accumulator<A>::from_digits(packed, flags);
+  for (int k = 0; k < D; ++k) state[k] = a.digit(k);
+  state[D] = static_cast<std::int64_t>(a.flags());
+}
+
+template <class A, class Ctx>
+BITEXACT_HD void pack_exact_body(const Ctx&, const thread_index& ti, const std::int64_t* state, std::int64_t* packed) {
+  if (ti.global() == 0) pack_exact_state<A>(state, packed);
+}
+template <class A, class Ctx>
+BITEXACT_HD void unpack_exact_body(const Ctx&, const thread_index& ti, const std::int64_t* packed, std::int64_t* state,
+                                   A* out) {
+  if (ti.global() != 0) return;
+  unpack_exact_state<A>(packed, state);
+  if (out) *out = exact_from_state<A>(state).round();
+}
+
 }  // namespace cuda
 }  // namespace bitexact
