@@ -55,11 +55,11 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-// Fast fiber switch on x86-64 (not under ASan): swapcontext saves and restores the signal mask
+// Fast fiber switch on x86-64 (define BITEXACT_EMU_UCONTEXT to use ucontext): swapcontext saves and restores the signal mask
 // with a system call on every switch, which made the emulation of shuffle-heavy kernels spend
 // most of its time in the kernel. This switch saves the callee-saved registers, MXCSR and the
 // x87 control word on the old stack and loads them from the new one, nothing else.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(BITEXACT_EMU_ASAN) && !defined(BITEXACT_EMU_UCONTEXT)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(BITEXACT_EMU_UCONTEXT)
 #define BITEXACT_EMU_FAST_SWITCH 1
 #endif
 
@@ -186,8 +186,14 @@ class block_emulator {
   [[noreturn]] static void fast_entry() {
     block_emulator* self = active();
     const unsigned tid = self->current_;
+#if defined(BITEXACT_EMU_ASAN)
+    __sanitizer_finish_switch_fiber(nullptr, &self->from_bottom_, &self->from_size_);
+#endif
     self->invoke_(self->run_, tid);
     self->fibers_[tid].st = state::done;
+#if defined(BITEXACT_EMU_ASAN)
+    __sanitizer_start_switch_fiber(nullptr, self->from_bottom_, self->from_size_);  // this fiber ends
+#endif
     detail::emu_switch(&self->fibers_[tid].sp, self->sched_sp_);
     __builtin_unreachable();
   }
@@ -244,34 +250,34 @@ class block_emulator {
   }
 
   void switch_to(unsigned t) {
-#if defined(BITEXACT_EMU_FAST_SWITCH)
-    current_ = t;
-    detail::emu_switch(&sched_sp_, fibers_[t].sp);
-#else
 #if defined(BITEXACT_EMU_ASAN)
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, stacks_.get() + static_cast<std::size_t>(t) * stack_bytes_, stack_bytes_);
 #endif
+#if defined(BITEXACT_EMU_FAST_SWITCH)
+    current_ = t;
+    detail::emu_switch(&sched_sp_, fibers_[t].sp);
+#else
     swapcontext(&sched_, &fibers_[t].ctx);
+#endif
 #if defined(BITEXACT_EMU_ASAN)
     __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
-#endif
 #endif
   }
 
   void wait(unsigned tid, state s) {
     fibers_[tid].st = s;
-#if defined(BITEXACT_EMU_FAST_SWITCH)
-    detail::emu_switch(&fibers_[tid].sp, sched_sp_);
-#else
 #if defined(BITEXACT_EMU_ASAN)
     void* fake = nullptr;
     __sanitizer_start_switch_fiber(&fake, from_bottom_, from_size_);
 #endif
+#if defined(BITEXACT_EMU_FAST_SWITCH)
+    detail::emu_switch(&fibers_[tid].sp, sched_sp_);
+#else
     swapcontext(&fibers_[tid].ctx, &sched_);
+#endif
 #if defined(BITEXACT_EMU_ASAN)
     __sanitizer_finish_switch_fiber(fake, &from_bottom_, &from_size_);
-#endif
 #endif
   }
 
