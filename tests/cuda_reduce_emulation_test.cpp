@@ -117,7 +117,9 @@ std::vector<T> adversarial(std::size_t n, std::uint64_t seed, int kind) {
 
 const launch_shape kShapes[] = {{1, 32},  {1, 64},  {1, 256},  {1, 1024}, {3, 32},  {3, 64},
                                 {3, 256}, {3, 1024}, {7, 32},  {7, 64},   {7, 256}, {7, 1024},
-                                {64, 32}, {64, 64}, {64, 256}, {64, 1024}, {5, 96}, {2, 160}};
+                                {64, 32}, {64, 64}, {64, 256}, {64, 1024}, {5, 96}, {2, 160},
+                                // not multiples of 32: the trailing partial warp only meets barriers
+                                {3, 33}, {2, 100}, {5, 1000}};
 // 0, 1, primes, 2^k +- 1 around the float (4096) and double (2048) leaves and group sizes.
 const std::size_t kSizes[] = {0,    1,    2,    3,    31,   33,   63,    64,    65,     2047,  2048,
                               2049, 4095, 4096, 4097, 7919, 8191, 8193,  65537, 131071, 131073, 262147};
@@ -184,11 +186,29 @@ TYPED_TEST(CudaReduceEmulation, GroupLevelDoesNotMatter) {
   const auto x = random_data<T>(n, 9);
   const A want = reference::sum_fixed_order(x.data(), n);
   for (int level = 0; level <= 6; ++level)
-    for (const launch_shape& s : {launch_shape{3, 32}, launch_shape{5, 96}, launch_shape{2, 1024}})
+    for (const launch_shape& s : {launch_shape{3, 32}, launch_shape{5, 96}, launch_shape{2, 1024}, launch_shape{4, 130}})
       ASSERT_TRUE(same(want, cuda::emulated_reduce<A>(cuda::sum_values<T>{x.data()}, n, tier::fixed_order, s,
                                                       block_order::shuffled, level),
                        tier::fixed_order))
           << "level " << level << ", " << where(s, n, tier::fixed_order, block_order::shuffled);
+}
+
+// Pointers that are not aligned to the element size's multiples of 16 bytes (x + 1, x + 3).
+TYPED_TEST(CudaReduceEmulation, UnalignedPointers) {
+  using T = TypeParam;
+  const std::size_t n = 20011;
+  const auto x = random_data<T>(n + 3, 21), y = random_data<T>(n + 3, 22);
+  for (std::size_t off : {std::size_t{1}, std::size_t{3}}) {
+    const std::vector<T> xs(x.begin() + off, x.begin() + off + n), ys(y.begin() + off, y.begin() + off + n);
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      const launch_shape s{7, 64};
+      const auto want_sum = t == tier::exact ? reference::sum_exact(xs.data(), n) : reference::sum_fixed_order(xs.data(), n);
+      ASSERT_TRUE(same(want_sum, cuda::emulated_sum(x.data() + off, n, t, s), t)) << "offset " << off;
+      const auto want_dot = t == tier::exact ? reference::dot_exact(xs.data(), ys.data(), n)
+                                             : reference::dot_fixed_order(xs.data(), ys.data(), n);
+      ASSERT_TRUE(same(want_dot, cuda::emulated_dot(x.data() + off, y.data() + off, n, t, s), t)) << "offset " << off;
+    }
+  }
 }
 
 // The exact tier does not depend on the order of the inputs either.
@@ -259,7 +279,7 @@ TEST(CudaReduceEmulationSanity, DataIsOrderSensitive) {
 
 TEST(CudaReduceEmulationSanity, RejectsBadShapes) {
   const float x[4] = {1, 2, 3, 4};
-  for (const launch_shape& s : {launch_shape{1, 0}, launch_shape{1, 16}, launch_shape{1, 48}, launch_shape{1, 2048},
+  for (const launch_shape& s : {launch_shape{1, 0}, launch_shape{1, 16}, launch_shape{1, 31}, launch_shape{1, 1025},
                                 launch_shape{0, 32}})
     EXPECT_THROW(cuda::emulated_sum(x, 4, tier::fixed_order, s), std::invalid_argument);
 }

@@ -28,8 +28,8 @@
 // d_workspace: nullptr lets the launcher take reduce_workspace_bytes (8 KiB) with
 // cudaMallocAsync/cudaFreeAsync on `st`; or pass a device buffer of at least
 // reduce_workspace_bytes bytes that nothing else uses until the reduction has run on `st`.
-// shape {0, 0}: block 256, grid 4 x SMs clamped to the work. A given block must be a multiple of
-// 32 in [32, 1024] (std::invalid_argument otherwise). Any shape gives the same bits.
+// shape {0, 0}: block 256, grid 4 x SMs clamped to the work. A given block must have
+// threads in [32, 1024] (std::invalid_argument otherwise). Any shape gives the same bits.
 // Launch errors throw std::runtime_error with cudaGetErrorString.
 #pragma once
 #if !defined(__CUDACC__)

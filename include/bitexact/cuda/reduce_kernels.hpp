@@ -20,7 +20,7 @@
 //   Every partial is the value of an aligned subtree of the canonical leaf tree (the last one
 //   possibly incomplete, which the tree defines as "left alone"), so the result equals
 //   reference::sum_fixed_order / dot_fixed_order bit for bit for any grid, any block size that
-//   is a multiple of 32, and any group level p. The group level is chosen by the launcher
+//   of at least 32 threads, and any group level p. The group level is chosen by the launcher
 //   (fixed_order_grouping) and is not part of the order.
 //
 // exact tier: each thread adds its grid-stride elements into a core::exact_accumulator (order
@@ -32,8 +32,9 @@
 //   Overflow: a block adds normalized digits (< 2^32) from at most 1024 threads (< 2^42), and
 //   the grid adds normalized block digits from fewer than 2^31 blocks, so no int64 overflows.
 //
-// Launch requirements (checked by validate_reduce_shape): block a multiple of 32 in [32, 1024],
-// grid in [1, 2^31). The top and finish bodies run with one block of 32 threads.
+// Launch requirements (checked by validate_reduce_shape): block in [32, 1024] threads (any
+// count: a trailing partial warp only meets the barriers), grid in [1, 2^31). The top body runs
+// with one block of 32 threads, the finish bodies with one thread.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -113,12 +114,13 @@ inline core::leaf_grouping fixed_order_grouping(std::uint64_t n, unsigned block)
 /// state), whatever n and shape.
 inline constexpr std::size_t reduce_workspace_bytes = max_fixed_order_groups * sizeof(double);
 
-/// Throws std::invalid_argument unless block is a multiple of 32 in [32, 1024] and grid in
-/// [1, 2^31).
+/// Throws std::invalid_argument unless block is in [32, 1024] and grid in [1, 2^31). A block
+/// that is not a multiple of 32 works: only its full warps take leaves (the threads of the last,
+/// partial warp only meet the barriers), so it computes the same bits.
 inline void validate_reduce_shape(const launch_shape& s, const char* op) {
-  if (s.block < warp_size || s.block > max_block_threads || s.block % warp_size != 0)
+  if (s.block < warp_size || s.block > max_block_threads)
     throw std::invalid_argument(std::string("bitexact::cuda::") + op +
-                                ": block must be a multiple of 32 threads in [32, 1024], got " +
+                                ": block must have 32 to 1024 threads (a warp computes a leaf), got " +
                                 std::to_string(s.block));
   if (s.grid == 0 || s.grid > max_grid_blocks)
     throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": grid must be in [1, 2^31), got " +
