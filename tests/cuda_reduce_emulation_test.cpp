@@ -305,6 +305,26 @@ TEST(BlockEmulation, DetectsShuffleDivergence) {
                std::logic_error);
 }
 
+// An exception in a body reaches the caller (after other threads already waited at a barrier).
+TEST(BlockEmulation, BodyExceptionReachesCaller) {
+  struct none {};
+  EXPECT_THROW(cuda::emulate_block_launch<none>(launch_shape{2, 64},
+                                                [](const cuda::emulated_block_context& ctx,
+                                                   const cuda::thread_index& ti, none&) {
+                                                  if (ti.thread_idx == 5) throw std::runtime_error("boom");
+                                                  ctx.sync();
+                                                }),
+               std::runtime_error);
+  // The cached emulator still works afterwards.
+  std::vector<int> seen(64, 0);
+  cuda::emulate_block_launch<none>(launch_shape{1, 64},
+                                   [&](const cuda::emulated_block_context& ctx, const cuda::thread_index& ti, none&) {
+                                     ctx.sync();
+                                     seen[ti.thread_idx] = 1;
+                                   });
+  EXPECT_EQ(std::vector<int>(64, 1), seen);
+}
+
 // Barriers and shuffles have CUDA semantics: values written before a barrier are visible after
 // it, and shfl_down reads lane + delta (own value past the end).
 TEST(BlockEmulation, BarrierAndShuffleSemantics) {

@@ -1,5 +1,5 @@
 // bitexact/cuda/block_emulation.hpp - CPU emulation of CUDA blocks with barriers, warp shuffles,
-// shared memory and atomics (DESIGN.md 5(b)). Host only (POSIX ucontext); tests and tools.
+// shared memory and atomics (DESIGN.md 5(b)). Host only (POSIX); for tests and tools.
 //
 // emulate_block_launch(shape, body) runs body(ctx, thread_index, shared) for every thread of
 // every block of `shape`, where ctx is an emulated_block_context (cuda/block_context.hpp has
@@ -21,8 +21,12 @@
 //   - Blocks run in the block_order of cuda/launch.hpp (shuffled by default); runnable
 //     threads of a block are resumed last to first, so code that silently depends on
 //     thread scheduling order is exercised in an order a GPU would not use.
-// Bodies must not throw (a throw cannot cross a fiber switch) and must fit their stack
-// (default 256 KiB per thread).
+// An exception thrown by a body ends the emulated launch and is rethrown to the caller of
+// emulate_block_launch. Bodies must fit their stack (256 KiB per thread, 64 KiB under ASan).
+// Fibers switch with a few lines of assembly on x86-64 (callee-saved registers, MXCSR and the
+// x87 control word; no system call), and with POSIX ucontext elsewhere or when
+// BITEXACT_EMU_UCONTEXT is defined. Under AddressSanitizer the switches are announced with its
+// fiber annotations and reused stacks are unpoisoned.
 #pragma once
 #if defined(__CUDA_ARCH__)
 #error "bitexact/cuda/block_emulation.hpp is host-only"
@@ -32,6 +36,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -52,6 +57,7 @@
 #endif
 #endif
 #if defined(BITEXACT_EMU_ASAN)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -119,7 +125,12 @@ class emulated_block_context {
 /// Runs the threads of one block at a time as fibers. Reused across blocks of a launch.
 class block_emulator {
  public:
-  explicit block_emulator(unsigned block_dim, std::size_t stack_bytes = 256 * 1024)
+#if defined(BITEXACT_EMU_ASAN)
+  static constexpr std::size_t default_stack_bytes = 64 * 1024;  // unpoisoned on every block
+#else
+  static constexpr std::size_t default_stack_bytes = 256 * 1024;  // untouched pages cost nothing
+#endif
+  explicit block_emulator(unsigned block_dim, std::size_t stack_bytes = default_stack_bytes)
       : block_dim_(block_dim), stack_bytes_(stack_bytes), fibers_(block_dim),
         stacks_(new unsigned char[static_cast<std::size_t>(block_dim) * stack_bytes]),  // untouched pages stay unmapped
         slots_((block_dim + warp_size - 1) / warp_size * warp_size) {}
@@ -141,6 +152,11 @@ class block_emulator {
         ran = true;
         fibers_[t].st = state::running;
         switch_to(t);
+        if (error_) {  // a body threw: abandon the block (its other fibers are reset by the next run)
+          std::exception_ptr e = error_;
+          error_ = nullptr;
+          std::rethrow_exception(e);
+        }
         if (fibers_[t].st == state::done) --live;
       }
       if (live == 0) break;
@@ -189,7 +205,7 @@ class block_emulator {
 #if defined(BITEXACT_EMU_ASAN)
     __sanitizer_finish_switch_fiber(nullptr, &self->from_bottom_, &self->from_size_);
 #endif
-    self->invoke_(self->run_, tid);
+    self->invoke_guarded(tid);
     self->fibers_[tid].st = state::done;
 #if defined(BITEXACT_EMU_ASAN)
     __sanitizer_start_switch_fiber(nullptr, self->from_bottom_, self->from_size_);  // this fiber ends
@@ -201,6 +217,11 @@ class block_emulator {
 
 #if defined(BITEXACT_EMU_FAST_SWITCH)
   void init_fiber(unsigned t) {
+#if defined(BITEXACT_EMU_ASAN)
+    // A finished or abandoned fiber never returned from its first frame, so ASan's redzones of
+    // those frames are still poisoned; the stack is reused from scratch.
+    __asan_unpoison_memory_region(stacks_.get() + static_cast<std::size_t>(t) * stack_bytes_, stack_bytes_);
+#endif
     // A new fiber's stack looks like emu_switch saved it just before returning into fast_entry.
     unsigned char* top = stacks_.get() + static_cast<std::size_t>(t + 1) * stack_bytes_;
     auto* sp = reinterpret_cast<std::uint64_t*>(reinterpret_cast<std::uintptr_t>(top) & ~std::uintptr_t(15));
@@ -223,6 +244,9 @@ class block_emulator {
   __attribute__((noinline))
 #endif
   void init_fiber(unsigned t) {
+#if defined(BITEXACT_EMU_ASAN)
+    __asan_unpoison_memory_region(stacks_.get() + static_cast<std::size_t>(t) * stack_bytes_, stack_bytes_);
+#endif
     fiber& f = fibers_[t];
     f.st = state::ready;
     if (getcontext(&f.ctx) != 0) throw std::runtime_error("block_emulator: getcontext failed");
@@ -241,12 +265,22 @@ class block_emulator {
 #if defined(BITEXACT_EMU_ASAN)
     __sanitizer_finish_switch_fiber(nullptr, &self->from_bottom_, &self->from_size_);
 #endif
-    self->invoke_(self->run_, tid);
+    self->invoke_guarded(tid);
     self->fibers_[tid].st = state::done;
 #if defined(BITEXACT_EMU_ASAN)
     __sanitizer_start_switch_fiber(nullptr, self->from_bottom_, self->from_size_);
 #endif
     // returning resumes uc_link (the scheduler)
+  }
+
+  /// Runs the body of thread tid; an exception cannot unwind past the fiber's first frame, so
+  /// it is kept and rethrown by run_block on the scheduler's stack.
+  void invoke_guarded(unsigned tid) {
+    try {
+      invoke_(run_, tid);
+    } catch (...) {
+      if (!error_) error_ = std::current_exception();
+    }
   }
 
   void switch_to(unsigned t) {
@@ -330,6 +364,7 @@ class block_emulator {
   ucontext_t sched_{};
 #endif
   void* run_ = nullptr;
+  std::exception_ptr error_;
   void (*invoke_)(void*, unsigned) = nullptr;
 #if defined(BITEXACT_EMU_ASAN)
   const void* from_bottom_ = nullptr;
