@@ -19,7 +19,7 @@
 //           tree_stack, and warp_aligned_tree combines the lanes. The root is the result.
 //   Every partial is the value of an aligned subtree of the canonical leaf tree (the last one
 //   possibly incomplete, which the tree defines as "left alone"), so the result equals
-//   reference::sum_fixed_order / dot_fixed_order bit for bit for any grid, any block size that
+//   reference::sum_fixed_order / dot_fixed_order bit for bit for any grid, any block
 //   of at least 32 threads, and any group level p. The group level is chosen by the launcher
 //   (fixed_order_grouping) and is not part of the order.
 //
