@@ -94,21 +94,9 @@ void reduce_groups(const Groups& g, std::size_t n_out, scatter_op op, tier t, in
   }
   auto run = [&](auto combine) {
     using C = decltype(combine);
-    cpu::detail::for_each_target(n_out, threads, [&](std::size_t k) {
-      const std::uint64_t b = g.start[k], e = g.start[k + 1];
-      if (b == e) return;
-      A s;
-      if (core::scatter_combiner<A, C>::same_chunk(g.position_at(b), g.position_at(e - 1))) {
-        s = value_at(g.position_at(b));
-        for (std::uint64_t q = b + 1; q < e; ++q) s = combine(s, value_at(g.position_at(q)));
-      } else {
-        core::scatter_combiner<A, C> c(combine);
-        for (std::uint64_t q = b; q < e; ++q) c.push(g.position_at(q), value_at(g.position_at(q)));
-        s = c.finish();
-      }
-      if (include_self && self) s = combine(self[k], s);
-      apply(k, s, static_cast<std::size_t>(e - b));
-    });
+    cpu::detail::grouped_combine<A, Groups, C>(
+        g, n_out, threads, combine, [&](std::uint64_t q) { return value_at(g.position_at(q)); },
+        [&](std::size_t k, A s, std::size_t count) { apply(k, include_self && self ? combine(self[k], s) : s, count); });
   };
   switch (op) {
     case scatter_op::prod: run(core::multiplies{}); break;
