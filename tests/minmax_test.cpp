@@ -28,17 +28,7 @@ std::uint64_t bits_of(T x) {
   return u;
 }
 
-/// A deterministic generator for the test data (splitmix64).
-struct splitmix {
-  std::uint64_t s;
-  std::uint64_t operator()() {
-    std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>((*this)() >> 11) * 0x1p-53; }
-};
+using bitexact_test::splitmix;
 
 template <class T>
 T make(double v) {

@@ -46,11 +46,13 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
   using V = xsimd::batch<double, A>;
   using U = xsimd::batch<std::uint64_t, A>;
   namespace d = core::exp_detail;
-  const auto nan = x != x;
+  // x == x is false exactly for NaN (xsimd 8.1's != is an ordered compare on AVX-512, so it
+  // cannot detect NaN); > and < are false for NaN.
+  const auto ordered = x == x;
   const auto over = x > V(d::overflow_above);
   const auto under = x < V(d::underflow_below);
   // Out-of-range and NaN lanes compute on a harmless value and are replaced at the end.
-  const V xc = xsimd::select(nan || over || under, V(0.0), x);
+  const V xc = xsimd::select(over || under, V(0.0), xsimd::select(ordered, x, V(0.0)));
   V t;
   const V p = d::reduced_exp(xc, t, batch_mul{});
   const U k = xsimd::bitwise_cast<U>(t) - U(core::bits_of(d::shifter));  // k mod 2^64
@@ -60,7 +62,7 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
   V y = mul_rn(mul_rn(p, s1), s2);
   y = xsimd::select(over, V(core::double_of(0x7ff0000000000000ull)), y);
   y = xsimd::select(under, V(0.0), y);
-  return xsimd::select(nan, V(core::canonical_nan()), y);
+  return xsimd::select(ordered, y, V(core::canonical_nan()));
 }
 
 }  // namespace detail
