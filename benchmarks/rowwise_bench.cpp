@@ -1,0 +1,195 @@
+// rowwise_bench - bitexact softmax and RMSNorm against straightforward non-deterministic peers.
+//
+// Matrix: 4096 x 4096 floats (64 MiB in, 64 MiB out), 1 and 2 threads (rows split over
+// bitexact's own worker pool for every implementation, so all pay the same dispatch cost).
+//   bitexact   bitexact::softmax / bitexact::rms_norm (best ISA of build and CPU)
+//   peer       the loop a framework would write: row max, libm exp on floats (vectorised by the
+//              compiler where it can), a float sum in 8 interleaved partial sums (an unordered
+//              reduction: its bits depend on the vector width chosen), y = e * (1/s);
+//              RMSNorm: sum of squares the same way, y = x * inv * w
+//   copy       std::memcpy of the same bytes (the memory floor: read 64 MiB, write 64 MiB)
+// After the Google Benchmark output a summary prints ms per call (median of the repetitions),
+// GB/s of input+output bytes, and the bitexact/peer time ratio.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <bitexact/rowwise.hpp>
+
+namespace {
+
+constexpr std::size_t kRows = 4096, kCols = 4096;
+
+struct buffers {
+  std::vector<float> x, w, y;
+  buffers() : x(kRows * kCols), w(kCols), y(kRows * kCols) {
+    std::uint64_t s = 12345;
+    for (auto& v : x) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      v = static_cast<float>(static_cast<double>(s >> 11) * 0x1p-53 * 16.0 - 8.0);
+    }
+    for (std::size_t i = 0; i < kCols; ++i) w[i] = 0.5f + static_cast<float>(i % 7) * 0.1f;
+    std::fill(y.begin(), y.end(), 0.0f);
+  }
+};
+buffers& bufs() {
+  static buffers b;
+  return b;
+}
+
+template <class Row>
+void peer_rows(int threads, Row row) {
+  bitexact::cpu::parallel_chunks(threads, bitexact::cpu::canonical_chunks{kRows, 16},
+                                 [&](std::uint64_t b, std::uint64_t e) {
+                                   for (std::uint64_t r = b; r < e; ++r) row(static_cast<std::size_t>(r));
+                                 });
+}
+
+float sum8(const float* v, std::size_t n) {
+  float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const std::size_t blocks = n / 8;
+  for (std::size_t j = 0; j < blocks; ++j)
+    for (std::size_t k = 0; k < 8; ++k) p[k] += v[8 * j + k];
+  for (std::size_t i = 8 * blocks; i < n; ++i) p[0] += v[i];
+  return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
+
+void peer_softmax(int threads) {
+  auto& b = bufs();
+  peer_rows(threads, [&](std::size_t r) {
+    const float* x = b.x.data() + r * kCols;
+    float* y = b.y.data() + r * kCols;
+    float m = x[0];
+    for (std::size_t i = 1; i < kCols; ++i) m = std::max(m, x[i]);
+    for (std::size_t i = 0; i < kCols; ++i) y[i] = std::exp(x[i] - m);
+    const float inv = 1.0f / sum8(y, kCols);
+    for (std::size_t i = 0; i < kCols; ++i) y[i] *= inv;
+  });
+}
+
+void peer_rms_norm(int threads) {
+  auto& b = bufs();
+  peer_rows(threads, [&](std::size_t r) {
+    const float* x = b.x.data() + r * kCols;
+    float* y = b.y.data() + r * kCols;
+    for (std::size_t i = 0; i < kCols; ++i) y[i] = x[i] * x[i];
+    const float inv = 1.0f / std::sqrt(sum8(y, kCols) / kCols + 1e-6f);
+    for (std::size_t i = 0; i < kCols; ++i) y[i] = x[i] * inv * b.w[i];
+  });
+}
+
+void copy_sweep(int threads) {
+  auto& b = bufs();
+  bitexact::cpu::parallel_chunks(threads, bitexact::cpu::canonical_chunks{kRows, 16},
+                                 [&](std::uint64_t r0, std::uint64_t r1) {
+                                   std::memcpy(b.y.data() + r0 * kCols, b.x.data() + r0 * kCols,
+                                               (r1 - r0) * kCols * sizeof(float));
+                                 });
+}
+
+void BM_softmax_bitexact(benchmark::State& st) {
+  auto& b = bufs();
+  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  for (auto _ : st) {
+    bitexact::softmax(b.x.data(), kRows, kCols, kCols, b.y.data(), kCols, e);
+    benchmark::DoNotOptimize(b.y.data());
+  }
+}
+void BM_softmax_peer(benchmark::State& st) {
+  for (auto _ : st) {
+    peer_softmax(static_cast<int>(st.range(0)));
+    benchmark::DoNotOptimize(bufs().y.data());
+  }
+}
+void BM_rms_norm_bitexact(benchmark::State& st) {
+  auto& b = bufs();
+  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  for (auto _ : st) {
+    bitexact::rms_norm(b.x.data(), kRows, kCols, kCols, b.w.data(), 1e-6, b.y.data(), kCols, e);
+    benchmark::DoNotOptimize(b.y.data());
+  }
+}
+void BM_rms_norm_peer(benchmark::State& st) {
+  for (auto _ : st) {
+    peer_rms_norm(static_cast<int>(st.range(0)));
+    benchmark::DoNotOptimize(bufs().y.data());
+  }
+}
+void BM_copy(benchmark::State& st) {
+  for (auto _ : st) {
+    copy_sweep(static_cast<int>(st.range(0)));
+    benchmark::DoNotOptimize(bufs().y.data());
+  }
+}
+
+/// Console output as usual, plus the median seconds per iteration of every benchmark.
+class capture : public benchmark::ConsoleReporter {
+ public:
+  std::map<std::string, double> seconds;
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs) {
+      const std::string n = r.benchmark_name();
+      const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+      if (median && r.iterations > 0) {
+        std::string base = n.substr(0, n.rfind("_median"));
+        seconds[base] = r.real_accumulated_time / static_cast<double>(r.iterations);
+      }
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+};
+
+void print_summary(const capture& c) {
+  const double bytes = 2.0 * kRows * kCols * sizeof(float);
+  std::printf("\nSummary: %zu x %zu floats, wall clock, median; bitexact ISA %s\n", kRows, kCols,
+              bitexact::isa_name(bitexact::resolved_isa()));
+  std::printf("%-10s %-8s %12s %10s %12s %10s %14s %12s\n", "op", "threads", "bitexact ms", "GB/s", "peer ms",
+              "GB/s", "bitexact/peer", "copy GB/s");
+  for (const char* op : {"softmax", "rms_norm"})
+    for (int t : {1, 2}) {
+      auto get = [&](const std::string& prefix) {  // "BM_x/<threads>/..." -> seconds
+        for (const auto& kv : c.seconds)
+          if (kv.first.compare(0, prefix.size(), prefix) == 0) return kv.second;
+        return 0.0;
+      };
+      const std::string suffix = "/" + std::to_string(t) + "/";
+      const double bx = get(std::string("BM_") + op + "_bitexact" + suffix);
+      const double pe = get(std::string("BM_") + op + "_peer" + suffix);
+      const double cp = get("BM_copy" + suffix);
+      std::printf("%-10s %-8d %12.2f %10.2f %12.2f %10.2f %14.2f %12.2f\n", op, t, bx * 1e3, bytes / bx / 1e9,
+                  pe * 1e3, bytes / pe / 1e9, pe > 0 ? bx / pe : 0.0, cp > 0 ? bytes / cp / 1e9 : 0.0);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bufs();
+  auto reg = [](const char* name, void (*fn)(benchmark::State&)) {
+    benchmark::RegisterBenchmark(name, fn)
+        ->Arg(1)
+        ->Arg(2)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Repetitions(3)
+        ->ReportAggregatesOnly(true);
+  };
+  reg("BM_softmax_bitexact", BM_softmax_bitexact);
+  reg("BM_softmax_peer", BM_softmax_peer);
+  reg("BM_rms_norm_bitexact", BM_rms_norm_bitexact);
+  reg("BM_rms_norm_peer", BM_rms_norm_peer);
+  reg("BM_copy", BM_copy);
+  benchmark::Initialize(&argc, argv);
+  capture c;
+  benchmark::RunSpecifiedBenchmarks(&c);
+  print_summary(c);
+  benchmark::Shutdown();
+  return 0;
+}
