@@ -87,20 +87,34 @@ A sum_simd(const T* x, std::size_t n) {
       [x](std::size_t i) { return A(core::widen(x[i])); });
 }
 
-/// y[i] = core::exp(y[i]) for i < n (float: through binary64, rounded once).
+/// y[i] = core::exp(y[i]) for i < n (the float overload for float).
 template <class A, class Arch>
 void exp_inplace(A* y, std::size_t n) {
   using VD = xsimd::batch<double, Arch>;
   constexpr std::size_t B = VD::size;
   std::size_t i = 0;
   if constexpr (std::is_same<A, double>::value) {
+    // Four independent batches per step: the Horner chain is latency-bound.
+    for (; i + 4 * B <= n; i += 4 * B) {
+      const VD e0 = exp_batch(VD::load_unaligned(y + i)), e1 = exp_batch(VD::load_unaligned(y + i + B));
+      const VD e2 = exp_batch(VD::load_unaligned(y + i + 2 * B)), e3 = exp_batch(VD::load_unaligned(y + i + 3 * B));
+      e0.store_unaligned(y + i);
+      e1.store_unaligned(y + i + B);
+      e2.store_unaligned(y + i + 2 * B);
+      e3.store_unaligned(y + i + 3 * B);
+    }
     for (; i + B <= n; i += B) exp_batch(VD::load_unaligned(y + i)).store_unaligned(y + i);
   } else {
-    alignas(64) double t[B];
-    for (; i + B <= n; i += B) {
-      for (std::size_t j = 0; j < B; ++j) t[j] = static_cast<double>(y[i + j]);
-      exp_batch(VD::load_aligned(t)).store_aligned(t);
-      for (std::size_t j = 0; j < B; ++j) y[i + j] = static_cast<A>(t[j]);
+    alignas(64) double t[4 * B];
+    for (; i + 4 * B <= n; i += 4 * B) {
+      for (std::size_t j = 0; j < 4 * B; ++j) t[j] = static_cast<double>(y[i + j]);
+      const VD e0 = exp_float_batch(VD::load_aligned(t)), e1 = exp_float_batch(VD::load_aligned(t + B));
+      const VD e2 = exp_float_batch(VD::load_aligned(t + 2 * B)), e3 = exp_float_batch(VD::load_aligned(t + 3 * B));
+      e0.store_aligned(t);
+      e1.store_aligned(t + B);
+      e2.store_aligned(t + 2 * B);
+      e3.store_aligned(t + 3 * B);
+      for (std::size_t j = 0; j < 4 * B; ++j) y[i + j] = static_cast<A>(t[j]);
     }
   }
   for (; i < n; ++i) y[i] = core::exp(y[i]);

@@ -1,7 +1,8 @@
 // bitexact/cpu/simd_math.hpp - never-fused multiply and the library's exp on xsimd batches.
 //
-// exp_batch runs exactly the operations of core::exp (core/math.hpp, exp_detail::reduced_exp is
-// shared), lane by lane, so every lane equals core::exp of that lane bit for bit on every ISA.
+// exp_batch and exp_float_batch run exactly the operations of core::exp(double) and
+// core::exp(float) (core/math.hpp; the polynomial code is shared), lane by lane, so every lane
+// equals the scalar function bit for bit on every ISA.
 // tests/rowwise_test.cpp checks this on every ISA usable here.
 #pragma once
 #include <cstdint>
@@ -60,6 +61,26 @@ inline xsimd::batch<double, A> exp_batch(const xsimd::batch<double, A>& x) {
   const V s1 = xsimd::bitwise_cast<V>((k - h + U(1023)) << 52);
   const V s2 = xsimd::bitwise_cast<V>((h + U(1023)) << 52);
   V y = mul_rn(mul_rn(p, s1), s2);
+  y = xsimd::select(over, V(core::double_of(0x7ff0000000000000ull)), y);
+  y = xsimd::select(under, V(0.0), y);
+  return xsimd::select(ordered, y, V(core::canonical_nan()));
+}
+
+/// core::exp(float) lane by lane, on binary32 values held exactly in binary64 lanes; returns
+/// the binary64 value whose rounding to binary32 is the result (the caller narrows).
+template <class A>
+inline xsimd::batch<double, A> exp_float_batch(const xsimd::batch<double, A>& x) {
+  using V = xsimd::batch<double, A>;
+  using U = xsimd::batch<std::uint64_t, A>;
+  namespace d = core::exp_detail;
+  const auto ordered = x == x;
+  const auto over = x > V(d::overflow_above_f);
+  const auto under = x < V(d::underflow_below_f);
+  const V xc = xsimd::select(over || under, V(0.0), xsimd::select(ordered, x, V(0.0)));
+  V t;
+  const V p = d::reduced_exp_f(xc, t, batch_mul{});
+  const U k = xsimd::bitwise_cast<U>(t) - U(core::bits_of(d::shifter));
+  V y = mul_rn(p, xsimd::bitwise_cast<V>((k + U(1023)) << 52));
   y = xsimd::select(over, V(core::double_of(0x7ff0000000000000ull)), y);
   y = xsimd::select(under, V(0.0), y);
   return xsimd::select(ordered, y, V(core::canonical_nan()));
