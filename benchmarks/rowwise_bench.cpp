@@ -7,6 +7,9 @@
 //              compiler where it can), a float sum in 8 interleaved partial sums (an unordered
 //              reduction: its bits depend on the vector width chosen), y = e * (1/s);
 //              RMSNorm: sum of squares the same way, y = x * inv * w
+//   libmvec    softmax only: the peer with glibc's vector expf (_ZGVeN16v_expf on AVX-512,
+//              _ZGVdN8v_expf on AVX2), what a fast-math build of the peer would call; built
+//              when libmvec is found (BITEXACT_HAVE_LIBMVEC)
 //   copy       std::memcpy of the same bytes (the memory floor: read 64 MiB, write 64 MiB)
 // After the Google Benchmark output a summary prints ms per call (median of the repetitions),
 // GB/s of input+output bytes, and the bitexact/peer time ratio.
@@ -22,6 +25,18 @@
 #include <vector>
 
 #include <bitexact/rowwise.hpp>
+
+#if defined(BITEXACT_HAVE_LIBMVEC) && (defined(__AVX512F__) || defined(__AVX2__))
+#include <immintrin.h>
+#define ROWWISE_BENCH_LIBMVEC 1
+extern "C" {
+#if defined(__AVX512F__)
+__m512 _ZGVeN16v_expf(__m512);
+#else
+__m256 _ZGVdN8v_expf(__m256);
+#endif
+}
+#endif
 
 namespace {
 
@@ -74,6 +89,29 @@ void peer_softmax(int threads) {
   });
 }
 
+#ifdef ROWWISE_BENCH_LIBMVEC
+void libmvec_softmax(int threads) {
+  auto& b = bufs();
+  peer_rows(threads, [&](std::size_t r) {
+    const float* x = b.x.data() + r * kCols;
+    float* y = b.y.data() + r * kCols;
+    float m = x[0];
+    for (std::size_t i = 1; i < kCols; ++i) m = std::max(m, x[i]);
+#if defined(__AVX512F__)
+    const __m512 vm = _mm512_set1_ps(m);
+    for (std::size_t i = 0; i < kCols; i += 16)
+      _mm512_storeu_ps(y + i, _ZGVeN16v_expf(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
+#else
+    const __m256 vm = _mm256_set1_ps(m);
+    for (std::size_t i = 0; i < kCols; i += 8)
+      _mm256_storeu_ps(y + i, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
+#endif
+    const float inv = 1.0f / sum8(y, kCols);
+    for (std::size_t i = 0; i < kCols; ++i) y[i] *= inv;
+  });
+}
+#endif
+
 void peer_rms_norm(int threads) {
   auto& b = bufs();
   peer_rows(threads, [&](std::size_t r) {
@@ -108,6 +146,14 @@ void BM_softmax_peer(benchmark::State& st) {
     benchmark::DoNotOptimize(bufs().y.data());
   }
 }
+#ifdef ROWWISE_BENCH_LIBMVEC
+void BM_softmax_libmvec(benchmark::State& st) {
+  for (auto _ : st) {
+    libmvec_softmax(static_cast<int>(st.range(0)));
+    benchmark::DoNotOptimize(bufs().y.data());
+  }
+}
+#endif
 void BM_rms_norm_bitexact(benchmark::State& st) {
   auto& b = bufs();
   const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
@@ -150,8 +196,8 @@ void print_summary(const capture& c) {
   const double bytes = 2.0 * kRows * kCols * sizeof(float);
   std::printf("\nSummary: %zu x %zu floats, wall clock, median; bitexact ISA %s\n", kRows, kCols,
               bitexact::isa_name(bitexact::resolved_isa()));
-  std::printf("%-10s %-8s %12s %10s %12s %10s %14s %12s\n", "op", "threads", "bitexact ms", "GB/s", "peer ms",
-              "GB/s", "bitexact/peer", "copy GB/s");
+  std::printf("%-10s %-8s %12s %10s %12s %10s %14s %12s %16s %12s\n", "op", "threads", "bitexact ms", "GB/s",
+              "peer ms", "GB/s", "bitexact/peer", "libmvec ms", "bitexact/libmvec", "copy GB/s");
   for (const char* op : {"softmax", "rms_norm"})
     for (int t : {1, 2}) {
       auto get = [&](const std::string& prefix) {  // "BM_x/<threads>/..." -> seconds
@@ -163,8 +209,15 @@ void print_summary(const capture& c) {
       const double bx = get(std::string("BM_") + op + "_bitexact" + suffix);
       const double pe = get(std::string("BM_") + op + "_peer" + suffix);
       const double cp = get("BM_copy" + suffix);
-      std::printf("%-10s %-8d %12.2f %10.2f %12.2f %10.2f %14.2f %12.2f\n", op, t, bx * 1e3, bytes / bx / 1e9,
-                  pe * 1e3, bytes / pe / 1e9, pe > 0 ? bx / pe : 0.0, cp > 0 ? bytes / cp / 1e9 : 0.0);
+      const double lv = get(std::string("BM_") + op + "_libmvec" + suffix);  // 0: not run
+      char lv_ms[32] = "-", lv_ratio[32] = "-";
+      if (lv > 0) {
+        std::snprintf(lv_ms, sizeof lv_ms, "%.2f", lv * 1e3);
+        std::snprintf(lv_ratio, sizeof lv_ratio, "%.2f", bx / lv);
+      }
+      std::printf("%-10s %-8d %12.2f %10.2f %12.2f %10.2f %14.2f %12s %16s %12.2f\n", op, t, bx * 1e3,
+                  bytes / bx / 1e9, pe * 1e3, bytes / pe / 1e9, pe > 0 ? bx / pe : 0.0, lv_ms, lv_ratio,
+                  cp > 0 ? bytes / cp / 1e9 : 0.0);
     }
 }
 
@@ -183,6 +236,9 @@ int main(int argc, char** argv) {
   };
   reg("BM_softmax_bitexact", BM_softmax_bitexact);
   reg("BM_softmax_peer", BM_softmax_peer);
+#ifdef ROWWISE_BENCH_LIBMVEC
+  reg("BM_softmax_libmvec", BM_softmax_libmvec);
+#endif
   reg("BM_rms_norm_bitexact", BM_rms_norm_bitexact);
   reg("BM_rms_norm_peer", BM_rms_norm_peer);
   reg("BM_copy", BM_copy);
