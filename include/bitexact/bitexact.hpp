@@ -2,5 +2,7 @@
 #pragma once
 #include "core/config.hpp"
 #include "execution.hpp"
+#include "minmax.hpp"
 #include "random.hpp"
+#include "rowwise.hpp"
 #include "curand_compat.hpp"

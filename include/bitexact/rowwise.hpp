@@ -66,10 +66,11 @@ inline void rowwise_fail(const char* what, const char* why) {
   throw std::invalid_argument(std::string("bitexact::") + what + ": " + why);
 }
 
-inline void check_matrix(const void* x, std::size_t rows, std::size_t cols, std::size_t ld, const char* what) {
-  if (ld < cols) rowwise_fail(what, "leading dimension ld < cols");
+inline void check_matrix(const void* x, std::size_t rows, std::size_t cols, std::size_t ld, const char* what,
+                         bool output = false) {
+  if (ld < cols) rowwise_fail(what, output ? "leading dimension ldy < cols" : "leading dimension ld < cols");
   if (rows > 0 && cols > 0) {
-    if (x == nullptr) rowwise_fail(what, "null input with rows > 0 and cols > 0");
+    if (x == nullptr) rowwise_fail(what, output ? "null output with rows > 0 and cols > 0" : "null input with rows > 0 and cols > 0");
     if ((rows - 1) > (std::numeric_limits<std::size_t>::max() - cols) / (ld == 0 ? 1 : ld))
       rowwise_fail(what, "rows * ld overflows std::size_t");
   }
@@ -131,8 +132,8 @@ void col_sum_impl(const T* x, std::size_t rows, std::size_t cols, std::size_t ld
     for (std::size_t c = 0; c < cols; ++c) out[c] = 0;
     return;
   }
-  // Column blocks of 64 columns are the units (any block size gives the same bits).
-  constexpr std::size_t block = 64;
+  // Column blocks of 256 columns are the units (any block size gives the same bits).
+  constexpr std::size_t block = 256;
   const std::size_t blocks = (cols + block - 1) / block;
   run_units(blocks, static_cast<std::uint64_t>(rows) * block, e, [&](auto arch, std::size_t b0, std::size_t b1) {
     using K = cpu::detail::rowwise_kernel<T, decltype(arch)>;
@@ -189,7 +190,7 @@ template <class T>
 void softmax(const T* x, std::size_t rows, std::size_t cols, std::size_t ld, core::accumulation_t<T>* y,
              std::size_t ldy, const execution& e = {}) {
   detail::check_matrix(x, rows, cols, ld, "softmax");
-  detail::check_matrix(y, rows, cols, ldy, "softmax");
+  detail::check_matrix(y, rows, cols, ldy, "softmax", true);
   if (cols == 0) return;
   detail::run_units(rows, cols, e, [&](auto arch, std::size_t r0, std::size_t r1) {
     cpu::detail::rowwise_kernel<T, decltype(arch)>::softmax(x, r0, r1, cols, ld, y, ldy);
@@ -201,7 +202,7 @@ template <class T>
 void log_softmax(const T* x, std::size_t rows, std::size_t cols, std::size_t ld, core::accumulation_t<T>* y,
                  std::size_t ldy, const execution& e = {}) {
   detail::check_matrix(x, rows, cols, ld, "log_softmax");
-  detail::check_matrix(y, rows, cols, ldy, "log_softmax");
+  detail::check_matrix(y, rows, cols, ldy, "log_softmax", true);
   if (cols == 0) return;
   detail::run_units(rows, cols, e, [&](auto arch, std::size_t r0, std::size_t r1) {
     cpu::detail::rowwise_kernel<T, decltype(arch)>::log_softmax(x, r0, r1, cols, ld, y, ldy);
@@ -215,7 +216,7 @@ void rms_norm(const T* x, std::size_t rows, std::size_t cols, std::size_t ld, co
   using A = core::accumulation_t<T>;
   const A ea = detail::checked_eps<A>(eps, "rms_norm");
   detail::check_matrix(x, rows, cols, ld, "rms_norm");
-  detail::check_matrix(y, rows, cols, ldy, "rms_norm");
+  detail::check_matrix(y, rows, cols, ldy, "rms_norm", true);
   if (cols == 0) return;
   detail::run_units(rows, cols, e, [&](auto arch, std::size_t r0, std::size_t r1) {
     cpu::detail::rowwise_kernel<T, decltype(arch)>::rms_norm(x, r0, r1, cols, ld, w, ea, y, ldy);
@@ -229,7 +230,7 @@ void layer_norm(const T* x, std::size_t rows, std::size_t cols, std::size_t ld, 
   using A = core::accumulation_t<T>;
   const A ea = detail::checked_eps<A>(eps, "layer_norm");
   detail::check_matrix(x, rows, cols, ld, "layer_norm");
-  detail::check_matrix(y, rows, cols, ldy, "layer_norm");
+  detail::check_matrix(y, rows, cols, ldy, "layer_norm", true);
   if (cols == 0) return;
   detail::run_units(rows, cols, e, [&](auto arch, std::size_t r0, std::size_t r1) {
     cpu::detail::rowwise_kernel<T, decltype(arch)>::layer_norm(x, r0, r1, cols, ld, w, b, ea, y, ldy);

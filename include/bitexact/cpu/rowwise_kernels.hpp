@@ -174,7 +174,7 @@ struct rowwise_kernel<T, Arch, true> {
   }
 
   /// Columns [c0, c1) over all rows; c1 - c0 <= col_block.
-  static constexpr std::size_t col_block = 4 * B;
+  static constexpr std::size_t col_block = 1024 / sizeof(A);  // 1 KiB of each row per pass
   static void col_sum(const T* x, std::size_t rows, std::size_t c0, std::size_t c1, std::size_t ld, A* out) {
     using shape = core::fixed_order_shape<A>;
     constexpr std::size_t W = shape::lanes, L = shape::leaf, CB = col_block;

@@ -11,6 +11,13 @@
 
 #include "../core/math.hpp"
 
+// g++ 12 reports the "undefined" operand inside _mm512_slli_epi64 as used uninitialized once
+// it is inlined here (a false positive in the intrinsic header); silence it for this header.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 namespace bitexact {
 namespace cpu {
 namespace detail {
@@ -89,3 +96,7 @@ inline xsimd::batch<double, A> exp_float_batch(const xsimd::batch<double, A>& x)
 }  // namespace detail
 }  // namespace cpu
 }  // namespace bitexact
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
