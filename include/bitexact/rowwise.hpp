@@ -31,8 +31,8 @@
 // Every NaN an op outputs is the canonical quiet NaN (0x7fc00000 / 0x7ff8000000000000).
 //
 // Invariance: a row's result is a function of that row alone (and w, b, eps): never of the
-// number of rows in the batch, of the thread count (threads take whole rows, or whole column
-// blocks for col_sum), of the ISA (execution.hpp) or of the alignment. Equal to
+// number of rows in the batch, of the thread count (threads take whole rows; for col_sum whole
+// column blocks, and on tall matrices aligned groups of leaves of the rows), of the ISA (execution.hpp) or of the alignment. Equal to
 // reference/rowwise.hpp bit for bit (tests/rowwise_test.cpp).
 //
 // Errors (std::invalid_argument): ld < cols, ldy < cols, a null x with rows > 0 and cols > 0,
@@ -49,8 +49,10 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "core/bfloat16.hpp"
+#include "core/fixed_order.hpp"
 #include "cpu/rowwise_kernels.hpp"
 #include "cpu/threads.hpp"
 #include "execution.hpp"
@@ -132,22 +134,55 @@ void col_sum_impl(const T* x, std::size_t rows, std::size_t cols, std::size_t ld
     for (std::size_t c = 0; c < cols; ++c) out[c] = 0;
     return;
   }
+  using A = core::accumulation_t<T>;
   // Column blocks of 256 columns are the units (any block size gives the same bits).
   constexpr std::size_t block = 256;
   const std::size_t blocks = (cols + block - 1) / block;
-  run_units(blocks, static_cast<std::uint64_t>(rows) * block, e, [&](auto arch, std::size_t b0, std::size_t b1) {
+  // Columns [c0, c1) over rows [r0, r1), r0 a multiple of the leaf size: each column's value
+  // of that aligned group of leaves (the whole column when [r0, r1) = [0, rows)).
+  auto columns = [&](auto arch, std::size_t r0, std::size_t r1, std::size_t c0, std::size_t c1, A* dst) {
     using K = cpu::detail::rowwise_kernel<T, decltype(arch)>;
-    for (std::size_t c = b0 * block; c < b1 * block && c < cols;) {
+    for (std::size_t c = c0; c < c1;) {
       std::size_t step = block;
       if constexpr (!std::is_same<decltype(arch), cpu::detail::scalar_arch>::value)
         step = K::col_block < block ? K::col_block : block;
-      const std::size_t c1 = c + step < cols ? c + step : cols;
+      const std::size_t ce = c + step < c1 ? c + step : c1;
       if (t == tier::exact)
-        cpu::detail::col_sum_exact(x, rows, c, c1, ld, out);
+        cpu::detail::col_sum_exact(x + r0 * ld, r1 - r0, c, ce, ld, dst);
       else
-        K::col_sum(x, rows, c, c1, ld, out);
-      c = c1;
+        K::col_sum(x + r0 * ld, r1 - r0, c, ce, ld, dst);
+      c = ce;
     }
+  };
+  // Tall matrices with fewer column blocks than threads: also split the rows, in aligned groups
+  // of 2^p leaves (core::group_leaves), i.e. subtrees of every column's leaf tree; each group's
+  // subtree values are then pushed at level p into the column's core::tree_stack. Same
+  // operations as the one-pass path, so the same bits (the tests run both).
+  const std::size_t leaf = core::fixed_order_shape<A>::leaf;
+  const int threads = cpu::detail::resolve_threads(e.threads);
+  if (t == tier::fixed_order && blocks < static_cast<std::size_t>(threads) && rows > leaf) {
+    const core::leaf_grouping g = core::group_leaves(rows, leaf, 64);
+    const std::size_t groups = static_cast<std::size_t>(g.groups());
+    const std::size_t group_rows = static_cast<std::size_t>(g.group_leaves()) * leaf;
+    std::vector<A> part(groups * cols);
+    run_units(blocks * groups, static_cast<std::uint64_t>(group_rows) * block, e,
+              [&](auto arch, std::size_t u0, std::size_t u1) {
+                for (std::size_t u = u0; u < u1; ++u) {
+                  const std::size_t b = u / groups, q = u % groups;
+                  const std::size_t r0 = q * group_rows, r1 = r0 + group_rows < rows ? r0 + group_rows : rows;
+                  const std::size_t c1 = (b + 1) * block < cols ? (b + 1) * block : cols;
+                  columns(arch, r0, r1, b * block, c1, part.data() + q * cols);
+                }
+              });
+    for (std::size_t c = 0; c < cols; ++c) {
+      core::tree_stack<A> tree;
+      for (std::size_t q = 0; q < groups; ++q) tree.push(part[q * cols + c], g.group_level);
+      out[c] = tree.finish();
+    }
+    return;
+  }
+  run_units(blocks, static_cast<std::uint64_t>(rows) * block, e, [&](auto arch, std::size_t b0, std::size_t b1) {
+    columns(arch, 0, rows, b0 * block, b1 * block < cols ? b1 * block : cols, out);
   });
 }
 
