@@ -6,6 +6,9 @@ need=()
 [ -f /usr/include/xsimd/xsimd.hpp ] || need+=(libxsimd-dev)
 [ -f /usr/include/Random123/philox.h ] || need+=(librandom123-dev)
 command -v ccache >/dev/null || need+=(ccache)
+# aarch64 cross check (tests/cross): NEON kernels under qemu-user
+command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq

@@ -6,6 +6,9 @@
 //   random123     scalar loop of r123::Philox4x32 over consecutive counters, 4 words per call,
 //                 same key and counter layout as bitexact (so the same words); floats by
 //                 (w >> 8) * 2^-24 like bitexact
+//   random123_scalar  the same loop with GCC's vectorizer off for it (a truly scalar loop)
+//   curand_compat bitexact::curand_compat (cuRAND's Philox layout, SIMD + threads); compared
+//                 with curand_host in a second table
 //   curand_host   cuRAND host generator, CURAND_RNG_PSEUDO_PHILOX4_32_10 (single-threaded on
 //                 the host: only run at 1 thread; the summary repeats that number at 2 threads)
 //   mt19937       std::mt19937 words / std::uniform_real_distribution<float>; at 2 threads each
@@ -31,6 +34,7 @@
 #include <tuple>
 #include <vector>
 
+#include <bitexact/curand_compat.hpp>
 #include <bitexact/random.hpp>
 
 #ifdef BITEXACT_HAVE_RANDOM123
@@ -122,6 +126,45 @@ void random123_run(op o, void* out, std::size_t n, int threads) {
 }
 #endif
 
+#ifdef BITEXACT_HAVE_RANDOM123
+// The same loop with GCC's auto-vectorizer off for this function: a truly scalar Random123
+// (the loop above is compiled with -O3 -march=native and GCC vectorizes it across calls).
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize", "no-tree-slp-vectorize")))
+#endif
+void random123_scalar_words(const r123::Philox4x32::key_type& k, std::uint32_t* w, std::size_t i0, std::size_t i1) {
+  r123::Philox4x32 g;
+  for (std::size_t i = i0; i < i1; i += 4) {
+    const std::uint64_t b = i / 4;
+    const r123::Philox4x32::ctr_type c = {{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b >> 32), 0, 0}};
+    const auto r = g(c, k);
+    w[i] = r.v[0]; w[i + 1] = r.v[1]; w[i + 2] = r.v[2]; w[i + 3] = r.v[3];
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-vectorize", "no-tree-slp-vectorize")))
+#endif
+void random123_scalar_uniform(const r123::Philox4x32::key_type& k, float* f, std::size_t i0, std::size_t i1) {
+  r123::Philox4x32 g;
+  for (std::size_t i = i0; i < i1; i += 4) {
+    const std::uint64_t b = i / 4;
+    const r123::Philox4x32::ctr_type c = {{static_cast<std::uint32_t>(b), static_cast<std::uint32_t>(b >> 32), 0, 0}};
+    const auto r = g(c, k);
+    for (int j = 0; j < 4; ++j) f[i + j] = static_cast<float>(r.v[j] >> 8) * 0x1p-24f;
+  }
+}
+void random123_scalar_run(op o, void* out, std::size_t n, int threads) {
+  const auto key = the_stream().key();
+  const r123::Philox4x32::key_type k = {{key[0], key[1]}};
+  split(threads, n, [&](int, std::size_t i0, std::size_t i1) {
+    if (o == op::words)
+      random123_scalar_words(k, static_cast<std::uint32_t*>(out), i0, i1);
+    else
+      random123_scalar_uniform(k, static_cast<float*>(out), i0, i1);
+  });
+}
+#endif
+
 #ifdef BITEXACT_HAVE_CURAND
 curandGenerator_t g_curand = nullptr;
 void curand_check(curandStatus_t s, const char* what) {
@@ -135,6 +178,17 @@ void curand_run(op o, void* out, std::size_t n, int) {
     curand_check(curandGenerate(g_curand, static_cast<unsigned int*>(out), n), "curandGenerate");
   else
     curand_check(curandGenerateUniform(g_curand, static_cast<float*>(out), n), "curandGenerateUniform");
+}
+#endif
+
+#ifdef BITEXACT_HAVE_CURAND
+// bitexact's reproduction of the cuRAND host generator (same seed as curand_run, so the same bits).
+void curand_compat_run(op o, void* out, std::size_t n, int threads) {
+  const bitexact::execution e{threads, bitexact::isa::automatic};
+  if (o == op::words)
+    bitexact::curand_compat::generate(kSeed, 0, static_cast<std::uint32_t*>(out), n, e);
+  else
+    bitexact::curand_compat::generate_uniform(kSeed, 0, static_cast<float*>(out), n, e);
 }
 #endif
 
@@ -177,9 +231,11 @@ std::vector<impl> impls() {
   v.push_back({"bitexact", bitexact_run, false});
 #ifdef BITEXACT_HAVE_RANDOM123
   v.push_back({"random123", random123_run, false});
+  v.push_back({"random123_scalar", random123_scalar_run, false});
 #endif
 #ifdef BITEXACT_HAVE_CURAND
   v.push_back({"curand_host(1 thread)", curand_run, true});
+  v.push_back({"curand_compat", curand_compat_run, false});
 #endif
   v.push_back({"mt19937", mt19937_run, false});
   v.push_back({"fill", fill_run, false});
@@ -273,6 +329,7 @@ void print_summary() {
   std::vector<std::string> peers;
 #ifdef BITEXACT_HAVE_RANDOM123
   peers.push_back("random123");
+  peers.push_back("random123_scalar");
 #endif
 #ifdef BITEXACT_HAVE_CURAND
   peers.push_back("curand_host(1 thread)");
@@ -280,7 +337,7 @@ void print_summary() {
   peers.push_back("mt19937");
   std::printf("%-8s %-6s %2s %9s", "op", "size", "T", "bitexact");
   for (const auto& p : peers) {
-    const std::string h = p == "curand_host(1 thread)" ? "curand*" : p;
+    const std::string h = p == "curand_host(1 thread)" ? "curand*" : p == "random123_scalar" ? "r123_scal" : p;
     std::printf(" %10s %7s", h.c_str(), "be/peer");
   }
   std::printf(" %8s %8s %8s\n", "fill", "stores", "be%fill");
@@ -300,6 +357,17 @@ void print_summary() {
         const double stores = lookup(o, bytes, threads, "store_loop");
         std::printf(" %8.2f %8.2f %7.0f%%\n", fill, stores, fill > 0 ? 100.0 * be / fill : 0.0);
       }
+#ifdef BITEXACT_HAVE_CURAND
+  std::printf("\ncuRAND-compatible bulk calls (bitexact::curand_compat, same bits as libcurand's host generator):\n");
+  std::printf("%-8s %-6s %2s %14s %10s %8s\n", "op", "size", "T", "curand_compat", "curand*", "ratio");
+  for (op o : {op::words, op::uniform})
+    for (std::size_t bytes : {kSmall, kLarge})
+      for (int threads : {1, 2}) {
+        const double c = lookup(o, bytes, threads, "curand_compat");
+        const double h = lookup(o, bytes, 1, "curand_host(1 thread)");
+        std::printf("%-8s %-6s %2d %14.2f %10.2f %7.2fx\n", op_name(o), size_name(bytes), threads, c, h, h > 0 ? c / h : 0.0);
+      }
+#endif
   std::printf("* cuRAND's host generator is single-threaded: its 1-thread number is shown on T=2 rows too.\n");
   std::printf("  At 64KiB all implementations run on 1 thread even when 2 are given (>= 32768 values per thread).\n");
   std::printf("  mt19937 at T=2 uses one engine per thread (not one stream). be%%fill = bitexact / std::fill.\n");
@@ -316,7 +384,9 @@ bool same_words_as_random123() {
   std::vector<std::uint32_t> a(1024), b(1024);
   bitexact_run(op::words, a.data(), a.size(), 1);
   random123_run(op::words, b.data(), b.size(), 1);
-  return a == b;
+  std::vector<std::uint32_t> c(1024);
+  random123_scalar_run(op::words, c.data(), c.size(), 1);
+  return a == b && a == c;
 #else
   return true;
 #endif

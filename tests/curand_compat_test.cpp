@@ -391,30 +391,60 @@ TEST(CurandConversions, FmaInvariance) {
 // Public threaded bulk API (bitexact/curand_compat.hpp) against libcurand, for thread counts.
 // ---------------------------------------------------------------------------------------------
 
-TEST(CurandBulk, ThreadedCallsEqualLibcurand) {
+TEST(CurandBulk, SimdThreadedCallsEqualLibcurand) {
   HostGen hg;
   for (std::uint64_t seed : {0ull, 1234ull, 0xDEADBEEFCAFEull}) {
-    for (std::uint64_t offset : {0ull, 3ull, 262147ull}) {
-      for (std::size_t n : {0u, 1u, 5u, 70001u, 300007u}) {
+    // offsets: a shift inside a round, a round and a bit, half a round (t0 = 32845 in the middle: the
+    // double layout's block index steps there) and one word before a round ends
+    for (std::uint64_t offset : {0ull, 3ull, 262147ull, 131383ull, 262143ull}) {
+      for (std::size_t n : {0u, 1u, 5u, 70001u, 600011u}) {
         std::vector<std::uint32_t> wu(n), gu(n);
         std::vector<float> wf(n), gf(n);
         std::vector<double> wd(n), gd(n);
         hg.reset(seed, offset);
-        if (n) ASSERT_EQ(curandGenerate(hg.g, wu.data(), n), CURAND_STATUS_SUCCESS);
+        if (n) {
+          ASSERT_EQ(curandGenerate(hg.g, wu.data(), n), CURAND_STATUS_SUCCESS);
+        }
         hg.reset(seed, offset);
-        if (n) ASSERT_EQ(curandGenerateUniform(hg.g, wf.data(), n), CURAND_STATUS_SUCCESS);
+        if (n) {
+          ASSERT_EQ(curandGenerateUniform(hg.g, wf.data(), n), CURAND_STATUS_SUCCESS);
+        }
         hg.reset(seed, offset);
-        if (n) ASSERT_EQ(curandGenerateUniformDouble(hg.g, wd.data(), n), CURAND_STATUS_SUCCESS);
-        for (int t : {1, 2, 3, 7}) {
-          const bitexact::execution e{t, bitexact::isa::automatic};
+        if (n) {
+          ASSERT_EQ(curandGenerateUniformDouble(hg.g, wd.data(), n), CURAND_STATUS_SUCCESS);
+        }
+        for (int t : {1, 2, 3, 7})
+          for (bitexact::isa simd : bitexact::usable_isas()) {
+          const bitexact::execution e{t, simd};
           cc::generate(seed, offset, gu.data(), n, e);
           cc::generate_uniform(seed, offset, gf.data(), n, e);
           cc::generate_uniform_double(seed, offset, gd.data(), n, e);
           ASSERT_EQ(first_mismatch(wu, gu), n) << seed << " " << offset << " " << n << " t=" << t;
           ASSERT_EQ(first_mismatch(wf, gf), n) << seed << " " << offset << " " << n << " t=" << t;
           ASSERT_EQ(first_mismatch(wd, gd), n) << seed << " " << offset << " " << n << " t=" << t;
+          std::fill(gu.begin(), gu.end(), 0u);
+          std::fill(gf.begin(), gf.end(), 0.0f);
+          std::fill(gd.begin(), gd.end(), 0.0);
         }
       }
+    }
+  }
+  // The range kernels on one whole range (no chunk boundaries): the double layout's block index
+  // steps at t0 inside a SIMD run, which the public calls' 8192-value chunks happen to avoid.
+  for (std::uint64_t offset : {131383ull, 131380ull, 5ull}) {
+    const std::size_t n = 600011;
+    std::vector<double> want(n), got(n);
+    std::vector<std::uint32_t> wantu(n), gotu(n);
+    cc::reference::generate_uniform_double(99, offset, want.data(), n);
+    cc::reference::generate(99, offset, wantu.data(), n);
+    for (bitexact::isa simd : bitexact::usable_isas()) {
+      bitexact::cpu::detail::with_arch(simd, [&](auto arch) {
+        cc::detail_bulk::doubles_range(arch, cc::detail::host_key(99), offset, got.data(), 0, n);
+        cc::detail_bulk::words_range(arch, cc::detail::host_key(99), offset, gotu.data(), 0, n,
+                                     [](std::uint32_t w) { return w; });
+      });
+      ASSERT_EQ(first_mismatch(want, got), n) << offset << " " << bitexact::isa_name(simd);
+      ASSERT_EQ(first_mismatch(wantu, gotu), n) << offset << " " << bitexact::isa_name(simd);
     }
   }
   EXPECT_THROW(cc::generate(1, 0, nullptr, 3), std::invalid_argument);

@@ -17,6 +17,10 @@
 
 #include "random_test_util.hpp"
 
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
 using namespace bitexact;
 
 namespace {
@@ -189,6 +193,33 @@ TEST(MinMax, DenormalsAndExtremes) {
     EXPECT_EQ(argmin(zeros_and_d, 3, e), 2u);
   }
 }
+
+#if defined(__SSE2__)
+/// The kernels compare bits, so DAZ (denormal inputs read as zero by float compares) cannot
+/// change a result: a denormal stays above +0 and below the next denormal.
+TEST(MinMax, UnaffectedByDenormalsAreZero) {
+  const float d = std::numeric_limits<float>::denorm_min();
+  std::vector<float> v(1000, 1.0f);
+  v[10] = 2 * d;
+  v[500] = d;
+  v[700] = 0.0f;
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u);  // FTZ + DAZ
+  std::vector<std::size_t> got;
+  std::vector<std::uint64_t> vals;
+  for (isa i : usable_isas())
+    for (int t : {1, 3}) {
+      const execution e{t, i};
+      got.push_back(argmin(v.data(), v.size(), e));
+      vals.push_back(bits_of(bitexact::min(v.data() + 1, 600, e)));
+    }
+  _mm_setcsr(csr);
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    EXPECT_EQ(got[k], 700u);
+    EXPECT_EQ(vals[k], bits_of(d));
+  }
+}
+#endif
 
 TEST(MinMax, BadInput) {
   const float x[1] = {1.0f};

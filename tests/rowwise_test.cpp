@@ -21,6 +21,11 @@
 
 #include "random_test_util.hpp"
 
+#include <cfenv>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
 using namespace bitexact;
 using bitexact_test::splitmix;
 
@@ -543,6 +548,36 @@ TEST(Rowwise, BadInput) {
   EXPECT_NO_THROW(rms_norm(nul, 0, 0, 0, nul, 0.0, static_cast<float*>(nullptr), 0));
   EXPECT_NO_THROW(row_sum(nul, 0, 7, 7, static_cast<float*>(nullptr)));
   EXPECT_NO_THROW(col_sum(nul, 7, 0, 0, static_cast<float*>(nullptr)));
+}
+
+/// FTZ, DAZ or a directed rounding mode on the calling thread would change results: refused.
+TEST(Rowwise, RefusesNonIeeeFloatingPointMode) {
+  const float x[6] = {1, 2, 3, 4, 5, 6};
+  float y[6];
+  auto all_throw = [&] {
+    EXPECT_THROW(row_sum(x, 2, 3, 3, y), fp_environment_error);
+    EXPECT_THROW(col_mean(x, 2, 3, 3, y), fp_environment_error);
+    EXPECT_THROW(softmax(x, 2, 3, 3, y, 3), fp_environment_error);
+    EXPECT_THROW(log_softmax(x, 2, 3, 3, y, 3), fp_environment_error);
+    EXPECT_THROW(rms_norm(x, 2, 3, 3, x, 1e-5, y, 3), fp_environment_error);
+    EXPECT_THROW(layer_norm(x, 2, 3, 3, x, x, 1e-5, y, 3), fp_environment_error);
+  };
+  {
+    std::fenv_t env;
+    std::fegetenv(&env);
+    ASSERT_EQ(std::fesetround(FE_UPWARD), 0);
+    all_throw();
+    std::fesetenv(&env);
+  }
+#if defined(__SSE2__)
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8000u);  // FTZ
+  all_throw();
+  _mm_setcsr(csr | 0x0040u);  // DAZ
+  all_throw();
+  _mm_setcsr(csr);
+#endif
+  EXPECT_NO_THROW(softmax(x, 2, 3, 3, y, 3));
 }
 
 /// Golden hashes of every op on fixed inputs, pinned to reduce_order_version: a change of any

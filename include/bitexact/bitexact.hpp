@@ -2,7 +2,9 @@
 #pragma once
 #include "core/config.hpp"
 #include "execution.hpp"
+#include "fp_environment.hpp"
 #include "minmax.hpp"
 #include "random.hpp"
 #include "rowwise.hpp"
 #include "curand_compat.hpp"
+#include "scatter.hpp"

@@ -12,6 +12,9 @@
 //     sign); argmin/argmax return the index of the first NaN;
 //   - n == 0 throws std::invalid_argument (there is no identity to return), and so does a null
 //     x with n > 0.
+// No floating-point arithmetic is involved (the kernels compare integer keys of the bits), so
+// FTZ/DAZ or the rounding mode of the calling thread cannot change a result: no
+// fp_environment check (a denormal stays distinct from zero even under DAZ).
 // These results are order-independent by definition, so they equal the reference bit for bit
 // for every thread count, ISA and alignment. How: cpu/minmax_kernels.hpp reduces integer keys
 // in canonical chunks of 2^16 values; argmin/argmax then search the first chunk that holds the

@@ -15,8 +15,10 @@
 //
 // Errors: n == 0 does nothing (out may be null); a null out with n > 0 throws
 // std::invalid_argument; a slice that runs past the 2^64-word counter space throws
-// std::out_of_range; bad distribution parameters throw std::invalid_argument. Nothing is
-// written when a call throws.
+// std::out_of_range; bad distribution parameters throw std::invalid_argument; the ops that do
+// floating-point arithmetic (generate_normal, dropout) throw fp_environment_error when the
+// calling thread runs with FTZ/DAZ or a non-nearest rounding mode (fp_environment.hpp).
+// Nothing is written when a call throws.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -32,6 +34,7 @@
 #include "cpu/random_kernels.hpp"
 #include "cpu/threads.hpp"
 #include "execution.hpp"
+#include "fp_environment.hpp"
 
 namespace bitexact {
 namespace detail {
@@ -112,6 +115,7 @@ template <class Gen>
 void generate_normal(const stream<Gen>& s, std::uint64_t first, float* out, std::size_t n,
                      const execution& e = {}) {
   detail::check_out(out, n, "generate_normal");
+  detail::require_ieee_environment("generate_normal");
   detail::check_range(first, n, 1, "generate_normal");
   detail::run_random(n, e, [&](auto arch, std::uint64_t b, std::uint64_t end) {
     cpu::detail::fill_normal<Gen, decltype(arch)>(s, first + b, out + b, static_cast<std::size_t>(end - b));
@@ -123,6 +127,7 @@ template <class Gen>
 void generate_normal(const stream<Gen>& s, std::uint64_t first, double* out, std::size_t n,
                      const execution& e = {}) {
   detail::check_out(out, n, "generate_normal");
+  detail::require_ieee_environment("generate_normal");
   detail::check_range(first, n, 2, "generate_normal");
   detail::run_random(n, e, [&](auto arch, std::uint64_t b, std::uint64_t end) {
     cpu::detail::fill_normal<Gen, decltype(arch)>(s, first + b, out + b, static_cast<std::size_t>(end - b));
@@ -153,6 +158,7 @@ void dropout(const stream<Gen>& s, std::uint64_t first, const float* x, float* y
   detail::check_out(y, n, "dropout");
   detail::check_out(x, n, "dropout");
   detail::check_range(first, n, 1, "dropout");
+  detail::require_ieee_environment("dropout");
   const std::uint64_t t = core::bernoulli_threshold(keep_probability);
   const float scale = static_cast<float>(1.0 / keep_probability);
   detail::run_random(n, e, [&](auto arch, std::uint64_t b, std::uint64_t end) {

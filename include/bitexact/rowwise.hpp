@@ -35,7 +35,8 @@
 // column blocks, and on tall matrices aligned groups of leaves of the rows), of the ISA (execution.hpp) or of the alignment. Equal to
 // reference/rowwise.hpp bit for bit (tests/rowwise_test.cpp).
 //
-// Errors (std::invalid_argument): ld < cols, ldy < cols, a null x with rows > 0 and cols > 0,
+// Errors: fp_environment_error (fp_environment.hpp) when the calling thread runs with FTZ, DAZ
+// or a directed rounding mode (the results would change). std::invalid_argument: ld < cols, ldy < cols, a null x with rows > 0 and cols > 0,
 // a null output with outputs to write, eps < 0 or NaN, or a shape whose last element's index
 // overflows std::size_t. rows == 0 or cols == 0 is valid: sums write their +0.0 (means their
 // NaN) to every output that exists, the row-wise ops write nothing. In-place use (y == x,
@@ -56,6 +57,7 @@
 #include "cpu/rowwise_kernels.hpp"
 #include "cpu/threads.hpp"
 #include "execution.hpp"
+#include "fp_environment.hpp"
 #include "tier.hpp"
 
 namespace bitexact {
@@ -70,6 +72,7 @@ inline void rowwise_fail(const char* what, const char* why) {
 
 inline void check_matrix(const void* x, std::size_t rows, std::size_t cols, std::size_t ld, const char* what,
                          bool output = false) {
+  require_ieee_environment(what);
   if (ld < cols) rowwise_fail(what, output ? "leading dimension ldy < cols" : "leading dimension ld < cols");
   if (rows > 0 && cols > 0) {
     if (x == nullptr) rowwise_fail(what, output ? "null output with rows > 0 and cols > 0" : "null input with rows > 0 and cols > 0");

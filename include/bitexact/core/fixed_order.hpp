@@ -108,6 +108,53 @@ class tree_stack {
   int size_ = 0;
 };
 
+/// The aligned pairwise tree over a sparse set of leaves: push (position, value) in increasing
+/// position; absent leaves count as the identity (-0.0 for sums, which x + -0.0 = x makes
+/// exact to skip). Equal to tree_stack with the absent leaves pushed as the identity: two
+/// neighbouring values combine at the level of their lowest common aligned node,
+/// bit_length(p ^ q), deepest first.
+template <class A, class Combine = plus>
+class sparse_tree_stack {
+ public:
+  BITEXACT_HD sparse_tree_stack() {}
+  BITEXACT_HD explicit sparse_tree_stack(Combine c) : combine_(c) {}
+
+  BITEXACT_HD void push(std::uint64_t position, A v) {
+    if (size_ > 0) {
+      const int lca = bit_length(last_ ^ position);
+      while (size_ >= 2 && gap_[size_ - 2] < lca) {
+        value_[size_ - 2] = combine_(value_[size_ - 2], value_[size_ - 1]);
+        --size_;
+      }
+      gap_[size_ - 1] = static_cast<unsigned char>(lca);
+    }
+    value_[size_++] = v;
+    last_ = position;
+  }
+  BITEXACT_HD bool empty() const { return size_ == 0; }
+  /// The root (requires at least one push).
+  BITEXACT_HD A finish() const {
+    A v = value_[size_ - 1];
+    for (int i = size_ - 2; i >= 0; --i) v = combine_(value_[i], v);
+    return v;
+  }
+
+ private:
+  BITEXACT_HD static int bit_length(std::uint64_t x) {
+    int n = 0;
+    while (x) {
+      ++n;
+      x >>= 1;
+    }
+    return n;
+  }
+  Combine combine_{};
+  A value_[66];
+  unsigned char gap_[66];
+  int size_ = 0;
+  std::uint64_t last_ = 0;
+};
+
 /// Number of leaves and the thread/block grouping: groups of 2^group_level leaves, chosen from
 /// the leaf count alone so that there are at most max_groups groups.
 struct leaf_grouping {

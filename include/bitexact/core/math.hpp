@@ -15,43 +15,36 @@
 namespace bitexact {
 namespace core {
 
-/// a*b rounded once, never fused with a neighbouring add.
-BITEXACT_HD inline double mul_rn(double a, double b) {
+namespace detail {
 #if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
+__device__ inline double device_mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ inline float device_mul_rn(float a, float b) { return __fmul_rn(a, b); }
+#endif
+/// a*b rounded once in T, never fused with a neighbouring add: the asm barrier makes the
+/// product a value the compiler must materialize before any add can use it.
+template <class T>
+BITEXACT_HD inline T mul_rn(T a, T b) {
+#if defined(__CUDA_ARCH__)
+  return device_mul_rn(a, b);
 #elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && \
     defined(__SSE2__)
-  double p = a * b;
+  T p = a * b;
   __asm__("" : "+x"(p));
   return p;
 #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
-  double p = a * b;
+  T p = a * b;
   __asm__("" : "+w"(p));
   return p;
 #else
-  volatile double p = a * b;
+  volatile T p = a * b;
   return p;
 #endif
 }
+}  // namespace detail
 
-/// a*b rounded once in binary32, never fused with a neighbouring add.
-BITEXACT_HD inline float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && \
-    defined(__SSE2__)
-  float p = a * b;
-  __asm__("" : "+x"(p));
-  return p;
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
-  float p = a * b;
-  __asm__("" : "+w"(p));
-  return p;
-#else
-  volatile float p = a * b;
-  return p;
-#endif
-}
+/// a*b rounded once, never fused with a neighbouring add (binary64 and binary32).
+BITEXACT_HD inline double mul_rn(double a, double b) { return detail::mul_rn(a, b); }
+BITEXACT_HD inline float mul_rn(float a, float b) { return detail::mul_rn(a, b); }
 
 BITEXACT_HD inline std::uint64_t bits_of(double x) {
   std::uint64_t u = 0;

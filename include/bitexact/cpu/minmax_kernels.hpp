@@ -18,7 +18,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "../core/bfloat16.hpp"
-#include "random_kernels.hpp"  // with_arch, scalar_arch
+#include "dispatch.hpp"  // with_arch, scalar_arch
 
 namespace bitexact {
 namespace cpu {

@@ -15,15 +15,13 @@
 #include "../core/distributions.hpp"
 #include "../core/lane_generator.hpp"
 #include "../core/stream.hpp"
+#include "dispatch.hpp"
 #include "isa.hpp"
 #include "simd_lanes.hpp"
 
 namespace bitexact {
 namespace cpu {
 namespace detail {
-
-/// Tag for the non-SIMD path (isa::scalar).
-struct scalar_arch {};
 
 /// Whether Gen has a SIMD lane kernel on Arch (Philox4x64 needs a 64x64->128 multiply that no
 /// target ISA has, so it runs the scalar path everywhere).
@@ -87,17 +85,20 @@ struct block_kernel<Gen, Arch, true> {
     }
   }
 
-  static void run(const stream<Gen>& s, std::uint64_t b0, std::uint64_t nb, std::uint32_t* out) {
+  /// Writes nb blocks: block i has the counter lanes set_counters(i, iota, x) fills for
+  /// blocks i .. i + L - 1, or scalar_block(i) (its words) for the tail.
+  template <class SetCounters, class ScalarBlock>
+  static void run_lanes(const typename Gen::key_type& key, std::uint64_t nb, std::uint32_t* out,
+                        SetCounters set_counters, ScalarBlock scalar_block) {
     alignas(64) word iota_arr[L];
     for (unsigned j = 0; j < L; ++j) iota_arr[j] = static_cast<word>(j);
     const V iota = V::load_aligned(iota_arr);
-    const auto key = s.key();
     std::uint64_t i = 0;
     // Two independent groups of L blocks per step (lane_x2), then one group, then scalar.
     for (; i + 2 * L <= nb; i += 2 * L) {
       V x[C], y[C];
-      counters(b0 + i, iota, x);
-      counters(b0 + i + L, iota, y);
+      set_counters(i, iota, x);
+      set_counters(i + L, iota, y);
       lane_x2<V> xy[C];
       for (unsigned c = 0; c < C; ++c) xy[c] = lane_x2<V>(x[c], y[c]);
       core::lane_generator<Gen>::apply(xy, key);
@@ -110,13 +111,54 @@ struct block_kernel<Gen, Arch, true> {
     }
     for (; i + L <= nb; i += L) {
       V x[C];
-      counters(b0 + i, iota, x);
+      set_counters(i, iota, x);
       core::lane_generator<Gen>::apply(x, key);
       store(x, out + i * W);
     }
-    if (i < nb) block_kernel<Gen, Arch, false>::run(s, b0 + i, nb - i, out + i * W);
+    for (; i < nb; ++i) {
+      const auto w = scalar_block(i);
+      for (unsigned j = 0; j < W; ++j) out[i * W + j] = w[j];
+    }
+  }
+
+  static void run(const stream<Gen>& s, std::uint64_t b0, std::uint64_t nb, std::uint32_t* out) {
+    run_lanes(
+        s.key(), nb, out, [b0](std::uint64_t i, const V& iota, V(&x)[C]) { counters(b0 + i, iota, x); },
+        [&s, b0](std::uint64_t i) { return s.block(b0 + i); });
   }
 };
+
+/// Philox4x32-10 blocks with counters {lo32(k), hi32(k), t + j, 0} for j in [0, nt): one block
+/// index across consecutive subsequences, the layout of cuRAND's host generator
+/// (core/curand_philox.hpp). Requires t + nt <= 2^32. Writes 4 * nt words.
+template <class Arch>
+void philox_subsequence_blocks(const philox4x32_10::key_type& key, std::uint64_t k, std::uint32_t t,
+                               std::uint64_t nt, std::uint32_t* out) {
+  using ctr = philox4x32_10::ctr_type;
+  const auto scalar_block = [&](std::uint64_t i) {
+    return philox4x32_10{}(ctr{static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(k >> 32),
+                               static_cast<std::uint32_t>(t + i), 0u},
+                           key);
+  };
+  if constexpr (has_simd_blocks<philox4x32_10, Arch>::value) {
+    using K = block_kernel<philox4x32_10, Arch>;
+    using V = typename K::V;
+    K::run_lanes(
+        key, nt, out,
+        [&](std::uint64_t i, const V& iota, V(&x)[4]) {
+          x[0] = V(static_cast<std::uint32_t>(k));
+          x[1] = V(static_cast<std::uint32_t>(k >> 32));
+          x[2] = V(static_cast<std::uint32_t>(t + i)) + iota;
+          x[3] = V(0u);
+        },
+        scalar_block);
+  } else {
+    for (std::uint64_t i = 0; i < nt; ++i) {
+      const ctr w = scalar_block(i);
+      for (unsigned j = 0; j < 4; ++j) out[4 * i + j] = w[j];
+    }
+  }
+}
 
 /// Words [first, first + n) of the stream.
 template <class Gen, class Arch>
@@ -231,26 +273,6 @@ void fill_uniform_int(const stream<Gen>& s, std::uint64_t first, std::uint64_t* 
       std::uint64_t v = 0;
       out[k + i] = core::lemire64(w, bound, v) ? v : core::uniform_int64_retry(s, first + k + i, bound);
     }
-  }
-}
-
-/// Calls f(Arch{}) with the xsimd architecture (or scalar_arch) of a usable ISA.
-template <class F>
-void with_arch(isa i, F&& f) {
-  switch (i) {
-#if XSIMD_WITH_AVX512BW
-    case isa::avx512: f(xsimd::avx512bw{}); return;
-#endif
-#if XSIMD_WITH_AVX2 && XSIMD_WITH_FMA3_AVX2
-    case isa::avx2: f(xsimd::fma3<xsimd::avx2>{}); return;
-#endif
-#if XSIMD_WITH_SSE2
-    case isa::sse2: f(xsimd::sse2{}); return;
-#endif
-#if XSIMD_WITH_NEON64
-    case isa::neon: f(xsimd::neon64{}); return;
-#endif
-    default: f(scalar_arch{}); return;
   }
 }
 

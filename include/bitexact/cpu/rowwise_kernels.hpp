@@ -30,7 +30,7 @@
 #include "../core/math.hpp"
 #include "../reference/rowwise.hpp"
 #include "minmax_kernels.hpp"
-#include "random_kernels.hpp"  // with_arch, scalar_arch
+#include "dispatch.hpp"  // with_arch, scalar_arch
 #include "simd_math.hpp"
 
 namespace bitexact {

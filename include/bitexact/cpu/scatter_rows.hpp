@@ -1,0 +1,229 @@
+// bitexact/cpu/scatter_rows.hpp - the 1-D index_add driver and the row forms (index_add_rows,
+// embedding bags), vectorized across the columns of a row: a core::scatter_combiner whose
+// values are xsimd batches combines every column in the canonical order at once (lane-wise
+// IEEE adds are the scalar adds), so the bits equal the reference's column-by-column loop.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../core/bfloat16.hpp"
+#include "../core/math.hpp"
+#include "../core/scatter.hpp"
+#include "../tier.hpp"
+#include "dispatch.hpp"
+#include "scatter_kernels.hpp"
+
+namespace bitexact {
+namespace cpu {
+namespace detail {
+
+/// Groups whose positions are contiguous: target k owns positions [start[k], start[k+1]).
+struct contiguous_groups {
+  std::vector<std::uint64_t> start;
+  std::uint64_t position_at(std::uint64_t q) const { return q; }
+};
+
+/// Bags of PyTorch's embedding_bag (include_last_offset = false), validated.
+template <class I>
+contiguous_groups bag_groups(const I* offsets, std::size_t n_bags, std::size_t n_indices, const char* what) {
+  contiguous_groups g;
+  g.start.resize(n_bags + 1);
+  for (std::size_t b = 0; b < n_bags; ++b) {
+    const I o = offsets[b];
+    if (o < 0 || static_cast<std::uint64_t>(o) > n_indices || (b == 0 && o != 0) ||
+        (b > 0 && static_cast<std::uint64_t>(o) < g.start[b - 1]))
+      throw std::invalid_argument(std::string("bitexact::") + what + ": offsets must start at 0, not decrease and stay <= n_indices (bad offset at bag " +
+                                  std::to_string(b) + ")");
+    g.start[b] = static_cast<std::uint64_t>(o);
+  }
+  g.start[n_bags] = n_indices;
+  return g;
+}
+
+/// A vector of columns for Arch: an xsimd batch, or one value on scalar_arch.
+template <class A, class Arch, bool Simd = !std::is_same<Arch, scalar_arch>::value>
+struct column_vec {
+  using type = A;
+  static constexpr std::size_t size = 1;
+  static type load(const A* p) { return *p; }
+  static type load(const bfloat16* p) { return p->to_float(); }
+  static type broadcast(A v) { return v; }
+  static void store(A* p, type v) { *p = v; }
+  static type mul_rn(type a, type b) { return core::mul_rn(a, b); }
+};
+template <class A, class Arch>
+struct column_vec<A, Arch, true> {
+  using type = xsimd::batch<A, Arch>;
+  static constexpr std::size_t size = type::size;
+  static type load(const A* p) { return type::load_unaligned(p); }
+  static type load(const bfloat16* p) {
+    alignas(64) A tmp[size];
+    for (std::size_t k = 0; k < size; ++k) tmp[k] = p[k].to_float();
+    return type::load_aligned(tmp);
+  }
+  static type broadcast(A v) { return type(v); }
+  static void store(A* p, type v) { v.store_unaligned(p); }
+  /// Lane-wise product, kept out of reach of FMA contraction with the following add.
+  static type mul_rn(type a, type b) {
+    type p = a * b;
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __asm__("" : "+v"(p.data));
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+    __asm__("" : "+w"(p.data));
+#endif
+    return p;
+  }
+};
+
+/// For every target k with contributions: row = the canonical combination of the rows
+/// value(j, c) (a pointer to columns c.. of contribution j, type A or bfloat16) over its
+/// positions; then out_row(k)[c] = out + row (accumulate) or = row. Exact tier: the correctly
+/// rounded (old +) exact sum per column.
+template <class A, class Groups, class RowPtr, class OutRow>
+void rows_combine(const Groups& g, std::size_t n_out, std::size_t width, int threads, isa simd, tier t,
+                  RowPtr value, OutRow out_row, bool accumulate) {
+  if (t == tier::exact) {
+    for_each_target(n_out, threads, [&](std::size_t k) {
+      const std::uint64_t b = g.start[k], e = g.start[k + 1];
+      if (b == e) return;
+      A* o = out_row(k);
+      for (std::size_t c = 0; c < width; ++c)
+        o[c] = exact_sum_with_start<A>(o[c], accumulate, static_cast<std::size_t>(e - b), [&](std::size_t q) {
+          return A(core::widen(*value(g.position_at(b + q), c)));
+        });
+    });
+    return;
+  }
+  with_arch(simd, [&](auto arch) {
+    using V = column_vec<A, decltype(arch)>;
+    using S = column_vec<A, scalar_arch>;
+    for_each_target(n_out, threads, [&](std::size_t k) {
+      const std::uint64_t b = g.start[k], e = g.start[k + 1];
+      if (b == e) return;
+      A* o = out_row(k);
+      std::size_t c = 0;
+      for (; c + V::size <= width; c += V::size) {
+        core::scatter_combiner<typename V::type> comb;
+        for (std::uint64_t q = b; q < e; ++q) {
+          const std::uint64_t j = g.position_at(q);
+          comb.push(j, V::load(value(j, c)));
+        }
+        const typename V::type r = comb.finish();
+        V::store(o + c, accumulate ? V::load(o + c) + r : r);
+      }
+      for (; c < width; ++c) {
+        core::scatter_combiner<A> comb;
+        for (std::uint64_t q = b; q < e; ++q) {
+          const std::uint64_t j = g.position_at(q);
+          comb.push(j, S::load(value(j, c)));
+        }
+        const A r = comb.finish();
+        o[c] = accumulate ? o[c] + r : r;
+      }
+    });
+  });
+}
+
+/// embedding_bag's forward combine: bag b's positions j give rows table[indices[j], :]
+/// (times weights[j], rounded, when given); sum (fixed_order or exact) or max.
+template <class A, class I, class OutRow>
+void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_t width, int threads, isa simd,
+                      tier t, bool is_max, const A* table, const I* indices, const A* weights, OutRow out_row) {
+  if (is_max) {
+    for_each_target(n_bags, threads, [&](std::size_t b) {
+      const std::uint64_t s = g.start[b], e = g.start[b + 1];
+      if (s == e) return;
+      A* o = out_row(b);
+      for (std::size_t c = 0; c < width; ++c) {
+        core::scatter_combiner<A, core::maximum> comb;
+        for (std::uint64_t j = s; j < e; ++j) comb.push(j, table[static_cast<std::size_t>(indices[j]) * width + c]);
+        o[c] = comb.finish();
+      }
+    });
+    return;
+  }
+  if (t == tier::exact) {
+    for_each_target(n_bags, threads, [&](std::size_t b) {
+      const std::uint64_t s = g.start[b], e = g.start[b + 1];
+      if (s == e) return;
+      A* o = out_row(b);
+      for (std::size_t c = 0; c < width; ++c) {
+        core::exact_accumulator<A> acc;
+        for (std::uint64_t j = s; j < e; ++j) {
+          const A v = table[static_cast<std::size_t>(indices[j]) * width + c];
+          if (weights)
+            acc.add_product(v, weights[j]);
+          else
+            acc.add(v);
+        }
+        o[c] = acc.round();
+      }
+    });
+    return;
+  }
+  with_arch(simd, [&](auto arch) {
+    using V = column_vec<A, decltype(arch)>;
+    using S = column_vec<A, scalar_arch>;
+    for_each_target(n_bags, threads, [&](std::size_t b) {
+      const std::uint64_t s = g.start[b], e = g.start[b + 1];
+      if (s == e) return;
+      A* o = out_row(b);
+      std::size_t c = 0;
+      for (; c + V::size <= width; c += V::size) {
+        core::scatter_combiner<typename V::type> comb;
+        for (std::uint64_t j = s; j < e; ++j) {
+          typename V::type v = V::load(table + static_cast<std::size_t>(indices[j]) * width + c);
+          if (weights) v = V::mul_rn(v, V::broadcast(weights[j]));
+          comb.push(j, v);
+        }
+        V::store(o + c, comb.finish());
+      }
+      for (; c < width; ++c) {
+        core::scatter_combiner<A> comb;
+        for (std::uint64_t j = s; j < e; ++j) {
+          A v = table[static_cast<std::size_t>(indices[j]) * width + c];
+          if (weights) v = S::mul_rn(v, weights[j]);
+          comb.push(j, v);
+        }
+        o[c] = comb.finish();
+      }
+    });
+  });
+}
+
+/// 1-D index_add: the dense strategy for few targets, the sorted one otherwise.
+template <class A, class I, class ValueAt>
+void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value, tier t, int threads) {
+  const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + core::scatter_chunk - 1) / core::scatter_chunk;
+  if (t == tier::exact) {
+    if (static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
+      dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
+      return;
+    }
+    const auto g = group_by_target(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads);
+    for_each_target(n_out, threads, [&](std::size_t k) {
+      const std::uint64_t b = g.start[k], e = g.start[k + 1];
+      if (b == e) return;
+      out[k] = exact_sum_with_start<A>(out[k], true, static_cast<std::size_t>(e - b),
+                                       [&](std::size_t q) { return A(value(g.position[static_cast<std::size_t>(b + q)])); });
+    });
+    return;
+  }
+  if (chunks * n_out <= dense_partials_limit) {
+    dense_index_add<A>(out, n_out, idx, n, value, threads);
+    return;
+  }
+  const auto g = group_by_target(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads);
+  grouped_combine<A>(g, n_out, threads, core::plus{}, [&](std::uint64_t i) { return A(value(i)); },
+                     [out](std::size_t k, A s, std::size_t) { out[k] = out[k] + s; });
+}
+
+}  // namespace detail
+}  // namespace cpu
+}  // namespace bitexact

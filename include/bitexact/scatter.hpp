@@ -1,0 +1,431 @@
+// bitexact/scatter.hpp - deterministic scatter: index_add, scatter_reduce, segment reductions,
+// bincount/histogram and embedding bags, without float atomics.
+//
+// Canonical order (fixed_order tier, core/scatter.hpp, scatter_order_version): the
+// contributions to one target combine by source position: sources are cut into chunks of 4096
+// positions; inside a chunk a target's contributions combine sequentially in increasing
+// position; the chunk partials combine by the aligned pairwise tree over chunk numbers; then
+// the op applies the result once (index_add: out[t] = out[t] + S_t). Row forms combine every
+// column the same way. The result never depends on threads, ISA or (for the CUDA kernels) the
+// launch shape.
+//
+// exact tier: sums are the correctly rounded value of (old value +) the exact sum of the
+// contributions (core/exact.hpp: NaN, Inf and signed-zero rules), in any order; mean divides
+// that rounded sum by the count. max/min are order-independent in both tiers; prod exists in
+// fixed_order only (the exact tier throws std::invalid_argument).
+//
+// Special values: max/min return the canonical quiet NaN if any participant is NaN, and order
+// -0.0 below +0.0. A target with no contribution is left untouched by index_add and
+// scatter_reduce; segment reductions write the empty value (sum/mean: +0.0, prod: 1, max: -Inf,
+// min: +Inf).
+//
+// Bad input, nothing lost: an index that is negative or not below its bound throws
+// bitexact::index_error (derived from std::out_of_range, with the lowest offending position)
+// before anything is written; a null pointer with a non-zero count, a zero width with rows,
+// overlapping output and input arrays, unsorted ids given to sorted_segment_reduce, or bad
+// offsets throw std::invalid_argument, also before anything is written. n == 0 is a no-op.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/bfloat16.hpp"
+#include "core/exact.hpp"
+#include "core/math.hpp"
+#include "core/scatter.hpp"
+#include "cpu/dispatch.hpp"
+#include "cpu/scatter_kernels.hpp"
+#include "cpu/scatter_rows.hpp"
+#include "execution.hpp"
+#include "fp_environment.hpp"
+#include "tier.hpp"
+
+namespace bitexact {
+
+namespace detail {
+
+inline void scatter_check(bool ok, const char* what, const char* msg) {
+  if (!ok) throw std::invalid_argument(std::string("bitexact::") + what + ": " + msg);
+}
+inline bool ranges_overlap(const void* a, std::size_t abytes, const void* b, std::size_t bbytes) {
+  if (abytes == 0 || bbytes == 0 || a == nullptr || b == nullptr) return false;
+  const auto pa = reinterpret_cast<std::uintptr_t>(a), pb = reinterpret_cast<std::uintptr_t>(b);
+  return pa < pb + bbytes && pb < pa + abytes;
+}
+
+/// The identity written for an empty segment.
+template <class A>
+A empty_value(scatter_op op) {
+  switch (op) {
+    case scatter_op::prod: return A(1);
+    case scatter_op::max: return -std::numeric_limits<A>::infinity();
+    case scatter_op::min: return std::numeric_limits<A>::infinity();
+    default: return A(0);
+  }
+}
+
+/// The core of scatter_reduce / segment_reduce: S_t for every target with contributions,
+/// handed to apply(t, S_t, count). `start(t)` is the old value when include_self.
+template <class A, class Groups, class ValueAt, class Apply>
+void reduce_groups(const Groups& g, std::size_t n_out, scatter_op op, tier t, int threads, ValueAt value_at,
+                   bool include_self, const A* self, Apply apply, const char* what) {
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument(std::string("bitexact::") + what + ": prod has no exact tier (use tier::fixed_order)");
+  const bool exact_sum = t == tier::exact && (op == scatter_op::sum || op == scatter_op::mean);
+  if (exact_sum) {
+    cpu::detail::for_each_target(n_out, threads, [&](std::size_t k) {
+      const std::uint64_t b = g.start[k], e = g.start[k + 1];
+      if (b == e) return;
+      const bool with_self = include_self && self;
+      const A s = cpu::detail::exact_sum_with_start<A>(with_self ? self[k] : A(0), with_self,
+                                                       static_cast<std::size_t>(e - b),
+                                                       [&](std::size_t j) { return value_at(g.position_at(b + j)); });
+      apply(k, s, static_cast<std::size_t>(e - b));
+    });
+    return;
+  }
+  auto run = [&](auto combine) {
+    using C = decltype(combine);
+    cpu::detail::for_each_target(n_out, threads, [&](std::size_t k) {
+      const std::uint64_t b = g.start[k], e = g.start[k + 1];
+      if (b == e) return;
+      core::scatter_combiner<A, C> c(combine);
+      for (std::uint64_t q = b; q < e; ++q) c.push(g.position_at(q), value_at(g.position_at(q)));
+      A s = c.finish();
+      if (include_self && self) s = combine(self[k], s);
+      apply(k, s, static_cast<std::size_t>(e - b));
+    });
+  };
+  switch (op) {
+    case scatter_op::prod: run(core::multiplies{}); break;
+    case scatter_op::max: run(core::maximum{}); break;
+    case scatter_op::min: run(core::minimum{}); break;
+    default: run(core::plus{}); break;
+  }
+}
+
+using cpu::detail::contiguous_groups;
+
+template <class T>
+using acc_t = core::accumulation_t<T>;
+
+}  // namespace detail
+
+// ------------------------------------------------------------------------------------------
+// index_add / scatter_add
+// ------------------------------------------------------------------------------------------
+
+/// out[idx[i]] += src[i] for i < n, in the canonical order (fixed_order) or exactly (exact).
+/// T is float, double or bfloat16 (bf16 sources accumulate into a float out: see the overload).
+template <class T, class I>
+void index_add(T* out, std::size_t n_out, const I* idx, const T* src, std::size_t n,
+               tier t = tier::fixed_order, const execution& e = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "index_add: T must be float or double (bfloat16 sources go into a float out)");
+  static_assert(std::is_integral<I>::value, "index_add: indices must be integers");
+  if (n == 0) return;
+  detail::scatter_check(out != nullptr || n_out == 0, "index_add", "null out with n_out > 0");
+  detail::scatter_check(idx != nullptr && src != nullptr, "index_add", "null idx or src with n > 0");
+  detail::scatter_check(!detail::ranges_overlap(out, n_out * sizeof(T), src, n * sizeof(T)) &&
+                            !detail::ranges_overlap(out, n_out * sizeof(T), idx, n * sizeof(I)),
+                        "index_add", "out overlaps src or idx");
+  detail::require_ieee_environment("index_add");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(idx, n, n_out, threads, "index_add");
+  auto value = [src](std::uint64_t i) { return src[i]; };
+  cpu::detail::index_add_1d<T>(out, n_out, idx, n, value, t, threads);
+}
+
+/// bfloat16 sources, accumulated in float.
+template <class I>
+void index_add(float* out, std::size_t n_out, const I* idx, const bfloat16* src, std::size_t n,
+               tier t = tier::fixed_order, const execution& e = {}) {
+  if (n == 0) return;
+  detail::scatter_check(out != nullptr || n_out == 0, "index_add", "null out with n_out > 0");
+  detail::scatter_check(idx != nullptr && src != nullptr, "index_add", "null idx or src with n > 0");
+  detail::scatter_check(!detail::ranges_overlap(out, n_out * sizeof(float), src, n * sizeof(bfloat16)) &&
+                            !detail::ranges_overlap(out, n_out * sizeof(float), idx, n * sizeof(I)),
+                        "index_add", "out overlaps src or idx");
+  detail::require_ieee_environment("index_add");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(idx, n, n_out, threads, "index_add");
+  auto value = [src](std::uint64_t i) { return src[i].to_float(); };
+  cpu::detail::index_add_1d<float>(out, n_out, idx, n, value, t, threads);
+}
+
+/// Row form: out[idx[i], :] += src[i, :] (row-major, `width` values per row, out has n_out rows).
+/// Every column combines in the canonical order of the 1-D form. S is T or bfloat16 (then T is
+/// float).
+template <class T, class I, class S>
+void index_add_rows(T* out, std::size_t n_out, std::size_t width, const I* idx, const S* src, std::size_t n,
+                    tier t = tier::fixed_order, const execution& e = {}) {
+  static_assert(std::is_same<T, detail::acc_t<S>>::value, "index_add_rows: out must be float (float/bf16 src) or double");
+  if (n == 0) return;
+  detail::scatter_check(width > 0, "index_add_rows", "width must be > 0");
+  detail::scatter_check(out != nullptr || n_out == 0, "index_add_rows", "null out with n_out > 0");
+  detail::scatter_check(idx != nullptr && src != nullptr, "index_add_rows", "null idx or src with n > 0");
+  detail::scatter_check(!detail::ranges_overlap(out, n_out * width * sizeof(T), src, n * width * sizeof(S)) &&
+                            !detail::ranges_overlap(out, n_out * width * sizeof(T), idx, n * sizeof(I)),
+                        "index_add_rows", "out overlaps src or idx");
+  detail::require_ieee_environment("index_add_rows");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(idx, n, n_out, threads, "index_add_rows");
+  const auto g = cpu::detail::group_by_target(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads);
+  cpu::detail::rows_combine<T>(
+      g, n_out, width, threads, resolved_isa(e), t,
+      [src, width](std::uint64_t i, std::size_t c) { return src + i * width + c; },
+      [out, width](std::size_t k) { return out + k * width; }, /*accumulate=*/true);
+}
+
+// ------------------------------------------------------------------------------------------
+// scatter_reduce, segment reductions, bincount, histogram
+// ------------------------------------------------------------------------------------------
+
+/// PyTorch's scatter_reduce: for every target t with contributions,
+/// out[t] = op(out[t] if include_self, contributions...) with the canonical order of the
+/// contributions; mean divides by the count (+1 with include_self). Targets without
+/// contributions keep their value.
+template <class T, class I>
+void scatter_reduce(T* out, std::size_t n_out, const I* idx, const T* src, std::size_t n, scatter_op op,
+                    bool include_self = true, tier t = tier::fixed_order, const execution& e = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "scatter_reduce: float or double");
+  if (n == 0) return;
+  detail::scatter_check(out != nullptr || n_out == 0, "scatter_reduce", "null out with n_out > 0");
+  detail::scatter_check(idx != nullptr && src != nullptr, "scatter_reduce", "null idx or src with n > 0");
+  detail::scatter_check(!detail::ranges_overlap(out, n_out * sizeof(T), src, n * sizeof(T)) &&
+                            !detail::ranges_overlap(out, n_out * sizeof(T), idx, n * sizeof(I)),
+                        "scatter_reduce", "out overlaps src or idx");
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::scatter_reduce: prod has no exact tier (use tier::fixed_order)");
+  detail::require_ieee_environment("scatter_reduce");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(idx, n, n_out, threads, "scatter_reduce");
+  const auto g = cpu::detail::group_by_target(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads);
+  // The results go to a scratch first: out is both input (include_self) and output.
+  std::vector<T> result(n_out);
+  std::vector<unsigned char> hit(n_out);
+  detail::reduce_groups<T>(
+      g, n_out, op, t, threads, [src](std::uint64_t i) { return src[i]; }, include_self, out,
+      [&](std::size_t k, T s, std::size_t count) {
+        if (op == scatter_op::mean) s = s / static_cast<T>(count + (include_self ? 1 : 0));
+        result[k] = s;
+        hit[k] = 1;
+      },
+      "scatter_reduce");
+  for (std::size_t k = 0; k < n_out; ++k)
+    if (hit[k]) out[k] = result[k];
+}
+
+/// Unsorted segment reduction: out[s] = op over data[i] with segment_ids[i] == s, for every
+/// s < num_segments (empty segments get the empty value: sum/mean +0, prod 1, max -Inf,
+/// min +Inf). T is float, double, or bfloat16 data into a float out.
+template <class T, class I, class D>
+void segment_reduce(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                    scatter_op op, tier t = tier::fixed_order, const execution& e = {}) {
+  static_assert(std::is_same<T, detail::acc_t<D>>::value, "segment_reduce: out must be float (float/bf16 data) or double");
+  detail::scatter_check(out != nullptr || num_segments == 0, "segment_reduce", "null out with segments");
+  detail::scatter_check(n == 0 || (segment_ids != nullptr && data != nullptr), "segment_reduce",
+                        "null ids or data with n > 0");
+  detail::scatter_check(!detail::ranges_overlap(out, num_segments * sizeof(T), data, n * sizeof(D)), "segment_reduce",
+                        "out overlaps data");
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::segment_reduce: prod has no exact tier (use tier::fixed_order)");
+  detail::require_ieee_environment("segment_reduce");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(segment_ids, n, num_segments, threads, "segment_reduce");
+  const auto g = cpu::detail::group_by_target(num_segments, n, [segment_ids](std::size_t i) { return segment_ids[i]; },
+                                              threads);
+  for (std::size_t k = 0; k < num_segments; ++k) out[k] = detail::empty_value<T>(op);
+  detail::reduce_groups<T>(
+      g, num_segments, op, t, threads, [data](std::uint64_t i) { return T(core::widen(data[i])); }, false, nullptr,
+      [&](std::size_t k, T s, std::size_t count) { out[k] = op == scatter_op::mean ? s / static_cast<T>(count) : s; },
+      "segment_reduce");
+}
+
+/// Sorted segment reduction: segment_ids must be non-decreasing (checked: std::invalid_argument
+/// otherwise). Same results as segment_reduce, without the grouping pass.
+template <class T, class I, class D>
+void sorted_segment_reduce(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                           scatter_op op, tier t = tier::fixed_order, const execution& e = {}) {
+  static_assert(std::is_same<T, detail::acc_t<D>>::value, "sorted_segment_reduce: out must be float or double");
+  detail::scatter_check(out != nullptr || num_segments == 0, "sorted_segment_reduce", "null out with segments");
+  detail::scatter_check(n == 0 || (segment_ids != nullptr && data != nullptr), "sorted_segment_reduce",
+                        "null ids or data with n > 0");
+  detail::scatter_check(!detail::ranges_overlap(out, num_segments * sizeof(T), data, n * sizeof(D)),
+                        "sorted_segment_reduce", "out overlaps data");
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::sorted_segment_reduce: prod has no exact tier (use tier::fixed_order)");
+  detail::require_ieee_environment("sorted_segment_reduce");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(segment_ids, n, num_segments, threads, "sorted_segment_reduce");
+  detail::contiguous_groups g;
+  g.start.assign(num_segments + 1, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0 && segment_ids[i] < segment_ids[i - 1])
+      throw std::invalid_argument("bitexact::sorted_segment_reduce: segment ids decrease at position " +
+                                  std::to_string(i));
+    ++g.start[static_cast<std::size_t>(segment_ids[i]) + 1];
+  }
+  for (std::size_t k = 0; k < num_segments; ++k) g.start[k + 1] += g.start[k];
+  for (std::size_t k = 0; k < num_segments; ++k) out[k] = detail::empty_value<T>(op);
+  detail::reduce_groups<T>(
+      g, num_segments, op, t, threads, [data](std::uint64_t i) { return T(core::widen(data[i])); }, false, nullptr,
+      [&](std::size_t k, T s, std::size_t count) { out[k] = op == scatter_op::mean ? s / static_cast<T>(count) : s; },
+      "sorted_segment_reduce");
+}
+
+/// Weighted bincount: out[b] = sum of weights[i] with idx[i] == b (+0.0 for empty bins), for
+/// every b < n_bins. Equal to segment_reduce(..., scatter_op::sum).
+template <class T, class I>
+void bincount(T* out, std::size_t n_bins, const I* idx, const T* weights, std::size_t n,
+              tier t = tier::fixed_order, const execution& e = {}) {
+  detail::scatter_check(n == 0 || weights != nullptr, "bincount", "null weights with n > 0 (use the count overload)");
+  segment_reduce(out, n_bins, idx, weights, n, scatter_op::sum, t, e);
+}
+
+/// Unweighted bincount: out[b] = number of i with idx[i] == b.
+template <class I>
+void bincount(std::int64_t* out, std::size_t n_bins, const I* idx, std::size_t n, const execution& e = {}) {
+  detail::scatter_check(out != nullptr || n_bins == 0, "bincount", "null out with bins");
+  detail::scatter_check(n == 0 || idx != nullptr, "bincount", "null idx with n > 0");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(idx, n, n_bins, threads, "bincount");
+  const auto g = cpu::detail::group_by_target(n_bins, n, [idx](std::size_t i) { return idx[i]; }, threads);
+  for (std::size_t b = 0; b < n_bins; ++b) out[b] = static_cast<std::int64_t>(g.count(b));
+}
+
+/// Weighted histogram of x over [lo, hi] with n_bins equal bins (weights may be null: each
+/// value counts 1). Value x goes to bin floor((x - lo) / (hi - lo) * n_bins), computed in T
+/// with IEEE operations in that order, x == hi to the last bin; NaN and values outside
+/// [lo, hi] are ignored. Bin sums combine in the canonical order (or exactly).
+template <class T>
+void histogram(T* out, std::size_t n_bins, T lo, T hi, const T* x, const T* weights, std::size_t n,
+               tier t = tier::fixed_order, const execution& e = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "histogram: float or double");
+  detail::scatter_check(n_bins > 0 && out != nullptr, "histogram", "need n_bins > 0 and an out array");
+  detail::scatter_check(lo < hi && hi - lo < std::numeric_limits<T>::infinity(), "histogram",
+                        "need finite lo < hi");
+  detail::scatter_check(n == 0 || x != nullptr, "histogram", "null x with n > 0");
+  detail::require_ieee_environment("histogram");
+  const int threads = resolved_threads(e);
+  // Bin n_bins collects the ignored values and is dropped.
+  std::vector<std::uint32_t> bin(n);
+  cpu::parallel_chunks(threads, cpu::canonical_chunks{n, 65536}, [&](std::uint64_t b, std::uint64_t end) {
+    for (std::uint64_t i = b; i < end; ++i) {
+      const T v = x[i];
+      if (!(v >= lo && v <= hi)) {
+        bin[i] = static_cast<std::uint32_t>(n_bins);
+        continue;
+      }
+      const T f = core::mul_rn(static_cast<T>((v - lo) / (hi - lo)), static_cast<T>(n_bins));
+      std::size_t k = static_cast<std::size_t>(f);
+      if (k >= n_bins) k = n_bins - 1;
+      bin[i] = static_cast<std::uint32_t>(k);
+    }
+  });
+  std::vector<T> ones;
+  const T* w = weights;
+  if (!w) {
+    ones.assign(n, T(1));
+    w = ones.data();
+  }
+  std::vector<T> tmp(n_bins + 1);
+  segment_reduce(tmp.data(), n_bins + 1, bin.data(), w, n, scatter_op::sum, t, e);
+  for (std::size_t k = 0; k < n_bins; ++k) out[k] = tmp[k];
+}
+
+// ------------------------------------------------------------------------------------------
+// embedding bags
+// ------------------------------------------------------------------------------------------
+
+/// PyTorch's embedding_bag forward (include_last_offset = false): bag b is the positions
+/// j in [offsets[b], offsets[b+1]) (the last bag ends at n_indices); out[b, :] combines the
+/// rows table[indices[j], :], each multiplied by per_sample_weights[j] when given (sum mode
+/// only; the product is rounded, never fused), in the canonical order of the positions j;
+/// mean divides by the bag size; max takes the element-wise maximum. Empty bags give zeros.
+template <class T, class I>
+void embedding_bag(T* out, const T* table, std::size_t n_rows, std::size_t width, const I* indices,
+                   std::size_t n_indices, const I* offsets, std::size_t n_bags, bag_mode mode,
+                   const T* per_sample_weights = nullptr, tier t = tier::fixed_order, const execution& e = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "embedding_bag: float or double");
+  const char* what = "embedding_bag";
+  detail::scatter_check(width > 0, what, "width must be > 0");
+  detail::scatter_check(n_bags == 0 || (out != nullptr && offsets != nullptr), what, "null out or offsets with bags");
+  detail::scatter_check(n_indices == 0 || (indices != nullptr && table != nullptr), what, "null indices or table");
+  detail::scatter_check(per_sample_weights == nullptr || mode == bag_mode::sum, what,
+                        "per_sample_weights are only defined for bag_mode::sum");
+  detail::scatter_check(!detail::ranges_overlap(out, n_bags * width * sizeof(T), table, n_rows * width * sizeof(T)),
+                        what, "out overlaps table");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(indices, n_indices, n_rows, threads, what);
+  detail::contiguous_groups g = cpu::detail::bag_groups(offsets, n_bags, n_indices, what);
+  detail::require_ieee_environment(what);
+  for (std::size_t k = 0; k < n_bags * width; ++k) out[k] = T(0);
+  const tier tt = mode == bag_mode::max ? tier::fixed_order : t;
+  cpu::detail::bag_rows_combine<T>(g, n_bags, width, threads, resolved_isa(e), tt, mode == bag_mode::max, table, indices,
+                                   per_sample_weights, [out, width](std::size_t b) { return out + b * width; });
+  if (mode == bag_mode::mean)
+    for (std::size_t b = 0; b < n_bags; ++b) {
+      const std::size_t c = static_cast<std::size_t>(g.start[b + 1] - g.start[b]);
+      if (c > 0)
+        for (std::size_t k = 0; k < width; ++k) out[b * width + k] = out[b * width + k] / static_cast<T>(c);
+    }
+}
+
+/// embedding_bag backward for sum and mean: grad_table[indices[j], :] += g_j, where g_j is
+/// grad_out[bag(j), :] times per_sample_weights[j] (sum; rounded product) or divided by the
+/// bag size (mean; rounded quotient). Contributions to a table row combine in the canonical
+/// order of their positions j (the row form of index_add). For max mode, scatter the
+/// gradient with index_add_rows at the positions the forward selected.
+template <class T, class I>
+void embedding_bag_backward(T* grad_table, std::size_t n_rows, std::size_t width, const T* grad_out,
+                            const I* indices, std::size_t n_indices, const I* offsets, std::size_t n_bags,
+                            bag_mode mode, const T* per_sample_weights = nullptr, tier t = tier::fixed_order,
+                            const execution& e = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "embedding_bag_backward: float or double");
+  const char* what = "embedding_bag_backward";
+  detail::scatter_check(mode != bag_mode::max, what, "max mode: use index_add_rows with the selected positions");
+  detail::scatter_check(width > 0, what, "width must be > 0");
+  detail::scatter_check(n_bags == 0 || (grad_out != nullptr && offsets != nullptr), what, "null grad_out or offsets");
+  detail::scatter_check(n_indices == 0 || (indices != nullptr && grad_table != nullptr), what, "null indices or grad_table");
+  detail::scatter_check(per_sample_weights == nullptr || mode == bag_mode::sum, what,
+                        "per_sample_weights are only defined for bag_mode::sum");
+  detail::scatter_check(!detail::ranges_overlap(grad_table, n_rows * width * sizeof(T), grad_out, n_bags * width * sizeof(T)),
+                        what, "grad_table overlaps grad_out");
+  const int threads = resolved_threads(e);
+  cpu::detail::validate_indices(indices, n_indices, n_rows, threads, what);
+  const detail::contiguous_groups bags = cpu::detail::bag_groups(offsets, n_bags, n_indices, what);
+  detail::require_ieee_environment(what);
+  if (n_indices == 0) return;
+  // bag of every position, and the contribution row of position j
+  std::vector<std::uint32_t> bag_of(n_indices);
+  for (std::size_t b = 0; b < n_bags; ++b)
+    for (std::uint64_t j = bags.start[b]; j < bags.start[b + 1]; ++j) bag_of[static_cast<std::size_t>(j)] = static_cast<std::uint32_t>(b);
+  std::vector<T> contrib(n_indices * width);
+  cpu::parallel_chunks(threads, cpu::canonical_chunks{n_indices, 1024}, [&](std::uint64_t b, std::uint64_t end) {
+    for (std::uint64_t j = b; j < end; ++j) {
+      const std::size_t bag = bag_of[static_cast<std::size_t>(j)];
+      const T* go = grad_out + bag * width;
+      T* c = contrib.data() + j * width;
+      if (per_sample_weights) {
+        for (std::size_t k = 0; k < width; ++k) c[k] = core::mul_rn(go[k], per_sample_weights[j]);
+      } else if (mode == bag_mode::mean) {
+        const T cnt = static_cast<T>(bags.start[bag + 1] - bags.start[bag]);
+        for (std::size_t k = 0; k < width; ++k) c[k] = go[k] / cnt;
+      } else {
+        for (std::size_t k = 0; k < width; ++k) c[k] = go[k];
+      }
+    }
+  });
+  const auto g = cpu::detail::group_by_target(n_rows, n_indices, [indices](std::size_t j) { return indices[j]; }, threads);
+  cpu::detail::rows_combine<T>(
+      g, n_rows, width, threads, resolved_isa(e), t,
+      [&contrib, width](std::uint64_t j, std::size_t c) { return contrib.data() + j * width + c; },
+      [grad_table, width](std::size_t k) { return grad_table + k * width; }, /*accumulate=*/true);
+}
+
+}  // namespace bitexact

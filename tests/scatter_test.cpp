@@ -1,0 +1,538 @@
+// scatter_test: the scatter family against its reference (reference/scatter.hpp), bit for bit,
+// over thread counts, ISAs, index distributions and sizes; bad input; golden hashes.
+//
+// NaN results of sums compare equal to any NaN (the payload of x + NaN is the hardware's
+// business); max/min must return the canonical quiet NaN exactly. Everything else compares
+// bits, so -0.0 and +0.0 differ.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <bitexact/reference/scatter.hpp>
+#include <bitexact/scatter.hpp>
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
+namespace {
+
+using bitexact::bag_mode;
+using bitexact::execution;
+using bitexact::scatter_op;
+using bitexact::tier;
+
+template <class T>
+std::uint64_t bits(T x) {
+  std::uint64_t u = 0;
+  std::memcpy(&u, &x, sizeof x);
+  return u;
+}
+
+template <class T>
+::testing::AssertionResult same(const std::vector<T>& want, const std::vector<T>& got) {
+  if (want.size() != got.size()) return ::testing::AssertionFailure() << "size " << want.size() << " vs " << got.size();
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(want[i]) && std::isnan(got[i])) continue;
+    if (bits(want[i]) != bits(got[i]))
+      return ::testing::AssertionFailure() << "element " << i << ": want " << want[i] << " (0x" << std::hex << bits(want[i])
+                                           << ") got " << got[i] << " (0x" << bits(got[i]) << std::dec << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::vector<execution> configs() {
+  std::vector<execution> v;
+  for (bitexact::isa i : bitexact::usable_isas())
+    for (int t : {1, 2, 3, 4, 7, 8}) v.push_back(execution{t, i});
+  return v;
+}
+
+enum class dist { all_to_one, uniform, zipf, sorted, reverse_sorted, sparse };
+const dist kDists[] = {dist::all_to_one, dist::uniform, dist::zipf, dist::sorted, dist::reverse_sorted, dist::sparse};
+const char* dist_name(dist d) {
+  switch (d) {
+    case dist::all_to_one: return "all_to_one";
+    case dist::uniform: return "uniform";
+    case dist::zipf: return "zipf";
+    case dist::sorted: return "sorted";
+    case dist::reverse_sorted: return "reverse_sorted";
+    default: return "sparse";
+  }
+}
+
+std::vector<std::int64_t> make_indices(dist d, std::size_t n, std::size_t n_out, std::mt19937_64& g) {
+  std::vector<std::int64_t> idx(n);
+  if (n_out == 0) return idx;
+  for (std::size_t i = 0; i < n; ++i) {
+    switch (d) {
+      case dist::all_to_one: idx[i] = static_cast<std::int64_t>(n_out / 2); break;
+      case dist::zipf: {  // P(k) ~ 1/k roughly: k = floor(n_out^u) - 1
+        const double u = std::uniform_real_distribution<double>(0, 1)(g);
+        idx[i] = std::min<std::int64_t>(static_cast<std::int64_t>(n_out) - 1,
+                                        static_cast<std::int64_t>(std::pow(double(n_out), u)) - 1);
+        break;
+      }
+      case dist::sparse: idx[i] = static_cast<std::int64_t>((g() % 3) * (n_out / 3)); break;  // most targets empty
+      default: idx[i] = static_cast<std::int64_t>(g() % n_out);
+    }
+  }
+  if (d == dist::sorted) std::sort(idx.begin(), idx.end());
+  if (d == dist::reverse_sorted) std::sort(idx.rbegin(), idx.rend());
+  return idx;
+}
+
+template <class T>
+std::vector<T> make_values(std::size_t n, std::mt19937_64& g, bool specials) {
+  std::vector<T> v(n);
+  for (auto& x : v) {
+    const int e = static_cast<int>(g() % 40) - 20;
+    x = std::ldexp(static_cast<T>(static_cast<double>(g() % 2000001) - 1000000.0) / T(1000000), e);
+  }
+  if (specials && n > 10) {
+    v[g() % n] = std::numeric_limits<T>::infinity();
+    v[g() % n] = -T(0);
+    v[g() % n] = std::numeric_limits<T>::quiet_NaN();
+    v[g() % n] = std::numeric_limits<T>::max();
+    v[g() % n] = std::numeric_limits<T>::denorm_min();
+  }
+  return v;
+}
+
+const std::size_t kSizes[] = {0, 1, 2, 7, 4095, 4096, 4097, 8191, 12289, 65537};
+
+// ---------------------------------------------------------------- index_add, 1-D
+template <class T>
+void index_add_matrix(tier t) {
+  std::mt19937_64 g(2026);
+  int cases = 0;
+  for (std::size_t n : kSizes)
+    for (std::size_t n_out : {std::size_t(1), std::size_t(13), std::size_t(1000), std::size_t(70001)})
+      for (dist d : kDists) {
+        const auto idx = make_indices(d, n, n_out, g);
+        const auto src = make_values<T>(n, g, (cases % 5) == 0);
+        std::vector<T> init = make_values<T>(n_out, g, false);
+        std::vector<T> want = init;
+        if (t == tier::exact)
+          bitexact::reference::index_add_exact<T, T>(want.data(), n_out, idx.data(), src.data(), n);
+        else
+          bitexact::reference::index_add_fixed_order<T, T>(want.data(), n_out, idx.data(), src.data(), n);
+        for (const execution& e : configs()) {
+          if (n > 5000 && e.threads != 1 && e.threads != 2 && e.threads != 7) continue;
+          std::vector<T> got = init;
+          bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, t, e);
+          ASSERT_TRUE(same(want, got)) << "n=" << n << " n_out=" << n_out << " " << dist_name(d) << " threads=" << e.threads
+                                       << " isa=" << bitexact::isa_name(e.simd);
+        }
+        ++cases;
+      }
+  EXPECT_GT(cases, 200);
+}
+
+TEST(IndexAdd, FixedOrderFloatEqualsReference) { index_add_matrix<float>(tier::fixed_order); }
+TEST(IndexAdd, FixedOrderDoubleEqualsReference) { index_add_matrix<double>(tier::fixed_order); }
+TEST(IndexAdd, ExactFloatEqualsReference) { index_add_matrix<float>(tier::exact); }
+TEST(IndexAdd, ExactDoubleEqualsReference) { index_add_matrix<double>(tier::exact); }
+
+TEST(IndexAdd, LargeCaseAcrossStrategies) {
+  // 4 Mi sources: the dense strategy (1 Ki targets) and the sorted one (1 Mi targets).
+  std::mt19937_64 g(5);
+  const std::size_t n = std::size_t(1) << 22;
+  const auto src = make_values<float>(n, g, false);
+  for (std::size_t n_out : {std::size_t(1024), std::size_t(1) << 20}) {
+    const auto idx = make_indices(dist::zipf, n, n_out, g);
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      std::vector<float> want(n_out, 1.0f);
+      if (t == tier::exact)
+        bitexact::reference::index_add_exact<float, float>(want.data(), n_out, idx.data(), src.data(), n);
+      else
+        bitexact::reference::index_add_fixed_order<float, float>(want.data(), n_out, idx.data(), src.data(), n);
+      for (int threads : {1, 2, 3}) {
+        std::vector<float> got(n_out, 1.0f);
+        bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, t, execution{threads});
+        ASSERT_TRUE(same(want, got)) << n_out << " threads " << threads;
+      }
+    }
+  }
+}
+
+TEST(IndexAdd, Bfloat16SourcesAccumulateInFloat) {
+  std::mt19937_64 g(9);
+  for (std::size_t n : {std::size_t(3), std::size_t(9001)}) {
+    const auto idx = make_indices(dist::uniform, n, 17, g);
+    const auto f = make_values<float>(n, g, false);
+    std::vector<bitexact::bfloat16> src(n);
+    std::vector<float> widened(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      src[i] = bitexact::bfloat16::from_float(f[i]);
+      widened[i] = src[i].to_float();
+    }
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      std::vector<float> want(17, 0.25f), got(17, 0.25f);
+      bitexact::index_add(want.data(), 17, idx.data(), widened.data(), n, t);
+      bitexact::index_add(got.data(), 17, idx.data(), src.data(), n, t, execution{3});
+      EXPECT_TRUE(same(want, got));
+    }
+  }
+}
+
+TEST(IndexAdd, ExactIsOrderIndependent) {
+  // Permuting the sources (with their indices) does not change the exact tier's bits.
+  std::mt19937_64 g(77);
+  const std::size_t n = 20000, n_out = 50;
+  auto idx = make_indices(dist::zipf, n, n_out, g);
+  auto src = make_values<double>(n, g, true);
+  std::vector<double> a(n_out, -0.0), b(n_out, -0.0);
+  bitexact::index_add(a.data(), n_out, idx.data(), src.data(), n, tier::exact);
+  std::vector<std::size_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), g);
+  std::vector<std::int64_t> idx2(n);
+  std::vector<double> src2(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    idx2[i] = idx[perm[i]];
+    src2[i] = src[perm[i]];
+  }
+  bitexact::index_add(b.data(), n_out, idx2.data(), src2.data(), n, tier::exact, execution{3});
+  EXPECT_TRUE(same(a, b));
+}
+
+TEST(IndexAdd, Int32IndicesWork) {
+  std::vector<std::int32_t> idx = {2, 0, 2, 1};
+  std::vector<float> src = {1, 2, 3, 4}, out = {10, 20, 30};
+  bitexact::index_add(out.data(), 3, idx.data(), src.data(), 4);
+  EXPECT_EQ(out, (std::vector<float>{12, 24, 34}));
+}
+
+// ---------------------------------------------------------------- bad input
+TEST(ScatterBadInput, OutOfRangeIndexThrowsBeforeWriting) {
+  std::vector<float> src(10000, 1.0f), out(100, 3.0f);
+  std::vector<std::int64_t> idx(10000, 5);
+  idx[7777] = 100;  // == bound
+  idx[9000] = -1;
+  for (int threads : {1, 2, 7})
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      try {
+        bitexact::index_add(out.data(), 100, idx.data(), src.data(), src.size(), t, execution{threads});
+        ADD_FAILURE() << "no throw";
+      } catch (const bitexact::index_error& e) {
+        EXPECT_EQ(e.position(), 7777u);  // the lowest bad position, whatever the threads
+        EXPECT_EQ(e.index(), 100);
+        EXPECT_EQ(e.bound(), 100u);
+        EXPECT_NE(std::string(e.what()).find("7777"), std::string::npos);
+      }
+      for (float v : out) ASSERT_EQ(v, 3.0f);
+    }
+  idx[7777] = 5;
+  EXPECT_THROW(bitexact::index_add(out.data(), 100, idx.data(), src.data(), src.size()), std::out_of_range);  // -1
+  std::vector<float> rows(100 * 4, 3.0f), srows(10000 * 4, 1.0f);
+  EXPECT_THROW(bitexact::index_add_rows(rows.data(), 100, 4, idx.data(), srows.data(), 10000), bitexact::index_error);
+  for (float v : rows) ASSERT_EQ(v, 3.0f);
+  std::vector<float> seg(100, 3.0f);
+  EXPECT_THROW(bitexact::segment_reduce(seg.data(), 100, idx.data(), src.data(), src.size(), scatter_op::sum),
+               bitexact::index_error);
+  for (float v : seg) ASSERT_EQ(v, 3.0f);
+  // n_out == 0 with sources: every index is out of range
+  EXPECT_THROW(bitexact::index_add(out.data(), 0, idx.data(), src.data(), 3), bitexact::index_error);
+}
+
+TEST(ScatterBadInput, NullsOverlapAndParameters) {
+  std::vector<float> buf(100, 1.0f);
+  std::vector<std::int64_t> idx(10, 0);
+  EXPECT_NO_THROW(bitexact::index_add<float>(nullptr, 0, static_cast<const std::int64_t*>(nullptr), nullptr, 0));
+  EXPECT_THROW(bitexact::index_add(buf.data(), 10, static_cast<const std::int64_t*>(nullptr), buf.data() + 50, 10),
+               std::invalid_argument);
+  EXPECT_THROW(bitexact::index_add(static_cast<float*>(nullptr), 10, idx.data(), buf.data(), 10), std::invalid_argument);
+  // out overlaps src
+  EXPECT_THROW(bitexact::index_add(buf.data(), 20, idx.data(), buf.data() + 10, 10), std::invalid_argument);
+  EXPECT_NO_THROW(bitexact::index_add(buf.data(), 20, idx.data(), buf.data() + 20, 10));  // adjacent is fine
+  EXPECT_THROW(bitexact::index_add_rows(buf.data(), 5, 0, idx.data(), buf.data() + 50, 1), std::invalid_argument);
+  EXPECT_THROW(bitexact::scatter_reduce(buf.data(), 10, idx.data(), buf.data() + 50, 10, scatter_op::prod, true, tier::exact),
+               std::invalid_argument);
+  std::vector<std::int64_t> unsorted = {0, 2, 1};
+  std::vector<float> data = {1, 2, 3}, out(3, 9.0f);
+  EXPECT_THROW(bitexact::sorted_segment_reduce(out.data(), 3, unsorted.data(), data.data(), 3, scatter_op::sum),
+               std::invalid_argument);
+  EXPECT_EQ(out, (std::vector<float>{9, 9, 9}));
+  std::vector<float> table(4 * 2, 1.0f), bags(2 * 2, 7.0f);
+  std::vector<std::int64_t> ind = {0, 1, 2}, bad_offsets = {1, 2};
+  EXPECT_THROW(bitexact::embedding_bag(bags.data(), table.data(), 4, 2, ind.data(), 3, bad_offsets.data(), 2, bag_mode::sum),
+               std::invalid_argument);
+  std::vector<std::int64_t> offsets = {0, 2};
+  std::vector<float> w = {1, 2, 3};
+  EXPECT_THROW(bitexact::embedding_bag(bags.data(), table.data(), 4, 2, ind.data(), 3, offsets.data(), 2, bag_mode::max,
+                                       w.data()),
+               std::invalid_argument);
+  EXPECT_EQ(bags, std::vector<float>(4, 7.0f));
+  std::vector<float> hist(4);
+  EXPECT_THROW(bitexact::histogram(hist.data(), 4, 1.0f, 1.0f, data.data(), static_cast<const float*>(nullptr), 3),
+               std::invalid_argument);
+  EXPECT_THROW(bitexact::histogram(hist.data(), 0, 0.0f, 1.0f, data.data(), static_cast<const float*>(nullptr), 3),
+               std::invalid_argument);
+}
+
+// ---------------------------------------------------------------- rows
+template <class T>
+void rows_matrix(tier t) {
+  std::mt19937_64 g(31);
+  for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(4097), std::size_t(9000)})
+    for (std::size_t width : {std::size_t(1), std::size_t(3), std::size_t(16), std::size_t(37), std::size_t(128)})
+      for (dist d : {dist::uniform, dist::all_to_one, dist::zipf, dist::sparse}) {
+        const std::size_t n_out = 61;
+        const auto idx = make_indices(d, n, n_out, g);
+        const auto src = make_values<T>(n * width, g, width == 37);
+        const auto init = make_values<T>(n_out * width, g, false);
+        std::vector<T> want = init;
+        bitexact::reference::index_add_rows<T, T>(want.data(), n_out, width, idx.data(), src.data(), n, t == tier::exact);
+        for (const execution& e : configs()) {
+          if (e.threads == 4 || e.threads == 8) continue;
+          std::vector<T> got = init;
+          bitexact::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, t, e);
+          ASSERT_TRUE(same(want, got)) << "n=" << n << " width=" << width << " " << dist_name(d) << " threads=" << e.threads
+                                       << " isa=" << bitexact::isa_name(e.simd);
+        }
+      }
+}
+
+TEST(IndexAddRows, FixedOrderFloat) { rows_matrix<float>(tier::fixed_order); }
+TEST(IndexAddRows, FixedOrderDouble) { rows_matrix<double>(tier::fixed_order); }
+TEST(IndexAddRows, ExactFloat) { rows_matrix<float>(tier::exact); }
+
+// ---------------------------------------------------------------- scatter_reduce, segments
+TEST(ScatterReduce, EveryOpEqualsReference) {
+  std::mt19937_64 g(41);
+  for (std::size_t n : {std::size_t(1), std::size_t(100), std::size_t(9001)})
+    for (dist d : kDists)
+      for (scatter_op op : {scatter_op::sum, scatter_op::prod, scatter_op::mean, scatter_op::max, scatter_op::min})
+        for (bool include_self : {true, false})
+          for (tier t : {tier::fixed_order, tier::exact}) {
+            if (t == tier::exact && op == scatter_op::prod) continue;
+            const std::size_t n_out = 97;
+            const auto idx = make_indices(d, n, n_out, g);
+            auto src = make_values<double>(n, g, n == 9001);
+            if (op == scatter_op::prod)
+              for (auto& x : src) x = 1.0 + x / 64;  // keep products finite
+            const auto init = make_values<double>(n_out, g, false);
+            std::vector<double> want = init;
+            bitexact::reference::scatter_reduce(want.data(), n_out, idx.data(), src.data(), n, op, include_self,
+                                                t == tier::exact);
+            for (int threads : {1, 2, 7}) {
+              std::vector<double> got = init;
+              bitexact::scatter_reduce(got.data(), n_out, idx.data(), src.data(), n, op, include_self, t, execution{threads});
+              ASSERT_TRUE(same(want, got)) << "n=" << n << " " << dist_name(d) << " op=" << int(op)
+                                           << " self=" << include_self << " threads=" << threads;
+            }
+          }
+}
+
+TEST(ScatterReduce, MaxMinSpecialValues) {
+  std::vector<std::int64_t> idx = {0, 0, 1, 1, 2, 2};
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> src = {-0.0f, 0.0f, 1.0f, nan, -0.0f, -0.0f};
+  std::vector<float> mx = {-5, -5, -5}, mn = {5, 5, 5};
+  bitexact::scatter_reduce(mx.data(), 3, idx.data(), src.data(), 6, scatter_op::max, false);
+  bitexact::scatter_reduce(mn.data(), 3, idx.data(), src.data(), 6, scatter_op::min, false);
+  EXPECT_EQ(bits(mx[0]), bits(0.0f));   // +0 above -0
+  EXPECT_EQ(bits(mn[0]), bits(-0.0f));  // -0 below +0
+  EXPECT_EQ(bits(mx[1]), 0x7fc00000u);  // canonical quiet NaN
+  EXPECT_EQ(bits(mn[1]), 0x7fc00000u);
+  EXPECT_EQ(bits(mx[2]), bits(-0.0f));
+}
+
+TEST(SegmentReduce, UnsortedAndSortedEqualReference) {
+  std::mt19937_64 g(43);
+  for (std::size_t n : {std::size_t(0), std::size_t(5), std::size_t(5000), std::size_t(20011)})
+    for (scatter_op op : {scatter_op::sum, scatter_op::prod, scatter_op::mean, scatter_op::max, scatter_op::min})
+      for (tier t : {tier::fixed_order, tier::exact}) {
+        if (t == tier::exact && op == scatter_op::prod) continue;
+        const std::size_t segs = 300;  // many empty segments when n is small
+        auto ids = make_indices(dist::zipf, n, segs, g);
+        auto data = make_values<float>(n, g, false);
+        if (op == scatter_op::prod)
+          for (auto& x : data) x = 1.0f + x / 64;
+        std::vector<float> want(segs);
+        bitexact::reference::segment_reduce(want.data(), segs, ids.data(), data.data(), n, op, t == tier::exact);
+        for (int threads : {1, 3}) {
+          std::vector<float> got(segs, 42.0f);
+          bitexact::segment_reduce(got.data(), segs, ids.data(), data.data(), n, op, t, execution{threads});
+          ASSERT_TRUE(same(want, got)) << "unsorted n=" << n << " op=" << int(op);
+        }
+        std::vector<std::size_t> perm(n);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::stable_sort(perm.begin(), perm.end(), [&](std::size_t a, std::size_t b) { return ids[a] < ids[b]; });
+        std::vector<std::int64_t> sids(n);
+        std::vector<float> sdata(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          sids[i] = ids[perm[i]];
+          sdata[i] = data[perm[i]];
+        }
+        std::vector<float> swant(segs);
+        bitexact::reference::segment_reduce(swant.data(), segs, sids.data(), sdata.data(), n, op, t == tier::exact);
+        std::vector<float> sgot(segs);
+        bitexact::sorted_segment_reduce(sgot.data(), segs, sids.data(), sdata.data(), n, op, t, execution{2});
+        ASSERT_TRUE(same(swant, sgot)) << "sorted n=" << n << " op=" << int(op);
+      }
+  // empty segments: the documented empty values
+  std::vector<float> out(4);
+  std::vector<std::int64_t> none;
+  bitexact::segment_reduce(out.data(), 4, none.data(), static_cast<const float*>(nullptr), 0, scatter_op::max);
+  EXPECT_EQ(out[0], -std::numeric_limits<float>::infinity());
+  bitexact::segment_reduce(out.data(), 4, none.data(), static_cast<const float*>(nullptr), 0, scatter_op::prod);
+  EXPECT_EQ(out[3], 1.0f);
+}
+
+TEST(Bincount, WeightedAndCounts) {
+  std::mt19937_64 g(47);
+  const std::size_t n = 30000, bins = 257;
+  const auto idx = make_indices(dist::zipf, n, bins, g);
+  const auto w = make_values<double>(n, g, false);
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    std::vector<double> want(bins), got(bins);
+    bitexact::reference::segment_reduce(want.data(), bins, idx.data(), w.data(), n, scatter_op::sum, t == tier::exact);
+    bitexact::bincount(got.data(), bins, idx.data(), w.data(), n, t, execution{3});
+    EXPECT_TRUE(same(want, got));
+  }
+  std::vector<std::int64_t> counts(bins);
+  bitexact::bincount(counts.data(), bins, idx.data(), n);
+  std::vector<std::int64_t> expect(bins);
+  for (auto k : idx) ++expect[static_cast<std::size_t>(k)];
+  EXPECT_EQ(counts, expect);
+}
+
+TEST(Histogram, EqualsReferenceAndIgnoresOutliers) {
+  std::mt19937_64 g(53);
+  const std::size_t n = 50000;
+  auto x = make_values<float>(n, g, true);
+  const auto w = make_values<float>(n, g, false);
+  for (tier t : {tier::fixed_order, tier::exact})
+    for (const float* weights : {static_cast<const float*>(nullptr), w.data()}) {
+      std::vector<float> want(33), got(33);
+      bitexact::reference::histogram(want.data(), 33, -0.5f, 0.75f, x.data(), weights, n, t == tier::exact);
+      bitexact::histogram(got.data(), 33, -0.5f, 0.75f, x.data(), weights, n, t, execution{2});
+      EXPECT_TRUE(same(want, got));
+    }
+  std::vector<float> v = {0.0f, 1.0f, 0.5f, 2.0f, std::numeric_limits<float>::quiet_NaN(), -1.0f}, h(2);
+  bitexact::histogram(h.data(), 2, 0.0f, 1.0f, v.data(), static_cast<const float*>(nullptr), v.size());
+  EXPECT_EQ(h, (std::vector<float>{1.0f, 2.0f}));  // 1.0 is in the last bin; 2, NaN, -1 ignored
+}
+
+// ---------------------------------------------------------------- embedding bags
+TEST(EmbeddingBag, ForwardEqualsReference) {
+  std::mt19937_64 g(59);
+  const std::size_t n_rows = 500;
+  for (std::size_t width : {std::size_t(1), std::size_t(7), std::size_t(64)})
+    for (bag_mode mode : {bag_mode::sum, bag_mode::mean, bag_mode::max})
+      for (bool weighted : {false, true})
+        for (tier t : {tier::fixed_order, tier::exact}) {
+          if (weighted && mode != bag_mode::sum) continue;
+          const std::size_t n_indices = 9000, n_bags = 300;
+          const auto indices = make_indices(dist::zipf, n_indices, n_rows, g);
+          std::vector<std::int64_t> offsets(n_bags);
+          for (auto& o : offsets) o = static_cast<std::int64_t>(g() % n_indices);
+          std::sort(offsets.begin(), offsets.end());
+          offsets[0] = 0;
+          offsets[5] = offsets[4];  // an empty bag
+          const auto table = make_values<float>(n_rows * width, g, false);
+          const auto w = make_values<float>(n_indices, g, false);
+          std::vector<float> want(n_bags * width);
+          bitexact::reference::embedding_bag(want.data(), table.data(), width, indices.data(), n_indices, offsets.data(),
+                                             n_bags, mode, weighted ? w.data() : nullptr, t == tier::exact);
+          for (const execution& e : configs()) {
+            if (e.threads != 1 && e.threads != 3) continue;
+            std::vector<float> got(n_bags * width, 5.0f);
+            bitexact::embedding_bag(got.data(), table.data(), n_rows, width, indices.data(), n_indices, offsets.data(), n_bags,
+                                    mode, weighted ? w.data() : nullptr, t, e);
+            ASSERT_TRUE(same(want, got)) << "width=" << width << " mode=" << int(mode) << " weighted=" << weighted
+                                         << " isa=" << bitexact::isa_name(e.simd) << " threads=" << e.threads;
+          }
+        }
+}
+
+TEST(EmbeddingBag, BackwardEqualsReference) {
+  std::mt19937_64 g(61);
+  const std::size_t n_rows = 300, width = 24, n_indices = 7000, n_bags = 200;
+  for (bag_mode mode : {bag_mode::sum, bag_mode::mean})
+    for (bool weighted : {false, true})
+      for (tier t : {tier::fixed_order, tier::exact}) {
+        if (weighted && mode != bag_mode::sum) continue;
+        const auto indices = make_indices(dist::zipf, n_indices, n_rows, g);
+        std::vector<std::int64_t> offsets(n_bags);
+        for (auto& o : offsets) o = static_cast<std::int64_t>(g() % n_indices);
+        std::sort(offsets.begin(), offsets.end());
+        offsets[0] = 0;
+        const auto grad_out = make_values<double>(n_bags * width, g, false);
+        const auto w = make_values<double>(n_indices, g, false);
+        const auto init = make_values<double>(n_rows * width, g, false);
+        std::vector<double> want = init;
+        bitexact::reference::embedding_bag_backward(want.data(), n_rows, width, grad_out.data(), indices.data(), n_indices,
+                                                    offsets.data(), n_bags, mode, weighted ? w.data() : nullptr,
+                                                    t == tier::exact);
+        for (int threads : {1, 2, 7}) {
+          std::vector<double> got = init;
+          bitexact::embedding_bag_backward(got.data(), n_rows, width, grad_out.data(), indices.data(), n_indices,
+                                           offsets.data(), n_bags, mode, weighted ? w.data() : nullptr, t,
+                                           execution{threads});
+          ASSERT_TRUE(same(want, got)) << "mode=" << int(mode) << " weighted=" << weighted << " threads=" << threads;
+        }
+      }
+}
+
+// ---------------------------------------------------------------- golden values
+std::uint64_t fnv(const void* p, std::size_t n) {
+  const unsigned char* b = static_cast<const unsigned char*>(p);
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+  return h;
+}
+
+TEST(ScatterGolden, PinnedToOrderVersion) {
+  // Fixed inputs from a documented integer recipe (no library RNG, no libm), hashed outputs.
+  // A change of any bit fails here until scatter_order_version is bumped (CHANGELOG.md).
+  ASSERT_EQ(bitexact::scatter_order_version, 1);
+  const std::size_t n = 3 * 4096 + 123, n_out = 37;
+  std::vector<std::int64_t> idx(n);
+  std::vector<float> src(n);
+  std::uint64_t s = 12345;
+  for (std::size_t i = 0; i < n; ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    idx[i] = static_cast<std::int64_t>((s >> 33) % n_out);
+    src[i] = static_cast<float>(static_cast<std::int32_t>(s >> 40) - (1 << 23)) / 4096.0f + 1.0f / 3.0f;
+  }
+  std::vector<float> fo(n_out, 0.1f), ex(n_out, 0.1f);
+  bitexact::index_add(fo.data(), n_out, idx.data(), src.data(), n, tier::fixed_order);
+  bitexact::index_add(ex.data(), n_out, idx.data(), src.data(), n, tier::exact);
+  std::vector<float> rows(n_out * 3, 0.0f), rsrc(n * 3);
+  for (std::size_t i = 0; i < n * 3; ++i) rsrc[i] = src[i / 3] * static_cast<float>(1 + i % 3);
+  bitexact::index_add_rows(rows.data(), n_out, 3, idx.data(), rsrc.data(), n);
+  const std::uint64_t h_fo = fnv(fo.data(), fo.size() * 4), h_ex = fnv(ex.data(), ex.size() * 4),
+                      h_rows = fnv(rows.data(), rows.size() * 4);
+  std::printf("golden: fixed_order %016llx exact %016llx rows %016llx\n", (unsigned long long)h_fo,
+              (unsigned long long)h_ex, (unsigned long long)h_rows);
+  EXPECT_EQ(h_fo, 0x160cbb962079447full);
+  EXPECT_EQ(h_ex, 0x923af942077dd42aull);
+  EXPECT_EQ(h_rows, 0xb1043f1c85a43d44ull);
+}
+
+TEST(ScatterEnvironment, FlushToZeroIsRefused) {
+#if defined(__SSE2__)
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8000u);
+  std::vector<float> out(3, 1.0f), src = {1, 2};
+  std::vector<std::int64_t> idx = {0, 1};
+  EXPECT_THROW(bitexact::index_add(out.data(), 3, idx.data(), src.data(), 2), bitexact::fp_environment_error);
+  _mm_setcsr(csr);
+  EXPECT_EQ(out, std::vector<float>(3, 1.0f));
+#else
+  GTEST_SKIP() << "x86 MXCSR only";
+#endif
+}
+
+}  // namespace
