@@ -24,11 +24,14 @@
 //   layer_norm:  mean = (sum_i v_i) / cols; d_i = v_i - mean; var = (sum_i d_i * d_i) / cols;
 //                inv = 1 / sqrt(var + eps); y_i = ((d_i * inv) * w_i) + b_i
 //                (w == nullptr skips the multiply, b == nullptr skips the add)
-// max uses the order of minmax.hpp (-0 < +0; a NaN makes it NaN). core::exp and core::log on
-// float values are the library's binary64 functions rounded once to float; sqrt is IEEE's
+// max uses the order of minmax.hpp (-0 < +0; a NaN makes it NaN). core::exp/core::log are the
+// library's own (core/math.hpp): on floats, exp is evaluated in binary64 and rounded once to
+// float (near correctly rounded), log is the binary64 log rounded once; sqrt is IEEE's
 // correctly rounded square root; eps is rounded to A once. Consequences, by the formulas: a row
 // holding a NaN or +inf gives a softmax/log_softmax row of NaN, and so does a row of only -inf.
-// Every NaN an op outputs is the canonical quiet NaN (0x7fc00000 / 0x7ff8000000000000).
+// Every NaN the row-wise ops and the means output is the canonical quiet NaN (0x7fc00000 /
+// 0x7ff8000000000000); row_sum/col_sum return exactly the 1-D sum's bits (reference/reduce.hpp),
+// NaN payloads included (the exact tier canonicalizes, the fixed_order tier propagates).
 //
 // Invariance: a row's result is a function of that row alone (and w, b, eps): never of the
 // number of rows in the batch, of the thread count (threads take whole rows; for col_sum whole

@@ -6,7 +6,8 @@
 // bfloat16; A = core::accumulation_t<T> (float for float and bfloat16, double for double) is
 // both the accumulation and the output type. bf16 inputs are widened exactly to float first.
 // The public API (rowwise.hpp) documents the formulas; each function here is that formula.
-// Every NaN these functions output is the canonical quiet NaN (core::canonical_nan).
+// Every NaN the row-wise ops and the means output is the canonical quiet NaN
+// (core::canonical_nan); the sums are the 1-D sums of reference/reduce.hpp, NaN bits included.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -83,7 +84,7 @@ A mean_of(A sum, std::size_t count) {
 /// softmax along each row (cols >= 1):
 ///   v_i = widen(x_i); m = max_i v_i; d_i = v_i - m; e_i = core::exp(d_i);
 ///   s = fixed_order_reduce<A>(cols, e_i); y_i = e_i / s.
-/// (For A = float, core::exp(float) is the binary64 exp rounded once to float.)
+/// (For A = float, core::exp(float): evaluated in binary64, rounded once to float.)
 template <class T>
 void softmax(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
              core::accumulation_t<T>* y, std::size_t ldy) {
