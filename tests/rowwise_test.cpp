@@ -398,6 +398,26 @@ TEST(RowwiseOps, InvarianceMatrixFloat) { ops_matrix<float>(); }
 TEST(RowwiseOps, InvarianceMatrixDouble) { ops_matrix<double>(); }
 TEST(RowwiseOps, InvarianceMatrixBfloat16) { ops_matrix<bfloat16>(); }
 
+/// Above 10^6 values: rows of 400009 (98 float leaves, a ragged leaf tree), every op.
+TEST(RowwiseOps, LargeRows) {
+  const std::size_t rows = 3, cols = 400009, ld = cols + 1;
+  const auto buf = matrix<float>(rows, ld, 4242, 20.0);
+  const auto wb = matrix<float>(2, cols, 4343, 2.0);
+  params<float> p;
+  p.w = wb.data();
+  p.b = wb.data() + cols;
+  for (op o : {op::softmax, op::log_softmax, op::rms_norm, op::layer_norm}) {
+    std::vector<float> ref(rows * cols);
+    run_ref(o, buf.data() + 1, rows, cols, ld, p, ref.data(), cols);
+    for (isa i : usable_isas())
+      for (int t : kThreads) {
+        std::vector<float> y(rows * cols);
+        run_fast(o, buf.data() + 1, rows, cols, ld, p, y.data(), cols, execution{t, i});
+        ASSERT_TRUE(same(y, ref)) << op_name(o) << " " << isa_name(i) << " threads " << t;
+      }
+  }
+}
+
 /// A row's result never depends on the batch: rows computed one at a time, in a batch of 37,
 /// and in a batch of 5 taken from the middle, give the same bits.
 template <class T>

@@ -183,7 +183,7 @@ struct rowwise_kernel<T, Arch, true> {
       for (std::size_t c = c0; c < c1; ++c) out[c] = A(0);
       return;
     }
-    std::vector<A> lanes_buf(W * CB + 64 / sizeof(A));
+    std::vector<A> lanes_buf(W * CB);
     A* lanes = lanes_buf.data();  // lanes[l * CB + c]
     std::vector<core::tree_stack<A>> tree(nc);
     const std::size_t vec_end = nc - nc % B;
