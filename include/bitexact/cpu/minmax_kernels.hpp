@@ -106,8 +106,7 @@ inline std::size_t find_key_scalar(const T* x, std::size_t n, key_t<T> k) {
   return n;
 }
 
-template <class T, class Arch, bool IsMax,
-          bool Simd = !std::is_same<Arch, scalar_arch>::value && !std::is_same<T, bfloat16>::value>
+template <class T, class Arch, bool IsMax, bool Simd = !std::is_same<Arch, scalar_arch>::value>
 struct minmax_kernel {
   static key_t<T> best_key(const T* x, std::size_t n) { return best_key_scalar<T, IsMax>(x, n); }
   static std::size_t find(const T* x, std::size_t n, key_t<T> k) {
@@ -119,7 +118,8 @@ template <class T, class Arch, bool IsMax>
 struct minmax_kernel<T, Arch, IsMax, true> {
   using K = key_t<T>;
   using U = std::make_unsigned_t<K>;
-  using VF = xsimd::batch<T, Arch>;
+  using F = std::conditional_t<std::is_same<T, bfloat16>::value, float, T>;  // bf16: widened
+  using VF = xsimd::batch<F, Arch>;
   using VK = xsimd::batch<K, Arch>;
   using VU = xsimd::batch<U, Arch>;
   static constexpr std::size_t B = VF::size;
@@ -133,8 +133,18 @@ struct minmax_kernel<T, Arch, IsMax, true> {
     const VK mag = xsimd::bitwise_cast<VK>(u & VU(std::numeric_limits<U>::max() >> 1));
     return xsimd::select(mag > VK(inf_bits()), VK(nan_key<K, IsMax>()), k);
   }
+  /// B values from p (bf16 widened exactly to float: its key order is the same).
+  static VF load(const T* p) {
+    if constexpr (std::is_same<T, bfloat16>::value) {
+      alignas(64) std::uint32_t w[B];
+      for (std::size_t j = 0; j < B; ++j) w[j] = static_cast<std::uint32_t>(p[j].bits) << 16;
+      return xsimd::bitwise_cast<VF>(VU::load_aligned(w));
+    } else {
+      return VF::load_unaligned(p);
+    }
+  }
   static K inf_bits() {
-    const T inf = std::numeric_limits<T>::infinity();
+    const F inf = std::numeric_limits<F>::infinity();
     K b;
     std::memcpy(&b, &inf, sizeof b);
     return b;
@@ -148,13 +158,13 @@ struct minmax_kernel<T, Arch, IsMax, true> {
     std::size_t i = 0;
     K k = key_of<T, IsMax>(x[0]);
     if (n >= 4 * B) {
-      VK a0 = keys(VF::load_unaligned(x)), a1 = keys(VF::load_unaligned(x + B));
-      VK a2 = keys(VF::load_unaligned(x + 2 * B)), a3 = keys(VF::load_unaligned(x + 3 * B));
+      VK a0 = keys(load(x)), a1 = keys(load(x + B));
+      VK a2 = keys(load(x + 2 * B)), a3 = keys(load(x + 3 * B));
       for (i = 4 * B; i + 4 * B <= n; i += 4 * B) {
-        a0 = pick(a0, keys(VF::load_unaligned(x + i)));
-        a1 = pick(a1, keys(VF::load_unaligned(x + i + B)));
-        a2 = pick(a2, keys(VF::load_unaligned(x + i + 2 * B)));
-        a3 = pick(a3, keys(VF::load_unaligned(x + i + 3 * B)));
+        a0 = pick(a0, keys(load(x + i)));
+        a1 = pick(a1, keys(load(x + i + B)));
+        a2 = pick(a2, keys(load(x + i + 2 * B)));
+        a3 = pick(a3, keys(load(x + i + 3 * B)));
       }
       const VK a = pick(pick(a0, a1), pick(a2, a3));
       alignas(64) K lanes[B];
@@ -169,7 +179,7 @@ struct minmax_kernel<T, Arch, IsMax, true> {
     std::size_t i = 0;
     const VK target(k);
     for (; i + B <= n; i += B)
-      if (xsimd::any(keys(VF::load_unaligned(x + i)) == target)) break;
+      if (xsimd::any(keys(load(x + i)) == target)) break;
     return i + find_key_scalar<T, IsMax>(x + i, n - i, k);
   }
 };
