@@ -35,13 +35,14 @@
 //
 // Invariance: a row's result is a function of that row alone (and w, b, eps): never of the
 // number of rows in the batch, of the thread count (threads take whole rows; for col_sum whole
-// column blocks, and on tall matrices aligned groups of leaves of the rows), of the ISA (execution.hpp) or of the alignment. Equal to
-// reference/rowwise.hpp bit for bit (tests/rowwise_test.cpp).
+// column blocks, and on tall matrices aligned groups of leaves of the rows), of the ISA
+// (execution.hpp) or of the alignment. Equal to reference/rowwise.hpp bit for bit
+// (tests/rowwise_test.cpp).
 //
 // Errors: fp_environment_error (fp_environment.hpp) when the calling thread runs with FTZ, DAZ
-// or a directed rounding mode (the results would change). std::invalid_argument: ld < cols, ldy < cols, a null x with rows > 0 and cols > 0,
-// a null output with outputs to write, eps < 0 or NaN, or a shape whose last element's index
-// overflows std::size_t. rows == 0 or cols == 0 is valid: sums write their +0.0 (means their
+// or a directed rounding mode (the results would change). std::invalid_argument: ld < cols,
+// ldy < cols, a null x with rows > 0 and cols > 0, a null output with outputs to write,
+// eps < 0 or NaN, or a shape whose last element's index overflows std::size_t. rows == 0 or cols == 0 is valid: sums write their +0.0 (means their
 // NaN) to every output that exists, the row-wise ops write nothing. In-place use (y == x,
 // ldy == ld, T == A) is allowed for the row-wise ops; other overlaps are not.
 //
