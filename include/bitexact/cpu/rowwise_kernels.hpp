@@ -193,6 +193,12 @@ struct rowwise_kernel<T, Arch, true> {
       for (std::size_t r = leaf; r < end; ++r) {
         A* lane = lanes + ((r - leaf) % W) * CB;
         const T* row = x + r * ld + c0;
+#if defined(__GNUC__) || defined(__clang__)
+        // Rows are ld apart: prefetch this block's piece of the row 8 ahead (no effect on bits).
+        if (r + 8 < end)
+          for (std::size_t k = 0; k < nc * sizeof(T); k += 64)
+            __builtin_prefetch(reinterpret_cast<const char*>(row + 8 * ld) + k);
+#endif
         std::size_t c = 0;
         for (; c < vec_end; c += B)
           (V::load_unaligned(lane + c) + load_widened<A, Arch>(row + c)).store_unaligned(lane + c);
