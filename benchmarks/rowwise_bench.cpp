@@ -10,9 +10,14 @@
 //   libmvec    softmax only: the peer with glibc's vector expf (_ZGVeN16v_expf on AVX-512,
 //              _ZGVdN8v_expf on AVX2), what a fast-math build of the peer would call; built
 //              when libmvec is found (BITEXACT_HAVE_LIBMVEC)
+//   row_sum    bitexact::row_sum vs a per-row sum in 8 interleaved partial sums
+//   col_sum    bitexact::col_sum vs the plain loop acc[c] += x[r, c] (column blocks per thread)
+//   argmin     bitexact::argmin over all 16M values vs std::min_element (per-thread halves,
+//              then the lowest index of the least value)
 //   copy       std::memcpy of the same bytes (the memory floor: read 64 MiB, write 64 MiB)
 // After the Google Benchmark output a summary prints ms per call (median of the repetitions),
-// GB/s of input+output bytes, and the bitexact/peer time ratio.
+// GB/s (input + output bytes for softmax/RMSNorm, input bytes for the reductions; the copy
+// column is read + write), and the bitexact/peer time ratio (below 1: bitexact is faster).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -24,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include <bitexact/minmax.hpp>
 #include <bitexact/rowwise.hpp>
 
 #if defined(BITEXACT_HAVE_LIBMVEC) && (defined(__AVX512F__) || defined(__AVX2__))
@@ -43,8 +49,8 @@ namespace {
 constexpr std::size_t kRows = 4096, kCols = 4096;
 
 struct buffers {
-  std::vector<float> x, w, y;
-  buffers() : x(kRows * kCols), w(kCols), y(kRows * kCols) {
+  std::vector<float> x, w, y, sums;
+  buffers() : x(kRows * kCols), w(kCols), y(kRows * kCols), sums(kRows) {
     std::uint64_t s = 12345;
     for (auto& v : x) {
       s = s * 6364136223846793005ull + 1442695040888963407ull;
@@ -123,6 +129,39 @@ void peer_rms_norm(int threads) {
   });
 }
 
+void peer_row_sum(int threads) {
+  auto& b = bufs();
+  peer_rows(threads, [&](std::size_t r) { b.sums[r] = sum8(b.x.data() + r * kCols, kCols); });
+}
+
+void peer_col_sum(int threads) {
+  auto& b = bufs();
+  bitexact::cpu::parallel_chunks(threads, bitexact::cpu::canonical_chunks{kCols, 256},
+                                 [&](std::uint64_t c0, std::uint64_t c1) {
+                                   float* acc = b.sums.data();
+                                   for (std::uint64_t c = c0; c < c1; ++c) acc[c] = 0.0f;
+                                   for (std::size_t r = 0; r < kRows; ++r) {
+                                     const float* row = b.x.data() + r * kCols;
+                                     for (std::uint64_t c = c0; c < c1; ++c) acc[c] += row[c];
+                                   }
+                                 });
+}
+
+std::size_t peer_argmin(int threads) {
+  auto& b = bufs();
+  const std::size_t n = b.x.size(), per = (n + threads - 1) / threads;
+  std::vector<std::size_t> best(static_cast<std::size_t>(threads), n);
+  bitexact::cpu::parallel_chunks(threads, bitexact::cpu::canonical_chunks{n, per},
+                                 [&](std::uint64_t i0, std::uint64_t i1) {
+                                   best[i0 / per] = static_cast<std::size_t>(
+                                       std::min_element(b.x.begin() + i0, b.x.begin() + i1) - b.x.begin());
+                                 });
+  std::size_t k = best[0];
+  for (std::size_t j : best)
+    if (j < n && b.x[j] < b.x[k]) k = j;
+  return k;
+}
+
 void copy_sweep(int threads) {
   auto& b = bufs();
   bitexact::cpu::parallel_chunks(threads, bitexact::cpu::canonical_chunks{kRows, 16},
@@ -168,6 +207,42 @@ void BM_rms_norm_peer(benchmark::State& st) {
     benchmark::DoNotOptimize(bufs().y.data());
   }
 }
+void BM_row_sum_bitexact(benchmark::State& st) {
+  auto& b = bufs();
+  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  for (auto _ : st) {
+    bitexact::row_sum(b.x.data(), kRows, kCols, kCols, b.sums.data(), bitexact::tier::fixed_order, e);
+    benchmark::DoNotOptimize(b.sums.data());
+  }
+}
+void BM_row_sum_peer(benchmark::State& st) {
+  for (auto _ : st) {
+    peer_row_sum(static_cast<int>(st.range(0)));
+    benchmark::DoNotOptimize(bufs().sums.data());
+  }
+}
+void BM_col_sum_bitexact(benchmark::State& st) {
+  auto& b = bufs();
+  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  for (auto _ : st) {
+    bitexact::col_sum(b.x.data(), kRows, kCols, kCols, b.sums.data(), bitexact::tier::fixed_order, e);
+    benchmark::DoNotOptimize(b.sums.data());
+  }
+}
+void BM_col_sum_peer(benchmark::State& st) {
+  for (auto _ : st) {
+    peer_col_sum(static_cast<int>(st.range(0)));
+    benchmark::DoNotOptimize(bufs().sums.data());
+  }
+}
+void BM_argmin_bitexact(benchmark::State& st) {
+  auto& b = bufs();
+  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  for (auto _ : st) benchmark::DoNotOptimize(bitexact::argmin(b.x.data(), b.x.size(), e));
+}
+void BM_argmin_peer(benchmark::State& st) {
+  for (auto _ : st) benchmark::DoNotOptimize(peer_argmin(static_cast<int>(st.range(0))));
+}
 void BM_copy(benchmark::State& st) {
   for (auto _ : st) {
     copy_sweep(static_cast<int>(st.range(0)));
@@ -193,13 +268,15 @@ class capture : public benchmark::ConsoleReporter {
 };
 
 void print_summary(const capture& c) {
-  const double bytes = 2.0 * kRows * kCols * sizeof(float);
+  const double in_bytes = 1.0 * kRows * kCols * sizeof(float);
   std::printf("\nSummary: %zu x %zu floats, wall clock, median; bitexact ISA %s\n", kRows, kCols,
               bitexact::isa_name(bitexact::resolved_isa()));
   std::printf("%-10s %-8s %12s %10s %12s %10s %14s %12s %16s %12s\n", "op", "threads", "bitexact ms", "GB/s",
               "peer ms", "GB/s", "bitexact/peer", "libmvec ms", "bitexact/libmvec", "copy GB/s");
-  for (const char* op : {"softmax", "rms_norm"})
+  for (const char* op : {"softmax", "rms_norm", "row_sum", "col_sum", "argmin"})
     for (int t : {1, 2}) {
+      // GB/s of the bytes moved: input + output for the row-wise ops, input only otherwise.
+      const double bytes = in_bytes * (std::string(op) == "softmax" || std::string(op) == "rms_norm" ? 2.0 : 1.0);
       auto get = [&](const std::string& prefix) {  // "BM_x/<threads>/..." -> seconds
         for (const auto& kv : c.seconds)
           if (kv.first.compare(0, prefix.size(), prefix) == 0) return kv.second;
@@ -217,7 +294,7 @@ void print_summary(const capture& c) {
       }
       std::printf("%-10s %-8d %12.2f %10.2f %12.2f %10.2f %14.2f %12s %16s %12.2f\n", op, t, bx * 1e3,
                   bytes / bx / 1e9, pe * 1e3, bytes / pe / 1e9, pe > 0 ? bx / pe : 0.0, lv_ms, lv_ratio,
-                  cp > 0 ? bytes / cp / 1e9 : 0.0);
+                  cp > 0 ? 2.0 * in_bytes / cp / 1e9 : 0.0);
     }
 }
 
@@ -241,6 +318,12 @@ int main(int argc, char** argv) {
 #endif
   reg("BM_rms_norm_bitexact", BM_rms_norm_bitexact);
   reg("BM_rms_norm_peer", BM_rms_norm_peer);
+  reg("BM_row_sum_bitexact", BM_row_sum_bitexact);
+  reg("BM_row_sum_peer", BM_row_sum_peer);
+  reg("BM_col_sum_bitexact", BM_col_sum_bitexact);
+  reg("BM_col_sum_peer", BM_col_sum_peer);
+  reg("BM_argmin_bitexact", BM_argmin_bitexact);
+  reg("BM_argmin_peer", BM_argmin_peer);
   reg("BM_copy", BM_copy);
   benchmark::Initialize(&argc, argv);
   capture c;
