@@ -4,13 +4,13 @@
 // bitexact's own worker pool for every implementation, so all pay the same dispatch cost).
 //   bitexact   bitexact::softmax / bitexact::rms_norm (best ISA of build and CPU)
 //   peer       the loop a framework would write: row max, libm exp on floats (vectorised by the
-//              compiler where it can), a float sum in 8 interleaved partial sums (an unordered
+//              compiler where it can), a float sum in 32 interleaved partial sums (an unordered
 //              reduction: its bits depend on the vector width chosen), y = e * (1/s);
 //              RMSNorm: sum of squares the same way, y = x * inv * w
 //   libmvec    softmax only: the peer with glibc's vector expf (_ZGVeN16v_expf on AVX-512,
 //              _ZGVdN8v_expf on AVX2), what a fast-math build of the peer would call; built
 //              when libmvec is found (BITEXACT_HAVE_LIBMVEC)
-//   row_sum    bitexact::row_sum vs a per-row sum in 8 interleaved partial sums
+//   row_sum    bitexact::row_sum vs a per-row sum in 32 interleaved partial sums
 //   col_sum    bitexact::col_sum vs the plain loop acc[c] += x[r, c] (column blocks per thread)
 //   argmin     bitexact::argmin over all 16M values vs std::min_element (per-thread halves,
 //              then the lowest index of the least value)
@@ -73,13 +73,19 @@ void peer_rows(int threads, Row row) {
                                  });
 }
 
-float sum8(const float* v, std::size_t n) {
-  float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  const std::size_t blocks = n / 8;
+/// An unordered SIMD-style sum: 32 interleaved partial sums (the compiler keeps them in vector
+/// registers), combined pairwise. Its bits depend on that partial count, as a framework's
+/// vector width would make them depend on the ISA.
+float sum_unordered(const float* v, std::size_t n) {
+  constexpr std::size_t P = 32;
+  float p[P] = {};
+  const std::size_t blocks = n / P;
   for (std::size_t j = 0; j < blocks; ++j)
-    for (std::size_t k = 0; k < 8; ++k) p[k] += v[8 * j + k];
-  for (std::size_t i = 8 * blocks; i < n; ++i) p[0] += v[i];
-  return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    for (std::size_t k = 0; k < P; ++k) p[k] += v[P * j + k];
+  for (std::size_t i = P * blocks; i < n; ++i) p[0] += v[i];
+  for (std::size_t w = P / 2; w >= 1; w /= 2)
+    for (std::size_t k = 0; k < w; ++k) p[k] += p[k + w];
+  return p[0];
 }
 
 void peer_softmax(int threads) {
@@ -90,7 +96,7 @@ void peer_softmax(int threads) {
     float m = x[0];
     for (std::size_t i = 1; i < kCols; ++i) m = std::max(m, x[i]);
     for (std::size_t i = 0; i < kCols; ++i) y[i] = std::exp(x[i] - m);
-    const float inv = 1.0f / sum8(y, kCols);
+    const float inv = 1.0f / sum_unordered(y, kCols);
     for (std::size_t i = 0; i < kCols; ++i) y[i] *= inv;
   });
 }
@@ -112,7 +118,7 @@ void libmvec_softmax(int threads) {
     for (std::size_t i = 0; i < kCols; i += 8)
       _mm256_storeu_ps(y + i, _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
 #endif
-    const float inv = 1.0f / sum8(y, kCols);
+    const float inv = 1.0f / sum_unordered(y, kCols);
     for (std::size_t i = 0; i < kCols; ++i) y[i] *= inv;
   });
 }
@@ -124,14 +130,14 @@ void peer_rms_norm(int threads) {
     const float* x = b.x.data() + r * kCols;
     float* y = b.y.data() + r * kCols;
     for (std::size_t i = 0; i < kCols; ++i) y[i] = x[i] * x[i];
-    const float inv = 1.0f / std::sqrt(sum8(y, kCols) / kCols + 1e-6f);
+    const float inv = 1.0f / std::sqrt(sum_unordered(y, kCols) / kCols + 1e-6f);
     for (std::size_t i = 0; i < kCols; ++i) y[i] = x[i] * inv * b.w[i];
   });
 }
 
 void peer_row_sum(int threads) {
   auto& b = bufs();
-  peer_rows(threads, [&](std::size_t r) { b.sums[r] = sum8(b.x.data() + r * kCols, kCols); });
+  peer_rows(threads, [&](std::size_t r) { b.sums[r] = sum_unordered(b.x.data() + r * kCols, kCols); });
 }
 
 void peer_col_sum(int threads) {
