@@ -141,12 +141,19 @@ class sparse_tree_stack {
 
  private:
   BITEXACT_HD static int bit_length(std::uint64_t x) {
+    if (x == 0) return 0;
+#if defined(__CUDA_ARCH__)
+    return 64 - __clzll(static_cast<long long>(x));
+#elif defined(__GNUC__) || defined(__clang__)
+    return 64 - __builtin_clzll(x);
+#else
     int n = 0;
     while (x) {
       ++n;
       x >>= 1;
     }
     return n;
+#endif
   }
   Combine combine_{};
   A value_[66];

@@ -96,6 +96,12 @@ class scatter_combiner {
   BITEXACT_HD scatter_combiner() {}
   BITEXACT_HD explicit scatter_combiner(Combine c) : combine_(c), tree_(c) {}
 
+  /// Whether positions first and last (first <= last) lie in one chunk: then S_t is the plain
+  /// sequential combination, and callers may skip the combiner.
+  BITEXACT_HD static bool same_chunk(std::uint64_t first, std::uint64_t last) {
+    return first / scatter_chunk == last / scatter_chunk;
+  }
+
   BITEXACT_HD void push(std::uint64_t position, A v) {
     const std::uint64_t chunk = position / scatter_chunk;
     if (has_ && chunk == chunk_) {
@@ -123,9 +129,11 @@ class scatter_combiner {
   }
 
  private:
+  // No initializers on the tree and the partial: a combiner per target must cost nothing
+  // until it is used (has_ guards partial_, the tree's size_ guards its arrays).
   Combine combine_{};
-  sparse_tree_stack<A, Combine> tree_{};
-  A partial_{};
+  sparse_tree_stack<A, Combine> tree_;
+  A partial_;
   std::uint64_t chunk_ = 0;
   bool has_ = false;
 };

@@ -14,8 +14,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/bfloat16.hpp"
@@ -75,34 +77,143 @@ void validate_indices(const I* idx, std::size_t n, std::size_t bound, int thread
                         static_cast<std::size_t>(p), static_cast<std::int64_t>(idx[p]), bound);
 }
 
+/// Scratch memory of the calling thread, kept between calls: a scatter over millions of
+/// sources needs tens of MB of temporaries, and fresh pages cost more than the scatter itself.
+/// Slot k holds one buffer; its contents are garbage on entry. Workers of the pool never call
+/// this, so the buffers belong to the thread that called the op.
+inline void* scratch(unsigned slot, std::size_t bytes) {
+  struct arena {
+    std::unique_ptr<unsigned char[]> p[8];
+    std::size_t cap[8] = {};
+  };
+  static thread_local arena a;
+  if (bytes == 0) {  // release
+    a.p[slot].reset();
+    a.cap[slot] = 0;
+    return nullptr;
+  }
+  if (a.cap[slot] < bytes) {
+    a.p[slot].reset();
+    a.p[slot].reset(new unsigned char[bytes]);
+    a.cap[slot] = bytes;
+  }
+  return a.p[slot].get();
+}
+/// Frees the calling thread's scratch buffers.
+inline void release_scratch() {
+  for (unsigned k = 0; k < 8; ++k) scratch(k, 0);
+}
+template <class T>
+T* scratch_array(unsigned slot, std::size_t n) {
+  return static_cast<T*>(scratch(slot, (n == 0 ? 1 : n) * sizeof(T)));
+}
+/// Scratch slots: 0-1 the grouping result, 2-4 the radix sort's temporaries, 5-6 the dense
+/// strategy.
+enum : unsigned { slot_start = 0, slot_position = 1, slot_key = 2, slot_key2 = 3, slot_position2 = 4, slot_partial = 5,
+                  slot_touched = 6, slot_value = 5, slot_value2 = 6 };
+
 /// Source positions grouped by target, stable: positions of target t are
-/// position[start[t] .. start[t+1]) in increasing order.
+/// position[start[t] .. start[t+1]) in increasing order. Points into the calling thread's
+/// scratch: valid until the next grouping on this thread.
 struct target_groups {
-  std::vector<std::uint64_t> start;
-  std::vector<std::uint64_t> position;
+  std::uint64_t* start = nullptr;
+  std::uint64_t* position = nullptr;
   std::size_t count(std::size_t t) const { return static_cast<std::size_t>(start[t + 1] - start[t]); }
   std::uint64_t position_at(std::uint64_t q) const { return position[static_cast<std::size_t>(q)]; }
+  /// With group_by_target<V>: the value of each position, in the same (sorted) order.
+  void* value = nullptr;
 };
 
-/// Stable counting sort of [0, n) by target_of(i) (already validated to be < n_out). Threads
-/// count and place disjoint source ranges; the result is unique, so it does not depend on
-/// them.
-template <class TargetOf>
-target_groups group_by_target(std::size_t n_out, std::size_t n, TargetOf target_of, int threads) {
+/// Stable grouping for many targets, in two passes that stream through memory instead of
+/// hitting a table as large as the targets at random: (1) partition the positions by the high
+/// bits of their target into at most 2048 buckets (stable); (2) inside each bucket (a few
+/// thousand positions, in cache) a counting sort by the low bits, which also writes start[].
+/// Buckets are independent, so pass 2 runs on the threads.
+template <class V = void, class TargetOf, class ValueOf = int>
+target_groups radix_group_by_target(std::size_t n_out, std::size_t n, TargetOf target_of, ValueOf value_of,
+                                    int threads) {
+  constexpr bool carry = !std::is_void<V>::value;
+  using VV = typename std::conditional<carry, V, char>::type;
+  int key_bits = 0;
+  while (key_bits < 63 && (std::uint64_t(n_out - 1) >> key_bits) != 0) ++key_bits;
+  const int shift = key_bits > 11 ? key_bits - 11 : 0;
+  const std::size_t buckets = ((n_out - 1) >> shift) + 1;
+  std::uint32_t* key = scratch_array<std::uint32_t>(slot_key, n);
+  std::uint64_t* pos = scratch_array<std::uint64_t>(slot_position2, n);
+  VV* val = carry ? scratch_array<VV>(slot_value2, n) : nullptr;
+  std::vector<std::uint64_t> bstart(buckets + 1, 0);
+  for (std::size_t i = 0; i < n; ++i) ++bstart[(static_cast<std::size_t>(target_of(i)) >> shift) + 1];
+  for (std::size_t k = 0; k < buckets; ++k) bstart[k + 1] += bstart[k];
+  {
+    std::vector<std::uint64_t> next(bstart.begin(), bstart.end() - 1);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t t = static_cast<std::uint32_t>(target_of(i));
+      const std::size_t o = static_cast<std::size_t>(next[t >> shift]++);
+      key[o] = t;
+      pos[o] = i;
+      if constexpr (carry) val[o] = value_of(i);
+    }
+  }
   target_groups g;
-  g.start.assign(n_out + 1, 0);
-  g.position.resize(n);
+  g.start = scratch_array<std::uint64_t>(slot_start, n_out + 1);
+  g.position = scratch_array<std::uint64_t>(slot_position, n);
+  VV* out_val = carry ? scratch_array<VV>(slot_value, n) : nullptr;
+  const std::size_t local = std::size_t(1) << shift;
+  parallel_chunks(threads, canonical_chunks{buckets, 16}, [&](std::uint64_t b0, std::uint64_t b1) {
+    std::vector<std::uint64_t> cnt(local + 1);
+    for (std::uint64_t bk = b0; bk < b1; ++bk) {
+      const std::size_t lo_t = static_cast<std::size_t>(bk) << shift;
+      const std::size_t n_t = std::min(local, n_out - lo_t);
+      const std::uint64_t s = bstart[bk], e = bstart[bk + 1];
+      std::fill(cnt.begin(), cnt.begin() + static_cast<std::ptrdiff_t>(n_t + 1), 0);
+      for (std::uint64_t q = s; q < e; ++q) ++cnt[key[q] - lo_t + 1];
+      for (std::size_t k = 0; k < n_t; ++k) cnt[k + 1] += cnt[k];
+      for (std::size_t k = 0; k < n_t; ++k) g.start[lo_t + k] = s + cnt[k];
+      for (std::uint64_t q = s; q < e; ++q) {
+        const std::size_t o = static_cast<std::size_t>(s + cnt[key[q] - lo_t]++);
+        g.position[o] = pos[q];
+        if constexpr (carry) out_val[o] = val[q];
+      }
+    }
+  });
+  g.start[n_out] = n;
+  g.value = out_val;
+  return g;
+}
+
+/// Stable grouping of [0, n) by target_of(i) (already validated to be < n_out): a counting
+/// sort for up to 2^16 targets (its table stays in cache; threads count and place disjoint
+/// source ranges), the radix sort above for more. The result is unique, so it depends on
+/// neither the method nor the threads.
+template <class V = void, class TargetOf, class ValueOf = int>
+target_groups group_by_target(std::size_t n_out, std::size_t n, TargetOf target_of, int threads, ValueOf value_of = 0) {
+  constexpr bool carry = !std::is_void<V>::value;
+  using VV = typename std::conditional<carry, V, char>::type;
+  if (n_out > (std::size_t(1) << 16) && n_out <= (std::size_t(1) << 32) && n > 0)
+    return radix_group_by_target<V>(n_out, n, target_of, value_of, threads);
+  target_groups g;
+  g.start = scratch_array<std::uint64_t>(slot_start, n_out + 1);
+  std::fill(g.start, g.start + n_out + 1, 0);
+  g.position = scratch_array<std::uint64_t>(slot_position, n);
   const int t = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads),
                                                                                     (n + (1u << 20) - 1) >> 20)));
   if (t == 1) {
     for (std::size_t i = 0; i < n; ++i) ++g.start[static_cast<std::size_t>(target_of(i)) + 1];
     for (std::size_t k = 0; k < n_out; ++k) g.start[k + 1] += g.start[k];
-    std::vector<std::uint64_t> next(g.start.begin(), g.start.end() - 1);
-    for (std::size_t i = 0; i < n; ++i) g.position[static_cast<std::size_t>(next[static_cast<std::size_t>(target_of(i))]++)] = i;
+    std::uint64_t* next = scratch_array<std::uint64_t>(slot_key, n_out);  // 8 bytes per target
+    std::copy(g.start, g.start + n_out, next);
+    VV* val = carry ? scratch_array<VV>(slot_value, n) : nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t o = static_cast<std::size_t>(next[static_cast<std::size_t>(target_of(i))]++);
+      g.position[o] = i;
+      if constexpr (carry) val[o] = value_of(i);
+    }
+    g.value = val;
     return g;
   }
   // Per-thread histograms over contiguous source ranges, then per-(target, thread) offsets.
   std::vector<std::vector<std::uint32_t>> hist(static_cast<std::size_t>(t));
+  VV* val = carry ? scratch_array<VV>(slot_value, n) : nullptr;
   auto range = [&](int id, std::size_t& b, std::size_t& e) {
     b = n * static_cast<std::size_t>(id) / static_cast<std::size_t>(t);
     e = n * static_cast<std::size_t>(id + 1) / static_cast<std::size_t>(t);
@@ -130,9 +241,12 @@ target_groups group_by_target(std::size_t n_out, std::size_t n, TargetOf target_
     std::vector<std::uint32_t>& h = hist[static_cast<std::size_t>(id)];
     for (std::size_t i = b; i < e; ++i) {
       const std::size_t k = static_cast<std::size_t>(target_of(i));
-      g.position[static_cast<std::size_t>(g.start[k] + h[k]++)] = i;
+      const std::size_t o = static_cast<std::size_t>(g.start[k] + h[k]++);
+      g.position[o] = i;
+      if constexpr (carry) val[o] = value_of(i);
     }
   });
+  g.value = val;
   return g;
 }
 
@@ -144,15 +258,23 @@ void for_each_target(std::size_t n_out, int threads, Body body) {
   });
 }
 
-/// Sorted strategy, fixed_order: apply(t, S_t) for every target with contributions.
-template <class A, class Combine, class ValueAt, class Apply>
-void grouped_combine(const target_groups& g, std::size_t n_out, int threads, Combine combine, ValueAt value_at,
-                     Apply apply) {
+/// Sorted strategy, fixed_order: apply(t, S_t, count) for every target with contributions.
+/// value_at(q) is the value of the q-th grouped position (a carried value, or a gather through
+/// g.position_at(q)); Groups is target_groups or contiguous_groups.
+template <class A, class Groups, class Combine, class ValueAt, class Apply>
+void grouped_combine(const Groups& g, std::size_t n_out, int threads, Combine combine, ValueAt value_at, Apply apply) {
   for_each_target(n_out, threads, [&](std::size_t t) {
     const std::uint64_t b = g.start[t], e = g.start[t + 1];
     if (b == e) return;
+    // One chunk: sequential. Two values: v0 (+) v1 whichever the chunks (a two-leaf tree).
+    if (e - b <= 2 || core::scatter_combiner<A, Combine>::same_chunk(g.position_at(b), g.position_at(e - 1))) {
+      A s = value_at(b);
+      for (std::uint64_t k = b + 1; k < e; ++k) s = combine(s, value_at(k));
+      apply(t, s, static_cast<std::size_t>(e - b));
+      return;
+    }
     core::scatter_combiner<A, Combine> c(combine);
-    for (std::uint64_t k = b; k < e; ++k) c.push(g.position[k], value_at(g.position[k]));
+    for (std::uint64_t k = b; k < e; ++k) c.push(g.position_at(k), value_at(k));
     apply(t, c.finish(), static_cast<std::size_t>(e - b));
   });
 }
@@ -198,12 +320,12 @@ template <class A, class I, class ValueAt>
 void dense_index_add(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at, int threads) {
   const canonical_chunks chunks{n, core::scatter_chunk};
   const std::size_t rows = static_cast<std::size_t>(chunks.count());
-  std::vector<A> partial(rows * n_out);
-  std::vector<unsigned char> touched(rows * n_out);
+  A* const partial = scratch_array<A>(slot_partial, rows * n_out);
+  unsigned char* const touched = scratch_array<unsigned char>(slot_touched, rows * n_out);
   parallel_chunks(threads, chunks, [&](std::uint64_t b, std::uint64_t e) {
     const std::size_t r = static_cast<std::size_t>(b / core::scatter_chunk);
-    A* p = partial.data() + r * n_out;
-    unsigned char* h = touched.data() + r * n_out;
+    A* p = partial + r * n_out;
+    unsigned char* h = touched + r * n_out;
     std::fill(p, p + n_out, core::negative_zero<A>());
     std::fill(h, h + n_out, static_cast<unsigned char>(0));
     for (std::uint64_t i = b; i < e; ++i) {
@@ -220,8 +342,8 @@ void dense_index_add(A* out, std::size_t n_out, const I* idx, std::size_t n, Val
       for (std::uint64_t k = b; k < e; ++k) {
         const std::size_t pair = static_cast<std::size_t>(k / n_out), t = static_cast<std::size_t>(k % n_out);
         const std::size_t c = pair * 2 * s;
-        A* left = partial.data() + c * n_out;
-        const A* right = partial.data() + (c + s) * n_out;
+        A* left = partial + c * n_out;
+        const A* right = partial + (c + s) * n_out;
         left[t] = left[t] + right[t];
         touched[c * n_out + t] |= touched[(c + s) * n_out + t];
       }

@@ -206,12 +206,14 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
       dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
       return;
     }
-    const auto g = group_by_target(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads);
+    const auto g = group_by_target<A>(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads,
+                                      [&](std::size_t i) { return A(value(i)); });
+    const A* v = static_cast<const A*>(g.value);
     for_each_target(n_out, threads, [&](std::size_t k) {
       const std::uint64_t b = g.start[k], e = g.start[k + 1];
       if (b == e) return;
       out[k] = exact_sum_with_start<A>(out[k], true, static_cast<std::size_t>(e - b),
-                                       [&](std::size_t q) { return A(value(g.position[static_cast<std::size_t>(b + q)])); });
+                                       [&](std::size_t q) { return v[b + q]; });
     });
     return;
   }
@@ -219,8 +221,10 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
     dense_index_add<A>(out, n_out, idx, n, value, threads);
     return;
   }
-  const auto g = group_by_target(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads);
-  grouped_combine<A>(g, n_out, threads, core::plus{}, [&](std::uint64_t i) { return A(value(i)); },
+  const auto g = group_by_target<A>(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads,
+                                    [&](std::size_t i) { return A(value(i)); });
+  const A* v = static_cast<const A*>(g.value);
+  grouped_combine<A>(g, n_out, threads, core::plus{}, [v](std::uint64_t q) { return v[q]; },
                      [out](std::size_t k, A s, std::size_t) { out[k] = out[k] + s; });
 }
 
