@@ -3,4 +3,5 @@
 #include "core/config.hpp"
 #include "execution.hpp"
 #include "random.hpp"
+#include "reduce.hpp"
 #include "curand_compat.hpp"

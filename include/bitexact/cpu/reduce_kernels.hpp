@@ -1,0 +1,661 @@
+// bitexact/cpu/reduce_kernels.hpp - CPU kernels of the reduction family (sum, dot, and the ops
+// built on them), one instantiation per xsimd Arch (or scalar_arch).
+//
+// fixed_order: a leaf (core/fixed_order.hpp) is reduced with its W virtual lanes held in
+// W / batch_size xsimd batches (AVX-512 float: 4 zmm, AVX2: 8 ymm, SSE2: 16 xmm; scalar_arch: a
+// plain array). Lane l lives in batch l / N, element l % N, so `acc[k] += load(i + k N)` is
+// exactly "lane (i - leaf start) mod W adds the next value". A leaf's tail (fewer than W values
+// left) is copied into a buffer padded with -0.0 (x + -0.0 == x for every x, including -0.0 and
+// NaN), so it is one more full step. The lane tree halves across batches (acc[k] += acc[k + w/N])
+// and finishes inside batch 0 in scalar code: the documented order. Products for dot are
+// computed by the batch multiply and pinned in a register (no_contract) before the add, so no
+// compiler can fuse them. The threaded driver takes whole aligned leaf groups
+// (core::group_leaves) per thread, reduces each group with a tree_stack and pushes the group
+// values at level group_level into the top tree_stack in group order.
+//
+// exact: every thread accumulates into its own core::exact_accumulator; the accumulators merge.
+// To be fast the terms (values or exact products, as doubles) are pre-accumulated exactly in
+// double SIMD registers over "periods" of blocks (exact_engine below):
+//   - per block, a first pass finds the largest magnitude (|t| < 2^E) and a lower bound on the
+//     quantum of every non-zero term (every t is a multiple of 2^Q); blocks holding Inf/NaN or
+//     only zeros go to the scalar exact accumulator (which tracks NaN/Inf/-0.0 exactly);
+//   - single level (float sum: 24-bit terms): every lane's partial sum is a multiple of 2^q with
+//     magnitude <= cnt * 2^E <= 2^(q+53), hence exact in a double; the engine admits a block
+//     only while that holds for the whole period (q = min Q, E = max E, cnt = terms per lane);
+//   - two levels (double sum, float dot, float variance: 48/53-bit terms): each term is split
+//     t = hi + lo with hi = (t + C) - C, C = 1.5 * 2^(s+52) (exact for |t| <= 2^(s+51)) and
+//     lo = t - hi (exact, |lo| <= 2^(s-1)); hi sums live on the grid 2^s, lo sums on 2^q, both
+//     below 2^53 grid units under the same counting argument;
+//   - when a block does not fit, the period is flushed: each lane is an integer number of grid
+//     units (< 2^53), the lanes are summed as int64 and added with add_scaled_integer.
+// Everything the engine adds is exact, so the accumulator's value is the exact sum and the
+// result equals reference::sum_exact / dot_exact bit for bit.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../core/bfloat16.hpp"
+#include "../core/exact.hpp"
+#include "../core/fixed_order.hpp"
+#include "../core/math.hpp"
+#include "isa.hpp"
+#include "random_kernels.hpp"  // scalar_arch, with_arch
+#include "threads.hpp"
+
+namespace bitexact {
+namespace cpu {
+namespace detail {
+
+// ------------------------------------------------------------------ per-Arch loads
+
+template <class Arch>
+constexpr bool is_avx512() {
+#if XSIMD_WITH_AVX512F
+  return std::is_base_of<xsimd::avx512f, Arch>::value;
+#else
+  return false;
+#endif
+}
+template <class Arch>
+constexpr bool is_avx() {
+#if XSIMD_WITH_AVX
+  return std::is_base_of<xsimd::avx, Arch>::value;
+#else
+  return false;
+#endif
+}
+template <class Arch>
+constexpr bool is_sse2() {
+#if XSIMD_WITH_SSE2
+  return std::is_base_of<xsimd::sse2, Arch>::value;
+#else
+  return false;
+#endif
+}
+template <class Arch>
+constexpr bool is_neon64() {
+#if XSIMD_WITH_NEON64
+  return std::is_base_of<xsimd::neon64, Arch>::value;
+#else
+  return false;
+#endif
+}
+
+/// Pins a computed batch in a register so that it is rounded on its own (a product is never
+/// fused with the add that consumes it, whatever the compiler's contraction setting).
+template <class B>
+inline B no_contract(B v) {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  auto r = static_cast<typename B::register_type>(v);
+  __asm__("" : "+v"(r));
+  return B(r);
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+  auto r = static_cast<typename B::register_type>(v);
+  __asm__("" : "+w"(r));
+  return B(r);
+#else
+  alignas(64) typename B::value_type t[B::size];
+  v.store_aligned(t);
+  volatile typename B::value_type* vt = t;
+  (void)vt[0];
+  return B::load_aligned(t);
+#endif
+}
+
+/// N = batch<float, Arch>::size bfloat16 values widened exactly (bits << 16).
+template <class Arch>
+inline xsimd::batch<float, Arch> load_bf16(const bfloat16* p) {
+  using B = xsimd::batch<float, Arch>;
+#if XSIMD_WITH_AVX512F
+  if constexpr (is_avx512<Arch>()) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return B(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+  } else
+#endif
+#if XSIMD_WITH_AVX2
+  if constexpr (is_avx<Arch>()) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return B(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+  } else
+#endif
+#if XSIMD_WITH_SSE2
+  if constexpr (is_sse2<Arch>()) {
+    const __m128i h = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return B(_mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h)));
+  } else
+#endif
+#if XSIMD_WITH_NEON64
+  if constexpr (is_neon64<Arch>()) {
+    return B(vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p)), 16)));
+  } else
+#endif
+  {
+    alignas(64) float t[B::size];
+    for (std::size_t j = 0; j < B::size; ++j) t[j] = p[j].to_float();
+    return B::load_aligned(t);
+  }
+}
+
+/// batch<double, Arch>::size floats widened exactly to double.
+template <class Arch>
+inline xsimd::batch<double, Arch> load_f32_as_f64(const float* p) {
+  using D = xsimd::batch<double, Arch>;
+#if XSIMD_WITH_AVX512F
+  if constexpr (is_avx512<Arch>()) {
+    return D(_mm512_cvtps_pd(_mm256_loadu_ps(p)));
+  } else
+#endif
+#if XSIMD_WITH_AVX
+  if constexpr (is_avx<Arch>()) {
+    return D(_mm256_cvtps_pd(_mm_loadu_ps(p)));
+  } else
+#endif
+#if XSIMD_WITH_SSE2
+  if constexpr (is_sse2<Arch>()) {
+    return D(_mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
+  } else
+#endif
+#if XSIMD_WITH_NEON64
+  if constexpr (is_neon64<Arch>()) {
+    return D(vcvt_f64_f32(vld1_f32(p)));
+  } else
+#endif
+  {
+    alignas(64) double t[D::size];
+    for (std::size_t j = 0; j < D::size; ++j) t[j] = p[j];
+    return D::load_aligned(t);
+  }
+}
+
+// ------------------------------------------------------------------ fixed_order leaves
+
+/// Value sources: load(i) gives the batch of values i .. i+N-1, value(i) one value.
+template <class A, class T>
+struct sum_source {
+  const T* x;
+  template <class Arch>
+  xsimd::batch<A, Arch> load(std::size_t i) const {
+    if constexpr (std::is_same<T, bfloat16>::value)
+      return load_bf16<Arch>(x + i);
+    else
+      return xsimd::batch<A, Arch>::load_unaligned(x + i);
+  }
+  A value(std::size_t i) const { return A(core::widen(x[i])); }
+};
+
+template <class A, class T>
+struct dot_source {
+  const T* x;
+  const T* y;
+  template <class Arch>
+  xsimd::batch<A, Arch> load(std::size_t i) const {
+    return no_contract(sum_source<A, T>{x}.template load<Arch>(i) * sum_source<A, T>{y}.template load<Arch>(i));
+  }
+  A value(std::size_t i) const { return core::mul_rn(A(core::widen(x[i])), A(core::widen(y[i]))); }
+};
+
+/// Values (x[i] - mean)^2 of the variance: the difference rounded, then squared (rounded).
+template <class A, class T>
+struct centered_square_source {
+  const T* x;
+  A mean;
+  template <class Arch>
+  xsimd::batch<A, Arch> load(std::size_t i) const {
+    const auto d = no_contract(sum_source<A, T>{x}.template load<Arch>(i) - xsimd::batch<A, Arch>(mean));
+    return no_contract(d * d);
+  }
+  A value(std::size_t i) const {
+    const A d = A(core::widen(x[i])) - mean;
+    return core::mul_rn(d, d);
+  }
+};
+
+/// The value of the leaf [b, e) (e - b <= leaf size) in the canonical lane order.
+template <class Arch, class A, class Src>
+A fixed_order_leaf(const Src& src, std::size_t b, std::size_t e) {
+  constexpr std::size_t W = core::fixed_order_shape<A>::lanes;
+  if constexpr (std::is_same<Arch, scalar_arch>::value) {
+    A lane[W];
+    for (auto& l : lane) l = core::negative_zero<A>();
+    std::size_t i = b;
+    for (; i + W <= e; i += W)
+      for (std::size_t j = 0; j < W; ++j) lane[j] = lane[j] + src.value(i + j);
+    for (std::size_t j = 0; i + j < e; ++j) lane[j] = lane[j] + src.value(i + j);
+    return core::combine_lanes(lane);
+  } else {
+    using B = xsimd::batch<A, Arch>;
+    constexpr std::size_t N = B::size;
+    constexpr std::size_t K = W / N;
+    static_assert(K * N == W, "batch size must divide the lane count");
+    B acc[K];
+    for (auto& a : acc) a = B(core::negative_zero<A>());
+    std::size_t i = b;
+    for (; i + W <= e; i += W)
+      for (std::size_t k = 0; k < K; ++k) acc[k] = acc[k] + src.template load<Arch>(i + k * N);
+    if (i < e) {
+      alignas(64) A tail[W];
+      for (std::size_t j = 0; j < W; ++j) tail[j] = i + j < e ? src.value(i + j) : core::negative_zero<A>();
+      for (std::size_t k = 0; k < K; ++k) acc[k] = acc[k] + B::load_aligned(tail + k * N);
+    }
+    for (std::size_t w = K / 2; w >= 1; w /= 2)
+      for (std::size_t k = 0; k < w; ++k) acc[k] = acc[k] + acc[k + w];
+    alignas(64) A lane[N];
+    acc[0].store_aligned(lane);
+    return core::combine_lanes(lane);
+  }
+}
+
+/// Least values per thread before a second thread is woken (the pool wake-up costs a few us).
+constexpr std::size_t reduce_min_values_per_thread = std::size_t{1} << 16;
+
+/// The fixed_order reduction of n values of `src` on up to `threads` threads (n > 0).
+template <class Arch, class A, class Src>
+A fixed_order_reduce(const Src& src, std::size_t n, int threads) {
+  using shape = core::fixed_order_shape<A>;
+  const core::leaf_grouping g = core::group_leaves(n, shape::leaf);
+  const std::uint64_t groups = g.groups();
+  auto group_value = [&](std::uint64_t gi) {
+    core::tree_stack<A> ts;
+    const std::uint64_t l0 = gi << g.group_level;
+    const std::uint64_t l1 = std::min<std::uint64_t>(l0 + g.group_leaves(), g.leaves);
+    for (std::uint64_t l = l0; l < l1; ++l) {
+      const std::size_t b = static_cast<std::size_t>(l * shape::leaf);
+      const std::size_t e = std::min(n, b + shape::leaf);
+      ts.push(fixed_order_leaf<Arch, A>(src, b, e));
+    }
+    return ts.finish();
+  };
+  std::uint64_t t = static_cast<std::uint64_t>(std::max(threads, 1));
+  t = std::min<std::uint64_t>(t, groups);
+  t = std::min<std::uint64_t>(t, (n + reduce_min_values_per_thread - 1) / reduce_min_values_per_thread);
+  core::tree_stack<A> top;
+  if (t <= 1) {
+    for (std::uint64_t gi = 0; gi < groups; ++gi) top.push(group_value(gi), g.group_level);
+    return top.finish();
+  }
+  A value[256];  // group_leaves() makes at most 256 groups
+  thread_pool::instance().run(static_cast<int>(t), [&](int id) {
+    const std::uint64_t g0 = groups * static_cast<std::uint64_t>(id) / t;
+    const std::uint64_t g1 = groups * static_cast<std::uint64_t>(id + 1) / t;
+    for (std::uint64_t gi = g0; gi < g1; ++gi) value[gi] = group_value(gi);
+  });
+  for (std::uint64_t gi = 0; gi < groups; ++gi) top.push(value[gi], g.group_level);
+  return top.finish();
+}
+
+// ------------------------------------------------------------------ exact tier
+
+/// Double-vector operations of Arch (scalar_arch: one plain double).
+template <class Arch, bool = std::is_same<Arch, scalar_arch>::value>
+struct dvec {
+  using D = xsimd::batch<double, Arch>;
+  static constexpr std::size_t N = D::size;
+  static D load(const double* p) { return D::load_unaligned(p); }
+  static D load(const float* p) { return load_f32_as_f64<Arch>(p); }
+  static D splat(double v) { return D(v); }
+  static void store(double* p, const D& v) { v.store_unaligned(p); }
+};
+template <class Arch>
+struct dvec<Arch, true> {
+  using D = double;
+  static constexpr std::size_t N = 1;
+  static D load(const double* p) { return *p; }
+  static D load(const float* p) { return *p; }
+  static D splat(double v) { return v; }
+  static void store(double* p, const D& v) { *p = v; }
+};
+
+/// Magnitude summary of a block: the largest |t| bits and the smallest non-zero |t| bits.
+struct magnitude_range {
+  std::uint64_t max_abs = 0;
+  std::uint64_t min_nonzero_abs = ~std::uint64_t(0);
+};
+
+/// Over float (I = int32) or double (I = int64) bit patterns. Non-zero minimum without a
+/// branch: ((abs - 1) & max_positive) maps 0 to the largest positive value.
+template <class Arch, class T>
+magnitude_range block_magnitudes(const T* x, std::size_t n) {
+  using I = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+  constexpr I absmask = std::numeric_limits<I>::max();
+  magnitude_range r;
+  std::size_t i = 0;
+  I mx = 0, mn = absmask;
+  if constexpr (!std::is_same<Arch, scalar_arch>::value) {
+    using V = xsimd::batch<I, Arch>;
+    constexpr std::size_t N = V::size;
+    if (n >= N) {
+      const V am(absmask), one(I(1));
+      V vmx(I(0)), vmn(absmask);
+      for (; i + N <= n; i += N) {
+        const V a = V::load_unaligned(reinterpret_cast<const I*>(x + i)) & am;
+        vmx = xsimd::max(vmx, a);
+        vmn = xsimd::min(vmn, (a - one) & am);
+      }
+      alignas(64) I t1[N], t2[N];
+      vmx.store_aligned(t1);
+      vmn.store_aligned(t2);
+      for (std::size_t j = 0; j < N; ++j) {
+        mx = std::max(mx, t1[j]);
+        mn = std::min(mn, t2[j]);
+      }
+    }
+  }
+  for (; i < n; ++i) {
+    I b;
+    std::memcpy(&b, x + i, sizeof b);
+    const I a = b & absmask;
+    mx = std::max(mx, a);
+    mn = std::min(mn, static_cast<I>((a - 1) & absmask));
+  }
+  r.max_abs = static_cast<std::uint64_t>(mx);
+  if (mn != absmask) r.min_nonzero_abs = static_cast<std::uint64_t>(mn) + 1;
+  return r;
+}
+
+/// Exact pre-accumulation in double registers (see the header comment). AccT is the exact
+/// accumulator's type; TwoLevel splits every term into hi + lo.
+template <class Arch, class AccT, bool TwoLevel>
+class exact_engine {
+  using ops = dvec<Arch>;
+  using D = typename ops::D;
+  static constexpr std::size_t N = ops::N;
+  static constexpr std::size_t K = TwoLevel ? 4 : 8;
+
+ public:
+  /// s_floor: the least split exponent (add_scaled_integer's base and C's normality).
+  explicit exact_engine(core::exact_accumulator<AccT>& acc) : acc_(acc) { reset(); }
+
+  /// Terms per lane that a block of n terms may add (an upper bound).
+  static std::uint64_t per_lane(std::size_t n) { return n / (K * N) + 1; }
+
+  /// Whether a block of terms with |t| < 2^E, every t a multiple of 2^Q, and `cnt` terms per
+  /// lane can be added exactly (flushing the current period if needed). false: add it elsewhere.
+  bool admit(int E, int Q, std::uint64_t cnt) {
+    if (active_) {
+      const int e2 = std::max(e_, E), q2 = std::min(q_, TwoLevel ? std::min(Q, s_) : Q);
+      if (fits(q2, s_, e2, cnt_ + cnt)) {
+        e_ = e2;
+        q_ = q2;
+        cnt_ += cnt;
+        return true;
+      }
+      flush();
+    }
+    int s = 0;
+    if (TwoLevel) s = std::min(std::max(E - 40, s_floor), 970);
+    const int q = TwoLevel ? std::min(Q, s) : Q;
+    if (!fits(q, s, E, cnt)) return false;
+    active_ = true;
+    e_ = E;
+    q_ = q;
+    s_ = s;
+    cnt_ = cnt;
+    if (TwoLevel) c_ = ops::splat(pow2(s + 52) * 1.5);
+    return true;
+  }
+
+  /// Adds n terms src(i) (an admitted block). Src: load(i) -> D for terms i .. i+N-1.
+  template <class P>
+  void add(const P* t, std::size_t n) {
+    std::size_t i = 0;
+    for (; i + K * N <= n; i += K * N)
+      for (std::size_t k = 0; k < K; ++k) put(k, ops::load(t + i + k * N));
+    std::size_t k = 0;
+    for (; i + N <= n; i += N, ++k) put(k, ops::load(t + i));
+    if (i < n) {
+      double tail[N];
+      for (std::size_t j = 0; j < N; ++j) tail[j] = i + j < n ? double(t[i + j]) : 0.0;
+      put(k, ops::load(tail));
+    }
+  }
+
+  /// Moves the registers into the accumulator.
+  void flush() {
+    if (!active_) return;
+    if (TwoLevel) drain(hi_, s_);
+    drain(lo_, q_);
+    active_ = false;
+  }
+
+ private:
+  static constexpr int s_floor = core::exact_accumulator<AccT>::base_exp > -1074 ? core::exact_accumulator<AccT>::base_exp : -1074;
+
+  static double pow2(int e) { return core::double_of(static_cast<std::uint64_t>(e + 1023) << 52); }
+
+  /// cnt * 2^E <= 2^limit, without overflow.
+  static bool count_fits(std::uint64_t cnt, int E, int limit) {
+    const int k = limit - E;
+    if (k >= 63) return true;
+    if (k < 0) return false;
+    return cnt <= (std::uint64_t(1) << k);
+  }
+  static bool fits(int q, int s, int E, std::uint64_t cnt) {
+    if (!TwoLevel) return q + 53 <= 1023 && count_fits(cnt, E, q + 53);
+    return E <= s + 51 && s + 53 <= 1023 && s + 52 >= -1022 && count_fits(cnt, E, s + 53) &&
+           count_fits(cnt, std::min(s - 1, E), q + 53);
+  }
+
+  void put(std::size_t k, const D& t) {
+    if constexpr (TwoLevel) {
+      const D h = (t + c_) - c_;
+      hi_[k] = hi_[k] + h;
+      lo_[k] = lo_[k] + (t - h);
+    } else {
+      lo_[k] = lo_[k] + t;
+    }
+  }
+
+  /// Each lane is an integer multiple of 2^g below 2^(g+53); sums them as int64 and adds.
+  void drain(D (&r)[K], int g) {
+    std::int64_t total = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+      double lanes[N];
+      ops::store(lanes, r[k]);
+      for (std::size_t j = 0; j < N; ++j) total += units(lanes[j], g);
+      r[k] = ops::splat(0.0);
+    }
+    acc_.add_scaled_integer(total, g);
+  }
+  static std::int64_t units(double v, int g) {
+    const std::uint64_t b = core::bits_of(v);
+    const int be = static_cast<int>((b >> 52) & 0x7ff);
+    std::uint64_t m = b & ((std::uint64_t(1) << 52) - 1);
+    if (be == 0 && m == 0) return 0;
+    if (be) m |= std::uint64_t(1) << 52;
+    const int e = (be ? be : 1) - 1075;  // v = m * 2^e
+    const std::uint64_t u = e >= g ? (m << (e - g)) : (m >> (g - e));
+    return (b >> 63) ? -static_cast<std::int64_t>(u) : static_cast<std::int64_t>(u);
+  }
+  void reset() {
+    for (std::size_t k = 0; k < K; ++k) hi_[k] = lo_[k] = ops::splat(0.0);
+    active_ = false;
+  }
+
+  core::exact_accumulator<AccT>& acc_;
+  D hi_[K], lo_[K], c_{};
+  bool active_ = false;
+  int e_ = 0, q_ = 0, s_ = 0;
+  std::uint64_t cnt_ = 0;
+};
+
+/// Terms per block of the exact kernels (a block and its double terms stay in L1).
+constexpr std::size_t exact_block = 1024;
+
+/// |t| < 2^E and the quantum bound 2^Q of a block from its magnitude range, for terms of
+/// `precision` significant bits (24 floats, 48 float products, 53 doubles); T is the type of the
+/// bits (float or double), qmin the least quantum the terms can have.
+template <class T>
+inline void block_exponents(const magnitude_range& r, int precision, int qmin, int& E, int& Q) {
+  constexpr int frac = sizeof(T) == 4 ? 23 : 52, bias = sizeof(T) == 4 ? 127 : 1023;
+  const int emax = static_cast<int>(r.max_abs >> frac), emin = static_cast<int>(r.min_nonzero_abs >> frac);
+  E = std::max(emax, 1) - bias + 1;
+  Q = std::max(std::max(emin, 1) - bias - (precision - 1), qmin);
+}
+
+/// Exact sum of floats given block by block: get(i, m, buf) returns a pointer to the m floats
+/// of block [i, i + m) (x + i, or buf filled by widening).
+template <class Arch, class Get>
+void exact_float_blocks(std::size_t n, core::exact_accumulator<float>& acc, Get get) {
+  exact_engine<Arch, float, false> en(acc);
+  alignas(64) float buf[exact_block];
+  bool simd_values = false;
+  for (std::size_t i = 0; i < n; i += exact_block) {
+    const std::size_t m = std::min(exact_block, n - i);
+    const float* x = get(i, m, buf);
+    const magnitude_range r = block_magnitudes<Arch>(x, m);
+    int E, Q;
+    block_exponents<float>(r, 24, -149, E, Q);
+    if (r.max_abs != 0 && r.max_abs < 0x7f800000u && en.admit(E, Q, en.per_lane(m))) {
+      en.add(x, m);
+      simd_values = true;
+    } else {
+      for (std::size_t j = 0; j < m; ++j) acc.add(x[j]);
+    }
+  }
+  en.flush();
+  acc.note_inputs(simd_values, false, false, false, false);
+}
+
+/// Exact sum of floats into acc.
+template <class Arch>
+void exact_sum_range(const float* x, std::size_t n, core::exact_accumulator<float>& acc) {
+  exact_float_blocks<Arch>(n, acc, [x](std::size_t i, std::size_t, float*) { return x + i; });
+}
+
+/// Exact sum of bfloat16 (widened to float through an L1 buffer).
+template <class Arch>
+void exact_sum_range(const bfloat16* x, std::size_t n, core::exact_accumulator<float>& acc) {
+  exact_float_blocks<Arch>(n, acc, [x](std::size_t i, std::size_t m, float* buf) {
+    for (std::size_t j = 0; j < m; ++j) buf[j] = x[i + j].to_float();
+    return static_cast<const float*>(buf);
+  });
+}
+
+/// Exact sum of doubles.
+template <class Arch>
+void exact_sum_range(const double* x, std::size_t n, core::exact_accumulator<double>& acc) {
+  exact_engine<Arch, double, true> en(acc);
+  bool simd_values = false;
+  for (std::size_t i = 0; i < n; i += exact_block) {
+    const std::size_t m = std::min(exact_block, n - i);
+    const magnitude_range r = block_magnitudes<Arch>(x + i, m);
+    int E, Q;
+    block_exponents<double>(r, 53, -1074, E, Q);
+    if (r.max_abs != 0 && r.max_abs < 0x7ff0000000000000ull && en.admit(E, Q, en.per_lane(m))) {
+      en.add(x + i, m);
+      simd_values = true;
+    } else {
+      for (std::size_t j = 0; j < m; ++j) acc.add(x[i + j]);
+    }
+  }
+  en.flush();
+  acc.note_inputs(simd_values, false, false, false, false);
+}
+
+/// Exact sum of float products p[j] = a(j) * b(j) (exact in double), a and b given as floats by
+/// `fa(j)`/`fb(j)` over [0, n): the products go through an L1 buffer of doubles.
+template <class Arch, class GetPair>
+void exact_products_range(std::size_t n, core::exact_accumulator<float>& acc, GetPair pair) {
+  using ops = dvec<Arch>;
+  constexpr std::size_t N = ops::N;
+  exact_engine<Arch, float, true> en(acc);
+  alignas(64) double buf[exact_block];
+  alignas(64) float xa[exact_block], xb[exact_block];
+  bool simd_values = false;
+  for (std::size_t i = 0; i < n; i += exact_block) {
+    const std::size_t m = std::min(exact_block, n - i);
+    const float *a, *b;
+    pair(i, m, xa, xb, a, b);
+    std::size_t j = 0;
+    for (; j + N <= m; j += N) ops::store(buf + j, ops::load(a + j) * ops::load(b + j));
+    for (; j < m; ++j) buf[j] = double(a[j]) * double(b[j]);  // exact: 48 bits
+    const magnitude_range r = block_magnitudes<Arch>(buf, m);
+    int E, Q;
+    block_exponents<double>(r, 48, -298, E, Q);
+    if (r.max_abs != 0 && r.max_abs < 0x7ff0000000000000ull && en.admit(E, Q, en.per_lane(m))) {
+      en.add(buf, m);
+      simd_values = true;
+    } else {
+      for (std::size_t k = 0; k < m; ++k) acc.add_product(a[k], b[k]);
+    }
+  }
+  en.flush();
+  acc.note_inputs(simd_values, false, false, false, false);
+}
+
+/// Exact dot of float or bfloat16 vectors.
+template <class Arch, class T>
+void exact_dot_range(const T* x, const T* y, std::size_t n, core::exact_accumulator<float>& acc) {
+  exact_products_range<Arch>(n, acc, [&](std::size_t i, std::size_t m, float* ba, float* bb, const float*& a, const float*& b) {
+    if constexpr (std::is_same<T, float>::value) {
+      (void)ba;
+      (void)bb;
+      (void)m;
+      a = x + i;
+      b = y + i;
+    } else {
+      for (std::size_t j = 0; j < m; ++j) {
+        ba[j] = x[i + j].to_float();
+        bb[j] = y[i + j].to_float();
+      }
+      a = ba;
+      b = bb;
+    }
+  });
+}
+
+/// Exact dot of doubles: products of doubles are not exact in double, so every product goes to
+/// the accumulator's 128-bit product path.
+template <class Arch>
+void exact_dot_range(const double* x, const double* y, std::size_t n, core::exact_accumulator<double>& acc) {
+  for (std::size_t i = 0; i < n; ++i) acc.add_product(x[i], y[i]);
+}
+
+/// Exact sum of (x[i] - mean)^2, the difference rounded to A and squared exactly.
+template <class Arch, class T>
+void exact_centered_squares_range(const T* x, std::size_t n, core::accumulation_t<T> mean,
+                                  core::exact_accumulator<core::accumulation_t<T>>& acc) {
+  if constexpr (std::is_same<T, double>::value) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const double d = x[i] - mean;
+      acc.add_product(d, d);
+    }
+  } else {
+    exact_products_range<Arch>(n, acc, [&](std::size_t i, std::size_t m, float* ba, float*, const float*& a, const float*& b) {
+      for (std::size_t j = 0; j < m; ++j) ba[j] = core::widen(x[i + j]) - mean;
+      a = ba;
+      b = ba;
+    });
+  }
+}
+
+/// Runs range(b, e, acc) over [0, n) split among threads, each with its own accumulator, and
+/// returns the merged accumulator (the split changes nothing: the sum is exact).
+template <class AccT, class Range>
+core::exact_accumulator<AccT> exact_reduce(std::size_t n, int threads, Range range) {
+  core::exact_accumulator<AccT> acc;
+  std::size_t t = static_cast<std::size_t>(std::max(threads, 1));
+  t = std::min(t, (n + reduce_min_values_per_thread - 1) / reduce_min_values_per_thread);
+  if (t <= 1) {
+    range(std::size_t{0}, n, acc);
+    return acc;
+  }
+  std::vector<core::exact_accumulator<AccT>> part(t);
+  thread_pool::instance().run(static_cast<int>(t), [&](int id) {
+    const std::size_t b = n * static_cast<std::size_t>(id) / t, e = n * static_cast<std::size_t>(id + 1) / t;
+    range(b, e, part[static_cast<std::size_t>(id)]);
+  });
+  for (const auto& p : part) acc.merge(p);
+  return acc;
+}
+
+}  // namespace detail
+}  // namespace cpu
+}  // namespace bitexact
