@@ -359,6 +359,14 @@ magnitude_range block_magnitudes(const T* x, std::size_t n) {
   return r;
 }
 
+/// Debug counters (flushes, scalar blocks) when BITEXACT_REDUCE_STATS is defined.
+#ifdef BITEXACT_REDUCE_STATS
+inline std::uint64_t* stats() { static std::uint64_t s[4] = {0, 0, 0, 0}; return s; }
+#define BITEXACT_STAT(k) (++::bitexact::cpu::detail::stats()[k])
+#else
+#define BITEXACT_STAT(k) ((void)0)
+#endif
+
 /// Exact pre-accumulation in double registers (see the header comment). AccT is the exact
 /// accumulator's type; TwoLevel splits every term into hi + lo.
 template <class Arch, class AccT, bool TwoLevel>
@@ -388,8 +396,7 @@ class exact_engine {
       }
       flush();
     }
-    int s = 0;
-    if (TwoLevel) s = std::min(std::max(E - 40, s_floor), 970);
+    const int s = TwoLevel ? fresh_split(E) : 0;
     const int q = TwoLevel ? std::min(Q, s) : Q;
     if (!fits(q, s, E, cnt)) return false;
     active_ = true;
@@ -401,30 +408,56 @@ class exact_engine {
     return true;
   }
 
+  /// The least quantum exponent a fresh period takes for a block (E, cnt), leaving 2^8 of
+  /// headroom in the count for the blocks that follow.
+  int rescue_quantum(int E, std::uint64_t cnt) const {
+    int lc = 8;
+    while (lc < 64 && (std::uint64_t(1) << (lc - 8)) < cnt) ++lc;
+    if (!TwoLevel) return E + lc - 53;
+    return fresh_split(E) - 54 + lc;
+  }
+
   /// Adds n terms src(i) (an admitted block). Src: load(i) -> D for terms i .. i+N-1.
   template <class P>
   void add(const P* t, std::size_t n) {
+    // Work on local copies: the input pointer could alias the members as far as the compiler
+    // knows, which would pin the accumulators in memory.
+    D h[K], l[K];
+    for (std::size_t k = 0; k < K; ++k) {
+      h[k] = hi_[k];
+      l[k] = lo_[k];
+    }
+    const D c = c_;
     std::size_t i = 0;
     for (; i + K * N <= n; i += K * N)
-      for (std::size_t k = 0; k < K; ++k) put(k, ops::load(t + i + k * N));
+      for (std::size_t k = 0; k < K; ++k) put(h[k], l[k], c, ops::load(t + i + k * N));
     std::size_t k = 0;
-    for (; i + N <= n; i += N, ++k) put(k, ops::load(t + i));
+    for (; i + N <= n; i += N, ++k) put(h[k], l[k], c, ops::load(t + i));
     if (i < n) {
       double tail[N];
       for (std::size_t j = 0; j < N; ++j) tail[j] = i + j < n ? double(t[i + j]) : 0.0;
-      put(k, ops::load(tail));
+      put(h[k], l[k], c, ops::load(tail));
+    }
+    for (std::size_t k2 = 0; k2 < K; ++k2) {
+      hi_[k2] = h[k2];
+      lo_[k2] = l[k2];
     }
   }
 
   /// Moves the registers into the accumulator.
   void flush() {
     if (!active_) return;
+    BITEXACT_STAT(0);
     if (TwoLevel) drain(hi_, s_);
     drain(lo_, q_);
     active_ = false;
   }
 
  private:
+  /// The split exponent of a period that starts with a block below 2^E: hi sums then have
+  /// 2^13 of headroom in the count.
+  static int fresh_split(int E) { return std::min(std::max(E - 40, s_floor), 970); }
+
   static constexpr int s_floor = core::exact_accumulator<AccT>::base_exp > -1074 ? core::exact_accumulator<AccT>::base_exp : -1074;
 
   static double pow2(int e) { return core::double_of(static_cast<std::uint64_t>(e + 1023) << 52); }
@@ -442,13 +475,15 @@ class exact_engine {
            count_fits(cnt, std::min(s - 1, E), q + 53);
   }
 
-  void put(std::size_t k, const D& t) {
+  static void put(D& hi, D& lo, const D& c, const D& t) {
     if constexpr (TwoLevel) {
-      const D h = (t + c_) - c_;
-      hi_[k] = hi_[k] + h;
-      lo_[k] = lo_[k] + (t - h);
+      const D h = (t + c) - c;
+      hi = hi + h;
+      lo = lo + (t - h);
     } else {
-      lo_[k] = lo_[k] + t;
+      (void)hi;
+      (void)c;
+      lo = lo + t;
     }
   }
 
@@ -488,106 +523,120 @@ class exact_engine {
 /// Terms per block of the exact kernels (a block and its double terms stay in L1).
 constexpr std::size_t exact_block = 1024;
 
-/// |t| < 2^E and the quantum bound 2^Q of a block from its magnitude range, for terms of
-/// `precision` significant bits (24 floats, 48 float products, 53 doubles); T is the type of the
-/// bits (float or double), qmin the least quantum the terms can have.
+/// Bits of |t| for the power of two 2^e in T (0 below T's range, +Inf bits above).
 template <class T>
-inline void block_exponents(const magnitude_range& r, int precision, int qmin, int& E, int& Q) {
+inline std::uint64_t pow2_abs_bits(int e) {
   constexpr int frac = sizeof(T) == 4 ? 23 : 52, bias = sizeof(T) == 4 ? 127 : 1023;
-  const int emax = static_cast<int>(r.max_abs >> frac), emin = static_cast<int>(r.min_nonzero_abs >> frac);
-  E = std::max(emax, 1) - bias + 1;
-  Q = std::max(std::max(emin, 1) - bias - (precision - 1), qmin);
+  constexpr std::uint64_t inf = std::uint64_t(2 * bias + 1) << frac;
+  if (e > bias) return inf;
+  if (e >= 1 - bias) return std::uint64_t(e + bias) << frac;
+  if (e >= 1 - bias - frac) return std::uint64_t(1) << (e - (1 - bias - frac));
+  return 0;
 }
 
-/// Exact sum of floats given block by block: get(i, m, buf) returns a pointer to the m floats
-/// of block [i, i + m) (x + i, or buf filled by widening).
-template <class Arch, class Get>
-void exact_float_blocks(std::size_t n, core::exact_accumulator<float>& acc, Get get) {
-  exact_engine<Arch, float, false> en(acc);
-  alignas(64) float buf[exact_block];
+/// The exact sum of n terms (values, or exact products) into acc, block by block.
+///   Term: float or double, the type the terms are held in; Precision: their significant bits
+///   (24 float values, 48 float products, 53 double values); QMin: the least quantum exponent.
+///   terms(i, m, buf): pointer to the m terms of block [i, i + m) (into the input, or buf filled).
+///   scalar(i + j): adds term i + j to acc exactly from the original inputs (NaN, Inf, zeros).
+/// A block holding Inf/NaN or only zeros goes to scalar(). Otherwise the engine takes it; when it
+/// does not fit even a fresh period, its tiny terms (the ones whose quantum is too fine) go to
+/// scalar() one by one and the rest to the engine.
+template <class Arch, class AccT, bool TwoLevel, class Term, int Precision, int QMin, class Terms, class Scalar>
+void exact_blocks(std::size_t n, core::exact_accumulator<AccT>& acc, Terms terms, Scalar scalar) {
+  constexpr int frac = sizeof(Term) == 4 ? 23 : 52, bias = sizeof(Term) == 4 ? 127 : 1023;
+  constexpr std::uint64_t inf_bits = std::uint64_t(2 * bias + 1) << frac;
+  using Bits = std::conditional_t<sizeof(Term) == 4, std::uint32_t, std::uint64_t>;
+  exact_engine<Arch, AccT, TwoLevel> en(acc);
+  alignas(64) Term buf[exact_block];
   bool simd_values = false;
   for (std::size_t i = 0; i < n; i += exact_block) {
     const std::size_t m = std::min(exact_block, n - i);
-    const float* x = get(i, m, buf);
-    const magnitude_range r = block_magnitudes<Arch>(x, m);
-    int E, Q;
-    block_exponents<float>(r, 24, -149, E, Q);
-    if (r.max_abs != 0 && r.max_abs < 0x7f800000u && en.admit(E, Q, en.per_lane(m))) {
-      en.add(x, m);
-      simd_values = true;
-    } else {
-      for (std::size_t j = 0; j < m; ++j) acc.add(x[j]);
+    const Term* t = terms(i, m, buf);
+    const magnitude_range r = block_magnitudes<Arch>(t, m);
+    if (r.max_abs == 0 || r.max_abs >= inf_bits) {
+      BITEXACT_STAT(1);
+      for (std::size_t j = 0; j < m; ++j) scalar(i + j);
+      continue;
     }
+    // |t| < 2^E; every non-zero t is a multiple of 2^Q.
+    const int emax = static_cast<int>(r.max_abs >> frac), emin = static_cast<int>(r.min_nonzero_abs >> frac);
+    const int E = std::max(emax, 1) - bias + 1;
+    const int Q = std::max(std::max(emin, 1) - bias - (Precision - 1), QMin);
+    const std::uint64_t cnt = en.per_lane(m);
+    simd_values = true;
+    if (en.admit(E, Q, cnt)) {
+      en.add(t, m);
+      continue;
+    }
+    const int qc = std::max(en.rescue_quantum(E, cnt), QMin);
+    if (!en.admit(E, qc, cnt)) {  // out of the engine's range (huge doubles)
+      BITEXACT_STAT(1);
+      for (std::size_t j = 0; j < m; ++j) scalar(i + j);
+      continue;
+    }
+    BITEXACT_STAT(2);
+    // Terms below 2^(qc + Precision - 1) may have a quantum finer than 2^qc: scalar path.
+    const std::uint64_t tiny = pow2_abs_bits<Term>(qc + Precision - 1);
+    if (t != buf) std::memcpy(buf, t, m * sizeof(Term));
+    for (std::size_t j = 0; j < m; ++j) {
+      Bits u;
+      std::memcpy(&u, buf + j, sizeof u);
+      const std::uint64_t a = u & (inf_bits | ((std::uint64_t(1) << frac) - 1));
+      if (a != 0 && a < tiny) {
+        scalar(i + j);
+        buf[j] = Term(0);
+      }
+    }
+    en.add(buf, m);
   }
   en.flush();
   acc.note_inputs(simd_values, false, false, false, false);
 }
 
-/// Exact sum of floats into acc.
+/// Exact sum of floats / bfloat16 (widened through an L1 buffer) / doubles into acc.
 template <class Arch>
 void exact_sum_range(const float* x, std::size_t n, core::exact_accumulator<float>& acc) {
-  exact_float_blocks<Arch>(n, acc, [x](std::size_t i, std::size_t, float*) { return x + i; });
+  exact_blocks<Arch, float, false, float, 24, -149>(
+      n, acc, [x](std::size_t i, std::size_t, float*) { return x + i; }, [&](std::size_t j) { acc.add(x[j]); });
 }
-
-/// Exact sum of bfloat16 (widened to float through an L1 buffer).
 template <class Arch>
 void exact_sum_range(const bfloat16* x, std::size_t n, core::exact_accumulator<float>& acc) {
-  exact_float_blocks<Arch>(n, acc, [x](std::size_t i, std::size_t m, float* buf) {
-    for (std::size_t j = 0; j < m; ++j) buf[j] = x[i + j].to_float();
-    return static_cast<const float*>(buf);
-  });
+  exact_blocks<Arch, float, false, float, 24, -149>(
+      n, acc,
+      [x](std::size_t i, std::size_t m, float* buf) {
+        for (std::size_t j = 0; j < m; ++j) buf[j] = x[i + j].to_float();
+        return static_cast<const float*>(buf);
+      },
+      [&](std::size_t j) { acc.add(x[j].to_float()); });
 }
-
-/// Exact sum of doubles.
 template <class Arch>
 void exact_sum_range(const double* x, std::size_t n, core::exact_accumulator<double>& acc) {
-  exact_engine<Arch, double, true> en(acc);
-  bool simd_values = false;
-  for (std::size_t i = 0; i < n; i += exact_block) {
-    const std::size_t m = std::min(exact_block, n - i);
-    const magnitude_range r = block_magnitudes<Arch>(x + i, m);
-    int E, Q;
-    block_exponents<double>(r, 53, -1074, E, Q);
-    if (r.max_abs != 0 && r.max_abs < 0x7ff0000000000000ull && en.admit(E, Q, en.per_lane(m))) {
-      en.add(x + i, m);
-      simd_values = true;
-    } else {
-      for (std::size_t j = 0; j < m; ++j) acc.add(x[i + j]);
-    }
-  }
-  en.flush();
-  acc.note_inputs(simd_values, false, false, false, false);
+  exact_blocks<Arch, double, true, double, 53, -1074>(
+      n, acc, [x](std::size_t i, std::size_t, double*) { return x + i; }, [&](std::size_t j) { acc.add(x[j]); });
 }
 
-/// Exact sum of float products p[j] = a(j) * b(j) (exact in double), a and b given as floats by
-/// `fa(j)`/`fb(j)` over [0, n): the products go through an L1 buffer of doubles.
-template <class Arch, class GetPair>
-void exact_products_range(std::size_t n, core::exact_accumulator<float>& acc, GetPair pair) {
+/// Exact sum of the products a(j) * b(j) of floats (exact in double: 48 bits), where
+/// pair(i, m, ba, bb, a, b) points a and b at the m floats of block [i, i + m) (the input, or
+/// ba/bb filled) and scalar(j) adds product j exactly from the original inputs.
+template <class Arch, class Pair>
+void exact_products_range(std::size_t n, core::exact_accumulator<float>& acc, Pair pair) {
   using ops = dvec<Arch>;
   constexpr std::size_t N = ops::N;
-  exact_engine<Arch, float, true> en(acc);
-  alignas(64) double buf[exact_block];
   alignas(64) float xa[exact_block], xb[exact_block];
-  bool simd_values = false;
-  for (std::size_t i = 0; i < n; i += exact_block) {
-    const std::size_t m = std::min(exact_block, n - i);
-    const float *a, *b;
-    pair(i, m, xa, xb, a, b);
-    std::size_t j = 0;
-    for (; j + N <= m; j += N) ops::store(buf + j, ops::load(a + j) * ops::load(b + j));
-    for (; j < m; ++j) buf[j] = double(a[j]) * double(b[j]);  // exact: 48 bits
-    const magnitude_range r = block_magnitudes<Arch>(buf, m);
-    int E, Q;
-    block_exponents<double>(r, 48, -298, E, Q);
-    if (r.max_abs != 0 && r.max_abs < 0x7ff0000000000000ull && en.admit(E, Q, en.per_lane(m))) {
-      en.add(buf, m);
-      simd_values = true;
-    } else {
-      for (std::size_t k = 0; k < m; ++k) acc.add_product(a[k], b[k]);
-    }
-  }
-  en.flush();
-  acc.note_inputs(simd_values, false, false, false, false);
+  const float *a = nullptr, *b = nullptr;
+  std::size_t base = 0;
+  exact_blocks<Arch, float, true, double, 48, -298>(
+      n, acc,
+      [&](std::size_t i, std::size_t m, double* buf) {
+        pair(i, m, xa, xb, a, b);
+        base = i;
+        std::size_t j = 0;
+        for (; j + N <= m; j += N) ops::store(buf + j, ops::load(a + j) * ops::load(b + j));
+        for (; j < m; ++j) buf[j] = double(a[j]) * double(b[j]);
+        return static_cast<const double*>(buf);
+      },
+      [&](std::size_t j) { acc.add_product(a[j - base], b[j - base]); });
 }
 
 /// Exact dot of float or bfloat16 vectors.
