@@ -282,6 +282,77 @@ TEST(ReduceExact, AdversarialFloat) { adversarial_sum_dot<float>(); }
 TEST(ReduceExact, AdversarialDouble) { adversarial_sum_dot<double>(); }
 TEST(ReduceExact, AdversarialBfloat16) { adversarial_sum_dot<bfloat16>(); }
 
+// Data that keeps the exact kernels' register windows at their limits: many values just below a
+// power of two (their lanes' sums grow as fast as they can) mixed with values whose last bit is
+// far below (the sums need every bit of the window). A window admitted a little too wide, or a
+// lost tiny term, changes the result.
+template <class T>
+std::vector<T> tight_window_data(std::size_t n, int tiny_every, double big, double tiny, bool same_sign = false) {
+  std::vector<T> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double x = big;
+    if (i % static_cast<std::size_t>(tiny_every) == 3 % static_cast<std::size_t>(tiny_every))
+      x = tiny * ((i / tiny_every) % 2 && !same_sign ? -1 : 1);
+    if constexpr (std::is_same<T, bfloat16>::value)
+      v[i] = bfloat16::from_float(static_cast<float>(x));
+    else
+      v[i] = static_cast<T>(x);
+  }
+  return v;
+}
+
+TEST(ReduceExact, TightWindows) {
+  const auto cfgs = all_configs();
+  for (std::size_t n : {std::size_t{5000}, std::size_t{70000}, std::size_t{300001}}) {
+    for (int every : {1000, 97, 5}) {
+      std::vector<std::vector<float>> fs = {
+          tight_window_data<float>(n, every, 2.0 - 0x1p-23, 0x1p-22 + 0x1p-45),
+          tight_window_data<float>(n, every, 2.0 - 0x1p-23, 0x1p-30 + 0x1p-53),
+          tight_window_data<float>(n, every, 0x1p100 * (2.0 - 0x1p-23), 0x1p-149 * 3),
+          tight_window_data<float>(n, every, 0x1p-100 * (2.0 - 0x1p-23), 0x1p-149 * 5)};
+      std::vector<std::vector<double>> ds = {
+          tight_window_data<double>(n, every, 2.0 - 0x1p-52, 0x1p-48 + 0x1p-100),
+          tight_window_data<double>(n, every, 2.0 - 0x1p-52, 0x1p-20 + 0x1p-72),
+          tight_window_data<double>(n, every, 0x1p900 * (2.0 - 0x1p-52), 0x1p800 + 0x1p748),
+          tight_window_data<double>(n, every, 0x1p-1000 * (2.0 - 0x1p-52), 0x1p-1074 * 7),
+          // lo parts of ~2^(s-1) with the finest quantum the lo window admits
+          tight_window_data<double>(n, 2, 2.0 - 0x1p-52, 0x1p-35 + 0x1p-40 - 0x1p-87, true),
+          tight_window_data<double>(n, 3, 2.0 - 0x1p-52, 0x1p-33 + 0x1p-40 - 0x1p-85, true)};
+      for (const execution& e : cfgs) {
+        if (e.threads != 1 && e.threads != 3) continue;  // runtime; threads are covered elsewhere
+        for (std::size_t k = 0; k < fs.size(); ++k) {
+          const std::string w = "float set " + std::to_string(k) + " n=" + std::to_string(n) + " every=" +
+                                std::to_string(every) + " " + cfg_name(e);
+          EXPECT_SAME_BITS(reference::sum_exact(fs[k].data(), n), sum(fs[k].data(), n, tier::exact, e), "sum " + w);
+          EXPECT_SAME_BITS(reference::dot_exact(fs[k].data(), fs[(k + 1) % fs.size()].data(), n),
+                           dot(fs[k].data(), fs[(k + 1) % fs.size()].data(), n, tier::exact, e), "dot " + w);
+        }
+        for (std::size_t k = 0; k < ds.size(); ++k) {
+          const std::string w = "double set " + std::to_string(k) + " n=" + std::to_string(n) + " every=" +
+                                std::to_string(every) + " " + cfg_name(e);
+          EXPECT_SAME_BITS(reference::sum_exact(ds[k].data(), n), sum(ds[k].data(), n, tier::exact, e), "sum " + w);
+        }
+      }
+    }
+  }
+}
+
+// The double kernel's lo window at its limit: positions 4k+1 carry t1 and 4k+3 carry -t2, whose
+// lo parts are ~ +-2^(s-1) with the finest quantum the window admits, so every lane's lo sum
+// needs all 53 bits; the big values (+-big at 4k, 4k+2) cancel, and the exact sum is
+// (number of pairs) * 2^-87, where any lost bit shows.
+TEST(ReduceExact, DoubleLoWindow) {
+  for (std::size_t n : {std::size_t{4096}, std::size_t{40000}, std::size_t{200000}}) {
+    std::vector<double> v(n);
+    const double big = 2.0 - 0x1p-52, t1 = 0x1p-35 + 0x1p-40 - 0x1p-87, t2 = 0x1p-35 + 0x1p-40 - 0x1p-86;
+    for (std::size_t i = 0; i < n; ++i) v[i] = i % 4 == 0 ? big : i % 4 == 1 ? t1 : i % 4 == 2 ? -big : -t2;
+    const double want = static_cast<double>(n / 4) * 0x1p-87;
+    EXPECT_EQ(reference::sum_exact(v.data(), n), want);
+    for (isa i : usable_isas())
+      EXPECT_EQ(sum(v.data(), n, tier::exact, execution{1, i}), want) << "n=" << n << " " << isa_name(i);
+  }
+}
+
 // Known exact answers, independent of the reference.
 TEST(ReduceExact, KnownAnswers) {
   const float big = 0x1p100f;
