@@ -49,6 +49,14 @@ std::uint64_t raw_bits(A v) {
 #define EXPECT_SAME_BITS(ref, got, what)                                                          \
   EXPECT_EQ(bits(ref), raw_bits(got)) << what << ": reference " << (ref) << " got " << (got)
 
+/// Lowers the values-per-thread grain for a test so that small inputs run on many threads
+/// (it decides who computes which canonical group, never what is computed).
+struct small_grain {
+  std::size_t old;
+  explicit small_grain(std::size_t g) : old(cpu::detail::reduce_values_per_thread().exchange(g)) {}
+  ~small_grain() { cpu::detail::reduce_values_per_thread().store(old); }
+};
+
 std::vector<execution> all_configs() {
   std::vector<execution> v;
   for (isa i : usable_isas())
@@ -85,6 +93,7 @@ const std::size_t kSizes[] = {0,    1,    2,    3,    5,     7,     13,    31,  
 template <class T>
 void matrix_sum_dot() {
   using A = core::accumulation_t<T>;
+  small_grain grain(1000);
   const auto cfgs = all_configs();
   for (std::size_t n : kSizes) {
     // One extra element so that x + 1 is an unaligned view of n values.
@@ -113,6 +122,7 @@ TEST(ReduceMatrix, SumDotBfloat16) { matrix_sum_dot<bfloat16>(); }
 template <class T>
 void matrix_derived() {
   using A = core::accumulation_t<T>;
+  small_grain grain(1000);
   const auto cfgs = all_configs();
   for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{2}, std::size_t{65}, std::size_t{4097},
                         std::size_t{131073}, std::size_t{300007}}) {
@@ -141,7 +151,8 @@ TEST(ReduceMatrix, DerivedFloat) { matrix_derived<float>(); }
 TEST(ReduceMatrix, DerivedDouble) { matrix_derived<double>(); }
 TEST(ReduceMatrix, DerivedBfloat16) { matrix_derived<bfloat16>(); }
 
-// 10^7 values: the default ISA with 1 and 8 threads, the narrowest SIMD ISA with 3.
+// 10^7 values (default thread grain): the default ISA with 1 and 8 threads, the narrowest SIMD
+// ISA with 3.
 TEST(ReduceMatrix, TenMillionFloats) {
   const std::size_t n = 10000000;
   const auto x = normal_data<float>(n, 77);
@@ -253,6 +264,7 @@ std::vector<std::pair<std::string, std::vector<T>>> adversarial(std::size_t n, s
 template <class T>
 void adversarial_sum_dot() {
   using A = core::accumulation_t<T>;
+  small_grain grain(1000);
   const auto cfgs = all_configs();
   for (std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{1025}, std::size_t{9000}, std::size_t{140001}}) {
     const auto xs = adversarial<T>(n, 42 + n);
@@ -302,6 +314,7 @@ std::vector<T> tight_window_data(std::size_t n, int tiny_every, double big, doub
 }
 
 TEST(ReduceExact, TightWindows) {
+  small_grain grain(3000);
   const auto cfgs = all_configs();
   for (std::size_t n : {std::size_t{5000}, std::size_t{70000}, std::size_t{300001}}) {
     for (int every : {1000, 97, 5}) {

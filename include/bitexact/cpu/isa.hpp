@@ -76,7 +76,12 @@ inline std::vector<isa> usable_isas() {
   return v;
 }
 
-inline isa best_isa() { return usable_isas().back(); }
+/// Computed once: neither the build nor the CPU changes while the process runs (and resolving
+/// the ISA is on the path of every call, where a vector allocation per call showed up).
+inline isa best_isa() {
+  static const isa b = usable_isas().back();
+  return b;
+}
 
 namespace cpu {
 namespace detail {

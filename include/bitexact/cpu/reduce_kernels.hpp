@@ -32,11 +32,13 @@
 // result equals reference::sum_exact / dot_exact bit for bit.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
@@ -176,6 +178,17 @@ inline xsimd::batch<double, Arch> load_f32_as_f64(const float* p) {
 
 // ------------------------------------------------------------------ fixed_order leaves
 
+/// f(std::integral_constant<std::size_t, k>{}) for k = 0 .. K-1, fully unrolled, so that arrays
+/// of batch accumulators indexed by k live in registers.
+template <std::size_t... k, class F>
+inline void unroll_impl(std::index_sequence<k...>, F&& f) {
+  (f(std::integral_constant<std::size_t, k>{}), ...);
+}
+template <std::size_t K, class F>
+inline void unroll(F&& f) {
+  unroll_impl(std::make_index_sequence<K>{}, f);
+}
+
 /// Value sources: load(i) gives the batch of values i .. i+N-1, value(i) one value.
 template <class A, class T>
 struct sum_source {
@@ -238,22 +251,35 @@ A fixed_order_leaf(const Src& src, std::size_t b, std::size_t e) {
     for (auto& a : acc) a = B(core::negative_zero<A>());
     std::size_t i = b;
     for (; i + W <= e; i += W)
-      for (std::size_t k = 0; k < K; ++k) acc[k] = acc[k] + src.template load<Arch>(i + k * N);
+      unroll<K>([&](auto k) { acc[k] = acc[k] + src.template load<Arch>(i + k * N); });
     if (i < e) {
       alignas(64) A tail[W];
       for (std::size_t j = 0; j < W; ++j) tail[j] = i + j < e ? src.value(i + j) : core::negative_zero<A>();
-      for (std::size_t k = 0; k < K; ++k) acc[k] = acc[k] + B::load_aligned(tail + k * N);
+      unroll<K>([&](auto k) { acc[k] = acc[k] + B::load_aligned(tail + k * N); });
     }
-    for (std::size_t w = K / 2; w >= 1; w /= 2)
-      for (std::size_t k = 0; k < w; ++k) acc[k] = acc[k] + acc[k + w];
+    // Lane tree across the batches: lane l += lane l + w for w = W/2 .. N is acc[k] += acc[k + w/N].
+    unroll<K / 2>([&](auto k) { acc[k] = acc[k] + acc[k + K / 2]; });
+    if constexpr (K >= 4) unroll<K / 4>([&](auto k) { acc[k] = acc[k] + acc[k + K / 4]; });
+    if constexpr (K >= 8) unroll<K / 8>([&](auto k) { acc[k] = acc[k] + acc[k + K / 8]; });
+    if constexpr (K >= 16) unroll<K / 16>([&](auto k) { acc[k] = acc[k] + acc[k + K / 16]; });
+    static_assert(K <= 16, "lane tree written out for up to 16 batches");
     alignas(64) A lane[N];
     acc[0].store_aligned(lane);
     return core::combine_lanes(lane);
   }
 }
 
-/// Least values per thread before a second thread is woken (the pool wake-up costs a few us).
-constexpr std::size_t reduce_min_values_per_thread = std::size_t{1} << 16;
+/// Least values per thread before another thread is woken: a pool wake-up costs several us,
+/// about what one thread needs for 2^18 floats from L2. It only changes who computes which
+/// canonical group, never a result bit (tests lower it to run many threads on small inputs).
+inline std::atomic<std::size_t>& reduce_values_per_thread() {
+  static std::atomic<std::size_t> v{std::size_t{1} << 18};
+  return v;
+}
+inline std::uint64_t reduce_threads_for(std::size_t n, int threads) {
+  const std::size_t grain = std::max<std::size_t>(reduce_values_per_thread().load(std::memory_order_relaxed), 1);
+  return std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max(threads, 1)), (n + grain - 1) / grain);
+}
 
 /// The fixed_order reduction of n values of `src` on up to `threads` threads (n > 0).
 template <class Arch, class A, class Src>
@@ -272,9 +298,7 @@ A fixed_order_reduce(const Src& src, std::size_t n, int threads) {
     }
     return ts.finish();
   };
-  std::uint64_t t = static_cast<std::uint64_t>(std::max(threads, 1));
-  t = std::min<std::uint64_t>(t, groups);
-  t = std::min<std::uint64_t>(t, (n + reduce_min_values_per_thread - 1) / reduce_min_values_per_thread);
+  const std::uint64_t t = std::min<std::uint64_t>(reduce_threads_for(n, threads), groups);
   core::tree_stack<A> top;
   if (t <= 1) {
     for (std::uint64_t gi = 0; gi < groups; ++gi) top.push(group_value(gi), g.group_level);
@@ -429,8 +453,7 @@ class exact_engine {
     }
     const D c = c_;
     std::size_t i = 0;
-    for (; i + K * N <= n; i += K * N)
-      for (std::size_t k = 0; k < K; ++k) put(h[k], l[k], c, ops::load(t + i + k * N));
+    for (; i + K * N <= n; i += K * N) unroll<K>([&](auto k) { put(h[k], l[k], c, ops::load(t + i + k * N)); });
     std::size_t k = 0;
     for (; i + N <= n; i += N, ++k) put(h[k], l[k], c, ops::load(t + i));
     if (i < n) {
@@ -690,8 +713,7 @@ void exact_centered_squares_range(const T* x, std::size_t n, core::accumulation_
 template <class AccT, class Range>
 core::exact_accumulator<AccT> exact_reduce(std::size_t n, int threads, Range range) {
   core::exact_accumulator<AccT> acc;
-  std::size_t t = static_cast<std::size_t>(std::max(threads, 1));
-  t = std::min(t, (n + reduce_min_values_per_thread - 1) / reduce_min_values_per_thread);
+  const std::size_t t = static_cast<std::size_t>(reduce_threads_for(n, threads));
   if (t <= 1) {
     range(std::size_t{0}, n, acc);
     return acc;
