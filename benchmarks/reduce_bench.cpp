@@ -108,11 +108,19 @@ float read_run(op o, std::size_t n, int t) {
   const std::uint64_t* b = reinterpret_cast<const std::uint64_t*>(g_y);
   const long long w = static_cast<long long>(n / 2);
   std::uint64_t h = 0;
-  if (o == op::sum) {
-#pragma omp parallel for simd reduction(^ : h) num_threads(t) schedule(static) if (t > 1)
+  if (t <= 1) {
+    if (o == op::sum) {
+#pragma omp simd reduction(^ : h)
+      for (long long i = 0; i < w; ++i) h ^= a[i];
+    } else {
+#pragma omp simd reduction(^ : h)
+      for (long long i = 0; i < w; ++i) h ^= a[i] ^ b[i];
+    }
+  } else if (o == op::sum) {
+#pragma omp parallel for simd reduction(^ : h) num_threads(t) schedule(static)
     for (long long i = 0; i < w; ++i) h ^= a[i];
   } else {
-#pragma omp parallel for simd reduction(^ : h) num_threads(t) schedule(static) if (t > 1)
+#pragma omp parallel for simd reduction(^ : h) num_threads(t) schedule(static)
     for (long long i = 0; i < w; ++i) h ^= a[i] ^ b[i];
   }
   return static_cast<float>(h & 1);

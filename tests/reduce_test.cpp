@@ -366,6 +366,29 @@ TEST(ReduceExact, DoubleLoWindow) {
   }
 }
 
+// The float dot kernel's lo window at its limit: products ~ +-4 at 4k and 4k+2 cancel; the
+// products at 4k+1 and 4k+3 have lo parts ~ -2^(s-1) with quantum 2^-80, the finest the block's
+// factor bounds (Qa + Qb) allow, so lane sums need every bit of the window for ~2^12 terms per
+// lane; their sum is exactly (n/4) * a1 * 2^-23, a float, where any lost bit shows.
+TEST(ReduceExact, FloatDotLoWindow) {
+  const float big = 2.0f - 0x1p-23f, a1 = 0x1p-34f * (1.0f + 0x1p-5f - 0x1p-23f);
+  for (std::size_t n : {std::size_t{4096}, std::size_t{200000}, std::size_t{600000}}) {
+    std::vector<float> a(n), b(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      switch (i % 4) {
+        case 0: a[i] = big; b[i] = big; break;
+        case 1: a[i] = a1; b[i] = 1.0f + 0x1p-23f; break;
+        case 2: a[i] = -big; b[i] = big; break;
+        default: a[i] = -a1; b[i] = 1.0f; break;
+      }
+    }
+    const float want = static_cast<float>(n / 4) * a1 * 0x1p-23f;
+    EXPECT_EQ(reference::dot_exact(a.data(), b.data(), n), want);
+    for (isa i : usable_isas())
+      EXPECT_EQ(dot(a.data(), b.data(), n, tier::exact, execution{1, i}), want) << "n=" << n << " " << isa_name(i);
+  }
+}
+
 // Known exact answers, independent of the reference.
 TEST(ReduceExact, KnownAnswers) {
   const float big = 0x1p100f;

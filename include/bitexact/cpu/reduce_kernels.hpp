@@ -454,16 +454,37 @@ class exact_engine {
     const D c = c_;
     std::size_t i = 0;
     for (; i + K * N <= n; i += K * N) unroll<K>([&](auto k) { put(h[k], l[k], c, ops::load(t + i + k * N)); });
-    std::size_t k = 0;
-    for (; i + N <= n; i += N, ++k) put(h[k], l[k], c, ops::load(t + i));
-    if (i < n) {
-      double tail[N];
-      for (std::size_t j = 0; j < N; ++j) tail[j] = i + j < n ? double(t[i + j]) : 0.0;
-      put(h[k], l[k], c, ops::load(tail));
+    if (i < n) {  // the last < K*N terms, zero padded: one more full step (zeros add nothing)
+      alignas(64) double tail[K * N];
+      for (std::size_t j = 0; j < K * N; ++j) tail[j] = i + j < n ? double(t[i + j]) : 0.0;
+      unroll<K>([&](auto k) { put(h[k], l[k], c, ops::load(tail + k * N)); });
     }
     for (std::size_t k2 = 0; k2 < K; ++k2) {
       hi_[k2] = h[k2];
       lo_[k2] = l[k2];
+    }
+  }
+
+  /// Adds the n exact products a[i] * b[i] of floats (48 bits: exact in double), computed on
+  /// the fly (an admitted block).
+  void add_products(const float* a, const float* b, std::size_t n) {
+    D h[K], l[K];
+    for (std::size_t k = 0; k < K; ++k) {
+      h[k] = hi_[k];
+      l[k] = lo_[k];
+    }
+    const D c = c_;
+    std::size_t i = 0;
+    for (; i + K * N <= n; i += K * N)
+      unroll<K>([&](auto k) { put(h[k], l[k], c, ops::load(a + i + k * N) * ops::load(b + i + k * N)); });
+    if (i < n) {
+      alignas(64) double tail[K * N];
+      for (std::size_t j = 0; j < K * N; ++j) tail[j] = i + j < n ? double(a[i + j]) * double(b[i + j]) : 0.0;
+      unroll<K>([&](auto k) { put(h[k], l[k], c, ops::load(tail + k * N)); });
+    }
+    for (std::size_t k = 0; k < K; ++k) {
+      hi_[k] = h[k];
+      lo_[k] = l[k];
     }
   }
 
@@ -510,26 +531,20 @@ class exact_engine {
     }
   }
 
-  /// Each lane is an integer multiple of 2^g below 2^(g+53); sums them as int64 and adds.
+  /// Each lane is an integer multiple of 2^g of magnitude <= 2^(g+53): scaled by 2^-g (two exact
+  /// power-of-two steps, as 2^-g may exceed the double range) it is an integer, summed as int64
+  /// (K*N lanes of <= 2^53 cannot overflow) and added once.
   void drain(D (&r)[K], int g) {
+    const int a = -g > 1000 ? 1000 : -g;
+    const D s1 = ops::splat(pow2(a)), s2 = ops::splat(pow2(-g - a));
     std::int64_t total = 0;
     for (std::size_t k = 0; k < K; ++k) {
-      double lanes[N];
-      ops::store(lanes, r[k]);
-      for (std::size_t j = 0; j < N; ++j) total += units(lanes[j], g);
+      alignas(64) double lanes[N];
+      ops::store(lanes, (r[k] * s1) * s2);
+      for (std::size_t j = 0; j < N; ++j) total += static_cast<std::int64_t>(lanes[j]);
       r[k] = ops::splat(0.0);
     }
     acc_.add_scaled_integer(total, g);
-  }
-  static std::int64_t units(double v, int g) {
-    const std::uint64_t b = core::bits_of(v);
-    const int be = static_cast<int>((b >> 52) & 0x7ff);
-    std::uint64_t m = b & ((std::uint64_t(1) << 52) - 1);
-    if (be == 0 && m == 0) return 0;
-    if (be) m |= std::uint64_t(1) << 52;
-    const int e = (be ? be : 1) - 1075;  // v = m * 2^e
-    const std::uint64_t u = e >= g ? (m << (e - g)) : (m >> (g - e));
-    return (b >> 63) ? -static_cast<std::int64_t>(u) : static_cast<std::int64_t>(u);
   }
   void reset() {
     for (std::size_t k = 0; k < K; ++k) hi_[k] = lo_[k] = ops::splat(0.0);
@@ -641,25 +656,59 @@ void exact_sum_range(const double* x, std::size_t n, core::exact_accumulator<dou
 
 /// Exact sum of the products a(j) * b(j) of floats (exact in double: 48 bits), where
 /// pair(i, m, ba, bb, a, b) points a and b at the m floats of block [i, i + m) (the input, or
-/// ba/bb filled) and scalar(j) adds product j exactly from the original inputs.
+/// ba/bb filled). The block bounds come from the factors' float bits (cheap, 16 lanes):
+/// |a b| < 2^(Ea + Eb) and every non-zero product is a multiple of 2^(Qa + Qb). A block with a
+/// non-finite or an all-zero factor goes to add_product; one that does not fit has its products
+/// computed into a buffer and its tiny ones moved to add_product (see exact_blocks).
 template <class Arch, class Pair>
 void exact_products_range(std::size_t n, core::exact_accumulator<float>& acc, Pair pair) {
   using ops = dvec<Arch>;
   constexpr std::size_t N = ops::N;
   alignas(64) float xa[exact_block], xb[exact_block];
-  const float *a = nullptr, *b = nullptr;
-  std::size_t base = 0;
-  exact_blocks<Arch, float, true, double, 48, -298>(
-      n, acc,
-      [&](std::size_t i, std::size_t m, double* buf) {
-        pair(i, m, xa, xb, a, b);
-        base = i;
-        std::size_t j = 0;
-        for (; j + N <= m; j += N) ops::store(buf + j, ops::load(a + j) * ops::load(b + j));
-        for (; j < m; ++j) buf[j] = double(a[j]) * double(b[j]);
-        return static_cast<const double*>(buf);
-      },
-      [&](std::size_t j) { acc.add_product(a[j - base], b[j - base]); });
+  alignas(64) double buf[exact_block];
+  exact_engine<Arch, float, true> en(acc);
+  bool simd_values = false;
+  for (std::size_t i = 0; i < n; i += exact_block) {
+    const std::size_t m = std::min(exact_block, n - i);
+    const float *a = nullptr, *b = nullptr;
+    pair(i, m, xa, xb, a, b);
+    const magnitude_range ra = block_magnitudes<Arch>(a, m), rb = block_magnitudes<Arch>(b, m);
+    if (ra.max_abs == 0 || rb.max_abs == 0 || ra.max_abs >= 0x7f800000u || rb.max_abs >= 0x7f800000u) {
+      BITEXACT_STAT(1);
+      for (std::size_t j = 0; j < m; ++j) acc.add_product(a[j], b[j]);
+      continue;
+    }
+    auto E_of = [](const magnitude_range& r) { return std::max(static_cast<int>(r.max_abs >> 23), 1) - 127 + 1; };
+    auto Q_of = [](const magnitude_range& r) { return std::max(static_cast<int>(r.min_nonzero_abs >> 23), 1) - 150; };
+    const int E = E_of(ra) + E_of(rb), Q = Q_of(ra) + Q_of(rb);
+    const std::uint64_t cnt = en.per_lane(m);
+    simd_values = true;
+    if (en.admit(E, Q, cnt)) {
+      en.add_products(a, b, m);
+      continue;
+    }
+    const int qc = std::max(en.rescue_quantum(E, cnt), -298);
+    if (!en.admit(E, qc, cnt)) {  // cannot happen for float products; kept for safety
+      BITEXACT_STAT(1);
+      for (std::size_t j = 0; j < m; ++j) acc.add_product(a[j], b[j]);
+      continue;
+    }
+    BITEXACT_STAT(2);
+    // A product below 2^(qc + 47) may have a quantum finer than 2^qc: add it exactly apart.
+    const double tiny = core::double_of(static_cast<std::uint64_t>(qc + 47 + 1023) << 52);
+    std::size_t j = 0;
+    for (; j + N <= m; j += N) ops::store(buf + j, ops::load(a + j) * ops::load(b + j));
+    for (; j < m; ++j) buf[j] = double(a[j]) * double(b[j]);
+    for (j = 0; j < m; ++j) {
+      if (buf[j] != 0.0 && (buf[j] < tiny && -buf[j] < tiny)) {
+        acc.add_product(a[j], b[j]);
+        buf[j] = 0.0;
+      }
+    }
+    en.add(buf, m);
+  }
+  en.flush();
+  acc.note_inputs(simd_values, false, false, false, false);
 }
 
 /// Exact dot of float or bfloat16 vectors.
