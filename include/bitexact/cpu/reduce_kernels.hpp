@@ -356,15 +356,24 @@ magnitude_range block_magnitudes(const T* x, std::size_t n) {
     constexpr std::size_t N = V::size;
     if (n >= N) {
       const V am(absmask), one(I(1));
-      V vmx(I(0)), vmn(absmask);
+      // Four independent min/max chains: one chain is latency-bound.
+      V vmx[4] = {V(I(0)), V(I(0)), V(I(0)), V(I(0))}, vmn[4] = {V(absmask), V(absmask), V(absmask), V(absmask)};
+      for (; i + 4 * N <= n; i += 4 * N)
+        unroll<4>([&](auto k) {
+          const V a = V::load_unaligned(reinterpret_cast<const I*>(x + i + k * N)) & am;
+          vmx[k] = xsimd::max(vmx[k], a);
+          vmn[k] = xsimd::min(vmn[k], (a - one) & am);
+        });
       for (; i + N <= n; i += N) {
         const V a = V::load_unaligned(reinterpret_cast<const I*>(x + i)) & am;
-        vmx = xsimd::max(vmx, a);
-        vmn = xsimd::min(vmn, (a - one) & am);
+        vmx[0] = xsimd::max(vmx[0], a);
+        vmn[0] = xsimd::min(vmn[0], (a - one) & am);
       }
+      const V vmx_all = xsimd::max(xsimd::max(vmx[0], vmx[1]), xsimd::max(vmx[2], vmx[3]));
+      const V vmn_all = xsimd::min(xsimd::min(vmn[0], vmn[1]), xsimd::min(vmn[2], vmn[3]));
       alignas(64) I t1[N], t2[N];
-      vmx.store_aligned(t1);
-      vmn.store_aligned(t2);
+      vmx_all.store_aligned(t1);
+      vmn_all.store_aligned(t2);
       for (std::size_t j = 0; j < N; ++j) {
         mx = std::max(mx, t1[j]);
         mn = std::min(mn, t2[j]);
