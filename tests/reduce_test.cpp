@@ -389,6 +389,25 @@ TEST(ReduceExact, FloatDotLoWindow) {
   }
 }
 
+// Signed zeros across the register path, the scalar path and the thread merge: -0.0 blocks
+// next to values that cancel exactly give +0.0; -0.0 everywhere gives -0.0.
+TEST(ReduceExact, SignedZerosAcrossPathsAndThreads) {
+  small_grain grain(1500);
+  const std::size_t n = 20000;
+  std::vector<float> v(n, -0.0f);
+  for (std::size_t i = n / 2; i < n; i += 2) {
+    v[i] = 0x1p-3f * static_cast<float>(i % 7 + 1);
+    v[i + 1] = -v[i];
+  }
+  std::vector<float> z(n, -0.0f), ones(n, 1.0f);
+  for (const execution& e : all_configs()) {
+    EXPECT_EQ(raw_bits(sum(v.data(), n, tier::exact, e)), 0u) << cfg_name(e);
+    EXPECT_EQ(raw_bits(sum(z.data(), n, tier::exact, e)), 0x80000000u) << cfg_name(e);
+    EXPECT_EQ(raw_bits(dot(z.data(), ones.data(), n, tier::exact, e)), 0x80000000u) << cfg_name(e);
+    EXPECT_EQ(raw_bits(dot(v.data(), ones.data(), n, tier::exact, e)), 0u) << cfg_name(e);
+  }
+}
+
 // Known exact answers, independent of the reference.
 TEST(ReduceExact, KnownAnswers) {
   const float big = 0x1p100f;
