@@ -145,8 +145,13 @@ inline int resolve_threads(int requested) {
   if (requested > 0) return requested;
   if (const int g = global_threads().load()) return g;
   if (const int e = env_threads()) return e;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  // Read once: hardware_concurrency() parses /sys on glibc (about 8 us, on every call that
+  // uses the default thread count).
+  static const int hw = [] {
+    const unsigned h = std::thread::hardware_concurrency();
+    return h == 0 ? 1 : static_cast<int>(h);
+  }();
+  return hw;
 }
 
 inline isa resolve_isa(isa requested) {
