@@ -27,7 +27,12 @@
 //     lo = t - hi (exact, |lo| <= 2^(s-1)); hi sums live on the grid 2^s, lo sums on 2^q, both
 //     below 2^53 grid units under the same counting argument;
 //   - when a block does not fit, the period is flushed: each lane is an integer number of grid
-//     units (< 2^53), the lanes are summed as int64 and added with add_scaled_integer.
+//     units (<= 2^53), the lanes are summed as int64 and added with add_scaled_integer; a block
+//     that does not fit even a fresh period sends its tiny terms (those whose quantum is below
+//     what the window can hold) one by one to the scalar accumulator and the rest to registers;
+//   - float products are exact in double; their block bounds come from the factors' bits
+//     (|ab| < 2^(Ea+Eb), quantum >= 2^(Qa+Qb)) and they are computed on the fly. Double dot
+//     (and double variance) use the accumulator's exact 106-bit product path, threaded.
 // Everything the engine adds is exact, so the accumulator's value is the exact sum and the
 // result equals reference::sum_exact / dot_exact bit for bit.
 #pragma once
@@ -410,7 +415,6 @@ class exact_engine {
   static constexpr std::size_t K = TwoLevel ? 4 : 8;
 
  public:
-  /// s_floor: the least split exponent (add_scaled_integer's base and C's normality).
   explicit exact_engine(core::exact_accumulator<AccT>& acc) : acc_(acc) { reset(); }
 
   /// Terms per lane that a block of n terms may add (an upper bound).
