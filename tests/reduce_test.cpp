@@ -409,6 +409,30 @@ TEST(ReduceExact, SignedZerosAcrossPathsAndThreads) {
   }
 }
 
+// Both vectors hold non-zeros, yet every product is -0.0 (one factor is zero, the signs differ):
+// the exact dot is -0.0; one +0.0 product anywhere makes it +0.0.
+template <class T>
+void all_products_negative_zero() {
+  small_grain grain(3000);
+  const std::size_t n = 20001;
+  std::vector<T> x(n), y(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    x[j] = j % 2 ? T(0) : T(-1.5);
+    y[j] = j % 2 ? T(-2) : T(0);
+  }
+  const std::uint64_t neg0 = sizeof(T) == 4 ? 0x80000000u : 0x8000000000000000ull;
+  EXPECT_EQ(raw_bits(reference::dot_exact(x.data(), y.data(), n)), neg0);
+  for (const execution& e : all_configs()) {
+    EXPECT_EQ(raw_bits(dot(x.data(), y.data(), n, tier::exact, e)), neg0) << cfg_name(e);
+    EXPECT_EQ(raw_bits(dot(x.data(), y.data(), n, tier::fixed_order, e)), neg0) << cfg_name(e);
+  }
+  y[n - 1] = T(-0.0);  // x[n-1] = -1.5: product +0.0
+  for (const execution& e : all_configs())
+    EXPECT_EQ(raw_bits(dot(x.data(), y.data(), n, tier::exact, e)), 0u) << cfg_name(e);
+}
+TEST(ReduceExact, AllProductsNegativeZeroFloat) { all_products_negative_zero<float>(); }
+TEST(ReduceExact, AllProductsNegativeZeroDouble) { all_products_negative_zero<double>(); }
+
 // Known exact answers, independent of the reference.
 TEST(ReduceExact, KnownAnswers) {
   const float big = 0x1p100f;

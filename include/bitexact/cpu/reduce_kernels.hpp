@@ -501,6 +501,33 @@ class exact_engine {
     }
   }
 
+  /// Adds the n terms g(x batch, y batch) computed from doubles x[i], y[i] (an admitted block);
+  /// g(0, 0) must be 0 (the tail is zero padded).
+  template <class G>
+  void add_generated(const double* x, const double* y, std::size_t n, G g) {
+    D h[K], l[K];
+    for (std::size_t k = 0; k < K; ++k) {
+      h[k] = hi_[k];
+      l[k] = lo_[k];
+    }
+    const D c = c_;
+    std::size_t i = 0;
+    for (; i + K * N <= n; i += K * N)
+      unroll<K>([&](auto k) { put(h[k], l[k], c, g(ops::load(x + i + k * N), ops::load(y + i + k * N))); });
+    if (i < n) {
+      alignas(64) double tx[K * N], ty[K * N];
+      for (std::size_t j = 0; j < K * N; ++j) {
+        tx[j] = i + j < n ? x[i + j] : 0.0;
+        ty[j] = i + j < n ? y[i + j] : 0.0;
+      }
+      unroll<K>([&](auto k) { put(h[k], l[k], c, g(ops::load(tx + k * N), ops::load(ty + k * N))); });
+    }
+    for (std::size_t k = 0; k < K; ++k) {
+      hi_[k] = h[k];
+      lo_[k] = l[k];
+    }
+  }
+
   /// Moves the registers into the accumulator.
   void flush() {
     if (!active_) return;
@@ -667,6 +694,22 @@ void exact_sum_range(const double* x, std::size_t n, core::exact_accumulator<dou
       n, acc, [x](std::size_t i, std::size_t, double*) { return x + i; }, [&](std::size_t j) { acc.add(x[j]); });
 }
 
+/// Whether some product a[j] * b[j] (j < n) is not -0.0: a non-zero factor pair, or a zero product
+/// with equal factor signs. Register-path blocks cannot tell their zero products' signs apart, so
+/// kernels scan for this once at the end (stopping at the first hit, normally j = 0).
+template <class T>
+bool some_product_not_negative_zero(const T* a, const T* b, std::size_t n) {
+  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  constexpr Bits sign = Bits(1) << (8 * sizeof(T) - 1);
+  for (std::size_t j = 0; j < n; ++j) {
+    Bits u, v;
+    std::memcpy(&u, a + j, sizeof u);
+    std::memcpy(&v, b + j, sizeof v);
+    if (((u & ~sign) != 0 && (v & ~sign) != 0) || ((u ^ v) & sign) == 0) return true;
+  }
+  return false;
+}
+
 /// Exact sum of the products a(j) * b(j) of floats (exact in double: 48 bits), where
 /// pair(i, m, ba, bb, a, b) points a and b at the m floats of block [i, i + m) (the input, or
 /// ba/bb filled). The block bounds come from the factors' float bits (cheap, 16 lanes):
@@ -680,7 +723,7 @@ void exact_products_range(std::size_t n, core::exact_accumulator<float>& acc, Pa
   alignas(64) float xa[exact_block], xb[exact_block];
   alignas(64) double buf[exact_block];
   exact_engine<Arch, float, true> en(acc);
-  bool simd_values = false;
+  bool simd_values = false, simd_any = false;
   for (std::size_t i = 0; i < n; i += exact_block) {
     const std::size_t m = std::min(exact_block, n - i);
     const float *a = nullptr, *b = nullptr;
@@ -695,7 +738,9 @@ void exact_products_range(std::size_t n, core::exact_accumulator<float>& acc, Pa
     auto Q_of = [](const magnitude_range& r) { return std::max(static_cast<int>(r.min_nonzero_abs >> 23), 1) - 150; };
     const int E = E_of(ra) + E_of(rb), Q = Q_of(ra) + Q_of(rb);
     const std::uint64_t cnt = en.per_lane(m);
-    simd_values = true;
+    // Both factors have a non-zero somewhere, yet every product may still be -0.0.
+    simd_any = true;
+    if (!simd_values) simd_values = some_product_not_negative_zero(a, b, m);
     if (en.admit(E, Q, cnt)) {
       en.add_products(a, b, m);
       continue;
@@ -721,7 +766,7 @@ void exact_products_range(std::size_t n, core::exact_accumulator<float>& acc, Pa
     en.add(buf, m);
   }
   en.flush();
-  acc.note_inputs(simd_values, false, false, false, false);
+  acc.note_inputs(simd_any, !simd_values, false, false, false);
 }
 
 /// Exact dot of float or bfloat16 vectors.
@@ -745,11 +790,93 @@ void exact_dot_range(const T* x, const T* y, std::size_t n, core::exact_accumula
   });
 }
 
-/// Exact dot of doubles: products of doubles are not exact in double, so every product goes to
-/// the accumulator's 128-bit product path.
+/// Whether Arch has a truly fused multiply-add for doubles (xsimd 8.1's fma on plain avx2 or
+/// avx512 archs is not fused, so the intrinsics are called directly).
+template <class Arch>
+constexpr bool has_fused_fma() {
+#if XSIMD_WITH_FMA3_AVX2
+  if constexpr (std::is_base_of<xsimd::fma3<xsimd::avx2>, Arch>::value) return true;
+#endif
+  return is_avx512<Arch>() || is_neon64<Arch>();
+}
+
+/// x*y - p with a single rounding (p = x*y rounded: the exact error of the product).
+template <class Arch>
+inline xsimd::batch<double, Arch> product_error(const xsimd::batch<double, Arch>& x, const xsimd::batch<double, Arch>& y,
+                                                const xsimd::batch<double, Arch>& p) {
+  using D = xsimd::batch<double, Arch>;
+#if XSIMD_WITH_AVX512F
+  if constexpr (is_avx512<Arch>()) {
+    return D(_mm512_fmsub_pd(x, y, p));
+  } else
+#endif
+#if XSIMD_WITH_FMA3_AVX2
+  if constexpr (std::is_base_of<xsimd::fma3<xsimd::avx2>, Arch>::value) {
+    return D(_mm256_fmsub_pd(x, y, p));
+  } else
+#endif
+#if XSIMD_WITH_NEON64
+  if constexpr (is_neon64<Arch>()) {
+    return D(vfmaq_f64(vnegq_f64(p), x, y));
+  } else
+#endif
+  {
+    static_assert(sizeof(Arch) == 0, "bitexact: no fused multiply-add on this architecture");
+    return p;
+  }
+}
+
+/// Exact dot of doubles. With a fused multiply-add, each product is split exactly into
+/// p = x*y rounded and e = x*y - p (TwoProduct; exact when no product underflows or overflows,
+/// which the block bounds check) and p and e go to two register engines. Blocks whose bounds do
+/// not allow it, and ISAs without a fused FMA, use the accumulator's exact product path.
+///   |x| < 2^Ex, every non-zero |x| >= 2^mx, every x a multiple of 2^Qx (same for y):
+///   |p| <= 2^(Ex+Ey), ulp(p) >= 2^(mx+my-52); |e| <= ulp(p)/2 <= 2^(Ex+Ey-53), and e is a
+///   multiple of 2^(Qx+Qy) (or 0); TwoProduct is exact when mx + my >= -969 (no product bit
+///   below 2^-1074) and Ex + Ey <= 1023 (no overflow).
 template <class Arch>
 void exact_dot_range(const double* x, const double* y, std::size_t n, core::exact_accumulator<double>& acc) {
-  for (std::size_t i = 0; i < n; ++i) acc.add_product(x[i], y[i]);
+  if constexpr (!has_fused_fma<Arch>()) {
+    for (std::size_t i = 0; i < n; ++i) acc.add_product(x[i], y[i]);
+  } else {
+    using D = xsimd::batch<double, Arch>;
+    exact_engine<Arch, double, true> ep(acc), ee(acc);
+    bool simd_values = false, simd_any = false;
+    for (std::size_t i = 0; i < n; i += exact_block) {
+      const std::size_t m = std::min(exact_block, n - i);
+      const magnitude_range rx = block_magnitudes<Arch>(x + i, m), ry = block_magnitudes<Arch>(y + i, m);
+      constexpr std::uint64_t inf = 0x7ff0000000000000ull;
+      bool ok = rx.max_abs != 0 && ry.max_abs != 0 && rx.max_abs < inf && ry.max_abs < inf;
+      if (ok) {
+        auto E_of = [](const magnitude_range& r) { return std::max(static_cast<int>(r.max_abs >> 52), 1) - 1023 + 1; };
+        auto m_of = [](const magnitude_range& r) {
+          const int b = static_cast<int>(r.min_nonzero_abs >> 52);
+          return b == 0 ? -1074 : b - 1023;
+        };
+        auto Q_of = [](const magnitude_range& r) { return std::max(static_cast<int>(r.min_nonzero_abs >> 52), 1) - 1075; };
+        const int Ex = E_of(rx), Ey = E_of(ry), mxy = m_of(rx) + m_of(ry);
+        ok = mxy >= -969 && Ex + Ey <= 1023;
+        if (ok) {
+          const std::uint64_t cnt = ep.per_lane(m);
+          const int Ep = Ex + Ey + 1, Qp = std::max(mxy - 52, -1074);
+          const int Ee = Ex + Ey - 52, Qe = std::max(Q_of(rx) + Q_of(ry), -1074);
+          ok = ep.admit(Ep, Qp, cnt) && ee.admit(Ee, Qe, cnt);
+        }
+      }
+      if (!ok) {
+        BITEXACT_STAT(1);
+        for (std::size_t j = 0; j < m; ++j) acc.add_product(x[i + j], y[i + j]);
+        continue;
+      }
+      simd_any = true;
+      if (!simd_values) simd_values = some_product_not_negative_zero(x + i, y + i, m);
+      ep.add_generated(x + i, y + i, m, [](const D& a, const D& b) { return no_contract(a * b); });
+      ee.add_generated(x + i, y + i, m, [](const D& a, const D& b) { return product_error<Arch>(a, b, no_contract(a * b)); });
+    }
+    ep.flush();
+    ee.flush();
+    acc.note_inputs(simd_any, !simd_values, false, false, false);
+  }
 }
 
 /// Exact sum of (x[i] - mean)^2, the difference rounded to A and squared exactly.
