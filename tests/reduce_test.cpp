@@ -433,6 +433,26 @@ void all_products_negative_zero() {
 TEST(ReduceExact, AllProductsNegativeZeroFloat) { all_products_negative_zero<float>(); }
 TEST(ReduceExact, AllProductsNegativeZeroDouble) { all_products_negative_zero<double>(); }
 
+// Double products whose TwoProduct error would underflow: x*y = p - 2^-1075 exactly, which an
+// FMA cannot return (it rounds e to 0). Two of them minus 2p exactly is -2^-1074: the kernel must
+// send such blocks to the exact product path.
+TEST(ReduceExact, DoubleDotProductErrorUnderflow) {
+  const double a = 1.0 + 0x1p-52, b = 1.5 * 0x1p-1022;
+  const double p = a * b;  // 1.5 * 2^-1022 + 2^-1073 (the tie 2^-1075 rounded to even)
+  ASSERT_EQ(p, 1.5 * 0x1p-1022 + 0x1p-1073);
+  for (std::size_t n : {std::size_t{4}, std::size_t{4096}, std::size_t{40000}}) {
+    std::vector<double> x(n), y(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = i % 4 < 2 ? a : 1.0;
+      y[i] = i % 4 < 2 ? b : -p;
+    }
+    const double want = -static_cast<double>(n / 4) * 0x1p-1074;
+    EXPECT_EQ(reference::dot_exact(x.data(), y.data(), n), want);
+    for (isa i : usable_isas())
+      EXPECT_EQ(dot(x.data(), y.data(), n, tier::exact, execution{1, i}), want) << "n=" << n << " " << isa_name(i);
+  }
+}
+
 // Known exact answers, independent of the reference.
 TEST(ReduceExact, KnownAnswers) {
   const float big = 0x1p100f;

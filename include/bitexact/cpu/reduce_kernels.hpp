@@ -31,8 +31,10 @@
 //     that does not fit even a fresh period sends its tiny terms (those whose quantum is below
 //     what the window can hold) one by one to the scalar accumulator and the rest to registers;
 //   - float products are exact in double; their block bounds come from the factors' bits
-//     (|ab| < 2^(Ea+Eb), quantum >= 2^(Qa+Qb)) and they are computed on the fly. Double dot
-//     (and double variance) use the accumulator's exact 106-bit product path, threaded.
+//     (|ab| < 2^(Ea+Eb), quantum >= 2^(Qa+Qb)) and they are computed on the fly;
+//   - double products: with a fused FMA, TwoProduct p = x*y, e = fma(x, y, -p) splits each
+//     product exactly (bounds checked per block: no underflow of e, no overflow), p and e each
+//     in a two-level engine; without FMA (SSE2, scalar) the accumulator's 106-bit product path.
 // Everything the engine adds is exact, so the accumulator's value is the exact sum and the
 // result equals reference::sum_exact / dot_exact bit for bit.
 #pragma once
@@ -884,9 +886,12 @@ template <class Arch, class T>
 void exact_centered_squares_range(const T* x, std::size_t n, core::accumulation_t<T> mean,
                                   core::exact_accumulator<core::accumulation_t<T>>& acc) {
   if constexpr (std::is_same<T, double>::value) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const double d = x[i] - mean;
-      acc.add_product(d, d);
+    // The differences of a block, then their exact dot with themselves (TwoProduct path).
+    alignas(64) double d[exact_block];
+    for (std::size_t i = 0; i < n; i += exact_block) {
+      const std::size_t m = std::min(exact_block, n - i);
+      for (std::size_t j = 0; j < m; ++j) d[j] = x[i + j] - mean;
+      exact_dot_range<Arch>(d, d, m, acc);
     }
   } else {
     exact_products_range<Arch>(n, acc, [&](std::size_t i, std::size_t m, float* ba, float*, const float*& a, const float*& b) {
