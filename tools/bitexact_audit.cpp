@@ -1,5 +1,6 @@
 // bitexact-audit: the command a new user runs first.
 //
+// Families: random (generators and distributions) and reduce (sum/dot, fixed_order and exact).
 // For each op family it runs every op across thread counts, every ISA this build and CPU
 // have, and emulated CUDA launch shapes; prints one hash per configuration, whether all agree
 // with the scalar reference, and the time against the fastest non-deterministic peer.
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -19,6 +21,7 @@
 #include <bitexact/cuda/launch.hpp>
 #include <bitexact/cuda/random_kernels.hpp>
 #include <bitexact/reference/random.hpp>
+#include <bitexact/reference/reduce.hpp>
 
 #if defined(BITEXACT_HAVE_RANDOM123)
 #include <Random123/philox.h>
@@ -95,6 +98,135 @@ void timing_row(const char* what, std::size_t bytes, double t_ours, const char* 
               bytes / t_peer / 1e9, t_peer / t_ours);
 }
 
+// ---------------------------------------------------------------- reduce family
+
+/// One reduction op in one tier: ref() is the scalar reference, cpu(exec) the fast path. The
+/// hash of a configuration is fnv1a64 of the result's bytes (NaN canonical).
+struct reduce_op {
+  std::string name;
+  std::size_t result_bytes;
+  std::function<void(void*)> ref;
+  std::function<void(void*, execution)> cpu;
+};
+
+/// Hook for the CUDA backend: runs `op` (by name) through the CPU emulation of the CUDA
+/// reduction kernels with the given launch shape, writing the result; returns false when the
+/// op has no CUDA kernel yet. The CUDA engineer fills this in (cuda/reduce_kernels.hpp); until
+/// then the reduce family reports CPU configurations only.
+bool reduce_cuda_emulated(const std::string& op, cuda::launch_shape shape, void* result) {
+  (void)op;
+  (void)shape;
+  (void)result;
+  return false;
+}
+
+struct reduce_audit {
+  int configs = 0, mismatches = 0;
+  void run(const reduce_op& o) {
+    unsigned char want_bytes[8] = {0}, got[8] = {0};
+    o.ref(want_bytes);
+    const std::uint64_t want = fnv1a64(want_bytes, o.result_bytes);
+    std::printf("reduce  %-18s reference           %016llx\n", o.name.c_str(), static_cast<unsigned long long>(want));
+    auto report = [&](const std::string& cfg) {
+      const std::uint64_t h = fnv1a64(got, o.result_bytes);
+      ++configs;
+      const bool ok = h == want;
+      if (!ok) ++mismatches;
+      std::printf("reduce  %-18s %-19s %016llx %s\n", o.name.c_str(), cfg.c_str(), static_cast<unsigned long long>(h),
+                  ok ? "ok" : "MISMATCH");
+    };
+    for (isa i : usable_isas())
+      for (int t : {1, 2, 3, 4, 7, 8}) {
+        std::memset(got, 0, sizeof got);
+        o.cpu(got, execution{t, i});
+        report(std::string("cpu ") + isa_name(i) + " t=" + std::to_string(t));
+      }
+    for (cuda::launch_shape s : {cuda::launch_shape{1, 32}, cuda::launch_shape{7, 96}, cuda::launch_shape{80, 256}}) {
+      std::memset(got, 0, sizeof got);
+      if (reduce_cuda_emulated(o.name, s, got)) report("cuda-emu " + std::to_string(s.grid) + "x" + std::to_string(s.block));
+    }
+  }
+};
+
+template <class A>
+void put_result(void* out, A v) {
+  if (v != v) v = std::numeric_limits<A>::quiet_NaN();
+  std::memcpy(out, &v, sizeof v);
+}
+
+int run_reduce(std::size_t n, bool timing) {
+  reduce_audit a;
+  const auto s = stream<philox4x32_10>::from_seed(20261121, 2, 0, tag_of("audit-reduce"));
+  std::vector<float> xf(n + 1), yf(n + 1);
+  std::vector<double> xd(n + 1), yd(n + 1);
+  generate_normal(s, 0, xf.data(), n + 1);
+  generate_normal(s, n + 1, yf.data(), n + 1);
+  generate_normal(s, 0, xd.data(), n + 1);
+  generate_normal(s, n + 1, yd.data(), n + 1);
+  // Offset by one element: unaligned on purpose.
+  const float *x = xf.data() + 1, *y = yf.data() + 1;
+  const double *u = xd.data() + 1, *v = yd.data() + 1;
+  std::printf("reduce_order_version=%d  n=%zu (inputs start one element past an aligned address)\n", reduce_order_version, n);
+  std::vector<reduce_op> ops = {
+      {"sum_f32/fixed", 4, [&](void* o) { put_result(o, reference::sum_fixed_order(x, n)); },
+       [&](void* o, execution e) { put_result(o, sum(x, n, tier::fixed_order, e)); }},
+      {"sum_f32/exact", 4, [&](void* o) { put_result(o, reference::sum_exact(x, n)); },
+       [&](void* o, execution e) { put_result(o, sum(x, n, tier::exact, e)); }},
+      {"dot_f32/fixed", 4, [&](void* o) { put_result(o, reference::dot_fixed_order(x, y, n)); },
+       [&](void* o, execution e) { put_result(o, dot(x, y, n, tier::fixed_order, e)); }},
+      {"dot_f32/exact", 4, [&](void* o) { put_result(o, reference::dot_exact(x, y, n)); },
+       [&](void* o, execution e) { put_result(o, dot(x, y, n, tier::exact, e)); }},
+      {"sum_f64/fixed", 8, [&](void* o) { put_result(o, reference::sum_fixed_order(u, n)); },
+       [&](void* o, execution e) { put_result(o, sum(u, n, tier::fixed_order, e)); }},
+      {"sum_f64/exact", 8, [&](void* o) { put_result(o, reference::sum_exact(u, n)); },
+       [&](void* o, execution e) { put_result(o, sum(u, n, tier::exact, e)); }},
+      {"dot_f64/fixed", 8, [&](void* o) { put_result(o, reference::dot_fixed_order(u, v, n)); },
+       [&](void* o, execution e) { put_result(o, dot(u, v, n, tier::fixed_order, e)); }},
+      {"dot_f64/exact", 8, [&](void* o) { put_result(o, reference::dot_exact(u, v, n)); },
+       [&](void* o, execution e) { put_result(o, dot(u, v, n, tier::exact, e)); }},
+  };
+  for (const auto& o : ops) a.run(o);
+  std::printf("\nreduce: %d configurations, %d disagree with the reference: %s\n", a.configs, a.mismatches,
+              a.mismatches == 0 ? "ALL AGREE" : "FAILED");
+  std::printf("        (CUDA emulated launch shapes for reductions: not wired yet, see reduce_cuda_emulated)\n\n");
+
+  if (timing) {
+    const std::size_t m = std::size_t{1} << 24;  // 64 MiB of floats per vector
+    std::vector<float> p(m), q(m);
+    generate_normal(s, 0, p.data(), m);
+    generate_normal(s, m, q.data(), m);
+    volatile float sink = 0;
+    const double t_fixed = seconds([&] { sink = sum(p.data(), m); });
+    const double t_exact = seconds([&] { sink = sum(p.data(), m, tier::exact); });
+    const double t_unord = seconds([&] {
+      float acc = 0;
+      const float* pp = p.data();
+#pragma omp simd reduction(+ : acc)
+      for (std::size_t i = 0; i < m; ++i) acc += pp[i];
+      sink = acc;
+    });
+    const double t_dfixed = seconds([&] { sink = dot(p.data(), q.data(), m); });
+    const double t_dexact = seconds([&] { sink = dot(p.data(), q.data(), m, tier::exact); });
+    const double t_dunord = seconds([&] {
+      float acc = 0;
+      const float *pp = p.data(), *qq = q.data();
+#pragma omp simd reduction(+ : acc)
+      for (std::size_t i = 0; i < m; ++i) acc += pp[i] * qq[i];
+      sink = acc;
+    });
+    (void)sink;
+    const int t = resolved_threads();
+    std::printf("        (bitexact on %d threads; the unordered peer is one thread of SIMD, so ratios above 1x\n"
+                "         on several threads are threads, not cleverness)\n", t);
+    timing_row("sum f32 fixed_order", m * 4, t_fixed, "unordered SIMD loop, 1 thr", t_unord);
+    timing_row("sum f32 exact", m * 4, t_exact, "unordered SIMD loop, 1 thr", t_unord);
+    timing_row("dot f32 fixed_order", m * 8, t_dfixed, "unordered SIMD loop, 1 thr", t_dunord);
+    timing_row("dot f32 exact", m * 8, t_dexact, "unordered SIMD loop, 1 thr", t_dunord);
+    std::printf("        (reduce_bench measures each peer properly, OpenBLAS included; this is a quick look)\n");
+  }
+  return a.mismatches == 0 ? 0 : 1;
+}
+
 int run(std::size_t n, bool timing) {
   audit a;
   const auto s = stream<philox4x32_10>::from_seed(20261121, 1, 0, tag_of("audit"));
@@ -169,7 +301,9 @@ int run(std::size_t n, bool timing) {
                 m * 4 / t_write / 1e9, 100.0 * t_write / t_words);
     std::printf("        (random_bench measures each peer properly; this is a quick look)\n");
   }
-  return a.mismatches == 0 ? 0 : 1;
+  std::printf("\n");
+  const int reduce_status = run_reduce(n, timing);
+  return a.mismatches == 0 && reduce_status == 0 ? 0 : 1;
 }
 
 }  // namespace
