@@ -17,6 +17,7 @@
 #include <bitexact/cpu/simd_math.hpp>
 #include <bitexact/reference/reduce.hpp>
 #include <bitexact/reference/rowwise.hpp>
+#include <bitexact/reduce.hpp>
 #include <bitexact/rowwise.hpp>
 
 #include "random_test_util.hpp"
@@ -392,6 +393,30 @@ void ops_matrix() {
             }
         }
       }
+}
+
+TEST(RowwiseSums, NaNResultsAreCanonicalLikeThe1DSum) {
+  // Inf + -Inf makes a NaN whose sign differs between x86 and ARM/GPUs; every sum returns the
+  // canonical quiet NaN, and a row's sum equals the 1-D sum of that row.
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {1.0f, inf, -inf, 2.0f,   // row 0: Inf - Inf
+                          inf, 0.0f, -inf, 5.0f};  // row 1 (columns 0 and 2 give Inf, -Inf)
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    float rs[2], cs[4];
+    row_sum(x.data(), 2, 4, 4, rs, t);
+    col_sum(x.data(), 2, 4, 4, cs, t);
+    for (int r = 0; r < 2; ++r) {
+      const float one_d = sum(x.data() + 4 * r, 4, t);
+      std::uint32_t a, b;
+      std::memcpy(&a, &rs[r], 4);
+      std::memcpy(&b, &one_d, 4);
+      EXPECT_EQ(a, 0x7fc00000u);
+      EXPECT_EQ(a, b);
+    }
+    std::uint32_t c0;
+    std::memcpy(&c0, &cs[0], 4);
+    EXPECT_EQ(c0, 0x7f800000u);  // inf + inf
+  }
 }
 
 TEST(RowwiseOps, InvarianceMatrixFloat) { ops_matrix<float>(); }

@@ -30,8 +30,8 @@
 // correctly rounded square root; eps is rounded to A once. Consequences, by the formulas: a row
 // holding a NaN or +inf gives a softmax/log_softmax row of NaN, and so does a row of only -inf.
 // Every NaN the row-wise ops and the means output is the canonical quiet NaN (0x7fc00000 /
-// 0x7ff8000000000000); row_sum/col_sum return exactly the 1-D sum's bits (reference/reduce.hpp),
-// NaN payloads included (the exact tier canonicalizes, the fixed_order tier propagates).
+// 0x7ff8000000000000); row_sum/col_sum return exactly the bits of the public 1-D sum
+// (reduce.hpp), which canonicalizes NaN results too.
 //
 // Invariance: a row's result is a function of that row alone (and w, b, eps): never of the
 // number of rows in the batch, of the thread count (threads take whole rows; for col_sum whole
@@ -127,6 +127,8 @@ void row_sum_impl(const T* x, std::size_t rows, std::size_t cols, std::size_t ld
       cpu::detail::row_sum_exact(x, r0, r1, cols, ld, out);
     else
       cpu::detail::rowwise_kernel<T, decltype(arch)>::row_sum(x, r0, r1, cols, ld, out);
+    for (std::size_t r = r0; r < r1; ++r)  // NaN results canonical, like the 1-D sum's
+      if (out[r] != out[r]) out[r] = static_cast<core::accumulation_t<T>>(core::canonical_nan());
   });
 }
 
@@ -198,6 +200,14 @@ void divide_means(A* out, std::size_t n, std::size_t count) {
   for (std::size_t i = 0; i < n; ++i) out[i] = reference::mean_of(out[i], count);
 }
 
+/// NaN results leave as the canonical quiet NaN, like the 1-D sum's (reduce.hpp).
+template <class A>
+void canonicalize_nans(A* out, std::size_t count) {
+  if (out == nullptr) return;  // nothing was written (empty shape)
+  for (std::size_t k = 0; k < count; ++k)
+    if (out[k] != out[k]) out[k] = static_cast<A>(core::canonical_nan());
+}
+
 }  // namespace detail
 
 /// Per-row sums (see the header comment). out has rows values.
@@ -218,6 +228,7 @@ template <class T>
 void col_sum(const T* x, std::size_t rows, std::size_t cols, std::size_t ld, core::accumulation_t<T>* out,
              tier t = tier::fixed_order, const execution& e = {}) {
   detail::col_sum_impl(x, rows, cols, ld, out, t, e, "col_sum");
+  detail::canonicalize_nans(out, cols);
 }
 /// Per-column means: col_sum / rows (rows == 0: canonical NaN).
 template <class T>

@@ -7,7 +7,8 @@
 // both the accumulation and the output type. bf16 inputs are widened exactly to float first.
 // The public API (rowwise.hpp) documents the formulas; each function here is that formula.
 // Every NaN the row-wise ops and the means output is the canonical quiet NaN
-// (core::canonical_nan); the sums are the 1-D sums of reference/reduce.hpp, NaN bits included.
+// (core::canonical_nan); the sums are the 1-D sums of reference/reduce.hpp with a NaN result
+// canonicalized, like the public 1-D sum (reduce.hpp).
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -44,7 +45,7 @@ A row_max(const A* v, std::size_t n) {
 template <class T>
 void row_sum_fixed_order(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
                          core::accumulation_t<T>* out) {
-  for (std::size_t r = 0; r < rows; ++r) out[r] = sum_fixed_order(x + r * ld, cols);
+  for (std::size_t r = 0; r < rows; ++r) out[r] = rowwise_detail::canonical(sum_fixed_order(x + r * ld, cols));
 }
 /// Row sums, exact tier: the correctly rounded exact sum of the row (core/exact.hpp).
 template <class T>
@@ -61,7 +62,8 @@ void col_sum_fixed_order(const T* x, std::size_t rows, std::size_t cols, std::si
                          core::accumulation_t<T>* out) {
   using A = core::accumulation_t<T>;
   for (std::size_t c = 0; c < cols; ++c)
-    out[c] = fixed_order_reduce<A>(rows, [&](std::size_t r) { return A(core::widen(x[r * ld + c])); });
+    out[c] = rowwise_detail::canonical(
+        fixed_order_reduce<A>(rows, [&](std::size_t r) { return A(core::widen(x[r * ld + c])); }));
 }
 template <class T>
 void col_sum_exact(const T* x, std::size_t rows, std::size_t cols, std::size_t ld,
