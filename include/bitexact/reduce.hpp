@@ -45,6 +45,7 @@
 #include <type_traits>
 
 #include "core/bfloat16.hpp"
+#include "core/exact.hpp"
 #include "core/fixed_order.hpp"
 #include "cpu/reduce_kernels.hpp"
 #include "execution.hpp"
@@ -52,6 +53,12 @@
 #include "tier.hpp"
 
 namespace bitexact {
+
+/// The exact accumulator (core/exact.hpp): add values or exact products, merge with another,
+/// round() correctly, to_bytes/from_bytes; usable in host, SIMD and CUDA device code. Its state
+/// depends only on the multiset of values added, so any order or partition gives the same bits.
+template <class T>
+using exact_accumulator = core::exact_accumulator<T>;
 namespace detail {
 
 template <class T>
