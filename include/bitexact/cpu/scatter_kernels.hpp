@@ -141,19 +141,44 @@ target_groups radix_group_by_target(std::size_t n_out, std::size_t n, TargetOf t
   std::uint32_t* key = scratch_array<std::uint32_t>(slot_key, n);
   std::uint64_t* pos = scratch_array<std::uint64_t>(slot_position2, n);
   VV* val = carry ? scratch_array<VV>(slot_value2, n) : nullptr;
+  // Pass 1 on up to `threads` contiguous source ranges: per-range bucket counts, then each
+  // range writes its part of every bucket after the parts of the ranges before it (stable).
+  const int parts = static_cast<int>(std::max<std::uint64_t>(
+      1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads), (n + (1u << 18) - 1) >> 18)));
+  std::vector<std::vector<std::uint64_t>> next(static_cast<std::size_t>(parts), std::vector<std::uint64_t>(buckets, 0));
+  auto range = [&](int id, std::size_t& b, std::size_t& e) {
+    b = n * static_cast<std::size_t>(id) / static_cast<std::size_t>(parts);
+    e = n * static_cast<std::size_t>(id + 1) / static_cast<std::size_t>(parts);
+  };
+  thread_pool::instance().run(parts, [&](int id) {
+    std::size_t b, e;
+    range(id, b, e);
+    std::uint64_t* c = next[static_cast<std::size_t>(id)].data();
+    for (std::size_t i = b; i < e; ++i) ++c[static_cast<std::size_t>(target_of(i)) >> shift];
+  });
   std::vector<std::uint64_t> bstart(buckets + 1, 0);
-  for (std::size_t i = 0; i < n; ++i) ++bstart[(static_cast<std::size_t>(target_of(i)) >> shift) + 1];
-  for (std::size_t k = 0; k < buckets; ++k) bstart[k + 1] += bstart[k];
-  {
-    std::vector<std::uint64_t> next(bstart.begin(), bstart.end() - 1);
-    for (std::size_t i = 0; i < n; ++i) {
+  std::uint64_t run_total = 0;
+  for (std::size_t k = 0; k < buckets; ++k) {
+    bstart[k] = run_total;
+    for (int id = 0; id < parts; ++id) {
+      const std::uint64_t c = next[static_cast<std::size_t>(id)][k];
+      next[static_cast<std::size_t>(id)][k] = run_total;
+      run_total += c;
+    }
+  }
+  bstart[buckets] = run_total;
+  thread_pool::instance().run(parts, [&](int id) {
+    std::size_t b, e;
+    range(id, b, e);
+    std::uint64_t* nx = next[static_cast<std::size_t>(id)].data();
+    for (std::size_t i = b; i < e; ++i) {
       const std::uint32_t t = static_cast<std::uint32_t>(target_of(i));
-      const std::size_t o = static_cast<std::size_t>(next[t >> shift]++);
+      const std::size_t o = static_cast<std::size_t>(nx[t >> shift]++);
       key[o] = t;
       pos[o] = i;
       if constexpr (carry) val[o] = value_of(i);
     }
-  }
+  });
   target_groups g;
   g.start = scratch_array<std::uint64_t>(slot_start, n_out + 1);
   g.position = scratch_array<std::uint64_t>(slot_position, n);
