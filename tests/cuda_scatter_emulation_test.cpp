@@ -1,0 +1,309 @@
+// tests/cuda_scatter_emulation_test.cpp - the CUDA scatter pipeline (cuda/scatter_kernels.hpp),
+// run by the CPU emulation of a launch, must equal the scalar reference (reference/scatter.hpp)
+// bit for bit: index_add 1-D and rows, both tiers, float/double/bfloat16 sources, int32 and
+// int64 indices, for grids of 1/3/7/64 blocks x 32/128/256 threads in shuffled, forward and
+// reverse block order, and index distributions that stress the runs and the chunk tree.
+//
+// This proves the algorithm of the kernels (which item computes what, how runs and chunks are
+// cut, how the tree is formed) for many launch shapes; the sort and the scan are done by the
+// host here (the device uses CUB, whose sort is stable by contract). The device compilation is
+// proven by tests/cuda_compile_check.cu. Nothing here runs on a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "bitexact/core/bfloat16.hpp"
+#include "bitexact/cuda/launch.hpp"
+#include "bitexact/cuda/scatter_kernels.hpp"
+#include "bitexact/reference/scatter.hpp"
+
+namespace {
+
+using namespace bitexact;
+using cuda::block_order;
+using cuda::launch_shape;
+
+std::vector<launch_shape> all_shapes() {
+  std::vector<launch_shape> v;
+  for (unsigned g : {1u, 3u, 7u, 64u})
+    for (unsigned b : {32u, 128u, 256u}) v.push_back({g, b});
+  return v;
+}
+
+struct rng {
+  std::uint64_t s;
+  std::uint64_t next() {
+    std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  double unit() { return double(next() >> 11) * 0x1.0p-53; }
+};
+
+enum class dist { one_target, uniform, zipf, sorted, reverse_sorted, empty_targets };
+const dist kDists[] = {dist::one_target, dist::uniform, dist::zipf, dist::sorted, dist::reverse_sorted,
+                       dist::empty_targets};
+const char* name(dist d) {
+  switch (d) {
+    case dist::one_target: return "one_target";
+    case dist::uniform: return "uniform";
+    case dist::zipf: return "zipf";
+    case dist::sorted: return "sorted";
+    case dist::reverse_sorted: return "reverse_sorted";
+    default: return "empty_targets";
+  }
+}
+
+template <class I>
+std::vector<I> make_indices(dist d, std::size_t n, std::size_t n_out, std::uint64_t seed) {
+  rng r{seed};
+  std::vector<I> idx(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t t = 0;
+    switch (d) {
+      case dist::one_target: t = n_out / 2; break;
+      case dist::uniform: t = r.next() % n_out; break;
+      case dist::zipf: {  // P(t) ~ 1/(t+1): t = floor(n_out^u) - 1
+        const double x = std::pow(double(n_out), r.unit());
+        t = static_cast<std::size_t>(x) - 1;
+        if (t >= n_out) t = n_out - 1;
+        break;
+      }
+      case dist::sorted: t = static_cast<std::size_t>((static_cast<unsigned __int128>(i) * n_out) / (n ? n : 1)); break;
+      case dist::reverse_sorted: t = n_out - 1 - static_cast<std::size_t>((static_cast<unsigned __int128>(i) * n_out) / (n ? n : 1)); break;
+      case dist::empty_targets: t = 3 * (r.next() % ((n_out + 2) / 3)); break;  // only multiples of 3
+    }
+    idx[i] = static_cast<I>(t);
+  }
+  return idx;
+}
+
+// Values whose sums round differently in different orders (wide exponent range, both signs).
+template <class T>
+T spread_value(rng& r) {
+  const double m = 1.0 + r.unit();
+  const int e = static_cast<int>(r.next() % 41) - 20;
+  const double v = std::ldexp(m, e) * ((r.next() & 1) ? -1.0 : 1.0);
+  return static_cast<T>(v);
+}
+template <>
+bfloat16 spread_value<bfloat16>(rng& r) {
+  return bfloat16::from_float(spread_value<float>(r));
+}
+
+// Exact-tier values: mostly spread values, with denormals, signed zeros, cancelling pairs,
+// huge values and (rarely) Inf/NaN.
+template <class A>
+A special_value(rng& r, A prev) {
+  const std::uint64_t k = r.next() % 1000;
+  if (k < 20) return std::numeric_limits<A>::denorm_min() * A(1 + r.next() % 7);
+  if (k < 40) return -A(0);
+  if (k < 50) return A(0);
+  if (k < 150) return -prev;  // cancellation
+  if (k < 170) return std::numeric_limits<A>::max() * A(0.75) * ((r.next() & 1) ? A(1) : A(-1));
+  if (k < 172) return std::numeric_limits<A>::infinity();
+  if (k < 174) return -std::numeric_limits<A>::infinity();
+  if (k < 175) return std::numeric_limits<A>::quiet_NaN();
+  return spread_value<A>(r);
+}
+
+template <class T>
+std::vector<T> make_values(std::size_t n, std::uint64_t seed, bool special) {
+  rng r{seed};
+  std::vector<T> v(n);
+  if constexpr (std::is_same<T, bfloat16>::value) {
+    for (std::size_t i = 0; i < n; ++i) v[i] = spread_value<T>(r);
+  } else {
+    T prev = T(1);
+    for (std::size_t i = 0; i < n; ++i) {
+      v[i] = special ? special_value<T>(r, prev) : spread_value<T>(r);
+      prev = v[i];
+    }
+  }
+  return v;
+}
+
+template <class A>
+std::vector<A> make_out(std::size_t n, std::uint64_t seed) {
+  rng r{seed};
+  std::vector<A> o(n);
+  for (auto& x : o) x = spread_value<A>(r);
+  return o;
+}
+
+template <class A>
+::testing::AssertionResult same_bits(const std::vector<A>& want, const std::vector<A>& got) {
+  if (want.size() != got.size()) return ::testing::AssertionFailure() << "size";
+  for (std::size_t i = 0; i < want.size(); ++i)
+    if (std::memcmp(&want[i], &got[i], sizeof(A)) != 0)
+      return ::testing::AssertionFailure() << "first mismatch at " << i << ": want " << want[i] << " got " << got[i];
+  return ::testing::AssertionSuccess();
+}
+
+std::string where(dist d, std::size_t n, std::size_t width, const launch_shape& s, block_order o) {
+  return std::string(name(d)) + " n=" + std::to_string(n) + " width=" + std::to_string(width) + " shape " +
+         std::to_string(s.grid) + "x" + std::to_string(s.block) + " order " + std::to_string(static_cast<int>(o));
+}
+
+// One problem: the reference once, then the emulated pipeline for every shape (and, for the
+// first shape, every block order).
+template <class T, class I>
+void check(dist d, std::size_t n, std::size_t n_out, std::size_t width, tier t, const std::vector<launch_shape>& shapes) {
+  using A = core::accumulation_t<T>;
+  const std::uint64_t seed = n * 1000003 + n_out * 31 + width * 7 + static_cast<std::uint64_t>(d);
+  const std::vector<I> idx = make_indices<I>(d, n, n_out, seed);
+  const std::vector<T> src = make_values<T>(n * width, seed + 1, t == tier::exact);
+  const std::vector<A> out0 = make_out<A>(n_out * width, seed + 2);
+  std::vector<A> want = out0;
+  if (width == 1 && t == tier::exact)
+    reference::index_add_exact<T, A, I>(want.data(), n_out, idx.data(), src.data(), n);
+  else if (width == 1)
+    reference::index_add_fixed_order<T, A, I>(want.data(), n_out, idx.data(), src.data(), n);
+  else
+    reference::index_add_rows<T, A, I>(want.data(), n_out, width, idx.data(), src.data(), n, t == tier::exact);
+  bool first = true;
+  for (const launch_shape& s : shapes) {
+    for (block_order o : {block_order::shuffled, block_order::forward, block_order::reverse}) {
+      if (!first && o != block_order::shuffled) continue;
+      std::vector<A> got = out0;
+      if (width == 1)
+        cuda::emulate::index_add(got.data(), n_out, idx.data(), src.data(), n, t, s, o);
+      else
+        cuda::emulate::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, t, s, o);
+      ASSERT_TRUE(same_bits(want, got)) << where(d, n, width, s, o);
+    }
+    first = false;
+  }
+}
+
+const std::size_t kSizes[] = {0, 1, 4095, 4097, 3 * 4096 + 5, 100003};
+
+template <class T, class I>
+void check_1d(tier t) {
+  const auto shapes = all_shapes();
+  const std::vector<launch_shape> few = {{1, 32}, {7, 128}, {64, 256}};
+  for (dist d : kDists)
+    for (std::size_t n : kSizes)
+      for (std::size_t n_out : {std::size_t(1), std::size_t(7), std::size_t(1000), std::size_t(70001)}) {
+        if (n_out > 1000 && n < 4000) continue;
+        check<T, I>(d, n, n_out, 1, t, n >= 100000 ? few : shapes);
+      }
+}
+
+TEST(CudaScatterEmulation, IndexAddFixedOrderFloatInt64) { check_1d<float, std::int64_t>(tier::fixed_order); }
+TEST(CudaScatterEmulation, IndexAddFixedOrderDoubleInt32) { check_1d<double, std::int32_t>(tier::fixed_order); }
+TEST(CudaScatterEmulation, IndexAddFixedOrderBf16Int64) { check_1d<bfloat16, std::int64_t>(tier::fixed_order); }
+TEST(CudaScatterEmulation, IndexAddExactFloatInt32) { check_1d<float, std::int32_t>(tier::exact); }
+TEST(CudaScatterEmulation, IndexAddExactDoubleInt64) { check_1d<double, std::int64_t>(tier::exact); }
+
+TEST(CudaScatterEmulation, IndexAddRows) {
+  const std::vector<launch_shape> shapes = {{1, 32}, {3, 128}, {7, 256}, {64, 32}};
+  for (dist d : kDists)
+    for (std::size_t n : {std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5)})
+      for (std::size_t width : {std::size_t(2), std::size_t(17)}) {
+        check<float, std::int64_t>(d, n, 50, width, tier::fixed_order, shapes);
+        check<double, std::int32_t>(d, n, 50, width, tier::fixed_order, shapes);
+        check<bfloat16, std::int32_t>(d, n, 50, width, tier::fixed_order, shapes);
+        check<float, std::int32_t>(d, n, 50, width, tier::exact, shapes);
+        check<double, std::int64_t>(d, n, 50, width, tier::exact, shapes);
+      }
+}
+
+// Targets made only of special values: every combination of Inf/-Inf/NaN/signed zeros/
+// denormals/cancellation with the old value, against the exact reference.
+template <class A>
+void check_specials() {
+  const A inf = std::numeric_limits<A>::infinity(), nan = std::numeric_limits<A>::quiet_NaN();
+  const A den = std::numeric_limits<A>::denorm_min(), big = std::numeric_limits<A>::max();
+  const std::vector<std::vector<A>> groups = {
+      {-A(0), -A(0)}, {-A(0), A(0)}, {A(0)}, {inf, -inf}, {inf, A(1)}, {-inf, -inf}, {nan, A(1)}, {den, -den},
+      {den, den, den}, {big, big, -big}, {big, big}, {-big, -big}, {A(1), A(1e-30), A(-1)}, {A(1), -A(1)},
+      {A(0.1), A(0.2), A(0.3), -A(0.6)}};
+  const std::vector<A> olds = {-A(0), A(0), A(1), -inf, nan, den};
+  std::vector<std::int64_t> idx;
+  std::vector<A> src;
+  // Spread each group's values over different chunks (positions far apart) and interleave.
+  const std::size_t n_out = groups.size() * olds.size();
+  for (std::size_t k = 0; k < 4; ++k)
+    for (std::size_t t = 0; t < n_out; ++t) {
+      const auto& g = groups[t % groups.size()];
+      for (std::size_t j = k; j < g.size(); j += 4) {
+        idx.push_back(static_cast<std::int64_t>(t));
+        src.push_back(g[j]);
+      }
+      for (int pad = 0; pad < 40; ++pad) {  // filler on a target that is not checked specially
+        idx.push_back(static_cast<std::int64_t>(n_out));
+        src.push_back(A(1));
+      }
+    }
+  std::vector<A> out0(n_out + 1);
+  for (std::size_t t = 0; t < n_out; ++t) out0[t] = olds[t / groups.size()];
+  std::vector<A> want = out0;
+  reference::index_add_exact<A, A, std::int64_t>(want.data(), n_out + 1, idx.data(), src.data(), idx.size());
+  for (const launch_shape& s : all_shapes()) {
+    std::vector<A> got = out0;
+    cuda::emulate::index_add(got.data(), n_out + 1, idx.data(), src.data(), idx.size(), tier::exact, s);
+    ASSERT_TRUE(same_bits(want, got)) << s.grid << "x" << s.block;
+  }
+}
+TEST(CudaScatterEmulation, ExactSpecialValuesFloat) { check_specials<float>(); }
+TEST(CudaScatterEmulation, ExactSpecialValuesDouble) { check_specials<double>(); }
+
+// A bad index throws index_error naming the lowest bad position, for every shape, and nothing
+// is written.
+template <class I>
+void check_bad_index(I bad_value) {
+  const std::size_t n = 3 * 4096 + 5, n_out = 10;
+  std::vector<I> idx = make_indices<I>(dist::uniform, n, n_out, 5);
+  idx[9000] = bad_value;
+  idx[4100] = bad_value;
+  idx[12000] = static_cast<I>(n_out);
+  const std::vector<float> src = make_values<float>(n, 6, false);
+  const std::vector<float> out0 = make_out<float>(n_out, 7);
+  for (const launch_shape& s : all_shapes())
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      std::vector<float> out = out0;
+      try {
+        cuda::emulate::index_add(out.data(), n_out, idx.data(), src.data(), n, t, s);
+        FAIL() << "no index_error";
+      } catch (const index_error& e) {
+        EXPECT_EQ(e.position(), 4100u);
+        EXPECT_EQ(e.index(), static_cast<std::int64_t>(bad_value));
+        EXPECT_EQ(e.bound(), n_out);
+        EXPECT_NE(std::string(e.what()).find("at position 4100"), std::string::npos) << e.what();
+      }
+      ASSERT_TRUE(same_bits(out0, out));
+    }
+}
+TEST(CudaScatterEmulation, BadIndexInt32Negative) { check_bad_index<std::int32_t>(-1); }
+TEST(CudaScatterEmulation, BadIndexInt64TooLarge) { check_bad_index<std::int64_t>(std::int64_t(1) << 40); }
+
+// The index type switch: 32-bit keys and positions vs 64-bit ones give the same layout.
+TEST(CudaScatterEmulation, RunsLayoutSameForBothIndexTypes) {
+  const std::size_t n = 3 * 4096 + 5;
+  const auto idx = make_indices<std::int64_t>(dist::zipf, n, 300, 11);
+  const auto a = cuda::emulate::build_runs<std::uint32_t>({7, 128}, block_order::shuffled, idx.data(), n);
+  const auto b = cuda::emulate::build_runs<std::uint64_t>({3, 32}, block_order::reverse, idx.data(), n);
+  ASSERT_EQ(a.run_count, b.run_count);
+  for (std::size_t q = 0; q < n; ++q) {
+    ASSERT_EQ(a.key[q], b.key[q]);
+    ASSERT_EQ(a.pos[q], b.pos[q]);
+  }
+  for (std::size_t r = 0; r <= a.run_count; ++r) ASSERT_EQ(a.run_begin[r], b.run_begin[r]);
+  // Runs never cross a target or a chunk and cover [0, n).
+  for (std::size_t r = 0; r < a.run_count; ++r) {
+    const auto s = a.run_begin[r], e = a.run_begin[r + 1];
+    ASSERT_LT(s, e);
+    ASSERT_EQ(a.key[s], a.key[e - 1]);
+    ASSERT_EQ(a.pos[s] / 4096, a.pos[e - 1] / 4096);
+  }
+  ASSERT_EQ(a.run_begin[a.run_count], n);
+}
+
+}  // namespace
