@@ -36,3 +36,39 @@ void bitexact_cuda_compile_check(cudaStream_t st) {
   const bitexact::core::feistel_permutation p(1000, bitexact::derive_key<bitexact::philox4x32_10>(7));
   bitexact::cuda::generate_permutation(p, 0, nullptr, 0, st);
 }
+
+// --- the scatter family: bitexact/cuda/scatter.cuh -----------------------------------------
+// Every launcher for every source type, both index types and both tiers, with and without a
+// caller's workspace, so that every kernel template (both 32- and 64-bit layouts) is compiled
+// for the device. Qualified names: CUB brings a global ::cuda namespace.
+#include "bitexact/cuda/scatter.cuh"
+
+namespace {
+
+template <class T, class I>
+void instantiate_scatter(cudaStream_t st) {
+  using A = bitexact::core::accumulation_t<T>;
+  const bitexact::cuda::launch_shape shape{7, 128};
+  std::size_t bytes = 0;
+  for (bitexact::tier t : {bitexact::tier::fixed_order, bitexact::tier::exact}) {
+    bitexact::cuda::index_add(nullptr, bytes, static_cast<A*>(nullptr), 10, static_cast<const I*>(nullptr),
+                    static_cast<const T*>(nullptr), 100, t, st, shape);
+    bitexact::cuda::index_add(static_cast<A*>(nullptr), 10, static_cast<const I*>(nullptr), static_cast<const T*>(nullptr), 100, t,
+                    st);
+    bitexact::cuda::index_add_rows(nullptr, bytes, static_cast<A*>(nullptr), 10, 4, static_cast<const I*>(nullptr),
+                         static_cast<const T*>(nullptr), 100, t, st, shape);
+    bitexact::cuda::index_add_rows(static_cast<A*>(nullptr), 10, 4, static_cast<const I*>(nullptr), static_cast<const T*>(nullptr),
+                         100, t, st);
+  }
+}
+
+}  // namespace
+
+void bitexact_cuda_scatter_compile_check(cudaStream_t st) {
+  instantiate_scatter<float, std::int64_t>(st);
+  instantiate_scatter<float, std::int32_t>(st);
+  instantiate_scatter<double, std::int64_t>(st);
+  instantiate_scatter<double, std::int32_t>(st);
+  instantiate_scatter<bitexact::bfloat16, std::int64_t>(st);
+  instantiate_scatter<bitexact::bfloat16, std::int32_t>(st);
+}

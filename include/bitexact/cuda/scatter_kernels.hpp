@@ -348,7 +348,7 @@ void index_add_rows(core::accumulation_t<T>* out, std::size_t n_out, std::size_t
   if (n == 0) return;
   const unsigned long long bad = first_bad_position(shape, order, idx, n, n_out);
   if (bad != scatter_detail::no_bad_position)
-    throw scatter_detail::make_index_error("cuda::index_add", bad, idx[bad], n_out);
+    throw scatter_detail::make_index_error(width == 1 ? "index_add" : "index_add_rows", bad, idx[bad], n_out);
   scatter_detail::with_index_type(n, n_out, [&](auto u) {
     using U = decltype(u);
     const runs_layout<U> L = build_runs<U>(shape, order, idx, n);
