@@ -1,0 +1,124 @@
+// tests/thrust_scatter_test.cpp - the Thrust formulation of the CUDA index_add pipeline
+// (cuda/scatter_thrust.hpp), built by a plain C++ compiler for Thrust's CPP system (sequential)
+// and OMP system (OpenMP threads; THRUST_DEVICE_SYSTEM is set by CMake), must equal the scalar
+// reference bit for bit: index_add 1-D and rows, both tiers, float/double/bfloat16 sources,
+// int32/int64 indices, the index distributions of the emulation test; a bad index throws
+// index_error with the lowest bad position before anything is written.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <thrust/version.h>
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP
+#include <omp.h>
+#endif
+
+#include "bitexact/core/bfloat16.hpp"
+#include "bitexact/cuda/scatter_thrust.hpp"
+#include "bitexact/reference/scatter.hpp"
+#include "scatter_test_data.hpp"
+
+namespace {
+
+using namespace bitexact;
+using namespace bitexact::scatter_test_data;
+// (Names under bitexact::cuda are qualified: CCCL brings a global ::cuda namespace.)
+
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP
+// Several OpenMP threads even on a small machine, so that the passes really run in parallel.
+const int kOmpThreads = [] {
+  omp_set_num_threads(4);
+  return 4;
+}();
+#endif
+
+template <class T, class I>
+void check(dist d, std::size_t n, std::size_t n_out, std::size_t width, tier t) {
+  using A = core::accumulation_t<T>;
+  const std::uint64_t seed = n * 7919 + n_out * 17 + width * 3 + static_cast<std::uint64_t>(d);
+  const std::vector<I> idx = make_indices<I>(d, n, n_out, seed);
+  const std::vector<T> src = make_values<T>(n * width, seed + 1, t == tier::exact);
+  const std::vector<A> out0 = make_out<A>(n_out * width, seed + 2);
+  std::vector<A> want = out0, got = out0;
+  if (width == 1 && t == tier::exact)
+    reference::index_add_exact<T, A, I>(want.data(), n_out, idx.data(), src.data(), n);
+  else if (width == 1)
+    reference::index_add_fixed_order<T, A, I>(want.data(), n_out, idx.data(), src.data(), n);
+  else
+    reference::index_add_rows<T, A, I>(want.data(), n_out, width, idx.data(), src.data(), n, t == tier::exact);
+  if (width == 1)
+    bitexact::cuda::thrust_path::index_add(got.data(), n_out, idx.data(), src.data(), n, t);
+  else
+    bitexact::cuda::thrust_path::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, t);
+  ASSERT_TRUE(same_bits(want, got)) << name(d) << " n=" << n << " n_out=" << n_out << " width=" << width
+                                    << " exact=" << (t == tier::exact);
+}
+
+const std::size_t kSizes[] = {0, 1, 4095, 4097, 3 * 4096 + 5, 100003};
+
+template <class T, class I>
+void check_1d(tier t) {
+  for (dist d : kDists)
+    for (std::size_t n : kSizes)
+      for (std::size_t n_out : {std::size_t(1), std::size_t(7), std::size_t(1000), std::size_t(70001)}) {
+        if (n_out > 1000 && n < 4000) continue;
+        check<T, I>(d, n, n_out, 1, t);
+      }
+}
+
+TEST(ThrustScatter, System) {
+  // Says which system this binary exercises (the CMake target sets it).
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP
+  std::printf("Thrust %d.%d.%d, device system OMP, %d threads\n", THRUST_MAJOR_VERSION, THRUST_MINOR_VERSION,
+              THRUST_SUBMINOR_VERSION, omp_get_max_threads());
+  EXPECT_EQ(omp_get_max_threads(), kOmpThreads);
+#elif THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CPP
+  std::printf("Thrust %d.%d.%d, device system CPP\n", THRUST_MAJOR_VERSION, THRUST_MINOR_VERSION, THRUST_SUBMINOR_VERSION);
+#else
+  GTEST_FAIL() << "expected the CPP or OMP device system";
+#endif
+}
+
+TEST(ThrustScatter, IndexAddFixedOrderFloatInt64) { check_1d<float, std::int64_t>(tier::fixed_order); }
+TEST(ThrustScatter, IndexAddFixedOrderDoubleInt32) { check_1d<double, std::int32_t>(tier::fixed_order); }
+TEST(ThrustScatter, IndexAddFixedOrderBf16Int32) { check_1d<bfloat16, std::int32_t>(tier::fixed_order); }
+TEST(ThrustScatter, IndexAddExactFloatInt64) { check_1d<float, std::int64_t>(tier::exact); }
+TEST(ThrustScatter, IndexAddExactDoubleInt32) { check_1d<double, std::int32_t>(tier::exact); }
+
+TEST(ThrustScatter, IndexAddRows) {
+  for (dist d : kDists)
+    for (std::size_t n : {std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5)})
+      for (std::size_t width : {std::size_t(3), std::size_t(16)}) {
+        check<float, std::int64_t>(d, n, 50, width, tier::fixed_order);
+        check<double, std::int32_t>(d, n, 50, width, tier::fixed_order);
+        check<bfloat16, std::int64_t>(d, n, 50, width, tier::fixed_order);
+        check<float, std::int32_t>(d, n, 50, width, tier::exact);
+        check<double, std::int64_t>(d, n, 50, width, tier::exact);
+      }
+}
+
+TEST(ThrustScatter, BadIndexThrowsBeforeWriting) {
+  const std::size_t n = 3 * 4096 + 5, n_out = 10;
+  std::vector<std::int32_t> idx = make_indices<std::int32_t>(dist::uniform, n, n_out, 5);
+  idx[9000] = -3;
+  idx[4100] = 10;
+  const std::vector<float> src = make_values<float>(n, 6, false);
+  const std::vector<float> out0 = make_out<float>(n_out, 7);
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    std::vector<float> out = out0;
+    try {
+      bitexact::cuda::thrust_path::index_add(out.data(), n_out, idx.data(), src.data(), n, t);
+      FAIL() << "no index_error";
+    } catch (const index_error& e) {
+      EXPECT_EQ(e.position(), 4100u);
+      EXPECT_EQ(e.index(), 10);
+      EXPECT_EQ(e.bound(), n_out);
+    }
+    ASSERT_TRUE(same_bits(out0, out));
+  }
+}
+
+}  // namespace
