@@ -72,3 +72,29 @@ void bitexact_cuda_scatter_compile_check(cudaStream_t st) {
   instantiate_scatter<bitexact::bfloat16, std::int64_t>(st);
   instantiate_scatter<bitexact::bfloat16, std::int32_t>(st);
 }
+
+// --- the Thrust formulation of the scatter pipeline, for the CUDA device system ------------
+// (tests/thrust_scatter_test.cpp runs it under the CPP and OMP systems; here its functors and
+// bodies must compile as device code.)
+#include "bitexact/cuda/scatter_thrust.hpp"
+
+namespace {
+
+template <class T, class I>
+void instantiate_scatter_thrust() {
+  using A = bitexact::core::accumulation_t<T>;
+  for (bitexact::tier t : {bitexact::tier::fixed_order, bitexact::tier::exact}) {
+    bitexact::cuda::thrust_path::index_add(static_cast<A*>(nullptr), 10, static_cast<const I*>(nullptr),
+                                           static_cast<const T*>(nullptr), 100, t);
+    bitexact::cuda::thrust_path::index_add_rows(static_cast<A*>(nullptr), 10, 4, static_cast<const I*>(nullptr),
+                                                static_cast<const T*>(nullptr), 100, t);
+  }
+}
+
+}  // namespace
+
+void bitexact_cuda_scatter_thrust_compile_check() {
+  instantiate_scatter_thrust<float, std::int64_t>();
+  instantiate_scatter_thrust<double, std::int32_t>();
+  instantiate_scatter_thrust<bitexact::bfloat16, std::int32_t>();
+}
