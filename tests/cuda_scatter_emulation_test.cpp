@@ -106,6 +106,80 @@ TEST(CudaScatterEmulation, IndexAddRows) {
       }
 }
 
+// scatter_reduce and segment_reduce: every op, include_self both ways, both tiers (prod exact
+// is refused), against reference::scatter_reduce / segment_reduce.
+const scatter_op kOps[] = {scatter_op::sum, scatter_op::prod, scatter_op::mean, scatter_op::max, scatter_op::min};
+
+template <class A, class I>
+void check_scatter_reduce(dist d, std::size_t n, std::size_t n_out, scatter_op op, bool include_self, tier t,
+                          const std::vector<launch_shape>& shapes) {
+  const std::uint64_t seed = n * 131 + n_out * 7 + static_cast<std::uint64_t>(d) * 3 + static_cast<std::uint64_t>(op);
+  const std::vector<I> idx = make_indices<I>(d, n, n_out, seed);
+  std::vector<A> src = make_values<A>(n, seed + 1, t == tier::exact);
+  if (op == scatter_op::prod)  // products of values near 1 stay finite and still round
+    for (auto& x : src) x = A(1) + x / A(1 << 21);
+  const std::vector<A> out0 = make_out<A>(n_out, seed + 2);
+  std::vector<A> want = out0;
+  reference::scatter_reduce<A, I>(want.data(), n_out, idx.data(), src.data(), n, op, include_self, t == tier::exact);
+  for (const launch_shape& s : shapes) {
+    std::vector<A> got = out0;
+    cuda::emulate::scatter_reduce(got.data(), n_out, idx.data(), src.data(), n, op, include_self, t, s);
+    ASSERT_TRUE(same_bits(want, got)) << where(d, n, 1, s, block_order::shuffled) << " op " << static_cast<int>(op)
+                                      << " self " << include_self << " exact " << (t == tier::exact);
+  }
+}
+
+TEST(CudaScatterEmulation, ScatterReduce) {
+  const std::vector<launch_shape> shapes = {{1, 32}, {3, 128}, {64, 256}};
+  for (dist d : kDists)
+    for (std::size_t n : {std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5), std::size_t(40009)})
+      for (scatter_op op : kOps)
+        for (bool self : {false, true})
+          for (tier t : {tier::fixed_order, tier::exact}) {
+            if (t == tier::exact && op == scatter_op::prod) continue;
+            check_scatter_reduce<float, std::int64_t>(d, n, 300, op, self, t, shapes);
+            check_scatter_reduce<double, std::int32_t>(d, n, 300, op, self, t, shapes);
+          }
+  std::vector<float> out(4), src(4, 1.0f);
+  std::vector<std::int32_t> idx = {0, 1, 2, 3};
+  EXPECT_THROW(cuda::emulate::scatter_reduce(out.data(), 4, idx.data(), src.data(), 4, scatter_op::prod, true,
+                                             tier::exact, {1, 32}),
+               std::invalid_argument);
+}
+
+template <class D, class I>
+void check_segment_reduce(dist d, std::size_t n, std::size_t segs, scatter_op op, tier t,
+                          const std::vector<launch_shape>& shapes) {
+  using A = core::accumulation_t<D>;
+  const std::uint64_t seed = n * 977 + segs * 5 + static_cast<std::uint64_t>(d) * 11 + static_cast<std::uint64_t>(op);
+  const std::vector<I> ids = make_indices<I>(d, n, segs, seed);
+  std::vector<D> data = make_values<D>(n, seed + 1, t == tier::exact);
+  if constexpr (!std::is_same<D, bfloat16>::value)
+    if (op == scatter_op::prod)
+      for (auto& x : data) x = D(1) + x / D(1 << 21);
+  std::vector<A> want(segs, A(7)), got;
+  reference::segment_reduce<A, I, D>(want.data(), segs, ids.data(), data.data(), n, op, t == tier::exact);
+  for (const launch_shape& s : shapes) {
+    got.assign(segs, A(7));
+    cuda::emulate::segment_reduce(got.data(), segs, ids.data(), data.data(), n, op, t, s);
+    ASSERT_TRUE(same_bits(want, got)) << where(d, n, 1, s, block_order::shuffled) << " op " << static_cast<int>(op)
+                                      << " exact " << (t == tier::exact);
+  }
+}
+
+TEST(CudaScatterEmulation, SegmentReduce) {
+  const std::vector<launch_shape> shapes = {{1, 32}, {7, 128}, {64, 256}};
+  for (dist d : kDists)
+    for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5)})
+      for (scatter_op op : kOps)
+        for (tier t : {tier::fixed_order, tier::exact}) {
+          if (t == tier::exact && op == scatter_op::prod) continue;
+          check_segment_reduce<float, std::int32_t>(d, n, 200, op, t, shapes);
+          check_segment_reduce<double, std::int64_t>(d, n, 200, op, t, shapes);
+          if (op != scatter_op::prod) check_segment_reduce<bfloat16, std::int64_t>(d, n, 200, op, t, shapes);
+        }
+}
+
 // Targets made only of special values: every combination of Inf/-Inf/NaN/signed zeros/
 // denormals/cancellation with the old value, against the exact reference.
 template <class A>

@@ -33,7 +33,10 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -259,6 +262,59 @@ struct store_into {
   BITEXACT_HD void operator()(std::uint64_t t, std::uint64_t c, A s, std::uint64_t) const { out[t * width + c] = s; }
 };
 
+/// apply of scatter_reduce and segment_reduce: r = S_t, or combine(out[t, c], S_t) when
+/// combine_self (fixed_order with include_self; the exact tier puts the old value into the
+/// exact sum instead); mean divides r by count + extra_count; then out[t, c] = r.
+template <class A, class Combine>
+struct reduce_into {
+  A* out;
+  std::uint64_t width;
+  Combine combine;
+  bool combine_self;
+  bool mean;
+  std::uint64_t extra_count;
+  BITEXACT_HD void operator()(std::uint64_t t, std::uint64_t c, A s, std::uint64_t count) const {
+    A& o = out[t * width + c];
+    A r = combine_self ? combine(o, s) : s;
+    if (mean) r = r / static_cast<A>(count + extra_count);
+    o = r;
+  }
+};
+
+/// out[i] = v for i < n (the empty value of segment reductions).
+template <class A>
+BITEXACT_HD void fill_body(const thread_index& ti, A* out, std::uint64_t n, A v) {
+  for (std::uint64_t i = ti.global(); i < n; i += ti.threads()) out[i] = v;
+}
+
+/// Calls fn(combine) with the (+) of op: plus (sum, mean), multiplies, maximum, minimum.
+template <class Fn>
+void with_combine(scatter_op op, Fn fn) {
+  switch (op) {
+    case scatter_op::prod: fn(core::multiplies{}); break;
+    case scatter_op::max: fn(core::maximum{}); break;
+    case scatter_op::min: fn(core::minimum{}); break;
+    default: fn(core::plus{}); break;
+  }
+}
+
+/// Whether op runs as an exact sum under tier t (sum and mean; max/min are order-independent
+/// and run the same in both tiers; prod has no exact tier and is refused by the callers).
+inline bool exact_sum_op(scatter_op op, tier t) {
+  return t == tier::exact && (op == scatter_op::sum || op == scatter_op::mean);
+}
+
+/// The value of an empty segment: sum/mean +0, prod 1, max -Inf, min +Inf.
+template <class A>
+A empty_segment_value(scatter_op op) {
+  switch (op) {
+    case scatter_op::prod: return A(1);
+    case scatter_op::max: return -std::numeric_limits<A>::infinity();
+    case scatter_op::min: return std::numeric_limits<A>::infinity();
+    default: return A(0);
+  }
+}
+
 /// Sort key and position type: 32-bit when both the positions and the targets fit.
 template <class Fn>
 auto with_index_type(std::uint64_t n, std::uint64_t n_out, Fn fn) {
@@ -339,26 +395,22 @@ runs_layout<U> build_runs(launch_shape shape, block_order order, const I* idx, s
   return L;
 }
 
-/// index_add_rows (index_add with width 1) through the emulated pipeline: out[idx[i], :] += src[i, :]
-/// in the tier's semantics. Throws index_error (nothing written) for a bad index.
-template <class T, class I>
-void index_add_rows(core::accumulation_t<T>* out, std::size_t n_out, std::size_t width, const I* idx, const T* src,
-                    std::size_t n, tier t, launch_shape shape, block_order order = block_order::shuffled) {
-  using A = core::accumulation_t<T>;
-  if (n == 0) return;
-  const unsigned long long bad = first_bad_position(shape, order, idx, n, n_out);
-  if (bad != scatter_detail::no_bad_position)
-    throw scatter_detail::make_index_error(width == 1 ? "index_add" : "index_add_rows", bad, idx[bad], n_out);
+/// Passes 7-8 (or 8') for n > 0 after validation: fixed_order runs the run partials and the
+/// chunk tree with `combine` and calls fixed_apply; exact runs the exact sums with `start`
+/// (nullable) and calls exact_apply.
+template <class A, class I, class ValueOf, class Combine, class FixedApply, class ExactApply>
+void combine_pipeline(launch_shape shape, block_order order, std::size_t n_out, std::size_t width, const I* idx,
+                      std::size_t n, bool exact, ValueOf value, Combine combine, FixedApply fixed_apply,
+                      const A* start, ExactApply exact_apply) {
   scatter_detail::with_index_type(n, n_out, [&](auto u) {
     using U = decltype(u);
     const runs_layout<U> L = build_runs<U>(shape, order, idx, n);
-    const scatter_detail::row_values<T> value{src, width};
-    if (t == tier::exact) {
+    if (exact) {
       emulate_launch(
           shape,
           [&](const thread_index& ti) {
-            scatter_detail::exact_target_body<A>(ti, L.view(), L.run_begin.data(), &L.run_count, width, value, out,
-                                                 scatter_detail::store_into<A>{out, width});
+            scatter_detail::exact_target_body<A>(ti, L.view(), L.run_begin.data(), &L.run_count, width, value, start,
+                                                 exact_apply);
           },
           order);
       return 0;
@@ -367,7 +419,7 @@ void index_add_rows(core::accumulation_t<T>* out, std::size_t n_out, std::size_t
     emulate_launch(
         shape,
         [&](const thread_index& ti) {
-          scatter_detail::run_partials_body<A>(ti, L.view(), L.run_begin.data(), &L.run_count, width, value, core::plus{},
+          scatter_detail::run_partials_body<A>(ti, L.view(), L.run_begin.data(), &L.run_count, width, value, combine,
                                                partial.data());
         },
         order);
@@ -375,18 +427,79 @@ void index_add_rows(core::accumulation_t<T>* out, std::size_t n_out, std::size_t
         shape,
         [&](const thread_index& ti) {
           scatter_detail::target_combine_body<A>(ti, L.view(), L.run_begin.data(), &L.run_count, width, partial.data(),
-                                                 core::plus{}, scatter_detail::add_into<A>{out, width});
+                                                 combine, fixed_apply);
         },
         order);
     return 0;
   });
 }
 
-/// index_add (1-D) through the emulated pipeline.
+/// Pass 1 on the emulation: throws index_error for the lowest bad position.
+template <class I>
+void validate(launch_shape shape, block_order order, const char* what, const I* idx, std::size_t n,
+              std::size_t bound) {
+  const unsigned long long bad = first_bad_position(shape, order, idx, n, bound);
+  if (bad != scatter_detail::no_bad_position) throw scatter_detail::make_index_error(what, bad, idx[bad], bound);
+}
+
+/// index_add_rows through the emulated pipeline: out[idx[i], :] += src[i, :] in the tier's
+/// semantics (reference::index_add_rows). Throws index_error (nothing written) for a bad index.
+template <class T, class I>
+void index_add_rows(core::accumulation_t<T>* out, std::size_t n_out, std::size_t width, const I* idx, const T* src,
+                    std::size_t n, tier t, launch_shape shape, block_order order = block_order::shuffled) {
+  using A = core::accumulation_t<T>;
+  if (n == 0) return;
+  validate(shape, order, width == 1 ? "index_add" : "index_add_rows", idx, n, n_out);
+  combine_pipeline<A>(shape, order, n_out, width, idx, n, t == tier::exact, scatter_detail::row_values<T>{src, width},
+                      core::plus{}, scatter_detail::add_into<A>{out, width}, out,
+                      scatter_detail::store_into<A>{out, width});
+}
+
+/// index_add (1-D) through the emulated pipeline (reference::index_add_fixed_order / _exact).
 template <class T, class I>
 void index_add(core::accumulation_t<T>* out, std::size_t n_out, const I* idx, const T* src, std::size_t n, tier t,
                launch_shape shape, block_order order = block_order::shuffled) {
   index_add_rows(out, n_out, 1, idx, src, n, t, shape, order);
+}
+
+/// scatter_reduce through the emulated pipeline (reference::scatter_reduce).
+template <class A, class I>
+void scatter_reduce(A* out, std::size_t n_out, const I* idx, const A* src, std::size_t n, scatter_op op,
+                    bool include_self, tier t, launch_shape shape, block_order order = block_order::shuffled) {
+  if (n == 0) return;
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::scatter_reduce: prod has no exact tier (use tier::fixed_order)");
+  validate(shape, order, "scatter_reduce", idx, n, n_out);
+  const bool mean = op == scatter_op::mean;
+  const std::uint64_t extra = include_self ? 1 : 0;
+  scatter_detail::with_combine(op, [&](auto combine) {
+    using C = decltype(combine);
+    combine_pipeline<A>(shape, order, n_out, 1, idx, n, scatter_detail::exact_sum_op(op, t),
+                        scatter_detail::row_values<A>{src, 1}, combine,
+                        scatter_detail::reduce_into<A, C>{out, 1, combine, include_self, mean, extra},
+                        include_self ? out : nullptr, scatter_detail::reduce_into<A, C>{out, 1, combine, false, mean, extra});
+  });
+}
+
+/// segment_reduce through the emulated pipeline (reference::segment_reduce): every segment is
+/// written, empty ones with the empty value.
+template <class D, class I>
+void segment_reduce(core::accumulation_t<D>* out, std::size_t num_segments, const I* ids, const D* data, std::size_t n,
+                    scatter_op op, tier t, launch_shape shape, block_order order = block_order::shuffled) {
+  using A = core::accumulation_t<D>;
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::segment_reduce: prod has no exact tier (use tier::fixed_order)");
+  validate(shape, order, "segment_reduce", ids, n, num_segments);
+  const A empty = scatter_detail::empty_segment_value<A>(op);
+  emulate_launch(shape, [&](const thread_index& ti) { scatter_detail::fill_body(ti, out, num_segments, empty); }, order);
+  if (n == 0) return;
+  const bool mean = op == scatter_op::mean;
+  scatter_detail::with_combine(op, [&](auto combine) {
+    using C = decltype(combine);
+    const scatter_detail::reduce_into<A, C> apply{out, 1, combine, false, mean, 0};
+    combine_pipeline<A>(shape, order, num_segments, 1, ids, n, scatter_detail::exact_sum_op(op, t),
+                        scatter_detail::row_values<D>{data, 1}, combine, apply, static_cast<const A*>(nullptr), apply);
+  });
 }
 
 }  // namespace emulate
