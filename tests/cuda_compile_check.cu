@@ -41,6 +41,8 @@ void bitexact_cuda_compile_check(cudaStream_t st) {
 // Every launcher for every source type, both index types and both tiers, with and without a
 // caller's workspace, so that every kernel template (both 32- and 64-bit layouts) is compiled
 // for the device. Qualified names: CUB brings a global ::cuda namespace.
+#include <type_traits>
+
 #include "bitexact/cuda/scatter.cuh"
 
 namespace {
@@ -59,6 +61,17 @@ void instantiate_scatter(cudaStream_t st) {
                          static_cast<const T*>(nullptr), 100, t, st, shape);
     bitexact::cuda::index_add_rows(static_cast<A*>(nullptr), 10, 4, static_cast<const I*>(nullptr), static_cast<const T*>(nullptr),
                          100, t, st);
+    // segment_reduce for every op (one pipeline per (+)), scatter_reduce for float/double.
+    bitexact::cuda::segment_reduce(nullptr, bytes, static_cast<A*>(nullptr), 10, static_cast<const I*>(nullptr),
+                                   static_cast<const T*>(nullptr), 100, bitexact::scatter_op::max, t, st, shape);
+    bitexact::cuda::segment_reduce(static_cast<A*>(nullptr), 10, static_cast<const I*>(nullptr),
+                                   static_cast<const T*>(nullptr), 100, bitexact::scatter_op::mean, t, st);
+    if constexpr (std::is_same<T, A>::value) {
+      bitexact::cuda::scatter_reduce(nullptr, bytes, static_cast<A*>(nullptr), 10, static_cast<const I*>(nullptr),
+                                     static_cast<const A*>(nullptr), 100, bitexact::scatter_op::min, true, t, st, shape);
+      bitexact::cuda::scatter_reduce(static_cast<A*>(nullptr), 10, static_cast<const I*>(nullptr),
+                                     static_cast<const A*>(nullptr), 100, bitexact::scatter_op::sum, false, t, st);
+    }
   }
 }
 

@@ -1,4 +1,5 @@
-// bitexact/cuda/scatter.cuh - CUDA kernels and host launchers of deterministic index_add.
+// bitexact/cuda/scatter.cuh - CUDA kernels and host launchers of deterministic index_add
+// (1-D and rows), scatter_reduce and segment_reduce.
 //
 // nvcc only. The kernels are thin: each builds a thread_index and calls a BITEXACT_HD body of
 // cuda/scatter_kernels.hpp - the same bodies that tests/cuda_scatter_emulation_test.cpp runs on
@@ -88,6 +89,11 @@ __global__ void exact_target_kernel(sorted_view<U> s, const U* run_begin, const 
   exact_target_body<A>(scatter_thread(), s, run_begin, run_count, width, value, start, apply);
 }
 
+template <class A>
+__global__ void fill_kernel(A* out, std::uint64_t n, A v) {
+  fill_body(scatter_thread(), out, n, v);
+}
+
 inline void throw_on_error(cudaError_t e, const char* op, const char* what) {
   if (e != cudaSuccess)
     throw std::runtime_error(std::string("bitexact::cuda::") + op + ": " + what + " failed: " + cudaGetErrorName(e) +
@@ -152,23 +158,46 @@ inline bool ranges_overlap(const void* a, std::size_t abytes, const void* b, std
   return pa < pb + bbytes && pb < pa + abytes;
 }
 
-/// The whole pipeline for index_add (width 1) and index_add_rows.
-template <class T, class I>
-void index_add_impl(const char* op, void* d_temp, std::size_t& temp_bytes, core::accumulation_t<T>* d_out,
-                    std::size_t n_out, std::size_t width, const I* d_idx, const T* d_src, std::size_t n, tier t,
-                    cudaStream_t st, launch_shape shape) {
-  using A = core::accumulation_t<T>;
-  static_assert(std::is_integral<I>::value, "index_add: indices must be integers");
-  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value || std::is_same<T, bfloat16>::value,
-                "index_add: sources are float, double or bfloat16");
+/// What a pipeline call needs besides the index array: how to read values, the (+) and the
+/// two applies, the exact tier's start values (nullable), a pass that writes before the
+/// combine (segment reductions fill their empty value; runs after validation, also for n == 0),
+/// and the output range (must not overlap the workspace).
+struct no_pre_write {
+  void operator()(cudaStream_t, launch_shape, const char*) const {}
+};
+template <class A>
+struct fill_pre_write {
+  A* out;
+  std::uint64_t count;
+  A value;
+  void operator()(cudaStream_t st, launch_shape shape, const char* op) const {
+    if (count == 0) return;
+    const launch_shape sh = pick_shape(shape, count, op);
+    fill_kernel<A><<<sh.grid, sh.block, 0, st>>>(out, count, value);
+    check_launch(op);
+  }
+};
+
+/// The whole pipeline: validation, then pre_write, then passes 2-8 (or 8'). CUB's two-phase
+/// convention: d_temp == nullptr only sets temp_bytes (always >= 1 byte).
+template <class A, class I, class ValueOf, class Combine, class FixedApply, class ExactApply, class PreWrite>
+void run_pipeline(const char* op, void* d_temp, std::size_t& temp_bytes, std::size_t n_out, std::size_t width,
+                  const I* d_idx, std::size_t n, bool exact, ValueOf value, Combine combine, FixedApply fixed_apply,
+                  const A* start, ExactApply exact_apply, PreWrite pre_write, const void* d_out, std::size_t out_bytes,
+                  cudaStream_t st, launch_shape shape) {
+  static_assert(std::is_integral<I>::value, "scatter: indices must be integers");
   if (n == 0) {
-    if (d_temp == nullptr) temp_bytes = 0;
+    if (d_temp == nullptr) {
+      temp_bytes = 1;
+      return;
+    }
+    pre_write(st, shape, op);
     return;
   }
   if (width == 0) throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": width must be > 0");
   with_index_type(n, n_out, [&](auto u) {
     using U = decltype(u);
-    const workspace_layout<U, A> L(n, n_out, width, t, st, op);
+    const workspace_layout<U, A> L(n, n_out, width, exact ? tier::exact : tier::fixed_order, st, op);
     if (d_temp == nullptr) {
       temp_bytes = L.total;
       return 0;
@@ -176,14 +205,9 @@ void index_add_impl(const char* op, void* d_temp, std::size_t& temp_bytes, core:
     if (temp_bytes < L.total)
       throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": workspace of " + std::to_string(temp_bytes) +
                                   " bytes, needs " + std::to_string(L.total));
-    if (d_out == nullptr && n_out > 0)
-      throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": null out with n_out > 0");
-    if (d_idx == nullptr || d_src == nullptr)
-      throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": null idx or src with n > 0");
-    if (ranges_overlap(d_out, n_out * width * sizeof(A), d_src, n * width * sizeof(T)) ||
-        ranges_overlap(d_out, n_out * width * sizeof(A), d_idx, n * sizeof(I)) ||
-        ranges_overlap(d_out, n_out * width * sizeof(A), d_temp, temp_bytes))
-      throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": out overlaps src, idx or the workspace");
+    if (d_idx == nullptr) throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": null indices with n > 0");
+    if (ranges_overlap(d_out, out_bytes, d_temp, temp_bytes))
+      throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": the output overlaps the workspace");
     unsigned char* base = static_cast<unsigned char*>(d_temp);
     auto* first_bad = reinterpret_cast<unsigned long long*>(base + L.first_bad);
     U* run_count = reinterpret_cast<U*>(base + L.run_count);
@@ -208,15 +232,17 @@ void index_add_impl(const char* op, void* d_temp, std::size_t& temp_bytes, core:
       throw_on_error(cudaMemcpy(&v, d_idx + bad, sizeof(I), cudaMemcpyDeviceToHost), op, "cudaMemcpy");
       throw make_index_error(op, bad, v, n_out);
     }
+    pre_write(st, shape, op);
 
     // 2-6. The sorted layout and its runs.
     make_pairs_kernel<I, U><<<sh.grid, sh.block, 0, st>>>(d_idx, n, key_in, pos_in);
     check_launch(op);
     std::size_t cub_bytes = L.cub_bytes;
-    throw_on_error(cub::DeviceRadixSort::SortPairs(cub_temp, cub_bytes, key_in, key, pos_in, pos, static_cast<U>(n), 0, key_bits(n_out), st),
+    throw_on_error(cub::DeviceRadixSort::SortPairs(cub_temp, cub_bytes, key_in, key, pos_in, pos, static_cast<U>(n), 0,
+                                                   key_bits(n_out), st),
                    op, "cub::DeviceRadixSort::SortPairs");
     const sorted_view<U> s{key, pos, n};
-    U* flag = key_in;   // free after the sort
+    U* flag = key_in;  // free after the sort
     U* run_id = pos_in;
     run_flags_kernel<U><<<sh.grid, sh.block, 0, st>>>(s, flag);
     check_launch(op);
@@ -228,20 +254,93 @@ void index_add_impl(const char* op, void* d_temp, std::size_t& temp_bytes, core:
 
     // 7-8. Combine and apply. Items are (run, column); at most n * width of them.
     const launch_shape sw = pick_shape(shape, n * width, op);
-    const row_values<T> value{d_src, width};
-    if (t == tier::exact) {
-      exact_target_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, value, d_out,
-                                                              store_into<A>{d_out, width});
+    if (exact) {
+      exact_target_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, value, start, exact_apply);
       check_launch(op);
     } else {
-      run_partials_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, value, core::plus{},
-                                                              partial);
+      run_partials_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, value, combine, partial);
       check_launch(op);
-      target_combine_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, partial, core::plus{},
-                                                                add_into<A>{d_out, width});
+      target_combine_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, partial, combine,
+                                                                fixed_apply);
       check_launch(op);
     }
     return 0;
+  });
+}
+
+/// index_add (width 1) and index_add_rows.
+template <class T, class I>
+void index_add_impl(const char* op, void* d_temp, std::size_t& temp_bytes, core::accumulation_t<T>* d_out,
+                    std::size_t n_out, std::size_t width, const I* d_idx, const T* d_src, std::size_t n, tier t,
+                    cudaStream_t st, launch_shape shape) {
+  using A = core::accumulation_t<T>;
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value || std::is_same<T, bfloat16>::value,
+                "index_add: sources are float, double or bfloat16");
+  if (n > 0 && d_temp != nullptr) {
+    if (d_out == nullptr && n_out > 0)
+      throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": null out with n_out > 0");
+    if (d_src == nullptr) throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": null src with n > 0");
+    if (ranges_overlap(d_out, n_out * width * sizeof(A), d_src, n * width * sizeof(T)) ||
+        ranges_overlap(d_out, n_out * width * sizeof(A), d_idx, n * sizeof(I)))
+      throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": out overlaps src or idx");
+  }
+  run_pipeline<A>(op, d_temp, temp_bytes, n_out, width, d_idx, n, t == tier::exact, row_values<T>{d_src, width},
+                  core::plus{}, add_into<A>{d_out, width}, d_out, store_into<A>{d_out, width}, no_pre_write{}, d_out,
+                  n_out * width * sizeof(A), st, shape);
+}
+
+template <class A, class I>
+void scatter_reduce_impl(void* d_temp, std::size_t& temp_bytes, A* d_out, std::size_t n_out, const I* d_idx,
+                         const A* d_src, std::size_t n, scatter_op op, bool include_self, tier t, cudaStream_t st,
+                         launch_shape shape) {
+  static_assert(std::is_same<A, float>::value || std::is_same<A, double>::value, "scatter_reduce: float or double");
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::cuda::scatter_reduce: prod has no exact tier (use tier::fixed_order)");
+  if (n > 0 && d_temp != nullptr) {
+    if (d_out == nullptr && n_out > 0)
+      throw std::invalid_argument("bitexact::cuda::scatter_reduce: null out with n_out > 0");
+    if (d_src == nullptr) throw std::invalid_argument("bitexact::cuda::scatter_reduce: null src with n > 0");
+    if (ranges_overlap(d_out, n_out * sizeof(A), d_src, n * sizeof(A)) ||
+        ranges_overlap(d_out, n_out * sizeof(A), d_idx, n * sizeof(I)))
+      throw std::invalid_argument("bitexact::cuda::scatter_reduce: out overlaps src or idx");
+  }
+  const bool mean = op == scatter_op::mean;
+  const std::uint64_t extra = include_self ? 1 : 0;
+  with_combine(op, [&](auto combine) {
+    using C = decltype(combine);
+    run_pipeline<A>("scatter_reduce", d_temp, temp_bytes, n_out, 1, d_idx, n, exact_sum_op(op, t),
+                    row_values<A>{d_src, 1}, combine, reduce_into<A, C>{d_out, 1, combine, include_self, mean, extra},
+                    include_self ? static_cast<const A*>(d_out) : nullptr,
+                    reduce_into<A, C>{d_out, 1, combine, false, mean, extra}, no_pre_write{}, d_out, n_out * sizeof(A),
+                    st, shape);
+  });
+}
+
+template <class D, class I>
+void segment_reduce_impl(void* d_temp, std::size_t& temp_bytes, core::accumulation_t<D>* d_out,
+                         std::size_t num_segments, const I* d_ids, const D* d_data, std::size_t n, scatter_op op, tier t,
+                         cudaStream_t st, launch_shape shape) {
+  using A = core::accumulation_t<D>;
+  static_assert(std::is_same<D, float>::value || std::is_same<D, double>::value || std::is_same<D, bfloat16>::value,
+                "segment_reduce: data is float, double or bfloat16");
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::cuda::segment_reduce: prod has no exact tier (use tier::fixed_order)");
+  if (d_temp != nullptr) {
+    if (d_out == nullptr && num_segments > 0)
+      throw std::invalid_argument("bitexact::cuda::segment_reduce: null out with segments");
+    if (n > 0 && d_data == nullptr) throw std::invalid_argument("bitexact::cuda::segment_reduce: null data with n > 0");
+    if (ranges_overlap(d_out, num_segments * sizeof(A), d_data, n * sizeof(D)) ||
+        ranges_overlap(d_out, num_segments * sizeof(A), d_ids, n * sizeof(I)))
+      throw std::invalid_argument("bitexact::cuda::segment_reduce: out overlaps data or ids");
+  }
+  const bool mean = op == scatter_op::mean;
+  with_combine(op, [&](auto combine) {
+    using C = decltype(combine);
+    const reduce_into<A, C> apply{d_out, 1, combine, false, mean, 0};
+    run_pipeline<A>("segment_reduce", d_temp, temp_bytes, num_segments, 1, d_ids, n, exact_sum_op(op, t),
+                    row_values<D>{d_data, 1}, combine, apply, static_cast<const A*>(nullptr), apply,
+                    fill_pre_write<A>{d_out, num_segments, empty_segment_value<A>(op)}, d_out, num_segments * sizeof(A),
+                    st, shape);
   });
 }
 
@@ -249,7 +348,6 @@ void index_add_impl(const char* op, void* d_temp, std::size_t& temp_bytes, core:
 /// stream-ordered) afterwards, also when fn throws.
 template <class Fn>
 void with_workspace(std::size_t bytes, cudaStream_t st, const char* op, Fn fn) {
-  if (bytes == 0) return fn(static_cast<void*>(nullptr), bytes);
   void* p = nullptr;
   throw_on_error(cudaMallocAsync(&p, bytes, st), op, "cudaMallocAsync");
   try {
@@ -277,6 +375,7 @@ void index_add(void* d_temp, std::size_t& temp_bytes, core::accumulation_t<T>* d
 template <class T, class I>
 void index_add(core::accumulation_t<T>* d_out, std::size_t n_out, const I* d_idx, const T* d_src, std::size_t n,
                tier t = tier::fixed_order, cudaStream_t st = nullptr, launch_shape shape = {}) {
+  if (n == 0) return;
   std::size_t bytes = 0;
   scatter_detail::index_add_impl("index_add", nullptr, bytes, d_out, n_out, 1, d_idx, d_src, n, t, st, shape);
   scatter_detail::with_workspace(bytes, st, "index_add", [&](void* p, std::size_t b) {
@@ -299,10 +398,62 @@ template <class T, class I>
 void index_add_rows(core::accumulation_t<T>* d_out, std::size_t n_out, std::size_t width, const I* d_idx,
                     const T* d_src, std::size_t n, tier t = tier::fixed_order, cudaStream_t st = nullptr,
                     launch_shape shape = {}) {
+  if (n == 0) return;
   std::size_t bytes = 0;
   scatter_detail::index_add_impl("index_add_rows", nullptr, bytes, d_out, n_out, width, d_idx, d_src, n, t, st, shape);
   scatter_detail::with_workspace(bytes, st, "index_add_rows", [&](void* p, std::size_t b) {
     scatter_detail::index_add_impl("index_add_rows", p, b, d_out, n_out, width, d_idx, d_src, n, t, st, shape);
+  });
+}
+
+/// PyTorch's scatter_reduce with a caller's workspace (semantics of bitexact::scatter_reduce):
+/// for every target t with contributions, d_out[t] = op(d_out[t] if include_self,
+/// contributions...) in the canonical order; mean divides by the count (+1 with include_self);
+/// exact: sum/mean from the exact sum, max/min as fixed_order, prod refused
+/// (std::invalid_argument). Targets without contributions keep their value.
+template <class T, class I>
+void scatter_reduce(void* d_temp, std::size_t& temp_bytes, T* d_out, std::size_t n_out, const I* d_idx,
+                    const T* d_src, std::size_t n, scatter_op op, bool include_self = true, tier t = tier::fixed_order,
+                    cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::scatter_reduce_impl(d_temp, temp_bytes, d_out, n_out, d_idx, d_src, n, op, include_self, t, st,
+                                      shape);
+}
+
+/// scatter_reduce with a workspace allocated (and freed) on the stream.
+template <class T, class I>
+void scatter_reduce(T* d_out, std::size_t n_out, const I* d_idx, const T* d_src, std::size_t n, scatter_op op,
+                    bool include_self = true, tier t = tier::fixed_order, cudaStream_t st = nullptr,
+                    launch_shape shape = {}) {
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::cuda::scatter_reduce: prod has no exact tier (use tier::fixed_order)");
+  if (n == 0) return;
+  std::size_t bytes = 0;
+  scatter_detail::scatter_reduce_impl(nullptr, bytes, d_out, n_out, d_idx, d_src, n, op, include_self, t, st, shape);
+  scatter_detail::with_workspace(bytes, st, "scatter_reduce", [&](void* p, std::size_t b) {
+    scatter_detail::scatter_reduce_impl(p, b, d_out, n_out, d_idx, d_src, n, op, include_self, t, st, shape);
+  });
+}
+
+/// Unsorted segment reduction with a caller's workspace (semantics of
+/// bitexact::segment_reduce): d_out[s] = op over d_data[i] with d_ids[i] == s, for every
+/// s < num_segments; empty segments get the empty value (sum/mean +0, prod 1, max -Inf,
+/// min +Inf), also when n == 0. D is float, double, or bfloat16 into a float out.
+template <class D, class I>
+void segment_reduce(void* d_temp, std::size_t& temp_bytes, core::accumulation_t<D>* d_out, std::size_t num_segments,
+                    const I* d_ids, const D* d_data, std::size_t n, scatter_op op, tier t = tier::fixed_order,
+                    cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::segment_reduce_impl(d_temp, temp_bytes, d_out, num_segments, d_ids, d_data, n, op, t, st, shape);
+}
+
+/// segment_reduce with a workspace allocated (and freed) on the stream.
+template <class D, class I>
+void segment_reduce(core::accumulation_t<D>* d_out, std::size_t num_segments, const I* d_ids, const D* d_data,
+                    std::size_t n, scatter_op op, tier t = tier::fixed_order, cudaStream_t st = nullptr,
+                    launch_shape shape = {}) {
+  std::size_t bytes = 0;
+  scatter_detail::segment_reduce_impl(nullptr, bytes, d_out, num_segments, d_ids, d_data, n, op, t, st, shape);
+  scatter_detail::with_workspace(bytes, st, "segment_reduce", [&](void* p, std::size_t b) {
+    scatter_detail::segment_reduce_impl(p, b, d_out, num_segments, d_ids, d_data, n, op, t, st, shape);
   });
 }
 
