@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <thrust/version.h>
@@ -98,6 +100,68 @@ TEST(ThrustScatter, IndexAddRows) {
         check<float, std::int32_t>(d, n, 50, width, tier::exact);
         check<double, std::int64_t>(d, n, 50, width, tier::exact);
       }
+}
+
+const scatter_op kOps[] = {scatter_op::sum, scatter_op::prod, scatter_op::mean, scatter_op::max, scatter_op::min};
+
+template <class A, class I>
+void check_scatter_reduce(dist d, std::size_t n, std::size_t n_out, scatter_op op, bool include_self, tier t) {
+  const std::uint64_t seed = n * 313 + n_out * 7 + static_cast<std::uint64_t>(d) * 3 + static_cast<std::uint64_t>(op);
+  const std::vector<I> idx = make_indices<I>(d, n, n_out, seed);
+  std::vector<A> src = make_values<A>(n, seed + 1, t == tier::exact);
+  if (op == scatter_op::prod)
+    for (auto& x : src) x = A(1) + x / A(1 << 21);
+  const std::vector<A> out0 = make_out<A>(n_out, seed + 2);
+  std::vector<A> want = out0, got = out0;
+  reference::scatter_reduce<A, I>(want.data(), n_out, idx.data(), src.data(), n, op, include_self, t == tier::exact);
+  bitexact::cuda::thrust_path::scatter_reduce(got.data(), n_out, idx.data(), src.data(), n, op, include_self, t);
+  ASSERT_TRUE(same_bits(want, got)) << name(d) << " n=" << n << " op " << static_cast<int>(op) << " self "
+                                    << include_self << " exact " << (t == tier::exact);
+}
+
+TEST(ThrustScatter, ScatterReduce) {
+  for (dist d : kDists)
+    for (std::size_t n : {std::size_t(1), std::size_t(4097), std::size_t(40009)})
+      for (scatter_op op : kOps)
+        for (bool self : {false, true})
+          for (tier t : {tier::fixed_order, tier::exact}) {
+            if (t == tier::exact && op == scatter_op::prod) continue;
+            check_scatter_reduce<float, std::int32_t>(d, n, 300, op, self, t);
+            check_scatter_reduce<double, std::int64_t>(d, n, 300, op, self, t);
+          }
+  std::vector<double> out(2, 1.0), src(2, 1.0);
+  std::vector<std::int64_t> idx = {0, 1};
+  EXPECT_THROW(bitexact::cuda::thrust_path::scatter_reduce(out.data(), 2, idx.data(), src.data(), 2, scatter_op::prod,
+                                                           true, tier::exact),
+               std::invalid_argument);
+}
+
+template <class D, class I>
+void check_segment_reduce(dist d, std::size_t n, std::size_t segs, scatter_op op, tier t) {
+  using A = core::accumulation_t<D>;
+  const std::uint64_t seed = n * 733 + segs * 5 + static_cast<std::uint64_t>(d) * 11 + static_cast<std::uint64_t>(op);
+  const std::vector<I> ids = make_indices<I>(d, n, segs, seed);
+  std::vector<D> data = make_values<D>(n, seed + 1, t == tier::exact);
+  if constexpr (!std::is_same<D, bfloat16>::value)
+    if (op == scatter_op::prod)
+      for (auto& x : data) x = D(1) + x / D(1 << 21);
+  std::vector<A> want(segs, A(7)), got(segs, A(7));
+  reference::segment_reduce<A, I, D>(want.data(), segs, ids.data(), data.data(), n, op, t == tier::exact);
+  bitexact::cuda::thrust_path::segment_reduce(got.data(), segs, ids.data(), data.data(), n, op, t);
+  ASSERT_TRUE(same_bits(want, got)) << name(d) << " n=" << n << " op " << static_cast<int>(op) << " exact "
+                                    << (t == tier::exact);
+}
+
+TEST(ThrustScatter, SegmentReduce) {
+  for (dist d : kDists)
+    for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5)})
+      for (scatter_op op : kOps)
+        for (tier t : {tier::fixed_order, tier::exact}) {
+          if (t == tier::exact && op == scatter_op::prod) continue;
+          check_segment_reduce<float, std::int64_t>(d, n, 200, op, t);
+          check_segment_reduce<double, std::int32_t>(d, n, 200, op, t);
+          if (op != scatter_op::prod) check_segment_reduce<bfloat16, std::int32_t>(d, n, 200, op, t);
+        }
 }
 
 TEST(ThrustScatter, BadIndexThrowsBeforeWriting) {

@@ -1,4 +1,5 @@
-// bitexact/cuda/scatter_thrust.hpp - the index_add pipeline of cuda/scatter.cuh written once in
+// bitexact/cuda/scatter_thrust.hpp - the scatter pipeline of cuda/scatter.cuh (index_add, rows,
+// scatter_reduce, segment_reduce) written once in
 // Thrust, for any Thrust device system: CUDA under nvcc, and the CPP (sequential) and OMP
 // (OpenMP threads) systems under a plain C++ compiler (THRUST_DEVICE_SYSTEM, DESIGN 5c).
 //
@@ -119,23 +120,34 @@ U* raw(thrust::device_vector<U>& v) {
   return thrust::raw_pointer_cast(v.data());
 }
 
-template <class T, class I>
-void thrust_index_add_impl(const char* op, core::accumulation_t<T>* out, std::size_t n_out, std::size_t width,
-                           const I* idx, const T* src, std::size_t n, tier t) {
-  using A = core::accumulation_t<T>;
+template <class A>
+struct fill_fn {
+  A* out;
+  std::uint64_t n;
+  A value;
+  BITEXACT_HD void operator()(std::uint64_t i) const { fill_body(item_thread(i, n), out, n, value); }
+};
+
+/// Validation (throws index_error, lowest bad position), then pre_write(), then the pipeline.
+template <class A, class I, class ValueOf, class Combine, class FixedApply, class ExactApply, class PreWrite>
+void thrust_pipeline(const char* op, std::size_t n_out, std::size_t width, const I* idx, std::size_t n, bool exact,
+                     ValueOf value, Combine combine, FixedApply fixed_apply, const A* start, ExactApply exact_apply,
+                     PreWrite pre_write) {
   using count_it = thrust::counting_iterator<std::uint64_t>;
-  static_assert(std::is_integral<I>::value, "index_add: indices must be integers");
-  if (n == 0) return;
-  if (width == 0) throw std::invalid_argument(std::string("bitexact::cuda::thrust::") + op + ": width must be > 0");
-  if ((out == nullptr && n_out > 0) || idx == nullptr || src == nullptr)
-    throw std::invalid_argument(std::string("bitexact::cuda::thrust::") + op + ": null pointer with n > 0");
+  static_assert(std::is_integral<I>::value, "scatter: indices must be integers");
   const count_it first(0);
-  const count_it bad = thrust::find_if(thrust::device, first, first + n, bad_index_fn<I>{idx, n_out});
-  if (bad != first + n) {
-    const std::uint64_t p = *bad;
-    const I v = thrust::device_pointer_cast(idx)[p];
-    throw make_index_error(op, p, v, n_out);
+  if (n > 0) {
+    if (width == 0) throw std::invalid_argument(std::string("bitexact::cuda::thrust_path::") + op + ": width must be > 0");
+    if (idx == nullptr) throw std::invalid_argument(std::string("bitexact::cuda::thrust_path::") + op + ": null indices");
+    const count_it bad = thrust::find_if(thrust::device, first, first + n, bad_index_fn<I>{idx, n_out});
+    if (bad != first + n) {
+      const std::uint64_t p = *bad;
+      const I v = thrust::device_pointer_cast(idx)[p];
+      throw make_index_error(op, p, v, n_out);
+    }
   }
+  pre_write();
+  if (n == 0) return;
   with_index_type(n, n_out, [&](auto u) {
     using U = decltype(u);
     thrust::device_vector<U> key(n), pos(n), flag(n), run_id(n), run_begin(n + 1), run_count(1);
@@ -146,22 +158,36 @@ void thrust_index_add_impl(const char* op, core::accumulation_t<T>* out, std::si
     thrust::exclusive_scan(thrust::device, flag.begin(), flag.end(), run_id.begin(), U(0));
     thrust::for_each(thrust::device, first, first + n, run_begin_fn<U>{s, raw(run_id), raw(run_begin), raw(run_count)});
     const std::uint64_t items = static_cast<std::uint64_t>(static_cast<U>(run_count[0])) * width;
-    const row_values<T> value{src, width};
-    if (t == tier::exact) {
+    if (exact) {
       thrust::for_each(thrust::device, first, first + items,
-                       exact_target_fn<A, U, row_values<T>, store_into<A>>{s, raw(run_begin), raw(run_count), width, items,
-                                                                           value, out, store_into<A>{out, width}});
+                       exact_target_fn<A, U, ValueOf, ExactApply>{s, raw(run_begin), raw(run_count), width, items, value,
+                                                                  start, exact_apply});
       return 0;
     }
     thrust::device_vector<A> partial(items);
     thrust::for_each(thrust::device, first, first + items,
-                     run_partials_fn<A, U, row_values<T>, core::plus>{s, raw(run_begin), raw(run_count), width, items,
-                                                                      value, core::plus{}, raw(partial)});
+                     run_partials_fn<A, U, ValueOf, Combine>{s, raw(run_begin), raw(run_count), width, items, value,
+                                                             combine, raw(partial)});
     thrust::for_each(thrust::device, first, first + items,
-                     target_combine_fn<A, U, core::plus, add_into<A>>{s, raw(run_begin), raw(run_count), width, items,
-                                                                      raw(partial), core::plus{}, add_into<A>{out, width}});
+                     target_combine_fn<A, U, Combine, FixedApply>{s, raw(run_begin), raw(run_count), width, items,
+                                                                  raw(partial), combine, fixed_apply});
     return 0;
   });
+}
+
+struct no_pre_write_host {
+  void operator()() const {}
+};
+
+template <class T, class I>
+void thrust_index_add_impl(const char* op, core::accumulation_t<T>* out, std::size_t n_out, std::size_t width,
+                           const I* idx, const T* src, std::size_t n, tier t) {
+  using A = core::accumulation_t<T>;
+  if (n == 0) return;
+  if ((out == nullptr && n_out > 0) || src == nullptr)
+    throw std::invalid_argument(std::string("bitexact::cuda::thrust_path::") + op + ": null out or src with n > 0");
+  thrust_pipeline<A>(op, n_out, width, idx, n, t == tier::exact, row_values<T>{src, width}, core::plus{},
+                     add_into<A>{out, width}, out, store_into<A>{out, width}, no_pre_write_host{});
 }
 
 }  // namespace scatter_detail
@@ -181,6 +207,53 @@ template <class T, class I>
 void index_add_rows(core::accumulation_t<T>* out, std::size_t n_out, std::size_t width, const I* idx, const T* src,
                     std::size_t n, tier t = tier::fixed_order) {
   scatter_detail::thrust_index_add_impl("index_add_rows", out, n_out, width, idx, src, n, t);
+}
+
+/// scatter_reduce on the Thrust device system (semantics of bitexact::scatter_reduce).
+template <class T, class I>
+void scatter_reduce(T* out, std::size_t n_out, const I* idx, const T* src, std::size_t n, scatter_op op,
+                    bool include_self = true, tier t = tier::fixed_order) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "scatter_reduce: float or double");
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::cuda::thrust_path::scatter_reduce: prod has no exact tier (use tier::fixed_order)");
+  if (n == 0) return;
+  if ((out == nullptr && n_out > 0) || src == nullptr)
+    throw std::invalid_argument("bitexact::cuda::thrust_path::scatter_reduce: null out or src with n > 0");
+  const bool mean = op == scatter_op::mean;
+  const std::uint64_t extra = include_self ? 1 : 0;
+  scatter_detail::with_combine(op, [&](auto combine) {
+    using C = decltype(combine);
+    scatter_detail::thrust_pipeline<T>(
+        "scatter_reduce", n_out, 1, idx, n, scatter_detail::exact_sum_op(op, t), scatter_detail::row_values<T>{src, 1},
+        combine, scatter_detail::reduce_into<T, C>{out, 1, combine, include_self, mean, extra},
+        include_self ? static_cast<const T*>(out) : nullptr,
+        scatter_detail::reduce_into<T, C>{out, 1, combine, false, mean, extra}, scatter_detail::no_pre_write_host{});
+  });
+}
+
+/// segment_reduce on the Thrust device system (semantics of bitexact::segment_reduce; every
+/// segment is written, empty ones with the empty value).
+template <class D, class I>
+void segment_reduce(core::accumulation_t<D>* out, std::size_t num_segments, const I* ids, const D* data, std::size_t n,
+                    scatter_op op, tier t = tier::fixed_order) {
+  using A = core::accumulation_t<D>;
+  if (t == tier::exact && op == scatter_op::prod)
+    throw std::invalid_argument("bitexact::cuda::thrust_path::segment_reduce: prod has no exact tier (use tier::fixed_order)");
+  if ((out == nullptr && num_segments > 0) || (n > 0 && data == nullptr))
+    throw std::invalid_argument("bitexact::cuda::thrust_path::segment_reduce: null out or data");
+  const bool mean = op == scatter_op::mean;
+  const A empty = scatter_detail::empty_segment_value<A>(op);
+  auto fill = [&] {
+    const thrust::counting_iterator<std::uint64_t> first(0);
+    thrust::for_each(thrust::device, first, first + num_segments, scatter_detail::fill_fn<A>{out, num_segments, empty});
+  };
+  scatter_detail::with_combine(op, [&](auto combine) {
+    using C = decltype(combine);
+    const scatter_detail::reduce_into<A, C> apply{out, 1, combine, false, mean, 0};
+    scatter_detail::thrust_pipeline<A>("segment_reduce", num_segments, 1, ids, n, scatter_detail::exact_sum_op(op, t),
+                                       scatter_detail::row_values<D>{data, 1}, combine, apply,
+                                       static_cast<const A*>(nullptr), apply, fill);
+  });
 }
 
 }  // namespace thrust_path
