@@ -1,12 +1,14 @@
-// tests/cuda_compile_check.cu - proves that the random-family kernels compile for the device.
+// tests/cuda_compile_check.cu - proves that the random and reduce kernels compile for the device.
 //
-// Instantiates every launcher of bitexact/cuda/random.cuh for every generator. Compiling this
+// Instantiates every launcher of bitexact/cuda/random.cuh for every generator and of
+// bitexact/cuda/reduce.cuh for float, double and bfloat16. Compiling this
 // file for -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 is the
 // check (no GPU is needed, nothing is run). The function below is never called.
 #include <cstddef>
 #include <cstdint>
 
 #include "bitexact/cuda/random.cuh"
+#include "bitexact/cuda/reduce.cuh"
 
 namespace {
 
@@ -25,6 +27,20 @@ void instantiate_all(cudaStream_t st) {
   cuda::generate_uniform_int(s, 0, static_cast<std::uint64_t*>(nullptr), 0, std::uint64_t{10}, st);
 }
 
+// Sum and dot, both tiers, every input type; the exact-state entry points used by NCCL.
+template <class T>
+void instantiate_reduce(cudaStream_t st) {
+  using namespace bitexact;
+  using A = core::accumulation_t<T>;
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    cuda::sum(static_cast<const T*>(nullptr), 0, static_cast<A*>(nullptr), st, t, cuda::launch_shape{7, 96});
+    cuda::dot(static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), 0, static_cast<A*>(nullptr), st, t);
+  }
+  cuda::exact_accumulate(static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), 0,
+                         static_cast<std::int64_t*>(nullptr), st);
+  cuda::exact_round(static_cast<const std::int64_t*>(nullptr), static_cast<A*>(nullptr), st);
+}
+
 }  // namespace
 
 void bitexact_cuda_compile_check(cudaStream_t st) {
@@ -35,6 +51,9 @@ void bitexact_cuda_compile_check(cudaStream_t st) {
   instantiate_all<bitexact::threefry4x64_20>(st);
   const bitexact::core::feistel_permutation p(1000, bitexact::derive_key<bitexact::philox4x32_10>(7));
   bitexact::cuda::generate_permutation(p, 0, nullptr, 0, st);
+  instantiate_reduce<float>(st);
+  instantiate_reduce<double>(st);
+  instantiate_reduce<bitexact::bfloat16>(st);
 }
 
 // --- the scatter family: bitexact/cuda/scatter.cuh -----------------------------------------

@@ -1,4 +1,4 @@
-// Shared helpers of the random-family tests.
+// Shared helpers of the tests (golden hashes, bit comparison, test data).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +18,19 @@ inline std::uint64_t fnv1a64(const void* p, std::size_t bytes) {
   }
   return h;
 }
+
+/// A deterministic generator for test data (splitmix64): the same values on every platform.
+struct splitmix {
+  std::uint64_t s;
+  std::uint64_t operator()() {
+    std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform on [0, 1) with 53 bits.
+  double uniform() { return static_cast<double>((*this)() >> 11) * 0x1p-53; }
+};
 
 template <class T>
 bool same_bits(const std::vector<T>& a, const T* b, std::size_t n) {

@@ -399,6 +399,36 @@ TEST(SegmentReduce, UnsortedAndSortedEqualReference) {
   EXPECT_EQ(out[3], 1.0f);
 }
 
+TEST(SegmentReduce, NamedFormsAndBf16) {
+  std::mt19937_64 g(45);
+  const std::size_t n = 7001, segs = 40;
+  auto ids = make_indices(dist::uniform, n, segs, g);
+  const auto f = make_values<float>(n, g, false);
+  std::vector<bitexact::bfloat16> bf(n);
+  std::vector<float> widened(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    bf[i] = bitexact::bfloat16::from_float(f[i]);
+    widened[i] = bf[i].to_float();
+  }
+  std::vector<float> a(segs), b(segs);
+  bitexact::segment_sum(a.data(), segs, ids.data(), bf.data(), n);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), widened.data(), n, scatter_op::sum);
+  EXPECT_TRUE(same(b, a));
+  bitexact::segment_mean(a.data(), segs, ids.data(), f.data(), n, tier::exact);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), f.data(), n, scatter_op::mean, tier::exact);
+  EXPECT_TRUE(same(b, a));
+  bitexact::segment_max(a.data(), segs, ids.data(), f.data(), n);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), f.data(), n, scatter_op::max);
+  EXPECT_TRUE(same(b, a));
+  bitexact::segment_min(a.data(), segs, ids.data(), f.data(), n);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), f.data(), n, scatter_op::min);
+  EXPECT_TRUE(same(b, a));
+  std::sort(ids.begin(), ids.end());
+  bitexact::sorted_segment_sum(a.data(), segs, ids.data(), f.data(), n);
+  bitexact::segment_reduce(b.data(), segs, ids.data(), f.data(), n, scatter_op::sum);
+  EXPECT_TRUE(same(b, a));
+}
+
 TEST(Bincount, WeightedAndCounts) {
   std::mt19937_64 g(47);
   const std::size_t n = 30000, bins = 257;
@@ -493,6 +523,47 @@ TEST(EmbeddingBag, BackwardEqualsReference) {
           ASSERT_TRUE(same(want, got)) << "mode=" << int(mode) << " weighted=" << weighted << " threads=" << threads;
         }
       }
+}
+
+TEST(EmbeddingBag, MaxPositionsAndBackward) {
+  // table rows with known maxima: bag 0 = rows {0, 2, 2}, bag 1 empty, bag 2 = rows {1, 0}
+  const std::size_t width = 2;
+  std::vector<float> table = {1.0f, -0.0f,  // row 0
+                              5.0f, 0.0f,   // row 1
+                              1.0f, -3.0f};  // row 2
+  std::vector<std::int64_t> indices = {0, 2, 2, 1, 0}, offsets = {0, 3, 3};
+  std::vector<float> out(3 * width);
+  std::vector<std::int64_t> pos(3 * width);
+  bitexact::embedding_bag_max(out.data(), pos.data(), table.data(), 3, width, indices.data(), 5, offsets.data(), 3);
+  EXPECT_EQ(out, (std::vector<float>{1.0f, -0.0f, 0.0f, 0.0f, 5.0f, 0.0f}));
+  EXPECT_EQ(pos, (std::vector<std::int64_t>{0, 0, -1, -1, 3, 3}));  // ties: lowest position; +0 over -0
+  std::vector<float> grad_out = {10, 20, 30, 40, 50, 60}, grad_table(6, 0.5f);
+  bitexact::embedding_bag_max_backward(grad_table.data(), 3, width, grad_out.data(), indices.data(), 5, pos.data(), 3);
+  // (row 0, col 0) += 10 ; (row 0, col 1) += 20 ; (row 1, col 0) += 50 ; (row 1, col 1) += 60
+  EXPECT_EQ(grad_table, (std::vector<float>{10.5f, 20.5f, 50.5f, 60.5f, 0.5f, 0.5f}));
+  // against a reference built from index_add's reference on the flattened problem
+  std::mt19937_64 g(67);
+  const std::size_t n_rows = 50, w = 9, n_indices = 5000, n_bags = 700;
+  const auto idx = make_indices(dist::zipf, n_indices, n_rows, g);
+  std::vector<std::int64_t> offs(n_bags);
+  for (auto& o : offs) o = static_cast<std::int64_t>(g() % n_indices);
+  std::sort(offs.begin(), offs.end());
+  offs[0] = 0;
+  const auto tab = make_values<double>(n_rows * w, g, false);
+  std::vector<double> o(n_bags * w), go = make_values<double>(n_bags * w, g, false);
+  std::vector<std::int64_t> p(n_bags * w);
+  bitexact::embedding_bag_max(o.data(), p.data(), tab.data(), n_rows, w, idx.data(), n_indices, offs.data(), n_bags,
+                              execution{3});
+  std::vector<std::int64_t> flat_idx;
+  std::vector<double> want(n_rows * w + 1, 0.0), got(n_rows * w, 0.0);
+  for (std::size_t s = 0; s < n_bags * w; ++s)
+    flat_idx.push_back(p[s] < 0 ? static_cast<std::int64_t>(n_rows * w)
+                                : idx[static_cast<std::size_t>(p[s])] * static_cast<std::int64_t>(w) + static_cast<std::int64_t>(s % w));
+  bitexact::reference::index_add_fixed_order<double, double>(want.data(), n_rows * w + 1, flat_idx.data(), go.data(), n_bags * w);
+  want.pop_back();
+  bitexact::embedding_bag_max_backward(got.data(), n_rows, w, go.data(), idx.data(), n_indices, p.data(), n_bags,
+                                       tier::fixed_order, execution{2});
+  EXPECT_TRUE(same(want, got));
 }
 
 // ---------------------------------------------------------------- golden values

@@ -3,6 +3,8 @@
 #include "core/config.hpp"
 #include "execution.hpp"
 #include "fp_environment.hpp"
+#include "minmax.hpp"
 #include "random.hpp"
+#include "rowwise.hpp"
 #include "curand_compat.hpp"
 #include "scatter.hpp"

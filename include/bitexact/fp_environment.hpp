@@ -2,7 +2,7 @@
 //
 // The contract assumes IEEE-754 defaults: round to nearest even, subnormals neither flushed
 // to zero on output (FTZ) nor treated as zero on input (DAZ). Another library (or
-// -ffast-math code linked into the process) may have changed the calling thread's mode; the
+// code built with relaxed floating-point flags) may have changed the calling thread's mode; the
 // results would then silently differ. Every op whose arithmetic could see it calls
 // require_ieee_environment() first and throws fp_environment_error instead of computing.
 // Worker threads of the library's pool always run in the default mode.

@@ -30,6 +30,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -93,21 +94,9 @@ void reduce_groups(const Groups& g, std::size_t n_out, scatter_op op, tier t, in
   }
   auto run = [&](auto combine) {
     using C = decltype(combine);
-    cpu::detail::for_each_target(n_out, threads, [&](std::size_t k) {
-      const std::uint64_t b = g.start[k], e = g.start[k + 1];
-      if (b == e) return;
-      A s;
-      if (core::scatter_combiner<A, C>::same_chunk(g.position_at(b), g.position_at(e - 1))) {
-        s = value_at(g.position_at(b));
-        for (std::uint64_t q = b + 1; q < e; ++q) s = combine(s, value_at(g.position_at(q)));
-      } else {
-        core::scatter_combiner<A, C> c(combine);
-        for (std::uint64_t q = b; q < e; ++q) c.push(g.position_at(q), value_at(g.position_at(q)));
-        s = c.finish();
-      }
-      if (include_self && self) s = combine(self[k], s);
-      apply(k, s, static_cast<std::size_t>(e - b));
-    });
+    cpu::detail::grouped_combine<A, Groups, C>(
+        g, n_out, threads, combine, [&](std::uint64_t q) { return value_at(g.position_at(q)); },
+        [&](std::size_t k, A s, std::size_t count) { apply(k, include_self && self ? combine(self[k], s) : s, count); });
   };
   switch (op) {
     case scatter_op::prod: run(core::multiplies{}); break;
@@ -290,6 +279,34 @@ void sorted_segment_reduce(T* out, std::size_t num_segments, const I* segment_id
       "sorted_segment_reduce");
 }
 
+/// Named forms (TensorFlow's unsorted_segment_* and segment_*): segment_reduce with that op.
+template <class T, class I, class D>
+void segment_sum(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                 tier t = tier::fixed_order, const execution& e = {}) {
+  segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::sum, t, e);
+}
+template <class T, class I, class D>
+void segment_mean(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                  tier t = tier::fixed_order, const execution& e = {}) {
+  segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::mean, t, e);
+}
+template <class T, class I, class D>
+void segment_max(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                 const execution& e = {}) {
+  segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::max, tier::fixed_order, e);
+}
+template <class T, class I, class D>
+void segment_min(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                 const execution& e = {}) {
+  segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::min, tier::fixed_order, e);
+}
+/// segment_sum for non-decreasing ids (checked).
+template <class T, class I, class D>
+void sorted_segment_sum(T* out, std::size_t num_segments, const I* segment_ids, const D* data, std::size_t n,
+                        tier t = tier::fixed_order, const execution& e = {}) {
+  sorted_segment_reduce(out, num_segments, segment_ids, data, n, scatter_op::sum, t, e);
+}
+
 /// Weighted bincount: out[b] = sum of weights[i] with idx[i] == b (+0.0 for empty bins), for
 /// every b < n_bins. Equal to segment_reduce(..., scatter_op::sum).
 template <class T, class I>
@@ -388,11 +405,71 @@ void embedding_bag(T* out, const T* table, std::size_t n_rows, std::size_t width
     }
 }
 
+/// embedding_bag in max mode that also records, for every bag b and column c, the position j
+/// (into indices) of the selected value: the lowest j whose value has the result's bits (for a
+/// NaN result, the lowest j holding a NaN); -1 for an empty bag. Feed max_positions to
+/// embedding_bag_max_backward.
+template <class T, class I>
+void embedding_bag_max(T* out, std::int64_t* max_positions, const T* table, std::size_t n_rows, std::size_t width,
+                       const I* indices, std::size_t n_indices, const I* offsets, std::size_t n_bags,
+                       const execution& e = {}) {
+  detail::scatter_check(n_bags == 0 || max_positions != nullptr, "embedding_bag_max", "null max_positions with bags");
+  embedding_bag(out, table, n_rows, width, indices, n_indices, offsets, n_bags, bag_mode::max,
+                static_cast<const T*>(nullptr), tier::fixed_order, e);
+  const cpu::detail::contiguous_groups g = cpu::detail::bag_groups(offsets, n_bags, n_indices, "embedding_bag_max");
+  cpu::detail::for_each_target(n_bags, resolved_threads(e), [&](std::size_t b) {
+    for (std::size_t c = 0; c < width; ++c) {
+      const T r = out[b * width + c];
+      std::int64_t p = -1;
+      for (std::uint64_t j = g.start[b]; j < g.start[b + 1] && p < 0; ++j) {
+        const T v = table[static_cast<std::size_t>(indices[j]) * width + c];
+        if ((r != r) ? (v != v) : (std::memcmp(&v, &r, sizeof(T)) == 0)) p = static_cast<std::int64_t>(j);
+      }
+      max_positions[b * width + c] = p;
+    }
+  });
+}
+
+/// Backward of embedding_bag_max: grad_table[indices[max_positions[b, c]], c] += grad_out[b, c].
+/// The contributions to one table element combine in the canonical order of their source
+/// position b * width + c (the flattened grad_out index), like the 1-D index_add.
+template <class T, class I>
+void embedding_bag_max_backward(T* grad_table, std::size_t n_rows, std::size_t width, const T* grad_out,
+                                const I* indices, std::size_t n_indices, const std::int64_t* max_positions,
+                                std::size_t n_bags, tier t = tier::fixed_order, const execution& e = {}) {
+  const char* what = "embedding_bag_max_backward";
+  detail::scatter_check(width > 0, what, "width must be > 0");
+  detail::scatter_check(n_bags == 0 || (grad_out != nullptr && max_positions != nullptr), what, "null grad_out or max_positions");
+  detail::scatter_check(n_indices == 0 || indices != nullptr, what, "null indices");
+  const std::size_t cells = n_rows * width, m = n_bags * width;
+  std::vector<std::int64_t> target(m);
+  for (std::size_t s = 0; s < m; ++s) {
+    const std::int64_t p = max_positions[s];
+    if (p < -1 || p >= static_cast<std::int64_t>(n_indices))
+      throw std::invalid_argument(std::string("bitexact::") + what + ": max position out of range at " + std::to_string(s));
+    if (p == -1) {
+      target[s] = static_cast<std::int64_t>(cells);  // the dropped sentinel cell
+      continue;
+    }
+    const I row = indices[p];
+    if (!cpu::detail::index_in_range(row, n_rows))
+      throw index_error(std::string("bitexact::") + what + ": index out of range at position " + std::to_string(p),
+                        static_cast<std::size_t>(p), static_cast<std::int64_t>(row), n_rows);
+    target[s] = static_cast<std::int64_t>(row) * static_cast<std::int64_t>(width) + static_cast<std::int64_t>(s % width);
+  }
+  if (m == 0) return;
+  detail::scatter_check(grad_table != nullptr, what, "null grad_table");
+  std::vector<T> tmp(cells + 1);
+  std::copy(grad_table, grad_table + cells, tmp.begin());
+  index_add(tmp.data(), cells + 1, target.data(), grad_out, m, t, e);
+  std::copy(tmp.begin(), tmp.begin() + static_cast<std::ptrdiff_t>(cells), grad_table);
+}
+
 /// embedding_bag backward for sum and mean: grad_table[indices[j], :] += g_j, where g_j is
 /// grad_out[bag(j), :] times per_sample_weights[j] (sum; rounded product) or divided by the
 /// bag size (mean; rounded quotient). Contributions to a table row combine in the canonical
-/// order of their positions j (the row form of index_add). For max mode, scatter the
-/// gradient with index_add_rows at the positions the forward selected.
+/// order of their positions j (the row form of index_add). For max mode use
+/// embedding_bag_max (forward with the selected positions) and embedding_bag_max_backward.
 template <class T, class I>
 void embedding_bag_backward(T* grad_table, std::size_t n_rows, std::size_t width, const T* grad_out,
                             const I* indices, std::size_t n_indices, const I* offsets, std::size_t n_bags,
@@ -400,7 +477,7 @@ void embedding_bag_backward(T* grad_table, std::size_t n_rows, std::size_t width
                             const execution& e = {}) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "embedding_bag_backward: float or double");
   const char* what = "embedding_bag_backward";
-  detail::scatter_check(mode != bag_mode::max, what, "max mode: use index_add_rows with the selected positions");
+  detail::scatter_check(mode != bag_mode::max, what, "max mode: use embedding_bag_max and embedding_bag_max_backward");
   detail::scatter_check(width > 0, what, "width must be > 0");
   detail::scatter_check(n_bags == 0 || (grad_out != nullptr && offsets != nullptr), what, "null grad_out or offsets");
   detail::scatter_check(n_indices == 0 || (indices != nullptr && grad_table != nullptr), what, "null indices or grad_table");

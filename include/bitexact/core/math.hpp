@@ -4,8 +4,8 @@
 // calls them. These functions use only IEEE-754 binary64 add, subtract, multiply, divide and
 // bit manipulation, in a fixed order, with every multiply kept apart from the following add
 // (mul_rn), so no compiler can contract them into FMAs. Their results are therefore the same
-// bits on every conforming platform. Accuracy: a few ulp (tests/random_test.cpp bounds it);
-// what matters here is that the bits never move.
+// bits on every conforming platform. Accuracy: a few ulp (tests/random_test.cpp bounds log and
+// sincos, tests/rowwise_test.cpp bounds exp); what matters here is that the bits never move.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -137,6 +137,121 @@ BITEXACT_HD inline void sincos_2pi(double t, double& s_out, double& c_out) {
     default: s_out = -c; c_out = s; break;
   }
 }
+
+/// The canonical quiet NaN every deterministic path returns for a NaN result.
+BITEXACT_HD inline double canonical_nan() { return double_of(0x7ff8000000000000ull); }
+
+namespace exp_detail {
+// exp(x) for finite x in [-745.2, 709.79], written once over a number type so the SIMD kernels
+// (cpu/simd_math.hpp) run the identical sequence of rounded operations:
+//   t  = x * (1/ln2) + 1.5 * 2^52          (the shifter rounds to the nearest integer, ties even)
+//   kf = t - 1.5 * 2^52                    (exact: k = nearest integer to x/ln2, |k| <= 1075)
+//   r  = (x - kf * ln2_hi) - kf * ln2_lo   (Cody-Waite; kf * ln2_hi and the first subtraction
+//                                           are exact, |r| <= 0.3466)
+//   q  = Horner(1/13!, ..., 1/3!, 1/2) in r (degree 11, truncation < 2^-57 relative)
+//   p  = 1 + (r + (r * r) * q)             (exp(r) in [0.707, 1.415])
+//   y  = (p * 2^(k - h)) * 2^h,  h = ((k + 2048) >> 1) - 1024
+// The first scaling is exact (a normal result), so y is p * 2^k rounded once: denormal results
+// round correctly from p and overflow rounds to +inf as IEEE says.
+constexpr double inv_ln2 = 0x1.71547652b82fep0;
+constexpr double shifter = 0x1.8p52;
+constexpr double ln2_hi = 0x1.62e42fee00000p-1;  // 32 significant bits: kf * ln2_hi is exact
+constexpr double ln2_lo = 0x1.a39ef35793c76p-33;
+constexpr double overflow_above = 709.79;         // exp(709.79) > DBL_MAX: +inf
+constexpr double underflow_below = -745.2;        // exp(-745.2) < 2^-1075: +0
+/// The never-fused scalar multiply, as a function object for reduced_exp.
+struct scalar_mul {
+  BITEXACT_HD double operator()(double a, double b) const { return mul_rn(a, b); }
+};
+
+/// p = exp(r) and t (whose low bits hold k) for an in-range x. V is double or a SIMD batch;
+/// Mul is the never-fused multiply of V.
+template <class V, class Mul>
+BITEXACT_HD inline V reduced_exp(const V& x, V& t, Mul mul) {
+  t = mul(x, V(inv_ln2)) + V(shifter);
+  const V kf = t - V(shifter);
+  const V hi = x - mul(kf, V(ln2_hi));
+  const V lo = mul(kf, V(ln2_lo));
+  const V r = hi - lo;
+  V q = V(1.0 / 6227020800.0);     // 1/13!
+  q = mul(q, r) + V(1.0 / 479001600.0);
+  q = mul(q, r) + V(1.0 / 39916800.0);
+  q = mul(q, r) + V(1.0 / 3628800.0);
+  q = mul(q, r) + V(1.0 / 362880.0);
+  q = mul(q, r) + V(1.0 / 40320.0);
+  q = mul(q, r) + V(1.0 / 5040.0);
+  q = mul(q, r) + V(1.0 / 720.0);
+  q = mul(q, r) + V(1.0 / 120.0);
+  q = mul(q, r) + V(1.0 / 24.0);
+  q = mul(q, r) + V(1.0 / 6.0);
+  q = mul(q, r) + V(0.5);
+  return V(1.0) + (r + mul(mul(r, r), q));
+}
+}  // namespace exp_detail
+
+/// e^x in binary64. NaN gives the canonical quiet NaN, +inf gives +inf, -inf gives +0;
+/// x > 709.79 overflows to +inf, x < -745.2 gives +0, and results below 2^-1022 are denormals
+/// rounded once (never flushed). Accuracy: at most 1 ulp from glibc's exp (itself within about
+/// 0.5 ulp of e^x) on millions of points in tests/rowwise_test.cpp, so within 1.5 ulp of e^x.
+BITEXACT_HD inline double exp(double x) {
+  if (x != x) return canonical_nan();
+  if (x > exp_detail::overflow_above) return double_of(0x7ff0000000000000ull);
+  if (x < exp_detail::underflow_below) return 0.0;
+  double t = 0;
+  const double p = exp_detail::reduced_exp(x, t, exp_detail::scalar_mul{});
+  const std::int64_t k = static_cast<std::int64_t>(bits_of(t) - bits_of(exp_detail::shifter));
+  const std::int64_t h = ((k + 2048) >> 1) - 1024;
+  const double s1 = double_of(static_cast<std::uint64_t>(k - h + 1023) << 52);
+  const double s2 = double_of(static_cast<std::uint64_t>(h + 1023) << 52);
+  return mul_rn(mul_rn(p, s1), s2);
+}
+
+namespace exp_detail {
+// The binary32 exp: the same reduction in binary64 (|k| <= 150, so 2^k is a normal double and
+// one multiply scales exactly), a degree-9 polynomial (truncation < 2^-37 relative), and one
+// final rounding to binary32:
+//   t, kf, r as above; q = Horner(1/9!, ..., 1/3!, 1/2) in r; p = 1 + (r + (r * r) * q);
+//   y = float(p * 2^k)
+constexpr double overflow_above_f = 89.0;    // exp(89) > FLT_MAX: +inf
+constexpr double underflow_below_f = -104.0;  // exp(-104) < 2^-150: +0
+
+template <class V, class Mul>
+BITEXACT_HD inline V reduced_exp_f(const V& x, V& t, Mul mul) {
+  t = mul(x, V(inv_ln2)) + V(shifter);
+  const V kf = t - V(shifter);
+  const V hi = x - mul(kf, V(ln2_hi));
+  const V lo = mul(kf, V(ln2_lo));
+  const V r = hi - lo;
+  V q = V(1.0 / 362880.0);  // 1/9!
+  q = mul(q, r) + V(1.0 / 40320.0);
+  q = mul(q, r) + V(1.0 / 5040.0);
+  q = mul(q, r) + V(1.0 / 720.0);
+  q = mul(q, r) + V(1.0 / 120.0);
+  q = mul(q, r) + V(1.0 / 24.0);
+  q = mul(q, r) + V(1.0 / 6.0);
+  q = mul(q, r) + V(0.5);
+  return V(1.0) + (r + mul(mul(r, r), q));
+}
+}  // namespace exp_detail
+
+/// e^x in binary32 (evaluated in binary64, rounded once at the end). NaN gives the canonical
+/// quiet float NaN, x > 89 gives +inf, x < -104 gives +0; float denormal results are rounded
+/// (never flushed). Accuracy: the binary64 value is within 2^-36 relative of e^x, so the result
+/// is the correctly rounded float except when e^x lies within that distance of a rounding
+/// boundary (then it is off by one ulp); tests/rowwise_test.cpp checks it against libm.
+BITEXACT_HD inline float exp(float xf) {
+  const double x = static_cast<double>(xf);
+  if (x != x) return static_cast<float>(canonical_nan());
+  if (x > exp_detail::overflow_above_f) return static_cast<float>(double_of(0x7ff0000000000000ull));
+  if (x < exp_detail::underflow_below_f) return 0.0f;
+  double t = 0;
+  const double p = exp_detail::reduced_exp_f(x, t, exp_detail::scalar_mul{});
+  const std::int64_t k = static_cast<std::int64_t>(bits_of(t) - bits_of(exp_detail::shifter));
+  return static_cast<float>(mul_rn(p, double_of(static_cast<std::uint64_t>(k + 1023) << 52)));
+}
+
+/// log for a binary32 argument: the binary64 log rounded once to binary32.
+BITEXACT_HD inline float log(float x) { return static_cast<float>(log(static_cast<double>(x))); }
 
 }  // namespace core
 }  // namespace bitexact

@@ -243,24 +243,23 @@ void for_each_target(std::size_t n_out, int threads, Body body) {
   });
 }
 
-/// Sorted strategy, fixed_order: apply(t, S_t) for every target with contributions;
-/// value_at(q) is the value of the q-th grouped position (e.g. a carried value).
-template <class A, class Combine, class ValueAt, class Apply>
-void grouped_combine(const target_groups& g, std::size_t n_out, int threads, Combine combine, ValueAt value_at,
-                     Apply apply) {
+/// Sorted strategy, fixed_order: apply(t, S_t, count) for every target with contributions.
+/// value_at(q) is the value of the q-th grouped position (a carried value, or a gather through
+/// g.position_at(q)); Groups is target_groups or contiguous_groups.
+template <class A, class Groups, class Combine, class ValueAt, class Apply>
+void grouped_combine(const Groups& g, std::size_t n_out, int threads, Combine combine, ValueAt value_at, Apply apply) {
   for_each_target(n_out, threads, [&](std::size_t t) {
     const std::uint64_t b = g.start[t], e = g.start[t + 1];
     if (b == e) return;
-    const std::uint64_t* pos = g.position;
     // One chunk: sequential. Two values: v0 (+) v1 whichever the chunks (a two-leaf tree).
-    if (e - b <= 2 || core::scatter_combiner<A, Combine>::same_chunk(pos[b], pos[e - 1])) {
+    if (e - b <= 2 || core::scatter_combiner<A, Combine>::same_chunk(g.position_at(b), g.position_at(e - 1))) {
       A s = value_at(b);
       for (std::uint64_t k = b + 1; k < e; ++k) s = combine(s, value_at(k));
       apply(t, s, static_cast<std::size_t>(e - b));
       return;
     }
     core::scatter_combiner<A, Combine> c(combine);
-    for (std::uint64_t k = b; k < e; ++k) c.push(pos[k], value_at(k));
+    for (std::uint64_t k = b; k < e; ++k) c.push(g.position_at(k), value_at(k));
     apply(t, c.finish(), static_cast<std::size_t>(e - b));
   });
 }
