@@ -28,6 +28,14 @@
 // later passes are asynchronous on `st`. n == 0 is a no-op. shape {0, 0} lets the launcher
 // choose (4 blocks per SM x 256 threads, fewer when there is less work); any shape gives the
 // same bits.
+//
+// NaN. max/min and the exact tier return the canonical quiet NaN, as on the CPU. A NaN that a
+// fixed_order sum or product produces carries the payload the device's IEEE operations give
+// (CUDA's adds return 0x7fffffff where x86 propagates an operand's payload): compare NaNs as
+// NaNs across CPU and GPU.
+//
+// Naming. CUB brings a global ::cuda namespace (libcu++), so after `using namespace bitexact;`
+// write bitexact::cuda:: in full.
 #pragma once
 #if !defined(__CUDACC__)
 #error "bitexact/cuda/scatter.cuh must be compiled by nvcc; use bitexact/cuda/scatter_kernels.hpp for host code"
