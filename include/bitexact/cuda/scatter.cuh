@@ -25,7 +25,8 @@
 // device; the launcher copies its result back and synchronises the stream once, then throws
 // bitexact::index_error (lowest bad position, as on the CPU) without launching any kernel that
 // writes out. Argument errors throw std::invalid_argument, CUDA errors std::runtime_error. All
-// later passes are asynchronous on `st`. n == 0 is a no-op. shape {0, 0} lets the launcher
+// later passes are asynchronous on `st`. n == 0 is a no-op (segment_reduce still writes the
+// empty values; the workspace query then returns 1 byte). shape {0, 0} lets the launcher
 // choose (4 blocks per SM x 256 threads, fewer when there is less work); any shape gives the
 // same bits.
 //
