@@ -217,6 +217,69 @@ void check_specials() {
     ASSERT_TRUE(same_bits(want, got)) << s.grid << "x" << s.block;
   }
 }
+// Heavy targets (more than 4096 contributions: per-run exact sums merged digit-wise with
+// atomics): finite specials, all -0, one +Inf among finite values, +Inf and -Inf, exact
+// cancellation to zero, denormals only, huge values near overflow; interleaved with each other
+// and with light targets, in the 1-D and the row form.
+template <class A>
+void check_heavy(std::size_t width) {
+  const A inf = std::numeric_limits<A>::infinity(), den = std::numeric_limits<A>::denorm_min();
+  const A big = std::numeric_limits<A>::max();
+  constexpr std::size_t kHeavy = 8, n_out = kHeavy + 5;
+  const std::size_t per = 3 * 4096 + 7;
+  rng r{99 + width};
+  std::vector<std::int32_t> idx;
+  std::vector<A> src;
+  std::vector<A> prev(kHeavy, A(1));
+  for (std::size_t i = 0; i < per; ++i)
+    for (std::size_t t = 0; t < n_out; ++t) {
+      if (t >= kHeavy && (r.next() % 8) != 0) continue;  // light targets: few values
+      idx.push_back(static_cast<std::int32_t>(t));
+      for (std::size_t c = 0; c < width; ++c) {
+        A v;
+        switch (t) {
+          case 0: do v = special_value<A>(r, prev[0]); while (v != v || v - v != A(0)); prev[0] = v; break;
+          case 1: v = -A(0); break;
+          case 2: v = i == per / 2 ? inf : spread_value<A>(r); break;
+          case 3: v = i == 5 ? inf : (i == per - 3 ? -inf : spread_value<A>(r)); break;
+          case 4: v = i + 1 == per ? -A(0) : (i % 2 ? A(-1) : A(1)) * std::ldexp(A(1) + A(i / 2 % 7), static_cast<int>(i / 2 % 40) - 20); break;
+          case 5: v = den * A(1 + r.next() % 5) * ((r.next() & 1) ? A(1) : A(-1)); break;
+          case 6: v = big * A(0.5) * ((i % 3 == 0) ? A(-1) : A(1)); break;  // partial sums far above max
+          default: v = spread_value<A>(r); break;
+        }
+        src.push_back(v);
+      }
+    }
+  std::vector<A> out0(n_out * width);
+  for (std::size_t k = 0; k < out0.size(); ++k) out0[k] = (k / width == 1) ? -A(0) : (k / width == 4 ? A(0) : A(0.25));
+  std::vector<A> want = out0;
+  const std::size_t n = idx.size();
+  if (width == 1)
+    reference::index_add_exact<A, A, std::int32_t>(want.data(), n_out, idx.data(), src.data(), n);
+  else
+    reference::index_add_rows<A, A, std::int32_t>(want.data(), n_out, width, idx.data(), src.data(), n, true);
+  // The cases are what they claim: -0, +Inf, NaN, +0.
+  EXPECT_TRUE(want[1 * width] == A(0) && std::signbit(want[1 * width]));
+  EXPECT_EQ(want[2 * width], inf);
+  EXPECT_TRUE(want[3 * width] != want[3 * width]);
+  EXPECT_TRUE(want[4 * width] == A(0) && !std::signbit(want[4 * width]));
+  for (const launch_shape& sh : all_shapes()) {
+    std::vector<A> got = out0;
+    if (width == 1)
+      cuda::emulate::index_add(got.data(), n_out, idx.data(), src.data(), n, tier::exact, sh);
+    else
+      cuda::emulate::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, tier::exact, sh);
+    ASSERT_TRUE(same_bits(want, got)) << "width " << width << " shape " << sh.grid << "x" << sh.block;
+  }
+}
+TEST(CudaScatterEmulation, ExactHeavyTargetsFloat) {
+  check_heavy<float>(1);
+  check_heavy<float>(3);
+}
+TEST(CudaScatterEmulation, ExactHeavyTargetsDouble) {
+  check_heavy<double>(1);
+  check_heavy<double>(2);
+}
 TEST(CudaScatterEmulation, ExactSpecialValuesFloat) { check_specials<float>(); }
 TEST(CudaScatterEmulation, ExactSpecialValuesDouble) { check_specials<double>(); }
 

@@ -24,8 +24,12 @@
 //   8. target_combine fixed_order: for every (target, column), the run partials of the target
 //                     pushed in chunk order into core::scatter_combiner (push_chunk_partial):
 //                     the aligned tree over chunks, step 3. Then apply(t, c, S_t, count).
+//   7'. exact_heavy_runs  exact tier, targets with more than 4096 contributions ("heavy"):
+//                     every (run, column) sums its values in an exact accumulator and adds its
+//                     digits into the target's slot with integer atomics (order-independent).
 //   8'. exact_target  exact tier: for every (target, column), the correctly rounded value of
-//                     (start +) the exact sum of the target's values, order-independent.
+//                     (start +) the exact sum of the target's values: one thread walks a light
+//                     target's values, a heavy target rounds its merged digits.
 // Which thread computes an item, and in which order items run, is the only thing the launch
 // shape changes; every item computes a fixed function of the sorted layout, so the bits are
 // the reference's (reference/scatter.hpp) for any grid, block and block order.
@@ -220,12 +224,103 @@ BITEXACT_HD A exact_sum(A start, bool has_start, std::uint64_t count, Values val
   return acc.round();
 }
 
+/// Targets with more contributions than this are "heavy": their exact sums are computed run
+/// by run in parallel and merged digit-wise with integer atomics (pass 7'), instead of by one
+/// thread walking all of them. Either way the result is the exact sum, so the threshold only
+/// moves work, never bits.
+inline constexpr std::uint64_t heavy_target = core::scatter_chunk;
+
+/// Integer atomics for the digit-wise merge. Integer addition and OR are associative and
+/// commutative, so the merged state does not depend on the order of the updates. On the host
+/// (emulation, Thrust's OMP system) the GCC/Clang builtins keep concurrent updates correct.
+BITEXACT_HD inline void atomic_add_digit(unsigned long long* p, unsigned long long v) {
+#if defined(__CUDA_ARCH__)
+  atomicAdd(p, v);
+#elif defined(__GNUC__) || defined(__clang__)
+  __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+#else
+  *p += v;
+#endif
+}
+BITEXACT_HD inline void atomic_or_flags(unsigned int* p, unsigned int v) {
+#if defined(__CUDA_ARCH__)
+  atomicOr(p, v);
+#elif defined(__GNUC__) || defined(__clang__)
+  __atomic_fetch_or(p, v, __ATOMIC_RELAXED);
+#else
+  *p |= v;
+#endif
+}
+
+/// Digit slots of the heavy targets' exact sums: slot (b / heavy_target) * width + c holds
+/// column c of the heavy target whose contributions start at sorted index b (distinct heavy
+/// targets start more than heavy_target apart, so their slots differ). digits holds
+/// digit_count two's-complement 64-bit digits per slot, zeroed before pass 7'; flags one word
+/// per slot, zeroed too.
+template <class A>
+struct exact_slots {
+  static constexpr int digits_per_slot = core::exact_accumulator<A>::digit_count;
+  unsigned long long* digits;
+  unsigned int* flags;
+  /// Number of slots for n sources of `width` columns.
+  BITEXACT_HD static std::uint64_t count(std::uint64_t n, std::uint64_t width) { return (n / heavy_target + 1) * width; }
+};
+
+/// The first sorted index of the target of sorted index q, and one past its last.
+template <class U>
+BITEXACT_HD std::uint64_t target_first(sorted_view<U> s, std::uint64_t q) {
+  const U t = s.key[q];
+  std::uint64_t lo = 0, hi = q;
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    if (s.key[mid] < t) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+template <class U>
+BITEXACT_HD std::uint64_t target_last(sorted_view<U> s, std::uint64_t q) {
+  const U t = s.key[q];
+  std::uint64_t lo = q + 1, hi = s.n;
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    if (s.key[mid] <= t) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+/// Pass 7' (exact): for every (run, column) of a heavy target, the exact sum of the run's values
+/// in an exact_accumulator, added digit-wise (normalized digits, atomics) into the target's
+/// slot, flags OR-ed. Runs of light targets do nothing here.
+template <class A, class U, class ValueOf>
+BITEXACT_HD void exact_heavy_runs_body(const thread_index& ti, sorted_view<U> s, const U* run_begin, const U* run_count,
+                                       std::uint64_t width, ValueOf value, exact_slots<A> slots) {
+  const std::uint64_t items = static_cast<std::uint64_t>(*run_count) * width;
+  for (std::uint64_t item = ti.global(); item < items; item += ti.threads()) {
+    const std::uint64_t r = item / width, c = item % width;
+    const std::uint64_t q0 = run_begin[r], q1 = run_begin[r + 1];
+    const std::uint64_t b = target_first(s, q0);
+    if (target_last(s, q0) - b <= heavy_target) continue;
+    core::exact_accumulator<A> acc;
+    for (std::uint64_t q = q0; q < q1; ++q) acc.add(value(s.pos[q], c));
+    acc.normalize();
+    const std::uint64_t slot = (b / heavy_target) * width + c;
+    unsigned long long* d = slots.digits + slot * exact_slots<A>::digits_per_slot;
+    for (int k = 0; k < exact_slots<A>::digits_per_slot; ++k) {
+      const std::int64_t v = acc.digit(k);
+      if (v != 0) atomic_add_digit(d + k, static_cast<unsigned long long>(v));
+    }
+    atomic_or_flags(slots.flags + slot, acc.flags());
+  }
+}
+
 /// Pass 8' (exact): for every target t and column c, apply(t, c, R, count) with R the correctly
 /// rounded value of (start[t * width + c] +) the exact sum of the target's values; start may
-/// be null (no start value).
+/// be null (no start value). Light targets are summed here by one thread; heavy ones read the
+/// digits that pass 7' merged.
 template <class A, class U, class ValueOf, class Apply>
 BITEXACT_HD void exact_target_body(const thread_index& ti, sorted_view<U> s, const U* run_begin, const U* run_count,
-                                   std::uint64_t width, ValueOf value, const A* start, Apply apply) {
+                                   std::uint64_t width, ValueOf value, const A* start, exact_slots<A> slots,
+                                   Apply apply) {
   const std::uint64_t runs = *run_count;
   const std::uint64_t items = runs * width;
   for (std::uint64_t item = ti.global(); item < items; item += ti.threads()) {
@@ -236,10 +331,19 @@ BITEXACT_HD void exact_target_body(const thread_index& ti, sorted_view<U> s, con
     std::uint64_t r2 = r + 1;
     while (r2 < runs && s.key[run_begin[r2]] == t) ++r2;
     const std::uint64_t count = std::uint64_t(run_begin[r2]) - b;
-    const U* pos = s.pos + b;
     const std::uint64_t tt = static_cast<std::uint64_t>(t);
-    const A sum = exact_sum<A>(start ? start[tt * width + c] : A(0), start != nullptr, count,
-                               [&](std::uint64_t k) { return A(value(pos[k], c)); });
+    A sum;
+    if (count > heavy_target) {
+      const std::uint64_t slot = (b / heavy_target) * width + c;
+      core::exact_accumulator<A> acc = core::exact_accumulator<A>::from_digits(
+          reinterpret_cast<const std::int64_t*>(slots.digits + slot * exact_slots<A>::digits_per_slot), slots.flags[slot]);
+      if (start) acc.add(start[tt * width + c]);
+      sum = acc.round();
+    } else {
+      const U* pos = s.pos + b;
+      sum = exact_sum<A>(start ? start[tt * width + c] : A(0), start != nullptr, count,
+                         [&](std::uint64_t k) { return A(value(pos[k], c)); });
+    }
     apply(tt, c, sum, count);
   }
 }
@@ -406,11 +510,22 @@ void combine_pipeline(launch_shape shape, block_order order, std::size_t n_out, 
     using U = decltype(u);
     const runs_layout<U> L = build_runs<U>(shape, order, idx, n);
     if (exact) {
+      using slots_t = scatter_detail::exact_slots<A>;
+      const std::uint64_t n_slots = slots_t::count(n, width);
+      std::vector<unsigned long long> digits(static_cast<std::size_t>(n_slots * slots_t::digits_per_slot), 0);
+      std::vector<unsigned int> flags(static_cast<std::size_t>(n_slots), 0);
+      const slots_t slots{digits.data(), flags.data()};
+      emulate_launch(
+          shape,
+          [&](const thread_index& ti) {
+            scatter_detail::exact_heavy_runs_body<A>(ti, L.view(), L.run_begin.data(), &L.run_count, width, value, slots);
+          },
+          order);
       emulate_launch(
           shape,
           [&](const thread_index& ti) {
             scatter_detail::exact_target_body<A>(ti, L.view(), L.run_begin.data(), &L.run_count, width, value, start,
-                                                 exact_apply);
+                                                 slots, exact_apply);
           },
           order);
       return 0;
