@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -162,6 +163,28 @@ TEST(ThrustScatter, SegmentReduce) {
           check_segment_reduce<double, std::int32_t>(d, n, 200, op, t);
           if (op != scatter_op::prod) check_segment_reduce<bfloat16, std::int32_t>(d, n, 200, op, t);
         }
+}
+
+// Heavy targets (more than 4096 contributions) with finite data, so the merged digits decide
+// every bit (no NaN/Inf short cut); under OMP the digit atomics run concurrently.
+template <class A>
+void check_heavy_finite(std::size_t width) {
+  const std::size_t n = 100003, n_out = 5;
+  const std::vector<std::int64_t> idx = make_indices<std::int64_t>(dist::zipf, n, n_out, 3 + width);
+  std::vector<A> src = make_values<A>(n * width, 4 + width, false);
+  for (std::size_t i = 0; i < src.size(); i += 97) src[i] = std::numeric_limits<A>::denorm_min();
+  for (std::size_t i = 1; i < src.size(); i += 89) src[i] = -src[i - 1];
+  const std::vector<A> out0 = make_out<A>(n_out * width, 5);
+  std::vector<A> want = out0, got = out0;
+  reference::index_add_rows<A, A, std::int64_t>(want.data(), n_out, width, idx.data(), src.data(), n, true);
+  bitexact::cuda::thrust_path::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, tier::exact);
+  ASSERT_TRUE(same_bits(want, got)) << "width " << width;
+}
+TEST(ThrustScatter, ExactHeavyTargetsFinite) {
+  check_heavy_finite<float>(1);
+  check_heavy_finite<float>(4);
+  check_heavy_finite<double>(1);
+  check_heavy_finite<double>(3);
 }
 
 TEST(ThrustScatter, BadIndexThrowsBeforeWriting) {

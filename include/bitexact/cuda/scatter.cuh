@@ -6,7 +6,9 @@
 // the CPU for many launch shapes against reference/scatter.hpp. The pipeline (see that header):
 // validate -> (key, position) pairs -> cub::DeviceRadixSort::SortPairs (stable) -> run flags ->
 // cub::DeviceScan::ExclusiveSum -> run starts -> per-run sequential partials -> per-target
-// aligned chunk tree (fixed_order), or per-target exact sums (exact). No float atomics: the
+// aligned chunk tree (fixed_order), or per-target exact sums (exact; targets with more than
+// 4096 contributions merge per-run exact accumulators digit-wise with integer atomics, which
+// are order-independent). No float atomics: the
 // bits are those of bitexact::index_add on the CPU and of the reference, for any launch shape,
 // GPU model or SM count.
 //
@@ -19,7 +21,9 @@
 // two-phase style: call with d_temp == nullptr to get temp_bytes (nothing else happens), then
 // again with a buffer of at least that size. The overloads without a workspace allocate it with
 // cudaMallocAsync / cudaFreeAsync on the stream. Workspace: about 5 index words per source
-// (4 or 8 bytes each) + width accumulation values per source (fixed_order) + CUB's sort space.
+// (4 or 8 bytes each) + width accumulation values per source (fixed_order) or about
+// 0.05 (float) / 0.27 (double) bytes per source and column of digit slots (exact) + CUB's
+// sort space.
 //
 // Synchronisation and errors. Validation (an index outside [0, n_out)) runs first, on the
 // device; the launcher copies its result back and synchronises the stream once, then throws
@@ -92,10 +96,15 @@ __global__ void target_combine_kernel(sorted_view<U> s, const U* run_begin, cons
                                       const A* partial, Combine combine, Apply apply) {
   target_combine_body<A>(scatter_thread(), s, run_begin, run_count, width, partial, combine, apply);
 }
+template <class A, class U, class ValueOf>
+__global__ void exact_heavy_runs_kernel(sorted_view<U> s, const U* run_begin, const U* run_count, std::uint64_t width,
+                                        ValueOf value, exact_slots<A> slots) {
+  exact_heavy_runs_body<A>(scatter_thread(), s, run_begin, run_count, width, value, slots);
+}
 template <class A, class U, class ValueOf, class Apply>
 __global__ void exact_target_kernel(sorted_view<U> s, const U* run_begin, const U* run_count, std::uint64_t width,
-                                    ValueOf value, const A* start, Apply apply) {
-  exact_target_body<A>(scatter_thread(), s, run_begin, run_count, width, value, start, apply);
+                                    ValueOf value, const A* start, exact_slots<A> slots, Apply apply) {
+  exact_target_body<A>(scatter_thread(), s, run_begin, run_count, width, value, start, slots, apply);
 }
 
 template <class A>
@@ -129,7 +138,8 @@ inline std::size_t align_up(std::size_t x) { return (x + 255) & ~std::size_t(255
 /// CUB is given the item count as U, so 32-bit layouts use 32-bit offsets.
 template <class U, class A>
 struct workspace_layout {
-  std::size_t first_bad, run_count, key_in, pos_in, key, pos, run_begin, partial, cub, total;
+  std::size_t first_bad, run_count, key_in, pos_in, key, pos, run_begin, partial, digits, flags, cub, total;
+  std::size_t digits_bytes, flags_bytes;
   std::size_t cub_bytes;
 
   workspace_layout(std::uint64_t n, std::uint64_t n_out, std::uint64_t width, tier t, cudaStream_t st, const char* op) {
@@ -156,6 +166,11 @@ struct workspace_layout {
     pos = take(n * sizeof(U));
     run_begin = take((n + 1) * sizeof(U));
     partial = take(t == tier::fixed_order ? n * width * sizeof(A) : 0);
+    const std::uint64_t slots = t == tier::exact ? exact_slots<A>::count(n, width) : 0;
+    digits_bytes = slots * exact_slots<A>::digits_per_slot * sizeof(unsigned long long);
+    flags_bytes = slots * sizeof(unsigned int);
+    digits = take(digits_bytes);
+    flags = take(flags_bytes);
     cub = take(cub_bytes);
     total = o;
   }
@@ -226,6 +241,8 @@ void run_pipeline(const char* op, void* d_temp, std::size_t& temp_bytes, std::si
     U* pos = reinterpret_cast<U*>(base + L.pos);
     U* run_begin = reinterpret_cast<U*>(base + L.run_begin);
     A* partial = reinterpret_cast<A*>(base + L.partial);
+    const exact_slots<A> slots{reinterpret_cast<unsigned long long*>(base + L.digits),
+                               reinterpret_cast<unsigned int*>(base + L.flags)};
     void* cub_temp = base + L.cub;
 
     // 1. Validation, then one synchronisation: nothing is written before it passes.
@@ -264,7 +281,12 @@ void run_pipeline(const char* op, void* d_temp, std::size_t& temp_bytes, std::si
     // 7-8. Combine and apply. Items are (run, column); at most n * width of them.
     const launch_shape sw = pick_shape(shape, n * width, op);
     if (exact) {
-      exact_target_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, value, start, exact_apply);
+      throw_on_error(cudaMemsetAsync(slots.digits, 0, L.digits_bytes, st), op, "cudaMemsetAsync");
+      throw_on_error(cudaMemsetAsync(slots.flags, 0, L.flags_bytes, st), op, "cudaMemsetAsync");
+      exact_heavy_runs_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, value, slots);
+      check_launch(op);
+      exact_target_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, value, start, slots,
+                                                              exact_apply);
       check_launch(op);
     } else {
       run_partials_kernel<A, U><<<sw.grid, sw.block, 0, st>>>(s, run_begin, run_count, width, value, combine, partial);

@@ -101,6 +101,18 @@ struct target_combine_fn {
     target_combine_body<A>(item_thread(i, items), s, run_begin, run_count, width, partial, combine, apply);
   }
 };
+template <class A, class U, class ValueOf>
+struct exact_heavy_runs_fn {
+  sorted_view<U> s;
+  const U* run_begin;
+  const U* run_count;
+  std::uint64_t width, items;
+  ValueOf value;
+  exact_slots<A> slots;
+  BITEXACT_HD void operator()(std::uint64_t i) const {
+    exact_heavy_runs_body<A>(item_thread(i, items), s, run_begin, run_count, width, value, slots);
+  }
+};
 template <class A, class U, class ValueOf, class Apply>
 struct exact_target_fn {
   sorted_view<U> s;
@@ -109,9 +121,10 @@ struct exact_target_fn {
   std::uint64_t width, items;
   ValueOf value;
   const A* start;
+  exact_slots<A> slots;
   Apply apply;
   BITEXACT_HD void operator()(std::uint64_t i) const {
-    exact_target_body<A>(item_thread(i, items), s, run_begin, run_count, width, value, start, apply);
+    exact_target_body<A>(item_thread(i, items), s, run_begin, run_count, width, value, start, slots, apply);
   }
 };
 
@@ -159,9 +172,15 @@ void thrust_pipeline(const char* op, std::size_t n_out, std::size_t width, const
     thrust::for_each(thrust::device, first, first + n, run_begin_fn<U>{s, raw(run_id), raw(run_begin), raw(run_count)});
     const std::uint64_t items = static_cast<std::uint64_t>(static_cast<U>(run_count[0])) * width;
     if (exact) {
+      const std::uint64_t n_slots = exact_slots<A>::count(n, width);
+      thrust::device_vector<unsigned long long> digits(n_slots * exact_slots<A>::digits_per_slot, 0ull);
+      thrust::device_vector<unsigned int> flags(n_slots, 0u);
+      const exact_slots<A> slots{raw(digits), raw(flags)};
+      thrust::for_each(thrust::device, first, first + items,
+                       exact_heavy_runs_fn<A, U, ValueOf>{s, raw(run_begin), raw(run_count), width, items, value, slots});
       thrust::for_each(thrust::device, first, first + items,
                        exact_target_fn<A, U, ValueOf, ExactApply>{s, raw(run_begin), raw(run_count), width, items, value,
-                                                                  start, exact_apply});
+                                                                  start, slots, exact_apply});
       return 0;
     }
     thrust::device_vector<A> partial(items);
