@@ -126,7 +126,8 @@ void instantiate_scatter_thrust() {
 }  // namespace
 
 void bitexact_cuda_scatter_thrust_compile_check() {
+  // One source type: the Thrust-specific code (functors, pipeline) does not depend on it, and
+  // every body it calls is compiled for all types and ops through scatter.cuh above. (All ops
+  // through Thrust-on-CUDA would add minutes to this check for no new code.)
   instantiate_scatter_thrust<float, std::int64_t>();
-  instantiate_scatter_thrust<double, std::int32_t>();
-  instantiate_scatter_thrust<bitexact::bfloat16, std::int32_t>();
 }
