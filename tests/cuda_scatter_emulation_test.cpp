@@ -335,3 +335,28 @@ TEST(CudaScatterEmulation, RunsLayoutSameForBothIndexTypes) {
 }
 
 }  // namespace
+
+namespace {
+// The launcher's sort covers exactly the key bits a valid index can have, and picks 32-bit
+// keys/positions only when both fit.
+TEST(CudaScatterEmulation, KeyBitsAndIndexType) {
+  using bitexact::cuda::scatter_detail::key_bits;
+  using bitexact::cuda::scatter_detail::with_index_type;
+  EXPECT_EQ(key_bits(0), 1);
+  EXPECT_EQ(key_bits(1), 1);
+  EXPECT_EQ(key_bits(2), 1);
+  EXPECT_EQ(key_bits(3), 2);
+  EXPECT_EQ(key_bits(4), 2);
+  EXPECT_EQ(key_bits(5), 3);
+  EXPECT_EQ(key_bits(std::uint64_t(1) << 32), 32);
+  EXPECT_EQ(key_bits((std::uint64_t(1) << 32) + 1), 33);
+  EXPECT_EQ(key_bits(~std::uint64_t(0)), 64);
+  auto size_of = [](std::uint64_t n, std::uint64_t n_out) {
+    return with_index_type(n, n_out, [](auto u) { return sizeof(u); });
+  };
+  EXPECT_EQ(size_of(100, 100), 4u);
+  EXPECT_EQ(size_of((std::uint64_t(1) << 32) - 1, std::uint64_t(1) << 32), 4u);
+  EXPECT_EQ(size_of(std::uint64_t(1) << 32, 10), 8u);
+  EXPECT_EQ(size_of(10, (std::uint64_t(1) << 32) + 1), 8u);
+}
+}  // namespace

@@ -133,6 +133,7 @@ inline launch_shape pick_shape(launch_shape shape, std::uint64_t work_items, con
 }
 
 inline std::size_t align_up(std::size_t x) { return (x + 255) & ~std::size_t(255); }
+static_assert(sizeof(std::size_t) == sizeof(std::uintptr_t), "align_up also rounds addresses");
 
 /// Where each temporary lives in the workspace (offsets from its start, 256-byte aligned).
 /// CUB is given the item count as U, so 32-bit layouts use 32-bit offsets.
@@ -172,7 +173,7 @@ struct workspace_layout {
     digits = take(digits_bytes);
     flags = take(flags_bytes);
     cub = take(cub_bytes);
-    total = o;
+    total = o + 256;  // room to align a caller's workspace to 256 bytes
   }
 };
 
@@ -232,7 +233,8 @@ void run_pipeline(const char* op, void* d_temp, std::size_t& temp_bytes, std::si
     if (d_idx == nullptr) throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": null indices with n > 0");
     if (ranges_overlap(d_out, out_bytes, d_temp, temp_bytes))
       throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": the output overlaps the workspace");
-    unsigned char* base = static_cast<unsigned char*>(d_temp);
+    unsigned char* base = reinterpret_cast<unsigned char*>(
+        align_up(reinterpret_cast<std::uintptr_t>(d_temp)));  // the layout's offsets are 256-aligned
     auto* first_bad = reinterpret_cast<unsigned long long*>(base + L.first_bad);
     U* run_count = reinterpret_cast<U*>(base + L.run_count);
     U* key_in = reinterpret_cast<U*>(base + L.key_in);

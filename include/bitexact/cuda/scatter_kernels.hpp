@@ -426,10 +426,11 @@ auto with_index_type(std::uint64_t n, std::uint64_t n_out, Fn fn) {
   return fn(std::uint64_t{});
 }
 
-/// Bits of the sort key: enough for n_out - 1 (at least 1).
+/// Bits of the sort key: enough for n_out - 1 (at least 1; with n_out == 0 every index is
+/// invalid and nothing is sorted).
 inline int key_bits(std::uint64_t n_out) {
   int b = 1;
-  while (b < 64 && ((n_out - 1) >> b) != 0) ++b;
+  while (n_out > 1 && b < 64 && ((n_out - 1) >> b) != 0) ++b;
   return b;
 }
 
