@@ -24,6 +24,13 @@
 #include "bitexact/reference/scatter.hpp"
 #include "scatter_test_data.hpp"
 
+// One suite name per device system, so that CTest sees distinct tests for the two binaries.
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP
+#define THRUST_SCATTER_SUITE ThrustScatterOmp
+#else
+#define THRUST_SCATTER_SUITE ThrustScatterCpp
+#endif
+
 namespace {
 
 using namespace bitexact;
@@ -72,7 +79,7 @@ void check_1d(tier t) {
       }
 }
 
-TEST(ThrustScatter, System) {
+TEST(THRUST_SCATTER_SUITE, System) {
   // Says which system this binary exercises (the CMake target sets it).
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP
   std::printf("Thrust %d.%d.%d, device system OMP, %d threads\n", THRUST_MAJOR_VERSION, THRUST_MINOR_VERSION,
@@ -85,13 +92,13 @@ TEST(ThrustScatter, System) {
 #endif
 }
 
-TEST(ThrustScatter, IndexAddFixedOrderFloatInt64) { check_1d<float, std::int64_t>(tier::fixed_order); }
-TEST(ThrustScatter, IndexAddFixedOrderDoubleInt32) { check_1d<double, std::int32_t>(tier::fixed_order); }
-TEST(ThrustScatter, IndexAddFixedOrderBf16Int32) { check_1d<bfloat16, std::int32_t>(tier::fixed_order); }
-TEST(ThrustScatter, IndexAddExactFloatInt64) { check_1d<float, std::int64_t>(tier::exact); }
-TEST(ThrustScatter, IndexAddExactDoubleInt32) { check_1d<double, std::int32_t>(tier::exact); }
+TEST(THRUST_SCATTER_SUITE, IndexAddFixedOrderFloatInt64) { check_1d<float, std::int64_t>(tier::fixed_order); }
+TEST(THRUST_SCATTER_SUITE, IndexAddFixedOrderDoubleInt32) { check_1d<double, std::int32_t>(tier::fixed_order); }
+TEST(THRUST_SCATTER_SUITE, IndexAddFixedOrderBf16Int32) { check_1d<bfloat16, std::int32_t>(tier::fixed_order); }
+TEST(THRUST_SCATTER_SUITE, IndexAddExactFloatInt64) { check_1d<float, std::int64_t>(tier::exact); }
+TEST(THRUST_SCATTER_SUITE, IndexAddExactDoubleInt32) { check_1d<double, std::int32_t>(tier::exact); }
 
-TEST(ThrustScatter, IndexAddRows) {
+TEST(THRUST_SCATTER_SUITE, IndexAddRows) {
   for (dist d : kDists)
     for (std::size_t n : {std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5)})
       for (std::size_t width : {std::size_t(3), std::size_t(16)}) {
@@ -120,7 +127,7 @@ void check_scatter_reduce(dist d, std::size_t n, std::size_t n_out, scatter_op o
                                     << include_self << " exact " << (t == tier::exact);
 }
 
-TEST(ThrustScatter, ScatterReduce) {
+TEST(THRUST_SCATTER_SUITE, ScatterReduce) {
   for (dist d : kDists)
     for (std::size_t n : {std::size_t(1), std::size_t(4097), std::size_t(40009)})
       for (scatter_op op : kOps)
@@ -153,7 +160,7 @@ void check_segment_reduce(dist d, std::size_t n, std::size_t segs, scatter_op op
                                     << (t == tier::exact);
 }
 
-TEST(ThrustScatter, SegmentReduce) {
+TEST(THRUST_SCATTER_SUITE, SegmentReduce) {
   for (dist d : kDists)
     for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5)})
       for (scatter_op op : kOps)
@@ -180,14 +187,14 @@ void check_heavy_finite(std::size_t width) {
   bitexact::cuda::thrust_path::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, tier::exact);
   ASSERT_TRUE(same_bits(want, got)) << "width " << width;
 }
-TEST(ThrustScatter, ExactHeavyTargetsFinite) {
+TEST(THRUST_SCATTER_SUITE, ExactHeavyTargetsFinite) {
   check_heavy_finite<float>(1);
   check_heavy_finite<float>(4);
   check_heavy_finite<double>(1);
   check_heavy_finite<double>(3);
 }
 
-TEST(ThrustScatter, BadIndexThrowsBeforeWriting) {
+TEST(THRUST_SCATTER_SUITE, BadIndexThrowsBeforeWriting) {
   const std::size_t n = 3 * 4096 + 5, n_out = 10;
   std::vector<std::int32_t> idx = make_indices<std::int32_t>(dist::uniform, n, n_out, 5);
   idx[9000] = -3;
