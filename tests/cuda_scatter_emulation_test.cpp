@@ -93,6 +93,29 @@ TEST(CudaScatterEmulation, IndexAddFixedOrderBf16Int64) { check_1d<bfloat16, std
 TEST(CudaScatterEmulation, IndexAddExactFloatInt32) { check_1d<float, std::int32_t>(tier::exact); }
 TEST(CudaScatterEmulation, IndexAddExactDoubleInt64) { check_1d<double, std::int64_t>(tier::exact); }
 
+// The 64-bit layout (keys and positions as uint64, used on the device when n >= 2^32 or
+// n_out > 2^32) and unsigned indices give the same bits.
+TEST(CudaScatterEmulation, WideLayoutAndUnsignedIndices) {
+  for (dist d : kDists)
+    for (std::size_t n : {std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5), std::size_t(40009)})
+      for (tier t : {tier::fixed_order, tier::exact})
+        for (std::size_t width : {std::size_t(1), std::size_t(3)}) {
+          const std::size_t n_out = 300;
+          const std::vector<std::uint32_t> idx = make_indices<std::uint32_t>(d, n, n_out, n + width);
+          const std::vector<double> src = make_values<double>(n * width, n + 1, t == tier::exact);
+          const std::vector<double> out0 = make_out<double>(n_out * width, n + 2);
+          std::vector<double> want = out0;
+          reference::index_add_rows<double, double, std::uint32_t>(want.data(), n_out, width, idx.data(), src.data(), n,
+                                                                   t == tier::exact);
+          for (const launch_shape& s : {launch_shape{1, 32}, launch_shape{7, 128}, launch_shape{64, 256}}) {
+            std::vector<double> got = out0;
+            cuda::emulate::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, t, s,
+                                          block_order::shuffled, /*wide_layout=*/true);
+            ASSERT_TRUE(same_bits(want, got)) << where(d, n, width, s, block_order::shuffled);
+          }
+        }
+}
+
 TEST(CudaScatterEmulation, IndexAddRows) {
   const std::vector<launch_shape> shapes = {{1, 32}, {3, 128}, {7, 256}, {64, 32}};
   for (dist d : kDists)

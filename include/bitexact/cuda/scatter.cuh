@@ -34,6 +34,11 @@
 // choose (4 blocks per SM x 256 threads, fewer when there is less work); any shape gives the
 // same bits.
 //
+// Local memory (ptxas, sm_90, double): the chunk-tree kernel keeps a 648-byte stack frame (the
+// sparse tree of core::scatter_combiner), the exact kernels 1.2 KB (per-run accumulator) and
+// 3.4 KB (per-target accumulator and its rounding copy). Above CUDA's 1 KB default stack the
+// driver raises the per-thread stack limit at launch.
+//
 // NaN. max/min and the exact tier return the canonical quiet NaN, as on the CPU. A NaN that a
 // fixed_order sum or product produces carries the payload the device's IEEE operations give
 // (CUDA's adds return 0x7fffffff where x86 propagates an operand's payload): compare NaNs as

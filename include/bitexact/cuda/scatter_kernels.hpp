@@ -506,8 +506,14 @@ runs_layout<U> build_runs(launch_shape shape, block_order order, const I* idx, s
 template <class A, class I, class ValueOf, class Combine, class FixedApply, class ExactApply>
 void combine_pipeline(launch_shape shape, block_order order, std::size_t n_out, std::size_t width, const I* idx,
                       std::size_t n, bool exact, ValueOf value, Combine combine, FixedApply fixed_apply,
-                      const A* start, ExactApply exact_apply) {
-  scatter_detail::with_index_type(n, n_out, [&](auto u) {
+                      const A* start, ExactApply exact_apply, bool wide_layout = false) {
+  // wide_layout forces the 64-bit keys and positions the device uses for n >= 2^32 or
+  // n_out > 2^32, so that tests run that layout on small problems.
+  auto with_layout = [&](auto body) {
+    if (wide_layout) return body(std::uint64_t{});
+    return scatter_detail::with_index_type(n, n_out, body);
+  };
+  with_layout([&](auto u) {
     using U = decltype(u);
     const runs_layout<U> L = build_runs<U>(shape, order, idx, n);
     if (exact) {
@@ -562,13 +568,14 @@ void validate(launch_shape shape, block_order order, const char* what, const I* 
 /// semantics (reference::index_add_rows). Throws index_error (nothing written) for a bad index.
 template <class T, class I>
 void index_add_rows(core::accumulation_t<T>* out, std::size_t n_out, std::size_t width, const I* idx, const T* src,
-                    std::size_t n, tier t, launch_shape shape, block_order order = block_order::shuffled) {
+                    std::size_t n, tier t, launch_shape shape, block_order order = block_order::shuffled,
+                    bool wide_layout = false) {
   using A = core::accumulation_t<T>;
   if (n == 0) return;
   validate(shape, order, width == 1 ? "index_add" : "index_add_rows", idx, n, n_out);
   combine_pipeline<A>(shape, order, n_out, width, idx, n, t == tier::exact, scatter_detail::row_values<T>{src, width},
                       core::plus{}, scatter_detail::add_into<A>{out, width}, out,
-                      scatter_detail::store_into<A>{out, width});
+                      scatter_detail::store_into<A>{out, width}, wide_layout);
 }
 
 /// index_add (1-D) through the emulated pipeline (reference::index_add_fixed_order / _exact).
