@@ -50,10 +50,11 @@ std::vector<I> make_indices(dist d, std::size_t n, std::size_t n_out, std::uint6
     switch (d) {
       case dist::one_target: t = n_out / 2; break;
       case dist::uniform: t = r.next() % n_out; break;
-      case dist::zipf: {  // P(t) ~ 1/(t+1): t = floor(n_out^u) - 1
-        const double x = std::pow(double(n_out), r.unit());
-        t = static_cast<std::size_t>(x) - 1;
-        if (t >= n_out) t = n_out - 1;
+      case dist::zipf: {  // log-uniform range, then uniform inside: P(t) falls like 1/(t+1)
+        int bits = 0;
+        while ((n_out >> bits) > 1) ++bits;
+        const std::size_t range = n_out >> (r.next() % static_cast<std::uint64_t>(bits + 1));
+        t = static_cast<std::size_t>(r.next() % (range ? range : 1));
         break;
       }
       case dist::sorted: t = static_cast<std::size_t>((static_cast<unsigned __int128>(i) * n_out) / (n ? n : 1)); break;
