@@ -65,6 +65,14 @@ TEST(FpEnvironment, DenormalsAreZeroIsRefused) {
 }
 #endif
 
+TEST(FpEnvironment, ReductionsRefuseToo) {
+  std::vector<float> x(1000, 0.5f);
+  mode_guard g;
+  ASSERT_EQ(std::fesetround(FE_TOWARDZERO), 0);
+  EXPECT_THROW(bitexact::sum(x.data(), x.size()), bitexact::fp_environment_error);
+  EXPECT_THROW(bitexact::dot(x.data(), x.data(), x.size(), bitexact::tier::exact), bitexact::fp_environment_error);
+}
+
 TEST(FpEnvironment, DirectedRoundingIsRefused) {
   mode_guard g;
   ASSERT_EQ(std::fesetround(FE_UPWARD), 0);

@@ -1,5 +1,7 @@
 // bitexact-audit: the command a new user runs first.
 //
+// Families: random (generators and distributions), reduce (sum/dot, fixed_order and exact) and
+// scatter (index_add 1-D and rows, segment max; both tiers).
 // For each op family it runs every op across thread counts, every ISA this build and CPU
 // have, and emulated CUDA launch shapes; prints one hash per configuration, whether all agree
 // with the scalar reference, and the time against the fastest non-deterministic peer.
@@ -10,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -17,8 +20,11 @@
 
 #include <bitexact/bitexact.hpp>
 #include <bitexact/cuda/launch.hpp>
+#include <bitexact/cuda/reduce_emulation.hpp>
 #include <bitexact/cuda/random_kernels.hpp>
 #include <bitexact/reference/random.hpp>
+#include <bitexact/reference/reduce.hpp>
+#include <bitexact/reference/scatter.hpp>
 
 #if defined(BITEXACT_HAVE_RANDOM123)
 #include <Random123/philox.h>
@@ -95,6 +101,285 @@ void timing_row(const char* what, std::size_t bytes, double t_ours, const char* 
               bytes / t_peer / 1e9, t_peer / t_ours);
 }
 
+// ---------------------------------------------------------------- reduce family
+
+/// One reduction op in one tier: ref() is the scalar reference, cpu(exec) the fast path. The
+/// hash of a configuration is fnv1a64 of the result's bytes (NaN canonical).
+struct reduce_op {
+  std::string name;
+  std::size_t result_bytes;
+  std::function<void(void*)> ref;
+  std::function<void(void*, execution)> cpu;
+  /// The CUDA kernels run through the CPU emulation for a launch shape (cuda/reduce_emulation.hpp).
+  std::function<void(void*, cuda::launch_shape)> cuda_emulated;
+};
+
+struct reduce_audit {
+  int configs = 0, mismatches = 0;
+  void run(const reduce_op& o) {
+    unsigned char want_bytes[8] = {0}, got[8] = {0};
+    o.ref(want_bytes);
+    const std::uint64_t want = fnv1a64(want_bytes, o.result_bytes);
+    std::printf("reduce  %-18s reference           %016llx\n", o.name.c_str(), static_cast<unsigned long long>(want));
+    auto report = [&](const std::string& cfg) {
+      const std::uint64_t h = fnv1a64(got, o.result_bytes);
+      ++configs;
+      const bool ok = h == want;
+      if (!ok) ++mismatches;
+      std::printf("reduce  %-18s %-19s %016llx %s\n", o.name.c_str(), cfg.c_str(), static_cast<unsigned long long>(h),
+                  ok ? "ok" : "MISMATCH");
+    };
+    for (isa i : usable_isas())
+      for (int t : {1, 2, 3, 4, 7, 8}) {
+        std::memset(got, 0, sizeof got);
+        o.cpu(got, execution{t, i});
+        report(std::string("cpu ") + isa_name(i) + " t=" + std::to_string(t));
+      }
+    for (cuda::launch_shape s : {cuda::launch_shape{1, 32}, cuda::launch_shape{7, 96}, cuda::launch_shape{80, 256}}) {
+      std::memset(got, 0, sizeof got);
+      if (o.cuda_emulated) {
+        o.cuda_emulated(got, s);
+        report("cuda-emu " + std::to_string(s.grid) + "x" + std::to_string(s.block));
+      }
+    }
+  }
+};
+
+template <class A>
+void put_result(void* out, A v) {
+  if (v != v) v = std::numeric_limits<A>::quiet_NaN();
+  std::memcpy(out, &v, sizeof v);
+}
+
+int run_reduce(std::size_t n, bool timing) {
+  reduce_audit a;
+  const auto s = stream<philox4x32_10>::from_seed(20261121, 2, 0, tag_of("audit-reduce"));
+  std::vector<float> xf(n + 1), yf(n + 1);
+  std::vector<double> xd(n + 1), yd(n + 1);
+  generate_normal(s, 0, xf.data(), n + 1);
+  generate_normal(s, n + 1, yf.data(), n + 1);
+  generate_normal(s, 0, xd.data(), n + 1);
+  generate_normal(s, n + 1, yd.data(), n + 1);
+  // Offset by one element: unaligned on purpose.
+  const float *x = xf.data() + 1, *y = yf.data() + 1;
+  const double *u = xd.data() + 1, *v = yd.data() + 1;
+  std::printf("reduce_order_version=%d  n=%zu (inputs start one element past an aligned address)\n", reduce_order_version, n);
+  std::vector<reduce_op> ops = {
+      {"sum_f32/fixed", 4, [&](void* o) { put_result(o, reference::sum_fixed_order(x, n)); },
+       [&](void* o, execution e) { put_result(o, sum(x, n, tier::fixed_order, e)); },
+       [&](void* o, cuda::launch_shape sh) { put_result(o, cuda::emulated_sum(x, n, tier::fixed_order, sh)); }},
+      {"sum_f32/exact", 4, [&](void* o) { put_result(o, reference::sum_exact(x, n)); },
+       [&](void* o, execution e) { put_result(o, sum(x, n, tier::exact, e)); },
+       [&](void* o, cuda::launch_shape sh) { put_result(o, cuda::emulated_sum(x, n, tier::exact, sh)); }},
+      {"dot_f32/fixed", 4, [&](void* o) { put_result(o, reference::dot_fixed_order(x, y, n)); },
+       [&](void* o, execution e) { put_result(o, dot(x, y, n, tier::fixed_order, e)); },
+       [&](void* o, cuda::launch_shape sh) { put_result(o, cuda::emulated_dot(x, y, n, tier::fixed_order, sh)); }},
+      {"dot_f32/exact", 4, [&](void* o) { put_result(o, reference::dot_exact(x, y, n)); },
+       [&](void* o, execution e) { put_result(o, dot(x, y, n, tier::exact, e)); },
+       [&](void* o, cuda::launch_shape sh) { put_result(o, cuda::emulated_dot(x, y, n, tier::exact, sh)); }},
+      {"sum_f64/fixed", 8, [&](void* o) { put_result(o, reference::sum_fixed_order(u, n)); },
+       [&](void* o, execution e) { put_result(o, sum(u, n, tier::fixed_order, e)); },
+       [&](void* o, cuda::launch_shape sh) { put_result(o, cuda::emulated_sum(u, n, tier::fixed_order, sh)); }},
+      {"sum_f64/exact", 8, [&](void* o) { put_result(o, reference::sum_exact(u, n)); },
+       [&](void* o, execution e) { put_result(o, sum(u, n, tier::exact, e)); },
+       [&](void* o, cuda::launch_shape sh) { put_result(o, cuda::emulated_sum(u, n, tier::exact, sh)); }},
+      {"dot_f64/fixed", 8, [&](void* o) { put_result(o, reference::dot_fixed_order(u, v, n)); },
+       [&](void* o, execution e) { put_result(o, dot(u, v, n, tier::fixed_order, e)); },
+       [&](void* o, cuda::launch_shape sh) { put_result(o, cuda::emulated_dot(u, v, n, tier::fixed_order, sh)); }},
+      {"dot_f64/exact", 8, [&](void* o) { put_result(o, reference::dot_exact(u, v, n)); },
+       [&](void* o, execution e) { put_result(o, dot(u, v, n, tier::exact, e)); },
+       [&](void* o, cuda::launch_shape sh) { put_result(o, cuda::emulated_dot(u, v, n, tier::exact, sh)); }},
+  };
+  for (const auto& o : ops) a.run(o);
+  std::printf("\nreduce: %d configurations, %d disagree with the reference: %s\n", a.configs, a.mismatches,
+              a.mismatches == 0 ? "ALL AGREE" : "FAILED");
+  std::printf("\n");
+
+  if (timing) {
+    const std::size_t m = std::size_t{1} << 24;  // 64 MiB of floats per vector
+    std::vector<float> p(m), q(m);
+    generate_normal(s, 0, p.data(), m);
+    generate_normal(s, m, q.data(), m);
+    volatile float sink = 0;
+    const double t_fixed = seconds([&] { sink = sum(p.data(), m); });
+    const double t_exact = seconds([&] { sink = sum(p.data(), m, tier::exact); });
+    const double t_unord = seconds([&] {
+      float acc = 0;
+      const float* pp = p.data();
+#pragma omp simd reduction(+ : acc)
+      for (std::size_t i = 0; i < m; ++i) acc += pp[i];
+      sink = acc;
+    });
+    const double t_dfixed = seconds([&] { sink = dot(p.data(), q.data(), m); });
+    const double t_dexact = seconds([&] { sink = dot(p.data(), q.data(), m, tier::exact); });
+    const double t_dunord = seconds([&] {
+      float acc = 0;
+      const float *pp = p.data(), *qq = q.data();
+#pragma omp simd reduction(+ : acc)
+      for (std::size_t i = 0; i < m; ++i) acc += pp[i] * qq[i];
+      sink = acc;
+    });
+    (void)sink;
+    const int t = resolved_threads();
+    std::printf("        (bitexact on %d threads; the unordered peer is one thread of SIMD, so ratios above 1x\n"
+                "         on several threads are threads, not cleverness)\n", t);
+    timing_row("sum f32 fixed_order", m * 4, t_fixed, "unordered SIMD loop, 1 thr", t_unord);
+    timing_row("sum f32 exact", m * 4, t_exact, "unordered SIMD loop, 1 thr", t_unord);
+    timing_row("dot f32 fixed_order", m * 8, t_dfixed, "unordered SIMD loop, 1 thr", t_dunord);
+    timing_row("dot f32 exact", m * 8, t_dexact, "unordered SIMD loop, 1 thr", t_dunord);
+    std::printf("        (reduce_bench measures each peer properly, OpenBLAS included; this is a quick look)\n");
+  }
+  return a.mismatches == 0 ? 0 : 1;
+}
+
+// ---------------------------------------------------------------- scatter family
+
+struct scatter_audit {
+  int configs = 0, mismatches = 0;
+  /// ref(out) and cpu(out, exec) each fill `bytes` bytes, starting from the same initial bytes.
+  /// cuda_emulated (optional) runs the CUDA kernels through the CPU emulation for a launch shape.
+  void run(const std::string& name, const std::vector<unsigned char>& init, const std::function<void(void*)>& ref,
+           const std::function<void(void*, execution)>& cpu,
+           const std::function<void(void*, cuda::launch_shape)>& cuda_emulated = nullptr) {
+    std::vector<unsigned char> want = init, got(init.size());
+    ref(want.data());
+    const std::uint64_t h_want = fnv1a64(want.data(), want.size());
+    std::printf("scatter %-20s reference           %016llx\n", name.c_str(), static_cast<unsigned long long>(h_want));
+    auto report = [&](const std::string& cfg) {
+      const std::uint64_t h = fnv1a64(got.data(), got.size());
+      ++configs;
+      const bool ok = h == h_want;
+      if (!ok) ++mismatches;
+      std::printf("scatter %-20s %-19s %016llx %s\n", name.c_str(), cfg.c_str(), static_cast<unsigned long long>(h),
+                  ok ? "ok" : "MISMATCH");
+    };
+    for (isa i : usable_isas())
+      for (int t : {1, 2, 3, 4, 7, 8}) {
+        got = init;
+        cpu(got.data(), execution{t, i});
+        report(std::string("cpu ") + isa_name(i) + " t=" + std::to_string(t));
+      }
+    for (cuda::launch_shape s : {cuda::launch_shape{1, 32}, cuda::launch_shape{7, 96}, cuda::launch_shape{80, 256}}) {
+      if (!cuda_emulated) break;
+      got = init;
+      cuda_emulated(got.data(), s);
+      report("cuda-emu " + std::to_string(s.grid) + "x" + std::to_string(s.block));
+    }
+  }
+};
+
+template <class T>
+std::vector<unsigned char> bytes_of(const std::vector<T>& v) {
+  std::vector<unsigned char> b(v.size() * sizeof(T));
+  std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+/// Inputs shared by the scatter ops and their CUDA hooks.
+struct scatter_inputs {
+  std::size_t n = 0, n_out = 0, width = 33, rows = 0;
+  std::vector<std::int64_t> idx, row_idx;
+  std::vector<float> src, init, row_src, row_init;
+  std::vector<double> srcd, initd;
+};
+scatter_inputs& scatter_data() {
+  static scatter_inputs d;
+  return d;
+}
+
+/// A non-deterministic peer: float atomics (compare-and-swap) from 2 threads.
+void atomic_scatter(float* out, const std::int64_t* idx, const float* src, std::size_t n) {
+  auto work = [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) {
+      float* o = out + idx[i];
+      const std::uint32_t start = __atomic_load_n(reinterpret_cast<std::uint32_t*>(o), __ATOMIC_RELAXED);
+      float cur;
+      std::memcpy(&cur, &start, 4);
+      for (;;) {
+        const float next = cur + src[i];
+        std::uint32_t expected, desired;
+        std::memcpy(&expected, &cur, 4);
+        std::memcpy(&desired, &next, 4);
+        if (__atomic_compare_exchange_n(reinterpret_cast<std::uint32_t*>(o), &expected, desired, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+          break;
+        std::memcpy(&cur, &expected, 4);
+      }
+    }
+  };
+  std::thread other(work, n / 2, n);
+  work(0, n / 2);
+  other.join();
+}
+
+int run_scatter(std::size_t n, bool timing) {
+  scatter_audit a;
+  scatter_inputs& d = scatter_data();
+  d.n = n;
+  d.n_out = std::max<std::size_t>(1, n / 64);
+  d.rows = std::max<std::size_t>(1, n / 32);
+  const auto s = stream<philox4x32_10>::from_seed(20261121, 3, 0, tag_of("audit-scatter"));
+  // Skewed targets from integer arithmetic only (the same data on every CPU family, so the
+  // cross-architecture test can compare hashes): a random word shifted right by a random
+  // amount favours small targets, like a Zipf law.
+  std::vector<std::uint32_t> w(n + d.rows);
+  generate(s, 0, w.data(), w.size());
+  d.idx.resize(n);
+  for (std::size_t i = 0; i < n; ++i) d.idx[i] = static_cast<std::int64_t>((w[i] >> (w[i] % 24)) % d.n_out);
+  d.row_idx.resize(d.rows);
+  for (std::size_t i = 0; i < d.rows; ++i) d.row_idx[i] = static_cast<std::int64_t>(w[n + i] % std::max<std::size_t>(1, d.n_out / 4));
+  d.src.resize(n);
+  generate_normal(s, 0, d.src.data(), n);
+  d.srcd.resize(n);
+  generate_normal(s, n, d.srcd.data(), n);
+  d.init.assign(d.n_out, 0.5f);
+  d.initd.assign(d.n_out, -0.25);
+  d.row_src.resize(d.rows * d.width);
+  generate_normal(s, 3 * n, d.row_src.data(), d.row_src.size());
+  d.row_init.assign(std::max<std::size_t>(1, d.n_out / 4) * d.width, 1.0f);
+  const std::size_t row_targets = std::max<std::size_t>(1, d.n_out / 4);
+  std::printf("scatter_order_version=%d  n=%zu sources into %zu targets (Zipf-like), rows: %zu x %zu into %zu\n",
+              scatter_order_version, n, d.n_out, d.rows, d.width, row_targets);
+
+  a.run("index_add_f32/fixed", bytes_of(d.init),
+        [&](void* o) { reference::index_add_fixed_order<float, float>(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n); },
+        [&](void* o, execution e) { index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::fixed_order, e); });
+  a.run("index_add_f32/exact", bytes_of(d.init),
+        [&](void* o) { reference::index_add_exact<float, float>(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n); },
+        [&](void* o, execution e) { index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::exact, e); });
+  a.run("index_add_f64/fixed", bytes_of(d.initd),
+        [&](void* o) { reference::index_add_fixed_order<double, double>(static_cast<double*>(o), d.n_out, d.idx.data(), d.srcd.data(), n); },
+        [&](void* o, execution e) { index_add(static_cast<double*>(o), d.n_out, d.idx.data(), d.srcd.data(), n, tier::fixed_order, e); });
+  a.run("index_add_rows/fixed", bytes_of(d.row_init),
+        [&](void* o) { reference::index_add_rows<float, float>(static_cast<float*>(o), row_targets, d.width, d.row_idx.data(), d.row_src.data(), d.rows, false); },
+        [&](void* o, execution e) { index_add_rows(static_cast<float*>(o), row_targets, d.width, d.row_idx.data(), d.row_src.data(), d.rows, tier::fixed_order, e); });
+  a.run("segment_max_f32", bytes_of(d.init),
+        [&](void* o) { reference::segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, false); },
+        [&](void* o, execution e) { segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, tier::fixed_order, e); });
+  std::printf("\nscatter: %d configurations, %d disagree with the reference: %s\n\n", a.configs, a.mismatches,
+              a.mismatches == 0 ? "ALL AGREE" : "FAILED");
+
+  if (timing) {
+    const std::size_t m = std::size_t{1} << 22;
+    std::vector<std::int64_t> ti(m);
+    std::vector<std::uint32_t> tw(m);
+    generate(s, 1u << 30, tw.data(), m);
+    std::vector<float> tsrc(m, 0.25f);
+    for (std::size_t out_n : {std::size_t{1024}, m}) {
+      for (std::size_t i = 0; i < m; ++i) ti[i] = static_cast<std::int64_t>(tw[i] % out_n);
+      std::vector<float> out(out_n);
+      const double t_fo = seconds([&] { index_add(out.data(), out_n, ti.data(), tsrc.data(), m); });
+      const double t_ex = seconds([&] { index_add(out.data(), out_n, ti.data(), tsrc.data(), m, tier::exact); });
+      const double t_at = seconds([&] { atomic_scatter(out.data(), ti.data(), tsrc.data(), m); });
+      const std::string what = "index_add 4Mi->" + std::string(out_n == 1024 ? "1Ki" : "4Mi");
+      std::printf("time    %-22s fixed_order %7.2f ms  exact %7.2f ms  float-atomic CAS, 2 thr %7.2f ms  ratios %.2fx %.2fx\n",
+                  what.c_str(), t_fo * 1e3, t_ex * 1e3, t_at * 1e3, t_fo / t_at, t_ex / t_at);
+    }
+    std::printf("        (scatter_bench compares with OpenMP atomics properly; this is a quick look)\n");
+  }
+  return a.mismatches == 0 ? 0 : 1;
+}
+
 int run(std::size_t n, bool timing) {
   audit a;
   const auto s = stream<philox4x32_10>::from_seed(20261121, 1, 0, tag_of("audit"));
@@ -169,7 +454,10 @@ int run(std::size_t n, bool timing) {
                 m * 4 / t_write / 1e9, 100.0 * t_write / t_words);
     std::printf("        (random_bench measures each peer properly; this is a quick look)\n");
   }
-  return a.mismatches == 0 ? 0 : 1;
+  std::printf("\n");
+  const int reduce_status = run_reduce(n, timing);
+  const int scatter_status = run_scatter(n, timing);
+  return a.mismatches == 0 && reduce_status == 0 && scatter_status == 0 ? 0 : 1;
 }
 
 }  // namespace

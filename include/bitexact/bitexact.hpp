@@ -6,5 +6,6 @@
 #include "minmax.hpp"
 #include "random.hpp"
 #include "rowwise.hpp"
+#include "reduce.hpp"
 #include "curand_compat.hpp"
 #include "scatter.hpp"

@@ -14,8 +14,8 @@
 // that rounded sum by the count. max/min are order-independent in both tiers; prod exists in
 // fixed_order only (the exact tier throws std::invalid_argument).
 //
-// Special values: max/min return the canonical quiet NaN if any participant is NaN, and order
-// -0.0 below +0.0. A target with no contribution is left untouched by index_add and
+// Special values: every NaN result is the canonical quiet NaN (the payload of x + NaN differs
+// between x86 and GPUs); max/min order -0.0 below +0.0. A target with no contribution is left untouched by index_add and
 // scatter_reduce; segment reductions write the empty value (sum/mean: +0.0, prod: 1, max: -Inf,
 // min: +Inf).
 //
@@ -213,7 +213,7 @@ void scatter_reduce(T* out, std::size_t n_out, const I* idx, const T* src, std::
       g, n_out, op, t, threads, [src](std::uint64_t i) { return src[i]; }, include_self, out,
       [&](std::size_t k, T s, std::size_t count) {
         if (op == scatter_op::mean) s = s / static_cast<T>(count + (include_self ? 1 : 0));
-        result[k] = s;
+        result[k] = core::canonicalize(s);
         hit[k] = 1;
       },
       "scatter_reduce");
@@ -243,7 +243,9 @@ void segment_reduce(T* out, std::size_t num_segments, const I* segment_ids, cons
   for (std::size_t k = 0; k < num_segments; ++k) out[k] = detail::empty_value<T>(op);
   detail::reduce_groups<T>(
       g, num_segments, op, t, threads, [data](std::uint64_t i) { return T(core::widen(data[i])); }, false, nullptr,
-      [&](std::size_t k, T s, std::size_t count) { out[k] = op == scatter_op::mean ? s / static_cast<T>(count) : s; },
+      [&](std::size_t k, T s, std::size_t count) {
+        out[k] = core::canonicalize(op == scatter_op::mean ? s / static_cast<T>(count) : s);
+      },
       "segment_reduce");
 }
 
@@ -275,7 +277,9 @@ void sorted_segment_reduce(T* out, std::size_t num_segments, const I* segment_id
   for (std::size_t k = 0; k < num_segments; ++k) out[k] = detail::empty_value<T>(op);
   detail::reduce_groups<T>(
       g, num_segments, op, t, threads, [data](std::uint64_t i) { return T(core::widen(data[i])); }, false, nullptr,
-      [&](std::size_t k, T s, std::size_t count) { out[k] = op == scatter_op::mean ? s / static_cast<T>(count) : s; },
+      [&](std::size_t k, T s, std::size_t count) {
+        out[k] = core::canonicalize(op == scatter_op::mean ? s / static_cast<T>(count) : s);
+      },
       "sorted_segment_reduce");
 }
 
@@ -401,7 +405,7 @@ void embedding_bag(T* out, const T* table, std::size_t n_rows, std::size_t width
     for (std::size_t b = 0; b < n_bags; ++b) {
       const std::size_t c = static_cast<std::size_t>(g.start[b + 1] - g.start[b]);
       if (c > 0)
-        for (std::size_t k = 0; k < width; ++k) out[b * width + k] = out[b * width + k] / static_cast<T>(c);
+        for (std::size_t k = 0; k < width; ++k) out[b * width + k] = core::canonicalize(out[b * width + k] / static_cast<T>(c));
     }
 }
 

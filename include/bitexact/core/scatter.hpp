@@ -69,6 +69,13 @@ BITEXACT_HD inline double canonical_nan_of(double) {
 }
 }  // namespace detail
 
+/// NaN results of the scatter family are the canonical quiet NaN: IEEE leaves the payload
+/// of x + NaN (and the sign of Inf - Inf) to the hardware, and x86 and GPUs differ.
+template <class A>
+BITEXACT_HD A canonicalize(A x) {
+  return x != x ? detail::canonical_nan_of(x) : x;
+}
+
 /// max with defined special cases: any NaN gives the canonical quiet NaN; +0 is above -0.
 /// Commutative and associative, so its result never depends on the order.
 struct maximum {

@@ -76,7 +76,12 @@ inline std::vector<isa> usable_isas() {
   return v;
 }
 
-inline isa best_isa() { return usable_isas().back(); }
+/// Computed once: neither the build nor the CPU changes while the process runs (and resolving
+/// the ISA is on the path of every call, where a vector allocation per call showed up).
+inline isa best_isa() {
+  static const isa b = usable_isas().back();
+  return b;
+}
 
 namespace cpu {
 namespace detail {
@@ -140,8 +145,13 @@ inline int resolve_threads(int requested) {
   if (requested > 0) return requested;
   if (const int g = global_threads().load()) return g;
   if (const int e = env_threads()) return e;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  // Read once: hardware_concurrency() parses /sys on glibc (about 8 us, on every call that
+  // uses the default thread count).
+  static const int hw = [] {
+    const unsigned h = std::thread::hardware_concurrency();
+    return h == 0 ? 1 : static_cast<int>(h);
+  }();
+  return hw;
 }
 
 inline isa resolve_isa(isa requested) {

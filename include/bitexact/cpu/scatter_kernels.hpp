@@ -335,7 +335,7 @@ void dense_index_add(A* out, std::size_t n_out, const I* idx, std::size_t n, Val
     });
   }
   for (std::size_t t = 0; t < n_out; ++t)
-    if (touched[t]) out[t] = out[t] + partial[t];
+    if (touched[t]) out[t] = core::canonicalize(out[t] + partial[t]);
 }
 
 /// Dense strategy, exact tier: per-thread exact accumulators for each target, merged, rounded

@@ -126,6 +126,7 @@ void rows_combine(const Groups& g, std::size_t n_out, std::size_t width, int thr
         const A r = comb.finish();
         o[c] = accumulate ? o[c] + r : r;
       }
+      for (std::size_t q = 0; q < width; ++q) o[q] = core::canonicalize(o[q]);
     });
   });
 }
@@ -193,6 +194,7 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
         }
         o[c] = comb.finish();
       }
+      for (std::size_t q = 0; q < width; ++q) o[q] = core::canonicalize(o[q]);
     });
   });
 }
@@ -225,7 +227,7 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
                                     [&](std::size_t i) { return A(value(i)); });
   const A* v = static_cast<const A*>(g.value);
   grouped_combine<A>(g, n_out, threads, core::plus{}, [v](std::uint64_t q) { return v[q]; },
-                     [out](std::size_t k, A s, std::size_t) { out[k] = out[k] + s; });
+                     [out](std::size_t k, A s, std::size_t) { out[k] = core::canonicalize(out[k] + s); });
 }
 
 }  // namespace detail

@@ -50,7 +50,7 @@ void index_add_fixed_order(A* out, std::size_t n_out, const I* idx, const T* src
   for (std::size_t t = 0; t < n_out; ++t) {
     if (by[t].empty()) continue;
     const A s = combine_positions<A>(by[t], [src](std::uint64_t i) { return A(core::widen(src[i])); }, core::plus{});
-    out[t] = out[t] + s;
+    out[t] = core::canonicalize(out[t] + s);
   }
 }
 
@@ -79,7 +79,7 @@ void index_add_rows(A* out, std::size_t n_out, std::size_t width, const I* idx, 
         const A old = o;
         o = exact_positions<A>(by[t], v, &old);
       } else {
-        o = o + combine_positions<A>(by[t], v, core::plus{});
+        o = core::canonicalize(o + combine_positions<A>(by[t], v, core::plus{}));
       }
     }
   }
@@ -120,7 +120,7 @@ void scatter_reduce(A* out, std::size_t n_out, const I* idx, const A* src, std::
     const A old = out[t];
     A s = reduce_positions<A>(by[t], [src](std::uint64_t i) { return src[i]; }, op, exact, include_self ? &old : nullptr);
     if (op == scatter_op::mean) s = s / static_cast<A>(by[t].size() + (include_self ? 1 : 0));
-    out[t] = s;
+    out[t] = core::canonicalize(s);
   }
 }
 
@@ -136,7 +136,7 @@ void segment_reduce(A* out, std::size_t num_segments, const I* ids, const D* dat
     }
     A s = reduce_positions<A>(by[t], [data](std::uint64_t i) { return A(core::widen(data[i])); }, op, exact, nullptr);
     if (op == scatter_op::mean) s = s / static_cast<A>(by[t].size());
-    out[t] = s;
+    out[t] = core::canonicalize(s);
   }
 }
 
@@ -172,6 +172,7 @@ void embedding_bag(A* out, const A* table, std::size_t width, const I* indices, 
         o = combine_positions<A>(pos, v, core::plus{});
       }
       if (mode == bag_mode::mean) o = o / static_cast<A>(pos.size());
+      o = core::canonicalize(o);
     }
   }
 }
