@@ -39,10 +39,9 @@
 // 3.4 KB (per-target accumulator and its rounding copy). Above CUDA's 1 KB default stack the
 // driver raises the per-thread stack limit at launch.
 //
-// NaN. max/min and the exact tier return the canonical quiet NaN, as on the CPU. A NaN that a
-// fixed_order sum or product produces carries the payload the device's IEEE operations give
-// (CUDA's adds return 0x7fffffff where x86 propagates an operand's payload): compare NaNs as
-// NaNs across CPU and GPU.
+// NaN. Every NaN result is the canonical quiet NaN (core::canonicalize in the applies), as on
+// the CPU: CUDA's adds return 0x7fffffff where x86 propagates an operand's payload or gives a
+// negative NaN for Inf - Inf, and the canonical form hides that.
 //
 // Naming. CUB brings a global ::cuda namespace (libcu++), so after `using namespace bitexact;`
 // write bitexact::cuda:: in full.

@@ -348,6 +348,8 @@ BITEXACT_HD void exact_target_body(const thread_index& ti, sorted_view<U> s, con
   }
 }
 
+/// NaN results of every apply are the canonical quiet NaN (core::canonicalize): x86 and GPUs
+/// give different payloads (and signs) for x + NaN and Inf - Inf.
 /// apply of index_add, fixed_order: out[t, c] = out[t, c] + S_t.
 template <class A>
 struct add_into {
@@ -355,7 +357,7 @@ struct add_into {
   std::uint64_t width;
   BITEXACT_HD void operator()(std::uint64_t t, std::uint64_t c, A s, std::uint64_t) const {
     A& o = out[t * width + c];
-    o = o + s;
+    o = core::canonicalize(o + s);
   }
 };
 /// apply of index_add, exact: out[t, c] = round(out[t, c] + exact sum) (the start is out).
@@ -363,7 +365,9 @@ template <class A>
 struct store_into {
   A* out;
   std::uint64_t width;
-  BITEXACT_HD void operator()(std::uint64_t t, std::uint64_t c, A s, std::uint64_t) const { out[t * width + c] = s; }
+  BITEXACT_HD void operator()(std::uint64_t t, std::uint64_t c, A s, std::uint64_t) const {
+    out[t * width + c] = core::canonicalize(s);
+  }
 };
 
 /// apply of scatter_reduce and segment_reduce: r = S_t, or combine(out[t, c], S_t) when
@@ -381,7 +385,7 @@ struct reduce_into {
     A& o = out[t * width + c];
     A r = combine_self ? combine(o, s) : s;
     if (mean) r = r / static_cast<A>(count + extra_count);
-    o = r;
+    o = core::canonicalize(r);
   }
 };
 
