@@ -1,7 +1,8 @@
 // bitexact-audit: the command a new user runs first.
 //
 // Families: random (generators and distributions), reduce (sum/dot, fixed_order and exact) and
-// scatter (index_add 1-D and rows, segment max; both tiers).
+// scatter (index_add 1-D and rows, segment max; both tiers; the CUDA scatter pipeline through
+// its CPU emulation).
 // For each op family it runs every op across thread counts, every ISA this build and CPU
 // have, and emulated CUDA launch shapes; prints one hash per configuration, whether all agree
 // with the scalar reference, and the time against the fastest non-deterministic peer.
@@ -25,6 +26,7 @@
 #include <bitexact/reference/random.hpp>
 #include <bitexact/reference/reduce.hpp>
 #include <bitexact/reference/scatter.hpp>
+#include <bitexact/cuda/scatter_kernels.hpp>
 
 #if defined(BITEXACT_HAVE_RANDOM123)
 #include <Random123/philox.h>
@@ -343,19 +345,24 @@ int run_scatter(std::size_t n, bool timing) {
 
   a.run("index_add_f32/fixed", bytes_of(d.init),
         [&](void* o) { reference::index_add_fixed_order<float, float>(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n); },
-        [&](void* o, execution e) { index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::fixed_order, e); });
+        [&](void* o, execution e) { index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::fixed_order, e); },
+        [&](void* o, cuda::launch_shape sh) { cuda::emulate::index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::fixed_order, sh); });
   a.run("index_add_f32/exact", bytes_of(d.init),
         [&](void* o) { reference::index_add_exact<float, float>(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n); },
-        [&](void* o, execution e) { index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::exact, e); });
+        [&](void* o, execution e) { index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::exact, e); },
+        [&](void* o, cuda::launch_shape sh) { cuda::emulate::index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::exact, sh); });
   a.run("index_add_f64/fixed", bytes_of(d.initd),
         [&](void* o) { reference::index_add_fixed_order<double, double>(static_cast<double*>(o), d.n_out, d.idx.data(), d.srcd.data(), n); },
-        [&](void* o, execution e) { index_add(static_cast<double*>(o), d.n_out, d.idx.data(), d.srcd.data(), n, tier::fixed_order, e); });
+        [&](void* o, execution e) { index_add(static_cast<double*>(o), d.n_out, d.idx.data(), d.srcd.data(), n, tier::fixed_order, e); },
+        [&](void* o, cuda::launch_shape sh) { cuda::emulate::index_add(static_cast<double*>(o), d.n_out, d.idx.data(), d.srcd.data(), n, tier::fixed_order, sh); });
   a.run("index_add_rows/fixed", bytes_of(d.row_init),
         [&](void* o) { reference::index_add_rows<float, float>(static_cast<float*>(o), row_targets, d.width, d.row_idx.data(), d.row_src.data(), d.rows, false); },
-        [&](void* o, execution e) { index_add_rows(static_cast<float*>(o), row_targets, d.width, d.row_idx.data(), d.row_src.data(), d.rows, tier::fixed_order, e); });
+        [&](void* o, execution e) { index_add_rows(static_cast<float*>(o), row_targets, d.width, d.row_idx.data(), d.row_src.data(), d.rows, tier::fixed_order, e); },
+        [&](void* o, cuda::launch_shape sh) { cuda::emulate::index_add_rows(static_cast<float*>(o), row_targets, d.width, d.row_idx.data(), d.row_src.data(), d.rows, tier::fixed_order, sh); });
   a.run("segment_max_f32", bytes_of(d.init),
         [&](void* o) { reference::segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, false); },
-        [&](void* o, execution e) { segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, tier::fixed_order, e); });
+        [&](void* o, execution e) { segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, tier::fixed_order, e); },
+        [&](void* o, cuda::launch_shape sh) { cuda::emulate::segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, tier::fixed_order, sh); });
   std::printf("\nscatter: %d configurations, %d disagree with the reference: %s\n\n", a.configs, a.mismatches,
               a.mismatches == 0 ? "ALL AGREE" : "FAILED");
 

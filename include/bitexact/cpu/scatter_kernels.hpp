@@ -23,25 +23,10 @@
 #include "../core/bfloat16.hpp"
 #include "../core/exact.hpp"
 #include "../core/scatter.hpp"
+#include "../scatter_error.hpp"
 #include "threads.hpp"
 
 namespace bitexact {
-
-/// Thrown (before anything is written) when an index is negative or not below the bound.
-/// position is the lowest offending source position, index its value.
-class index_error : public std::out_of_range {
- public:
-  index_error(const std::string& what, std::size_t position, std::int64_t index, std::size_t bound)
-      : std::out_of_range(what), position_(position), index_(index), bound_(bound) {}
-  std::size_t position() const noexcept { return position_; }
-  std::int64_t index() const noexcept { return index_; }
-  std::size_t bound() const noexcept { return bound_; }
-
- private:
-  std::size_t position_;
-  std::int64_t index_;
-  std::size_t bound_;
-};
 
 namespace cpu {
 namespace detail {
