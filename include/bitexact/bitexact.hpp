@@ -3,6 +3,7 @@
 #include "core/config.hpp"
 #include "execution.hpp"
 #include "fp_environment.hpp"
+#include "axis.hpp"
 #include "minmax.hpp"
 #include "random.hpp"
 #include "rowwise.hpp"
