@@ -7,6 +7,7 @@
 // bits on every conforming platform. Accuracy: a few ulp (tests/random_test.cpp bounds log and
 // sincos, tests/rowwise_test.cpp bounds exp); what matters here is that the bits never move.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -164,28 +165,34 @@ struct scalar_mul {
   BITEXACT_HD double operator()(double a, double b) const { return mul_rn(a, b); }
 };
 
-/// p = exp(r) and t (whose low bits hold k) for an in-range x. V is double or a SIMD batch;
-/// Mul is the never-fused multiply of V.
+/// The range reduction shared by both precisions: t = x / ln2 + shifter (its low bits hold
+/// k = round(x / ln2)), r = x - k ln2 in two parts. V is double or a SIMD batch; Mul is the
+/// never-fused multiply of V.
 template <class V, class Mul>
-BITEXACT_HD inline V reduced_exp(const V& x, V& t, Mul mul) {
+BITEXACT_HD inline V reduce_ln2(const V& x, V& t, Mul mul) {
   t = mul(x, V(inv_ln2)) + V(shifter);
   const V kf = t - V(shifter);
   const V hi = x - mul(kf, V(ln2_hi));
   const V lo = mul(kf, V(ln2_lo));
-  const V r = hi - lo;
-  V q = V(1.0 / 6227020800.0);     // 1/13!
-  q = mul(q, r) + V(1.0 / 479001600.0);
-  q = mul(q, r) + V(1.0 / 39916800.0);
-  q = mul(q, r) + V(1.0 / 3628800.0);
-  q = mul(q, r) + V(1.0 / 362880.0);
-  q = mul(q, r) + V(1.0 / 40320.0);
-  q = mul(q, r) + V(1.0 / 5040.0);
-  q = mul(q, r) + V(1.0 / 720.0);
-  q = mul(q, r) + V(1.0 / 120.0);
-  q = mul(q, r) + V(1.0 / 24.0);
-  q = mul(q, r) + V(1.0 / 6.0);
-  q = mul(q, r) + V(0.5);
+  return hi - lo;
+}
+
+/// 1 + (r + (r * r) * q), q the Horner evaluation of the coefficients c (highest degree first).
+template <class V, class Mul, std::size_t N>
+BITEXACT_HD inline V exp_poly(const V& r, const double (&c)[N], Mul mul) {
+  V q = V(c[0]);
+  for (std::size_t i = 1; i < N; ++i) q = mul(q, r) + V(c[i]);
   return V(1.0) + (r + mul(mul(r, r), q));
+}
+
+/// p = exp(r) and t (whose low bits hold k) for an in-range x (binary64: degree 13).
+template <class V, class Mul>
+BITEXACT_HD inline V reduced_exp(const V& x, V& t, Mul mul) {
+  const V r = reduce_ln2(x, t, mul);
+  const double c[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                      1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,
+                      1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,        0.5};
+  return exp_poly(r, c, mul);
 }
 }  // namespace exp_detail
 
@@ -217,20 +224,10 @@ constexpr double underflow_below_f = -104.0;  // exp(-104) < 2^-150: +0
 
 template <class V, class Mul>
 BITEXACT_HD inline V reduced_exp_f(const V& x, V& t, Mul mul) {
-  t = mul(x, V(inv_ln2)) + V(shifter);
-  const V kf = t - V(shifter);
-  const V hi = x - mul(kf, V(ln2_hi));
-  const V lo = mul(kf, V(ln2_lo));
-  const V r = hi - lo;
-  V q = V(1.0 / 362880.0);  // 1/9!
-  q = mul(q, r) + V(1.0 / 40320.0);
-  q = mul(q, r) + V(1.0 / 5040.0);
-  q = mul(q, r) + V(1.0 / 720.0);
-  q = mul(q, r) + V(1.0 / 120.0);
-  q = mul(q, r) + V(1.0 / 24.0);
-  q = mul(q, r) + V(1.0 / 6.0);
-  q = mul(q, r) + V(0.5);
-  return V(1.0) + (r + mul(mul(r, r), q));
+  const V r = reduce_ln2(x, t, mul);
+  const double c[] = {1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
+                      1.0 / 120.0,    1.0 / 24.0,    1.0 / 6.0,    0.5};
+  return exp_poly(r, c, mul);
 }
 }  // namespace exp_detail
 
