@@ -61,6 +61,17 @@ inline bool ranges_overlap(const void* a, std::size_t abytes, const void* b, std
   return pa < pb + bbytes && pb < pa + abytes;
 }
 
+/// index_add's checks of pointers, overlap and the thread's FP mode (1-D forms).
+template <class O, class I, class S>
+void index_add_checks(const O* out, std::size_t n_out, const I* idx, const S* src, std::size_t n) {
+  scatter_check(out != nullptr || n_out == 0, "index_add", "null out with n_out > 0");
+  scatter_check(idx != nullptr && src != nullptr, "index_add", "null idx or src with n > 0");
+  scatter_check(!ranges_overlap(out, n_out * sizeof(O), src, n * sizeof(S)) &&
+                    !ranges_overlap(out, n_out * sizeof(O), idx, n * sizeof(I)),
+                "index_add", "out overlaps src or idx");
+  require_ieee_environment("index_add");
+}
+
 /// The identity written for an empty segment.
 template <class A>
 A empty_value(scatter_op op) {
@@ -129,12 +140,7 @@ void index_add(T* out, std::size_t n_out, const I* idx, const T* src, std::size_
                 "index_add: T must be float or double (bfloat16 sources go into a float out)");
   static_assert(std::is_integral<I>::value, "index_add: indices must be integers");
   if (n == 0) return;
-  detail::scatter_check(out != nullptr || n_out == 0, "index_add", "null out with n_out > 0");
-  detail::scatter_check(idx != nullptr && src != nullptr, "index_add", "null idx or src with n > 0");
-  detail::scatter_check(!detail::ranges_overlap(out, n_out * sizeof(T), src, n * sizeof(T)) &&
-                            !detail::ranges_overlap(out, n_out * sizeof(T), idx, n * sizeof(I)),
-                        "index_add", "out overlaps src or idx");
-  detail::require_ieee_environment("index_add");
+  detail::index_add_checks(out, n_out, idx, src, n);
   const int threads = resolved_threads(e);
   cpu::detail::validate_indices(idx, n, n_out, threads, "index_add");
   auto value = [src](std::uint64_t i) { return src[i]; };
@@ -146,12 +152,7 @@ template <class I>
 void index_add(float* out, std::size_t n_out, const I* idx, const bfloat16* src, std::size_t n,
                tier t = tier::fixed_order, const execution& e = {}) {
   if (n == 0) return;
-  detail::scatter_check(out != nullptr || n_out == 0, "index_add", "null out with n_out > 0");
-  detail::scatter_check(idx != nullptr && src != nullptr, "index_add", "null idx or src with n > 0");
-  detail::scatter_check(!detail::ranges_overlap(out, n_out * sizeof(float), src, n * sizeof(bfloat16)) &&
-                            !detail::ranges_overlap(out, n_out * sizeof(float), idx, n * sizeof(I)),
-                        "index_add", "out overlaps src or idx");
-  detail::require_ieee_environment("index_add");
+  detail::index_add_checks(out, n_out, idx, src, n);
   const int threads = resolved_threads(e);
   cpu::detail::validate_indices(idx, n, n_out, threads, "index_add");
   auto value = [src](std::uint64_t i) { return src[i].to_float(); };
