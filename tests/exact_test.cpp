@@ -18,6 +18,7 @@
 
 #include <bitexact/core/exact.hpp>
 #include <bitexact/core/fixed_order.hpp>
+#include <bitexact/core/scatter.hpp>
 #include <bitexact/reference/reduce.hpp>
 
 namespace {
@@ -378,6 +379,76 @@ void check_products() {
 
 TEST(ExactAccumulator, ProductsAreExactFloat) { check_products<float>(); }
 TEST(ExactAccumulator, ProductsAreExactDouble) { check_products<double>(); }
+
+// core::exact_sum_with_start (the scatter family's exact tier) must give the accumulator's
+// bits on every set: its double fast path may only skip the accumulator when the double sum
+// is exact. Plain terms, product terms (weighted bags: float products are exact in double,
+// double products always take the accumulator), with and without a start value.
+template <class T>
+void check_exact_sum_with_start() {
+  using bitexact::core::exact_sum_with_start;
+  using bitexact::core::product_term;
+  std::mt19937_64 g(11);
+  int fast_eligible = 0, checked = 0;
+  const auto sets = adversarial_sets<T>(5);
+  for (std::size_t k = 0; k < sets.size(); ++k) {
+    const auto& v = sets[k];
+    const T start = sets[(k * 7 + 3) % sets.size()][0];
+    for (int with_start = 0; with_start < 2; ++with_start) {
+      exact_accumulator<T> acc;
+      if (with_start) acc.add(start);
+      for (T x : v) acc.add(x);
+      const T got = exact_sum_with_start<T>(start, with_start != 0, v.size(), [&](std::uint64_t i) { return v[i]; });
+      EXPECT_EQ(bits_of(got), bits_of(acc.round())) << "plain set " << k << " start " << with_start;
+      // products: pair each value with a factor from the next set (small integers too, so
+      // that many float products stay exactly summable in double)
+      std::vector<T> w(v.size());
+      for (auto& x : w) x = (g() % 3 == 0) ? static_cast<T>(static_cast<int>(g() % 9) - 4) : sets[g() % sets.size()][0];
+      exact_accumulator<T> pacc;
+      if (with_start) pacc.add(start);
+      for (std::size_t i = 0; i < v.size(); ++i) pacc.add_product(v[i], w[i]);
+      const T pgot = exact_sum_with_start<T>(start, with_start != 0, v.size(),
+                                             [&](std::uint64_t i) { return product_term<T>{v[i], w[i]}; });
+      EXPECT_EQ(bits_of(pgot), bits_of(pacc.round())) << "product set " << k << " start " << with_start;
+      ++checked;
+      if (v.size() <= 3) ++fast_eligible;
+    }
+  }
+  // small exactly summable sets (the fast path) and integers
+  for (int r = 0; r < 200; ++r) {
+    std::vector<T> v(1 + g() % 20), w(v.size());
+    for (auto& x : v) x = static_cast<T>(static_cast<int>(g() % 2001) - 1000) / T(8);
+    for (auto& x : w) x = static_cast<T>(static_cast<int>(g() % 17) - 8);
+    exact_accumulator<T> acc, pacc;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      acc.add(v[i]);
+      pacc.add_product(v[i], w[i]);
+    }
+    EXPECT_EQ(bits_of(exact_sum_with_start<T>(T(0), false, v.size(), [&](std::uint64_t i) { return v[i]; })),
+              bits_of(acc.round()));
+    EXPECT_EQ(bits_of(exact_sum_with_start<T>(T(0), false, v.size(),
+                                              [&](std::uint64_t i) { return product_term<T>{v[i], w[i]}; })),
+              bits_of(pacc.round()));
+  }
+  // full-significand factors of similar size: products need 2x the significand bits, so a
+  // rounded product would show
+  std::uniform_real_distribution<T> unit(T(1), T(2));
+  for (int r = 0; r < 200; ++r) {
+    std::vector<T> v(1 + g() % 4), w(v.size());
+    for (auto& x : v) x = unit(g);
+    for (auto& x : w) x = (g() & 1) ? unit(g) : -unit(g);
+    exact_accumulator<T> pacc;
+    for (std::size_t i = 0; i < v.size(); ++i) pacc.add_product(v[i], w[i]);
+    EXPECT_EQ(bits_of(exact_sum_with_start<T>(T(0), false, v.size(),
+                                              [&](std::uint64_t i) { return product_term<T>{v[i], w[i]}; })),
+              bits_of(pacc.round()));
+  }
+  EXPECT_GT(checked, 60);
+  EXPECT_GT(fast_eligible, 10);
+}
+
+TEST(ExactSumWithStart, EqualsTheAccumulatorFloat) { check_exact_sum_with_start<float>(); }
+TEST(ExactSumWithStart, EqualsTheAccumulatorDouble) { check_exact_sum_with_start<double>(); }
 
 TEST(ExactAccumulator, FloatOfDoubleAccumulatorRoundsOnce) {
   // 1 + 2^-24 + 2^-60: rounding to double first would give 1 + 2^-24 (a float tie, -> 1);

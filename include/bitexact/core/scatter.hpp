@@ -20,9 +20,12 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "config.hpp"
+#include "exact.hpp"
 #include "fixed_order.hpp"
+#include "math.hpp"
 
 namespace bitexact {
 
@@ -95,6 +98,86 @@ struct minimum {
     return a < b ? a : b;
   }
 };
+
+/// A contribution that is the product a * b of two values: the exact tier adds the exact
+/// product (exact_accumulator::add_product), fixed_order the rounded product mul_rn(a, b)
+/// (term_value). Used by weighted embedding bags.
+template <class A>
+struct product_term {
+  A a, b;
+};
+
+/// The value fixed_order combines for a contribution: the value itself, or the rounded
+/// (never fused) product.
+template <class A>
+BITEXACT_HD A term_value(A x) {
+  return x;
+}
+template <class A>
+BITEXACT_HD A term_value(product_term<A> x) {
+  return mul_rn(x.a, x.b);
+}
+
+/// Adds a contribution exactly.
+template <class A>
+BITEXACT_HD void add_term(exact_accumulator<A>& acc, A x) {
+  acc.add(x);
+}
+template <class A>
+BITEXACT_HD void add_term(exact_accumulator<A>& acc, product_term<A> x) {
+  acc.add_product(x.a, x.b);
+}
+
+namespace detail {
+/// A contribution as one double that holds it exactly, if there is one: every float and
+/// double, and a product of two floats (48 significand bits, exponents within double's
+/// range). A product of doubles has none (ok = false).
+struct exact_double {
+  double v;
+  bool ok;
+};
+BITEXACT_HD inline exact_double as_exact_double(float x) { return {double(x), true}; }
+BITEXACT_HD inline exact_double as_exact_double(double x) { return {x, true}; }
+BITEXACT_HD inline exact_double as_exact_double(product_term<float> x) { return {double(x.a) * double(x.b), true}; }
+BITEXACT_HD inline exact_double as_exact_double(product_term<double>) { return {0.0, false}; }
+}  // namespace detail
+
+/// The exact tier's value of one target: the correctly rounded value in A of (start +) the
+/// exact sum of term(0) .. term(count - 1), each an A or a product_term<A> - the same bits as
+/// an exact_accumulator fed with them and rounded, signed zeros, Inf and NaN included. The
+/// common case needs no accumulator: when every term is a finite double and the running sum
+/// in double never rounds (every TwoSum error is zero) and stays finite, that sum is the exact
+/// sum, rounded once to A. Otherwise the accumulator decides.
+template <class A, class Terms>
+BITEXACT_HD A exact_sum_with_start(A start, bool has_start, std::uint64_t count, Terms term) {
+  double s = has_start ? double(start) : 0.0;
+  bool fast = !has_start || (start - start == A(0));
+  bool any_non_negzero = has_start && !(start == A(0) && detail::negative_bits(start));
+  for (std::uint64_t k = 0; k < count && fast; ++k) {
+    const detail::exact_double x = detail::as_exact_double(term(k));
+    if (!x.ok || !(x.v - x.v == 0.0)) {
+      fast = false;
+      break;
+    }
+    const double t = s + x.v;
+    const double bp = t - s;
+    const double err = (s - (t - bp)) + (x.v - bp);
+    if (err != 0.0 || !(t - t == 0.0)) fast = false;
+    if (!(x.v == 0.0 && detail::negative_bits(x.v))) any_non_negzero = true;
+    s = t;
+  }
+  if (fast) {
+    if (s == 0.0) {  // the signed-zero rule of the exact accumulator
+      const bool any = has_start || count > 0;
+      return (any && !any_non_negzero) ? -A(0) : A(0);
+    }
+    return A(s);
+  }
+  exact_accumulator<A> acc;
+  if (has_start) acc.add(start);
+  for (std::uint64_t k = 0; k < count; ++k) add_term(acc, term(k));
+  return acc.round();
+}
 
 /// Steps 2 and 3 for one target: push its contributions in increasing source position.
 template <class A, class Combine = plus>

@@ -289,41 +289,8 @@ void grouped_combine(const Groups& g, std::size_t n_out, int threads, Combine co
   });
 }
 
-/// The correctly rounded value of start + the values, exactly. The common case (the running
-/// sum in the wider type never rounds: every TwoSum error is zero) needs no accumulator.
-template <class A, class Values>
-A exact_sum_with_start(A start, bool has_start, std::size_t count, Values value) {
-  using W = double;  // float sums run in double; double sums check their own TwoSum errors
-  W s = has_start ? W(start) : W(0);
-  bool exact = true;
-  bool any_non_negzero = has_start && !(start == A(0) && core::detail::negative_bits(start));
-  bool finite = !has_start || (start - start == A(0));
-  for (std::size_t k = 0; k < count && exact; ++k) {
-    const A v = value(k);
-    if (!(v - v == A(0))) {
-      finite = false;
-      break;
-    }
-    const W x = W(v);
-    const W t = s + x;
-    const W bp = t - s;
-    const W err = (s - (t - bp)) + (x - bp);
-    if (err != W(0) || (t - t != W(0))) exact = false;
-    if (!(v == A(0) && core::detail::negative_bits(v))) any_non_negzero = true;
-    s = t;
-  }
-  if (exact && finite) {
-    if (s == W(0)) {  // signed-zero rule of the exact accumulator
-      const bool any = has_start || count > 0;
-      return (any && !any_non_negzero) ? -A(0) : A(0);
-    }
-    return A(s);  // exact in W, so one rounding to A (or none for double)
-  }
-  core::exact_accumulator<A> acc;
-  if (has_start) acc.add(start);
-  for (std::size_t k = 0; k < count; ++k) acc.add(value(k));
-  return acc.round();
-}
+/// The exact tier's value of one target (core/scatter.hpp).
+using core::exact_sum_with_start;
 
 /// Dense strategy for 1-D sums into few targets: out[t] = out[t] + S_t (fixed_order).
 template <class A, class I, class ValueAt>

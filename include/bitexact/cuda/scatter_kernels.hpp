@@ -152,8 +152,8 @@ BITEXACT_HD void run_partials_body(const thread_index& ti, sorted_view<U> s, con
   for (std::uint64_t item = ti.global(); item < items; item += ti.threads()) {
     const std::uint64_t r = item / width, c = item % width;
     const std::uint64_t b = run_begin[r], e = run_begin[r + 1];
-    A p = value(s.pos[b], c);
-    for (std::uint64_t q = b + 1; q < e; ++q) p = combine(p, value(s.pos[q], c));
+    A p = core::term_value(value(s.pos[b], c));
+    for (std::uint64_t q = b + 1; q < e; ++q) p = combine(p, core::term_value(value(s.pos[q], c)));
     partial[item] = p;
   }
 }
@@ -185,43 +185,6 @@ BITEXACT_HD void target_combine_body(const thread_index& ti, sorted_view<U> s, c
     }
     apply(static_cast<std::uint64_t>(t), c, sum, std::uint64_t(run_begin[r2]) - b);
   }
-}
-
-/// The correctly rounded value of (start +) the exact sum of value(0 .. count), equal to
-/// core::exact_accumulator's round(). The common case - the running sum in double never
-/// rounds (every TwoSum error is zero) and stays finite - needs no accumulator: the double sum
-/// is then the exact sum, rounded once to A. Otherwise the exact accumulator decides.
-template <class A, class Values>
-BITEXACT_HD A exact_sum(A start, bool has_start, std::uint64_t count, Values value) {
-  double s = has_start ? double(start) : 0.0;
-  bool exact = true;
-  bool any_non_negzero = has_start && !(start == A(0) && core::detail::negative_bits(start));
-  bool finite = !has_start || (start - start == A(0));
-  for (std::uint64_t k = 0; k < count && exact && finite; ++k) {
-    const A v = value(k);
-    if (!(v - v == A(0))) {
-      finite = false;
-      break;
-    }
-    const double x = double(v);
-    const double t = s + x;
-    const double bp = t - s;
-    const double err = (s - (t - bp)) + (x - bp);
-    if (err != 0.0 || (t - t != 0.0)) exact = false;
-    if (!(v == A(0) && core::detail::negative_bits(v))) any_non_negzero = true;
-    s = t;
-  }
-  if (exact && finite) {
-    if (s == 0.0) {  // the signed-zero rule of the exact accumulator
-      const bool any = has_start || count > 0;
-      return (any && !any_non_negzero) ? -A(0) : A(0);
-    }
-    return A(s);
-  }
-  core::exact_accumulator<A> acc;
-  if (has_start) acc.add(start);
-  for (std::uint64_t k = 0; k < count; ++k) acc.add(value(k));
-  return acc.round();
 }
 
 /// Targets with more contributions than this are "heavy": their exact sums are computed run
@@ -301,7 +264,7 @@ BITEXACT_HD void exact_heavy_runs_body(const thread_index& ti, sorted_view<U> s,
     const std::uint64_t b = target_first(s, q0);
     if (target_last(s, q0) - b <= heavy_target) continue;
     core::exact_accumulator<A> acc;
-    for (std::uint64_t q = q0; q < q1; ++q) acc.add(value(s.pos[q], c));
+    for (std::uint64_t q = q0; q < q1; ++q) core::add_term(acc, value(s.pos[q], c));
     acc.normalize();
     const std::uint64_t slot = (b / heavy_target) * width + c;
     unsigned long long* d = slots.digits + slot * exact_slots<A>::digits_per_slot;
@@ -341,8 +304,8 @@ BITEXACT_HD void exact_target_body(const thread_index& ti, sorted_view<U> s, con
       sum = acc.round();
     } else {
       const U* pos = s.pos + b;
-      sum = exact_sum<A>(start ? start[tt * width + c] : A(0), start != nullptr, count,
-                         [&](std::uint64_t k) { return A(value(pos[k], c)); });
+      sum = core::exact_sum_with_start<A>(start ? start[tt * width + c] : A(0), start != nullptr, count,
+                         [&](std::uint64_t k) { return value(pos[k], c); });
     }
     apply(tt, c, sum, count);
   }
