@@ -94,9 +94,43 @@ void instantiate_scatter(cudaStream_t st) {
   }
 }
 
+// bincount, histogram and the embedding-bag ops: (float, int64) and (double, int32) cover
+// every value and index type of their own kernels (the pipeline is instantiated above too).
+template <class A, class I>
+void instantiate_bags(cudaStream_t st) {
+  namespace bc = bitexact::cuda;
+  const bc::launch_shape shape{7, 128};
+  std::size_t bytes = 0;
+  const A* cp = nullptr;
+  A* p = nullptr;
+  const I* ip = nullptr;
+  std::int64_t* pos = nullptr;
+  bc::bincount(static_cast<std::int64_t*>(nullptr), 10, ip, 100, st);
+  bc::bincount(nullptr, bytes, static_cast<std::int64_t*>(nullptr), 10, ip, 100, st, shape);
+  for (bitexact::tier t : {bitexact::tier::fixed_order, bitexact::tier::exact}) {
+    bc::bincount(p, 10, ip, cp, 100, t, st);
+    bc::bincount(nullptr, bytes, p, 10, ip, cp, 100, t, st, shape);
+    bc::histogram(p, 10, A(0), A(1), cp, cp, 100, t, st);
+    bc::histogram(nullptr, bytes, p, 10, A(0), A(1), cp, static_cast<const A*>(nullptr), 100, t, st, shape);
+    for (bitexact::bag_mode m : {bitexact::bag_mode::sum, bitexact::bag_mode::mean, bitexact::bag_mode::max}) {
+      bc::embedding_bag(p, cp, 10, 4, ip, 100, ip, 5, m, cp, t, st);
+      bc::embedding_bag(nullptr, bytes, p, cp, 10, 4, ip, 100, ip, 5, m, cp, t, st, shape);
+    }
+    bc::embedding_bag_backward(p, 10, 4, cp, ip, 100, ip, 5, bitexact::bag_mode::mean, cp, t, st);
+    bc::embedding_bag_backward(nullptr, bytes, p, 10, 4, cp, ip, 100, ip, 5, bitexact::bag_mode::sum, cp, t, st, shape);
+    bc::embedding_bag_max_backward(p, 10, 4, cp, ip, 100, static_cast<const std::int64_t*>(nullptr), 5, t, st);
+    bc::embedding_bag_max_backward(nullptr, bytes, p, 10, 4, cp, ip, 100, static_cast<const std::int64_t*>(nullptr), 5,
+                                   t, st, shape);
+  }
+  bc::embedding_bag_max(p, pos, cp, 10, 4, ip, 100, ip, 5, st);
+  bc::embedding_bag_max(nullptr, bytes, p, pos, cp, 10, 4, ip, 100, ip, 5, st, shape);
+}
+
 }  // namespace
 
 void bitexact_cuda_scatter_compile_check(cudaStream_t st) {
+  instantiate_bags<float, std::int64_t>(st);
+  instantiate_bags<double, std::int32_t>(st);
   instantiate_scatter<float, std::int64_t>(st);
   instantiate_scatter<float, std::int32_t>(st);
   instantiate_scatter<double, std::int64_t>(st);

@@ -10,6 +10,7 @@
 // proven by tests/cuda_compile_check.cu. Nothing here runs on a GPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include "bitexact/cuda/launch.hpp"
 #include "bitexact/cuda/scatter_kernels.hpp"
 #include "bitexact/reference/scatter.hpp"
+#include "bitexact/scatter.hpp"
 #include "scatter_test_data.hpp"
 
 namespace {
@@ -441,3 +443,249 @@ TEST(CudaScatterEmulation, KeyBitsAndIndexType) {
   EXPECT_EQ(size_of(10, (std::uint64_t(1) << 32) + 1), 8u);
 }
 }  // namespace
+
+// ------------------------------------------------------------------------------------------
+// bincount, histogram and embedding bags: the emulated pipeline against the reference (or,
+// where the reference has no such op - max positions, max backward, counts - against the CPU
+// op, which scatter_test checks against the reference).
+// ------------------------------------------------------------------------------------------
+
+const std::vector<launch_shape> kFewShapes = {{1, 32}, {3, 128}, {7, 256}, {64, 256}};
+
+TEST(CudaScatterEmulation, Bincount) {
+  for (dist d : kDists)
+    for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5)})
+      for (tier t : {tier::fixed_order, tier::exact}) {
+        const std::size_t n_bins = 300;
+        const auto idx = make_indices<std::int64_t>(d, n, n_bins, n + 3);
+        const auto w = make_values<float>(n, n + 4, t == tier::exact);
+        std::vector<float> want(n_bins);
+        reference::segment_reduce(want.data(), n_bins, idx.data(), w.data(), n, scatter_op::sum, t == tier::exact);
+        std::vector<std::int64_t> want_counts(n_bins, 0);
+        for (std::size_t i = 0; i < n; ++i) ++want_counts[static_cast<std::size_t>(idx[i])];
+        for (const launch_shape& s : kFewShapes) {
+          std::vector<float> got(n_bins, 42.0f);
+          cuda::emulate::bincount(got.data(), n_bins, idx.data(), w.data(), n, t, s);
+          ASSERT_TRUE(same_bits(want, got)) << where(d, n, 1, s, block_order::shuffled);
+          std::vector<std::int64_t> counts(n_bins, -1);
+          cuda::emulate::bincount(counts.data(), n_bins, idx.data(), n, s);
+          ASSERT_EQ(want_counts, counts) << where(d, n, 1, s, block_order::shuffled);
+        }
+      }
+  std::vector<std::int64_t> idx = {0, 3, 2}, counts(3);
+  EXPECT_THROW(cuda::emulate::bincount(counts.data(), 3, idx.data(), 3, {1, 32}), index_error);
+  std::vector<float> out(3);
+  EXPECT_THROW(cuda::emulate::bincount(out.data(), 4, idx.data(), static_cast<const float*>(nullptr), 3, tier::exact,
+                                       {1, 32}),
+               std::invalid_argument);
+}
+
+template <class A>
+void check_histogram() {
+  for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(4097), std::size_t(3 * 4096 + 5)})
+    for (tier t : {tier::fixed_order, tier::exact})
+      for (bool weighted : {false, true}) {
+        rng r{n * 7 + 1};
+        std::vector<A> x(n);
+        for (auto& v : x) {
+          const std::uint64_t k = r.next() % 100;
+          v = k == 0 ? std::numeric_limits<A>::quiet_NaN() : k == 1 ? A(0.75) : k == 2 ? A(-0.5) : A(r.unit() * 1.5 - 0.6);
+        }
+        const auto w = make_values<A>(n, n + 9, t == tier::exact);
+        const A* wp = weighted ? w.data() : nullptr;
+        std::vector<A> want(33);
+        reference::histogram(want.data(), 33, A(-0.5), A(0.75), x.data(), wp, n, t == tier::exact);
+        for (const launch_shape& s : kFewShapes) {
+          std::vector<A> got(33, A(7));
+          cuda::emulate::histogram(got.data(), 33, A(-0.5), A(0.75), x.data(), wp, n, t, s);
+          ASSERT_TRUE(same_bits(want, got)) << "n=" << n << " weighted " << weighted << " shape " << s.grid << "x" << s.block;
+        }
+      }
+  std::vector<A> out(4), x = {A(1)};
+  EXPECT_THROW(cuda::emulate::histogram(out.data(), 4, A(1), A(1), x.data(), static_cast<const A*>(nullptr), 1,
+                                        tier::fixed_order, {1, 32}),
+               std::invalid_argument);
+  EXPECT_THROW(cuda::emulate::histogram(out.data(), 0, A(0), A(1), x.data(), static_cast<const A*>(nullptr), 1,
+                                        tier::fixed_order, {1, 32}),
+               std::invalid_argument);
+}
+TEST(CudaScatterEmulation, HistogramFloat) { check_histogram<float>(); }
+TEST(CudaScatterEmulation, HistogramDouble) { check_histogram<double>(); }
+
+struct bag_problem {
+  std::size_t n_rows, width, n_indices, n_bags;
+};
+const bag_problem kBagProblems[] = {{7, 3, 0, 4},       {7, 3, 1, 1},        {50, 1, 4097, 9},
+                                    {300, 5, 3 * 4096 + 5, 40}, {20, 64, 13000, 8}, {5000, 2, 20000, 700}};
+
+template <class A, class I>
+void check_embedding_bag(bag_mode mode, bool weighted, tier t) {
+  for (const bag_problem& p : kBagProblems) {
+    const std::uint64_t seed = p.n_indices * 13 + p.width + static_cast<std::uint64_t>(mode) * 5 + (weighted ? 1 : 0);
+    const auto indices = make_indices<I>(dist::zipf, p.n_indices, p.n_rows, seed);
+    const auto offsets = make_offsets<I>(p.n_indices, p.n_bags, seed + 1);
+    const auto table = make_values<A>(p.n_rows * p.width, seed + 2, t == tier::exact || mode == bag_mode::max);
+    const auto w = make_values<A>(p.n_indices, seed + 3, false);
+    const A* wp = weighted ? w.data() : nullptr;
+    std::vector<A> want(p.n_bags * p.width);
+    reference::embedding_bag(want.data(), table.data(), p.width, indices.data(), p.n_indices, offsets.data(), p.n_bags,
+                             mode, wp, t == tier::exact);
+    for (const launch_shape& s : kFewShapes) {
+      std::vector<A> got(want.size(), A(5));
+      cuda::emulate::embedding_bag(got.data(), table.data(), p.n_rows, p.width, indices.data(), p.n_indices,
+                                   offsets.data(), p.n_bags, mode, wp, t, s);
+      ASSERT_TRUE(same_bits(want, got)) << "n_indices " << p.n_indices << " width " << p.width << " mode "
+                                        << static_cast<int>(mode) << " weighted " << weighted << " shape " << s.grid
+                                        << "x" << s.block;
+    }
+  }
+}
+TEST(CudaScatterEmulation, EmbeddingBagForward) {
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    check_embedding_bag<float, std::int64_t>(bag_mode::sum, false, t);
+    check_embedding_bag<float, std::int64_t>(bag_mode::sum, true, t);
+    check_embedding_bag<double, std::int32_t>(bag_mode::sum, true, t);
+    check_embedding_bag<float, std::int32_t>(bag_mode::mean, false, t);
+    check_embedding_bag<double, std::int64_t>(bag_mode::mean, false, t);
+  }
+  check_embedding_bag<float, std::int64_t>(bag_mode::max, false, tier::fixed_order);
+  check_embedding_bag<double, std::int32_t>(bag_mode::max, false, tier::fixed_order);
+}
+
+template <class A, class I>
+void check_embedding_bag_backward(bag_mode mode, bool weighted, tier t) {
+  for (const bag_problem& p : kBagProblems) {
+    const std::uint64_t seed = p.n_indices * 17 + p.width + static_cast<std::uint64_t>(mode) * 3 + (weighted ? 1 : 0);
+    const auto indices = make_indices<I>(dist::zipf, p.n_indices, p.n_rows, seed);
+    const auto offsets = make_offsets<I>(p.n_indices, p.n_bags, seed + 1);
+    const auto grad_out = make_values<A>(p.n_bags * p.width, seed + 2, t == tier::exact);
+    const auto w = make_values<A>(p.n_indices, seed + 3, false);
+    const A* wp = weighted ? w.data() : nullptr;
+    const auto table0 = make_out<A>(p.n_rows * p.width, seed + 4);
+    std::vector<A> want = table0;
+    reference::embedding_bag_backward(want.data(), p.n_rows, p.width, grad_out.data(), indices.data(), p.n_indices,
+                                      offsets.data(), p.n_bags, mode, wp, t == tier::exact);
+    for (const launch_shape& s : kFewShapes) {
+      std::vector<A> got = table0;
+      cuda::emulate::embedding_bag_backward(got.data(), p.n_rows, p.width, grad_out.data(), indices.data(), p.n_indices,
+                                            offsets.data(), p.n_bags, mode, wp, t, s);
+      ASSERT_TRUE(same_bits(want, got)) << "n_indices " << p.n_indices << " width " << p.width << " mode "
+                                        << static_cast<int>(mode) << " weighted " << weighted << " shape " << s.grid
+                                        << "x" << s.block;
+    }
+  }
+}
+TEST(CudaScatterEmulation, EmbeddingBagBackward) {
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    check_embedding_bag_backward<float, std::int64_t>(bag_mode::sum, false, t);
+    check_embedding_bag_backward<float, std::int32_t>(bag_mode::sum, true, t);
+    check_embedding_bag_backward<double, std::int64_t>(bag_mode::mean, false, t);
+  }
+}
+
+// Max mode: the positions and the max backward against the CPU ops (bitexact::embedding_bag_max
+// and embedding_bag_max_backward), with ties, -0/+0 and NaNs in the table.
+template <class A>
+void check_embedding_bag_max_round_trip(tier t) {
+  for (const bag_problem& p : kBagProblems) {
+    const std::uint64_t seed = p.n_indices * 19 + p.width;
+    const auto indices = make_indices<std::int64_t>(dist::zipf, p.n_indices, p.n_rows, seed);
+    const auto offsets = make_offsets<std::int64_t>(p.n_indices, p.n_bags, seed + 1);
+    auto table = make_values<A>(p.n_rows * p.width, seed + 2, true);
+    for (std::size_t k = 0; k < table.size(); k += 3) table[k] = A(k % 2 ? 0.5 : -0.0);  // ties
+    std::vector<A> want(p.n_bags * p.width), got(want.size());
+    std::vector<std::int64_t> want_pos(want.size()), got_pos(want.size(), 99);
+    bitexact::embedding_bag_max(want.data(), want_pos.data(), table.data(), p.n_rows, p.width, indices.data(),
+                                p.n_indices, offsets.data(), p.n_bags, execution{2});
+    const auto grad_out = make_values<A>(want.size(), seed + 3, t == tier::exact);
+    const auto table0 = make_out<A>(table.size(), seed + 4);
+    std::vector<A> want_grad = table0;
+    bitexact::embedding_bag_max_backward(want_grad.data(), p.n_rows, p.width, grad_out.data(), indices.data(),
+                                         p.n_indices, want_pos.data(), p.n_bags, t, execution{2});
+    for (const launch_shape& s : kFewShapes) {
+      cuda::emulate::embedding_bag_max(got.data(), got_pos.data(), table.data(), p.n_rows, p.width, indices.data(),
+                                       p.n_indices, offsets.data(), p.n_bags, s);
+      ASSERT_TRUE(same_bits(want, got)) << "n_indices " << p.n_indices;
+      ASSERT_EQ(want_pos, got_pos) << "n_indices " << p.n_indices;
+      std::vector<A> grad = table0;
+      cuda::emulate::embedding_bag_max_backward(grad.data(), p.n_rows, p.width, grad_out.data(), indices.data(),
+                                                p.n_indices, got_pos.data(), p.n_bags, t, s);
+      ASSERT_TRUE(same_bits(want_grad, grad)) << "n_indices " << p.n_indices << " shape " << s.grid << "x" << s.block;
+    }
+  }
+}
+TEST(CudaScatterEmulation, EmbeddingBagMaxFloat) {
+  check_embedding_bag_max_round_trip<float>(tier::fixed_order);
+  check_embedding_bag_max_round_trip<float>(tier::exact);
+}
+TEST(CudaScatterEmulation, EmbeddingBagMaxDouble) { check_embedding_bag_max_round_trip<double>(tier::exact); }
+
+// Bad input: the first bad index wins over bad offsets (as on the CPU), nothing is written.
+TEST(CudaScatterEmulation, EmbeddingBagBadInput) {
+  const std::size_t n_rows = 10, width = 3, n = 9000, n_bags = 5;
+  auto indices = make_indices<std::int64_t>(dist::uniform, n, n_rows, 1);
+  auto offsets = make_offsets<std::int64_t>(n, n_bags, 2);
+  const auto table = make_values<float>(n_rows * width, 3, false);
+  const std::vector<float> out0(n_bags * width, 3.0f);
+  for (const launch_shape& s : kFewShapes) {
+    std::vector<std::int64_t> bad = indices;
+    bad[8000] = -2;
+    bad[4500] = static_cast<std::int64_t>(n_rows);
+    std::vector<std::int64_t> bad_offsets = offsets;
+    bad_offsets[3] = bad_offsets[2] - 1;
+    std::vector<float> out = out0;
+    try {
+      cuda::emulate::embedding_bag(out.data(), table.data(), n_rows, width, bad.data(), n, bad_offsets.data(), n_bags,
+                                   bag_mode::sum, static_cast<const float*>(nullptr), tier::exact, s);
+      FAIL() << "no index_error";
+    } catch (const index_error& e) {
+      EXPECT_EQ(e.position(), 4500u);
+    }
+    EXPECT_TRUE(same_bits(out0, out));
+    try {
+      cuda::emulate::embedding_bag(out.data(), table.data(), n_rows, width, indices.data(), n, bad_offsets.data(), n_bags,
+                                   bag_mode::sum, static_cast<const float*>(nullptr), tier::exact, s);
+      FAIL() << "no invalid_argument";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("bad offset at bag 3"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(same_bits(out0, out));
+    std::vector<float> grad = out0;
+    EXPECT_THROW(cuda::emulate::embedding_bag_backward(grad.data(), n_bags, width, table.data(), indices.data(), n,
+                                                       offsets.data(), n_bags, bag_mode::sum,
+                                                       static_cast<const float*>(nullptr), tier::fixed_order, s),
+                 index_error);  // indices < 10 but the "table" has 5 rows here
+    EXPECT_TRUE(same_bits(out0, grad));
+    EXPECT_THROW(cuda::emulate::embedding_bag(out.data(), table.data(), n_rows, width, indices.data(), n, offsets.data(),
+                                              0, bag_mode::sum, static_cast<const float*>(nullptr), tier::exact, s),
+                 std::invalid_argument);  // indices without bags
+    EXPECT_THROW(cuda::emulate::embedding_bag(out.data(), table.data(), n_rows, width, indices.data(), n, offsets.data(),
+                                              n_bags, bag_mode::max, table.data(), tier::fixed_order, s),
+                 std::invalid_argument);  // weights with max
+    // max backward: a recorded position outside [-1, n) and one whose index is bad
+    std::vector<std::int64_t> pos(n_bags * width, -1);
+    pos[4] = 17;
+    pos[7] = static_cast<std::int64_t>(n);
+    std::vector<float> g(n_rows * width, 1.0f), g0 = g;
+    const std::vector<float> go(n_bags * width, 2.0f);
+    try {
+      cuda::emulate::embedding_bag_max_backward(g.data(), n_rows, width, go.data(), indices.data(), n, pos.data(),
+                                                n_bags, tier::fixed_order, s);
+      FAIL() << "no invalid_argument";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("max position out of range at 7"), std::string::npos) << e.what();
+    }
+    pos[7] = -1;
+    std::vector<std::int64_t> bad_idx = indices;
+    bad_idx[17] = 99;
+    try {
+      cuda::emulate::embedding_bag_max_backward(g.data(), n_rows, width, go.data(), bad_idx.data(), n, pos.data(),
+                                                n_bags, tier::exact, s);
+      FAIL() << "no index_error";
+    } catch (const index_error& e) {
+      EXPECT_EQ(e.position(), 17u);
+      EXPECT_EQ(e.index(), 99);
+    }
+    EXPECT_TRUE(same_bits(g0, g));
+  }
+}

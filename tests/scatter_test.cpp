@@ -292,6 +292,14 @@ TEST(ScatterBadInput, NullsOverlapAndParameters) {
                                        w.data()),
                std::invalid_argument);
   EXPECT_EQ(bags, std::vector<float>(4, 7.0f));
+  // indices but no bag: every index must fall into a bag (offsets[0] == 0)
+  EXPECT_THROW(bitexact::embedding_bag(bags.data(), table.data(), 4, 2, ind.data(), 3, offsets.data(), 0, bag_mode::sum),
+               std::invalid_argument);
+  std::vector<float> grad_table(4 * 2, 5.0f);
+  EXPECT_THROW(bitexact::embedding_bag_backward(grad_table.data(), 4, 2, static_cast<const float*>(nullptr), ind.data(),
+                                                3, offsets.data(), 0, bag_mode::sum),
+               std::invalid_argument);
+  EXPECT_EQ(grad_table, std::vector<float>(8, 5.0f));
   std::vector<float> hist(4);
   EXPECT_THROW(bitexact::histogram(hist.data(), 4, 1.0f, 1.0f, data.data(), static_cast<const float*>(nullptr), 3),
                std::invalid_argument);

@@ -4,6 +4,7 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -116,6 +117,26 @@ std::vector<A> make_out(std::size_t n, std::uint64_t seed) {
   rng r{seed};
   std::vector<A> o(n);
   for (auto& x : o) x = spread_value<A>(r);
+  return o;
+}
+
+/// Offsets of n_bags bags over n_indices positions (n_bags > 0): offsets[0] == 0, sorted, with
+/// empty bags (bag 0 and, with 6 or more bags, bag 4) and, for n_indices > 12000, one bag of more
+/// than two chunks (bags 2 .. 3 cover most positions), so that the chunk tree runs.
+template <class I>
+std::vector<I> make_offsets(std::size_t n_indices, std::size_t n_bags, std::uint64_t seed) {
+  rng r{seed};
+  std::vector<I> o(n_bags);
+  for (auto& x : o) x = static_cast<I>(n_indices == 0 ? 0 : r.next() % (n_indices + 1));
+  std::sort(o.begin(), o.end());
+  o[0] = 0;
+  if (n_bags > 2) o[1] = o[0];                               // bag 0 empty
+  if (n_bags > 4 && n_indices > 12000) {                     // bag 2 large
+    o[2] = static_cast<I>(n_indices / 10);
+    for (std::size_t b = 3; b < n_bags; ++b)
+      if (o[b] < static_cast<I>(n_indices / 10 + 9000)) o[b] = static_cast<I>(n_indices / 10 + 9000);
+  }
+  if (n_bags > 5) o[5] = o[4];                               // bag 4 empty
   return o;
 }
 

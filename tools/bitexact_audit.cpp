@@ -363,6 +363,51 @@ int run_scatter(std::size_t n, bool timing) {
         [&](void* o) { reference::segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, false); },
         [&](void* o, execution e) { segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, tier::fixed_order, e); },
         [&](void* o, cuda::launch_shape sh) { cuda::emulate::segment_reduce(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, scatter_op::max, tier::fixed_order, sh); });
+  // Embedding bags over the rows' table: n / 4 lookups in bags of about 16 (every 7th bag
+  // empty), weighted by the normal sources; the backward of mean mode; a weighted histogram;
+  // unweighted bincount.
+  {
+    const std::size_t n_ind = std::max<std::size_t>(1, n / 4), n_bags = std::max<std::size_t>(1, n_ind / 16);
+    const std::size_t table_rows = row_targets, W = d.width;
+    std::vector<std::int64_t> ind(n_ind), off(n_bags);
+    for (std::size_t j = 0; j < n_ind; ++j) ind[j] = d.idx[j] % static_cast<std::int64_t>(table_rows);
+    for (std::size_t b = 0; b < n_bags; ++b)
+      off[b] = (b % 7 == 3) ? off[b - 1] : static_cast<std::int64_t>(b * n_ind / n_bags);
+    const float* table = d.row_src.data();
+    const float* wts = d.src.data();
+    const std::vector<float> bag_init(n_bags * W, 3.0f);
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      a.run(std::string("embedding_bag_w/") + (t == tier::exact ? "exact" : "fixed"), bytes_of(bag_init),
+            [&](void* o) { reference::embedding_bag(static_cast<float*>(o), table, W, ind.data(), n_ind, off.data(), n_bags, bag_mode::sum, wts, t == tier::exact); },
+            [&](void* o, execution e) { embedding_bag(static_cast<float*>(o), table, table_rows, W, ind.data(), n_ind, off.data(), n_bags, bag_mode::sum, wts, t, e); },
+            [&](void* o, cuda::launch_shape sh) { cuda::emulate::embedding_bag(static_cast<float*>(o), table, table_rows, W, ind.data(), n_ind, off.data(), n_bags, bag_mode::sum, wts, t, sh); });
+    }
+    a.run("embedding_bag_mean", bytes_of(bag_init),
+          [&](void* o) { reference::embedding_bag(static_cast<float*>(o), table, W, ind.data(), n_ind, off.data(), n_bags, bag_mode::mean, static_cast<const float*>(nullptr), false); },
+          [&](void* o, execution e) { embedding_bag(static_cast<float*>(o), table, table_rows, W, ind.data(), n_ind, off.data(), n_bags, bag_mode::mean, static_cast<const float*>(nullptr), tier::fixed_order, e); },
+          [&](void* o, cuda::launch_shape sh) { cuda::emulate::embedding_bag(static_cast<float*>(o), table, table_rows, W, ind.data(), n_ind, off.data(), n_bags, bag_mode::mean, static_cast<const float*>(nullptr), tier::fixed_order, sh); });
+    const float* grad_out = d.row_src.data() + (d.row_src.size() - n_bags * W);
+    const std::vector<float> grad_init(table_rows * W, 0.125f);
+    a.run("embedding_bag_bwd/ex", bytes_of(grad_init),
+          [&](void* o) { reference::embedding_bag_backward(static_cast<float*>(o), table_rows, W, grad_out, ind.data(), n_ind, off.data(), n_bags, bag_mode::mean, static_cast<const float*>(nullptr), true); },
+          [&](void* o, execution e) { embedding_bag_backward(static_cast<float*>(o), table_rows, W, grad_out, ind.data(), n_ind, off.data(), n_bags, bag_mode::mean, static_cast<const float*>(nullptr), tier::exact, e); },
+          [&](void* o, cuda::launch_shape sh) { cuda::emulate::embedding_bag_backward(static_cast<float*>(o), table_rows, W, grad_out, ind.data(), n_ind, off.data(), n_bags, bag_mode::mean, static_cast<const float*>(nullptr), tier::exact, sh); });
+    const float* hw = d.row_src.data();
+    const std::vector<float> hist_init(100, 0.0f);
+    a.run("histogram_w/fixed", bytes_of(hist_init),
+          [&](void* o) { reference::histogram(static_cast<float*>(o), 100, -2.0f, 2.0f, d.src.data(), hw, n, false); },
+          [&](void* o, execution e) { histogram(static_cast<float*>(o), 100, -2.0f, 2.0f, d.src.data(), hw, n, tier::fixed_order, e); },
+          [&](void* o, cuda::launch_shape sh) { cuda::emulate::histogram(static_cast<float*>(o), 100, -2.0f, 2.0f, d.src.data(), hw, n, tier::fixed_order, sh); });
+    const std::vector<std::int64_t> count_init(d.n_out, -1);
+    a.run("bincount", bytes_of(count_init),
+          [&](void* o) {
+            auto* c = static_cast<std::int64_t*>(o);
+            std::fill(c, c + d.n_out, 0);
+            for (std::size_t i = 0; i < n; ++i) ++c[d.idx[i]];
+          },
+          [&](void* o, execution e) { bincount(static_cast<std::int64_t*>(o), d.n_out, d.idx.data(), n, e); },
+          [&](void* o, cuda::launch_shape sh) { cuda::emulate::bincount(static_cast<std::int64_t*>(o), d.n_out, d.idx.data(), n, sh); });
+  }
   std::printf("\nscatter: %d configurations, %d disagree with the reference: %s\n\n", a.configs, a.mismatches,
               a.mismatches == 0 ? "ALL AGREE" : "FAILED");
 

@@ -347,19 +347,9 @@ void histogram(T* out, std::size_t n_bins, T lo, T hi, const T* x, const T* weig
   detail::require_ieee_environment("histogram");
   const int threads = resolved_threads(e);
   // Bin n_bins collects the ignored values and is dropped.
-  std::vector<std::uint32_t> bin(n);
+  std::vector<std::uint64_t> bin(n);
   cpu::parallel_chunks(threads, cpu::canonical_chunks{n, 65536}, [&](std::uint64_t b, std::uint64_t end) {
-    for (std::uint64_t i = b; i < end; ++i) {
-      const T v = x[i];
-      if (!(v >= lo && v <= hi)) {
-        bin[i] = static_cast<std::uint32_t>(n_bins);
-        continue;
-      }
-      const T f = core::mul_rn(static_cast<T>((v - lo) / (hi - lo)), static_cast<T>(n_bins));
-      std::size_t k = static_cast<std::size_t>(f);
-      if (k >= n_bins) k = n_bins - 1;
-      bin[i] = static_cast<std::uint32_t>(k);
-    }
+    for (std::uint64_t i = b; i < end; ++i) bin[i] = core::histogram_bin(x[i], lo, hi, n_bins);
   });
   std::vector<T> ones;
   const T* w = weights;
@@ -424,13 +414,9 @@ void embedding_bag_max(T* out, std::int64_t* max_positions, const T* table, std:
   const cpu::detail::contiguous_groups g = cpu::detail::bag_groups(offsets, n_bags, n_indices, "embedding_bag_max");
   cpu::detail::for_each_target(n_bags, resolved_threads(e), [&](std::size_t b) {
     for (std::size_t c = 0; c < width; ++c) {
-      const T r = out[b * width + c];
-      std::int64_t p = -1;
-      for (std::uint64_t j = g.start[b]; j < g.start[b + 1] && p < 0; ++j) {
-        const T v = table[static_cast<std::size_t>(indices[j]) * width + c];
-        if ((r != r) ? (v != v) : (std::memcmp(&v, &r, sizeof(T)) == 0)) p = static_cast<std::int64_t>(j);
-      }
-      max_positions[b * width + c] = p;
+      max_positions[b * width + c] = core::max_position(out[b * width + c], g.start[b], g.start[b + 1], [&](std::uint64_t j) {
+        return table[static_cast<std::size_t>(indices[j]) * width + c];
+      });
     }
   });
 }
@@ -447,20 +433,14 @@ void embedding_bag_max_backward(T* grad_table, std::size_t n_rows, std::size_t w
   detail::scatter_check(n_bags == 0 || (grad_out != nullptr && max_positions != nullptr), what, "null grad_out or max_positions");
   detail::scatter_check(n_indices == 0 || indices != nullptr, what, "null indices");
   const std::size_t cells = n_rows * width, m = n_bags * width;
-  std::vector<std::int64_t> target(m);
+  std::vector<std::uint64_t> target(m);
   for (std::size_t s = 0; s < m; ++s) {
-    const std::int64_t p = max_positions[s];
-    if (p < -1 || p >= static_cast<std::int64_t>(n_indices))
-      throw std::invalid_argument(std::string("bitexact::") + what + ": max position out of range at " + std::to_string(s));
-    if (p == -1) {
-      target[s] = static_cast<std::int64_t>(cells);  // the dropped sentinel cell
-      continue;
-    }
-    const I row = indices[p];
-    if (!cpu::detail::index_in_range(row, n_rows))
-      throw index_error(std::string("bitexact::") + what + ": index out of range at position " + std::to_string(p),
-                        static_cast<std::size_t>(p), static_cast<std::int64_t>(row), n_rows);
-    target[s] = static_cast<std::int64_t>(row) * static_cast<std::int64_t>(width) + static_cast<std::int64_t>(s % width);
+    const core::max_target k = core::max_backward_target(max_positions[s], s, indices, n_indices, n_rows, width);
+    if (k.status != core::max_target_status::ok)
+      detail::throw_max_target_error(what, k.status, s, max_positions[s],
+                                     k.status == core::max_target_status::bad_index ? static_cast<long long>(indices[max_positions[s]]) : 0,
+                                     n_rows);
+    target[s] = k.cell;  // cells: the dropped sentinel cell
   }
   if (m == 0) return;
   detail::scatter_check(grad_table != nullptr, what, "null grad_table");

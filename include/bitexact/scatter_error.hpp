@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/scatter.hpp"
+
 namespace bitexact {
 
 /// Thrown (before anything is written) when an index is negative or not below the bound.
@@ -32,6 +34,37 @@ inline std::string index_error_message(const char* what, long long index, std::u
                                        std::size_t bound) {
   return std::string("bitexact::") + what + ": index " + std::to_string(index) + " at position " +
          std::to_string(position) + " is outside [0, " + std::to_string(bound) + ")";
+}
+
+/// Embedding bags: offsets[bag] breaks the rule (offsets start at 0, never decrease and stay
+/// <= n_indices).
+inline std::invalid_argument bad_offsets_error(const char* what, std::uint64_t bag) {
+  return std::invalid_argument(std::string("bitexact::") + what +
+                               ": offsets must start at 0, not decrease and stay <= n_indices (bad offset at bag " +
+                               std::to_string(bag) + ")");
+}
+
+/// Embedding bags: indices without any bag (offsets[0] == 0 puts every index into a bag, so
+/// n_indices > 0 needs n_bags > 0).
+inline void check_bags_cover_indices(const char* what, std::uint64_t n_bags, std::uint64_t n_indices) {
+  if (n_bags == 0 && n_indices > 0)
+    throw std::invalid_argument(std::string("bitexact::") + what + ": " + std::to_string(n_indices) +
+                                " indices but no bag (offsets[0] == 0 starts the first bag at index 0)");
+}
+
+/// embedding_bag_max_backward: max_positions[s] is neither -1 nor a position below n_indices.
+inline std::invalid_argument bad_max_position_error(const char* what, std::uint64_t s) {
+  return std::invalid_argument(std::string("bitexact::") + what + ": max position out of range at " + std::to_string(s));
+}
+
+/// Throws the error of embedding_bag_max_backward's gradient element s, whose recorded
+/// position p failed core::max_backward_target with `status`; row is indices[p] when the
+/// status is bad_index.
+[[noreturn]] inline void throw_max_target_error(const char* what, core::max_target_status status, std::uint64_t s,
+                                                std::int64_t p, long long row, std::size_t n_rows) {
+  if (status == core::max_target_status::bad_position) throw bad_max_position_error(what, s);
+  throw index_error(index_error_message(what, row, static_cast<std::uint64_t>(p), n_rows), static_cast<std::size_t>(p),
+                    static_cast<std::int64_t>(row), n_rows);
 }
 }  // namespace detail
 

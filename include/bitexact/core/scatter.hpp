@@ -58,6 +58,16 @@ BITEXACT_HD bool negative_bits(A x) {
   std::memcpy(b, &x, sizeof(A));
   return (b[sizeof(A) - 1] & 0x80) != 0;  // little-endian hosts and devices
 }
+/// Whether a and b have the same bits (memcpy, not memcmp: device code has no memcmp).
+template <class A>
+BITEXACT_HD bool same_bits(A a, A b) {
+  using B = typename std::conditional<sizeof(A) == 4, std::uint32_t, std::uint64_t>::type;
+  static_assert(sizeof(A) == sizeof(B), "float or double");
+  B x, y;
+  std::memcpy(&x, &a, sizeof(A));
+  std::memcpy(&y, &b, sizeof(A));
+  return x == y;
+}
 BITEXACT_HD inline float canonical_nan_of(float) {
   const std::uint32_t u = 0x7fc00000u;
   float f;
@@ -177,6 +187,53 @@ BITEXACT_HD A exact_sum_with_start(A start, bool has_start, std::uint64_t count,
   if (has_start) acc.add(start);
   for (std::uint64_t k = 0; k < count; ++k) add_term(acc, term(k));
   return acc.round();
+}
+
+/// The bin of value v in a histogram of n_bins equal bins over [lo, hi]:
+/// floor((v - lo) / (hi - lo) * n_bins), computed in A with IEEE operations in that order (the
+/// product rounded, never fused), v == hi in the last bin; n_bins (the ignored "bin") for NaN
+/// and values outside [lo, hi].
+template <class A>
+BITEXACT_HD std::uint64_t histogram_bin(A v, A lo, A hi, std::uint64_t n_bins) {
+  if (!(v >= lo && v <= hi)) return n_bins;
+  const A f = mul_rn(static_cast<A>((v - lo) / (hi - lo)), static_cast<A>(n_bins));
+  const std::uint64_t k = static_cast<std::uint64_t>(f);
+  return k >= n_bins ? n_bins - 1 : k;
+}
+
+/// embedding_bag_max's recorded position for a result r: the lowest j in [begin, end) whose
+/// value value_at(j) has r's bits (for a NaN r, the lowest j holding a NaN); -1 if there is
+/// none (an empty bag).
+template <class A, class ValueAt>
+BITEXACT_HD std::int64_t max_position(A r, std::uint64_t begin, std::uint64_t end, ValueAt value_at) {
+  for (std::uint64_t j = begin; j < end; ++j) {
+    const A v = value_at(j);
+    if ((r != r) ? (v != v) : detail::same_bits(v, r)) return static_cast<std::int64_t>(j);
+  }
+  return -1;
+}
+
+/// embedding_bag_max_backward's target for gradient element s = b * width + c: the table cell
+/// indices[p] * width + c of its recorded position p = max_positions[s], or `cells`
+/// (n_rows * width: a sentinel whose contributions are dropped) for an empty bag (p == -1).
+/// status is ok, or why s is invalid.
+enum class max_target_status { ok, bad_position, bad_index };
+struct max_target {
+  std::uint64_t cell;
+  max_target_status status;
+};
+template <class I>
+BITEXACT_HD max_target max_backward_target(std::int64_t p, std::uint64_t s, const I* indices, std::uint64_t n_indices,
+                                           std::uint64_t n_rows, std::uint64_t width) {
+  const std::uint64_t cells = n_rows * width;
+  if (p < -1 || (p >= 0 && static_cast<std::uint64_t>(p) >= n_indices)) return {cells, max_target_status::bad_position};
+  if (p == -1) return {cells, max_target_status::ok};
+  const I row = indices[p];
+  if constexpr (std::is_signed<I>::value) {
+    if (row < I(0)) return {cells, max_target_status::bad_index};
+  }
+  if (static_cast<std::uint64_t>(row) >= n_rows) return {cells, max_target_status::bad_index};
+  return {static_cast<std::uint64_t>(row) * width + s % width, max_target_status::ok};
 }
 
 /// Steps 2 and 3 for one target: push its contributions in increasing source position.

@@ -32,14 +32,14 @@ struct contiguous_groups {
 /// Bags of PyTorch's embedding_bag (include_last_offset = false), validated.
 template <class I>
 contiguous_groups bag_groups(const I* offsets, std::size_t n_bags, std::size_t n_indices, const char* what) {
+  ::bitexact::detail::check_bags_cover_indices(what, n_bags, n_indices);
   contiguous_groups g;
   g.start.resize(n_bags + 1);
   for (std::size_t b = 0; b < n_bags; ++b) {
     const I o = offsets[b];
     if (o < 0 || static_cast<std::uint64_t>(o) > n_indices || (b == 0 && o != 0) ||
         (b > 0 && static_cast<std::uint64_t>(o) < g.start[b - 1]))
-      throw std::invalid_argument(std::string("bitexact::") + what + ": offsets must start at 0, not decrease and stay <= n_indices (bad offset at bag " +
-                                  std::to_string(b) + ")");
+      throw ::bitexact::detail::bad_offsets_error(what, b);
     g.start[b] = static_cast<std::uint64_t>(o);
   }
   g.start[n_bags] = n_indices;

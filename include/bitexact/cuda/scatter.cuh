@@ -115,6 +115,34 @@ template <class A>
 __global__ void fill_kernel(A* out, std::uint64_t n, A v) {
   fill_body(scatter_thread(), out, n, v);
 }
+template <class I>
+__global__ void count_kernel(const I* idx, std::uint64_t n, unsigned long long* counts) {
+  count_body(scatter_thread(), idx, n, counts);
+}
+template <class A>
+__global__ void histogram_bins_kernel(const A* x, std::uint64_t n, A lo, A hi, std::uint64_t n_bins, std::uint64_t* bin) {
+  histogram_bins_body(scatter_thread(), x, n, lo, hi, n_bins, bin);
+}
+template <class I>
+__global__ void bag_offsets_check_kernel(const I* offsets, std::uint64_t n_bags, std::uint64_t n_indices,
+                                         unsigned long long* first_bad) {
+  bag_offsets_check_body(scatter_thread(), offsets, n_bags, n_indices, first_bad);
+}
+template <class I>
+__global__ void bag_of_kernel(const I* offsets, std::uint64_t n_bags, std::uint64_t n_indices, std::uint64_t* bag_of) {
+  bag_of_body(scatter_thread(), offsets, n_bags, n_indices, bag_of);
+}
+template <class A, class I>
+__global__ void bag_max_positions_kernel(const A* out, bag_rows<A, I> rows, const I* offsets, std::uint64_t n_bags,
+                                         std::uint64_t n_indices, std::int64_t* max_positions) {
+  bag_max_positions_body(scatter_thread(), out, rows, offsets, n_bags, n_indices, max_positions);
+}
+template <class I>
+__global__ void max_backward_targets_kernel(const std::int64_t* max_positions, std::uint64_t m, const I* indices,
+                                            std::uint64_t n_indices, std::uint64_t n_rows, std::uint64_t width,
+                                            std::uint64_t* target, unsigned long long* first_bad) {
+  max_backward_targets_body(scatter_thread(), max_positions, m, indices, n_indices, n_rows, width, target, first_bad);
+}
 
 inline void throw_on_error(cudaError_t e, const char* op, const char* what) {
   if (e != cudaSuccess)
@@ -187,6 +215,65 @@ inline bool ranges_overlap(const void* a, std::size_t abytes, const void* b, std
   return pa < pb + bbytes && pb < pa + abytes;
 }
 
+/// Validation and the one synchronisation before anything is written: sets words[0 .. count)
+/// to no_bad_position, runs launch() (kernels that atomicMin lowest bad positions into them),
+/// copies them to host and waits.
+template <class Launch>
+void first_bad_positions(unsigned long long* d_words, unsigned long long* h_words, int count, cudaStream_t st,
+                         const char* op, Launch launch) {
+  throw_on_error(cudaMemsetAsync(d_words, 0xff, count * sizeof(unsigned long long), st), op, "cudaMemsetAsync");
+  launch();
+  throw_on_error(cudaMemcpyAsync(h_words, d_words, count * sizeof(unsigned long long), cudaMemcpyDeviceToHost, st), op,
+                 "cudaMemcpyAsync");
+  throw_on_error(cudaStreamSynchronize(st), op, "cudaStreamSynchronize");
+}
+
+/// One value of a device array, copied to the host (to name it in an error).
+template <class V>
+V device_value(const V* d, std::uint64_t at, const char* op) {
+  V v{};
+  throw_on_error(cudaMemcpy(&v, d + at, sizeof(V), cudaMemcpyDeviceToHost), op, "cudaMemcpy");
+  return v;
+}
+
+/// Launches validate_kernel over idx (if n > 0) writing into *first_bad.
+template <class I>
+void launch_validate(const I* d_idx, std::uint64_t n, std::uint64_t bound, unsigned long long* first_bad,
+                     cudaStream_t st, launch_shape shape, const char* op) {
+  if (n == 0) return;
+  const launch_shape sh = pick_shape(shape, n, op);
+  validate_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_idx, n, bound, first_bad);
+  check_launch(op);
+}
+
+/// An op's own arrays cut off the front of a caller's workspace (256-aligned pieces); the rest
+/// goes to the pipeline. A workspace for pieces of `head` bytes (a sum of piece_bytes) and a
+/// pipeline of pipeline_bytes needs cut_total(head, pipeline_bytes).
+inline std::size_t piece_bytes(std::size_t bytes) { return align_up(bytes == 0 ? 1 : bytes); }
+inline std::size_t cut_total(std::size_t head, std::size_t pipeline_bytes) { return 256 + head + pipeline_bytes; }
+struct workspace_cutter {
+  unsigned char* at;
+  unsigned char* end;
+  workspace_cutter(void* d_temp, std::size_t bytes)
+      : at(reinterpret_cast<unsigned char*>(align_up(reinterpret_cast<std::uintptr_t>(d_temp)))),
+        end(static_cast<unsigned char*>(d_temp) + bytes) {}
+  template <class V>
+  V* take(std::uint64_t count) {
+    V* p = reinterpret_cast<V*>(at);
+    at += piece_bytes(count * sizeof(V));
+    return p;
+  }
+  void* rest() const { return at; }
+  std::size_t rest_bytes() const { return static_cast<std::size_t>(end - at); }
+};
+
+/// Throws if a caller's workspace is smaller than needed.
+inline void check_workspace(std::size_t have, std::size_t need, const char* op) {
+  if (have < need)
+    throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": workspace of " + std::to_string(have) +
+                                " bytes, needs " + std::to_string(need));
+}
+
 /// What a pipeline call needs besides the index array: how to read values, the (+) and the
 /// two applies, the exact tier's start values (nullable), a pass that writes before the
 /// combine (segment reductions fill their empty value; runs after validation, also for n == 0),
@@ -213,7 +300,7 @@ template <class A, class I, class ValueOf, class Combine, class FixedApply, clas
 void run_pipeline(const char* op, void* d_temp, std::size_t& temp_bytes, std::size_t n_out, std::size_t width,
                   const I* d_idx, std::size_t n, bool exact, ValueOf value, Combine combine, FixedApply fixed_apply,
                   const A* start, ExactApply exact_apply, PreWrite pre_write, const void* d_out, std::size_t out_bytes,
-                  cudaStream_t st, launch_shape shape) {
+                  cudaStream_t st, launch_shape shape, pipeline_options opt = {}, bool validated = false) {
   static_assert(std::is_integral<I>::value, "scatter: indices must be integers");
   if (n == 0) {
     if (d_temp == nullptr) {
@@ -231,9 +318,7 @@ void run_pipeline(const char* op, void* d_temp, std::size_t& temp_bytes, std::si
       temp_bytes = L.total;
       return 0;
     }
-    if (temp_bytes < L.total)
-      throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": workspace of " + std::to_string(temp_bytes) +
-                                  " bytes, needs " + std::to_string(L.total));
+    check_workspace(temp_bytes, L.total, op);
     if (d_idx == nullptr) throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": null indices with n > 0");
     if (ranges_overlap(d_out, out_bytes, d_temp, temp_bytes))
       throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": the output overlaps the workspace");
@@ -251,29 +336,29 @@ void run_pipeline(const char* op, void* d_temp, std::size_t& temp_bytes, std::si
                                reinterpret_cast<unsigned int*>(base + L.flags)};
     void* cub_temp = base + L.cub;
 
-    // 1. Validation, then one synchronisation: nothing is written before it passes.
+    // 1. Validation, then one synchronisation: nothing is written before it passes (callers
+    // that validated their own inputs, with the same guarantee, skip it).
     const launch_shape sh = pick_shape(shape, n, op);
-    throw_on_error(cudaMemsetAsync(first_bad, 0xff, sizeof(unsigned long long), st), op, "cudaMemsetAsync");
-    validate_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_idx, n, n_out, first_bad);
-    check_launch(op);
-    unsigned long long bad = no_bad_position;
-    throw_on_error(cudaMemcpyAsync(&bad, first_bad, sizeof bad, cudaMemcpyDeviceToHost, st), op, "cudaMemcpyAsync");
-    throw_on_error(cudaStreamSynchronize(st), op, "cudaStreamSynchronize");
-    if (bad != no_bad_position) {
-      I v{};
-      throw_on_error(cudaMemcpy(&v, d_idx + bad, sizeof(I), cudaMemcpyDeviceToHost), op, "cudaMemcpy");
-      throw make_index_error(op, bad, v, n_out);
+    if (!validated) {
+      unsigned long long bad = no_bad_position;
+      first_bad_positions(first_bad, &bad, 1, st, op, [&] { launch_validate(d_idx, n, n_out, first_bad, st, shape, op); });
+      if (bad != no_bad_position) throw make_index_error(op, bad, device_value(d_idx, bad, op), n_out);
     }
     pre_write(st, shape, op);
 
-    // 2-6. The sorted layout and its runs.
-    make_pairs_kernel<I, U><<<sh.grid, sh.block, 0, st>>>(d_idx, n, key_in, pos_in);
-    check_launch(op);
+    // 2-6. The sorted layout and its runs (keys that are already sorted skip the sort).
     std::size_t cub_bytes = L.cub_bytes;
-    throw_on_error(cub::DeviceRadixSort::SortPairs(cub_temp, cub_bytes, key_in, key, pos_in, pos, static_cast<U>(n), 0,
-                                                   key_bits(n_out), st),
-                   op, "cub::DeviceRadixSort::SortPairs");
-    const sorted_view<U> s{key, pos, n};
+    if (opt.presorted) {
+      make_pairs_kernel<I, U><<<sh.grid, sh.block, 0, st>>>(d_idx, n, key, pos);
+      check_launch(op);
+    } else {
+      make_pairs_kernel<I, U><<<sh.grid, sh.block, 0, st>>>(d_idx, n, key_in, pos_in);
+      check_launch(op);
+      throw_on_error(cub::DeviceRadixSort::SortPairs(cub_temp, cub_bytes, key_in, key, pos_in, pos, static_cast<U>(n),
+                                                     0, key_bits(n_out), st),
+                     op, "cub::DeviceRadixSort::SortPairs");
+    }
+    const sorted_view<U> s{key, pos, n, opt.kept};
     U* flag = key_in;  // free after the sort
     U* run_id = pos_in;
     run_flags_kernel<U><<<sh.grid, sh.block, 0, st>>>(s, flag);
@@ -356,7 +441,7 @@ void scatter_reduce_impl(void* d_temp, std::size_t& temp_bytes, A* d_out, std::s
 template <class D, class I>
 void segment_reduce_impl(void* d_temp, std::size_t& temp_bytes, core::accumulation_t<D>* d_out,
                          std::size_t num_segments, const I* d_ids, const D* d_data, std::size_t n, scatter_op op, tier t,
-                         cudaStream_t st, launch_shape shape) {
+                         cudaStream_t st, launch_shape shape, const char* what = "segment_reduce") {
   using A = core::accumulation_t<D>;
   static_assert(std::is_same<D, float>::value || std::is_same<D, double>::value || std::is_same<D, bfloat16>::value,
                 "segment_reduce: data is float, double or bfloat16");
@@ -374,7 +459,7 @@ void segment_reduce_impl(void* d_temp, std::size_t& temp_bytes, core::accumulati
   with_combine(op, [&](auto combine) {
     using C = decltype(combine);
     const reduce_into<A, C> apply{d_out, 1, combine, false, mean, 0};
-    run_pipeline<A>("segment_reduce", d_temp, temp_bytes, num_segments, 1, d_ids, n, exact_sum_op(op, t),
+    run_pipeline<A>(what, d_temp, temp_bytes, num_segments, 1, d_ids, n, exact_sum_op(op, t),
                     row_values<D>{d_data, 1}, combine, apply, static_cast<const A*>(nullptr), apply,
                     fill_pre_write<A>{d_out, num_segments, empty_segment_value<A>(op)}, d_out, num_segments * sizeof(A),
                     st, shape);
@@ -396,6 +481,254 @@ void with_workspace(std::size_t bytes, cudaStream_t st, const char* op, Fn fn) {
   throw_on_error(cudaFreeAsync(p, st), op, "cudaFreeAsync");
 }
 
+/// Unweighted bincount: validation, then zeroed counts and integer atomics.
+template <class I>
+void bincount_counts_impl(void* d_temp, std::size_t& temp_bytes, std::int64_t* d_out, std::size_t n_bins,
+                          const I* d_idx, std::size_t n, cudaStream_t st, launch_shape shape) {
+  const char* op = "bincount";
+  const std::size_t total = cut_total(piece_bytes(sizeof(unsigned long long)), 0);
+  if (d_temp == nullptr) {
+    temp_bytes = total;
+    return;
+  }
+  check_workspace(temp_bytes, total, op);
+  if (d_out == nullptr && n_bins > 0) throw std::invalid_argument("bitexact::cuda::bincount: null out with bins");
+  if (d_idx == nullptr && n > 0) throw std::invalid_argument("bitexact::cuda::bincount: null idx with n > 0");
+  workspace_cutter w(d_temp, temp_bytes);
+  auto* first_bad = w.take<unsigned long long>(1);
+  unsigned long long bad = no_bad_position;
+  first_bad_positions(first_bad, &bad, 1, st, op, [&] { launch_validate(d_idx, n, n_bins, first_bad, st, shape, op); });
+  if (bad != no_bad_position) throw make_index_error(op, bad, device_value(d_idx, bad, op), n_bins);
+  if (n_bins == 0) return;
+  throw_on_error(cudaMemsetAsync(d_out, 0, n_bins * sizeof(std::int64_t), st), op, "cudaMemsetAsync");
+  if (n == 0) return;
+  const launch_shape sh = pick_shape(shape, n, op);
+  static_assert(sizeof(std::int64_t) == sizeof(unsigned long long), "64-bit counters");
+  count_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_idx, n, reinterpret_cast<unsigned long long*>(d_out));
+  check_launch(op);
+}
+
+/// histogram: the bin of every value, then a segment sum over n_bins + 1 targets whose last
+/// (the ignored values) is dropped. No validation, no synchronisation.
+template <class A>
+void histogram_impl(void* d_temp, std::size_t& temp_bytes, A* d_out, std::size_t n_bins, A lo, A hi, const A* d_x,
+                    const A* d_weights, std::size_t n, tier t, cudaStream_t st, launch_shape shape) {
+  static_assert(std::is_same<A, float>::value || std::is_same<A, double>::value, "histogram: float or double");
+  const char* op = "histogram";
+  check_histogram_arguments(op, n_bins, lo, hi, d_out, d_x, n);
+  const std::size_t head = piece_bytes(n * sizeof(std::uint64_t));
+  const reduce_into<A, core::plus> apply{d_out, 1, core::plus{}, false, false, 0};
+  pipeline_options opt;
+  opt.kept = n_bins;
+  auto pipeline = [&](void* p, std::size_t& b, const std::uint64_t* bins) {
+    auto run = [&](auto values) {
+      run_pipeline<A>(op, p, b, n_bins + 1, 1, bins, n, t == tier::exact, values, core::plus{}, apply,
+                      static_cast<const A*>(nullptr), apply, fill_pre_write<A>{d_out, n_bins, A(0)}, d_out,
+                      n_bins * sizeof(A), st, shape, opt, /*validated=*/true);
+    };
+    if (d_weights) run(row_values<A>{d_weights, 1});
+    else run(unit_values<A>{});
+  };
+  std::size_t pipeline_bytes = 0;
+  pipeline(nullptr, pipeline_bytes, nullptr);
+  if (d_temp == nullptr) {
+    temp_bytes = cut_total(head, pipeline_bytes);
+    return;
+  }
+  check_workspace(temp_bytes, cut_total(head, pipeline_bytes), op);
+  if (ranges_overlap(d_out, n_bins * sizeof(A), d_x, n * sizeof(A)) ||
+      (d_weights && ranges_overlap(d_out, n_bins * sizeof(A), d_weights, n * sizeof(A))))
+    throw std::invalid_argument("bitexact::cuda::histogram: out overlaps x or weights");
+  workspace_cutter w(d_temp, temp_bytes);
+  std::uint64_t* bins = w.take<std::uint64_t>(n);
+  if (n > 0) {
+    const launch_shape sh = pick_shape(shape, n, op);
+    histogram_bins_kernel<A><<<sh.grid, sh.block, 0, st>>>(d_x, n, lo, hi, n_bins, bins);
+    check_launch(op);
+  }
+  std::size_t rest = w.rest_bytes();
+  pipeline(w.rest(), rest, bins);
+}
+
+/// The embedding-bag ops' validation (indices against n_rows: index_error; then offsets:
+/// std::invalid_argument, as on the CPU), one synchronisation, then bag_of (n_indices > 0).
+template <class I>
+void validate_bags(const char* op, unsigned long long* words, const I* d_indices, std::size_t n_indices,
+                   std::size_t n_rows, const I* d_offsets, std::size_t n_bags, std::uint64_t* bag_of, cudaStream_t st,
+                   launch_shape shape) {
+  unsigned long long bad[2] = {no_bad_position, no_bad_position};
+  first_bad_positions(words, bad, 2, st, op, [&] {
+    launch_validate(d_indices, n_indices, n_rows, words, st, shape, op);
+    if (n_bags > 0) {
+      const launch_shape sh = pick_shape(shape, n_bags, op);
+      bag_offsets_check_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_offsets, n_bags, n_indices, words + 1);
+      check_launch(op);
+    }
+  });
+  if (bad[0] != no_bad_position) throw make_index_error(op, bad[0], device_value(d_indices, bad[0], op), n_rows);
+  if (bad[1] != no_bad_position) throw ::bitexact::detail::bad_offsets_error(op, bad[1]);
+  if (n_indices > 0) {
+    const launch_shape sh = pick_shape(shape, n_indices, op);
+    bag_of_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_offsets, n_bags, n_indices, bag_of);
+    check_launch(op);
+  }
+}
+
+/// embedding_bag forward: validation, bag_of, then the pipeline with the bag ids as (already
+/// sorted) keys; with max_positions, the max positions too.
+template <class A, class I>
+void embedding_bag_impl(const char* op, void* d_temp, std::size_t& temp_bytes, A* d_out, std::int64_t* d_max_positions,
+                        const A* d_table, std::size_t n_rows, std::size_t width, const I* d_indices,
+                        std::size_t n_indices, const I* d_offsets, std::size_t n_bags, bag_mode mode,
+                        const A* d_weights, tier t, cudaStream_t st, launch_shape shape) {
+  static_assert(std::is_same<A, float>::value || std::is_same<A, double>::value, "embedding_bag: float or double");
+  check_bag_arguments(op, width, n_bags, n_indices, d_out, d_offsets, d_indices, d_table, d_weights != nullptr, mode);
+  const std::size_t head = piece_bytes(2 * sizeof(unsigned long long)) + piece_bytes(n_indices * sizeof(std::uint64_t));
+  const bool max = mode == bag_mode::max, mean = mode == bag_mode::mean;
+  pipeline_options opt;
+  opt.presorted = true;
+  auto pipeline = [&](void* p, std::size_t& b, const std::uint64_t* bag_of) {
+    auto run = [&](auto combine, auto values) {
+      using C = decltype(combine);
+      const reduce_into<A, C> apply{d_out, width, combine, false, mean, 0};
+      run_pipeline<A>(op, p, b, n_bags, width, bag_of, n_indices, t == tier::exact && !max, values, combine, apply,
+                      static_cast<const A*>(nullptr), apply, fill_pre_write<A>{d_out, n_bags * width, A(0)}, d_out,
+                      n_bags * width * sizeof(A), st, shape, opt, /*validated=*/true);
+    };
+    if (max) run(core::maximum{}, bag_rows<A, I>{d_table, d_indices, width});
+    else if (d_weights) run(core::plus{}, weighted_bag_rows<A, I>{d_table, d_indices, width, d_weights});
+    else run(core::plus{}, bag_rows<A, I>{d_table, d_indices, width});
+  };
+  std::size_t pipeline_bytes = 0;
+  pipeline(nullptr, pipeline_bytes, nullptr);
+  if (d_temp == nullptr) {
+    temp_bytes = cut_total(head, pipeline_bytes);
+    return;
+  }
+  check_workspace(temp_bytes, cut_total(head, pipeline_bytes), op);
+  if (ranges_overlap(d_out, n_bags * width * sizeof(A), d_table, n_rows * width * sizeof(A)))
+    throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": out overlaps table");
+  workspace_cutter w(d_temp, temp_bytes);
+  auto* words = w.take<unsigned long long>(2);
+  std::uint64_t* bag_of = w.take<std::uint64_t>(n_indices);
+  validate_bags(op, words, d_indices, n_indices, n_rows, d_offsets, n_bags, bag_of, st, shape);
+  std::size_t rest = w.rest_bytes();
+  pipeline(w.rest(), rest, bag_of);
+  if (d_max_positions != nullptr && n_bags > 0) {
+    const launch_shape sh = pick_shape(shape, n_bags * width, op);
+    bag_max_positions_kernel<A, I><<<sh.grid, sh.block, 0, st>>>(d_out, bag_rows<A, I>{d_table, d_indices, width},
+                                                                 d_offsets, n_bags, n_indices, d_max_positions);
+    check_launch(op);
+  }
+}
+
+/// embedding_bag_backward (sum, mean): validation, bag_of, then the row form of index_add with
+/// contributions computed from grad_out on the fly.
+template <class A, class I>
+void embedding_bag_backward_impl(void* d_temp, std::size_t& temp_bytes, A* d_grad_table, std::size_t n_rows,
+                                 std::size_t width, const A* d_grad_out, const I* d_indices, std::size_t n_indices,
+                                 const I* d_offsets, std::size_t n_bags, bag_mode mode, const A* d_weights, tier t,
+                                 cudaStream_t st, launch_shape shape) {
+  static_assert(std::is_same<A, float>::value || std::is_same<A, double>::value,
+                "embedding_bag_backward: float or double");
+  const char* op = "embedding_bag_backward";
+  if (mode == bag_mode::max)
+    throw std::invalid_argument(
+        "bitexact::cuda::embedding_bag_backward: max mode: use embedding_bag_max and embedding_bag_max_backward");
+  check_bag_arguments(op, width, n_bags, n_indices, d_grad_out, d_offsets, d_indices, d_grad_table,
+                      d_weights != nullptr, mode);
+  const std::size_t head = piece_bytes(2 * sizeof(unsigned long long)) + piece_bytes(n_indices * sizeof(std::uint64_t));
+  auto pipeline = [&](void* p, std::size_t& b, const std::uint64_t* bag_of) {
+    const bag_gradients<A, I> values{d_grad_out, bag_of, d_offsets, n_bags, n_indices, width, d_weights,
+                                     mode == bag_mode::mean};
+    run_pipeline<A>(op, p, b, n_rows, width, d_indices, n_indices, t == tier::exact, values, core::plus{},
+                    add_into<A>{d_grad_table, width}, static_cast<const A*>(d_grad_table),
+                    store_into<A>{d_grad_table, width}, no_pre_write{}, d_grad_table, n_rows * width * sizeof(A), st,
+                    shape, pipeline_options{}, /*validated=*/true);
+  };
+  std::size_t pipeline_bytes = 0;
+  pipeline(nullptr, pipeline_bytes, nullptr);
+  if (d_temp == nullptr) {
+    temp_bytes = cut_total(head, pipeline_bytes);
+    return;
+  }
+  check_workspace(temp_bytes, cut_total(head, pipeline_bytes), op);
+  if (ranges_overlap(d_grad_table, n_rows * width * sizeof(A), d_grad_out, n_bags * width * sizeof(A)))
+    throw std::invalid_argument("bitexact::cuda::embedding_bag_backward: grad_table overlaps grad_out");
+  workspace_cutter w(d_temp, temp_bytes);
+  auto* words = w.take<unsigned long long>(2);
+  std::uint64_t* bag_of = w.take<std::uint64_t>(n_indices);
+  validate_bags(op, words, d_indices, n_indices, n_rows, d_offsets, n_bags, bag_of, st, shape);
+  std::size_t rest = w.rest_bytes();
+  pipeline(w.rest(), rest, bag_of);
+}
+
+/// embedding_bag_max_backward: the recorded cells (validated, one synchronisation), then the
+/// 1-D index_add of grad_out into them; empty bags go to a dropped sentinel cell.
+template <class A, class I>
+void embedding_bag_max_backward_impl(void* d_temp, std::size_t& temp_bytes, A* d_grad_table, std::size_t n_rows,
+                                     std::size_t width, const A* d_grad_out, const I* d_indices, std::size_t n_indices,
+                                     const std::int64_t* d_max_positions, std::size_t n_bags, tier t, cudaStream_t st,
+                                     launch_shape shape) {
+  static_assert(std::is_same<A, float>::value || std::is_same<A, double>::value,
+                "embedding_bag_max_backward: float or double");
+  const char* op = "embedding_bag_max_backward";
+  if (width == 0) throw std::invalid_argument("bitexact::cuda::embedding_bag_max_backward: width must be > 0");
+  const std::size_t m = n_bags * width, cells = n_rows * width;
+  const std::size_t head = piece_bytes(sizeof(unsigned long long)) + piece_bytes(m * sizeof(std::uint64_t));
+  pipeline_options opt;
+  opt.kept = cells;
+  auto pipeline = [&](void* p, std::size_t& b, const std::uint64_t* target) {
+    run_pipeline<A>(op, p, b, cells + 1, 1, target, m, t == tier::exact, row_values<A>{d_grad_out, 1}, core::plus{},
+                    add_into<A>{d_grad_table, 1}, static_cast<const A*>(d_grad_table), store_into<A>{d_grad_table, 1},
+                    no_pre_write{}, d_grad_table, cells * sizeof(A), st, shape, opt, /*validated=*/true);
+  };
+  std::size_t pipeline_bytes = 0;
+  pipeline(nullptr, pipeline_bytes, nullptr);
+  if (d_temp == nullptr) {
+    temp_bytes = cut_total(head, pipeline_bytes);
+    return;
+  }
+  check_workspace(temp_bytes, cut_total(head, pipeline_bytes), op);
+  if (m == 0) return;
+  if (d_grad_out == nullptr || d_max_positions == nullptr)
+    throw std::invalid_argument("bitexact::cuda::embedding_bag_max_backward: null grad_out or max_positions");
+  if (n_indices > 0 && d_indices == nullptr)
+    throw std::invalid_argument("bitexact::cuda::embedding_bag_max_backward: null indices");
+  if (d_grad_table == nullptr && cells > 0)
+    throw std::invalid_argument("bitexact::cuda::embedding_bag_max_backward: null grad_table");
+  if (ranges_overlap(d_grad_table, cells * sizeof(A), d_grad_out, m * sizeof(A)))
+    throw std::invalid_argument("bitexact::cuda::embedding_bag_max_backward: grad_table overlaps grad_out");
+  workspace_cutter w(d_temp, temp_bytes);
+  auto* first_bad = w.take<unsigned long long>(1);
+  std::uint64_t* target = w.take<std::uint64_t>(m);
+  unsigned long long bad = no_bad_position;
+  first_bad_positions(first_bad, &bad, 1, st, op, [&] {
+    const launch_shape sh = pick_shape(shape, m, op);
+    max_backward_targets_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_max_positions, m, d_indices, n_indices, n_rows, width,
+                                                                  target, first_bad);
+    check_launch(op);
+  });
+  if (bad != no_bad_position) {
+    const std::int64_t p = device_value(d_max_positions, bad, op);
+    const bool bad_position = p < -1 || (p >= 0 && static_cast<std::uint64_t>(p) >= n_indices);
+    ::bitexact::detail::throw_max_target_error(
+        op, bad_position ? core::max_target_status::bad_position : core::max_target_status::bad_index, bad, p,
+        bad_position ? 0 : static_cast<long long>(device_value(d_indices, static_cast<std::uint64_t>(p), op)), n_rows);
+  }
+  std::size_t rest = w.rest_bytes();
+  pipeline(w.rest(), rest, target);
+}
+
+/// Calls impl(d_temp, bytes) twice in CUB's two-phase style, with a workspace allocated (and
+/// freed) on the stream: the overloads without a workspace.
+template <class Impl>
+void with_own_workspace(const char* op, cudaStream_t st, Impl impl) {
+  std::size_t bytes = 0;
+  impl(nullptr, bytes);
+  with_workspace(bytes, st, op, [&](void* p, std::size_t b) { impl(p, b); });
+}
+
 }  // namespace scatter_detail
 
 /// index_add with a caller's workspace (CUB's two-phase convention): d_out[d_idx[i]] +=
@@ -413,9 +746,7 @@ template <class T, class I>
 void index_add(core::accumulation_t<T>* d_out, std::size_t n_out, const I* d_idx, const T* d_src, std::size_t n,
                tier t = tier::fixed_order, cudaStream_t st = nullptr, launch_shape shape = {}) {
   if (n == 0) return;
-  std::size_t bytes = 0;
-  scatter_detail::index_add_impl("index_add", nullptr, bytes, d_out, n_out, 1, d_idx, d_src, n, t, st, shape);
-  scatter_detail::with_workspace(bytes, st, "index_add", [&](void* p, std::size_t b) {
+  scatter_detail::with_own_workspace("index_add", st, [&](void* p, std::size_t& b) {
     scatter_detail::index_add_impl("index_add", p, b, d_out, n_out, 1, d_idx, d_src, n, t, st, shape);
   });
 }
@@ -436,9 +767,7 @@ void index_add_rows(core::accumulation_t<T>* d_out, std::size_t n_out, std::size
                     const T* d_src, std::size_t n, tier t = tier::fixed_order, cudaStream_t st = nullptr,
                     launch_shape shape = {}) {
   if (n == 0) return;
-  std::size_t bytes = 0;
-  scatter_detail::index_add_impl("index_add_rows", nullptr, bytes, d_out, n_out, width, d_idx, d_src, n, t, st, shape);
-  scatter_detail::with_workspace(bytes, st, "index_add_rows", [&](void* p, std::size_t b) {
+  scatter_detail::with_own_workspace("index_add_rows", st, [&](void* p, std::size_t& b) {
     scatter_detail::index_add_impl("index_add_rows", p, b, d_out, n_out, width, d_idx, d_src, n, t, st, shape);
   });
 }
@@ -464,9 +793,7 @@ void scatter_reduce(T* d_out, std::size_t n_out, const I* d_idx, const T* d_src,
   if (t == tier::exact && op == scatter_op::prod)
     throw std::invalid_argument("bitexact::cuda::scatter_reduce: prod has no exact tier (use tier::fixed_order)");
   if (n == 0) return;
-  std::size_t bytes = 0;
-  scatter_detail::scatter_reduce_impl(nullptr, bytes, d_out, n_out, d_idx, d_src, n, op, include_self, t, st, shape);
-  scatter_detail::with_workspace(bytes, st, "scatter_reduce", [&](void* p, std::size_t b) {
+  scatter_detail::with_own_workspace("scatter_reduce", st, [&](void* p, std::size_t& b) {
     scatter_detail::scatter_reduce_impl(p, b, d_out, n_out, d_idx, d_src, n, op, include_self, t, st, shape);
   });
 }
@@ -487,10 +814,158 @@ template <class D, class I>
 void segment_reduce(core::accumulation_t<D>* d_out, std::size_t num_segments, const I* d_ids, const D* d_data,
                     std::size_t n, scatter_op op, tier t = tier::fixed_order, cudaStream_t st = nullptr,
                     launch_shape shape = {}) {
-  std::size_t bytes = 0;
-  scatter_detail::segment_reduce_impl(nullptr, bytes, d_out, num_segments, d_ids, d_data, n, op, t, st, shape);
-  scatter_detail::with_workspace(bytes, st, "segment_reduce", [&](void* p, std::size_t b) {
+  scatter_detail::with_own_workspace("segment_reduce", st, [&](void* p, std::size_t& b) {
     scatter_detail::segment_reduce_impl(p, b, d_out, num_segments, d_ids, d_data, n, op, t, st, shape);
+  });
+}
+
+/// Weighted bincount with a caller's workspace: d_out[b] = sum of d_weights[i] with
+/// d_idx[i] == b (+0 for empty bins), for every b < n_bins; segment_reduce with
+/// scatter_op::sum (bitexact::bincount).
+template <class T, class I>
+void bincount(void* d_temp, std::size_t& temp_bytes, T* d_out, std::size_t n_bins, const I* d_idx, const T* d_weights,
+              std::size_t n, tier t = tier::fixed_order, cudaStream_t st = nullptr, launch_shape shape = {}) {
+  if (d_temp != nullptr && n > 0 && d_weights == nullptr)
+    throw std::invalid_argument("bitexact::cuda::bincount: null weights with n > 0 (use the count overload)");
+  scatter_detail::segment_reduce_impl(d_temp, temp_bytes, d_out, n_bins, d_idx, d_weights, n, scatter_op::sum, t, st,
+                                      shape, "bincount");
+}
+/// Weighted bincount with a workspace allocated (and freed) on the stream.
+template <class T, class I>
+void bincount(T* d_out, std::size_t n_bins, const I* d_idx, const T* d_weights, std::size_t n,
+              tier t = tier::fixed_order, cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::with_own_workspace("bincount", st, [&](void* p, std::size_t& b) {
+    bincount(p, b, d_out, n_bins, d_idx, d_weights, n, t, st, shape);
+  });
+}
+
+/// Unweighted bincount with a caller's workspace: d_out[b] = number of i with d_idx[i] == b
+/// (integer atomics: exact, any order).
+template <class I>
+void bincount(void* d_temp, std::size_t& temp_bytes, std::int64_t* d_out, std::size_t n_bins, const I* d_idx,
+              std::size_t n, cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::bincount_counts_impl(d_temp, temp_bytes, d_out, n_bins, d_idx, n, st, shape);
+}
+/// Unweighted bincount with a workspace allocated (and freed) on the stream.
+template <class I>
+void bincount(std::int64_t* d_out, std::size_t n_bins, const I* d_idx, std::size_t n, cudaStream_t st = nullptr,
+              launch_shape shape = {}) {
+  scatter_detail::with_own_workspace("bincount", st, [&](void* p, std::size_t& b) {
+    scatter_detail::bincount_counts_impl(p, b, d_out, n_bins, d_idx, n, st, shape);
+  });
+}
+
+/// Weighted histogram with a caller's workspace (semantics of bitexact::histogram: bins by
+/// core::histogram_bin, NaN and values outside [lo, hi] ignored, d_weights may be null).
+template <class T>
+void histogram(void* d_temp, std::size_t& temp_bytes, T* d_out, std::size_t n_bins, T lo, T hi, const T* d_x,
+               const T* d_weights, std::size_t n, tier t = tier::fixed_order, cudaStream_t st = nullptr,
+               launch_shape shape = {}) {
+  scatter_detail::histogram_impl(d_temp, temp_bytes, d_out, n_bins, lo, hi, d_x, d_weights, n, t, st, shape);
+}
+/// histogram with a workspace allocated (and freed) on the stream.
+template <class T>
+void histogram(T* d_out, std::size_t n_bins, T lo, T hi, const T* d_x, const T* d_weights, std::size_t n,
+               tier t = tier::fixed_order, cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::with_own_workspace("histogram", st, [&](void* p, std::size_t& b) {
+    scatter_detail::histogram_impl(p, b, d_out, n_bins, lo, hi, d_x, d_weights, n, t, st, shape);
+  });
+}
+
+/// embedding_bag forward with a caller's workspace (semantics of bitexact::embedding_bag:
+/// bag b is positions [d_offsets[b], d_offsets[b + 1]), rows combined in the canonical order
+/// of the positions; weights (sum mode) multiply rounded in fixed_order, exactly in exact;
+/// empty bags give zeros). Bad indices throw index_error, bad offsets std::invalid_argument,
+/// before anything is written.
+template <class T, class I>
+void embedding_bag(void* d_temp, std::size_t& temp_bytes, T* d_out, const T* d_table, std::size_t n_rows,
+                   std::size_t width, const I* d_indices, std::size_t n_indices, const I* d_offsets, std::size_t n_bags,
+                   bag_mode mode, const T* d_per_sample_weights = nullptr, tier t = tier::fixed_order,
+                   cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::embedding_bag_impl<T, I>("embedding_bag", d_temp, temp_bytes, d_out, nullptr, d_table, n_rows, width,
+                                           d_indices, n_indices, d_offsets, n_bags, mode, d_per_sample_weights, t, st,
+                                           shape);
+}
+/// embedding_bag with a workspace allocated (and freed) on the stream.
+template <class T, class I>
+void embedding_bag(T* d_out, const T* d_table, std::size_t n_rows, std::size_t width, const I* d_indices,
+                   std::size_t n_indices, const I* d_offsets, std::size_t n_bags, bag_mode mode,
+                   const T* d_per_sample_weights = nullptr, tier t = tier::fixed_order, cudaStream_t st = nullptr,
+                   launch_shape shape = {}) {
+  scatter_detail::with_own_workspace("embedding_bag", st, [&](void* p, std::size_t& b) {
+    embedding_bag(p, b, d_out, d_table, n_rows, width, d_indices, n_indices, d_offsets, n_bags, mode,
+                  d_per_sample_weights, t, st, shape);
+  });
+}
+
+/// embedding_bag in max mode that also records the selected positions (semantics of
+/// bitexact::embedding_bag_max), with a caller's workspace.
+template <class T, class I>
+void embedding_bag_max(void* d_temp, std::size_t& temp_bytes, T* d_out, std::int64_t* d_max_positions,
+                       const T* d_table, std::size_t n_rows, std::size_t width, const I* d_indices,
+                       std::size_t n_indices, const I* d_offsets, std::size_t n_bags, cudaStream_t st = nullptr,
+                       launch_shape shape = {}) {
+  if (d_temp != nullptr && n_bags > 0 && d_max_positions == nullptr)
+    throw std::invalid_argument("bitexact::cuda::embedding_bag_max: null max_positions with bags");
+  scatter_detail::embedding_bag_impl<T, I>("embedding_bag_max", d_temp, temp_bytes, d_out, d_max_positions, d_table,
+                                           n_rows, width, d_indices, n_indices, d_offsets, n_bags, bag_mode::max,
+                                           nullptr, tier::fixed_order, st, shape);
+}
+/// embedding_bag_max with a workspace allocated (and freed) on the stream.
+template <class T, class I>
+void embedding_bag_max(T* d_out, std::int64_t* d_max_positions, const T* d_table, std::size_t n_rows,
+                       std::size_t width, const I* d_indices, std::size_t n_indices, const I* d_offsets,
+                       std::size_t n_bags, cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::with_own_workspace("embedding_bag_max", st, [&](void* p, std::size_t& b) {
+    embedding_bag_max(p, b, d_out, d_max_positions, d_table, n_rows, width, d_indices, n_indices, d_offsets, n_bags, st,
+                      shape);
+  });
+}
+
+/// embedding_bag backward for sum and mean with a caller's workspace (semantics of
+/// bitexact::embedding_bag_backward: the row form of index_add of the rounded per-position
+/// gradients, canonical order of the positions).
+template <class T, class I>
+void embedding_bag_backward(void* d_temp, std::size_t& temp_bytes, T* d_grad_table, std::size_t n_rows,
+                            std::size_t width, const T* d_grad_out, const I* d_indices, std::size_t n_indices,
+                            const I* d_offsets, std::size_t n_bags, bag_mode mode,
+                            const T* d_per_sample_weights = nullptr, tier t = tier::fixed_order,
+                            cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::embedding_bag_backward_impl(d_temp, temp_bytes, d_grad_table, n_rows, width, d_grad_out, d_indices,
+                                              n_indices, d_offsets, n_bags, mode, d_per_sample_weights, t, st, shape);
+}
+/// embedding_bag_backward with a workspace allocated (and freed) on the stream.
+template <class T, class I>
+void embedding_bag_backward(T* d_grad_table, std::size_t n_rows, std::size_t width, const T* d_grad_out,
+                            const I* d_indices, std::size_t n_indices, const I* d_offsets, std::size_t n_bags,
+                            bag_mode mode, const T* d_per_sample_weights = nullptr, tier t = tier::fixed_order,
+                            cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::with_own_workspace("embedding_bag_backward", st, [&](void* p, std::size_t& b) {
+    scatter_detail::embedding_bag_backward_impl(p, b, d_grad_table, n_rows, width, d_grad_out, d_indices, n_indices,
+                                                d_offsets, n_bags, mode, d_per_sample_weights, t, st, shape);
+  });
+}
+
+/// Backward of embedding_bag_max with a caller's workspace (semantics of
+/// bitexact::embedding_bag_max_backward: the 1-D index_add of grad_out into the recorded cells,
+/// canonical order of the flattened grad_out positions).
+template <class T, class I>
+void embedding_bag_max_backward(void* d_temp, std::size_t& temp_bytes, T* d_grad_table, std::size_t n_rows,
+                                std::size_t width, const T* d_grad_out, const I* d_indices, std::size_t n_indices,
+                                const std::int64_t* d_max_positions, std::size_t n_bags, tier t = tier::fixed_order,
+                                cudaStream_t st = nullptr, launch_shape shape = {}) {
+  scatter_detail::embedding_bag_max_backward_impl(d_temp, temp_bytes, d_grad_table, n_rows, width, d_grad_out,
+                                                  d_indices, n_indices, d_max_positions, n_bags, t, st, shape);
+}
+/// embedding_bag_max_backward with a workspace allocated (and freed) on the stream.
+template <class T, class I>
+void embedding_bag_max_backward(T* d_grad_table, std::size_t n_rows, std::size_t width, const T* d_grad_out,
+                                const I* d_indices, std::size_t n_indices, const std::int64_t* d_max_positions,
+                                std::size_t n_bags, tier t = tier::fixed_order, cudaStream_t st = nullptr,
+                                launch_shape shape = {}) {
+  scatter_detail::with_own_workspace("embedding_bag_max_backward", st, [&](void* p, std::size_t& b) {
+    scatter_detail::embedding_bag_max_backward_impl(p, b, d_grad_table, n_rows, width, d_grad_out, d_indices, n_indices,
+                                                    d_max_positions, n_bags, t, st, shape);
   });
 }
 

@@ -100,11 +100,16 @@ BITEXACT_HD void make_pairs_body(const thread_index& ti, const I* idx, std::uint
 }
 
 /// The sorted layout: (key[q], pos[q]) for q < n, ordered by key, then by position.
+/// Targets at or above `kept` are dropped: their contributions are combined like any other
+/// (they occupy their source positions) but never applied (sentinel targets of histogram and
+/// embedding_bag_max_backward).
 template <class U>
 struct sorted_view {
   const U* key;
   const U* pos;
   std::uint64_t n;
+  std::uint64_t kept = ~std::uint64_t(0);
+  BITEXACT_HD bool dropped(std::uint64_t t) const { return t >= kept; }
   BITEXACT_HD bool target_start(std::uint64_t q) const { return q == 0 || key[q] != key[q - 1]; }
   BITEXACT_HD bool run_start(std::uint64_t q) const {
     return target_start(q) || std::uint64_t(pos[q]) / core::scatter_chunk != std::uint64_t(pos[q - 1]) / core::scatter_chunk;
@@ -170,7 +175,7 @@ BITEXACT_HD void target_combine_body(const thread_index& ti, sorted_view<U> s, c
   for (std::uint64_t item = ti.global(); item < items; item += ti.threads()) {
     const std::uint64_t r = item / width, c = item % width;
     const std::uint64_t b = run_begin[r];
-    if (!s.target_start(b)) continue;
+    if (!s.target_start(b) || s.dropped(s.key[b])) continue;
     const U t = s.key[b];
     std::uint64_t r2 = r + 1;
     while (r2 < runs && s.key[run_begin[r2]] == t) ++r2;
@@ -261,6 +266,7 @@ BITEXACT_HD void exact_heavy_runs_body(const thread_index& ti, sorted_view<U> s,
   for (std::uint64_t item = ti.global(); item < items; item += ti.threads()) {
     const std::uint64_t r = item / width, c = item % width;
     const std::uint64_t q0 = run_begin[r], q1 = run_begin[r + 1];
+    if (s.dropped(s.key[q0])) continue;
     const std::uint64_t b = target_first(s, q0);
     if (target_last(s, q0) - b <= heavy_target) continue;
     core::exact_accumulator<A> acc;
@@ -289,7 +295,7 @@ BITEXACT_HD void exact_target_body(const thread_index& ti, sorted_view<U> s, con
   for (std::uint64_t item = ti.global(); item < items; item += ti.threads()) {
     const std::uint64_t r = item / width, c = item % width;
     const std::uint64_t b = run_begin[r];
-    if (!s.target_start(b)) continue;
+    if (!s.target_start(b) || s.dropped(s.key[b])) continue;
     const U t = s.key[b];
     std::uint64_t r2 = r + 1;
     while (r2 < runs && s.key[run_begin[r2]] == t) ++r2;
@@ -358,6 +364,163 @@ BITEXACT_HD void fill_body(const thread_index& ti, A* out, std::uint64_t n, A v)
   for (std::uint64_t i = ti.global(); i < n; i += ti.threads()) out[i] = v;
 }
 
+// ------------------------------------------------------------------------------------------
+// bincount, histogram and embedding bags: bodies that prepare the pipeline's inputs.
+// ------------------------------------------------------------------------------------------
+
+/// Unweighted bincount: counts[idx[i]] += 1 for i < n (validated), with integer atomics, which
+/// are exact and order-independent.
+template <class I>
+BITEXACT_HD void count_body(const thread_index& ti, const I* idx, std::uint64_t n, unsigned long long* counts) {
+  for (std::uint64_t i = ti.global(); i < n; i += ti.threads())
+    atomic_add_digit(counts + static_cast<std::uint64_t>(idx[i]), 1ull);
+}
+
+/// histogram: bin[i] = core::histogram_bin(x[i], lo, hi, n_bins) (n_bins: ignored value).
+template <class A>
+BITEXACT_HD void histogram_bins_body(const thread_index& ti, const A* x, std::uint64_t n, A lo, A hi,
+                                     std::uint64_t n_bins, std::uint64_t* bin) {
+  for (std::uint64_t i = ti.global(); i < n; i += ti.threads()) bin[i] = core::histogram_bin(x[i], lo, hi, n_bins);
+}
+
+/// The value 1 at every position (histogram without weights).
+template <class A>
+struct unit_values {
+  BITEXACT_HD A operator()(std::uint64_t, std::uint64_t) const { return A(1); }
+};
+
+/// Embedding bags: *first_bad = min(*first_bad, lowest bag b whose offset breaks the rule:
+/// offsets[0] == 0, never decreasing, every offset <= n_indices).
+template <class I>
+BITEXACT_HD void bag_offsets_check_body(const thread_index& ti, const I* offsets, std::uint64_t n_bags,
+                                        std::uint64_t n_indices, unsigned long long* first_bad) {
+  for (std::uint64_t b = ti.global(); b < n_bags; b += ti.threads()) {
+    const I o = offsets[b];
+    const bool bad = !index_ok(o, n_indices + 1) || (b == 0 && o != I(0)) || (b > 0 && o < offsets[b - 1]);
+    if (bad) {
+      atomic_min_position(first_bad, b);
+      return;
+    }
+  }
+}
+
+/// bag_of[j] = the bag of position j < n_indices: the last b with offsets[b] <= j (offsets
+/// validated, n_bags > 0).
+template <class I>
+BITEXACT_HD void bag_of_body(const thread_index& ti, const I* offsets, std::uint64_t n_bags, std::uint64_t n_indices,
+                             std::uint64_t* bag_of) {
+  for (std::uint64_t j = ti.global(); j < n_indices; j += ti.threads()) {
+    std::uint64_t lo = 0, hi = n_bags;  // first b with offsets[b] > j
+    while (lo < hi) {
+      const std::uint64_t mid = lo + (hi - lo) / 2;
+      if (static_cast<std::uint64_t>(offsets[mid]) <= j) lo = mid + 1; else hi = mid;
+    }
+    bag_of[j] = lo - 1;
+  }
+}
+
+/// The end of bag b (offsets validated): offsets[b + 1], or n_indices for the last bag.
+template <class I>
+BITEXACT_HD std::uint64_t bag_end(const I* offsets, std::uint64_t b, std::uint64_t n_bags, std::uint64_t n_indices) {
+  return b + 1 < n_bags ? static_cast<std::uint64_t>(offsets[b + 1]) : n_indices;
+}
+
+/// embedding_bag's contribution of position j to column c: table[indices[j], c].
+template <class A, class I>
+struct bag_rows {
+  const A* table;
+  const I* indices;
+  std::uint64_t width;
+  BITEXACT_HD A operator()(std::uint64_t j, std::uint64_t c) const {
+    return table[static_cast<std::uint64_t>(indices[j]) * width + c];
+  }
+};
+/// ... times per_sample_weights[j]: a product term, rounded by fixed_order (never fused) and
+/// exact in the exact tier.
+template <class A, class I>
+struct weighted_bag_rows {
+  const A* table;
+  const I* indices;
+  std::uint64_t width;
+  const A* weights;
+  BITEXACT_HD core::product_term<A> operator()(std::uint64_t j, std::uint64_t c) const {
+    return {table[static_cast<std::uint64_t>(indices[j]) * width + c], weights[j]};
+  }
+};
+
+/// embedding_bag_backward's contribution of position j to its table row, column c:
+/// grad_out[bag, c] of its bag, times weights[j] (rounded product) or divided by the bag's
+/// size (mean; rounded quotient).
+template <class A, class I>
+struct bag_gradients {
+  const A* grad_out;
+  const std::uint64_t* bag_of;
+  const I* offsets;
+  std::uint64_t n_bags, n_indices, width;
+  const A* weights;
+  bool mean;
+  BITEXACT_HD A operator()(std::uint64_t j, std::uint64_t c) const {
+    const std::uint64_t b = bag_of[j];
+    const A g = grad_out[b * width + c];
+    if (weights) return core::mul_rn(g, weights[j]);
+    if (mean) return g / static_cast<A>(bag_end(offsets, b, n_bags, n_indices) - static_cast<std::uint64_t>(offsets[b]));
+    return g;
+  }
+};
+
+/// embedding_bag_max's positions: for every (bag, column) item, core::max_position of the
+/// result out[item] over the bag's positions.
+template <class A, class I>
+BITEXACT_HD void bag_max_positions_body(const thread_index& ti, const A* out, bag_rows<A, I> rows, const I* offsets,
+                                        std::uint64_t n_bags, std::uint64_t n_indices, std::int64_t* max_positions) {
+  const std::uint64_t width = rows.width;
+  for (std::uint64_t item = ti.global(); item < n_bags * width; item += ti.threads()) {
+    const std::uint64_t b = item / width, c = item % width;
+    max_positions[item] = core::max_position(out[item], static_cast<std::uint64_t>(offsets[b]),
+                                             bag_end(offsets, b, n_bags, n_indices),
+                                             [&](std::uint64_t j) { return rows(j, c); });
+  }
+}
+
+/// embedding_bag_max_backward: target[s] = core::max_backward_target(...).cell for s < m;
+/// *first_bad = min(*first_bad, lowest s whose status is not ok).
+template <class I>
+BITEXACT_HD void max_backward_targets_body(const thread_index& ti, const std::int64_t* max_positions, std::uint64_t m,
+                                           const I* indices, std::uint64_t n_indices, std::uint64_t n_rows,
+                                           std::uint64_t width, std::uint64_t* target, unsigned long long* first_bad) {
+  for (std::uint64_t s = ti.global(); s < m; s += ti.threads()) {
+    const core::max_target k = core::max_backward_target(max_positions[s], s, indices, n_indices, n_rows, width);
+    if (k.status != core::max_target_status::ok) {
+      atomic_min_position(first_bad, s);
+      return;
+    }
+    target[s] = k.cell;
+  }
+}
+
+/// Host-side argument checks shared by the emulation and the CUDA launchers.
+template <class A>
+void check_histogram_arguments(const char* what, std::size_t n_bins, A lo, A hi, const void* out, const void* x,
+                               std::size_t n) {
+  if (n_bins == 0 || out == nullptr)
+    throw std::invalid_argument(std::string("bitexact::") + what + ": need n_bins > 0 and an out array");
+  if (!(lo < hi && hi - lo < std::numeric_limits<A>::infinity()))
+    throw std::invalid_argument(std::string("bitexact::") + what + ": need finite lo < hi");
+  if (n > 0 && x == nullptr) throw std::invalid_argument(std::string("bitexact::") + what + ": null x with n > 0");
+}
+inline void check_bag_arguments(const char* what, std::size_t width, std::size_t n_bags, std::size_t n_indices,
+                                const void* out, const void* offsets, const void* indices, const void* rows,
+                                bool weights, bag_mode mode) {
+  if (width == 0) throw std::invalid_argument(std::string("bitexact::") + what + ": width must be > 0");
+  if (n_bags > 0 && (out == nullptr || offsets == nullptr))
+    throw std::invalid_argument(std::string("bitexact::") + what + ": null out or offsets with bags");
+  if (n_indices > 0 && (indices == nullptr || rows == nullptr))
+    throw std::invalid_argument(std::string("bitexact::") + what + ": null indices or table");
+  if (weights && mode != bag_mode::sum)
+    throw std::invalid_argument(std::string("bitexact::") + what + ": per_sample_weights are only defined for bag_mode::sum");
+  ::bitexact::detail::check_bags_cover_indices(what, n_bags, n_indices);
+}
+
 /// Calls fn(combine) with the (+) of op: plus (sum, mean), multiplies, maximum, minimum.
 template <class Fn>
 void with_combine(scatter_op op, Fn fn) {
@@ -385,6 +548,14 @@ A empty_segment_value(scatter_op op) {
     default: return A(0);
   }
 }
+
+/// How a pipeline call differs from index_add's: `presorted` - the keys are already
+/// non-decreasing (bag ids of embedding bags), so the stable sort is the identity and is
+/// skipped; `kept` - targets at or above it are dropped (sorted_view::dropped).
+struct pipeline_options {
+  bool presorted = false;
+  std::uint64_t kept = ~std::uint64_t(0);
+};
 
 /// Sort key and position type: 32-bit when both the positions and the targets fit.
 template <class Fn>
@@ -422,7 +593,8 @@ template <class U>
 struct runs_layout {
   std::vector<U> key, pos, run_begin;
   U run_count = 0;
-  scatter_detail::sorted_view<U> view() const { return {key.data(), pos.data(), key.size()}; }
+  std::uint64_t kept = ~std::uint64_t(0);
+  scatter_detail::sorted_view<U> view() const { return {key.data(), pos.data(), key.size(), kept}; }
 };
 
 /// Passes 1: the lowest bad position, or no_bad_position.
@@ -436,19 +608,26 @@ unsigned long long first_bad_position(launch_shape shape, block_order order, con
 
 /// Passes 2-6 (n > 0, indices validated).
 template <class U, class I>
-runs_layout<U> build_runs(launch_shape shape, block_order order, const I* idx, std::uint64_t n) {
+runs_layout<U> build_runs(launch_shape shape, block_order order, const I* idx, std::uint64_t n,
+                          scatter_detail::pipeline_options opt = {}) {
   runs_layout<U> L;
+  L.kept = opt.kept;
   std::vector<U> key(n), pos(n);
   emulate_launch(shape, [&](const thread_index& ti) { scatter_detail::make_pairs_body(ti, idx, n, key.data(), pos.data()); },
                  order);
-  std::vector<std::size_t> perm(n);
-  std::iota(perm.begin(), perm.end(), std::size_t(0));
-  std::stable_sort(perm.begin(), perm.end(), [&](std::size_t a, std::size_t b) { return key[a] < key[b]; });
-  L.key.resize(n);
-  L.pos.resize(n);
-  for (std::size_t q = 0; q < n; ++q) {
-    L.key[q] = key[perm[q]];
-    L.pos[q] = pos[perm[q]];
+  if (opt.presorted) {  // the device skips the sort too
+    L.key = std::move(key);
+    L.pos = std::move(pos);
+  } else {
+    std::vector<std::size_t> perm(n);
+    std::iota(perm.begin(), perm.end(), std::size_t(0));
+    std::stable_sort(perm.begin(), perm.end(), [&](std::size_t a, std::size_t b) { return key[a] < key[b]; });
+    L.key.resize(n);
+    L.pos.resize(n);
+    for (std::size_t q = 0; q < n; ++q) {
+      L.key[q] = key[perm[q]];
+      L.pos[q] = pos[perm[q]];
+    }
   }
   std::vector<U> flag(n), run_id(n);
   emulate_launch(shape, [&](const thread_index& ti) { scatter_detail::run_flags_body(ti, L.view(), flag.data()); }, order);
@@ -473,7 +652,8 @@ runs_layout<U> build_runs(launch_shape shape, block_order order, const I* idx, s
 template <class A, class I, class ValueOf, class Combine, class FixedApply, class ExactApply>
 void combine_pipeline(launch_shape shape, block_order order, std::size_t n_out, std::size_t width, const I* idx,
                       std::size_t n, bool exact, ValueOf value, Combine combine, FixedApply fixed_apply,
-                      const A* start, ExactApply exact_apply, bool wide_layout = false) {
+                      const A* start, ExactApply exact_apply, scatter_detail::pipeline_options opt = {},
+                      bool wide_layout = false) {
   // wide_layout forces the 64-bit keys and positions the device uses for n >= 2^32 or
   // n_out > 2^32, so that tests run that layout on small problems.
   auto with_layout = [&](auto body) {
@@ -482,7 +662,7 @@ void combine_pipeline(launch_shape shape, block_order order, std::size_t n_out, 
   };
   with_layout([&](auto u) {
     using U = decltype(u);
-    const runs_layout<U> L = build_runs<U>(shape, order, idx, n);
+    const runs_layout<U> L = build_runs<U>(shape, order, idx, n, opt);
     if (exact) {
       using slots_t = scatter_detail::exact_slots<A>;
       const std::uint64_t n_slots = slots_t::count(n, width);
@@ -542,7 +722,7 @@ void index_add_rows(core::accumulation_t<T>* out, std::size_t n_out, std::size_t
   validate(shape, order, width == 1 ? "index_add" : "index_add_rows", idx, n, n_out);
   combine_pipeline<A>(shape, order, n_out, width, idx, n, t == tier::exact, scatter_detail::row_values<T>{src, width},
                       core::plus{}, scatter_detail::add_into<A>{out, width}, out,
-                      scatter_detail::store_into<A>{out, width}, wide_layout);
+                      scatter_detail::store_into<A>{out, width}, {}, wide_layout);
 }
 
 /// index_add (1-D) through the emulated pipeline (reference::index_add_fixed_order / _exact).
@@ -575,11 +755,12 @@ void scatter_reduce(A* out, std::size_t n_out, const I* idx, const A* src, std::
 /// written, empty ones with the empty value.
 template <class D, class I>
 void segment_reduce(core::accumulation_t<D>* out, std::size_t num_segments, const I* ids, const D* data, std::size_t n,
-                    scatter_op op, tier t, launch_shape shape, block_order order = block_order::shuffled) {
+                    scatter_op op, tier t, launch_shape shape, block_order order = block_order::shuffled,
+                    const char* what = "segment_reduce") {
   using A = core::accumulation_t<D>;
   if (t == tier::exact && op == scatter_op::prod)
-    throw std::invalid_argument("bitexact::segment_reduce: prod has no exact tier (use tier::fixed_order)");
-  validate(shape, order, "segment_reduce", ids, n, num_segments);
+    throw std::invalid_argument(std::string("bitexact::") + what + ": prod has no exact tier (use tier::fixed_order)");
+  validate(shape, order, what, ids, n, num_segments);
   const A empty = scatter_detail::empty_segment_value<A>(op);
   emulate_launch(shape, [&](const thread_index& ti) { scatter_detail::fill_body(ti, out, num_segments, empty); }, order);
   if (n == 0) return;
@@ -590,6 +771,164 @@ void segment_reduce(core::accumulation_t<D>* out, std::size_t num_segments, cons
     combine_pipeline<A>(shape, order, num_segments, 1, ids, n, scatter_detail::exact_sum_op(op, t),
                         scatter_detail::row_values<D>{data, 1}, combine, apply, static_cast<const A*>(nullptr), apply);
   });
+}
+
+/// Weighted bincount through the emulated pipeline: segment_reduce with scatter_op::sum.
+template <class A, class I>
+void bincount(A* out, std::size_t n_bins, const I* idx, const A* weights, std::size_t n, tier t, launch_shape shape,
+              block_order order = block_order::shuffled) {
+  if (n > 0 && weights == nullptr)
+    throw std::invalid_argument("bitexact::bincount: null weights with n > 0 (use the count overload)");
+  segment_reduce(out, n_bins, idx, weights, n, scatter_op::sum, t, shape, order, "bincount");
+}
+
+/// Unweighted bincount: out[b] = number of i with idx[i] == b (integer atomics).
+template <class I>
+void bincount(std::int64_t* out, std::size_t n_bins, const I* idx, std::size_t n, launch_shape shape,
+              block_order order = block_order::shuffled) {
+  validate(shape, order, "bincount", idx, n, n_bins);
+  std::vector<unsigned long long> counts(n_bins, 0);
+  emulate_launch(shape, [&](const thread_index& ti) { scatter_detail::count_body(ti, idx, n, counts.data()); }, order);
+  for (std::size_t b = 0; b < n_bins; ++b) out[b] = static_cast<std::int64_t>(counts[b]);
+}
+
+/// histogram through the emulated pipeline (reference::histogram): the bins, then a sum per
+/// bin over n_bins + 1 targets whose last (the ignored values) is dropped.
+template <class A>
+void histogram(A* out, std::size_t n_bins, A lo, A hi, const A* x, const A* weights, std::size_t n, tier t,
+               launch_shape shape, block_order order = block_order::shuffled) {
+  scatter_detail::check_histogram_arguments("histogram", n_bins, lo, hi, out, x, n);
+  emulate_launch(shape, [&](const thread_index& ti) { scatter_detail::fill_body(ti, out, n_bins, A(0)); }, order);
+  if (n == 0) return;
+  std::vector<std::uint64_t> bin(n);
+  emulate_launch(
+      shape, [&](const thread_index& ti) { scatter_detail::histogram_bins_body(ti, x, n, lo, hi, n_bins, bin.data()); },
+      order);
+  const scatter_detail::reduce_into<A, core::plus> apply{out, 1, core::plus{}, false, false, 0};
+  scatter_detail::pipeline_options opt;
+  opt.kept = n_bins;
+  auto run = [&](auto values) {
+    combine_pipeline<A>(shape, order, n_bins + 1, 1, bin.data(), n, t == tier::exact, values, core::plus{}, apply,
+                        static_cast<const A*>(nullptr), apply, opt);
+  };
+  if (weights) run(scatter_detail::row_values<A>{weights, 1});
+  else run(scatter_detail::unit_values<A>{});
+}
+
+/// Indices against n_rows (index_error) and offsets (std::invalid_argument), in that order,
+/// like the CPU; returns bag_of for n_indices > 0.
+template <class I>
+std::vector<std::uint64_t> validate_bags(launch_shape shape, block_order order, const char* what, const I* indices,
+                                         std::size_t n_indices, std::size_t n_rows, const I* offsets,
+                                         std::size_t n_bags) {
+  validate(shape, order, what, indices, n_indices, n_rows);
+  unsigned long long bad = scatter_detail::no_bad_position;
+  emulate_launch(
+      shape, [&](const thread_index& ti) { scatter_detail::bag_offsets_check_body(ti, offsets, n_bags, n_indices, &bad); },
+      order);
+  if (bad != scatter_detail::no_bad_position) throw ::bitexact::detail::bad_offsets_error(what, bad);
+  std::vector<std::uint64_t> bag_of(n_indices);
+  emulate_launch(
+      shape, [&](const thread_index& ti) { scatter_detail::bag_of_body(ti, offsets, n_bags, n_indices, bag_of.data()); },
+      order);
+  return bag_of;
+}
+
+/// embedding_bag forward through the emulated pipeline (reference::embedding_bag): the bag
+/// ids are the keys, already sorted.
+template <class A, class I>
+void embedding_bag(A* out, const A* table, std::size_t n_rows, std::size_t width, const I* indices,
+                   std::size_t n_indices, const I* offsets, std::size_t n_bags, bag_mode mode, const A* weights, tier t,
+                   launch_shape shape, block_order order = block_order::shuffled) {
+  scatter_detail::check_bag_arguments("embedding_bag", width, n_bags, n_indices, out, offsets, indices, table,
+                                      weights != nullptr, mode);
+  const std::vector<std::uint64_t> bag_of =
+      validate_bags(shape, order, "embedding_bag", indices, n_indices, n_rows, offsets, n_bags);
+  emulate_launch(shape, [&](const thread_index& ti) { scatter_detail::fill_body(ti, out, n_bags * width, A(0)); }, order);
+  if (n_indices == 0) return;
+  scatter_detail::pipeline_options opt;
+  opt.presorted = true;
+  const bool max = mode == bag_mode::max, mean = mode == bag_mode::mean;
+  auto run = [&](auto combine, auto values) {
+    using C = decltype(combine);
+    const scatter_detail::reduce_into<A, C> apply{out, width, combine, false, mean, 0};
+    combine_pipeline<A>(shape, order, n_bags, width, bag_of.data(), n_indices, t == tier::exact && !max, values,
+                        combine, apply, static_cast<const A*>(nullptr), apply, opt);
+  };
+  if (max) run(core::maximum{}, scatter_detail::bag_rows<A, I>{table, indices, width});
+  else if (weights) run(core::plus{}, scatter_detail::weighted_bag_rows<A, I>{table, indices, width, weights});
+  else run(core::plus{}, scatter_detail::bag_rows<A, I>{table, indices, width});
+}
+
+/// embedding_bag_max with the selected positions (bitexact::embedding_bag_max).
+template <class A, class I>
+void embedding_bag_max(A* out, std::int64_t* max_positions, const A* table, std::size_t n_rows, std::size_t width,
+                       const I* indices, std::size_t n_indices, const I* offsets, std::size_t n_bags,
+                       launch_shape shape, block_order order = block_order::shuffled) {
+  if (n_bags > 0 && max_positions == nullptr)
+    throw std::invalid_argument("bitexact::embedding_bag_max: null max_positions with bags");
+  embedding_bag(out, table, n_rows, width, indices, n_indices, offsets, n_bags, bag_mode::max,
+                static_cast<const A*>(nullptr), tier::fixed_order, shape, order);
+  emulate_launch(
+      shape,
+      [&](const thread_index& ti) {
+        scatter_detail::bag_max_positions_body(ti, out, scatter_detail::bag_rows<A, I>{table, indices, width}, offsets,
+                                               n_bags, n_indices, max_positions);
+      },
+      order);
+}
+
+/// embedding_bag_backward (sum, mean) through the emulated pipeline
+/// (reference::embedding_bag_backward): the row form of index_add with contributions computed
+/// from grad_out on the fly.
+template <class A, class I>
+void embedding_bag_backward(A* grad_table, std::size_t n_rows, std::size_t width, const A* grad_out, const I* indices,
+                            std::size_t n_indices, const I* offsets, std::size_t n_bags, bag_mode mode,
+                            const A* weights, tier t, launch_shape shape, block_order order = block_order::shuffled) {
+  const char* what = "embedding_bag_backward";
+  if (mode == bag_mode::max)
+    throw std::invalid_argument("bitexact::embedding_bag_backward: max mode: use embedding_bag_max and embedding_bag_max_backward");
+  scatter_detail::check_bag_arguments(what, width, n_bags, n_indices, grad_out, offsets, indices, grad_table,
+                                      weights != nullptr, mode);
+  const std::vector<std::uint64_t> bag_of = validate_bags(shape, order, what, indices, n_indices, n_rows, offsets, n_bags);
+  if (n_indices == 0) return;
+  const scatter_detail::bag_gradients<A, I> values{grad_out, bag_of.data(), offsets, n_bags, n_indices,
+                                                   width,    weights,       mode == bag_mode::mean};
+  combine_pipeline<A>(shape, order, n_rows, width, indices, n_indices, t == tier::exact, values, core::plus{},
+                      scatter_detail::add_into<A>{grad_table, width}, grad_table,
+                      scatter_detail::store_into<A>{grad_table, width});
+}
+
+/// embedding_bag_max_backward through the emulated pipeline (bitexact::embedding_bag_max_backward):
+/// the 1-D index_add of grad_out into the recorded cells, empty bags into a dropped sentinel.
+template <class A, class I>
+void embedding_bag_max_backward(A* grad_table, std::size_t n_rows, std::size_t width, const A* grad_out,
+                                const I* indices, std::size_t n_indices, const std::int64_t* max_positions,
+                                std::size_t n_bags, tier t, launch_shape shape, block_order order = block_order::shuffled) {
+  const char* what = "embedding_bag_max_backward";
+  if (width == 0) throw std::invalid_argument("bitexact::embedding_bag_max_backward: width must be > 0");
+  const std::size_t m = n_bags * width, cells = n_rows * width;
+  if (m == 0) return;
+  std::vector<std::uint64_t> target(m);
+  unsigned long long bad = scatter_detail::no_bad_position;
+  emulate_launch(
+      shape,
+      [&](const thread_index& ti) {
+        scatter_detail::max_backward_targets_body(ti, max_positions, m, indices, n_indices, n_rows, width, target.data(),
+                                                  &bad);
+      },
+      order);
+  if (bad != scatter_detail::no_bad_position) {
+    const core::max_target k = core::max_backward_target(max_positions[bad], bad, indices, n_indices, n_rows, width);
+    ::bitexact::detail::throw_max_target_error(
+        what, k.status, bad, max_positions[bad],
+        k.status == core::max_target_status::bad_index ? static_cast<long long>(indices[max_positions[bad]]) : 0, n_rows);
+  }
+  scatter_detail::pipeline_options opt;
+  opt.kept = cells;
+  combine_pipeline<A>(shape, order, cells + 1, 1, target.data(), m, t == tier::exact,
+                      scatter_detail::row_values<A>{grad_out, 1}, core::plus{}, scatter_detail::add_into<A>{grad_table, 1},
+                      grad_table, scatter_detail::store_into<A>{grad_table, 1}, opt);
 }
 
 }  // namespace emulate

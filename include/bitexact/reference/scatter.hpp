@@ -202,16 +202,7 @@ void embedding_bag_backward(A* grad_table, std::size_t n_rows, std::size_t width
 template <class A>
 void histogram(A* out, std::size_t n_bins, A lo, A hi, const A* x, const A* weights, std::size_t n, bool exact) {
   std::vector<std::uint64_t> bin(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const A v = x[i];
-    if (!(v >= lo && v <= hi)) {
-      bin[i] = n_bins;
-      continue;
-    }
-    const A f = core::mul_rn(static_cast<A>((v - lo) / (hi - lo)), static_cast<A>(n_bins));
-    std::size_t k = static_cast<std::size_t>(f);
-    bin[i] = k >= n_bins ? n_bins - 1 : k;
-  }
+  for (std::size_t i = 0; i < n; ++i) bin[i] = core::histogram_bin(x[i], lo, hi, n_bins);
   std::vector<A> w(n, A(1));
   if (weights) w.assign(weights, weights + n);
   std::vector<A> tmp(n_bins + 1);
