@@ -1,5 +1,15 @@
 // bitexact/cuda/scatter.cuh - CUDA kernels and host launchers of deterministic index_add
-// (1-D and rows), scatter_reduce and segment_reduce.
+// (1-D and rows), scatter_reduce, segment_reduce, bincount, histogram and the embedding-bag
+// ops (forward in sum/mean/max mode, max with positions, backward, max backward).
+//
+// Every op has the semantics and the bits of its CPU namesake in bitexact/scatter.hpp. The
+// ops after segment_reduce feed the same pipeline: bincount is a segment sum (the unweighted
+// count uses integer atomics, exact in any order); histogram bins every value
+// (core::histogram_bin) and sums per bin over one extra, dropped bin for ignored values;
+// embedding_bag uses the bag of each position as its key - bag ids are already sorted, so the
+// sort is skipped - and the position as its source position; the backward is the row form of
+// index_add with each position's gradient computed on the fly from grad_out; the max backward
+// is the 1-D index_add into the recorded cells, empty bags into a dropped sentinel cell.
 //
 // nvcc only. The kernels are thin: each builds a thread_index and calls a BITEXACT_HD body of
 // cuda/scatter_kernels.hpp - the same bodies that tests/cuda_scatter_emulation_test.cpp runs on
@@ -481,6 +491,22 @@ void with_workspace(std::size_t bytes, cudaStream_t st, const char* op, Fn fn) {
   throw_on_error(cudaFreeAsync(p, st), op, "cudaFreeAsync");
 }
 
+/// CUB's two-phase convention for an op whose own pieces (`head` bytes) precede a pipeline
+/// (pipeline(d_temp, bytes, input) with d_temp == nullptr sets its size): for a size query sets
+/// temp_bytes and returns false; otherwise checks the caller's workspace and returns true.
+template <class Pipeline>
+bool sized_workspace(void* d_temp, std::size_t& temp_bytes, std::size_t head, Pipeline& pipeline, const char* op) {
+  std::size_t pipeline_bytes = 0;
+  pipeline(nullptr, pipeline_bytes, nullptr);
+  const std::size_t total = cut_total(head, pipeline_bytes);
+  if (d_temp == nullptr) {
+    temp_bytes = total;
+    return false;
+  }
+  check_workspace(temp_bytes, total, op);
+  return true;
+}
+
 /// Unweighted bincount: validation, then zeroed counts and integer atomics.
 template <class I>
 void bincount_counts_impl(void* d_temp, std::size_t& temp_bytes, std::int64_t* d_out, std::size_t n_bins,
@@ -529,13 +555,7 @@ void histogram_impl(void* d_temp, std::size_t& temp_bytes, A* d_out, std::size_t
     if (d_weights) run(row_values<A>{d_weights, 1});
     else run(unit_values<A>{});
   };
-  std::size_t pipeline_bytes = 0;
-  pipeline(nullptr, pipeline_bytes, nullptr);
-  if (d_temp == nullptr) {
-    temp_bytes = cut_total(head, pipeline_bytes);
-    return;
-  }
-  check_workspace(temp_bytes, cut_total(head, pipeline_bytes), op);
+  if (!sized_workspace(d_temp, temp_bytes, head, pipeline, op)) return;
   if (ranges_overlap(d_out, n_bins * sizeof(A), d_x, n * sizeof(A)) ||
       (d_weights && ranges_overlap(d_out, n_bins * sizeof(A), d_weights, n * sizeof(A))))
     throw std::invalid_argument("bitexact::cuda::histogram: out overlaps x or weights");
@@ -599,13 +619,7 @@ void embedding_bag_impl(const char* op, void* d_temp, std::size_t& temp_bytes, A
     else if (d_weights) run(core::plus{}, weighted_bag_rows<A, I>{d_table, d_indices, width, d_weights});
     else run(core::plus{}, bag_rows<A, I>{d_table, d_indices, width});
   };
-  std::size_t pipeline_bytes = 0;
-  pipeline(nullptr, pipeline_bytes, nullptr);
-  if (d_temp == nullptr) {
-    temp_bytes = cut_total(head, pipeline_bytes);
-    return;
-  }
-  check_workspace(temp_bytes, cut_total(head, pipeline_bytes), op);
+  if (!sized_workspace(d_temp, temp_bytes, head, pipeline, op)) return;
   if (ranges_overlap(d_out, n_bags * width * sizeof(A), d_table, n_rows * width * sizeof(A)))
     throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": out overlaps table");
   workspace_cutter w(d_temp, temp_bytes);
@@ -646,13 +660,7 @@ void embedding_bag_backward_impl(void* d_temp, std::size_t& temp_bytes, A* d_gra
                     store_into<A>{d_grad_table, width}, no_pre_write{}, d_grad_table, n_rows * width * sizeof(A), st,
                     shape, pipeline_options{}, /*validated=*/true);
   };
-  std::size_t pipeline_bytes = 0;
-  pipeline(nullptr, pipeline_bytes, nullptr);
-  if (d_temp == nullptr) {
-    temp_bytes = cut_total(head, pipeline_bytes);
-    return;
-  }
-  check_workspace(temp_bytes, cut_total(head, pipeline_bytes), op);
+  if (!sized_workspace(d_temp, temp_bytes, head, pipeline, op)) return;
   if (ranges_overlap(d_grad_table, n_rows * width * sizeof(A), d_grad_out, n_bags * width * sizeof(A)))
     throw std::invalid_argument("bitexact::cuda::embedding_bag_backward: grad_table overlaps grad_out");
   workspace_cutter w(d_temp, temp_bytes);
@@ -683,13 +691,7 @@ void embedding_bag_max_backward_impl(void* d_temp, std::size_t& temp_bytes, A* d
                     add_into<A>{d_grad_table, 1}, static_cast<const A*>(d_grad_table), store_into<A>{d_grad_table, 1},
                     no_pre_write{}, d_grad_table, cells * sizeof(A), st, shape, opt, /*validated=*/true);
   };
-  std::size_t pipeline_bytes = 0;
-  pipeline(nullptr, pipeline_bytes, nullptr);
-  if (d_temp == nullptr) {
-    temp_bytes = cut_total(head, pipeline_bytes);
-    return;
-  }
-  check_workspace(temp_bytes, cut_total(head, pipeline_bytes), op);
+  if (!sized_workspace(d_temp, temp_bytes, head, pipeline, op)) return;
   if (m == 0) return;
   if (d_grad_out == nullptr || d_max_positions == nullptr)
     throw std::invalid_argument("bitexact::cuda::embedding_bag_max_backward: null grad_out or max_positions");

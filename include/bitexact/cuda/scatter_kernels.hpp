@@ -30,6 +30,11 @@
 //   8'. exact_target  exact tier: for every (target, column), the correctly rounded value of
 //                     (start +) the exact sum of the target's values: one thread walks a light
 //                     target's values, a heavy target rounds its merged digits.
+// Options (pipeline_options): presorted keys skip step 3 (embedding bags: the bag ids of the
+// positions never decrease), and targets at or above `kept` are combined but never applied
+// (sentinel targets). bincount, histogram and the embedding-bag ops add small passes that
+// build the keys (bins, bag ids, recorded cells) and the values (table rows, per-position
+// gradients, products with per-sample weights: core::product_term).
 // Which thread computes an item, and in which order items run, is the only thing the launch
 // shape changes; every item computes a fixed function of the sorted layout, so the bits are
 // the reference's (reference/scatter.hpp) for any grid, block and block order.
