@@ -199,35 +199,50 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
   });
 }
 
-/// 1-D index_add: the dense strategy for few targets, the sorted one otherwise.
+/// 1-D index_add: the dense strategies for few targets. Otherwise each target with
+/// contributions gets its new value from its group: out[t] + S_t (fixed_order) or the rounded
+/// out[t] + exact sum (exact). For many targets the groups come bucket by bucket while they are
+/// in cache (radix_for_each_bucket), so out is read and written in order, not at random.
 template <class A, class I, class ValueAt>
 void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value, tier t, int threads) {
   const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + core::scatter_chunk - 1) / core::scatter_chunk;
-  if (t == tier::exact) {
-    if (static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
-      dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
-      return;
-    }
-    const auto g = group_by_target<A>(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads,
-                                      [&](std::size_t i) { return A(value(i)); });
-    const A* v = static_cast<const A*>(g.value);
-    for_each_target(n_out, threads, [&](std::size_t k) {
-      const std::uint64_t b = g.start[k], e = g.start[k + 1];
-      if (b == e) return;
-      out[k] = exact_sum_with_start<A>(out[k], true, static_cast<std::size_t>(e - b),
-                                       [&](std::size_t q) { return v[b + q]; });
-    });
+  if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
+    dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
     return;
   }
-  if (chunks * n_out <= dense_partials_limit) {
+  if (t != tier::exact && chunks * n_out <= dense_partials_limit) {
     dense_index_add<A>(out, n_out, idx, n, value, threads);
     return;
   }
-  const auto g = group_by_target<A>(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads,
-                                    [&](std::size_t i) { return A(value(i)); });
+  // The new value of a target from its group [b, e) of grouped positions and values.
+  auto updated = [t](A old, std::uint64_t b, std::uint64_t e, auto position_at, auto value_at) {
+    if (t == tier::exact)
+      return exact_sum_with_start<A>(old, true, e - b, [&](std::uint64_t q) { return value_at(b + q); });
+    return core::canonicalize(old + combine_group<A>(b, e, core::plus{}, position_at, value_at));
+  };
+  auto target_of = [idx](std::size_t i) { return idx[i]; };
+  auto value_of = [&value](std::size_t i) { return A(value(i)); };
+  if (radix_grouping(n_out, n)) {
+    radix_for_each_bucket<A>(n_out, n, target_of, value_of, threads,
+                             [&](std::size_t lo_t, std::size_t n_t, std::uint64_t, const auto& g) {
+                               for (std::size_t k = 0; k < n_t; ++k) {
+                                 const std::uint64_t b = g.start[k], e = g.start[k + 1];
+                                 if (b == e) continue;
+                                 out[lo_t + k] = updated(out[lo_t + k], b, e,
+                                                         [&g](std::uint64_t q) { return g.position_at(q); },
+                                                         [&g](std::uint64_t q) { return g.value[q]; });
+                               }
+                             });
+    return;
+  }
+  const auto g = group_by_target<A>(n_out, n, target_of, threads, value_of);
   const A* v = static_cast<const A*>(g.value);
-  grouped_combine<A>(g, n_out, threads, core::plus{}, [v](std::uint64_t q) { return v[q]; },
-                     [out](std::size_t k, A s, std::size_t) { out[k] = core::canonicalize(out[k] + s); });
+  for_each_target(n_out, threads, [&](std::size_t k) {
+    const std::uint64_t b = g.start[k], e = g.start[k + 1];
+    if (b == e) return;
+    out[k] = updated(out[k], b, e, [&g](std::uint64_t q) { return g.position_at(q); },
+                     [v](std::uint64_t q) { return v[q]; });
+  });
 }
 
 }  // namespace detail
