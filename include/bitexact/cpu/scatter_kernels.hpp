@@ -335,6 +335,24 @@ void for_each_target(std::size_t n_out, int threads, Body body) {
   });
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define BITEXACT_SCATTER_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define BITEXACT_SCATTER_NOINLINE __declspec(noinline)
+#else
+#define BITEXACT_SCATTER_NOINLINE
+#endif
+
+/// combine_group's tree case, out of line so the per-target loops that call combine_group keep
+/// their registers for the common short groups.
+template <class A, class Combine, class PositionAt, class ValueAt>
+BITEXACT_SCATTER_NOINLINE A combine_group_tree(std::uint64_t b, std::uint64_t e, Combine combine,
+                                               PositionAt position_at, ValueAt value_at) {
+  core::scatter_combiner<A, Combine> c(combine);
+  for (std::uint64_t k = b; k < e; ++k) c.push(position_at(k), value_at(k));
+  return c.finish();
+}
+
 /// S_t of one group (fixed_order): the values value_at(b .. e-1) at increasing positions
 /// position_at(q), combined in the canonical order.
 template <class A, class Combine, class PositionAt, class ValueAt>
@@ -345,9 +363,7 @@ A combine_group(std::uint64_t b, std::uint64_t e, Combine combine, PositionAt po
     for (std::uint64_t k = b + 1; k < e; ++k) s = combine(s, value_at(k));
     return s;
   }
-  core::scatter_combiner<A, Combine> c(combine);
-  for (std::uint64_t k = b; k < e; ++k) c.push(position_at(k), value_at(k));
-  return c.finish();
+  return combine_group_tree<A>(b, e, combine, position_at, value_at);
 }
 
 /// Sorted strategy, fixed_order: apply(t, S_t, count) for every target with contributions.

@@ -214,8 +214,11 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
     dense_index_add<A>(out, n_out, idx, n, value, threads);
     return;
   }
-  // The new value of a target from its group [b, e) of grouped positions and values.
+  // The new value of a target from its group [b, e) of grouped positions and values. A single
+  // contribution v gives old + v in both tiers: one IEEE add is the correctly rounded exact sum
+  // of two terms (signed zeros, overflow and Inf included), canonicalize gives the NaN rule.
   auto updated = [t](A old, std::uint64_t b, std::uint64_t e, auto position_at, auto value_at) {
+    if (e - b == 1) return core::canonicalize(old + value_at(b));
     if (t == tier::exact)
       return exact_sum_with_start<A>(old, true, e - b, [&](std::uint64_t q) { return value_at(b + q); });
     return core::canonicalize(old + combine_group<A>(b, e, core::plus{}, position_at, value_at));
