@@ -124,6 +124,8 @@ struct bucket_entry<P, void> {
 
 /// The groups of one bucket of the radix grouping, while they are in cache: target lo_t + k
 /// owns position[start[k] .. start[k+1]) (and the same range of value), in increasing order.
+/// value[start[n_t]] and value[start[n_t] + 1] are readable (zeros), so a reader may load the
+/// first two values of any group without looking at its size.
 template <class P, class V>
 struct bucket_groups {
   const P* start = nullptr;
@@ -202,7 +204,7 @@ void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of,
       for (std::uint64_t bk = b0; bk < b1; ++bk) largest = std::max(largest, bstart[bk + 1] - bstart[bk]);
       std::vector<P> cnt(local + 2);
       std::unique_ptr<P[]> pos(new P[static_cast<std::size_t>(largest) + 1]);
-      std::unique_ptr<VV[]> val(new VV[carry ? static_cast<std::size_t>(largest) + 1 : 1]);
+      std::unique_ptr<VV[]> val(new VV[carry ? static_cast<std::size_t>(largest) + 2 : 1]);
       for (std::uint64_t bk = b0; bk < b1; ++bk) {
         const std::size_t lo_t = static_cast<std::size_t>(bk) << shift;
         const std::size_t n_t = std::min(local, n_out - lo_t);
@@ -216,6 +218,7 @@ void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of,
           pos[o] = x[q].pos;
           if constexpr (carry) val[o] = x[q].val;
         }
+        if constexpr (carry) val[m] = val[m + 1] = VV(0);
         bucket_groups<P, VV> g;
         g.start = cnt.data();
         g.position = pos.get();
