@@ -401,6 +401,45 @@ TEST(ScatterReduce, EveryOpEqualsReference) {
           }
 }
 
+// More than 2^16 targets: the radix grouping written out as target_groups (scatter_reduce,
+// segment_reduce, index_add_rows, bincount), with uniform and skewed indices.
+TEST(ScatterReduce, ManyTargetsUseTheRadixGrouping) {
+  std::mt19937_64 g(53);
+  const std::size_t n = 150001, n_out = 100003, width = 3;
+  for (dist d : {dist::uniform, dist::zipf, dist::all_to_one}) {
+    const auto idx = make_indices(d, n, n_out, g);
+    const auto src = make_values<double>(n, g, true);
+    const auto init = make_values<double>(n_out, g, false);
+    for (tier t : {tier::fixed_order, tier::exact})
+      for (scatter_op op : {scatter_op::sum, scatter_op::mean, scatter_op::max}) {
+        std::vector<double> want = init, seg_want(n_out);
+        bitexact::reference::scatter_reduce(want.data(), n_out, idx.data(), src.data(), n, op, true, t == tier::exact);
+        bitexact::reference::segment_reduce(seg_want.data(), n_out, idx.data(), src.data(), n, op, t == tier::exact);
+        for (int threads : {1, 2, 3}) {
+          std::vector<double> got = init, seg_got(n_out);
+          bitexact::scatter_reduce(got.data(), n_out, idx.data(), src.data(), n, op, true, t, execution{threads});
+          ASSERT_TRUE(same(want, got)) << dist_name(d) << " op=" << int(op) << " threads=" << threads;
+          bitexact::segment_reduce(seg_got.data(), n_out, idx.data(), src.data(), n, op, t, execution{threads});
+          ASSERT_TRUE(same(seg_want, seg_got)) << dist_name(d) << " op=" << int(op) << " threads=" << threads;
+        }
+      }
+    const auto rsrc = make_values<float>(n * width, g, false);
+    const auto rinit = make_values<float>(n_out * width, g, false);
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      std::vector<float> want = rinit;
+      bitexact::reference::index_add_rows<float, float>(want.data(), n_out, width, idx.data(), rsrc.data(), n,
+                                                        t == tier::exact);
+      std::vector<float> got = rinit;
+      bitexact::index_add_rows(got.data(), n_out, width, idx.data(), rsrc.data(), n, t, execution{2});
+      ASSERT_TRUE(same(want, got)) << dist_name(d);
+    }
+    std::vector<std::int64_t> counts(n_out), expect(n_out);
+    bitexact::bincount(counts.data(), n_out, idx.data(), n, execution{3});
+    for (auto k : idx) ++expect[static_cast<std::size_t>(k)];
+    EXPECT_EQ(counts, expect);
+  }
+}
+
 TEST(ScatterReduce, MaxMinSpecialValues) {
   std::vector<std::int64_t> idx = {0, 0, 1, 1, 2, 2};
   const float nan = std::numeric_limits<float>::quiet_NaN();
