@@ -5,8 +5,11 @@
 //          its own row of per-target partials (a 2-D scratch of chunks x targets), then the rows
 //          combine by the aligned pairwise tree over chunks, element-wise. Rows without a
 //          contribution hold -0.0, the identity, so the dense tree equals the sparse one.
-//   sorted (many targets): a stable counting sort groups source positions by target; each
-//          target then runs core::scatter_combiner over its positions, targets in parallel.
+//   sorted (many targets): a stable counting sort groups source positions by target (above
+//          2^16 targets a radix grouping that streams: buckets of consecutive targets, then a
+//          counting sort inside each bucket while it is in cache); each target then combines
+//          its group (combine_group: core::scatter_combiner), targets in parallel. The 1-D
+//          index_add updates out inside each bucket (radix_for_each_bucket), so out streams too.
 // Which one runs depends on the problem size only; both give the same bits, and the thread
 // count only changes who computes a chunk or a target.
 #pragma once
