@@ -174,6 +174,54 @@ TEST(IndexAdd, LargeCaseAcrossStrategies) {
   }
 }
 
+// As many sources as targets, uniform: about 37% of the targets get exactly one contribution
+// (the shortcut out + v of both tiers), the others several, spread over many chunks. Special
+// values sit on both sides of single contributions: -0 + -0, +0 + -0, overflow, Inf - Inf, NaN,
+// a tiny term that vanishes, denormals.
+template <class T>
+void few_collisions_case(tier t) {
+  std::mt19937_64 g(31);
+  const std::size_t n = 300007, n_out = 300007;
+  const auto idx = make_indices(dist::uniform, n, n_out, g);
+  auto src = make_values<T>(n, g, true);
+  auto init = make_values<T>(n_out, g, true);
+  std::vector<std::uint32_t> count(n_out, 0);
+  for (auto k : idx) ++count[static_cast<std::size_t>(k)];
+  const T inf = std::numeric_limits<T>::infinity(), big = std::numeric_limits<T>::max();
+  const T pairs[][2] = {{-T(0), -T(0)}, {T(0), -T(0)}, {-T(0), T(0)}, {big, big},  {-big, -big},
+                        {inf, -inf},     {-inf, T(1)}, {std::numeric_limits<T>::quiet_NaN(), T(1)},
+                        {T(1), std::numeric_limits<T>::quiet_NaN()}, {T(1e30), T(1e-30)},
+                        {std::numeric_limits<T>::denorm_min(), -std::numeric_limits<T>::denorm_min()},
+                        {T(3), -T(3)}};
+  std::size_t p = 0, singles = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t k = static_cast<std::size_t>(idx[i]);
+    if (count[k] != 1) continue;
+    ++singles;
+    if (i % 7 == 0) {
+      init[k] = pairs[p % (sizeof pairs / sizeof pairs[0])][0];
+      src[i] = pairs[p % (sizeof pairs / sizeof pairs[0])][1];
+      ++p;
+    }
+  }
+  ASSERT_GT(singles, n / 4);
+  std::vector<T> want = init;
+  if (t == tier::exact)
+    bitexact::reference::index_add_exact<T, T>(want.data(), n_out, idx.data(), src.data(), n);
+  else
+    bitexact::reference::index_add_fixed_order<T, T>(want.data(), n_out, idx.data(), src.data(), n);
+  for (int threads : {1, 2, 3, 7}) {
+    std::vector<T> got = init;
+    bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, t, execution{threads});
+    ASSERT_TRUE(same(want, got)) << "threads " << threads;
+  }
+}
+
+TEST(IndexAdd, FewCollisionsFixedOrderFloat) { few_collisions_case<float>(tier::fixed_order); }
+TEST(IndexAdd, FewCollisionsFixedOrderDouble) { few_collisions_case<double>(tier::fixed_order); }
+TEST(IndexAdd, FewCollisionsExactFloat) { few_collisions_case<float>(tier::exact); }
+TEST(IndexAdd, FewCollisionsExactDouble) { few_collisions_case<double>(tier::exact); }
+
 TEST(IndexAdd, ScratchCanBeReleasedBetweenCalls) {
   std::vector<std::int64_t> idx(300000);
   for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>((i * 7919) % 200000);
@@ -359,6 +407,45 @@ TEST(ScatterReduce, EveryOpEqualsReference) {
                                            << " self=" << include_self << " threads=" << threads;
             }
           }
+}
+
+// More than 2^16 targets: the radix grouping written out as target_groups (scatter_reduce,
+// segment_reduce, index_add_rows, bincount), with uniform and skewed indices.
+TEST(ScatterReduce, ManyTargetsUseTheRadixGrouping) {
+  std::mt19937_64 g(53);
+  const std::size_t n = 150001, n_out = 100003, width = 3;
+  for (dist d : {dist::uniform, dist::zipf, dist::all_to_one}) {
+    const auto idx = make_indices(d, n, n_out, g);
+    const auto src = make_values<double>(n, g, true);
+    const auto init = make_values<double>(n_out, g, false);
+    for (tier t : {tier::fixed_order, tier::exact})
+      for (scatter_op op : {scatter_op::sum, scatter_op::mean, scatter_op::max}) {
+        std::vector<double> want = init, seg_want(n_out);
+        bitexact::reference::scatter_reduce(want.data(), n_out, idx.data(), src.data(), n, op, true, t == tier::exact);
+        bitexact::reference::segment_reduce(seg_want.data(), n_out, idx.data(), src.data(), n, op, t == tier::exact);
+        for (int threads : {1, 2, 3}) {
+          std::vector<double> got = init, seg_got(n_out);
+          bitexact::scatter_reduce(got.data(), n_out, idx.data(), src.data(), n, op, true, t, execution{threads});
+          ASSERT_TRUE(same(want, got)) << dist_name(d) << " op=" << int(op) << " threads=" << threads;
+          bitexact::segment_reduce(seg_got.data(), n_out, idx.data(), src.data(), n, op, t, execution{threads});
+          ASSERT_TRUE(same(seg_want, seg_got)) << dist_name(d) << " op=" << int(op) << " threads=" << threads;
+        }
+      }
+    const auto rsrc = make_values<float>(n * width, g, false);
+    const auto rinit = make_values<float>(n_out * width, g, false);
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      std::vector<float> want = rinit;
+      bitexact::reference::index_add_rows<float, float>(want.data(), n_out, width, idx.data(), rsrc.data(), n,
+                                                        t == tier::exact);
+      std::vector<float> got = rinit;
+      bitexact::index_add_rows(got.data(), n_out, width, idx.data(), rsrc.data(), n, t, execution{2});
+      ASSERT_TRUE(same(want, got)) << dist_name(d);
+    }
+    std::vector<std::int64_t> counts(n_out), expect(n_out);
+    bitexact::bincount(counts.data(), n_out, idx.data(), n, execution{3});
+    for (auto k : idx) ++expect[static_cast<std::size_t>(k)];
+    EXPECT_EQ(counts, expect);
+  }
 }
 
 TEST(ScatterReduce, MaxMinSpecialValues) {

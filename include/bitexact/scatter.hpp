@@ -25,7 +25,7 @@
 // overlapping output and input arrays, unsorted ids given to sorted_segment_reduce, or bad
 // offsets throw std::invalid_argument, also before anything is written. n == 0 is a no-op.
 //
-// Memory: large scatters keep their temporaries (about 40 bytes per source) in a scratch
+// Memory: large scatters keep their temporaries (12 to 40 bytes per source) in a scratch
 // arena of the calling thread, reused by the next call; release_scratch_memory() frees it.
 #pragma once
 #include <cstddef>

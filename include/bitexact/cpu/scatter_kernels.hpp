@@ -5,8 +5,11 @@
 //          its own row of per-target partials (a 2-D scratch of chunks x targets), then the rows
 //          combine by the aligned pairwise tree over chunks, element-wise. Rows without a
 //          contribution hold -0.0, the identity, so the dense tree equals the sparse one.
-//   sorted (many targets): a stable counting sort groups source positions by target; each
-//          target then runs core::scatter_combiner over its positions, targets in parallel.
+//   sorted (many targets): a stable counting sort groups source positions by target (above
+//          2^16 targets a radix grouping that streams: buckets of consecutive targets, then a
+//          counting sort inside each bucket while it is in cache); each target then combines
+//          its group (combine_group: core::scatter_combiner), targets in parallel. The 1-D
+//          index_add updates out inside each bucket (radix_for_each_bucket), so out streams too.
 // Which one runs depends on the problem size only; both give the same bits, and the thread
 // count only changes who computes a chunk or a target.
 #pragma once
@@ -92,10 +95,9 @@ template <class T>
 T* scratch_array(unsigned slot, std::size_t n) {
   return static_cast<T*>(scratch(slot, (n == 0 ? 1 : n) * sizeof(T)));
 }
-/// Scratch slots: 0-1 the grouping result, 2-4 the radix sort's temporaries, 5-6 the dense
-/// strategy.
-enum : unsigned { slot_start = 0, slot_position = 1, slot_key = 2, slot_key2 = 3, slot_position2 = 4, slot_partial = 5,
-                  slot_touched = 6, slot_value = 5, slot_value2 = 6 };
+/// Scratch slots: 0-1 and 5 the grouping result, 2 the radix grouping's partition (or the
+/// counting sort's cursors), 5-6 the dense strategy.
+enum : unsigned { slot_start = 0, slot_position = 1, slot_key = 2, slot_partial = 5, slot_touched = 6, slot_value = 5 };
 
 /// Source positions grouped by target, stable: positions of target t are
 /// position[start[t] .. start[t+1]) in increasing order. Points into the calling thread's
@@ -109,86 +111,158 @@ struct target_groups {
   void* value = nullptr;
 };
 
-/// Stable grouping for many targets, in two passes that stream through memory instead of
-/// hitting a table as large as the targets at random: (1) partition the positions by the high
-/// bits of their target into at most 2048 buckets (stable); (2) inside each bucket (a few
-/// thousand positions, in cache) a counting sort by the low bits, which also writes start[].
-/// Buckets are independent, so pass 2 runs on the threads.
+/// One source in the bucketed partition of the radix grouping: its position, its target and,
+/// when the caller carries values, its value. 32-bit positions when n fits.
+template <class P, class V>
+struct bucket_entry {
+  P pos;
+  std::uint32_t key;
+  V val;
+};
+template <class P>
+struct bucket_entry<P, void> {
+  P pos;
+  std::uint32_t key;
+};
+
+/// The groups of one bucket of the radix grouping, while they are in cache: target lo_t + k
+/// owns position[start[k] .. start[k+1]) (and the same range of value), in increasing order.
+/// value[start[n_t]] and value[start[n_t] + 1] are readable (zeros), so a reader may load the
+/// first two values of any group without looking at its size.
+template <class P, class V>
+struct bucket_groups {
+  const P* start = nullptr;
+  const P* position = nullptr;
+  const V* value = nullptr;
+  std::uint64_t position_at(std::uint64_t q) const { return position[static_cast<std::size_t>(q)]; }
+};
+
+/// Stable grouping for many targets (n_out <= 2^32), in passes that stream through memory
+/// instead of hitting a table as large as the targets at random: (1) count the sources of each
+/// bucket of 2^shift consecutive targets (at most 1024 buckets: pass 2 writes one stream per
+/// bucket, and 2048 streams ran 1.3x slower than 1024 or 512 at 4 Mi targets); (2) partition
+/// the sources into the buckets, stable, as (position, target[, value]) entries; (3) inside
+/// each bucket (a few thousand entries, in cache) a counting sort by the target's low bits, after which
+/// body(lo_t, n_t, bucket_groups) sees the groups of targets lo_t .. lo_t + n_t - 1. Passes 1-2
+/// run on contiguous source ranges, pass 3 on canonical runs of buckets; bodies of different
+/// buckets run concurrently and own disjoint target ranges. The groups are unique, so nothing
+/// depends on the threads.
+template <class V, class TargetOf, class ValueOf, class Body>
+void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of, ValueOf value_of, int threads,
+                           Body body) {
+  auto run = [&](auto pos_type) {
+    using P = decltype(pos_type);
+    using E = bucket_entry<P, V>;
+    constexpr bool carry = !std::is_void<V>::value;
+    using VV = typename std::conditional<carry, V, char>::type;
+    int key_bits = 0;
+    while (key_bits < 63 && (std::uint64_t(n_out - 1) >> key_bits) != 0) ++key_bits;
+    const int shift = key_bits > 10 ? key_bits - 10 : 0;
+    const std::size_t buckets = ((n_out - 1) >> shift) + 1;
+    E* const entry = scratch_array<E>(slot_key, n);
+    const int parts = static_cast<int>(std::max<std::uint64_t>(
+        1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads), (n + (1u << 18) - 1) >> 18)));
+    std::vector<std::vector<std::uint64_t>> next(static_cast<std::size_t>(parts), std::vector<std::uint64_t>(buckets, 0));
+    auto range = [&](int id, std::size_t& b, std::size_t& e) {
+      b = n * static_cast<std::size_t>(id) / static_cast<std::size_t>(parts);
+      e = n * static_cast<std::size_t>(id + 1) / static_cast<std::size_t>(parts);
+    };
+    // Pass 1: per-range bucket counts; each range then writes its part of every bucket after
+    // the parts of the ranges before it (stable).
+    thread_pool::instance().run(parts, [&](int id) {
+      std::size_t b, e;
+      range(id, b, e);
+      std::uint64_t* c = next[static_cast<std::size_t>(id)].data();
+      for (std::size_t i = b; i < e; ++i) ++c[static_cast<std::size_t>(target_of(i)) >> shift];
+    });
+    std::vector<std::uint64_t> bstart(buckets + 1, 0);
+    std::uint64_t run_total = 0;
+    for (std::size_t k = 0; k < buckets; ++k) {
+      bstart[k] = run_total;
+      for (int id = 0; id < parts; ++id) {
+        const std::uint64_t c = next[static_cast<std::size_t>(id)][k];
+        next[static_cast<std::size_t>(id)][k] = run_total;
+        run_total += c;
+      }
+    }
+    bstart[buckets] = run_total;
+    // Pass 2: the partition.
+    thread_pool::instance().run(parts, [&](int id) {
+      std::size_t b, e;
+      range(id, b, e);
+      std::uint64_t* nx = next[static_cast<std::size_t>(id)].data();
+      for (std::size_t i = b; i < e; ++i) {
+        const std::uint32_t t = static_cast<std::uint32_t>(target_of(i));
+        E& x = entry[static_cast<std::size_t>(nx[t >> shift]++)];
+        x.pos = static_cast<P>(i);
+        x.key = t;
+        if constexpr (carry) x.val = value_of(i);
+      }
+    });
+    // Pass 3: per bucket, a counting sort by the low bits into buffers of this run of buckets.
+    // cnt[k + 2] counts target k; after the prefix sum cnt[k + 1] is its start, and placing
+    // with cnt[k + 1]++ leaves cnt[k] = the start of target k for every k <= n_t.
+    const std::size_t local = std::size_t(1) << shift;
+    parallel_chunks(threads, canonical_chunks{buckets, 16}, [&](std::uint64_t b0, std::uint64_t b1) {
+      std::uint64_t largest = 0;
+      for (std::uint64_t bk = b0; bk < b1; ++bk) largest = std::max(largest, bstart[bk + 1] - bstart[bk]);
+      std::vector<P> cnt(local + 2);
+      std::unique_ptr<P[]> pos(new P[static_cast<std::size_t>(largest) + 1]);
+      std::unique_ptr<VV[]> val(new VV[carry ? static_cast<std::size_t>(largest) + 2 : 1]);
+      for (std::uint64_t bk = b0; bk < b1; ++bk) {
+        const std::size_t lo_t = static_cast<std::size_t>(bk) << shift;
+        const std::size_t n_t = std::min(local, n_out - lo_t);
+        const E* x = entry + bstart[bk];
+        const std::size_t m = static_cast<std::size_t>(bstart[bk + 1] - bstart[bk]);
+        std::fill(cnt.begin(), cnt.begin() + static_cast<std::ptrdiff_t>(n_t + 2), P(0));
+        for (std::size_t q = 0; q < m; ++q) ++cnt[x[q].key - lo_t + 2];
+        for (std::size_t k = 1; k <= n_t; ++k) cnt[k + 1] += cnt[k];
+        for (std::size_t q = 0; q < m; ++q) {
+          const std::size_t o = static_cast<std::size_t>(cnt[x[q].key - lo_t + 1]++);
+          pos[o] = x[q].pos;
+          if constexpr (carry) val[o] = x[q].val;
+        }
+        if constexpr (carry) val[m] = val[m + 1] = VV(0);
+        bucket_groups<P, VV> g;
+        g.start = cnt.data();
+        g.position = pos.get();
+        g.value = carry ? val.get() : nullptr;
+        body(lo_t, n_t, static_cast<std::uint64_t>(bstart[bk]), g);
+      }
+    });
+  };
+  if (n < (std::uint64_t(1) << 32))
+    run(std::uint32_t{});
+  else
+    run(std::uint64_t{});
+}
+
+/// The radix grouping written out as target_groups (for consumers that need all groups at once).
 template <class V = void, class TargetOf, class ValueOf = int>
 target_groups radix_group_by_target(std::size_t n_out, std::size_t n, TargetOf target_of, ValueOf value_of,
                                     int threads) {
   constexpr bool carry = !std::is_void<V>::value;
   using VV = typename std::conditional<carry, V, char>::type;
-  int key_bits = 0;
-  while (key_bits < 63 && (std::uint64_t(n_out - 1) >> key_bits) != 0) ++key_bits;
-  const int shift = key_bits > 11 ? key_bits - 11 : 0;
-  const std::size_t buckets = ((n_out - 1) >> shift) + 1;
-  std::uint32_t* key = scratch_array<std::uint32_t>(slot_key, n);
-  std::uint64_t* pos = scratch_array<std::uint64_t>(slot_position2, n);
-  VV* val = carry ? scratch_array<VV>(slot_value2, n) : nullptr;
-  // Pass 1 on up to `threads` contiguous source ranges: per-range bucket counts, then each
-  // range writes its part of every bucket after the parts of the ranges before it (stable).
-  const int parts = static_cast<int>(std::max<std::uint64_t>(
-      1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads), (n + (1u << 18) - 1) >> 18)));
-  std::vector<std::vector<std::uint64_t>> next(static_cast<std::size_t>(parts), std::vector<std::uint64_t>(buckets, 0));
-  auto range = [&](int id, std::size_t& b, std::size_t& e) {
-    b = n * static_cast<std::size_t>(id) / static_cast<std::size_t>(parts);
-    e = n * static_cast<std::size_t>(id + 1) / static_cast<std::size_t>(parts);
-  };
-  thread_pool::instance().run(parts, [&](int id) {
-    std::size_t b, e;
-    range(id, b, e);
-    std::uint64_t* c = next[static_cast<std::size_t>(id)].data();
-    for (std::size_t i = b; i < e; ++i) ++c[static_cast<std::size_t>(target_of(i)) >> shift];
-  });
-  std::vector<std::uint64_t> bstart(buckets + 1, 0);
-  std::uint64_t run_total = 0;
-  for (std::size_t k = 0; k < buckets; ++k) {
-    bstart[k] = run_total;
-    for (int id = 0; id < parts; ++id) {
-      const std::uint64_t c = next[static_cast<std::size_t>(id)][k];
-      next[static_cast<std::size_t>(id)][k] = run_total;
-      run_total += c;
-    }
-  }
-  bstart[buckets] = run_total;
-  thread_pool::instance().run(parts, [&](int id) {
-    std::size_t b, e;
-    range(id, b, e);
-    std::uint64_t* nx = next[static_cast<std::size_t>(id)].data();
-    for (std::size_t i = b; i < e; ++i) {
-      const std::uint32_t t = static_cast<std::uint32_t>(target_of(i));
-      const std::size_t o = static_cast<std::size_t>(nx[t >> shift]++);
-      key[o] = t;
-      pos[o] = i;
-      if constexpr (carry) val[o] = value_of(i);
-    }
-  });
   target_groups g;
   g.start = scratch_array<std::uint64_t>(slot_start, n_out + 1);
   g.position = scratch_array<std::uint64_t>(slot_position, n);
   VV* out_val = carry ? scratch_array<VV>(slot_value, n) : nullptr;
-  const std::size_t local = std::size_t(1) << shift;
-  parallel_chunks(threads, canonical_chunks{buckets, 16}, [&](std::uint64_t b0, std::uint64_t b1) {
-    std::vector<std::uint64_t> cnt(local + 1);
-    for (std::uint64_t bk = b0; bk < b1; ++bk) {
-      const std::size_t lo_t = static_cast<std::size_t>(bk) << shift;
-      const std::size_t n_t = std::min(local, n_out - lo_t);
-      const std::uint64_t s = bstart[bk], e = bstart[bk + 1];
-      std::fill(cnt.begin(), cnt.begin() + static_cast<std::ptrdiff_t>(n_t + 1), 0);
-      for (std::uint64_t q = s; q < e; ++q) ++cnt[key[q] - lo_t + 1];
-      for (std::size_t k = 0; k < n_t; ++k) cnt[k + 1] += cnt[k];
-      for (std::size_t k = 0; k < n_t; ++k) g.start[lo_t + k] = s + cnt[k];
-      for (std::uint64_t q = s; q < e; ++q) {
-        const std::size_t o = static_cast<std::size_t>(s + cnt[key[q] - lo_t]++);
-        g.position[o] = pos[q];
-        if constexpr (carry) out_val[o] = val[q];
-      }
-    }
-  });
+  radix_for_each_bucket<V>(n_out, n, target_of, value_of, threads,
+                           [&](std::size_t lo_t, std::size_t n_t, std::uint64_t s, const auto& b) {
+                             for (std::size_t k = 0; k < n_t; ++k) g.start[lo_t + k] = s + b.start[k];
+                             for (std::uint64_t q = 0; q < b.start[n_t]; ++q) {
+                               g.position[s + q] = b.position[q];
+                               if constexpr (carry) out_val[s + q] = b.value[q];
+                             }
+                           });
   g.start[n_out] = n;
   g.value = out_val;
   return g;
+}
+
+/// Whether the grouping of n sources into n_out targets takes the radix passes.
+inline bool radix_grouping(std::size_t n_out, std::size_t n) {
+  return n_out > (std::size_t(1) << 16) && static_cast<std::uint64_t>(n_out) <= (std::uint64_t(1) << 32) && n > 0;
 }
 
 /// Stable grouping of [0, n) by target_of(i) (already validated to be < n_out): a counting
@@ -199,7 +273,7 @@ template <class V = void, class TargetOf, class ValueOf = int>
 target_groups group_by_target(std::size_t n_out, std::size_t n, TargetOf target_of, int threads, ValueOf value_of = 0) {
   constexpr bool carry = !std::is_void<V>::value;
   using VV = typename std::conditional<carry, V, char>::type;
-  if (n_out > (std::size_t(1) << 16) && n_out <= (std::size_t(1) << 32) && n > 0)
+  if (radix_grouping(n_out, n))
     return radix_group_by_target<V>(n_out, n, target_of, value_of, threads);
   target_groups g;
   g.start = scratch_array<std::uint64_t>(slot_start, n_out + 1);
@@ -268,6 +342,37 @@ void for_each_target(std::size_t n_out, int threads, Body body) {
   });
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define BITEXACT_SCATTER_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define BITEXACT_SCATTER_NOINLINE __declspec(noinline)
+#else
+#define BITEXACT_SCATTER_NOINLINE
+#endif
+
+/// combine_group's tree case, out of line so the per-target loops that call combine_group keep
+/// their registers for the common short groups.
+template <class A, class Combine, class PositionAt, class ValueAt>
+BITEXACT_SCATTER_NOINLINE A combine_group_tree(std::uint64_t b, std::uint64_t e, Combine combine,
+                                               PositionAt position_at, ValueAt value_at) {
+  core::scatter_combiner<A, Combine> c(combine);
+  for (std::uint64_t k = b; k < e; ++k) c.push(position_at(k), value_at(k));
+  return c.finish();
+}
+
+/// S_t of one group (fixed_order): the values value_at(b .. e-1) at increasing positions
+/// position_at(q), combined in the canonical order.
+template <class A, class Combine, class PositionAt, class ValueAt>
+A combine_group(std::uint64_t b, std::uint64_t e, Combine combine, PositionAt position_at, ValueAt value_at) {
+  // One chunk: sequential. Two values: v0 (+) v1 whichever the chunks (a two-leaf tree).
+  if (e - b <= 2 || core::scatter_combiner<A, Combine>::same_chunk(position_at(b), position_at(e - 1))) {
+    A s = value_at(b);
+    for (std::uint64_t k = b + 1; k < e; ++k) s = combine(s, value_at(k));
+    return s;
+  }
+  return combine_group_tree<A>(b, e, combine, position_at, value_at);
+}
+
 /// Sorted strategy, fixed_order: apply(t, S_t, count) for every target with contributions.
 /// value_at(q) is the value of the q-th grouped position (a carried value, or a gather through
 /// g.position_at(q)); Groups is target_groups or contiguous_groups.
@@ -276,16 +381,8 @@ void grouped_combine(const Groups& g, std::size_t n_out, int threads, Combine co
   for_each_target(n_out, threads, [&](std::size_t t) {
     const std::uint64_t b = g.start[t], e = g.start[t + 1];
     if (b == e) return;
-    // One chunk: sequential. Two values: v0 (+) v1 whichever the chunks (a two-leaf tree).
-    if (e - b <= 2 || core::scatter_combiner<A, Combine>::same_chunk(g.position_at(b), g.position_at(e - 1))) {
-      A s = value_at(b);
-      for (std::uint64_t k = b + 1; k < e; ++k) s = combine(s, value_at(k));
-      apply(t, s, static_cast<std::size_t>(e - b));
-      return;
-    }
-    core::scatter_combiner<A, Combine> c(combine);
-    for (std::uint64_t k = b; k < e; ++k) c.push(g.position_at(k), value_at(k));
-    apply(t, c.finish(), static_cast<std::size_t>(e - b));
+    apply(t, combine_group<A>(b, e, combine, [&g](std::uint64_t q) { return g.position_at(q); }, value_at),
+          static_cast<std::size_t>(e - b));
   });
 }
 

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -199,35 +201,88 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
   });
 }
 
-/// 1-D index_add: the dense strategy for few targets, the sorted one otherwise.
+/// cond ? a : b by bit masks, for conditions on data where a branch would often miss (the
+/// compilers turn the plain ?: on floats into one).
+template <class A>
+A select_bits(bool cond, A a, A b) {
+  using U = typename std::conditional<sizeof(A) == 4, std::uint32_t, std::uint64_t>::type;
+  static_assert(sizeof(A) == sizeof(U), "select_bits: float or double");
+  U ua, ub;
+  std::memcpy(&ua, &a, sizeof a);
+  std::memcpy(&ub, &b, sizeof b);
+  const U m = U(0) - static_cast<U>(cond);
+  const U r = (ua & m) | (ub & ~m);
+  A out;
+  std::memcpy(&out, &r, sizeof out);
+  return out;
+}
+
+/// 1-D index_add: the dense strategies for few targets. Otherwise each target with
+/// contributions gets its new value from its group: out[t] + S_t (fixed_order) or the rounded
+/// out[t] + exact sum (exact). For many targets the groups come bucket by bucket while they are
+/// in cache (radix_for_each_bucket), so out is read and written in order, not at random.
 template <class A, class I, class ValueAt>
 void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value, tier t, int threads) {
   const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + core::scatter_chunk - 1) / core::scatter_chunk;
-  if (t == tier::exact) {
-    if (static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
-      dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
-      return;
-    }
-    const auto g = group_by_target<A>(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads,
-                                      [&](std::size_t i) { return A(value(i)); });
-    const A* v = static_cast<const A*>(g.value);
-    for_each_target(n_out, threads, [&](std::size_t k) {
-      const std::uint64_t b = g.start[k], e = g.start[k + 1];
-      if (b == e) return;
-      out[k] = exact_sum_with_start<A>(out[k], true, static_cast<std::size_t>(e - b),
-                                       [&](std::size_t q) { return v[b + q]; });
-    });
+  if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
+    dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
     return;
   }
-  if (chunks * n_out <= dense_partials_limit) {
+  if (t != tier::exact && chunks * n_out <= dense_partials_limit) {
     dense_index_add<A>(out, n_out, idx, n, value, threads);
     return;
   }
-  const auto g = group_by_target<A>(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads,
-                                    [&](std::size_t i) { return A(value(i)); });
+  // A short group - up to two contributions in fixed_order, one in the exact tier - with its
+  // count c and first values v0, v1 (used only when c says so): one contribution gives old + v0
+  // in both tiers (one IEEE add is the correctly rounded exact sum of two terms: signed zeros,
+  // overflow and Inf included); two give old + (v0 + v1), combine_group's two-leaf tree;
+  // canonicalize gives the NaN rule. No contribution, or a long group, leaves old. Written
+  // with selects: where sources and targets are about as many, most groups are short and their
+  // count is random, so branches on it would miss.
+  const std::uint64_t short_max = t == tier::exact ? 1 : 2;
+  auto short_updated = [short_max](A old, std::uint64_t c, A v0, A v1) {
+    const A s = select_bits(c == 2, A(v0 + v1), v0);
+    return select_bits(c - 1 < short_max, core::canonicalize(old + s), old);
+  };
+  // The new value of a target from its group [b, e) (not empty) of grouped positions and values.
+  auto updated = [&](A old, std::uint64_t b, std::uint64_t e, auto position_at, auto value_at) {
+    if (e - b <= short_max) return short_updated(old, e - b, value_at(b), e - b == 2 ? value_at(b + 1) : A(0));
+    if (t == tier::exact)
+      return exact_sum_with_start<A>(old, true, e - b, [&](std::uint64_t q) { return value_at(b + q); });
+    return core::canonicalize(old + combine_group<A>(b, e, core::plus{}, position_at, value_at));
+  };
+  auto target_of = [idx](std::size_t i) { return idx[i]; };
+  auto value_of = [&value](std::size_t i) { return A(value(i)); };
+  if (radix_grouping(n_out, n)) {
+    radix_for_each_bucket<A>(
+        n_out, n, target_of, value_of, threads, [&](std::size_t lo_t, std::size_t n_t, std::uint64_t, const auto& g) {
+          // Sweep 1, without branches: short groups, and the list of long ones (the bucket's
+          // values are readable two past the end). Sweep 2: the long groups.
+          std::unique_ptr<std::uint32_t[]> long_groups(new std::uint32_t[n_t]);
+          std::size_t n_long = 0;
+          for (std::size_t k = 0; k < n_t; ++k) {
+            const std::uint64_t b = g.start[k], c = g.start[k + 1] - b;
+            out[lo_t + k] = short_updated(out[lo_t + k], c, g.value[b], g.value[b + 1]);
+            long_groups[n_long] = static_cast<std::uint32_t>(k);
+            n_long += c > short_max;
+          }
+          for (std::size_t j = 0; j < n_long; ++j) {
+            const std::size_t k = long_groups[j];
+            out[lo_t + k] = updated(out[lo_t + k], g.start[k], g.start[k + 1],
+                                    [&g](std::uint64_t q) { return g.position_at(q); },
+                                    [&g](std::uint64_t q) { return g.value[q]; });
+          }
+        });
+    return;
+  }
+  const auto g = group_by_target<A>(n_out, n, target_of, threads, value_of);
   const A* v = static_cast<const A*>(g.value);
-  grouped_combine<A>(g, n_out, threads, core::plus{}, [v](std::uint64_t q) { return v[q]; },
-                     [out](std::size_t k, A s, std::size_t) { out[k] = core::canonicalize(out[k] + s); });
+  for_each_target(n_out, threads, [&](std::size_t k) {
+    const std::uint64_t b = g.start[k], e = g.start[k + 1];
+    if (b == e) return;
+    out[k] = updated(out[k], b, e, [&g](std::uint64_t q) { return g.position_at(q); },
+                     [v](std::uint64_t q) { return v[q]; });
+  });
 }
 
 }  // namespace detail
