@@ -351,6 +351,21 @@ int run_scatter(std::size_t n, bool timing) {
         [&](void* o) { reference::index_add_exact<float, float>(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n); },
         [&](void* o, execution e) { index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::exact, e); },
         [&](void* o, cuda::launch_shape sh) { cuda::emulate::index_add(static_cast<float*>(o), d.n_out, d.idx.data(), d.src.data(), n, tier::exact, sh); });
+  // Few collisions: n sources into n targets (uniform), the many-target strategy of the CPU
+  // (bucketed grouping, short groups applied directly) at the default size.
+  {
+    std::vector<std::int64_t> sparse(n);
+    for (std::size_t i = 0; i < n; ++i) sparse[i] = static_cast<std::int64_t>(w[i] % n);
+    const std::vector<float> sparse_init(n, 0.75f);
+    for (tier t : {tier::fixed_order, tier::exact})
+      a.run(std::string("index_add_n->n/") + (t == tier::exact ? "exact" : "fixed"), bytes_of(sparse_init),
+            [&](void* o) {
+              if (t == tier::exact) reference::index_add_exact<float, float>(static_cast<float*>(o), n, sparse.data(), d.src.data(), n);
+              else reference::index_add_fixed_order<float, float>(static_cast<float*>(o), n, sparse.data(), d.src.data(), n);
+            },
+            [&](void* o, execution e) { index_add(static_cast<float*>(o), n, sparse.data(), d.src.data(), n, t, e); },
+            [&](void* o, cuda::launch_shape sh) { cuda::emulate::index_add(static_cast<float*>(o), n, sparse.data(), d.src.data(), n, t, sh); });
+  }
   a.run("index_add_f64/fixed", bytes_of(d.initd),
         [&](void* o) { reference::index_add_fixed_order<double, double>(static_cast<double*>(o), d.n_out, d.idx.data(), d.srcd.data(), n); },
         [&](void* o, execution e) { index_add(static_cast<double*>(o), d.n_out, d.idx.data(), d.srcd.data(), n, tier::fixed_order, e); },
