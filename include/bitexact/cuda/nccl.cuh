@@ -78,11 +78,11 @@ template <class A>
 void allreduce_state(std::int64_t* d_state, std::int64_t* d_packed, A* d_out, ncclComm_t comm, cudaStream_t st,
                      const char* op) {
   reduce_kernels::pack_exact_kernel<A><<<1, 1, 0, st>>>(d_state, d_packed);
-  reduce_detail::check(cudaGetLastError(), op, "pack launch");
+  reduce_detail::throw_on_error(cudaGetLastError(), op, "pack launch");
   check(ncclAllReduce(d_packed, d_packed, static_cast<std::size_t>(exact_packed<A>::words), ncclInt64, ncclSum, comm, st),
         op);
   reduce_kernels::unpack_exact_kernel<A><<<1, 1, 0, st>>>(d_packed, d_state, d_out);
-  reduce_detail::check(cudaGetLastError(), op, "unpack launch");
+  reduce_detail::throw_on_error(cudaGetLastError(), op, "unpack launch");
 }
 
 template <class T>
@@ -93,7 +93,7 @@ void allreduce(const T* d_x, const T* d_y, std::size_t n_local, core::accumulati
   reduce_detail::workspace ws(d_workspace, st, op);
   std::int64_t* state = ws.as<std::int64_t>();
   std::int64_t* packed = reinterpret_cast<std::int64_t*>(ws.as<unsigned char>() + packed_offset);
-  reduce_detail::check(cudaMemsetAsync(state, 0, sizeof(std::int64_t) * exact_state<A>::words, st), op,
+  reduce_detail::throw_on_error(cudaMemsetAsync(state, 0, sizeof(std::int64_t) * exact_state<A>::words, st), op,
                        "cudaMemsetAsync(state)");
   exact_accumulate(d_x, d_y, n_local, state, st, shape);
   allreduce_state<A>(state, packed, d_out, comm, st, op);

@@ -33,6 +33,7 @@
 #include "../core/stream.hpp"
 #include "launch.hpp"
 #include "random_kernels.hpp"
+#include "runtime.cuh"
 
 namespace bitexact {
 namespace cuda {
@@ -87,26 +88,6 @@ __global__ void permutation_kernel(Perm p, std::uint64_t first, std::uint64_t* o
 
 namespace detail {
 
-inline void throw_on_error(cudaError_t e, const char* op, const char* what) {
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string("bitexact::cuda::") + op + ": " + what + " failed: " +
-                             cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
-}
-
-/// Fills in a {0, 0} shape from the current device (4 x SM count blocks of 256 threads).
-inline launch_shape pick_shape(launch_shape shape, std::uint64_t work_items, const char* op) {
-  unsigned sms = 0;
-  if (shape.grid == 0) {
-    int dev = 0, count = 0;
-    throw_on_error(cudaGetDevice(&dev), op, "cudaGetDevice");
-    throw_on_error(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev), op,
-                   "cudaDeviceGetAttribute(MultiProcessorCount)");
-    sms = static_cast<unsigned>(count);
-  }
-  return resolve_shape(shape, sms, work_items);
-}
-
-inline void check_launch(const char* op) { throw_on_error(cudaGetLastError(), op, "kernel launch"); }
 
 /// Grid-stride items of a body that reads `words_per_unit` words per unit, for units
 /// [u_first, u_last].
@@ -123,9 +104,8 @@ void generate_words(const stream<Gen>& s, std::uint64_t first, std::uint32_t* d_
                     cudaStream_t st = nullptr, launch_shape shape = {}) {
   constexpr const char* op = "generate_words";
   if (!validate_range(op, d_out, first, n, 0)) return;
-  shape = detail::pick_shape(shape, detail::groups<Gen>(first, first + (n - 1), 1), op);
-  kernels::words_kernel<Gen><<<shape.grid, shape.block, 0, st>>>(s, first, d_out, n);
-  detail::check_launch(op);
+  detail::launch(op, kernels::words_kernel<Gen>, shape, detail::groups<Gen>(first, first + (n - 1), 1),
+                 st, s, first, d_out, n);
 }
 
 /// Uniform floats on [0, 1) (reference::generate_uniform, float).
@@ -134,9 +114,8 @@ void generate_uniform(const stream<Gen>& s, std::uint64_t first, float* d_out, s
                       cudaStream_t st = nullptr, launch_shape shape = {}) {
   constexpr const char* op = "generate_uniform(float)";
   if (!validate_range(op, d_out, first, n, 0)) return;
-  shape = detail::pick_shape(shape, detail::groups<Gen>(first, first + (n - 1), 1), op);
-  kernels::uniform_float_kernel<Gen><<<shape.grid, shape.block, 0, st>>>(s, first, d_out, n);
-  detail::check_launch(op);
+  detail::launch(op, kernels::uniform_float_kernel<Gen>, shape, detail::groups<Gen>(first, first + (n - 1), 1),
+                 st, s, first, d_out, n);
 }
 
 /// Uniform doubles on [0, 1) (reference::generate_uniform, double).
@@ -145,9 +124,8 @@ void generate_uniform(const stream<Gen>& s, std::uint64_t first, double* d_out, 
                       cudaStream_t st = nullptr, launch_shape shape = {}) {
   constexpr const char* op = "generate_uniform(double)";
   if (!validate_range(op, d_out, first, n, 1)) return;
-  shape = detail::pick_shape(shape, detail::groups<Gen>(first, first + (n - 1), 2), op);
-  kernels::uniform_double_kernel<Gen><<<shape.grid, shape.block, 0, st>>>(s, first, d_out, n);
-  detail::check_launch(op);
+  detail::launch(op, kernels::uniform_double_kernel<Gen>, shape, detail::groups<Gen>(first, first + (n - 1), 2),
+                 st, s, first, d_out, n);
 }
 
 /// Standard normal floats (reference::generate_normal, float).
@@ -156,9 +134,8 @@ void generate_normal(const stream<Gen>& s, std::uint64_t first, float* d_out, st
                      cudaStream_t st = nullptr, launch_shape shape = {}) {
   constexpr const char* op = "generate_normal(float)";
   if (!validate_range(op, d_out, first, n, 0)) return;
-  shape = detail::pick_shape(shape, detail::groups<Gen>(first / 2, (first + (n - 1)) / 2, 2), op);
-  kernels::normal_float_kernel<Gen><<<shape.grid, shape.block, 0, st>>>(s, first, d_out, n);
-  detail::check_launch(op);
+  detail::launch(op, kernels::normal_float_kernel<Gen>, shape, detail::groups<Gen>(first / 2, (first + (n - 1)) / 2, 2),
+                 st, s, first, d_out, n);
 }
 
 /// Standard normal doubles (reference::generate_normal, double).
@@ -167,9 +144,8 @@ void generate_normal(const stream<Gen>& s, std::uint64_t first, double* d_out, s
                      cudaStream_t st = nullptr, launch_shape shape = {}) {
   constexpr const char* op = "generate_normal(double)";
   if (!validate_range(op, d_out, first, n, 1)) return;
-  shape = detail::pick_shape(shape, detail::groups<Gen>(first / 2, (first + (n - 1)) / 2, 4), op);
-  kernels::normal_double_kernel<Gen><<<shape.grid, shape.block, 0, st>>>(s, first, d_out, n);
-  detail::check_launch(op);
+  detail::launch(op, kernels::normal_double_kernel<Gen>, shape,
+                 detail::groups<Gen>(first / 2, (first + (n - 1)) / 2, 4), st, s, first, d_out, n);
 }
 
 /// Bernoulli(p) mask of 0/1 bytes (reference::generate_bernoulli); p in [0, 1].
@@ -181,9 +157,8 @@ void generate_bernoulli(const stream<Gen>& s, std::uint64_t first, std::uint8_t*
   validate_probability(op, p);
   if (!validate_range(op, d_out, first, n, 0)) return;
   const std::uint64_t threshold = core::bernoulli_threshold(p);
-  shape = detail::pick_shape(shape, detail::groups<Gen>(first, first + (n - 1), 1), op);
-  kernels::bernoulli_kernel<Gen><<<shape.grid, shape.block, 0, st>>>(s, first, d_out, n, threshold);
-  detail::check_launch(op);
+  detail::launch(op, kernels::bernoulli_kernel<Gen>, shape, detail::groups<Gen>(first, first + (n - 1), 1),
+                 st, s, first, d_out, n, threshold);
 }
 
 /// Unbiased integers in [0, bound) (reference::generate_uniform_int, 32-bit); bound > 0.
@@ -194,9 +169,8 @@ void generate_uniform_int(const stream<Gen>& s, std::uint64_t first, std::uint32
   constexpr const char* op = "generate_uniform_int(uint32)";
   validate_bound(op, bound);
   if (!validate_range(op, d_out, first, n, 0)) return;
-  shape = detail::pick_shape(shape, detail::groups<Gen>(first, first + (n - 1), 1), op);
-  kernels::uniform_int32_kernel<Gen><<<shape.grid, shape.block, 0, st>>>(s, first, d_out, n, bound);
-  detail::check_launch(op);
+  detail::launch(op, kernels::uniform_int32_kernel<Gen>, shape, detail::groups<Gen>(first, first + (n - 1), 1),
+                 st, s, first, d_out, n, bound);
 }
 
 /// Unbiased integers in [0, bound) (reference::generate_uniform_int, 64-bit); bound > 0.
@@ -207,9 +181,8 @@ void generate_uniform_int(const stream<Gen>& s, std::uint64_t first, std::uint64
   constexpr const char* op = "generate_uniform_int(uint64)";
   validate_bound(op, bound);
   if (!validate_range(op, d_out, first, n, 1)) return;
-  shape = detail::pick_shape(shape, detail::groups<Gen>(first, first + (n - 1), 2), op);
-  kernels::uniform_int64_kernel<Gen><<<shape.grid, shape.block, 0, st>>>(s, first, d_out, n, bound);
-  detail::check_launch(op);
+  detail::launch(op, kernels::uniform_int64_kernel<Gen>, shape, detail::groups<Gen>(first, first + (n - 1), 2),
+                 st, s, first, d_out, n, bound);
 }
 
 /// Elements first .. first + n - 1 of a random-access permutation
@@ -219,9 +192,7 @@ inline void generate_permutation(const core::feistel_permutation& p, std::uint64
                                  launch_shape shape = {}) {
   constexpr const char* op = "generate_permutation";
   if (!validate_permutation(op, p, first, d_out, n)) return;
-  shape = detail::pick_shape(shape, n, op);
-  kernels::permutation_kernel<<<shape.grid, shape.block, 0, st>>>(p, first, d_out, n);
-  detail::check_launch(op);
+  detail::launch(op, kernels::permutation_kernel<>, shape, n, st, p, first, d_out, n);
 }
 
 }  // namespace cuda

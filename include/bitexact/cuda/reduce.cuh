@@ -48,6 +48,7 @@
 #include "block_context.hpp"
 #include "launch.hpp"
 #include "reduce_kernels.hpp"
+#include "runtime.cuh"
 
 namespace bitexact {
 namespace cuda {
@@ -84,22 +85,14 @@ __global__ void exact_normalize_kernel(std::int64_t* state) {
 
 namespace reduce_detail {
 
-inline void check(cudaError_t e, const char* op, const char* what) {
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string("bitexact::cuda::") + op + ": " + what + " failed: " +
-                             cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
-}
+using detail::throw_on_error;
 
 /// Fills in the zero fields (block 256, grid 4 x SMs), validates, and clamps the grid to
 /// `work_items` (blocks beyond that would idle).
 inline launch_shape pick(launch_shape shape, std::uint64_t work_items, const char* op) {
   if (shape.block == 0) shape.block = default_block_threads;
   if (shape.grid == 0) {
-    int dev = 0, sms = 0;
-    check(cudaGetDevice(&dev), op, "cudaGetDevice");
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), op,
-          "cudaDeviceGetAttribute(MultiProcessorCount)");
-    const std::uint64_t g = static_cast<std::uint64_t>(sms > 0 ? sms : 1) * default_blocks_per_sm;
+    const std::uint64_t g = static_cast<std::uint64_t>(detail::sm_count(op)) * default_blocks_per_sm;
     shape.grid = static_cast<unsigned>(g > max_grid_blocks ? max_grid_blocks : g);
   }
   validate_reduce_shape(shape, op);
@@ -116,7 +109,7 @@ class workspace {
     if (given) {
       p_ = given;
     } else {
-      check(cudaMallocAsync(&p_, reduce_workspace_bytes, st), op, "cudaMallocAsync(workspace)");
+      throw_on_error(cudaMallocAsync(&p_, reduce_workspace_bytes, st), op, "cudaMallocAsync(workspace)");
       owned_ = true;
     }
   }
@@ -150,23 +143,23 @@ void reduce(const Values& v, std::size_t n, A* d_out, cudaStream_t st, tier t, l
     A* partials = ws.as<A>();
     if (n64 > 0) {
       reduce_kernels::fixed_order_groups_kernel<A, Values><<<shape.grid, shape.block, 0, st>>>(v, n64, g, partials);
-      check(cudaGetLastError(), op, "first pass launch");
+      throw_on_error(cudaGetLastError(), op, "first pass launch");
     }
     reduce_kernels::fixed_order_top_kernel<A><<<1, warp_size, 0, st>>>(partials, g.groups(), d_out);
-    check(cudaGetLastError(), op, "top pass launch");
+    throw_on_error(cudaGetLastError(), op, "top pass launch");
     return;
   }
   shape = pick(shape, n64 == 0 ? 1 : (n64 + (shape.block ? shape.block : default_block_threads) - 1) /
                                          (shape.block ? shape.block : default_block_threads),
                op);
   std::int64_t* state = ws.as<std::int64_t>();
-  check(cudaMemsetAsync(state, 0, sizeof(std::int64_t) * exact_state<A>::words, st), op, "cudaMemsetAsync(state)");
+  throw_on_error(cudaMemsetAsync(state, 0, sizeof(std::int64_t) * exact_state<A>::words, st), op, "cudaMemsetAsync(state)");
   if (n64 > 0) {
     reduce_kernels::exact_accumulate_kernel<A, Values><<<shape.grid, shape.block, 0, st>>>(v, n64, state);
-    check(cudaGetLastError(), op, "accumulate launch");
+    throw_on_error(cudaGetLastError(), op, "accumulate launch");
   }
   reduce_kernels::exact_finish_kernel<A><<<1, 1, 0, st>>>(state, d_out);
-  check(cudaGetLastError(), op, "finish launch");
+  throw_on_error(cudaGetLastError(), op, "finish launch");
 }
 
 }  // namespace reduce_detail
@@ -209,17 +202,17 @@ void exact_accumulate(const T* d_x, const T* d_y, std::size_t n, std::int64_t* d
     else
       reduce_kernels::exact_accumulate_kernel<A, sum_values<T>><<<shape.grid, shape.block, 0, st>>>(
           sum_values<T>{d_x}, n, d_state);
-    reduce_detail::check(cudaGetLastError(), op, "accumulate launch");
+    reduce_detail::throw_on_error(cudaGetLastError(), op, "accumulate launch");
   }
   reduce_kernels::exact_normalize_kernel<A><<<1, 1, 0, st>>>(d_state);
-  reduce_detail::check(cudaGetLastError(), op, "normalize launch");
+  reduce_detail::throw_on_error(cudaGetLastError(), op, "normalize launch");
 }
 
 /// *d_out = the correctly rounded value of an exact state.
 template <class A>
 void exact_round(const std::int64_t* d_state, A* d_out, cudaStream_t st = nullptr) {
   reduce_kernels::exact_finish_kernel<A><<<1, 1, 0, st>>>(d_state, d_out);
-  reduce_detail::check(cudaGetLastError(), "exact_round", "finish launch");
+  reduce_detail::throw_on_error(cudaGetLastError(), "exact_round", "finish launch");
 }
 
 }  // namespace cuda

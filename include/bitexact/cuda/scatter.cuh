@@ -76,6 +76,7 @@
 #include "../scatter_error.hpp"
 #include "../tier.hpp"
 #include "launch.hpp"
+#include "runtime.cuh"
 #include "scatter_kernels.hpp"
 
 namespace bitexact {
@@ -154,25 +155,10 @@ __global__ void max_backward_targets_kernel(const std::int64_t* max_positions, s
   max_backward_targets_body(scatter_thread(), max_positions, m, indices, n_indices, n_rows, width, target, first_bad);
 }
 
-inline void throw_on_error(cudaError_t e, const char* op, const char* what) {
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string("bitexact::cuda::") + op + ": " + what + " failed: " + cudaGetErrorName(e) +
-                             ": " + cudaGetErrorString(e));
-}
-inline void check_launch(const char* op) { throw_on_error(cudaGetLastError(), op, "kernel launch"); }
-
-/// Fills in a {0, 0} shape from the current device (4 x SM count blocks of 256 threads).
-inline launch_shape pick_shape(launch_shape shape, std::uint64_t work_items, const char* op) {
-  unsigned sms = 0;
-  if (shape.grid == 0) {
-    int dev = 0, count = 0;
-    throw_on_error(cudaGetDevice(&dev), op, "cudaGetDevice");
-    throw_on_error(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev), op,
-                   "cudaDeviceGetAttribute(MultiProcessorCount)");
-    sms = static_cast<unsigned>(count);
-  }
-  return resolve_shape(shape, sms, work_items);
-}
+using detail::check_launch;
+using detail::launch;
+using detail::pick_shape;
+using detail::throw_on_error;
 
 inline std::size_t align_up(std::size_t x) { return (x + 255) & ~std::size_t(255); }
 static_assert(sizeof(std::size_t) == sizeof(std::uintptr_t), "align_up also rounds addresses");
@@ -251,9 +237,7 @@ template <class I>
 void launch_validate(const I* d_idx, std::uint64_t n, std::uint64_t bound, unsigned long long* first_bad,
                      cudaStream_t st, launch_shape shape, const char* op) {
   if (n == 0) return;
-  const launch_shape sh = pick_shape(shape, n, op);
-  validate_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_idx, n, bound, first_bad);
-  check_launch(op);
+  launch(op, validate_kernel<I>, shape, n, st, d_idx, n, bound, first_bad);
 }
 
 /// An op's own arrays cut off the front of a caller's workspace (256-aligned pieces); the rest
@@ -298,9 +282,7 @@ struct fill_pre_write {
   A value;
   void operator()(cudaStream_t st, launch_shape shape, const char* op) const {
     if (count == 0) return;
-    const launch_shape sh = pick_shape(shape, count, op);
-    fill_kernel<A><<<sh.grid, sh.block, 0, st>>>(out, count, value);
-    check_launch(op);
+    launch(op, fill_kernel<A>, shape, count, st, out, count, value);
   }
 };
 
@@ -562,9 +544,7 @@ void histogram_impl(void* d_temp, std::size_t& temp_bytes, A* d_out, std::size_t
   workspace_cutter w(d_temp, temp_bytes);
   std::uint64_t* bins = w.take<std::uint64_t>(n);
   if (n > 0) {
-    const launch_shape sh = pick_shape(shape, n, op);
-    histogram_bins_kernel<A><<<sh.grid, sh.block, 0, st>>>(d_x, n, lo, hi, n_bins, bins);
-    check_launch(op);
+    launch(op, histogram_bins_kernel<A>, shape, n, st, d_x, n, lo, hi, n_bins, bins);
   }
   std::size_t rest = w.rest_bytes();
   pipeline(w.rest(), rest, bins);
@@ -580,17 +560,13 @@ void validate_bags(const char* op, unsigned long long* words, const I* d_indices
   first_bad_positions(words, bad, 2, st, op, [&] {
     launch_validate(d_indices, n_indices, n_rows, words, st, shape, op);
     if (n_bags > 0) {
-      const launch_shape sh = pick_shape(shape, n_bags, op);
-      bag_offsets_check_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_offsets, n_bags, n_indices, words + 1);
-      check_launch(op);
+      launch(op, bag_offsets_check_kernel<I>, shape, n_bags, st, d_offsets, n_bags, n_indices, words + 1);
     }
   });
   if (bad[0] != no_bad_position) throw make_index_error(op, bad[0], device_value(d_indices, bad[0], op), n_rows);
   if (bad[1] != no_bad_position) throw ::bitexact::detail::bad_offsets_error(op, bad[1]);
   if (n_indices > 0) {
-    const launch_shape sh = pick_shape(shape, n_indices, op);
-    bag_of_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_offsets, n_bags, n_indices, bag_of);
-    check_launch(op);
+    launch(op, bag_of_kernel<I>, shape, n_indices, st, d_offsets, n_bags, n_indices, bag_of);
   }
 }
 
@@ -629,10 +605,8 @@ void embedding_bag_impl(const char* op, void* d_temp, std::size_t& temp_bytes, A
   std::size_t rest = w.rest_bytes();
   pipeline(w.rest(), rest, bag_of);
   if (d_max_positions != nullptr && n_bags > 0) {
-    const launch_shape sh = pick_shape(shape, n_bags * width, op);
-    bag_max_positions_kernel<A, I><<<sh.grid, sh.block, 0, st>>>(d_out, bag_rows<A, I>{d_table, d_indices, width},
-                                                                 d_offsets, n_bags, n_indices, d_max_positions);
-    check_launch(op);
+    launch(op, bag_max_positions_kernel<A, I>, shape, n_bags * width,
+           st, d_out, bag_rows<A, I>{d_table, d_indices, width}, d_offsets, n_bags, n_indices, d_max_positions);
   }
 }
 
@@ -706,10 +680,8 @@ void embedding_bag_max_backward_impl(void* d_temp, std::size_t& temp_bytes, A* d
   std::uint64_t* target = w.take<std::uint64_t>(m);
   unsigned long long bad = no_bad_position;
   first_bad_positions(first_bad, &bad, 1, st, op, [&] {
-    const launch_shape sh = pick_shape(shape, m, op);
-    max_backward_targets_kernel<I><<<sh.grid, sh.block, 0, st>>>(d_max_positions, m, d_indices, n_indices, n_rows, width,
-                                                                  target, first_bad);
-    check_launch(op);
+    launch(op, max_backward_targets_kernel<I>, shape, m,
+           st, d_max_positions, m, d_indices, n_indices, n_rows, width, target, first_bad);
   });
   if (bad != no_bad_position) {
     const std::int64_t p = device_value(d_max_positions, bad, op);
