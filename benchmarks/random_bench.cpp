@@ -37,6 +37,8 @@
 #include <bitexact/curand_compat.hpp>
 #include <bitexact/random.hpp>
 
+#include "median_reporter.hpp"
+
 #ifdef BITEXACT_HAVE_RANDOM123
 #include <Random123/philox.h>
 #endif
@@ -287,30 +289,18 @@ void register_all() {
         }
 }
 
-/// Console output as usual, plus the median bytes/s of every benchmark for the summary.
-class capture_reporter : public benchmark::ConsoleReporter {
- public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    benchmark::ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred) continue;
-      const auto it = g_names.find(r.run_name.function_name);
-      if (it == g_names.end()) continue;
-      const bool is_median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-      const bool is_plain = r.run_type == Run::RT_Iteration;
-      if (!is_median && !is_plain) continue;
-      if (is_plain && g_bytes_per_s.count(it->second)) continue;  // a median already arrived
-      double bps = 0;
-      const auto c = r.counters.find("bytes_per_second");
-      if (c != r.counters.end())
-        bps = c->second.value;
-      else if (r.real_accumulated_time > 0)
-        bps = static_cast<double>(it->second.bytes) * static_cast<double>(r.iterations) / r.real_accumulated_time;
-      g_bytes_per_s[it->second] = bps;
-    }
-  }
-};
+/// The bytes/s of a benchmark's result (median or single run), for the summary.
+void capture(const bitexact_bench::median_reporter::Run& r) {
+  const auto it = g_names.find(r.run_name.function_name);
+  if (it == g_names.end()) return;
+  double bps = 0;
+  const auto c = r.counters.find("bytes_per_second");
+  if (c != r.counters.end())
+    bps = c->second.value;
+  else if (r.real_accumulated_time > 0)
+    bps = static_cast<double>(it->second.bytes) * static_cast<double>(r.iterations) / r.real_accumulated_time;
+  g_bytes_per_s[it->second] = bps;
+}
 
 double lookup(op o, std::size_t bytes, int threads, const std::string& name) {
   auto it = g_bytes_per_s.find(key{o, bytes, threads, name});
@@ -415,7 +405,7 @@ int main(int argc, char** argv) {
   }
   register_all();
 
-  capture_reporter reporter(benchmark::ConsoleReporter::OO_Tabular);
+  bitexact_bench::median_reporter reporter(capture);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   print_summary();
   benchmark::Shutdown();

@@ -34,6 +34,8 @@
 #include <bitexact/reduce.hpp>
 #include <bitexact/random.hpp>
 
+#include "median_reporter.hpp"
+
 #ifdef BITEXACT_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -185,24 +187,13 @@ void register_all() {
         }
 }
 
-class capture_reporter : public benchmark::ConsoleReporter {
- public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    benchmark::ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred) continue;
-      const auto it = g_names.find(r.run_name.function_name);
-      if (it == g_names.end()) continue;
-      const bool is_median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-      const bool is_plain = r.run_type == Run::RT_Iteration;
-      if (!is_median && !is_plain) continue;
-      if (is_plain && g_bytes_per_s.count(it->second)) continue;
-      const auto c = r.counters.find("bytes_per_second");
-      if (c != r.counters.end()) g_bytes_per_s[it->second] = c->second.value;
-    }
-  }
-};
+/// The bytes/s of a benchmark's result (median or single run), for the summary.
+void capture(const bitexact_bench::median_reporter::Run& r) {
+  const auto it = g_names.find(r.run_name.function_name);
+  if (it == g_names.end()) return;
+  const auto c = r.counters.find("bytes_per_second");
+  if (c != r.counters.end()) g_bytes_per_s[it->second] = c->second.value;
+}
 
 double gbs(op o, std::size_t n, int t, const std::string& name) {
   const auto it = g_bytes_per_s.find(key{o, n, t, name});
@@ -267,7 +258,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   register_all();
-  capture_reporter reporter(benchmark::ConsoleReporter::OO_Tabular);
+  bitexact_bench::median_reporter reporter(capture);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   print_summary();
   benchmark::Shutdown();

@@ -32,6 +32,8 @@
 #include <bitexact/minmax.hpp>
 #include <bitexact/rowwise.hpp>
 
+#include "median_reporter.hpp"
+
 #if defined(BITEXACT_HAVE_LIBMVEC) && (defined(__AVX512F__) || defined(__AVX2__))
 #include <immintrin.h>
 #define ROWWISE_BENCH_LIBMVEC 1
@@ -256,20 +258,11 @@ void BM_copy(benchmark::State& st) {
   }
 }
 
-/// Console output as usual, plus the median seconds per iteration of every benchmark.
-class capture : public benchmark::ConsoleReporter {
- public:
+/// Seconds per iteration of every benchmark (median over repetitions), by run name.
+struct capture {
   std::map<std::string, double> seconds;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& r : runs) {
-      const std::string n = r.benchmark_name();
-      const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-      if (median && r.iterations > 0) {
-        std::string base = n.substr(0, n.rfind("_median"));
-        seconds[base] = r.real_accumulated_time / static_cast<double>(r.iterations);
-      }
-    }
-    ConsoleReporter::ReportRuns(runs);
+  void operator()(const bitexact_bench::median_reporter::Run& r) {
+    if (r.iterations > 0) seconds[r.run_name.str()] = r.real_accumulated_time / static_cast<double>(r.iterations);
   }
 };
 
@@ -333,7 +326,8 @@ int main(int argc, char** argv) {
   reg("BM_copy", BM_copy);
   benchmark::Initialize(&argc, argv);
   capture c;
-  benchmark::RunSpecifiedBenchmarks(&c);
+  bitexact_bench::median_reporter reporter([&c](const bitexact_bench::median_reporter::Run& r) { c(r); });
+  benchmark::RunSpecifiedBenchmarks(&reporter);
   print_summary(c);
   benchmark::Shutdown();
   return 0;

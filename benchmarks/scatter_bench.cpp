@@ -28,6 +28,8 @@
 
 #include <bitexact/scatter.hpp>
 
+#include "median_reporter.hpp"
+
 namespace {
 
 struct problem {
@@ -117,21 +119,11 @@ void bench(benchmark::State& state, std::size_t pi, impl i, int threads) {
   }
 }
 
-class capture_reporter : public benchmark::ConsoleReporter {
- public:
-  using benchmark::ConsoleReporter::ConsoleReporter;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    benchmark::ConsoleReporter::ReportRuns(runs);
-    for (const Run& r : runs) {
-      if (r.error_occurred) continue;
-      const auto it = g_names.find(r.run_name.function_name);
-      if (it == g_names.end()) continue;
-      const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-      if (!median && !(r.run_type == Run::RT_Iteration && !g_seconds.count(it->second))) continue;
-      g_seconds[it->second] = r.GetAdjustedRealTime() / 1e3;  // unit: ms -> s
-    }
-  }
-};
+/// The time of a benchmark's result (median or single run), for the summary.
+void capture(const bitexact_bench::median_reporter::Run& r) {
+  const auto it = g_names.find(r.run_name.function_name);
+  if (it != g_names.end()) g_seconds[it->second] = r.GetAdjustedRealTime() / 1e3;  // unit: ms -> s
+}
 
 double ms(const std::string& p, int t, impl i) {
   const auto it = g_seconds.find(key{p, t, impl_name(i)});
@@ -156,7 +148,7 @@ int main(int argc, char** argv) {
             ->Repetitions(3)
             ->ReportAggregatesOnly(true);
       }
-  capture_reporter reporter(benchmark::ConsoleReporter::OO_Tabular);
+  bitexact_bench::median_reporter reporter(capture);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   std::printf("\nSummary: ms per call (wall clock, median of 3), ratio = bitexact / omp_atomic at the same threads\n");
   std::printf("%-16s %2s %11s %9s %11s %8s %10s %9s\n", "case", "T", "fixed_order", "exact", "omp_atomic", "serial",
