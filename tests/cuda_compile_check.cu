@@ -128,7 +128,24 @@ void instantiate_bags(cudaStream_t st) {
 
 }  // namespace
 
+// A bfloat16 table (float out and weights): the forward kernels that read the table.
+static void instantiate_bf16_bags(cudaStream_t st) {
+  namespace bc = bitexact::cuda;
+  std::size_t bytes = 0;
+  const bitexact::bfloat16* table = nullptr;
+  const std::int64_t* ip = nullptr;
+  float* out = nullptr;
+  for (bitexact::tier t : {bitexact::tier::fixed_order, bitexact::tier::exact})
+    for (bitexact::bag_mode m : {bitexact::bag_mode::sum, bitexact::bag_mode::max}) {
+      bc::embedding_bag(out, table, 10, 4, ip, 100, ip, 5, m, static_cast<const float*>(nullptr), t, st);
+      bc::embedding_bag(nullptr, bytes, out, table, 10, 4, ip, 100, ip, 5, m, static_cast<const float*>(nullptr), t, st,
+                        bc::launch_shape{7, 128});
+    }
+  bc::embedding_bag_max(out, static_cast<std::int64_t*>(nullptr), table, 10, 4, ip, 100, ip, 5, st);
+}
+
 void bitexact_cuda_scatter_compile_check(cudaStream_t st) {
+  instantiate_bf16_bags(st);
   instantiate_bags<float, std::int64_t>(st);
   instantiate_bags<double, std::int32_t>(st);
   instantiate_scatter<float, std::int64_t>(st);

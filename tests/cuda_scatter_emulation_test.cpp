@@ -518,13 +518,13 @@ struct bag_problem {
 const bag_problem kBagProblems[] = {{7, 3, 0, 4},       {7, 3, 1, 1},        {50, 1, 4097, 9},
                                     {300, 5, 3 * 4096 + 5, 40}, {20, 64, 13000, 8}, {5000, 2, 20000, 700}};
 
-template <class A, class I>
+template <class A, class I, class Tab = A>
 void check_embedding_bag(bag_mode mode, bool weighted, tier t) {
   for (const bag_problem& p : kBagProblems) {
     const std::uint64_t seed = p.n_indices * 13 + p.width + static_cast<std::uint64_t>(mode) * 5 + (weighted ? 1 : 0);
     const auto indices = make_indices<I>(dist::zipf, p.n_indices, p.n_rows, seed);
     const auto offsets = make_offsets<I>(p.n_indices, p.n_bags, seed + 1);
-    const auto table = make_values<A>(p.n_rows * p.width, seed + 2, t == tier::exact || mode == bag_mode::max);
+    const auto table = make_values<Tab>(p.n_rows * p.width, seed + 2, t == tier::exact || mode == bag_mode::max);
     const auto w = make_values<A>(p.n_indices, seed + 3, false);
     const A* wp = weighted ? w.data() : nullptr;
     std::vector<A> want(p.n_bags * p.width);
@@ -550,6 +550,29 @@ TEST(CudaScatterEmulation, EmbeddingBagForward) {
   }
   check_embedding_bag<float, std::int64_t>(bag_mode::max, false, tier::fixed_order);
   check_embedding_bag<double, std::int32_t>(bag_mode::max, false, tier::fixed_order);
+}
+TEST(CudaScatterEmulation, EmbeddingBagForwardBf16Table) {
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    check_embedding_bag<float, std::int64_t, bfloat16>(bag_mode::sum, false, t);
+    check_embedding_bag<float, std::int32_t, bfloat16>(bag_mode::sum, true, t);
+    check_embedding_bag<float, std::int64_t, bfloat16>(bag_mode::mean, false, t);
+  }
+  check_embedding_bag<float, std::int64_t, bfloat16>(bag_mode::max, false, tier::fixed_order);
+  // max positions on a bfloat16 table: those of the CPU op
+  const bag_problem p = kBagProblems[3];
+  const auto indices = make_indices<std::int64_t>(dist::zipf, p.n_indices, p.n_rows, 5);
+  const auto offsets = make_offsets<std::int64_t>(p.n_indices, p.n_bags, 6);
+  const auto table = make_values<bfloat16>(p.n_rows * p.width, 7, false);
+  std::vector<float> want(p.n_bags * p.width), got(want.size());
+  std::vector<std::int64_t> want_pos(want.size()), got_pos(want.size());
+  bitexact::embedding_bag_max(want.data(), want_pos.data(), table.data(), p.n_rows, p.width, indices.data(), p.n_indices,
+                              offsets.data(), p.n_bags);
+  for (const launch_shape& s : kFewShapes) {
+    cuda::emulate::embedding_bag_max(got.data(), got_pos.data(), table.data(), p.n_rows, p.width, indices.data(),
+                                     p.n_indices, offsets.data(), p.n_bags, s);
+    ASSERT_TRUE(same_bits(want, got));
+    ASSERT_EQ(want_pos, got_pos);
+  }
 }
 
 template <class A, class I>

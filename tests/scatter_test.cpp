@@ -570,6 +570,18 @@ TEST(Histogram, EqualsReferenceAndIgnoresOutliers) {
 }
 
 // ---------------------------------------------------------------- embedding bags
+/// Sorted random offsets of n_bags bags over n_indices positions, the first 0; bag `empty`
+/// (if > 0) empty.
+std::vector<std::int64_t> random_offsets(std::size_t n_indices, std::size_t n_bags, std::mt19937_64& g,
+                                         std::size_t empty = 0) {
+  std::vector<std::int64_t> offsets(n_bags);
+  for (auto& o : offsets) o = static_cast<std::int64_t>(g() % n_indices);
+  std::sort(offsets.begin(), offsets.end());
+  offsets[0] = 0;
+  if (empty > 0) offsets[empty + 1] = offsets[empty];
+  return offsets;
+}
+
 TEST(EmbeddingBag, ForwardEqualsReference) {
   std::mt19937_64 g(59);
   const std::size_t n_rows = 500;
@@ -580,11 +592,7 @@ TEST(EmbeddingBag, ForwardEqualsReference) {
           if (weighted && mode != bag_mode::sum) continue;
           const std::size_t n_indices = 9000, n_bags = 300;
           const auto indices = make_indices(dist::zipf, n_indices, n_rows, g);
-          std::vector<std::int64_t> offsets(n_bags);
-          for (auto& o : offsets) o = static_cast<std::int64_t>(g() % n_indices);
-          std::sort(offsets.begin(), offsets.end());
-          offsets[0] = 0;
-          offsets[5] = offsets[4];  // an empty bag
+          const auto offsets = random_offsets(n_indices, n_bags, g, 4);  // an empty bag
           const auto table = make_values<float>(n_rows * width, g, false);
           const auto w = make_values<float>(n_indices, g, false);
           std::vector<float> want(n_bags * width);
@@ -601,6 +609,53 @@ TEST(EmbeddingBag, ForwardEqualsReference) {
         }
 }
 
+// A bfloat16 table: rows widened exactly to float and combined in float, in every mode; the
+// reference widens the same way, and the result equals the float op on the widened table.
+TEST(EmbeddingBag, Bf16TableEqualsReference) {
+  std::mt19937_64 g(60);
+  const std::size_t n_rows = 200, n_indices = 9000, n_bags = 150;
+  for (std::size_t width : {std::size_t(3), std::size_t(64)})
+    for (bag_mode mode : {bag_mode::sum, bag_mode::mean, bag_mode::max})
+      for (bool weighted : {false, true})
+        for (tier t : {tier::fixed_order, tier::exact}) {
+          if (weighted && mode != bag_mode::sum) continue;
+          const auto indices = make_indices(dist::zipf, n_indices, n_rows, g);
+          const auto offsets = random_offsets(n_indices, n_bags, g, 6);  // an empty bag
+          const auto f = make_values<float>(n_rows * width, g, false);
+          std::vector<bitexact::bfloat16> table(f.size());
+          std::vector<float> widened(f.size());
+          for (std::size_t k = 0; k < f.size(); ++k) {
+            table[k] = bitexact::bfloat16::from_float(f[k]);
+            widened[k] = table[k].to_float();
+          }
+          const auto w = make_values<float>(n_indices, g, false);
+          const float* wp = weighted ? w.data() : nullptr;
+          std::vector<float> want(n_bags * width), on_widened(n_bags * width);
+          bitexact::reference::embedding_bag(want.data(), table.data(), width, indices.data(), n_indices, offsets.data(),
+                                             n_bags, mode, wp, t == tier::exact);
+          bitexact::embedding_bag(on_widened.data(), widened.data(), n_rows, width, indices.data(), n_indices,
+                                  offsets.data(), n_bags, mode, wp, t);
+          ASSERT_TRUE(same(want, on_widened));
+          for (int threads : {1, 3}) {
+            std::vector<float> got(n_bags * width, 5.0f);
+            bitexact::embedding_bag(got.data(), table.data(), n_rows, width, indices.data(), n_indices, offsets.data(),
+                                    n_bags, mode, wp, t, execution{threads});
+            ASSERT_TRUE(same(want, got)) << "width=" << width << " mode=" << int(mode) << " weighted=" << weighted
+                                         << " threads=" << threads;
+          }
+          if (mode == bag_mode::max) {
+            std::vector<float> a(n_bags * width), b(n_bags * width);
+            std::vector<std::int64_t> pa(n_bags * width), pb(n_bags * width);
+            bitexact::embedding_bag_max(a.data(), pa.data(), table.data(), n_rows, width, indices.data(), n_indices,
+                                        offsets.data(), n_bags);
+            bitexact::embedding_bag_max(b.data(), pb.data(), widened.data(), n_rows, width, indices.data(), n_indices,
+                                        offsets.data(), n_bags);
+            ASSERT_TRUE(same(a, b));
+            ASSERT_EQ(pa, pb);
+          }
+        }
+}
+
 TEST(EmbeddingBag, BackwardEqualsReference) {
   std::mt19937_64 g(61);
   const std::size_t n_rows = 300, width = 24, n_indices = 7000, n_bags = 200;
@@ -609,10 +664,7 @@ TEST(EmbeddingBag, BackwardEqualsReference) {
       for (tier t : {tier::fixed_order, tier::exact}) {
         if (weighted && mode != bag_mode::sum) continue;
         const auto indices = make_indices(dist::zipf, n_indices, n_rows, g);
-        std::vector<std::int64_t> offsets(n_bags);
-        for (auto& o : offsets) o = static_cast<std::int64_t>(g() % n_indices);
-        std::sort(offsets.begin(), offsets.end());
-        offsets[0] = 0;
+        const auto offsets = random_offsets(n_indices, n_bags, g);
         const auto grad_out = make_values<double>(n_bags * width, g, false);
         const auto w = make_values<double>(n_indices, g, false);
         const auto init = make_values<double>(n_rows * width, g, false);

@@ -371,18 +371,24 @@ void histogram(T* out, std::size_t n_bins, T lo, T hi, const T* x, const T* weig
 /// rows table[indices[j], :], each multiplied by per_sample_weights[j] when given (sum mode
 /// only; the product is rounded, never fused), in the canonical order of the positions j;
 /// mean divides by the bag size; max takes the element-wise maximum. Empty bags give zeros.
-template <class T, class I>
-void embedding_bag(T* out, const T* table, std::size_t n_rows, std::size_t width, const I* indices,
+/// The table S is float or double (out and weights of the same type), or bfloat16 with a float
+/// out and float weights (rows widened exactly, combined in float).
+template <class S, class I, class T = core::accumulation_t<S>>
+void embedding_bag(T* out, const S* table, std::size_t n_rows, std::size_t width, const I* indices,
                    std::size_t n_indices, const I* offsets, std::size_t n_bags, bag_mode mode,
-                   const T* per_sample_weights = nullptr, tier t = tier::fixed_order, const execution& e = {}) {
-  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "embedding_bag: float or double");
+                   const core::accumulation_t<S>* per_sample_weights = nullptr, tier t = tier::fixed_order,
+                   const execution& e = {}) {
+  static_assert(std::is_same<T, core::accumulation_t<S>>::value,
+                "embedding_bag: out is the table's type (float for a bfloat16 table)");
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "embedding_bag: float, double or bfloat16 tables");
   const char* what = "embedding_bag";
   detail::scatter_check(width > 0, what, "width must be > 0");
   detail::scatter_check(n_bags == 0 || (out != nullptr && offsets != nullptr), what, "null out or offsets with bags");
   detail::scatter_check(n_indices == 0 || (indices != nullptr && table != nullptr), what, "null indices or table");
   detail::scatter_check(per_sample_weights == nullptr || mode == bag_mode::sum, what,
                         "per_sample_weights are only defined for bag_mode::sum");
-  detail::scatter_check(!detail::ranges_overlap(out, n_bags * width * sizeof(T), table, n_rows * width * sizeof(T)),
+  detail::scatter_check(!detail::ranges_overlap(out, n_bags * width * sizeof(T), table, n_rows * width * sizeof(S)),
                         what, "out overlaps table");
   const int threads = resolved_threads(e);
   cpu::detail::validate_indices(indices, n_indices, n_rows, threads, what);
@@ -403,9 +409,9 @@ void embedding_bag(T* out, const T* table, std::size_t n_rows, std::size_t width
 /// embedding_bag in max mode that also records, for every bag b and column c, the position j
 /// (into indices) of the selected value: the lowest j whose value has the result's bits (for a
 /// NaN result, the lowest j holding a NaN); -1 for an empty bag. Feed max_positions to
-/// embedding_bag_max_backward.
-template <class T, class I>
-void embedding_bag_max(T* out, std::int64_t* max_positions, const T* table, std::size_t n_rows, std::size_t width,
+/// embedding_bag_max_backward. Tables as for embedding_bag (bfloat16: values compared widened).
+template <class S, class I, class T = core::accumulation_t<S>>
+void embedding_bag_max(T* out, std::int64_t* max_positions, const S* table, std::size_t n_rows, std::size_t width,
                        const I* indices, std::size_t n_indices, const I* offsets, std::size_t n_bags,
                        const execution& e = {}) {
   detail::scatter_check(n_bags == 0 || max_positions != nullptr, "embedding_bag_max", "null max_positions with bags");
@@ -415,7 +421,7 @@ void embedding_bag_max(T* out, std::int64_t* max_positions, const T* table, std:
   cpu::detail::for_each_target(n_bags, resolved_threads(e), [&](std::size_t b) {
     for (std::size_t c = 0; c < width; ++c) {
       max_positions[b * width + c] = core::max_position(out[b * width + c], g.start[b], g.start[b + 1], [&](std::uint64_t j) {
-        return table[static_cast<std::size_t>(indices[j]) * width + c];
+        return T(core::widen(table[static_cast<std::size_t>(indices[j]) * width + c]));
       });
     }
   });

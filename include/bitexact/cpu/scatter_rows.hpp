@@ -134,10 +134,11 @@ void rows_combine(const Groups& g, std::size_t n_out, std::size_t width, int thr
 }
 
 /// embedding_bag's forward combine: bag b's positions j give rows table[indices[j], :]
-/// (times weights[j], rounded, when given); sum (fixed_order or exact) or max.
-template <class A, class I, class OutRow>
+/// (times weights[j], rounded, when given); sum (fixed_order or exact) or max. Tab is A, or
+/// bfloat16 with A float (widened exactly).
+template <class A, class I, class Tab, class OutRow>
 void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_t width, int threads, isa simd,
-                      tier t, bool is_max, const A* table, const I* indices, const A* weights, OutRow out_row) {
+                      tier t, bool is_max, const Tab* table, const I* indices, const A* weights, OutRow out_row) {
   if (is_max) {
     for_each_target(n_bags, threads, [&](std::size_t b) {
       const std::uint64_t s = g.start[b], e = g.start[b + 1];
@@ -145,7 +146,8 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
       A* o = out_row(b);
       for (std::size_t c = 0; c < width; ++c) {
         core::scatter_combiner<A, core::maximum> comb;
-        for (std::uint64_t j = s; j < e; ++j) comb.push(j, table[static_cast<std::size_t>(indices[j]) * width + c]);
+        for (std::uint64_t j = s; j < e; ++j)
+          comb.push(j, A(core::widen(table[static_cast<std::size_t>(indices[j]) * width + c])));
         o[c] = comb.finish();
       }
     });
@@ -159,7 +161,7 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
       for (std::size_t c = 0; c < width; ++c) {
         core::exact_accumulator<A> acc;
         for (std::uint64_t j = s; j < e; ++j) {
-          const A v = table[static_cast<std::size_t>(indices[j]) * width + c];
+          const A v = core::widen(table[static_cast<std::size_t>(indices[j]) * width + c]);
           if (weights)
             acc.add_product(v, weights[j]);
           else
@@ -190,7 +192,7 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
       for (; c < width; ++c) {
         core::scatter_combiner<A> comb;
         for (std::uint64_t j = s; j < e; ++j) {
-          A v = table[static_cast<std::size_t>(indices[j]) * width + c];
+          A v = core::widen(table[static_cast<std::size_t>(indices[j]) * width + c]);
           if (weights) v = S::mul_rn(v, weights[j]);
           comb.push(j, v);
         }

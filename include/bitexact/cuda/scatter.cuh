@@ -143,8 +143,8 @@ template <class I>
 __global__ void bag_of_kernel(const I* offsets, std::uint64_t n_bags, std::uint64_t n_indices, std::uint64_t* bag_of) {
   bag_of_body(scatter_thread(), offsets, n_bags, n_indices, bag_of);
 }
-template <class A, class I>
-__global__ void bag_max_positions_kernel(const A* out, bag_rows<A, I> rows, const I* offsets, std::uint64_t n_bags,
+template <class A, class I, class Tab>
+__global__ void bag_max_positions_kernel(const A* out, bag_rows<A, I, Tab> rows, const I* offsets, std::uint64_t n_bags,
                                          std::uint64_t n_indices, std::int64_t* max_positions) {
   bag_max_positions_body(scatter_thread(), out, rows, offsets, n_bags, n_indices, max_positions);
 }
@@ -572,12 +572,14 @@ void validate_bags(const char* op, unsigned long long* words, const I* d_indices
 
 /// embedding_bag forward: validation, bag_of, then the pipeline with the bag ids as (already
 /// sorted) keys; with max_positions, the max positions too.
-template <class A, class I>
+template <class A, class I, class Tab>
 void embedding_bag_impl(const char* op, void* d_temp, std::size_t& temp_bytes, A* d_out, std::int64_t* d_max_positions,
-                        const A* d_table, std::size_t n_rows, std::size_t width, const I* d_indices,
+                        const Tab* d_table, std::size_t n_rows, std::size_t width, const I* d_indices,
                         std::size_t n_indices, const I* d_offsets, std::size_t n_bags, bag_mode mode,
                         const A* d_weights, tier t, cudaStream_t st, launch_shape shape) {
-  static_assert(std::is_same<A, float>::value || std::is_same<A, double>::value, "embedding_bag: float or double");
+  static_assert(std::is_same<A, float>::value || std::is_same<A, double>::value,
+                "embedding_bag: float, double or bfloat16 tables");
+  static_assert(std::is_same<A, core::accumulation_t<Tab>>::value, "embedding_bag: out is the table's accumulation type");
   check_bag_arguments(op, width, n_bags, n_indices, d_out, d_offsets, d_indices, d_table, d_weights != nullptr, mode);
   const std::size_t head = piece_bytes(2 * sizeof(unsigned long long)) + piece_bytes(n_indices * sizeof(std::uint64_t));
   const bool max = mode == bag_mode::max, mean = mode == bag_mode::mean;
@@ -591,12 +593,12 @@ void embedding_bag_impl(const char* op, void* d_temp, std::size_t& temp_bytes, A
                       static_cast<const A*>(nullptr), apply, fill_pre_write<A>{d_out, n_bags * width, A(0)}, d_out,
                       n_bags * width * sizeof(A), st, shape, opt, /*validated=*/true);
     };
-    if (max) run(core::maximum{}, bag_rows<A, I>{d_table, d_indices, width});
-    else if (d_weights) run(core::plus{}, weighted_bag_rows<A, I>{d_table, d_indices, width, d_weights});
-    else run(core::plus{}, bag_rows<A, I>{d_table, d_indices, width});
+    if (max) run(core::maximum{}, bag_rows<A, I, Tab>{d_table, d_indices, width});
+    else if (d_weights) run(core::plus{}, weighted_bag_rows<A, I, Tab>{d_table, d_indices, width, d_weights});
+    else run(core::plus{}, bag_rows<A, I, Tab>{d_table, d_indices, width});
   };
   if (!sized_workspace(d_temp, temp_bytes, head, pipeline, op)) return;
-  if (ranges_overlap(d_out, n_bags * width * sizeof(A), d_table, n_rows * width * sizeof(A)))
+  if (ranges_overlap(d_out, n_bags * width * sizeof(A), d_table, n_rows * width * sizeof(Tab)))
     throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": out overlaps table");
   workspace_cutter w(d_temp, temp_bytes);
   auto* words = w.take<unsigned long long>(2);
@@ -605,8 +607,8 @@ void embedding_bag_impl(const char* op, void* d_temp, std::size_t& temp_bytes, A
   std::size_t rest = w.rest_bytes();
   pipeline(w.rest(), rest, bag_of);
   if (d_max_positions != nullptr && n_bags > 0) {
-    launch(op, bag_max_positions_kernel<A, I>, shape, n_bags * width,
-           st, d_out, bag_rows<A, I>{d_table, d_indices, width}, d_offsets, n_bags, n_indices, d_max_positions);
+    launch(op, bag_max_positions_kernel<A, I, Tab>, shape, n_bags * width,
+           st, d_out, bag_rows<A, I, Tab>{d_table, d_indices, width}, d_offsets, n_bags, n_indices, d_max_positions);
   }
 }
 
@@ -850,22 +852,25 @@ void histogram(T* d_out, std::size_t n_bins, T lo, T hi, const T* d_x, const T* 
 /// bag b is positions [d_offsets[b], d_offsets[b + 1]), rows combined in the canonical order
 /// of the positions; weights (sum mode) multiply rounded in fixed_order, exactly in exact;
 /// empty bags give zeros). Bad indices throw index_error, bad offsets std::invalid_argument,
-/// before anything is written.
-template <class T, class I>
-void embedding_bag(void* d_temp, std::size_t& temp_bytes, T* d_out, const T* d_table, std::size_t n_rows,
-                   std::size_t width, const I* d_indices, std::size_t n_indices, const I* d_offsets, std::size_t n_bags,
-                   bag_mode mode, const T* d_per_sample_weights = nullptr, tier t = tier::fixed_order,
+/// before anything is written. The table S is float, double, or bfloat16 with a float out and
+/// float weights.
+template <class S, class I>
+void embedding_bag(void* d_temp, std::size_t& temp_bytes, core::accumulation_t<S>* d_out, const S* d_table,
+                   std::size_t n_rows, std::size_t width, const I* d_indices, std::size_t n_indices,
+                   const I* d_offsets, std::size_t n_bags, bag_mode mode,
+                   const core::accumulation_t<S>* d_per_sample_weights = nullptr, tier t = tier::fixed_order,
                    cudaStream_t st = nullptr, launch_shape shape = {}) {
-  scatter_detail::embedding_bag_impl<T, I>("embedding_bag", d_temp, temp_bytes, d_out, nullptr, d_table, n_rows, width,
-                                           d_indices, n_indices, d_offsets, n_bags, mode, d_per_sample_weights, t, st,
-                                           shape);
+  using A = core::accumulation_t<S>;
+  scatter_detail::embedding_bag_impl<A, I, S>("embedding_bag", d_temp, temp_bytes, d_out, nullptr, d_table, n_rows, width,
+                                              d_indices, n_indices, d_offsets, n_bags, mode, d_per_sample_weights, t, st,
+                                              shape);
 }
 /// embedding_bag with a workspace allocated (and freed) on the stream.
-template <class T, class I>
-void embedding_bag(T* d_out, const T* d_table, std::size_t n_rows, std::size_t width, const I* d_indices,
-                   std::size_t n_indices, const I* d_offsets, std::size_t n_bags, bag_mode mode,
-                   const T* d_per_sample_weights = nullptr, tier t = tier::fixed_order, cudaStream_t st = nullptr,
-                   launch_shape shape = {}) {
+template <class S, class I>
+void embedding_bag(core::accumulation_t<S>* d_out, const S* d_table, std::size_t n_rows, std::size_t width,
+                   const I* d_indices, std::size_t n_indices, const I* d_offsets, std::size_t n_bags, bag_mode mode,
+                   const core::accumulation_t<S>* d_per_sample_weights = nullptr, tier t = tier::fixed_order,
+                   cudaStream_t st = nullptr, launch_shape shape = {}) {
   scatter_detail::with_own_workspace("embedding_bag", st, [&](void* p, std::size_t& b) {
     embedding_bag(p, b, d_out, d_table, n_rows, width, d_indices, n_indices, d_offsets, n_bags, mode,
                   d_per_sample_weights, t, st, shape);
@@ -874,21 +879,22 @@ void embedding_bag(T* d_out, const T* d_table, std::size_t n_rows, std::size_t w
 
 /// embedding_bag in max mode that also records the selected positions (semantics of
 /// bitexact::embedding_bag_max), with a caller's workspace.
-template <class T, class I>
-void embedding_bag_max(void* d_temp, std::size_t& temp_bytes, T* d_out, std::int64_t* d_max_positions,
-                       const T* d_table, std::size_t n_rows, std::size_t width, const I* d_indices,
-                       std::size_t n_indices, const I* d_offsets, std::size_t n_bags, cudaStream_t st = nullptr,
-                       launch_shape shape = {}) {
+template <class S, class I>
+void embedding_bag_max(void* d_temp, std::size_t& temp_bytes, core::accumulation_t<S>* d_out,
+                       std::int64_t* d_max_positions, const S* d_table, std::size_t n_rows, std::size_t width,
+                       const I* d_indices, std::size_t n_indices, const I* d_offsets, std::size_t n_bags,
+                       cudaStream_t st = nullptr, launch_shape shape = {}) {
   if (d_temp != nullptr && n_bags > 0 && d_max_positions == nullptr)
     throw std::invalid_argument("bitexact::cuda::embedding_bag_max: null max_positions with bags");
-  scatter_detail::embedding_bag_impl<T, I>("embedding_bag_max", d_temp, temp_bytes, d_out, d_max_positions, d_table,
-                                           n_rows, width, d_indices, n_indices, d_offsets, n_bags, bag_mode::max,
-                                           nullptr, tier::fixed_order, st, shape);
+  using A = core::accumulation_t<S>;
+  scatter_detail::embedding_bag_impl<A, I, S>("embedding_bag_max", d_temp, temp_bytes, d_out, d_max_positions, d_table,
+                                              n_rows, width, d_indices, n_indices, d_offsets, n_bags, bag_mode::max,
+                                              nullptr, tier::fixed_order, st, shape);
 }
 /// embedding_bag_max with a workspace allocated (and freed) on the stream.
-template <class T, class I>
-void embedding_bag_max(T* d_out, std::int64_t* d_max_positions, const T* d_table, std::size_t n_rows,
-                       std::size_t width, const I* d_indices, std::size_t n_indices, const I* d_offsets,
+template <class S, class I>
+void embedding_bag_max(core::accumulation_t<S>* d_out, std::int64_t* d_max_positions, const S* d_table,
+                       std::size_t n_rows, std::size_t width, const I* d_indices, std::size_t n_indices, const I* d_offsets,
                        std::size_t n_bags, cudaStream_t st = nullptr, launch_shape shape = {}) {
   scatter_detail::with_own_workspace("embedding_bag_max", st, [&](void* p, std::size_t& b) {
     embedding_bag_max(p, b, d_out, d_max_positions, d_table, n_rows, width, d_indices, n_indices, d_offsets, n_bags, st,

@@ -430,26 +430,27 @@ BITEXACT_HD std::uint64_t bag_end(const I* offsets, std::uint64_t b, std::uint64
   return b + 1 < n_bags ? static_cast<std::uint64_t>(offsets[b + 1]) : n_indices;
 }
 
-/// embedding_bag's contribution of position j to column c: table[indices[j], c].
-template <class A, class I>
+/// embedding_bag's contribution of position j to column c: table[indices[j], c], widened to A
+/// (a bfloat16 table to float, exactly).
+template <class A, class I, class Tab = A>
 struct bag_rows {
-  const A* table;
+  const Tab* table;
   const I* indices;
   std::uint64_t width;
   BITEXACT_HD A operator()(std::uint64_t j, std::uint64_t c) const {
-    return table[static_cast<std::uint64_t>(indices[j]) * width + c];
+    return A(core::widen(table[static_cast<std::uint64_t>(indices[j]) * width + c]));
   }
 };
 /// ... times per_sample_weights[j]: a product term, rounded by fixed_order (never fused) and
 /// exact in the exact tier.
-template <class A, class I>
+template <class A, class I, class Tab = A>
 struct weighted_bag_rows {
-  const A* table;
+  const Tab* table;
   const I* indices;
   std::uint64_t width;
   const A* weights;
   BITEXACT_HD core::product_term<A> operator()(std::uint64_t j, std::uint64_t c) const {
-    return {table[static_cast<std::uint64_t>(indices[j]) * width + c], weights[j]};
+    return {A(core::widen(table[static_cast<std::uint64_t>(indices[j]) * width + c])), weights[j]};
   }
 };
 
@@ -475,8 +476,8 @@ struct bag_gradients {
 
 /// embedding_bag_max's positions: for every (bag, column) item, core::max_position of the
 /// result out[item] over the bag's positions.
-template <class A, class I>
-BITEXACT_HD void bag_max_positions_body(const thread_index& ti, const A* out, bag_rows<A, I> rows, const I* offsets,
+template <class A, class I, class Tab>
+BITEXACT_HD void bag_max_positions_body(const thread_index& ti, const A* out, bag_rows<A, I, Tab> rows, const I* offsets,
                                         std::uint64_t n_bags, std::uint64_t n_indices, std::int64_t* max_positions) {
   const std::uint64_t width = rows.width;
   for (std::uint64_t item = ti.global(); item < n_bags * width; item += ti.threads()) {
@@ -841,10 +842,11 @@ std::vector<std::uint64_t> validate_bags(launch_shape shape, block_order order, 
 
 /// embedding_bag forward through the emulated pipeline (reference::embedding_bag): the bag
 /// ids are the keys, already sorted.
-template <class A, class I>
-void embedding_bag(A* out, const A* table, std::size_t n_rows, std::size_t width, const I* indices,
+template <class A, class I, class Tab>
+void embedding_bag(A* out, const Tab* table, std::size_t n_rows, std::size_t width, const I* indices,
                    std::size_t n_indices, const I* offsets, std::size_t n_bags, bag_mode mode, const A* weights, tier t,
                    launch_shape shape, block_order order = block_order::shuffled) {
+  static_assert(std::is_same<A, core::accumulation_t<Tab>>::value, "embedding_bag: out is the table's accumulation type");
   scatter_detail::check_bag_arguments("embedding_bag", width, n_bags, n_indices, out, offsets, indices, table,
                                       weights != nullptr, mode);
   const std::vector<std::uint64_t> bag_of =
@@ -860,14 +862,14 @@ void embedding_bag(A* out, const A* table, std::size_t n_rows, std::size_t width
     combine_pipeline<A>(shape, order, n_bags, width, bag_of.data(), n_indices, t == tier::exact && !max, values,
                         combine, apply, static_cast<const A*>(nullptr), apply, opt);
   };
-  if (max) run(core::maximum{}, scatter_detail::bag_rows<A, I>{table, indices, width});
-  else if (weights) run(core::plus{}, scatter_detail::weighted_bag_rows<A, I>{table, indices, width, weights});
-  else run(core::plus{}, scatter_detail::bag_rows<A, I>{table, indices, width});
+  if (max) run(core::maximum{}, scatter_detail::bag_rows<A, I, Tab>{table, indices, width});
+  else if (weights) run(core::plus{}, scatter_detail::weighted_bag_rows<A, I, Tab>{table, indices, width, weights});
+  else run(core::plus{}, scatter_detail::bag_rows<A, I, Tab>{table, indices, width});
 }
 
 /// embedding_bag_max with the selected positions (bitexact::embedding_bag_max).
-template <class A, class I>
-void embedding_bag_max(A* out, std::int64_t* max_positions, const A* table, std::size_t n_rows, std::size_t width,
+template <class A, class I, class Tab>
+void embedding_bag_max(A* out, std::int64_t* max_positions, const Tab* table, std::size_t n_rows, std::size_t width,
                        const I* indices, std::size_t n_indices, const I* offsets, std::size_t n_bags,
                        launch_shape shape, block_order order = block_order::shuffled) {
   if (n_bags > 0 && max_positions == nullptr)
@@ -877,7 +879,7 @@ void embedding_bag_max(A* out, std::int64_t* max_positions, const A* table, std:
   emulate_launch(
       shape,
       [&](const thread_index& ti) {
-        scatter_detail::bag_max_positions_body(ti, out, scatter_detail::bag_rows<A, I>{table, indices, width}, offsets,
+        scatter_detail::bag_max_positions_body(ti, out, scatter_detail::bag_rows<A, I, Tab>{table, indices, width}, offsets,
                                                n_bags, n_indices, max_positions);
       },
       order);

@@ -140,9 +140,9 @@ void segment_reduce(A* out, std::size_t num_segments, const I* ids, const D* dat
   }
 }
 
-/// embedding_bag forward (see scatter.hpp).
-template <class A, class I>
-void embedding_bag(A* out, const A* table, std::size_t width, const I* indices, std::size_t n_indices, const I* offsets,
+/// embedding_bag forward (see scatter.hpp). Tab is A, or bfloat16 (widened exactly to float).
+template <class A, class I, class Tab = A>
+void embedding_bag(A* out, const Tab* table, std::size_t width, const I* indices, std::size_t n_indices, const I* offsets,
                    std::size_t n_bags, bag_mode mode, const A* weights, bool exact) {
   for (std::size_t b = 0; b < n_bags; ++b) {
     const std::uint64_t s = static_cast<std::uint64_t>(offsets[b]);
@@ -156,7 +156,7 @@ void embedding_bag(A* out, const A* table, std::size_t width, const I* indices, 
         continue;
       }
       auto v = [&](std::uint64_t j) {
-        const A x = table[static_cast<std::size_t>(indices[j]) * width + c];
+        const A x = core::widen(table[static_cast<std::size_t>(indices[j]) * width + c]);
         return weights ? core::mul_rn(x, weights[j]) : x;
       };
       if (mode == bag_mode::max) {
@@ -164,7 +164,7 @@ void embedding_bag(A* out, const A* table, std::size_t width, const I* indices, 
       } else if (exact) {
         core::exact_accumulator<A> acc;
         for (std::uint64_t j : pos) {
-          const A x = table[static_cast<std::size_t>(indices[j]) * width + c];
+          const A x = core::widen(table[static_cast<std::size_t>(indices[j]) * width + c]);
           if (weights) acc.add_product(x, weights[j]); else acc.add(x);
         }
         o = acc.round();
