@@ -72,16 +72,6 @@ void index_add_checks(const O* out, std::size_t n_out, const I* idx, const S* sr
   require_ieee_environment("index_add");
 }
 
-/// The identity written for an empty segment.
-template <class A>
-A empty_value(scatter_op op) {
-  switch (op) {
-    case scatter_op::prod: return A(1);
-    case scatter_op::max: return -std::numeric_limits<A>::infinity();
-    case scatter_op::min: return std::numeric_limits<A>::infinity();
-    default: return A(0);
-  }
-}
 
 /// The core of scatter_reduce / segment_reduce: S_t for every target with contributions,
 /// handed to apply(t, S_t, count). `start(t)` is the old value when include_self.
@@ -241,7 +231,7 @@ void segment_reduce(T* out, std::size_t num_segments, const I* segment_ids, cons
   cpu::detail::validate_indices(segment_ids, n, num_segments, threads, "segment_reduce");
   const auto g = cpu::detail::group_by_target(num_segments, n, [segment_ids](std::size_t i) { return segment_ids[i]; },
                                               threads);
-  for (std::size_t k = 0; k < num_segments; ++k) out[k] = detail::empty_value<T>(op);
+  for (std::size_t k = 0; k < num_segments; ++k) out[k] = core::empty_segment_value<T>(op);
   detail::reduce_groups<T>(
       g, num_segments, op, t, threads, [data](std::uint64_t i) { return T(core::widen(data[i])); }, false, nullptr,
       [&](std::size_t k, T s, std::size_t count) {
@@ -275,7 +265,7 @@ void sorted_segment_reduce(T* out, std::size_t num_segments, const I* segment_id
     ++g.start[static_cast<std::size_t>(segment_ids[i]) + 1];
   }
   for (std::size_t k = 0; k < num_segments; ++k) g.start[k + 1] += g.start[k];
-  for (std::size_t k = 0; k < num_segments; ++k) out[k] = detail::empty_value<T>(op);
+  for (std::size_t k = 0; k < num_segments; ++k) out[k] = core::empty_segment_value<T>(op);
   detail::reduce_groups<T>(
       g, num_segments, op, t, threads, [data](std::uint64_t i) { return T(core::widen(data[i])); }, false, nullptr,
       [&](std::size_t k, T s, std::size_t count) {
@@ -340,10 +330,7 @@ template <class T>
 void histogram(T* out, std::size_t n_bins, T lo, T hi, const T* x, const T* weights, std::size_t n,
                tier t = tier::fixed_order, const execution& e = {}) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "histogram: float or double");
-  detail::scatter_check(n_bins > 0 && out != nullptr, "histogram", "need n_bins > 0 and an out array");
-  detail::scatter_check(lo < hi && hi - lo < std::numeric_limits<T>::infinity(), "histogram",
-                        "need finite lo < hi");
-  detail::scatter_check(n == 0 || x != nullptr, "histogram", "null x with n > 0");
+  detail::check_histogram_arguments("histogram", n_bins, lo, hi, out, x, n);
   detail::require_ieee_environment("histogram");
   const int threads = resolved_threads(e);
   // Bin n_bins collects the ignored values and is dropped.
@@ -383,11 +370,8 @@ void embedding_bag(T* out, const S* table, std::size_t n_rows, std::size_t width
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
                 "embedding_bag: float, double or bfloat16 tables");
   const char* what = "embedding_bag";
-  detail::scatter_check(width > 0, what, "width must be > 0");
-  detail::scatter_check(n_bags == 0 || (out != nullptr && offsets != nullptr), what, "null out or offsets with bags");
-  detail::scatter_check(n_indices == 0 || (indices != nullptr && table != nullptr), what, "null indices or table");
-  detail::scatter_check(per_sample_weights == nullptr || mode == bag_mode::sum, what,
-                        "per_sample_weights are only defined for bag_mode::sum");
+  detail::check_bag_arguments(what, width, n_bags, n_indices, out, offsets, indices, table, per_sample_weights != nullptr,
+                              mode);
   detail::scatter_check(!detail::ranges_overlap(out, n_bags * width * sizeof(T), table, n_rows * width * sizeof(S)),
                         what, "out overlaps table");
   const int threads = resolved_threads(e);
@@ -469,11 +453,8 @@ void embedding_bag_backward(T* grad_table, std::size_t n_rows, std::size_t width
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "embedding_bag_backward: float or double");
   const char* what = "embedding_bag_backward";
   detail::scatter_check(mode != bag_mode::max, what, "max mode: use embedding_bag_max and embedding_bag_max_backward");
-  detail::scatter_check(width > 0, what, "width must be > 0");
-  detail::scatter_check(n_bags == 0 || (grad_out != nullptr && offsets != nullptr), what, "null grad_out or offsets");
-  detail::scatter_check(n_indices == 0 || (indices != nullptr && grad_table != nullptr), what, "null indices or grad_table");
-  detail::scatter_check(per_sample_weights == nullptr || mode == bag_mode::sum, what,
-                        "per_sample_weights are only defined for bag_mode::sum");
+  detail::check_bag_arguments(what, width, n_bags, n_indices, grad_out, offsets, indices, grad_table,
+                              per_sample_weights != nullptr, mode);
   detail::scatter_check(!detail::ranges_overlap(grad_table, n_rows * width * sizeof(T), grad_out, n_bags * width * sizeof(T)),
                         what, "grad_table overlaps grad_out");
   const int threads = resolved_threads(e);

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -50,6 +51,32 @@ inline void check_bags_cover_indices(const char* what, std::uint64_t n_bags, std
   if (n_bags == 0 && n_indices > 0)
     throw std::invalid_argument(std::string("bitexact::") + what + ": " + std::to_string(n_indices) +
                                 " indices but no bag (offsets[0] == 0 starts the first bag at index 0)");
+}
+
+/// Argument checks of histogram and the embedding-bag ops, shared by every backend (the CPU
+/// ops, the CUDA launchers and their emulation): std::invalid_argument with the op's name.
+/// (Embedding bags: `rows` is the table, or grad_table for the backward; `out` is out, or
+/// grad_out.)
+template <class A>
+void check_histogram_arguments(const char* what, std::size_t n_bins, A lo, A hi, const void* out, const void* x,
+                               std::size_t n) {
+  if (n_bins == 0 || out == nullptr)
+    throw std::invalid_argument(std::string("bitexact::") + what + ": need n_bins > 0 and an out array");
+  if (!(lo < hi && hi - lo < std::numeric_limits<A>::infinity()))
+    throw std::invalid_argument(std::string("bitexact::") + what + ": need finite lo < hi");
+  if (n > 0 && x == nullptr) throw std::invalid_argument(std::string("bitexact::") + what + ": null x with n > 0");
+}
+inline void check_bag_arguments(const char* what, std::size_t width, std::size_t n_bags, std::size_t n_indices,
+                                const void* out, const void* offsets, const void* indices, const void* rows,
+                                bool weights, bag_mode mode) {
+  if (width == 0) throw std::invalid_argument(std::string("bitexact::") + what + ": width must be > 0");
+  if (n_bags > 0 && (out == nullptr || offsets == nullptr))
+    throw std::invalid_argument(std::string("bitexact::") + what + ": null out or offsets with bags");
+  if (n_indices > 0 && (indices == nullptr || rows == nullptr))
+    throw std::invalid_argument(std::string("bitexact::") + what + ": null indices or table");
+  if (weights && mode != bag_mode::sum)
+    throw std::invalid_argument(std::string("bitexact::") + what + ": per_sample_weights are only defined for bag_mode::sum");
+  check_bags_cover_indices(what, n_bags, n_indices);
 }
 
 /// embedding_bag_max_backward: max_positions[s] is neither -1 nor a position below n_indices.

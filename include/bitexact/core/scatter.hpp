@@ -20,6 +20,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "config.hpp"
@@ -108,6 +109,18 @@ struct minimum {
     return a < b ? a : b;
   }
 };
+
+/// The value of an empty segment of segment_reduce (the identity of its op): sum/mean +0,
+/// prod 1, max -Inf, min +Inf.
+template <class A>
+BITEXACT_HD A empty_segment_value(scatter_op op) {
+  switch (op) {
+    case scatter_op::prod: return A(1);
+    case scatter_op::max: return -std::numeric_limits<A>::infinity();
+    case scatter_op::min: return std::numeric_limits<A>::infinity();
+    default: return A(0);
+  }
+}
 
 /// A contribution that is the product a * b of two values: the exact tier adds the exact
 /// product (exact_accumulator::add_product), fixed_order the rounded product mul_rn(a, b)

@@ -378,23 +378,6 @@ V emulated_block_context::shfl_down(V v, unsigned delta) const {
   return emu_->shfl_down(tid_, v, delta);
 }
 
-/// Block visiting order of emulate_launch (cuda/launch.hpp), as a list.
-inline std::vector<unsigned> emulated_block_sequence(launch_shape shape, block_order order) {
-  std::vector<unsigned> blocks(shape.grid);
-  std::iota(blocks.begin(), blocks.end(), 0u);
-  if (order == block_order::reverse) {
-    for (std::size_t i = 0, j = blocks.size() - 1; i < j; ++i, --j) std::swap(blocks[i], blocks[j]);
-  } else if (order == block_order::shuffled) {
-    std::uint64_t x = 0x9E3779B97F4A7C15ull ^ (static_cast<std::uint64_t>(shape.grid) << 32 | shape.block);
-    for (std::size_t i = blocks.size(); i > 1; --i) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      const std::size_t j = static_cast<std::size_t>((x >> 33) % i);
-      std::swap(blocks[i - 1], blocks[j]);
-    }
-  }
-  return blocks;
-}
-
 /// Runs body(ctx, thread_index, Shared& shared) for every thread of every block of `shape`
 /// (see the top of this file). Shared must be trivially copyable (CUDA __shared__ memory has
 /// no constructors). A zero grid or block runs nothing.

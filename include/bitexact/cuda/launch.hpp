@@ -80,6 +80,24 @@ inline launch_shape resolve_shape(launch_shape shape, unsigned sm_count, std::ui
 /// every mode). The output must not depend on it.
 enum class block_order { forward, reverse, shuffled };
 
+/// The order in which emulated launches visit the blocks of `shape`: forward, reverse, or a
+/// Fisher-Yates shuffle with a fixed 64-bit LCG (the same "random" order on every platform).
+inline std::vector<unsigned> emulated_block_sequence(launch_shape shape, block_order order) {
+  std::vector<unsigned> blocks(shape.grid);
+  std::iota(blocks.begin(), blocks.end(), 0u);
+  if (order == block_order::reverse) {
+    for (std::size_t i = 0, j = blocks.size() - 1; i < j; ++i, --j) std::swap(blocks[i], blocks[j]);
+  } else if (order == block_order::shuffled) {
+    std::uint64_t x = 0x9E3779B97F4A7C15ull ^ (static_cast<std::uint64_t>(shape.grid) << 32 | shape.block);
+    for (std::size_t i = blocks.size(); i > 1; --i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      const std::size_t j = static_cast<std::size_t>((x >> 33) % i);
+      std::swap(blocks[i - 1], blocks[j]);
+    }
+  }
+  return blocks;
+}
+
 /// Runs body(thread_index) for every block and thread of `shape` on the calling CPU thread,
 /// sequentially. By default blocks run in a fixed pseudo-random order and the threads of each
 /// block from last to first, so a body that secretly depends on execution order shows up in the
@@ -89,19 +107,7 @@ enum class block_order { forward, reverse, shuffled };
 template <class F>
 void emulate_launch(launch_shape shape, F&& body, block_order order = block_order::shuffled) {
   if (shape.grid == 0 || shape.block == 0) return;
-  std::vector<unsigned> blocks(shape.grid);
-  std::iota(blocks.begin(), blocks.end(), 0u);
-  if (order == block_order::reverse) {
-    for (std::size_t i = 0, j = blocks.size() - 1; i < j; ++i, --j) std::swap(blocks[i], blocks[j]);
-  } else if (order == block_order::shuffled) {
-    // Fisher-Yates with a fixed 64-bit LCG: the same "random" order on every platform.
-    std::uint64_t x = 0x9E3779B97F4A7C15ull ^ (static_cast<std::uint64_t>(shape.grid) << 32 | shape.block);
-    for (std::size_t i = blocks.size(); i > 1; --i) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      const std::size_t j = static_cast<std::size_t>((x >> 33) % i);
-      std::swap(blocks[i - 1], blocks[j]);
-    }
-  }
+  const std::vector<unsigned> blocks = emulated_block_sequence(shape, order);
   for (const unsigned b : blocks) {
     for (unsigned t = shape.block; t-- > 0;) {
       body(thread_index{b, t, shape.grid, shape.block});

@@ -550,12 +550,21 @@ void histogram_impl(void* d_temp, std::size_t& temp_bytes, A* d_out, std::size_t
   pipeline(w.rest(), rest, bins);
 }
 
-/// The embedding-bag ops' validation (indices against n_rows: index_error; then offsets:
-/// std::invalid_argument, as on the CPU), one synchronisation, then bag_of (n_indices > 0).
-template <class I>
-void validate_bags(const char* op, unsigned long long* words, const I* d_indices, std::size_t n_indices,
-                   std::size_t n_rows, const I* d_offsets, std::size_t n_bags, std::uint64_t* bag_of, cudaStream_t st,
-                   launch_shape shape) {
+/// Workspace bytes of the embedding-bag ops' own pieces: two validation words and bag_of.
+inline std::size_t bag_pieces_bytes(std::size_t n_indices) {
+  return piece_bytes(2 * sizeof(unsigned long long)) + piece_bytes(n_indices * sizeof(std::uint64_t));
+}
+
+/// The embedding-bag ops' run on a caller's workspace: validation (indices against n_rows:
+/// index_error; then offsets: std::invalid_argument, as on the CPU), one synchronisation, then
+/// bag_of (n_indices > 0), then pipeline(rest of the workspace, its bytes, bag_of).
+template <class I, class Pipeline>
+void run_on_bags(const char* op, void* d_temp, std::size_t temp_bytes, const I* d_indices, std::size_t n_indices,
+                 std::size_t n_rows, const I* d_offsets, std::size_t n_bags, cudaStream_t st, launch_shape shape,
+                 Pipeline& pipeline) {
+  workspace_cutter w(d_temp, temp_bytes);
+  auto* words = w.take<unsigned long long>(2);
+  std::uint64_t* bag_of = w.take<std::uint64_t>(n_indices);
   unsigned long long bad[2] = {no_bad_position, no_bad_position};
   first_bad_positions(words, bad, 2, st, op, [&] {
     launch_validate(d_indices, n_indices, n_rows, words, st, shape, op);
@@ -568,6 +577,8 @@ void validate_bags(const char* op, unsigned long long* words, const I* d_indices
   if (n_indices > 0) {
     launch(op, bag_of_kernel<I>, shape, n_indices, st, d_offsets, n_bags, n_indices, bag_of);
   }
+  std::size_t rest = w.rest_bytes();
+  pipeline(w.rest(), rest, bag_of);
 }
 
 /// embedding_bag forward: validation, bag_of, then the pipeline with the bag ids as (already
@@ -581,7 +592,7 @@ void embedding_bag_impl(const char* op, void* d_temp, std::size_t& temp_bytes, A
                 "embedding_bag: float, double or bfloat16 tables");
   static_assert(std::is_same<A, core::accumulation_t<Tab>>::value, "embedding_bag: out is the table's accumulation type");
   check_bag_arguments(op, width, n_bags, n_indices, d_out, d_offsets, d_indices, d_table, d_weights != nullptr, mode);
-  const std::size_t head = piece_bytes(2 * sizeof(unsigned long long)) + piece_bytes(n_indices * sizeof(std::uint64_t));
+  const std::size_t head = bag_pieces_bytes(n_indices);
   const bool max = mode == bag_mode::max, mean = mode == bag_mode::mean;
   pipeline_options opt;
   opt.presorted = true;
@@ -600,12 +611,7 @@ void embedding_bag_impl(const char* op, void* d_temp, std::size_t& temp_bytes, A
   if (!sized_workspace(d_temp, temp_bytes, head, pipeline, op)) return;
   if (ranges_overlap(d_out, n_bags * width * sizeof(A), d_table, n_rows * width * sizeof(Tab)))
     throw std::invalid_argument(std::string("bitexact::cuda::") + op + ": out overlaps table");
-  workspace_cutter w(d_temp, temp_bytes);
-  auto* words = w.take<unsigned long long>(2);
-  std::uint64_t* bag_of = w.take<std::uint64_t>(n_indices);
-  validate_bags(op, words, d_indices, n_indices, n_rows, d_offsets, n_bags, bag_of, st, shape);
-  std::size_t rest = w.rest_bytes();
-  pipeline(w.rest(), rest, bag_of);
+  run_on_bags(op, d_temp, temp_bytes, d_indices, n_indices, n_rows, d_offsets, n_bags, st, shape, pipeline);
   if (d_max_positions != nullptr && n_bags > 0) {
     launch(op, bag_max_positions_kernel<A, I, Tab>, shape, n_bags * width,
            st, d_out, bag_rows<A, I, Tab>{d_table, d_indices, width}, d_offsets, n_bags, n_indices, d_max_positions);
@@ -627,7 +633,7 @@ void embedding_bag_backward_impl(void* d_temp, std::size_t& temp_bytes, A* d_gra
         "bitexact::cuda::embedding_bag_backward: max mode: use embedding_bag_max and embedding_bag_max_backward");
   check_bag_arguments(op, width, n_bags, n_indices, d_grad_out, d_offsets, d_indices, d_grad_table,
                       d_weights != nullptr, mode);
-  const std::size_t head = piece_bytes(2 * sizeof(unsigned long long)) + piece_bytes(n_indices * sizeof(std::uint64_t));
+  const std::size_t head = bag_pieces_bytes(n_indices);
   auto pipeline = [&](void* p, std::size_t& b, const std::uint64_t* bag_of) {
     const bag_gradients<A, I> values{d_grad_out, bag_of, d_offsets, n_bags, n_indices, width, d_weights,
                                      mode == bag_mode::mean};
@@ -639,12 +645,7 @@ void embedding_bag_backward_impl(void* d_temp, std::size_t& temp_bytes, A* d_gra
   if (!sized_workspace(d_temp, temp_bytes, head, pipeline, op)) return;
   if (ranges_overlap(d_grad_table, n_rows * width * sizeof(A), d_grad_out, n_bags * width * sizeof(A)))
     throw std::invalid_argument("bitexact::cuda::embedding_bag_backward: grad_table overlaps grad_out");
-  workspace_cutter w(d_temp, temp_bytes);
-  auto* words = w.take<unsigned long long>(2);
-  std::uint64_t* bag_of = w.take<std::uint64_t>(n_indices);
-  validate_bags(op, words, d_indices, n_indices, n_rows, d_offsets, n_bags, bag_of, st, shape);
-  std::size_t rest = w.rest_bytes();
-  pipeline(w.rest(), rest, bag_of);
+  run_on_bags(op, d_temp, temp_bytes, d_indices, n_indices, n_rows, d_offsets, n_bags, st, shape, pipeline);
 }
 
 /// embedding_bag_max_backward: the recorded cells (validated, one synchronisation), then the

@@ -168,6 +168,15 @@ BITEXACT_HD void run_partials_body(const thread_index& ti, sorted_view<U> s, con
   }
 }
 
+/// One past the last run of the target whose first run is r (runs of a target are adjacent).
+template <class U>
+BITEXACT_HD std::uint64_t target_runs_end(sorted_view<U> s, const U* run_begin, std::uint64_t runs, std::uint64_t r) {
+  const U t = s.key[run_begin[r]];
+  std::uint64_t r2 = r + 1;
+  while (r2 < runs && s.key[run_begin[r2]] == t) ++r2;
+  return r2;
+}
+
 /// Pass 8 (fixed_order): for every target t with contributions and every column c, S_t = the
 /// aligned tree over chunks of the target's run partials (step 3); then apply(t, c, S_t, count)
 /// with count the number of contributions. One item per (run, column); only items whose run
@@ -182,8 +191,7 @@ BITEXACT_HD void target_combine_body(const thread_index& ti, sorted_view<U> s, c
     const std::uint64_t b = run_begin[r];
     if (!s.target_start(b) || s.dropped(s.key[b])) continue;
     const U t = s.key[b];
-    std::uint64_t r2 = r + 1;
-    while (r2 < runs && s.key[run_begin[r2]] == t) ++r2;
+    const std::uint64_t r2 = target_runs_end(s, run_begin, runs, r);
     A sum;
     if (r2 == r + 1) {
       sum = partial[item];  // one chunk: the run partial is S_t
@@ -302,8 +310,7 @@ BITEXACT_HD void exact_target_body(const thread_index& ti, sorted_view<U> s, con
     const std::uint64_t b = run_begin[r];
     if (!s.target_start(b) || s.dropped(s.key[b])) continue;
     const U t = s.key[b];
-    std::uint64_t r2 = r + 1;
-    while (r2 < runs && s.key[run_begin[r2]] == t) ++r2;
+    const std::uint64_t r2 = target_runs_end(s, run_begin, runs, r);
     const std::uint64_t count = std::uint64_t(run_begin[r2]) - b;
     const std::uint64_t tt = static_cast<std::uint64_t>(t);
     A sum;
@@ -504,28 +511,8 @@ BITEXACT_HD void max_backward_targets_body(const thread_index& ti, const std::in
   }
 }
 
-/// Host-side argument checks shared by the emulation and the CUDA launchers.
-template <class A>
-void check_histogram_arguments(const char* what, std::size_t n_bins, A lo, A hi, const void* out, const void* x,
-                               std::size_t n) {
-  if (n_bins == 0 || out == nullptr)
-    throw std::invalid_argument(std::string("bitexact::") + what + ": need n_bins > 0 and an out array");
-  if (!(lo < hi && hi - lo < std::numeric_limits<A>::infinity()))
-    throw std::invalid_argument(std::string("bitexact::") + what + ": need finite lo < hi");
-  if (n > 0 && x == nullptr) throw std::invalid_argument(std::string("bitexact::") + what + ": null x with n > 0");
-}
-inline void check_bag_arguments(const char* what, std::size_t width, std::size_t n_bags, std::size_t n_indices,
-                                const void* out, const void* offsets, const void* indices, const void* rows,
-                                bool weights, bag_mode mode) {
-  if (width == 0) throw std::invalid_argument(std::string("bitexact::") + what + ": width must be > 0");
-  if (n_bags > 0 && (out == nullptr || offsets == nullptr))
-    throw std::invalid_argument(std::string("bitexact::") + what + ": null out or offsets with bags");
-  if (n_indices > 0 && (indices == nullptr || rows == nullptr))
-    throw std::invalid_argument(std::string("bitexact::") + what + ": null indices or table");
-  if (weights && mode != bag_mode::sum)
-    throw std::invalid_argument(std::string("bitexact::") + what + ": per_sample_weights are only defined for bag_mode::sum");
-  ::bitexact::detail::check_bags_cover_indices(what, n_bags, n_indices);
-}
+using ::bitexact::detail::check_bag_arguments;
+using ::bitexact::detail::check_histogram_arguments;
 
 /// Calls fn(combine) with the (+) of op: plus (sum, mean), multiplies, maximum, minimum.
 template <class Fn>
@@ -544,16 +531,8 @@ inline bool exact_sum_op(scatter_op op, tier t) {
   return t == tier::exact && (op == scatter_op::sum || op == scatter_op::mean);
 }
 
-/// The value of an empty segment: sum/mean +0, prod 1, max -Inf, min +Inf.
-template <class A>
-A empty_segment_value(scatter_op op) {
-  switch (op) {
-    case scatter_op::prod: return A(1);
-    case scatter_op::max: return -std::numeric_limits<A>::infinity();
-    case scatter_op::min: return std::numeric_limits<A>::infinity();
-    default: return A(0);
-  }
-}
+using core::empty_segment_value;
+
 
 /// How a pipeline call differs from index_add's: `presorted` - the keys are already
 /// non-decreasing (bag ids of embedding bags), so the stable sort is the identity and is

@@ -85,15 +85,6 @@ void index_add_rows(A* out, std::size_t n_out, std::size_t width, const I* idx, 
   }
 }
 
-/// The empty value of a segment reduction.
-template <class A>
-A empty_segment(scatter_op op) {
-  if (op == scatter_op::prod) return A(1);
-  if (op == scatter_op::max) return -std::numeric_limits<A>::infinity();
-  if (op == scatter_op::min) return std::numeric_limits<A>::infinity();
-  return A(0);
-}
-
 /// op over a list (fixed_order: the canonical combination; exact: sum/mean only).
 template <class A, class ValueOf>
 A reduce_positions(const std::vector<std::uint64_t>& pos, ValueOf v, scatter_op op, bool exact, const A* start) {
@@ -131,7 +122,7 @@ void segment_reduce(A* out, std::size_t num_segments, const I* ids, const D* dat
   const auto by = contributions(num_segments, n, [ids](std::size_t i) { return ids[i]; });
   for (std::size_t t = 0; t < num_segments; ++t) {
     if (by[t].empty()) {
-      out[t] = empty_segment<A>(op);
+      out[t] = core::empty_segment_value<A>(op);
       continue;
     }
     A s = reduce_positions<A>(by[t], [data](std::uint64_t i) { return A(core::widen(data[i])); }, op, exact, nullptr);
