@@ -38,12 +38,12 @@ namespace bitexact {
 namespace core {
 
 /// Most base-256 digits a row of op(A) (or a column of op(B)) may use before its outputs fall back
-/// to the exact accumulator: float 8 (a span of 63 bits), double 12 (95 bits).
+/// to the exact accumulator: 12 (a span of 95 bits) for float and double.
 template <class T>
 struct gemm_exact_max_digits;
 template <>
 struct gemm_exact_max_digits<float> {
-  static constexpr int value = 8;
+  static constexpr int value = 12;
 };
 template <>
 struct gemm_exact_max_digits<double> {
@@ -117,26 +117,33 @@ BITEXACT_HD inline __int128 gemm_exact_fixed(T x, int q) {
   return d.negative ? -v : v;
 }
 
-/// The S unsigned digits (least significant first) of X + 2^(8S - 1), |X| < 2^(8S - 1).
+/// The S unsigned digits (least significant first) of X + 2^(8S - 1), |X| < 2^(8S - 1), S <= 16.
 BITEXACT_HD inline void gemm_exact_digits_unsigned(__int128 x, int S, std::uint8_t* out, std::size_t stride) {
-  unsigned __int128 u = static_cast<unsigned __int128>(x) + (static_cast<unsigned __int128>(1) << (8 * S - 1));
-  for (int s = 0; s < S; ++s) {
-    out[s * stride] = static_cast<std::uint8_t>(u & 0xff);
-    u >>= 8;
-  }
+  const unsigned __int128 u = static_cast<unsigned __int128>(x) + (static_cast<unsigned __int128>(1) << (8 * S - 1));
+  const std::uint64_t lo = static_cast<std::uint64_t>(u), hi = static_cast<std::uint64_t>(u >> 64);
+  for (int s = 0; s < S; ++s) out[s * stride] = static_cast<std::uint8_t>(s < 8 ? lo >> (8 * s) : hi >> (8 * s - 64));
 }
 
-/// The T balanced digits in [-128, 127] (least significant first) of Y, |Y| < 2^(8T - 2).
-/// Returns nothing; `sum[t]` (if non-null) accumulates the digits.
-BITEXACT_HD inline void gemm_exact_digits_signed(__int128 y, int T, std::int8_t* out, std::size_t stride,
-                                                 std::int64_t* sum) {
-  for (int t = 0; t < T; ++t) {
-    const std::int8_t d = static_cast<std::int8_t>(static_cast<std::uint8_t>(static_cast<unsigned __int128>(y) & 0xff));
-    out[t * stride] = d;
-    if (sum) sum[t] += d;
-    y = (y - d) / 256;  // exact
-  }
+/// The T balanced digits d_t in [-128, 127] (least significant first, Y = sum_t d_t 256^t) of Y,
+/// |Y| < 2^(8T - 2), T <= 16: d_t + 128 is byte t of Y + 128 (256^T - 1) / 255.
+BITEXACT_HD inline void gemm_exact_digits_signed(__int128 y, int T, std::int8_t* out, std::size_t stride) {
+  unsigned __int128 bias = 0;
+  for (int t = 0; t < T; ++t) bias = (bias << 8) | 0x80;
+  const unsigned __int128 v = static_cast<unsigned __int128>(y) + bias;
+  const std::uint64_t lo = static_cast<std::uint64_t>(v), hi = static_cast<std::uint64_t>(v >> 64);
+  for (int t = 0; t < T; ++t)
+    out[t * stride] = static_cast<std::int8_t>(static_cast<std::uint8_t>(t < 8 ? lo >> (8 * t) : hi >> (8 * t - 64)) ^ 0x80u);
 }
+
+/// An exact sum of up to 2^64 values Y (|Y| < 2^127): sum = lo + hi * 2^64.
+struct gemm_exact_sum {
+  unsigned __int128 lo = 0;
+  std::int64_t hi = 0;
+  BITEXACT_HD void add(__int128 y) {
+    lo += static_cast<std::uint64_t>(static_cast<unsigned __int128>(y));
+    hi += static_cast<std::int64_t>(y >> 64);
+  }
+};
 
 /// Multi-word integers as int64 words of weight 2^(32 q) (signed, not yet normalized).
 /// Adds v * 2^bit as three pieces below 2^32 in magnitude (words q, q + 1, q + 2 must exist).
@@ -158,14 +165,21 @@ BITEXACT_HD inline void gemm_exact_normalize(std::int64_t* w, int n) {
   w[n - 1] += carry;
 }
 
-/// The words of the product correction 2^(8 S_a - 1) * sum_k Y[k][j], from the column's digit
-/// sums c[t] = sum_k digit_t(Y[k][j]).
-BITEXACT_HD inline void gemm_exact_offset_words(const std::int64_t* c, int S_a, int S_b, std::int64_t* w, int n) {
-  for (int q = 0; q < n; ++q) w[q] = 0;
-  for (int t = 0; t < S_b; ++t) {  // each word moves by less than 2^32 per add
-    gemm_exact_add_shifted(w, c[t], 8 * S_a - 1 + 8 * t);
-  }
-  gemm_exact_normalize(w, n);
+/// The words (n of them, normalized) of the correction 2^(8 S_a - 1) * sum_k Y[k][j].
+/// The value must fit in n words (it does for the callers' sizes).
+BITEXACT_HD inline void gemm_exact_offset_words(const gemm_exact_sum& sum, int S_a, std::int64_t* w, int n) {
+  constexpr int big = 16;  // room for every piece: base + 160 bits < 32 * 16
+  std::int64_t t[big];
+  for (int q = 0; q < big; ++q) t[q] = 0;
+  const int base = 8 * S_a - 1;
+  for (int p = 0; p < 4; ++p)  // each add moves a word by less than 2^32
+    gemm_exact_add_shifted(t, static_cast<std::int64_t>(static_cast<std::uint32_t>(sum.lo >> (32 * p))), base + 32 * p);
+  gemm_exact_add_shifted(t, sum.hi, base + 64);
+  gemm_exact_normalize(t, big);
+  for (int q = 0; q < n - 1; ++q) w[q] = t[q];
+  std::int64_t top = t[big - 1];  // the words from n - 1 up, as one signed word
+  for (int q = big - 2; q >= n - 1; --q) top = static_cast<std::int64_t>(static_cast<std::uint64_t>(top) << 32) + t[q];
+  w[n - 1] = top;
 }
 
 /// Result of rounding an integer times a power of two.
@@ -249,6 +263,73 @@ BITEXACT_HD inline gemm_exact_rounded<R> gemm_exact_round(const std::int64_t* wo
   return r;
 }
 
+/// The common case of gemm_exact_round, branch-light: N * 2^e, N given by n words of weight
+/// 2^(32 q) that need not be normalized (any int64 values), when |N| < 2^(64 NL - 1) (the caller
+/// guarantees it; N is computed modulo 2^(64 NL), so words of weight >= 2^(64 NL) drop out), N != 0
+/// and the result is a normal number that cannot round to Inf. Returns false otherwise (the caller
+/// then normalizes and uses gemm_exact_round). The top 64 bits of |N|, with every lower bit ORed
+/// into the last one (at least 10 bits below the rounding position, so nearest-even is
+/// unaffected), go through one correctly rounded integer-to-float conversion, then two exact
+/// power-of-two products.
+template <class R, int NL>
+BITEXACT_HD inline bool gemm_exact_round_normal(const std::int64_t* w, int n, int e, R& out) {
+  using O = detail::ieee<R>;
+  using B = typename O::bits_type;
+  constexpr int frac_bits = O::precision - 1;
+  std::uint64_t limb[NL];
+  __int128 acc = 0;  // exact carry propagation into 64-bit limbs, modulo 2^(64 NL)
+  for (int r = 0; r < NL; ++r) {
+    if (2 * r < n) acc += static_cast<__int128>(w[2 * r]);
+    if (2 * r + 1 < n) acc += static_cast<__int128>(w[2 * r + 1]) * (static_cast<__int128>(1) << 32);
+    limb[r] = static_cast<std::uint64_t>(acc);
+    acc >>= 64;  // arithmetic: floor
+  }
+  const std::uint64_t m = (limb[NL - 1] >> 63) ? ~std::uint64_t(0) : 0;  // negative: |N| = ~limbs + 1
+  std::uint64_t carry = m & 1;
+  for (int r = 0; r < NL; ++r) {
+    const std::uint64_t v = (limb[r] ^ m) + carry;
+    carry = (carry & (v == 0 ? 1u : 0u));
+    limb[r] = v;
+  }
+  int h = NL - 1;
+  while (h >= 0 && limb[h] == 0) --h;
+  if (h < 0) return false;
+  const int c = detail::clz64(limb[h]);
+  std::uint64_t top = limb[h] << c;
+  bool sticky = false;
+  if (h >= 1) {
+    if (c) top |= limb[h - 1] >> (64 - c);
+    sticky = (c ? (limb[h - 1] << c) : limb[h - 1]) != 0;
+    for (int r = 0; r < h - 1; ++r) sticky |= limb[r] != 0;
+  }
+  top |= sticky ? 1u : 0u;
+  const int e_msb = e + 64 * h + 63 - c;
+  if (e_msb < O::emin || e_msb > O::emax - 1) return false;
+  const R f = static_cast<R>(top);  // correctly rounded (round to nearest even)
+  const R two_m63 = detail::gemm_exact_from_bits<R>(B(O::bias - 63) << frac_bits);
+  const R scale = detail::gemm_exact_from_bits<R>(B(e_msb + O::bias) << frac_bits);
+  const R v = (f * two_m63) * scale;  // both exact: f * 2^-63 is in [1, 2], the result is normal
+  out = m ? -v : v;
+  return true;
+}
+
+/// Limbs of 64 bits that hold, with a sign bit, every integer of the exact tier's digit sums:
+/// |N| < K 2^(8 (S_a + S_b) - 3).
+BITEXACT_HD inline int gemm_exact_limbs(int S_a, int S_b, std::size_t K) {
+  int lk = 0;
+  while (lk < 64 && (std::uint64_t(1) << lk) <= K) ++lk;
+  return (8 * (S_a + S_b) - 3 + lk + 1 + 63) / 64;
+}
+
+/// gemm_exact_round_normal with the limb count chosen at run time (2 .. 4).
+template <class R>
+BITEXACT_HD inline bool gemm_exact_round_normal_any(const std::int64_t* w, int n, int e, int limbs, R& out) {
+  if (limbs <= 2) return gemm_exact_round_normal<R, 2>(w, n, e, out);
+  if (limbs == 3) return gemm_exact_round_normal<R, 3>(w, n, e, out);
+  if (limbs == 4) return gemm_exact_round_normal<R, 4>(w, n, e, out);
+  return false;
+}
+
 namespace detail {
 template <class T>
 BITEXACT_HD inline bool gemm_exact_negative_zero_product(T a, T b) {
@@ -301,11 +382,20 @@ BITEXACT_HD inline T gemm_exact_element_slow(std::size_t K, GetA a, GetB b, T al
   return gemm_exact_epilogue(acc, alpha, beta, c_old);
 }
 
-/// The integer path's epilogue for one element: N * 2^e is the exact sum (N in n normalized
-/// words); `all_neg_zero` is gemm_exact_all_negative_zero (only consulted when N == 0).
+/// The integer path's epilogue for one element: N * 2^e is the exact sum (N in n words of
+/// weight 2^(32 q), any int64 values whose carries fit in n words); `all_neg_zero` is
+/// gemm_exact_all_negative_zero (only consulted when N == 0); limbs is gemm_exact_limbs().
 template <class T, class AllNegZero>
-BITEXACT_HD inline T gemm_exact_element_from_words(const std::int64_t* words, int n, int e, std::size_t K, T alpha,
-                                                   T beta, T c_old, AllNegZero all_neg_zero) {
+BITEXACT_HD inline T gemm_exact_element_from_words(const std::int64_t* words_in, int n, int e, int limbs,
+                                                   std::size_t K, T alpha, T beta, T c_old,
+                                                   AllNegZero all_neg_zero) {
+  if (alpha == T(1) && beta == T(0)) {
+    T fast;
+    if (gemm_exact_round_normal_any<T>(words_in, n, e, limbs, fast)) return fast;
+  }
+  std::int64_t words[gemm_exact_max_words + 1];
+  for (int q = 0; q < n; ++q) words[q] = words_in[q];
+  gemm_exact_normalize(words, n);
   if (alpha == T(1) && beta == T(0)) {
     const gemm_exact_rounded<T> r = gemm_exact_round<T>(words, n, e);
     if (!r.zero) return r.value;

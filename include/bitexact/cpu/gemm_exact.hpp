@@ -111,13 +111,21 @@ inline gemm_exact_kernel gemm_exact_kernel_for(isa i) {
 /// C block of the integer kernels.
 inline constexpr std::size_t gemm_exact_mb = 32, gemm_exact_nb = 32;
 
-/// The packed digits: A digit s of row i at k is ad[s * a_stride + i * kp + k] (unsigned);
-/// B digit t of column j at k is bd[t * b_stride + ((k / 4) * np + j) * 4 + k % 4] (signed).
+/// The packed digits, laid out so that every AMX tile (16 rows x 64 bytes) is 1 KiB of
+/// contiguous memory: A digit s of row i at k is ad[s * a_stride + a_at(i, k)] (unsigned bytes,
+/// tiles of 16 rows x 64 k); B digit t of column j at k is bd[t * b_stride + b_at(k, j)] (signed
+/// bytes, tiles of 16 (k / 4) rows x 16 columns x 4 k).
 struct gemm_exact_packed {
   const std::uint8_t* ad;
   const std::int8_t* bd;
   std::size_t a_stride, b_stride, kp, np;
   int sa, sb;
+  static std::size_t a_at(std::size_t i, std::size_t k, std::size_t kp) {
+    return ((i / 16) * (kp / 64) + k / 64) * 1024 + (i % 16) * 64 + k % 64;
+  }
+  static std::size_t b_at(std::size_t k, std::size_t j, std::size_t kp) {
+    return ((j / 16) * (kp / 4) + k / 4) * 64 + (j % 16) * 4 + k % 4;
+  }
 };
 
 /// G[g][32][32] (g = 0 .. sa + sb - 2) = sum over digit pairs s + t = g and k in [k0, k1) of
@@ -133,14 +141,16 @@ inline void gemm_exact_block_loops(const gemm_exact_packed& p, std::size_t i0, s
       const std::uint8_t* A = p.ad + static_cast<std::size_t>(s) * p.a_stride;
       const std::int8_t* B = p.bd + static_cast<std::size_t>(t) * p.b_stride;
       for (std::size_t i = 0; i < 32; ++i) {
-        const std::uint8_t* ar = A + (i0 + i) * p.kp;
         std::int32_t acc[32];
         for (int j = 0; j < 32; ++j) acc[j] = gg[i * 32 + j];
-        for (std::size_t k4 = k0 / 4; k4 < k1 / 4; ++k4) {
-          const std::int8_t* br = B + (k4 * p.np + j0) * 4;
-          const std::int32_t a0 = ar[4 * k4], a1 = ar[4 * k4 + 1], a2 = ar[4 * k4 + 2], a3 = ar[4 * k4 + 3];
-          for (int j = 0; j < 32; ++j)
-            acc[j] += a0 * br[4 * j] + a1 * br[4 * j + 1] + a2 * br[4 * j + 2] + a3 * br[4 * j + 3];
+        for (std::size_t k = k0; k < k1; k += 4) {
+          const std::uint8_t* ar = A + gemm_exact_packed::a_at(i0 + i, k, p.kp);
+          const std::int32_t a0 = ar[0], a1 = ar[1], a2 = ar[2], a3 = ar[3];
+          for (int h = 0; h < 2; ++h) {
+            const std::int8_t* br = B + gemm_exact_packed::b_at(k, j0 + 16 * h, p.kp);
+            for (int j = 0; j < 16; ++j)
+              acc[16 * h + j] += a0 * br[4 * j] + a1 * br[4 * j + 1] + a2 * br[4 * j + 2] + a3 * br[4 * j + 3];
+          }
         }
         for (int j = 0; j < 32; ++j) gg[i * 32 + j] = acc[j];
       }
@@ -159,14 +169,15 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void gemm_exact_bl
       for (int r = 0; r < 8; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
       for (int s = std::max(0, g - p.sb + 1); s <= std::min(p.sa - 1, g); ++s) {
         const int t = g - s;
-        const std::uint8_t* A = p.ad + static_cast<std::size_t>(s) * p.a_stride + (i0 + ib) * p.kp;
+        const std::uint8_t* A = p.ad + static_cast<std::size_t>(s) * p.a_stride;
         const std::int8_t* B = p.bd + static_cast<std::size_t>(t) * p.b_stride;
-        for (std::size_t k4 = k0 / 4; k4 < k1 / 4; ++k4) {
-          const std::int8_t* br = B + (k4 * p.np + j0) * 4;
-          const __m512i b0 = _mm512_loadu_si512(br), b1 = _mm512_loadu_si512(br + 64);
+        for (std::size_t k = k0; k < k1; k += 4) {
+          const __m512i b0 = _mm512_loadu_si512(B + gemm_exact_packed::b_at(k, j0, p.kp));
+          const __m512i b1 = _mm512_loadu_si512(B + gemm_exact_packed::b_at(k, j0 + 16, p.kp));
+          const std::uint8_t* ar = A + gemm_exact_packed::a_at(i0 + ib, k, p.kp);  // 8 rows, stride 64
           for (int r = 0; r < 8; ++r) {
             std::int32_t av;
-            std::memcpy(&av, A + r * p.kp + 4 * k4, 4);
+            std::memcpy(&av, ar + r * 64, 4);
             const __m512i a = _mm512_set1_epi32(av);
             acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, b0);
             acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, b1);
@@ -201,7 +212,6 @@ __attribute__((target("amx-tile,amx-int8"))) inline void gemm_exact_block_amx(co
   }
   _tile_loadconfig(&cfg);
   const int groups = p.sa + p.sb - 1;
-  const std::size_t a_ld = p.kp, b_ld = p.np * 4;
   for (int g = 0; g < groups; ++g) {
     _tile_zero(0);
     _tile_zero(1);
@@ -209,17 +219,25 @@ __attribute__((target("amx-tile,amx-int8"))) inline void gemm_exact_block_amx(co
     _tile_zero(3);
     for (int s = std::max(0, g - p.sb + 1); s <= std::min(p.sa - 1, g); ++s) {
       const int t = g - s;
-      const std::uint8_t* A = p.ad + static_cast<std::size_t>(s) * p.a_stride + i0 * a_ld;
-      const std::int8_t* B = p.bd + static_cast<std::size_t>(t) * p.b_stride + j0 * 4;
-      for (std::size_t k = k0; k < k1; k += 64) {
-        _tile_loadd(4, A + k, a_ld);
-        _tile_loadd(5, A + 16 * a_ld + k, a_ld);
-        _tile_loadd(6, B + (k / 4) * b_ld, b_ld);
-        _tile_loadd(7, B + (k / 4) * b_ld + 64, b_ld);
+      const std::uint8_t* A = p.ad + static_cast<std::size_t>(s) * p.a_stride;
+      const std::int8_t* B = p.bd + static_cast<std::size_t>(t) * p.b_stride;
+      const std::uint8_t* a0 = A + gemm_exact_packed::a_at(i0, k0, p.kp);
+      const std::uint8_t* a1 = A + gemm_exact_packed::a_at(i0 + 16, k0, p.kp);
+      const std::int8_t* b0 = B + gemm_exact_packed::b_at(k0, j0, p.kp);
+      const std::int8_t* b1 = B + gemm_exact_packed::b_at(k0, j0 + 16, p.kp);
+      for (std::size_t k = k0; k < k1; k += 64) {  // each tile: 1 KiB, contiguous
+        _tile_loadd(4, a0, 64);
+        _tile_loadd(5, a1, 64);
+        _tile_loadd(6, b0, 64);
+        _tile_loadd(7, b1, 64);
         _tile_dpbusd(0, 4, 6);
         _tile_dpbusd(1, 4, 7);
         _tile_dpbusd(2, 5, 6);
         _tile_dpbusd(3, 5, 7);
+        a0 += 1024;
+        a1 += 1024;
+        b0 += 1024;
+        b1 += 1024;
       }
     }
     std::int32_t* gg = G + static_cast<std::size_t>(g) * 1024;
@@ -259,12 +277,16 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
     c[i * ldc + j] = core::gemm_exact_element_slow<T>(
         K, [&](std::size_t k) { return geta(i, k); }, [&](std::size_t k) { return getb(k, j); }, alpha, beta, old);
   };
-  // 1. Spans of the rows of op(A) and the columns of op(B).
+  // 1. Spans of the rows of op(A) and the columns of op(B) (threads over rows / column groups).
   std::vector<core::gemm_exact_span> ra(m), cb(n);
-  for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t k = 0; k < K; ++k) core::gemm_exact_note(ra[i], geta(i, k));
-  for (std::size_t k = 0; k < K; ++k)
-    for (std::size_t j = 0; j < n; ++j) core::gemm_exact_note(cb[j], getb(k, j));
+  cpu::parallel_chunks(nt, canonical_chunks{m, 16}, [&](std::uint64_t i0, std::uint64_t i1) {
+    for (std::size_t i = i0; i < i1; ++i)
+      for (std::size_t k = 0; k < K; ++k) core::gemm_exact_note(ra[i], geta(i, k));
+  });
+  cpu::parallel_chunks(nt, canonical_chunks{n, 16}, [&](std::uint64_t j0, std::uint64_t j1) {
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t j = j0; j < j1; ++j) core::gemm_exact_note(cb[j], getb(k, j));
+  });
   constexpr int maxd = core::gemm_exact_max_digits<T>::value;
   int sa = 0, sb = 0;
   std::vector<unsigned char> fast_a(m), fast_b(n);
@@ -282,29 +304,36 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   sb = std::max(sb, 1);
   const std::size_t mb = gemm_exact_mb, nb = gemm_exact_nb;
   const std::size_t kp = (K + 63) / 64 * 64, mp = (m + mb - 1) / mb * mb, np = (n + nb - 1) / nb * nb;
-  // 2. Digits.
+  // 2. Digits (threads over rows of A, column groups of B) and each column's sum of Y.
   std::vector<std::uint8_t> ad(static_cast<std::size_t>(sa) * mp * kp, 0);
   std::vector<std::int8_t> bd(static_cast<std::size_t>(sb) * kp * np, 0);
-  std::vector<std::int64_t> csum(static_cast<std::size_t>(sb) * n, 0);
   std::vector<int> qa(m, 0), qb(n, 0);
-  for (std::size_t i = 0; i < m; ++i) {
-    if (!fast_a[i]) continue;
-    qa[i] = ra[i].zero() ? 0 : ra[i].lsb;
-    for (std::size_t k = 0; k < K; ++k)
-      core::gemm_exact_digits_unsigned(core::gemm_exact_fixed<T>(geta(i, k), qa[i]), sa, &ad[i * kp + k], mp * kp);
-  }
-  for (std::size_t j = 0; j < n; ++j)
-    if (fast_b[j]) qb[j] = cb[j].zero() ? 0 : cb[j].lsb;
-  for (std::size_t k = 0; k < K; ++k)
-    for (std::size_t j = 0; j < n; ++j) {
-      if (!fast_b[j]) continue;
-      core::gemm_exact_digits_signed(core::gemm_exact_fixed<T>(getb(k, j), qb[j]), sb,
-                                     &bd[((k / 4) * np + j) * 4 + k % 4], kp * np, &csum[j * sb]);
-    }
   const int nw = (8 * (sa + sb) + 40) / 32 + 2;
+  const int limbs = core::gemm_exact_limbs(sa, sb, K);
   std::vector<std::int64_t> off(n * static_cast<std::size_t>(nw), 0);
-  for (std::size_t j = 0; j < n; ++j)
-    if (fast_b[j]) core::gemm_exact_offset_words(&csum[j * sb], sa, sb, &off[j * nw], nw);
+  cpu::parallel_chunks(nt, canonical_chunks{m, 16}, [&](std::uint64_t i0, std::uint64_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) {
+      if (!fast_a[i]) continue;
+      qa[i] = ra[i].zero() ? 0 : ra[i].lsb;
+      for (std::size_t k = 0; k < K; ++k)
+        core::gemm_exact_digits_unsigned(core::gemm_exact_fixed<T>(geta(i, k), qa[i]), sa,
+                                         &ad[gemm_exact_packed::a_at(i, k, kp)], mp * kp);
+    }
+  });
+  cpu::parallel_chunks(nt, canonical_chunks{n, 16}, [&](std::uint64_t j0, std::uint64_t j1) {
+    core::gemm_exact_sum sums[16];
+    for (std::size_t j = j0; j < j1; ++j)
+      if (fast_b[j]) qb[j] = cb[j].zero() ? 0 : cb[j].lsb;
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t j = j0; j < j1; ++j) {
+        if (!fast_b[j]) continue;
+        const __int128 y = core::gemm_exact_fixed<T>(getb(k, j), qb[j]);
+        core::gemm_exact_digits_signed(y, sb, &bd[gemm_exact_packed::b_at(k, j, kp)], kp * np);
+        sums[j - j0].add(y);
+      }
+    for (std::size_t j = j0; j < j1; ++j)
+      if (fast_b[j]) core::gemm_exact_offset_words(sums[j - j0], sa, &off[j * nw], nw);
+  });
   const gemm_exact_packed p{ad.data(), bd.data(), mp * kp, kp * np, kp, np, sa, sb};
   // 3. Blocks of C.
   const std::size_t nbm = mp / mb, nbn = np / nb;
@@ -351,10 +380,9 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
           const std::size_t e = (i - i0) * 32 + (j - j0);
           std::int64_t words[core::gemm_exact_max_words + 1];
           for (int q = 0; q < nw; ++q) words[q] = D[static_cast<std::size_t>(q) * 1024 + e] - off[j * nw + q];
-          core::gemm_exact_normalize(words, nw);
           const T old = beta == T(0) ? T(0) : c[i * ldc + j];
           c[i * ldc + j] = core::gemm_exact_element_from_words<T>(
-              words, nw, qa[i] + qb[j], K, alpha, beta, old, [&] {
+              words, nw, qa[i] + qb[j], limbs, K, alpha, beta, old, [&] {
                 return core::gemm_exact_all_negative_zero<T>(
                     K, [&](std::size_t k) { return geta(i, k); }, [&](std::size_t k) { return getb(k, j); });
               });
