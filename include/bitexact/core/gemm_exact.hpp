@@ -117,6 +117,25 @@ BITEXACT_HD inline __int128 gemm_exact_fixed(T x, int q) {
   return d.negative ? -v : v;
 }
 
+/// gemm_exact_fixed when the result is known to be below 2^63 in magnitude (spans of at most 63
+/// bits), branch-light.
+template <class T>
+BITEXACT_HD inline std::int64_t gemm_exact_fixed64(T x, int q) {
+  using I = detail::ieee<T>;
+  typename I::bits_type b;
+  std::memcpy(&b, &x, sizeof b);
+  constexpr int frac_bits = I::precision - 1;
+  constexpr int total = static_cast<int>(sizeof(T) * 8);
+  const std::uint64_t bits = b;
+  const int e = static_cast<int>((bits >> frac_bits) & ((std::uint64_t(1) << (total - 1 - frac_bits)) - 1));
+  const std::uint64_t frac = bits & ((std::uint64_t(1) << frac_bits) - 1);
+  const std::uint64_t mant = e ? (frac | (std::uint64_t(1) << frac_bits)) : frac;
+  const int sh = (e ? e : 1) - I::bias - frac_bits - q;
+  const std::uint64_t mag = sh >= 0 ? (mant << sh) : (mant >> (-sh));
+  const std::uint64_t neg = (bits >> (total - 1)) ? ~std::uint64_t(0) : 0;
+  return static_cast<std::int64_t>((mag ^ neg) - neg);
+}
+
 /// The S unsigned digits (least significant first) of X + 2^(8S - 1), |X| < 2^(8S - 1), S <= 16.
 BITEXACT_HD inline void gemm_exact_digits_unsigned(__int128 x, int S, std::uint8_t* out, std::size_t stride) {
   const unsigned __int128 u = static_cast<unsigned __int128>(x) + (static_cast<unsigned __int128>(1) << (8 * S - 1));

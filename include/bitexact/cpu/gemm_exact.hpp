@@ -312,9 +312,24 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   const int limbs = core::gemm_exact_limbs(sa, sb, K);
   std::vector<std::int64_t> off(n * static_cast<std::size_t>(nw), 0);
   cpu::parallel_chunks(nt, canonical_chunks{m, 16}, [&](std::uint64_t i0, std::uint64_t i1) {
+    std::vector<std::uint64_t> u(sa <= 8 ? K : 0);
     for (std::size_t i = i0; i < i1; ++i) {
       if (!fast_a[i]) continue;
       qa[i] = ra[i].zero() ? 0 : ra[i].lsb;
+      if (sa <= 8) {  // X + 2^(8 sa - 1) in 64 bits: each digit plane written in k order
+        const std::uint64_t offset = std::uint64_t(1) << (8 * sa - 1);
+        for (std::size_t k = 0; k < K; ++k)
+          u[k] = static_cast<std::uint64_t>(core::gemm_exact_fixed64<T>(geta(i, k), qa[i])) + offset;
+        for (int s = 0; s < sa; ++s) {
+          std::uint8_t* plane = ad.data() + static_cast<std::size_t>(s) * mp * kp;
+          for (std::size_t k0 = 0; k0 < K; k0 += 64) {
+            std::uint8_t* dst = plane + gemm_exact_packed::a_at(i, k0, kp);
+            const std::size_t len = std::min<std::size_t>(64, K - k0);
+            for (std::size_t q = 0; q < len; ++q) dst[q] = static_cast<std::uint8_t>(u[k0 + q] >> (8 * s));
+          }
+        }
+        continue;
+      }
       for (std::size_t k = 0; k < K; ++k)
         core::gemm_exact_digits_unsigned(core::gemm_exact_fixed<T>(geta(i, k), qa[i]), sa,
                                          &ad[gemm_exact_packed::a_at(i, k, kp)], mp * kp);
@@ -324,13 +339,28 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
     core::gemm_exact_sum sums[16];
     for (std::size_t j = j0; j < j1; ++j)
       if (fast_b[j]) qb[j] = cb[j].zero() ? 0 : cb[j].lsb;
-    for (std::size_t k = 0; k < K; ++k)
-      for (std::size_t j = j0; j < j1; ++j) {
-        if (!fast_b[j]) continue;
-        const __int128 y = core::gemm_exact_fixed<T>(getb(k, j), qb[j]);
-        core::gemm_exact_digits_signed(y, sb, &bd[gemm_exact_packed::b_at(k, j, kp)], kp * np);
-        sums[j - j0].add(y);
-      }
+    if (sb <= 8) {  // Y + bias in 64 bits; digits are its bytes xor 0x80
+      std::uint64_t bias = 0;
+      for (int t = 0; t < sb; ++t) bias = (bias << 8) | 0x80;
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t j = j0; j < j1; ++j) {
+          if (!fast_b[j]) continue;
+          const std::int64_t y = core::gemm_exact_fixed64<T>(getb(k, j), qb[j]);
+          const std::uint64_t v = static_cast<std::uint64_t>(y) + bias;
+          std::int8_t* dst = &bd[gemm_exact_packed::b_at(k, j, kp)];
+          for (int t = 0; t < sb; ++t)
+            dst[static_cast<std::size_t>(t) * kp * np] = static_cast<std::int8_t>(static_cast<std::uint8_t>(v >> (8 * t)) ^ 0x80u);
+          sums[j - j0].add(y);
+        }
+    } else {
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t j = j0; j < j1; ++j) {
+          if (!fast_b[j]) continue;
+          const __int128 y = core::gemm_exact_fixed<T>(getb(k, j), qb[j]);
+          core::gemm_exact_digits_signed(y, sb, &bd[gemm_exact_packed::b_at(k, j, kp)], kp * np);
+          sums[j - j0].add(y);
+        }
+    }
     for (std::size_t j = j0; j < j1; ++j)
       if (fast_b[j]) core::gemm_exact_offset_words(sums[j - j0], sa, &off[j * nw], nw);
   });
