@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../core/bfloat16.hpp"
@@ -368,57 +369,88 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   // 3. Blocks of C.
   const std::size_t nbm = mp / mb, nbn = np / nb;
   const int groups = sa + sb - 1;
-  cpu::parallel_chunks(nt, canonical_chunks{nbm * nbn, 1}, [&](std::uint64_t b0, std::uint64_t b1) {
-    std::vector<std::int32_t> G(static_cast<std::size_t>(groups) * 1024);
-    std::vector<std::int64_t> D(static_cast<std::size_t>(nw) * 1024);
-    for (std::uint64_t blk = b0; blk < b1; ++blk) {
-      const std::size_t i0 = (blk / nbn) * mb, j0 = (blk % nbn) * nb;
-      bool any_fast = false;
-      for (std::size_t i = i0; i < std::min(m, i0 + mb) && !any_fast; ++i) any_fast = fast_a[i];
-      bool any_fast_b = false;
-      for (std::size_t j = j0; j < std::min(n, j0 + nb) && !any_fast_b; ++j) any_fast_b = fast_b[j];
-      if (any_fast && any_fast_b) {
-        std::fill(D.begin(), D.end(), 0);
-        for (std::size_t k0 = 0; k0 < kp; k0 += core::gemm_exact_k_block) {
-          const std::size_t k1 = std::min(kp, k0 + core::gemm_exact_k_block);
-          gemm_exact_block(kern, p, i0, j0, k0, k1, G.data());
-          for (int g = 0; g < groups; ++g) {
-            std::int64_t* dq = D.data() + static_cast<std::size_t>((8 * g) >> 5) * 1024;
-            const std::int64_t w = std::int64_t(1) << ((8 * g) & 31);
-            const std::int32_t* gg = G.data() + static_cast<std::size_t>(g) * 1024;
-            for (int e = 0; e < 1024; ++e) dq[e] += static_cast<std::int64_t>(gg[e]) * w;
-          }
-          if (k1 < kp) {  // keep every word small before the next K block
-            for (int e = 0; e < 1024; ++e) {
-              std::int64_t carry = 0;
-              for (int q = 0; q < nw - 1; ++q) {
-                const std::int64_t v = D[static_cast<std::size_t>(q) * 1024 + e] + carry;
-                D[static_cast<std::size_t>(q) * 1024 + e] = v & 0xffffffff;
-                carry = v >> 32;
+  const bool one_k_block = kp <= core::gemm_exact_k_block;
+  const bool plain = alpha == T(1) && beta == T(0);
+  auto blocks = [&](auto limbs_c) {
+    constexpr int NL = decltype(limbs_c)::value;
+    cpu::parallel_chunks(nt, canonical_chunks{nbm * nbn, 1}, [&](std::uint64_t b0, std::uint64_t b1) {
+      std::vector<std::int32_t> G(static_cast<std::size_t>(groups) * 1024);
+      std::vector<std::int64_t> D(one_k_block ? 0 : static_cast<std::size_t>(nw) * 1024);
+      for (std::uint64_t blk = b0; blk < b1; ++blk) {
+        // Blocks go by groups of 4 block rows: within a group, column by column, so the group's
+        // A digits and one column's B digits stay in L2 while they are reused.
+        const std::size_t rg = blk / (4 * nbn), rows = std::min<std::size_t>(4, nbm - 4 * rg);
+        const std::size_t rem = blk - rg * 4 * nbn;
+        const std::size_t i0 = (4 * rg + rem % rows) * mb, j0 = (rem / rows) * nb;
+        bool any_fast = false;
+        for (std::size_t i = i0; i < std::min(m, i0 + mb) && !any_fast; ++i) any_fast = fast_a[i];
+        bool any_fast_b = false;
+        for (std::size_t j = j0; j < std::min(n, j0 + nb) && !any_fast_b; ++j) any_fast_b = fast_b[j];
+        if (any_fast && any_fast_b) {
+          if (one_k_block) {
+            gemm_exact_block(kern, p, i0, j0, 0, kp, G.data());
+          } else {
+            std::fill(D.begin(), D.end(), 0);
+            for (std::size_t k0 = 0; k0 < kp; k0 += core::gemm_exact_k_block) {
+              const std::size_t k1 = std::min(kp, k0 + core::gemm_exact_k_block);
+              gemm_exact_block(kern, p, i0, j0, k0, k1, G.data());
+              for (int g = 0; g < groups; ++g) {
+                std::int64_t* dq = D.data() + static_cast<std::size_t>((8 * g) >> 5) * 1024;
+                const std::int64_t w = std::int64_t(1) << ((8 * g) & 31);
+                const std::int32_t* gg = G.data() + static_cast<std::size_t>(g) * 1024;
+                for (int e = 0; e < 1024; ++e) dq[e] += static_cast<std::int64_t>(gg[e]) * w;
               }
-              D[static_cast<std::size_t>(nw - 1) * 1024 + e] += carry;
+              for (int e = 0; e < 1024; ++e) {  // keep every word small before the next K block
+                std::int64_t carry = 0;
+                for (int q = 0; q < nw - 1; ++q) {
+                  const std::int64_t v = D[static_cast<std::size_t>(q) * 1024 + e] + carry;
+                  D[static_cast<std::size_t>(q) * 1024 + e] = v & 0xffffffff;
+                  carry = v >> 32;
+                }
+                D[static_cast<std::size_t>(nw - 1) * 1024 + e] += carry;
+              }
             }
           }
         }
-      }
-      for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i)
-        for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
-          if (!fast_a[i] || !fast_b[j]) {
-            slow(i, j);
-            continue;
+        for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i)
+          for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
+            if (!fast_a[i] || !fast_b[j]) {
+              slow(i, j);
+              continue;
+            }
+            const std::size_t e = (i - i0) * 32 + (j - j0);
+            std::int64_t words[core::gemm_exact_max_words + 1];
+            const std::int64_t* oj = &off[j * nw];
+            if (one_k_block) {  // the digit-pair sums of weight 2^(8 g), folded into 32-bit words
+              for (int q = 0; q < nw; ++q) words[q] = -oj[q];
+              for (int g = 0; g < groups; ++g)
+                words[(8 * g) >> 5] += static_cast<std::int64_t>(G[static_cast<std::size_t>(g) * 1024 + e])
+                                       * (std::int64_t(1) << ((8 * g) & 31));
+            } else {
+              for (int q = 0; q < nw; ++q) words[q] = D[static_cast<std::size_t>(q) * 1024 + e] - oj[q];
+            }
+            const int ex = qa[i] + qb[j];
+            T v;
+            if (plain && core::gemm_exact_round_normal<T, NL>(words, nw, ex, v)) {
+              c[i * ldc + j] = v;
+              continue;
+            }
+            const T old = beta == T(0) ? T(0) : c[i * ldc + j];
+            c[i * ldc + j] = core::gemm_exact_element_from_words<T>(
+                words, nw, ex, limbs, K, alpha, beta, old, [&] {
+                  return core::gemm_exact_all_negative_zero<T>(
+                      K, [&](std::size_t k) { return geta(i, k); }, [&](std::size_t k) { return getb(k, j); });
+                });
           }
-          const std::size_t e = (i - i0) * 32 + (j - j0);
-          std::int64_t words[core::gemm_exact_max_words + 1];
-          for (int q = 0; q < nw; ++q) words[q] = D[static_cast<std::size_t>(q) * 1024 + e] - off[j * nw + q];
-          const T old = beta == T(0) ? T(0) : c[i * ldc + j];
-          c[i * ldc + j] = core::gemm_exact_element_from_words<T>(
-              words, nw, qa[i] + qb[j], limbs, K, alpha, beta, old, [&] {
-                return core::gemm_exact_all_negative_zero<T>(
-                    K, [&](std::size_t k) { return geta(i, k); }, [&](std::size_t k) { return getb(k, j); });
-              });
-        }
-    }
-  });
+      }
+    });
+  };
+  if (limbs <= 2)
+    blocks(std::integral_constant<int, 2>{});
+  else if (limbs == 3)
+    blocks(std::integral_constant<int, 3>{});
+  else
+    blocks(std::integral_constant<int, 4>{});
 }
 
 /// Runs the exact tier with an explicit integer kernel (tests and benchmarks reach every kernel
