@@ -332,6 +332,29 @@ BITEXACT_HD inline bool gemm_exact_round_normal(const std::int64_t* w, int n, in
   return true;
 }
 
+/// gemm_exact_round_normal for N given as one signed 128-bit integer z (two limbs).
+template <class R>
+BITEXACT_HD inline bool gemm_exact_round_normal128(__int128 z, int e, R& out) {
+  using O = detail::ieee<R>;
+  using B = typename O::bits_type;
+  constexpr int frac_bits = O::precision - 1;
+  const bool neg = z < 0;
+  const unsigned __int128 mag = neg ? -static_cast<unsigned __int128>(z) : static_cast<unsigned __int128>(z);
+  const std::uint64_t hi = static_cast<std::uint64_t>(mag >> 64), lo = static_cast<std::uint64_t>(mag);
+  if ((hi | lo) == 0) return false;
+  const int c = hi ? detail::clz64(hi) : 64 + detail::clz64(lo);
+  const unsigned __int128 sh = mag << c;
+  const std::uint64_t top = static_cast<std::uint64_t>(sh >> 64) | (static_cast<std::uint64_t>(sh) != 0 ? 1u : 0u);
+  const int e_msb = e + 127 - c;
+  if (e_msb < O::emin || e_msb > O::emax - 1) return false;
+  const R f = static_cast<R>(top);  // correctly rounded (round to nearest even)
+  const R two_m63 = detail::gemm_exact_from_bits<R>(B(O::bias - 63) << frac_bits);
+  const R scale = detail::gemm_exact_from_bits<R>(B(e_msb + O::bias) << frac_bits);
+  const R v = (f * two_m63) * scale;
+  out = neg ? -v : v;
+  return true;
+}
+
 /// Limbs of 64 bits that hold, with a sign bit, every integer of the exact tier's digit sums:
 /// |N| < K 2^(8 (S_a + S_b) - 3).
 BITEXACT_HD inline int gemm_exact_limbs(int S_a, int S_b, std::size_t K) {

@@ -369,12 +369,19 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   // 3. Blocks of C.
   const std::size_t nbm = mp / mb, nbn = np / nb;
   const int groups = sa + sb - 1;
+  std::vector<__int128> off128(limbs <= 2 ? n : 0);  // the offset words as one integer (mod 2^128)
+  for (std::size_t j = 0; j < off128.size(); ++j) {
+    unsigned __int128 v = 0;
+    for (int q = 0; q < nw && q < 4; ++q) v += static_cast<unsigned __int128>(off[j * nw + q]) << (32 * q);
+    off128[j] = static_cast<__int128>(v);
+  }
   const bool one_k_block = kp <= core::gemm_exact_k_block;
   const bool plain = alpha == T(1) && beta == T(0);
   auto blocks = [&](auto limbs_c) {
     constexpr int NL = decltype(limbs_c)::value;
     cpu::parallel_chunks(nt, canonical_chunks{nbm * nbn, 1}, [&](std::uint64_t b0, std::uint64_t b1) {
       std::vector<std::int32_t> G(static_cast<std::size_t>(groups) * 1024);
+      std::vector<unsigned char> done(1024, 0);
       std::vector<std::int64_t> D(one_k_block ? 0 : static_cast<std::size_t>(nw) * 1024);
       for (std::uint64_t blk = b0; blk < b1; ++blk) {
         // Blocks go by groups of 4 block rows: within a group, column by column, so the group's
@@ -412,8 +419,33 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
             }
           }
         }
+        if constexpr (NL == 2) {
+          if (one_k_block && plain) {  // the common case: N in 128 bits, alpha = 1, beta = 0
+            for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i) {
+              if (!fast_a[i]) continue;
+              for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
+                if (!fast_b[j]) continue;
+                const std::size_t e = (i - i0) * 32 + (j - j0);
+                unsigned __int128 z = 0;  // Horner in base 256, modulo 2^128: exact, since |N| < 2^127
+                for (int g = groups - 1; g >= 0; --g)
+                  z = (z << 8) + static_cast<unsigned __int128>(
+                                     static_cast<__int128>(G[static_cast<std::size_t>(g) * 1024 + e]));
+                z -= static_cast<unsigned __int128>(off128[j]);
+                T v;
+                if (core::gemm_exact_round_normal128<T>(static_cast<__int128>(z), qa[i] + qb[j], v)) {
+                  c[i * ldc + j] = v;
+                  done[e] = 1;
+                }
+              }
+            }
+          }
+        }
         for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i)
           for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
+            if (done[(i - i0) * 32 + (j - j0)]) {
+              done[(i - i0) * 32 + (j - j0)] = 0;
+              continue;
+            }
             if (!fast_a[i] || !fast_b[j]) {
               slow(i, j);
               continue;
