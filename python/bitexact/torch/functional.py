@@ -317,7 +317,8 @@ class _ScatterReduce(torch.autograd.Function):
         hits = ops.scatter_reduce(torch.zeros_like(x), dim, index, ones, "sum", True, False)
         touched = hits > 0
         if red == "sum":
-            gx, gs = g, g.gather(dim, index)
+            gx = g if ctx.include_self else torch.where(touched, torch.zeros_like(g), g)
+            gs = g.gather(dim, index)
         elif red == "mean":
             n = hits + (1 if ctx.include_self else 0)
             n = torch.where(touched, n, torch.ones_like(n))
