@@ -10,3 +10,4 @@
 #include "reduce.hpp"
 #include "curand_compat.hpp"
 #include "scatter.hpp"
+#include "conv.hpp"
