@@ -12,3 +12,4 @@
 #include "scatter.hpp"
 // gemm family (gemm-cpu branch)
 #include "gemm.hpp"
+#include "conv.hpp"

@@ -1,0 +1,540 @@
+// bitexact/cpu/conv_kernels.hpp - convolution on the CPU as lowered GEMMs in the canonical K
+// order (core/gemm_order.hpp over the K indices of core/conv.hpp).
+//
+// Each op is C[i][j] = sum_r A[i][r] * B[r][j]: forward (i = out-channel in the group, j = output
+// position, r = the forward K index), backward-data (i = in-channel in the group, j = input
+// position, r = the backward-data K index), backward-weight (i = out-channel in the group, j =
+// the forward K index, r = (n, oh, ow)). B (and, for backward-weight, A) is packed one canonical
+// chunk of 256 r at a time (im2col of that chunk, padding taps and missing output positions
+// written as +0), so the register-blocked kernel runs exactly the canonical chain: per chunk,
+// fused FMAs from +0 in increasing r for each (i, j), then total = total + partial. Vectors run
+// across j, never across r, so every ISA, tile size and thread split gives the same bits.
+//
+// Threads take whole output tiles (image, group, row block, column tile) - never a piece of r -
+// so no partial ever crosses threads. Kernels: AVX-512 and AVX2+FMA3 use fused FMA intrinsics;
+// SSE2, NEON and scalar use core::fused_fma on scalars (same bits; a NEON vector kernel is not
+// written yet). The register kernel is this family's own: when the GEMM family's packed
+// microkernels land, this file should call them instead (same order, same bits).
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../core/bfloat16.hpp"
+#include "../core/conv.hpp"
+#include "../core/gemm_order.hpp"
+#include "../core/scatter.hpp"
+#include "dispatch.hpp"
+#include "threads.hpp"
+
+namespace bitexact {
+namespace cpu {
+namespace detail {
+
+// ------------------------------------------------------------------ vector operations
+
+/// Scalar (and fallback) lane: one T, core::fused_fma.
+template <class Arch, class T, class Enable = void>
+struct conv_vec {
+  using V = T;
+  static constexpr std::size_t W = 1, NV = 16, MR = 4;
+  static V zero() { return T(0); }
+  static V load(const T* p) { return *p; }
+  static void store(T* p, V v) { *p = v; }
+  static V bcast(T a) { return a; }
+  static V fma(V a, V b, V c) { return core::fused_fma(a, b, c); }
+  static V add(V a, V b) { return a + b; }
+};
+
+template <class Arch>
+constexpr bool conv_is_avx512() {
+#if XSIMD_WITH_AVX512F
+  return std::is_base_of<xsimd::avx512f, Arch>::value;
+#else
+  return false;
+#endif
+}
+template <class Arch>
+constexpr bool conv_is_fma3_avx2() {
+#if XSIMD_WITH_FMA3_AVX2
+  return std::is_base_of<xsimd::fma3<xsimd::avx2>, Arch>::value && !conv_is_avx512<Arch>();
+#else
+  return false;
+#endif
+}
+
+template <class Arch, class T>
+struct conv_vec<Arch, T, std::enable_if_t<conv_is_avx512<Arch>() || conv_is_fma3_avx2<Arch>()>> {
+  using V = xsimd::batch<T, Arch>;
+  static constexpr std::size_t W = V::size;
+  static constexpr std::size_t NV = conv_is_avx512<Arch>() ? 4 : 2, MR = 6;
+  static V zero() { return V(T(0)); }
+  static V load(const T* p) { return V::load_unaligned(p); }
+  static void store(T* p, V v) { v.store_unaligned(p); }
+  static V bcast(T a) { return V(a); }
+  static V add(V a, V b) { return a + b; }
+  /// A truly fused multiply-add (xsimd 8.1's fma is not fused on the plain avx512 archs).
+  static V fma(V a, V b, V c) {
+#if XSIMD_WITH_AVX512F
+    if constexpr (conv_is_avx512<Arch>()) {
+      if constexpr (std::is_same<T, float>::value) return V(_mm512_fmadd_ps(a, b, c));
+      else return V(_mm512_fmadd_pd(a, b, c));
+    } else
+#endif
+    {
+#if XSIMD_WITH_FMA3_AVX2
+      if constexpr (std::is_same<T, float>::value) return V(_mm256_fmadd_ps(a, b, c));
+      else return V(_mm256_fmadd_pd(a, b, c));
+#else
+      return c;
+#endif
+    }
+  }
+};
+
+// ------------------------------------------------------------------ the tile engine
+
+inline constexpr std::size_t conv_chunk = core::gemm_k_chunk;
+
+template <class T>
+struct conv_scratch {
+  std::vector<T> b, a, apad, total;
+};
+template <class T>
+conv_scratch<T>& conv_thread_scratch() {
+  static thread_local conv_scratch<T> s;
+  return s;
+}
+
+template <class Arch, class T>
+struct conv_engine {
+  using O = conv_vec<Arch, T>;
+  using V = typename O::V;
+  static constexpr std::size_t MR = O::MR, NV = O::NV, W = O::W, NT = W * NV, JT = NT * 4;
+
+  /// total[i][0..NT) (+)= the chain over klen r of a[i][r] * b[r][0..NT), i < MR.
+  static void micro(const T* a, std::size_t lda, const T* b, std::size_t ldb, std::size_t klen, T* total,
+                    std::size_t ldt, bool first) {
+    V acc[MR][NV];
+    for (std::size_t i = 0; i < MR; ++i)
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = O::zero();
+    for (std::size_t r = 0; r < klen; ++r) {
+      V bv[NV];
+      for (std::size_t v = 0; v < NV; ++v) bv[v] = O::load(b + r * ldb + v * W);
+      for (std::size_t i = 0; i < MR; ++i) {
+        const V av = O::bcast(a[i * lda + r]);
+        for (std::size_t v = 0; v < NV; ++v) acc[i][v] = O::fma(av, bv[v], acc[i][v]);
+      }
+    }
+    for (std::size_t i = 0; i < MR; ++i)
+      for (std::size_t v = 0; v < NV; ++v) {
+        T* t = total + i * ldt + v * W;
+        O::store(t, first ? acc[i][v] : O::add(O::load(t), acc[i][v]));  // S = S + p_c
+      }
+  }
+
+  /// One output tile: rows x nt (nt <= JT) over R reduction indices in canonical chunks.
+  /// prepare(r0, r1, b, ldb) packs B[r - r0][0..JT) (zeros beyond nt) and whatever A needs;
+  /// a_row(i, r0) points at A[i][r0..] (valid rows only); store(i, total_row) finishes row i.
+  template <class Prepare, class ARow, class Store>
+  static void run(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, ARow a_row, Store store) {
+    conv_scratch<T>& sc = conv_thread_scratch<T>();
+    const std::size_t rows_pad = (rows + MR - 1) / MR * MR;
+    sc.total.assign(rows_pad * JT, T(0));
+    if (sc.b.size() < conv_chunk * JT) sc.b.resize(conv_chunk * JT);
+    if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
+    const std::size_t ntv = (nt + NT - 1) / NT * NT;
+    bool first = true;
+    for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+      const std::size_t klen = std::min(conv_chunk, R - r0);
+      prepare(r0, r0 + klen, sc.b.data(), JT);
+      for (std::size_t i = 0; i < rows; i += MR) {
+        const T* a;
+        std::size_t lda;
+        if (i + MR <= rows) {
+          a = a_row(i, r0, lda);
+        } else {  // the last rows, padded with zero rows (their results are not stored)
+          std::fill(sc.apad.begin(), sc.apad.begin() + MR * conv_chunk, T(0));
+          for (std::size_t q = i; q < rows; ++q) {
+            std::size_t l;
+            const T* src = a_row(q, r0, l);
+            std::copy(src, src + klen, sc.apad.data() + (q - i) * conv_chunk);
+          }
+          a = sc.apad.data();
+          lda = conv_chunk;
+        }
+        for (std::size_t jj = 0; jj < ntv; jj += NT)
+          micro(a, lda, sc.b.data() + jj, JT, klen, sc.total.data() + i * JT + jj, JT, first);
+      }
+      first = false;
+    }
+    for (std::size_t i = 0; i < rows; ++i) store(i, sc.total.data() + i * JT);
+  }
+};
+
+template <class T>
+inline T conv_finish(T s) {
+  return core::gemm_epilogue(T(1), s, T(0), T(0));
+}
+
+/// Row blocks per (image, group, column tile) so that small problems still feed every thread.
+inline std::size_t conv_row_blocks(std::size_t tasks, std::size_t rows, std::size_t mr, int threads) {
+  std::size_t mb = 1;
+  while (tasks * mb < 4 * static_cast<std::size_t>(threads) && (rows + 2 * mb - 1) / (2 * mb) >= 2 * mr) mb *= 2;
+  return mb;
+}
+
+/// Splits [0, rows) into mb blocks whose sizes are multiples of mr (the last takes the rest).
+inline void conv_row_block(std::size_t rows, std::size_t mb, std::size_t mr, std::size_t b, std::size_t& i0,
+                           std::size_t& i1) {
+  const std::size_t per = ((rows + mb - 1) / mb + mr - 1) / mr * mr;
+  i0 = std::min(rows, b * per);
+  i1 = (b + 1 == mb) ? rows : std::min(rows, (b + 1) * per);
+}
+
+// ------------------------------------------------------------------ forward
+
+/// y = conv(x, w) + bias; w already widened to A ([OC][K]).
+template <class Arch, class A, class X>
+void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A* bias, A* y, int threads) {
+  using E = conv_engine<Arch, A>;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW;
+  const bool nchw = s.data == layout::nchw;
+  const std::size_t xs = nchw ? 1 : C;  // element stride along w
+  const std::size_t jt = (P + E::JT - 1) / E::JT;
+  const std::size_t mb = conv_row_blocks(N * G * jt, OCg, E::MR, threads);
+  const std::size_t tasks = N * G * jt * mb;
+  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    std::size_t t = static_cast<std::size_t>(t0);
+    const std::size_t b = t % mb; t /= mb;
+    const std::size_t tj = t % jt; t /= jt;
+    const std::size_t g = t % G, n = t / G;
+    std::size_t i0, i1;
+    conv_row_block(OCg, mb, E::MR, b, i0, i1);
+    if (i0 >= i1) return;
+    const std::size_t p0 = tj * E::JT, nt = std::min(E::JT, P - p0);
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t ldb) {
+      std::size_t icg = r0 / (KH * KW), kr = (r0 / KW) % KH, kc = r0 % KW;
+      for (std::size_t r = r0; r < r1; ++r) {
+        A* dst = bp + (r - r0) * ldb;
+        const std::size_t c = g * Cg + icg;
+        std::size_t j = 0;
+        while (j < nt) {  // one run of positions in the same output row
+          const std::size_t p = p0 + j, oh = p / OW, ow0 = p % OW;
+          const std::size_t len = std::min(nt - j, OW - ow0);
+          std::size_t ih;
+          if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih)) {
+            std::fill(dst + j, dst + j + len, A(0));
+          } else {
+            const X* row = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0);
+            for (std::size_t q = 0; q < len; ++q) {
+              std::size_t iw;
+              dst[j + q] = core::conv_tap_in(ow0 + q, kc, s.stride_w, s.pad_w, s.dilation_w, Wd, iw)
+                               ? static_cast<A>(core::widen(row[iw * xs]))
+                               : A(0);
+            }
+          }
+          j += len;
+        }
+        std::fill(dst + nt, dst + ldb, A(0));
+        if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++icg; } }
+      }
+    };
+    auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) {
+      lda = K;
+      return w + (g * OCg + i0 + i) * K + r0;
+    };
+    auto store = [&](std::size_t i, const A* tot) {
+      const std::size_t oc = g * OCg + i0 + i;
+      if (nchw) {
+        A* dst = y + (n * OC + oc) * P + p0;
+        if (bias) for (std::size_t j = 0; j < nt; ++j) dst[j] = core::gemm_epilogue(A(1), tot[j], A(1), bias[oc]);
+        else for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
+      } else {
+        A* dst = y + (n * P + p0) * OC + oc;
+        if (bias) for (std::size_t j = 0; j < nt; ++j) dst[j * OC] = core::gemm_epilogue(A(1), tot[j], A(1), bias[oc]);
+        else for (std::size_t j = 0; j < nt; ++j) dst[j * OC] = conv_finish(tot[j]);
+      }
+    };
+    E::run(i1 - i0, K, nt, prepare, a_row, store);
+  });
+}
+
+// ------------------------------------------------------------------ backward-data
+
+/// dx = conv_transpose(dy, w); w already widened to A ([OC][Cg][KH][KW]).
+template <class Arch, class A>
+void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A* dx, int threads) {
+  using E = conv_engine<Arch, A>;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, R = OCg * KK, P = H * Wd;
+  const bool nchw = s.data == layout::nchw;
+  const std::size_t ys = nchw ? 1 : OC;
+  // wt[g][icg][(ocg, r, c)]: the weights as the backward-data A matrix.
+  std::vector<A> wt(G * Cg * R);
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t icg = 0; icg < Cg; ++icg)
+      for (std::size_t ocg = 0; ocg < OCg; ++ocg)
+        for (std::size_t q = 0; q < KK; ++q)
+          wt[(g * Cg + icg) * R + ocg * KK + q] = w[((g * OCg + ocg) * Cg + icg) * KK + q];
+  const std::size_t jt = (P + E::JT - 1) / E::JT;
+  const std::size_t mb = conv_row_blocks(N * G * jt, Cg, E::MR, threads);
+  const std::size_t tasks = N * G * jt * mb;
+  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    std::size_t t = static_cast<std::size_t>(t0);
+    const std::size_t b = t % mb; t /= mb;
+    const std::size_t tj = t % jt; t /= jt;
+    const std::size_t g = t % G, n = t / G;
+    std::size_t i0, i1;
+    conv_row_block(Cg, mb, E::MR, b, i0, i1);
+    if (i0 >= i1) return;
+    const std::size_t p0 = tj * E::JT, nt = std::min(E::JT, P - p0);
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t ldb) {
+      std::size_t ocg = r0 / KK, kr = (r0 / KW) % KH, kc = r0 % KW;
+      for (std::size_t r = r0; r < r1; ++r) {
+        A* dst = bp + (r - r0) * ldb;
+        const std::size_t oc = g * OCg + ocg;
+        std::size_t j = 0;
+        while (j < nt) {
+          const std::size_t p = p0 + j, ih = p / Wd, iw0 = p % Wd;
+          const std::size_t len = std::min(nt - j, Wd - iw0);
+          std::size_t oh;
+          if (!core::conv_tap_out(ih, kr, s.stride_h, s.pad_h, s.dilation_h, OH, oh)) {
+            std::fill(dst + j, dst + j + len, A(0));
+          } else {
+            const A* row = dy + core::conv_offset(s.data, OC, OH, OW, n, oc, oh, 0);
+            for (std::size_t q = 0; q < len; ++q) {
+              std::size_t ow;
+              dst[j + q] = core::conv_tap_out(iw0 + q, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow) ? row[ow * ys]
+                                                                                                  : A(0);
+            }
+          }
+          j += len;
+        }
+        std::fill(dst + nt, dst + ldb, A(0));
+        if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++ocg; } }
+      }
+    };
+    auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) {
+      lda = R;
+      return wt.data() + (g * Cg + i0 + i) * R + r0;
+    };
+    auto store = [&](std::size_t i, const A* tot) {
+      const std::size_t ic = g * Cg + i0 + i;
+      if (nchw) {
+        A* dst = dx + (n * C + ic) * P + p0;
+        for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
+      } else {
+        A* dst = dx + (n * P + p0) * C + ic;
+        for (std::size_t j = 0; j < nt; ++j) dst[j * C] = conv_finish(tot[j]);
+      }
+    };
+    E::run(i1 - i0, R, nt, prepare, a_row, store);
+  });
+}
+
+// ------------------------------------------------------------------ backward-weight
+
+/// dw = sum over (n, oh, ow) of dy * x-patch; dbias (nullable) = sum of dy (same order).
+template <class Arch, class A, class X>
+void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
+  using E = conv_engine<Arch, A>;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, K = Cg * KK, P = OH * OW, R = N * P;
+  const bool nchw = s.data == layout::nchw;
+  const std::size_t jt = (K + E::JT - 1) / E::JT;
+  const std::size_t mb = conv_row_blocks(G * jt, OCg, E::MR, threads);
+  const std::size_t tasks = G * jt * mb;
+  // dy of out-channel oc at k' = n * P + p.
+  auto dy_at = [&](std::size_t oc, std::size_t k) -> const A* {
+    const std::size_t n = k / P, p = k % P;
+    return nchw ? dy + (n * OC + oc) * P + p : dy + (n * P + p) * OC + oc;
+  };
+  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    std::size_t t = static_cast<std::size_t>(t0);
+    const std::size_t b = t % mb; t /= mb;
+    const std::size_t tj = t % jt;
+    const std::size_t g = t / jt;
+    std::size_t i0, i1;
+    conv_row_block(OCg, mb, E::MR, b, i0, i1);
+    if (i0 >= i1) return;
+    const std::size_t rows = i1 - i0;
+    const std::size_t j0 = tj * E::JT, nt = std::min(E::JT, K - j0);
+    conv_scratch<A>& sc = conv_thread_scratch<A>();
+    if (sc.a.size() < rows * conv_chunk) sc.a.resize(rows * conv_chunk);
+    // Per column j: channel offset, kernel row * dilation, kernel column * dilation.
+    std::size_t coff[E::JT], rd[E::JT], cd[E::JT];
+    for (std::size_t j = 0; j < nt; ++j) {
+      const std::size_t k = j0 + j, icg = k / KK, kr = (k / KW) % KH, kc = k % KW;
+      coff[j] = g * Cg + icg;
+      rd[j] = kr * s.dilation_h;
+      cd[j] = kc * s.dilation_w;
+    }
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t ldb) {
+      A* ap = sc.a.data();
+      for (std::size_t i = 0; i < rows; ++i) {
+        const std::size_t oc = g * OCg + i0 + i;
+        std::size_t r = r0;
+        while (r < r1) {  // runs inside one image
+          const std::size_t len = std::min(r1 - r, P - r % P);
+          const A* src = dy_at(oc, r);
+          const std::size_t st = nchw ? 1 : OC;
+          for (std::size_t q = 0; q < len; ++q) ap[i * conv_chunk + (r - r0) + q] = src[q * st];
+          r += len;
+        }
+      }
+      std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+      for (std::size_t r = r0; r < r1; ++r) {
+        A* dst = bp + (r - r0) * ldb;
+        const std::size_t hb = oh * s.stride_h, wb = ow * s.stride_w;
+        for (std::size_t j = 0; j < nt; ++j) {
+          const std::size_t th = hb + rd[j], tw = wb + cd[j];
+          const bool in = th >= s.pad_h && th - s.pad_h < H && tw >= s.pad_w && tw - s.pad_w < Wd;
+          dst[j] = in ? static_cast<A>(core::widen(x[core::conv_offset(s.data, C, H, Wd, n, coff[j], th - s.pad_h,
+                                                                       tw - s.pad_w)]))
+                      : A(0);
+        }
+        std::fill(dst + nt, dst + ldb, A(0));
+        if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
+      }
+    };
+    auto a_row = [&](std::size_t i, std::size_t, std::size_t& lda) {
+      lda = conv_chunk;
+      return static_cast<const A*>(sc.a.data() + i * conv_chunk);
+    };
+    auto store = [&](std::size_t i, const A* tot) {
+      A* dst = dw + (g * OCg + i0 + i) * K + j0;
+      for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
+    };
+    E::run(rows, R, nt, prepare, a_row, store);
+  });
+  if (dbias) {
+    parallel_chunks(threads, canonical_chunks{OC, 16}, [&](std::uint64_t c0, std::uint64_t c1) {
+      for (std::size_t oc = c0; oc < c1; ++oc) {
+        A total = A(0);
+        for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+          const std::size_t r1 = std::min(R, r0 + conv_chunk);
+          A p = A(0);
+          for (std::size_t r = r0; r < r1; ++r) p = p + *dy_at(oc, r);  // fma(dy, 1, p)
+          total = r0 == 0 ? p : core::gemm_combine(total, p);
+        }
+        dbias[oc] = conv_finish(total);
+      }
+    });
+  }
+}
+
+// ------------------------------------------------------------------ exact tier
+
+/// The exact tier: out[e] for e in [0, count) = the correctly rounded (start +) exact sum of
+/// terms(e, k) for k < K (core::exact_sum_with_start: exact double sums when no rounding
+/// happens, the exact accumulator otherwise). Threads take blocks of elements.
+template <class A, class Terms, class Start, class Out>
+void conv_exact_elements(std::size_t count, std::size_t K, int threads, Terms terms, Start start, Out out) {
+  parallel_chunks(threads, canonical_chunks{count, 64}, [&](std::uint64_t e0, std::uint64_t e1) {
+    for (std::size_t e = e0; e < e1; ++e) {
+      bool has = false;
+      const A st = start(e, has);
+      out(e, core::exact_sum_with_start<A>(st, has, K, [&](std::uint64_t k) { return terms(e, k); }));
+    }
+  });
+}
+
+template <class A, class X, class Wt>
+void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads) {
+  const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
+                    KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
+                    K = Cg * KH * KW;
+  // element e = ((n * OC + oc) * OH + oh) * OW + ow
+  conv_exact_elements<A>(
+      s.batch * OC * OH * OW, K, threads,
+      [&](std::size_t e, std::size_t k) {
+        const std::size_t ow = e % OW, oh = (e / OW) % OH, oc = (e / (OW * OH)) % OC, n = e / (OW * OH * OC);
+        const std::size_t icg = k / (KH * KW), kr = (k / KW) % KH, kc = k % KW;
+        std::size_t ih, iw;
+        A xv = A(0);
+        if (core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+            core::conv_tap_in(ow, kc, s.stride_w, s.pad_w, s.dilation_w, Wd, iw))
+          xv = core::widen(x[core::conv_offset(s.data, C, H, Wd, n, (oc / OCg) * Cg + icg, ih, iw)]);
+        return core::product_term<A>{xv, static_cast<A>(core::widen(w[oc * K + k]))};
+      },
+      [&](std::size_t e, bool& has) {
+        has = bias != nullptr;
+        return has ? bias[(e / (OW * OH)) % OC] : A(0);
+      },
+      [&](std::size_t e, A v) {
+        const std::size_t ow = e % OW, oh = (e / OW) % OH, oc = (e / (OW * OH)) % OC, n = e / (OW * OH * OC);
+        y[core::conv_offset(s.data, OC, OH, OW, n, oc, oh, ow)] = v;
+      });
+}
+
+template <class A, class Wt>
+void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads) {
+  const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
+                    KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
+                    KK = KH * KW;
+  conv_exact_elements<A>(
+      s.batch * C * H * Wd, OCg * KK, threads,
+      [&](std::size_t e, std::size_t k) {
+        const std::size_t iw = e % Wd, ih = (e / Wd) % H, ic = (e / (Wd * H)) % C, n = e / (Wd * H * C);
+        const std::size_t g = ic / Cg, ocg = k / KK, kr = (k / KW) % KH, kc = k % KW;
+        std::size_t oh, ow;
+        A dv = A(0);
+        if (core::conv_tap_out(ih, kr, s.stride_h, s.pad_h, s.dilation_h, OH, oh) &&
+            core::conv_tap_out(iw, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow))
+          dv = dy[core::conv_offset(s.data, OC, OH, OW, n, g * OCg + ocg, oh, ow)];
+        return core::product_term<A>{dv, static_cast<A>(core::widen(w[((g * OCg + ocg) * Cg + ic % Cg) * KK + k % KK]))};
+      },
+      [](std::size_t, bool& has) {
+        has = false;
+        return A(0);
+      },
+      [&](std::size_t e, A v) {
+        const std::size_t iw = e % Wd, ih = (e / Wd) % H, ic = (e / (Wd * H)) % C, n = e / (Wd * H * C);
+        dx[core::conv_offset(s.data, C, H, Wd, n, ic, ih, iw)] = v;
+      });
+}
+
+template <class A, class X>
+void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
+  const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
+                    KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
+                    K = Cg * KH * KW, P = OH * OW, R = s.batch * P;
+  auto dy_at = [&](std::size_t oc, std::size_t k) {
+    return dy[core::conv_offset(s.data, OC, OH, OW, k / P, oc, (k % P) / OW, k % OW)];
+  };
+  auto no_start = [](std::size_t, bool& has) {
+    has = false;
+    return A(0);
+  };
+  conv_exact_elements<A>(
+      OC * K, R, threads,
+      [&](std::size_t e, std::size_t k) {
+        const std::size_t oc = e / K, j = e % K, icg = j / (KH * KW), kr = (j / KW) % KH, kc = j % KW;
+        const std::size_t n = k / P, oh = (k % P) / OW, ow = k % OW;
+        std::size_t ih, iw;
+        A xv = A(0);
+        if (core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+            core::conv_tap_in(ow, kc, s.stride_w, s.pad_w, s.dilation_w, Wd, iw))
+          xv = core::widen(x[core::conv_offset(s.data, C, H, Wd, n, (oc / OCg) * Cg + icg, ih, iw)]);
+        return core::product_term<A>{dy_at(oc, k), xv};
+      },
+      no_start, [&](std::size_t e, A v) { dw[e] = v; });
+  if (dbias)
+    conv_exact_elements<A>(
+        OC, R, threads, [&](std::size_t oc, std::size_t k) { return dy_at(oc, k); }, no_start,
+        [&](std::size_t oc, A v) { dbias[oc] = v; });
+}
+
+}  // namespace detail
+}  // namespace cpu
+}  // namespace bitexact
