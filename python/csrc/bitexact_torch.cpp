@@ -16,6 +16,8 @@
 #include <torch/types.h>
 
 #include <bitexact/bitexact.hpp>
+#include <bitexact/reference/conv.hpp>
+#include <bitexact/reference/gemm.hpp>
 #include <bitexact/reference/reduce.hpp>
 #include <bitexact/reference/rowwise.hpp>
 #include <bitexact/reference/scatter.hpp>
@@ -372,6 +374,181 @@ Tensor embedding_bag_backward(const Tensor& grad, const Tensor& indices, const T
   return out;
 }
 
+
+// ---- matrix products (gemm.hpp) and convolution (conv.hpp) --------------------------------------
+
+bitexact::tier tier_of(bool exact) { return exact ? bitexact::tier::exact : bitexact::tier::fixed_order; }
+
+// A (rows x cols) as a gemm operand without a copy when it is row-major or a transposed
+// row-major matrix: (data, transpose flag, leading dimension); else a contiguous copy.
+struct operand {
+  Tensor t;
+  bitexact::transpose tr;
+  int64_t ld;
+};
+operand as_operand(const Tensor& a) {
+  const int64_t r = a.size(-2), c = a.size(-1);
+  if (a.stride(-1) == 1 && (a.stride(-2) == c || r <= 1) && a.is_contiguous()) return {a, bitexact::transpose::no, c};
+  const Tensor at = a.transpose(-1, -2);
+  if (at.is_contiguous()) return {at, bitexact::transpose::yes, r};
+  return {a.contiguous(), bitexact::transpose::no, c};
+}
+
+// C = A B for 2-D A (m x k), B (k x n); batched over the first dim for 3-D (bmm).
+Tensor mm_impl(const Tensor& a, const Tensor& b, bool exact, bool batched) {
+  const char* op = batched ? "bmm" : "mm";
+  check_float(a, op, "self");
+  check_float(b, op, "mat2");
+  check_same_dtype(a, b, op, "self", "mat2");
+  const int64_t nd = batched ? 3 : 2;
+  TORCH_CHECK(a.dim() == nd && b.dim() == nd, "bitexact.", op, ": expected ", nd, "-D tensors, got ", a.sizes(), " and ",
+              b.sizes());
+  TORCH_CHECK(a.size(-1) == b.size(-2), "bitexact.", op, ": shapes ", a.sizes(), " and ", b.sizes(),
+              " cannot be multiplied");
+  const int64_t batch = batched ? a.size(0) : 1;
+  TORCH_CHECK(!batched || b.size(0) == batch, "bitexact.bmm: batch sizes ", a.size(0), " and ", b.size(0), " differ");
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  Tensor c = batched ? at::empty({batch, m, n}, a.options()) : at::empty({m, n}, a.options());
+  if (c.numel() == 0) return c;
+  const operand A = as_operand(batched ? a.contiguous() : a), B = as_operand(batched ? b.contiguous() : b);
+  BITEXACT_FLOATING(T, a.scalar_type(), [&] {
+    bitexact::gemm_batched<T>(A.tr, B.tr, m, n, k, T(1), A.t.data_ptr<T>(), A.ld, m * k, B.t.data_ptr<T>(), B.ld, k * n,
+                              T(0), c.data_ptr<T>(), n, m * n, batch, tier_of(exact), exec());
+  });
+  return c;
+}
+Tensor mm(const Tensor& a, const Tensor& b, bool exact) { return mm_impl(a, b, exact, false); }
+Tensor bmm(const Tensor& a, const Tensor& b, bool exact) { return mm_impl(a, b, exact, true); }
+
+// y = x W^T + b for x (batch x in), W (out x in): bitexact::linear_forward.
+Tensor linear(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias, bool exact) {
+  const char* op = "linear";
+  check_float(x, op, "input");
+  check_float(w, op, "weight");
+  check_same_dtype(x, w, op, "input", "weight");
+  TORCH_CHECK(w.dim() == 2, "bitexact.linear: weight must be 2-D, got ", w.sizes());
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "bitexact.linear: input ", x.sizes(), " and weight ", w.sizes(),
+              " do not match (in_features ", w.size(1), ")");
+  Tensor b;
+  if (bias && bias->defined()) {
+    check_float(*bias, op, "bias");
+    check_same_dtype(x, *bias, op, "input", "bias");
+    TORCH_CHECK(bias->numel() == w.size(0), "bitexact.linear: bias has ", bias->numel(), " elements, expected ",
+                w.size(0));
+    b = bias->contiguous();
+  }
+  const int64_t in = w.size(1), out = w.size(0);
+  const Tensor x2 = x.reshape({-1, in}).contiguous(), wc = w.contiguous();
+  const int64_t batch = x2.size(0);
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = out;
+  Tensor y = at::empty({batch, out}, x.options());
+  if (y.numel() == 0) return y.reshape(shape);
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::linear_forward<T>(batch, in, out, x2.data_ptr<T>(), wc.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
+                                y.data_ptr<T>(), tier_of(exact), exec());
+  });
+  return y.reshape(shape);
+}
+
+// (dx, dw, db): linear_backward_data / _weight / _bias.
+std::tuple<Tensor, Tensor, Tensor> linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, bool need_bias,
+                                                   bool exact) {
+  check_float(dy, "linear_backward", "grad");
+  const int64_t in = w.size(1), out = w.size(0);
+  const Tensor d2 = dy.reshape({-1, out}).contiguous(), x2 = x.reshape({-1, in}).contiguous(), wc = w.contiguous();
+  const int64_t batch = x2.size(0);
+  Tensor dx = at::zeros({batch, in}, x.options()), dw = at::zeros({out, in}, w.options());
+  Tensor db = need_bias ? at::zeros({out}, w.options()) : Tensor();
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    if (batch > 0 && in > 0) {
+      bitexact::linear_backward_data<T>(batch, in, out, d2.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(), tier_of(exact),
+                                        exec());
+      bitexact::linear_backward_weight<T>(batch, in, out, d2.data_ptr<T>(), x2.data_ptr<T>(), dw.data_ptr<T>(),
+                                          tier_of(exact), exec());
+    }
+    if (need_bias && out > 0)
+      bitexact::linear_backward_bias<T>(batch, out, d2.data_ptr<T>(), db.data_ptr<T>(), tier_of(exact), exec());
+  });
+  return {dx.reshape(x.sizes()), dw, db};
+}
+
+bitexact::conv2d_shape conv_shape(const Tensor& x, const Tensor& w, const std::vector<int64_t>& stride,
+                                  const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
+                                  int64_t groups) {
+  const char* op = "conv2d";
+  TORCH_CHECK(x.dim() == 4, "bitexact.conv2d: input must be 4-D (N, C, H, W), got ", x.sizes());
+  TORCH_CHECK(w.dim() == 4, "bitexact.conv2d: weight must be 4-D (out, in/groups, kh, kw), got ", w.sizes());
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2, "bitexact.", op,
+              ": stride, padding and dilation need 2 values each");
+  for (int64_t v : stride) TORCH_CHECK(v > 0, "bitexact.conv2d: stride must be > 0");
+  for (int64_t v : dilation) TORCH_CHECK(v > 0, "bitexact.conv2d: dilation must be > 0");
+  for (int64_t v : padding) TORCH_CHECK(v >= 0, "bitexact.conv2d: padding must be >= 0");
+  TORCH_CHECK(groups > 0 && x.size(1) == w.size(1) * groups, "bitexact.conv2d: input has ", x.size(1),
+              " channels, weight expects ", w.size(1), " x ", groups, " groups");
+  bitexact::conv2d_shape s;
+  s.batch = x.size(0);
+  s.in_channels = x.size(1);
+  s.in_h = x.size(2);
+  s.in_w = x.size(3);
+  s.out_channels = w.size(0);
+  s.kernel_h = w.size(2);
+  s.kernel_w = w.size(3);
+  s.stride_h = stride[0];
+  s.stride_w = stride[1];
+  s.pad_h = padding[0];
+  s.pad_w = padding[1];
+  s.dilation_h = dilation[0];
+  s.dilation_w = dilation[1];
+  s.groups = groups;
+  TORCH_CHECK(s.out_h() > 0 && s.out_w() > 0, "bitexact.conv2d: kernel ", w.sizes(), " larger than the padded input ",
+              x.sizes());
+  return s;
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias, std::vector<int64_t> stride,
+              std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups, bool exact) {
+  const char* op = "conv2d";
+  check_float(x, op, "input");
+  check_float(w, op, "weight");
+  check_same_dtype(x, w, op, "input", "weight");
+  const bitexact::conv2d_shape s = conv_shape(x, w, stride, padding, dilation, groups);
+  Tensor b;
+  if (bias && bias->defined()) {
+    check_float(*bias, op, "bias");
+    check_same_dtype(x, *bias, op, "input", "bias");
+    TORCH_CHECK(bias->numel() == w.size(0), "bitexact.conv2d: bias has ", bias->numel(), " elements, expected ", w.size(0));
+    b = bias->contiguous();
+  }
+  const Tensor xc = x.contiguous(), wc = w.contiguous();
+  Tensor y = at::empty({x.size(0), w.size(0), (int64_t)s.out_h(), (int64_t)s.out_w()}, x.options());
+  if (y.numel() == 0) return y;
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::conv2d_forward<T>(s, xc.data_ptr<T>(), wc.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
+                                y.data_ptr<T>(), tier_of(exact), exec());
+  });
+  return y;
+}
+
+// (dx, dw, db): conv2d_backward_data and conv2d_backward_weight (with dbias when need_bias).
+std::tuple<Tensor, Tensor, Tensor> conv2d_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                                   std::vector<int64_t> stride, std::vector<int64_t> padding,
+                                                   std::vector<int64_t> dilation, int64_t groups, bool need_bias,
+                                                   bool exact) {
+  check_float(dy, "conv2d_backward", "grad");
+  const bitexact::conv2d_shape s = conv_shape(x, w, stride, padding, dilation, groups);
+  const Tensor dyc = dy.contiguous(), xc = x.contiguous(), wc = w.contiguous();
+  Tensor dx = at::zeros_like(xc), dw = at::zeros_like(wc);
+  Tensor db = need_bias ? at::zeros({w.size(0)}, w.options()) : Tensor();
+  if (x.numel() == 0) return {dx, dw, db};
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::conv2d_backward_data<T>(s, dyc.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(), tier_of(exact), exec());
+    bitexact::conv2d_backward_weight<T>(s, xc.data_ptr<T>(), dyc.data_ptr<T>(), dw.data_ptr<T>(),
+                                        need_bias ? db.data_ptr<T>() : nullptr, tier_of(exact), exec());
+  });
+  return {dx, dw, db};
+}
+
 // ---- keyed randomness ---------------------------------------------------------------------------
 
 using gen = bitexact::philox4x32_10;
@@ -541,6 +718,36 @@ Tensor ref_embedding_bag(const Tensor& table, const Tensor& idx0, const Tensor& 
   return out;
 }
 
+Tensor ref_mm(const Tensor& a0, const Tensor& b0) {
+  const Tensor a = a0.contiguous(), b = b0.contiguous();
+  Tensor c = at::zeros({a.size(0), b.size(1)}, a.options());
+  BITEXACT_FLOATING(T, a.scalar_type(), [&] {
+    bitexact::reference::gemm_fixed_order<T, T>(bitexact::transpose::no, bitexact::transpose::no, a.size(0), b.size(1),
+                                                a.size(1), T(1), a.data_ptr<T>(), a.size(1), b.data_ptr<T>(), b.size(1),
+                                                T(0), c.data_ptr<T>(), b.size(1));
+  });
+  return c;
+}
+// (y, dx, dw, db) of the reference convolution for dy.
+std::tuple<Tensor, Tensor, Tensor, Tensor> ref_conv2d(const Tensor& x0, const Tensor& w0, const c10::optional<Tensor>& b0,
+                                                      const Tensor& dy0, std::vector<int64_t> stride,
+                                                      std::vector<int64_t> padding, std::vector<int64_t> dilation,
+                                                      int64_t groups) {
+  const Tensor x = x0.contiguous(), w = w0.contiguous(), dy = dy0.contiguous();
+  const Tensor b = b0 && b0->defined() ? b0->contiguous() : Tensor();
+  const bitexact::conv2d_shape s = conv_shape(x, w, stride, padding, dilation, groups);
+  Tensor y = at::zeros({x.size(0), w.size(0), (int64_t)s.out_h(), (int64_t)s.out_w()}, x.options());
+  Tensor dx = at::zeros_like(x), dw = at::zeros_like(w), db = at::zeros({w.size(0)}, w.options());
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::reference::conv2d_forward<T, T, T>(s, x.data_ptr<T>(), w.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
+                                                 y.data_ptr<T>(), false);
+    bitexact::reference::conv2d_backward_data<T, T>(s, dy.data_ptr<T>(), w.data_ptr<T>(), dx.data_ptr<T>(), false);
+    bitexact::reference::conv2d_backward_weight<T, T>(s, x.data_ptr<T>(), dy.data_ptr<T>(), dw.data_ptr<T>(),
+                                                      db.data_ptr<T>(), false);
+  });
+  return {y, dx, dw, db};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(bitexact, m) {
@@ -559,6 +766,15 @@ TORCH_LIBRARY(bitexact, m) {
         &embedding_bag);
   m.def("embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, int num_weights, int mode, Tensor? per_sample_weights, Tensor max_positions, bool exact) -> Tensor",
         &embedding_bag_backward);
+  m.def("mm(Tensor self, Tensor mat2, bool exact) -> Tensor", &mm);
+  m.def("bmm(Tensor self, Tensor mat2, bool exact) -> Tensor", &bmm);
+  m.def("linear(Tensor input, Tensor weight, Tensor? bias, bool exact) -> Tensor", &linear);
+  m.def("linear_backward(Tensor grad, Tensor input, Tensor weight, bool need_bias, bool exact) -> (Tensor, Tensor, Tensor)",
+        &linear_backward);
+  m.def("conv2d(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, bool exact) -> Tensor",
+        &conv2d);
+  m.def("conv2d_backward(Tensor grad, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, int groups, bool need_bias, bool exact) -> (Tensor, Tensor, Tensor)",
+        &conv2d_backward);
   m.def("dropout(Tensor self, float p, int seed, int step, int tag, Tensor sample_ids) -> (Tensor, Tensor)", &dropout);
   m.def("random(int[] size, str dist, int seed, int step, int tag, int first, bool as_double) -> Tensor", &random_values);
   m.def("trunc_normal(int[] size, int seed, int step, int tag, float a, float b, bool as_double) -> Tensor", &trunc_normal);
@@ -568,6 +784,9 @@ TORCH_LIBRARY(bitexact, m) {
   m.def("ref_index_add_rows(Tensor out, Tensor index, Tensor src) -> Tensor", &ref_index_add_rows);
   m.def("ref_scatter_reduce_1d(Tensor out, Tensor index, Tensor src, str reduce, bool include_self) -> Tensor",
         &ref_scatter_reduce_1d);
+  m.def("ref_mm(Tensor a, Tensor b) -> Tensor", &ref_mm);
+  m.def("ref_conv2d(Tensor input, Tensor weight, Tensor? bias, Tensor grad, int[] stride, int[] padding, int[] dilation, int groups) -> (Tensor, Tensor, Tensor, Tensor)",
+        &ref_conv2d);
   m.def("ref_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, int mode, Tensor? per_sample_weights) -> Tensor",
         &ref_embedding_bag);
 }

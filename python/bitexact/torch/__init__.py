@@ -11,8 +11,9 @@ handed to every C++ call; the ISA follows BITEXACT_ISA or set_isa()."""
 from ._lib import LIBRARY_PATH, isa, ops, set_isa, tag_of
 from ._keys import Key, keyed
 from . import functional, init, nn, data
-from .functional import (cross_entropy, dropout, embedding, embedding_bag, index_add, layer_norm, log_softmax,
-                         mean, nll_loss, rms_norm, scatter_add, scatter_reduce, softmax, sum)
+from .functional import (adaptive_avg_pool2d, avg_pool2d, bmm, conv2d, cross_entropy, dropout, embedding,
+                         embedding_bag, index_add, layer_norm, linear, log_softmax, matmul, max_pool2d, mean, mm,
+                         nll_loss, rms_norm, scatter_add, scatter_reduce, softmax, sum)
 from .data import Sampler
 from .patch import patch, unpatch, UnsupportedOpError, supported_ops
 from .find_nondeterminism import find_nondeterminism

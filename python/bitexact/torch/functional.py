@@ -381,3 +381,204 @@ def dropout(input, p=0.5, training=True, inplace=False, *, tag=None, key=None):
             input.copy_(y)
         return input
     return y
+
+
+# ---- matrix products and convolution (gemm.hpp, conv.hpp) ----------------------------------
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, exact):
+        ctx.save_for_backward(x, w)
+        ctx.has_b, ctx.exact = b is not None, exact
+        return ops.linear(x, w, b, exact)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        dx, dw, db = ops.linear_backward(g, x, w, ctx.has_b, ctx.exact)
+        return dx, dw, (db if ctx.has_b else None), None
+
+
+def linear(input, weight, bias=None, *, exact=False):
+    """y = x W^T + b (bitexact::linear_forward); each y[i, j] depends on row i of x alone."""
+    return _Linear.apply(input, weight, bias, exact)
+
+
+class _MM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b, exact):
+        ctx.save_for_backward(a, b)
+        ctx.exact = exact
+        return (ops.bmm if a.dim() == 3 else ops.mm)(a, b, exact)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        f = ops.bmm if a.dim() == 3 else ops.mm
+        da = f(g, b.transpose(-1, -2), ctx.exact) if ctx.needs_input_grad[0] else None
+        db = f(a.transpose(-1, -2), g, ctx.exact) if ctx.needs_input_grad[1] else None
+        return da, db, None
+
+
+def mm(input, mat2, *, exact=False):
+    return _MM.apply(input, mat2, exact)
+
+
+def bmm(input, mat2, *, exact=False):
+    return _MM.apply(input, mat2, exact)
+
+
+class _Broadcast(torch.autograd.Function):
+    """x.expand(shape) whose backward sums the broadcast dims with bitexact's sum."""
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        return x.expand(shape).contiguous()
+
+    @staticmethod
+    def backward(ctx, g):
+        lead = g.dim() - len(ctx.shape)
+        dims = list(range(lead)) + [lead + i for i, s in enumerate(ctx.shape) if s == 1 and g.shape[lead + i] != 1]
+        if dims:
+            g = ops.sum(g, dims, False, False, False)
+        return g.reshape(ctx.shape), None
+
+
+def matmul(a, b, *, exact=False):
+    """torch.matmul over bitexact's gemm (1-D, 2-D and broadcast batched operands)."""
+    if a.dim() == 1 and b.dim() == 1:
+        return mm(a.unsqueeze(0), b.unsqueeze(1), exact=exact).reshape(())
+    if a.dim() == 1:
+        return matmul(a.unsqueeze(0), b, exact=exact).squeeze(-2)
+    if b.dim() == 1:
+        return matmul(a, b.unsqueeze(1), exact=exact).squeeze(-1)
+    if b.dim() == 2:  # (..., m, k) @ (k, n): one product of all rows (rows are independent)
+        return mm(a.reshape(-1, a.shape[-1]), b, exact=exact).reshape(*a.shape[:-1], b.shape[-1])
+    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    ae = a if a.shape[:-2] == batch else _Broadcast.apply(a, batch + a.shape[-2:])
+    be = b if b.shape[:-2] == batch else _Broadcast.apply(b, batch + b.shape[-2:])
+    out = bmm(ae.reshape(-1, *a.shape[-2:]), be.reshape(-1, *b.shape[-2:]), exact=exact)
+    return out.reshape(*batch, a.shape[-2], b.shape[-1])
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class _Conv2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, dilation, groups, exact):
+        ctx.save_for_backward(x, w)
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.has_b, ctx.exact = b is not None, exact
+        return ops.conv2d(x, w, b, stride, padding, dilation, groups, exact)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        dx, dw, db = ops.conv2d_backward(g, x, w, *ctx.args, ctx.has_b, ctx.exact)
+        return dx, dw, (db if ctx.has_b else None), None, None, None, None, None
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, exact=False):
+    """torch's conv2d over bitexact::conv2d_forward/backward_data/backward_weight (zero padding)."""
+    stride, dilation = list(_pair(stride)), list(_pair(dilation))
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same" and all(s == 1 for s in stride) and all(d * (k - 1) % 2 == 0 for d, k in
+                                                                        zip(dilation, weight.shape[2:])):
+            padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, weight.shape[2:]))
+        else:
+            raise NotImplementedError("bitexact.conv2d: padding=%r with this stride/kernel" % (padding,))
+    unbatched = input.dim() == 3
+    if unbatched:
+        input = input.unsqueeze(0)
+    y = _Conv2d.apply(input, weight, bias, stride, list(_pair(padding)), dilation, groups, exact)
+    return y.squeeze(0) if unbatched else y
+
+
+def _window_positions(h, w, k, stride, padding, dilation):
+    """(K, L) int64: flat input position of every window tap (-1 for padding)."""
+    pos = torch.arange(h * w, dtype=torch.float64).reshape(1, 1, h, w)
+    pos = torch.nn.functional.pad(pos, (padding[1], padding[1], padding[0], padding[0]), value=-1.0)
+    cols = torch.nn.functional.unfold(pos, k, dilation=dilation, stride=stride)
+    return cols[0].long()
+
+
+def _pool_args(kernel_size, stride, padding, dilation, ceil_mode, what):
+    if ceil_mode:
+        raise NotImplementedError("bitexact.%s: ceil_mode=True" % what)
+    k = _pair(kernel_size)
+    s = _pair(stride) if stride not in (None, [], ()) else k
+    return k, s, _pair(padding), _pair(dilation)
+
+
+class _Pool(torch.autograd.Function):
+    """Max or average pooling over windows; backward scatters with bitexact's index_add."""
+
+    @staticmethod
+    def forward(ctx, x, k, s, p, d, is_max, divisor):
+        n, c, h, w = x.shape
+        pos = _window_positions(h, w, k, s, p, d)  # (K, L)
+        kk, l = pos.shape
+        oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+        ow = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+        xf = x.reshape(n * c, h * w)
+        safe = pos.clamp(min=0)
+        vals = xf[:, safe.reshape(-1)].reshape(n * c, kk, l)
+        if is_max:
+            vals = torch.where(pos.unsqueeze(0) >= 0, vals, torch.full_like(vals, float("-inf")))
+            out, arg = vals.max(dim=1)  # a max is exact; ties: the first tap
+            src = torch.gather(pos.unsqueeze(0).expand(n * c, kk, l), 1, arg.unsqueeze(1)).squeeze(1)
+            ctx.save_for_backward(src)
+        else:
+            vals = torch.where(pos.unsqueeze(0) >= 0, vals, torch.zeros_like(vals))
+            out = ops.sum(vals, [1], False, False, False) / divisor
+            ctx.save_for_backward(pos)
+        ctx.shape, ctx.is_max, ctx.divisor = x.shape, is_max, divisor
+        return out.reshape(n, c, oh, ow)
+
+    @staticmethod
+    def backward(ctx, g):
+        n, c, h, w = ctx.shape
+        (t,) = ctx.saved_tensors
+        g2 = g.reshape(n * c, -1)
+        plane = (torch.arange(n * c) * (h * w)).unsqueeze(1)
+        if ctx.is_max:
+            target, vals = (t + plane).reshape(-1), g2.reshape(-1)
+        else:
+            kk, l = t.shape
+            share = (g2 / ctx.divisor).unsqueeze(1).expand(n * c, kk, l)
+            tgt = (t.unsqueeze(0) + plane.unsqueeze(2)).expand(n * c, kk, l)
+            valid = (t >= 0).unsqueeze(0).expand(n * c, kk, l)
+            target, vals = tgt[valid], share[valid]
+        base = torch.zeros(n * c * h * w, dtype=g.dtype)
+        return ops.index_add(base, 0, target.contiguous(), vals.contiguous(), False).reshape(ctx.shape), \
+            None, None, None, None, None, None
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    if return_indices:
+        raise NotImplementedError("bitexact.max_pool2d: return_indices=True")
+    k, s, p, d = _pool_args(kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
+    return _Pool.apply(input, k, s, p, d, True, 1)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    k, s, p, d = _pool_args(kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    if not count_include_pad and any(p):
+        raise NotImplementedError("bitexact.avg_pool2d: count_include_pad=False with padding")
+    return _Pool.apply(input, k, s, p, d, False, divisor_override or k[0] * k[1])
+
+
+def adaptive_avg_pool2d(input, output_size):
+    h, w = input.shape[-2:]
+    oh, ow = _pair(output_size)
+    oh, ow = oh or h, ow or w
+    if h % oh or w % ow:
+        raise NotImplementedError("bitexact.adaptive_avg_pool2d: input %dx%d not a multiple of output %dx%d"
+                                  % (h, w, oh, ow))
+    return avg_pool2d(input, (h // oh, w // ow))

@@ -76,3 +76,32 @@ def name_modules(model):
         if isinstance(m, Dropout) and m.tag is None:
             m.tag = "dropout:" + name
     return model
+
+
+class Linear(torch.nn.Linear):
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+class Conv2d(torch.nn.Conv2d):
+    def forward(self, x):
+        if self.padding_mode != "zeros":
+            raise NotImplementedError("bitexact.nn.Conv2d: padding_mode=%r" % self.padding_mode)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class MaxPool2d(torch.nn.MaxPool2d):
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
+
+
+class AvgPool2d(torch.nn.AvgPool2d):
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
+
+
+class AdaptiveAvgPool2d(torch.nn.AdaptiveAvgPool2d):
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)

@@ -150,6 +150,50 @@ def _dropout(orig, input, p=0.5, training=True, inplace=False):
     return F.dropout(input, p, training, inplace)
 
 
+def _linear(orig, input, weight, bias=None):
+    _need_float("", input, weight, bias)
+    return F.linear(input, weight, bias)
+
+
+def _matmul(orig, input, other, *, out=None):
+    if out is not None:
+        raise _Unsupported("out=")
+    _need_float("", input, other)
+    return F.matmul(input, other)
+
+
+def _mm_like(nd):
+    def h(orig, input, mat2, *, out=None):
+        if out is not None:
+            raise _Unsupported("out=")
+        _need_float("", input, mat2)
+        if input.dim() != nd or mat2.dim() != nd:
+            raise _Unsupported("%d-D operands expected" % nd)
+        return F.mm(input, mat2)
+    return h
+
+
+def _conv2d(orig, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    _need_float("", input, weight, bias)
+    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def _max_pool2d(orig, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    _need_float("", input)
+    return F.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _avg_pool2d(orig, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                divisor_override=None):
+    _need_float("", input)
+    return F.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def _adaptive_avg_pool2d(orig, input, output_size):
+    _need_float("", input)
+    return F.adaptive_avg_pool2d(input, output_size)
+
+
 # (owner, attribute, handler); handler(orig, *args, **kw) runs bitexact or raises _Unsupported.
 _ROUTES = [
     (torch, "sum", _sum_like(False)), (torch.Tensor, "sum", _sum_like(False)),
@@ -166,15 +210,17 @@ _ROUTES = [
     (torch, "scatter_reduce", _scatter_reduce), (torch.Tensor, "scatter_reduce", _scatter_reduce),
     (torch.Tensor, "scatter_reduce_", _inplace(_scatter_reduce)),
     (TF, "dropout", _dropout),
+    (TF, "linear", _linear), (torch, "matmul", _matmul), (torch.Tensor, "matmul", _matmul),
+    (torch.Tensor, "__matmul__", _matmul), (torch, "mm", _mm_like(2)), (torch.Tensor, "mm", _mm_like(2)),
+    (torch, "bmm", _mm_like(3)), (torch.Tensor, "bmm", _mm_like(3)),
+    (TF, "conv2d", _conv2d), (TF, "max_pool2d", _max_pool2d), (TF, "avg_pool2d", _avg_pool2d),
+    (TF, "adaptive_avg_pool2d", _adaptive_avg_pool2d),
 ]
 
-# Ops whose stock torch kernels change bits with threads, ISA or batch size, and that bitexact
-# does not cover yet (GEMM and convolution land with the gemm-cpu and conv work).
+# Ops whose stock torch kernels may change bits with threads, ISA or batch size, and that
+# bitexact does not cover yet.
 _UNCOVERED = [
-    (TF, "linear"), (torch, "matmul"), (torch, "mm"), (torch, "bmm"), (torch, "addmm"), (torch, "einsum"),
-    (torch.Tensor, "matmul"), (torch.Tensor, "mm"), (torch.Tensor, "bmm"), (torch.Tensor, "__matmul__"),
-    (TF, "conv1d"), (TF, "conv2d"), (TF, "conv3d"), (TF, "conv_transpose2d"),
-    (TF, "max_pool2d"), (TF, "avg_pool2d"), (TF, "adaptive_avg_pool2d"),
+    (torch, "addmm"), (torch, "einsum"), (TF, "conv1d"), (TF, "conv3d"), (TF, "conv_transpose2d"),
     (TF, "batch_norm"), (TF, "group_norm"), (TF, "gelu"), (TF, "silu"), (torch, "exp"), (torch, "log"),
     (torch, "tanh"), (torch, "sigmoid"), (torch.Tensor, "exp"), (torch.Tensor, "log"), (torch.Tensor, "tanh"),
     (torch.Tensor, "sigmoid"), (torch, "cumsum"), (torch.Tensor, "cumsum"), (torch, "norm"), (torch.Tensor, "norm"),
