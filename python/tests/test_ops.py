@@ -322,3 +322,82 @@ def test_errors_name_the_op_and_leave_inputs_untouched():
     with pytest.raises(RuntimeError, match=r"bitexact\.dropout needs a key"):
         bt.dropout(x, 0.5)
     assert same_bits(x, keep)
+
+
+# ---- matrix products, convolution, pooling ------------------------------------------------------
+
+def test_gradcheck_gemm_conv_pool():
+    a, w, b = rnd(5, 4, dtype=D, grad=True), rnd(3, 4, dtype=D, seed=1, grad=True), rnd(3, dtype=D, seed=2, grad=True)
+    assert gradcheck(lambda a, w, b: bt.linear(a, w, b), (a, w, b))
+    assert gradcheck(lambda a, w: bt.linear(a.reshape(1, 5, 4), w), (a, w))
+    assert gradcheck(lambda a, w: bt.mm(a, w.t()), (a, w))
+    A, B = rnd(2, 1, 3, 4, dtype=D, grad=True), rnd(3, 4, 5, dtype=D, seed=1, grad=True)
+    assert gradcheck(lambda a, b: bt.matmul(a, b), (A, B))
+    assert gradcheck(lambda a, b: bt.bmm(a, b), (rnd(3, 2, 4, dtype=D, grad=True), B))
+    x = rnd(2, 4, 7, 6, dtype=D, grad=True)
+    cw, cb = rnd(6, 2, 3, 2, dtype=D, seed=3, grad=True), rnd(6, dtype=D, seed=4, grad=True)
+    assert gradcheck(lambda x, w, b: bt.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2), groups=2),
+                     (x, cw, cb))
+    assert gradcheck(lambda x: bt.max_pool2d(x, 3, 2, 1), (x,))
+    assert gradcheck(lambda x: bt.avg_pool2d(x, 2), (x,))
+    assert gradcheck(lambda x: bt.adaptive_avg_pool2d(x, (1, 3)), (x,))
+    tf = torch.nn.functional
+    assert torch.allclose(bt.conv2d(x, cw, cb, (2, 1), 1, (1, 2), 2), tf.conv2d(x, cw, cb, (2, 1), 1, (1, 2), 2))
+    assert torch.equal(bt.max_pool2d(x, 3, 2, 1), tf.max_pool2d(x, 3, 2, 1))
+    assert torch.allclose(bt.avg_pool2d(x, 3, 2, 1), tf.avg_pool2d(x, 3, 2, 1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gemm_conv_equal_reference(dtype):
+    for m, k, n in ((1, 1, 1), (7, 300, 5), (33, 513, 17)):
+        a, b = rnd(m, k, dtype=dtype), rnd(k, n, dtype=dtype, seed=1)
+        ref = ops.ref_mm(a, b)
+        assert same_bits(bt.mm(a, b), ref)
+        assert same_bits(bt.mm(a.t().contiguous().t(), b.t().contiguous().t()), ref)  # transposed storage
+        assert same_bits(bt.linear(a, b.t().contiguous()), ref)
+        assert same_bits(bt.bmm(torch.stack([a, a]), torch.stack([b, b]))[1], ref)
+    x = rnd(3, 4, 9, 8, dtype=dtype)
+    w, bias = rnd(6, 2, 3, 3, dtype=dtype, seed=2), rnd(6, dtype=dtype, seed=3)
+    args = ([2, 1], [1, 2], [1, 1], 2)
+    y = bt.conv2d(x, w, bias, *args)
+    dy = rnd(*y.shape, dtype=dtype, seed=4)
+    ry, rdx, rdw, rdb = ops.ref_conv2d(x, w, bias, dy, *args)
+    dx, dw, db = ops.conv2d_backward(dy, x, w, *args, True, False)
+    assert same_bits(y, ry) and same_bits(dx, rdx) and same_bits(dw, rdw) and same_bits(db, rdb)
+
+
+def test_gemm_conv_threads_isas_and_batch_invariance():
+    x = rnd(16, 3, 20, 20, grad=True)
+    w, b = rnd(8, 3, 3, 3, seed=1, grad=True), rnd(8, seed=2, grad=True)
+    lw = rnd(10, 8 * 9 * 9, seed=3, grad=True)
+
+    def run():
+        h = bt.max_pool2d(bt.conv2d(x, w, b, 1, 0), 2)
+        y = bt.linear(h.reshape(16, -1), lw)
+        outs = [h, y] + list(torch.autograd.grad(bt.sum(y * rnd(*y.shape, seed=5)), (x, w, b, lw)))
+        return outs + [bt.matmul(rnd(4, 30, 70, seed=6), rnd(70, 50, seed=7))]
+    torch.set_num_threads(1)
+    base = run()
+    for isa in ISAS:
+        bt.set_isa(isa)
+        for th in THREADS:
+            torch.set_num_threads(th)
+            for i, (p, q) in enumerate(zip(base, run())):
+                assert same_bits(p, q), "output %d at isa=%s threads=%d" % (i, isa, th)
+    bt.set_isa("auto")
+    h1 = bt.max_pool2d(bt.conv2d(x[5:6], w, b, 1, 0), 2)
+    assert same_bits(h1, base[0][5:6])
+    assert same_bits(bt.linear(h1.reshape(1, -1), lw), base[1][5:6])
+
+
+def test_gemm_conv_errors():
+    with pytest.raises(RuntimeError, match=r"bitexact\.mm: shapes .* cannot be multiplied"):
+        bt.mm(rnd(3, 4), rnd(5, 2))
+    with pytest.raises(RuntimeError, match=r"bitexact\.linear: input .* and weight .* do not match"):
+        bt.linear(rnd(3, 4), rnd(2, 5))
+    with pytest.raises(RuntimeError, match=r"bitexact\.conv2d: input has 3 channels, weight expects 2 x 1 groups"):
+        bt.conv2d(rnd(1, 3, 5, 5), rnd(4, 2, 3, 3))
+    with pytest.raises(RuntimeError, match=r"bitexact\.conv2d: kernel .* larger than the padded input"):
+        bt.conv2d(rnd(1, 2, 2, 2), rnd(4, 2, 3, 3))
+    with pytest.raises(RuntimeError, match=r"bitexact\.linear: weight has dtype Half"):
+        bt.linear(rnd(3, 4), rnd(2, 4).half())
