@@ -16,4 +16,4 @@ from .functional import (adaptive_avg_pool2d, avg_pool2d, bmm, conv2d, cross_ent
                          nll_loss, rms_norm, scatter_add, scatter_reduce, softmax, sum)
 from .data import Sampler
 from .patch import patch, unpatch, UnsupportedOpError, supported_ops
-from .find_nondeterminism import find_nondeterminism
+from ._nondeterminism import find_nondeterminism, format_report
