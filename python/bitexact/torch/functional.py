@@ -538,6 +538,8 @@ class _Pool(torch.autograd.Function):
             out = ops.sum(vals, [1], False, False, False) / divisor
             ctx.save_for_backward(pos)
         ctx.shape, ctx.is_max, ctx.divisor = x.shape, is_max, divisor
+        # windows that cannot overlap give every input position at most one contribution
+        ctx.disjoint = all(st >= dd * (kk_ - 1) + 1 for st, dd, kk_ in zip(s, d, k))
         return out.reshape(n, c, oh, ow)
 
     @staticmethod
@@ -555,8 +557,11 @@ class _Pool(torch.autograd.Function):
             valid = (t >= 0).unsqueeze(0).expand(n * c, kk, l)
             target, vals = tgt[valid], share[valid]
         base = torch.zeros(n * c * h * w, dtype=g.dtype)
-        return ops.index_add(base, 0, target.contiguous(), vals.contiguous(), False).reshape(ctx.shape), \
-            None, None, None, None, None, None
+        if ctx.disjoint:  # one contribution per target: index_add's out + v, i.e. +0 + v
+            gx = base.index_put_((target,), vals + 0.0)
+        else:
+            gx = ops.index_add(base, 0, target.contiguous(), vals.contiguous(), False)
+        return gx.reshape(ctx.shape), None, None, None, None, None, None
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
