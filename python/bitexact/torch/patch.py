@@ -84,6 +84,11 @@ def _layer_norm(orig, input, normalized_shape, weight=None, bias=None, eps=1e-5)
     return F.layer_norm(input, normalized_shape, weight, bias, eps)
 
 
+def _rms_norm(orig, input, normalized_shape, weight=None, eps=None):  # torch >= 2.4
+    _need_float("", input, weight)
+    return F.rms_norm(input, normalized_shape, weight, torch.finfo(input.dtype).eps if eps is None else eps)
+
+
 def _cross_entropy(orig, input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                    reduction="mean", label_smoothing=0.0):
     if size_average is not None or reduce is not None:
@@ -214,7 +219,7 @@ _ROUTES = [
     (torch.Tensor, "__matmul__", _matmul), (torch, "mm", _mm_like(2)), (torch.Tensor, "mm", _mm_like(2)),
     (torch, "bmm", _mm_like(3)), (torch.Tensor, "bmm", _mm_like(3)),
     (TF, "conv2d", _conv2d), (TF, "max_pool2d", _max_pool2d), (TF, "avg_pool2d", _avg_pool2d),
-    (TF, "adaptive_avg_pool2d", _adaptive_avg_pool2d),
+    (TF, "adaptive_avg_pool2d", _adaptive_avg_pool2d), (TF, "rms_norm", _rms_norm),
 ]
 
 # Ops whose stock torch kernels may change bits with threads, ISA or batch size, and that
@@ -230,7 +235,7 @@ _UNCOVERED = [
 
 def supported_ops():
     """Names of the calls patch() routes to bitexact."""
-    return ["%s.%s" % (_owner_name(o), a) for o, a, _ in _ROUTES]
+    return ["%s.%s" % (_owner_name(o), a) for o, a, _ in _ROUTES if hasattr(o, a)]
 
 
 def _owner_name(o):
@@ -279,6 +284,8 @@ class patch:
         self.strict = strict
         saved = []
         for owner, attr, handler in _ROUTES:
+            if not hasattr(owner, attr):  # e.g. F.rms_norm before torch 2.4
+                continue
             orig = getattr(owner, attr)
             saved.append((owner, attr, orig))
             setattr(owner, attr, _wrap(self, owner, attr, handler, orig))
