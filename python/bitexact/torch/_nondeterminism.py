@@ -118,7 +118,12 @@ def _run(model, state, inputs, loss_fn, threads, first_sample=0, record_ops=True
     finally:
         for h in handles:
             h.remove()
-    pgrads = [(n, p.grad.detach().clone()) for n, p in model.named_parameters() if p.grad is not None]
+    owner = {}
+    for mname, m in model.named_modules():
+        for pname, _ in m.named_parameters(recurse=False):
+            owner[(mname + "." if mname else "") + pname] = "(backward of %s)" % type(m).__name__
+    pgrads = [(n, owner.get(n, ""), p.grad.detach().clone()) for n, p in model.named_parameters()
+              if p.grad is not None]
     return rec, pgrads
 
 
