@@ -227,6 +227,14 @@ struct gemm_arch<xsimd::neon64, double> {
 
 // ------------------------------------------------------------------ 2. the microkernel
 
+inline void gemm_prefetch(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 1, 3);
+#else
+  (void)p;
+#endif
+}
+
 /// What to do with a chunk's partials (see the header comment).
 template <class T>
 struct gemm_merge {
@@ -251,11 +259,23 @@ struct gemm_micro {
   static void tile_rows(std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
                         std::size_t nr, const gemm_merge<T>& g) {
     reg acc[R][NV];
+    // The tile of S (and C) is read or written once the chain ends: fetch it meanwhile.
+    for (int i = 0; i < R; ++i) {
+      const char* ps = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds);
+      const char* pe = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds + nr);
+      for (; ps < pe; ps += 64) gemm_prefetch(ps);
+      gemm_prefetch(pe - 1);
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+    const bool strided = b_ks != static_cast<std::size_t>(NR);
     for (std::size_t k = 0; k < kc; ++k) {
+      if (strided) {  // B read in place: rows ldb apart, which the hardware prefetcher misses
+        const T* pb = b + 8 * b_ks;
+        for (int j = 0; j < NR; j += 64 / static_cast<int>(sizeof(T))) gemm_prefetch(pb + j);
+      }
       reg bv[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
@@ -434,28 +454,59 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
       for (std::size_t ic = i0; ic < i1; ic += AR::MC) {
         const std::size_t mc = std::min<std::size_t>(AR::MC, i1 - ic);
         gemm_pack_a<static_cast<int>(MR)>(mc, kc, pr.a + ic * pr.a_rs + pc * pr.a_ks, pr.a_rs, pr.a_ks, ap);
-        for (std::size_t jr = 0; jr < nc; jr += NR) {
+        // Macro-kernel. Packed B (in L2): an A micro-panel (MR x 256) stays in L1 while the B
+        // micro-panels stream past it. B in place (few rows): each B micro-panel is read from
+        // memory once and stays in L1 for the row tiles.
+        auto one = [&](std::size_t ir, std::size_t jr) {
+          const int mr = static_cast<int>(std::min(MR, mc - ir));
           const std::size_t nr = std::min(NR, nc - jr);
-          const T* bpanel;
-          std::size_t b_ks;
-          if (jr < nfull) {
-            bpanel = reinterpret_cast<const T*>(pr.b) + pc * pr.b_ks + jc + jr;
-            b_ks = pr.b_ks;
-          } else {
-            bpanel = bp + ((jr - nfull) / NR) * kc * NR;
-            b_ks = NR;
-          }
-          for (std::size_t ir = 0; ir < mc; ir += MR) {
-            const int mr = static_cast<int>(std::min(MR, mc - ir));
-            const std::size_t row = ic + ir, col = jc + jr;
-            gemm_merge<T> g{sch + row * lds + col, lds, first, last,
-                            pr.c + row * pr.ldc + col, pr.ldc, pr.alpha, pr.beta};
-            MK::tile(mr, kc, ap + (ir / MR) * kc * MR, MR, bpanel, b_ks, nr, g);
-          }
+          const bool inplace = jr < nfull;
+          const T* bpanel = inplace ? reinterpret_cast<const T*>(pr.b) + pc * pr.b_ks + jc + jr
+                                    : bp + ((jr - nfull) / NR) * kc * NR;
+          const std::size_t row = ic + ir, col = jc + jr;
+          gemm_merge<T> g{sch + row * lds + col, lds, first, last, pr.c + row * pr.ldc + col, pr.ldc, pr.alpha,
+                          pr.beta};
+          MK::tile(mr, kc, ap + (ir / MR) * kc * MR, MR, bpanel, inplace ? pr.b_ks : NR, nr, g);
+        };
+        if (direct_b) {
+          for (std::size_t jr = 0; jr < nc; jr += NR)
+            for (std::size_t ir = 0; ir < mc; ir += MR) one(ir, jr);
+        } else {
+          for (std::size_t ir = 0; ir < mc; ir += MR)
+            for (std::size_t jr = 0; jr < nc; jr += NR) one(ir, jr);
         }
       }
     }
   }
+}
+
+/// How a product is cut among threads: split_k (threads take whole K chunks, `parts` of them)
+/// or a grid of tm x tn blocks of C (whole micro-panels). Exposed so the tests can check that a
+/// thread count really splits the work.
+struct gemm_plan {
+  bool split_k = false;
+  std::size_t tn = 1, tm = 1, parts = 1;
+};
+
+template <class Arch, class T>
+gemm_plan gemm_plan_for(std::size_t m, std::size_t n, std::size_t k, int threads) {
+  using MK = gemm_micro<Arch, T>;
+  constexpr std::size_t MR = MK::MR, NR = MK::NR, KC = core::gemm_k_chunk;
+  const std::size_t nchunks = (k + KC - 1) / KC;
+  const std::size_t npan = (n + NR - 1) / NR, mpan = (m + MR - 1) / MR;
+  const std::size_t t = static_cast<std::size_t>(std::max(threads, 1));
+  gemm_plan p;
+  // Split K when C's micro-panels cannot keep the threads busy (and the partial buffers are small).
+  if (t > 1 && nchunks > 1 && npan * mpan < 2 * t && m * n * nchunks <= (std::size_t(1) << 24)) {
+    p.split_k = true;
+    p.parts = std::min(t, nchunks);
+    return p;
+  }
+  // Threads over blocks of C: columns first (each thread packs its own B), then rows.
+  p.tn = std::min(t, npan);
+  p.tm = std::max<std::size_t>(1, std::min(t / p.tn, mpan));
+  p.parts = p.tn * p.tm;
+  return p;
 }
 
 /// C = alpha op(A) op(B) + beta C for m, n, k > 0 and alpha != 0, on `threads` threads.
@@ -466,18 +517,17 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
   const std::size_t m = pr.m, n = pr.n, k = pr.k;
   const std::size_t nchunks = (k + KC - 1) / KC;
   const std::size_t npan = (n + NR - 1) / NR, mpan = (m + MR - 1) / MR;
-  const std::size_t t = static_cast<std::size_t>(std::max(threads, 1));
+  const gemm_plan plan = gemm_plan_for<Arch, T>(m, n, k, threads);
   auto& pool = thread_pool::instance();
 
-  // Split K when C's micro-panels cannot keep the threads busy (and the partial buffers are small).
-  if (t > 1 && nchunks > 1 && npan * mpan < 2 * t && m * n * nchunks <= (std::size_t(1) << 24)) {
+  if (plan.split_k) {  // each chunk's partials alone, then the left fold in chunk order
     std::vector<T> part(m * n * nchunks);
-    const std::size_t tc = std::min(t, nchunks);
+    const std::size_t tc = plan.parts;
     pool.run(static_cast<int>(tc), [&](int id) {
       const std::size_t c0 = nchunks * id / tc, c1 = nchunks * (id + 1) / tc;
       gemm_block<Arch, T, In>(pr, 0, m, 0, n, c0, c1, part.data(), n, true, m * n);
     });
-    const std::size_t tr = std::min(t, m);
+    const std::size_t tr = std::min(tc, m);
     pool.run(static_cast<int>(tr), [&](int id) {
       for (std::size_t i = m * id / tr; i < m * (id + 1) / tr; ++i)
         for (std::size_t j = 0; j < n; ++j) {
@@ -499,9 +549,7 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
     s = sbuf.data();
     lds = n;
   }
-  // Threads over blocks of C: columns first (each thread packs its own B), then rows.
-  const std::size_t tn = std::min(t, npan);
-  const std::size_t tm = std::max<std::size_t>(1, std::min(t / tn, mpan));
+  const std::size_t tn = plan.tn, tm = plan.tm;
   pool.run(static_cast<int>(tn * tm), [&](int id) {
     const std::size_t jt = static_cast<std::size_t>(id) % tn, it = static_cast<std::size_t>(id) / tn;
     const std::size_t j0 = std::min(n, npan * jt / tn * NR), j1 = std::min(n, npan * (jt + 1) / tn * NR);
