@@ -363,10 +363,88 @@ void gemm_pack_a(std::size_t mc, std::size_t kc, const In* a, std::size_t rs, st
   }
 }
 
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+/// In-register transposes for packing (pure data movement: no arithmetic, no bits change).
+inline void gemm_transpose16_ps(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int x = 0; x < 4; ++x) {  // r[4g + x], 128-bit lane L: column 4L + x of rows 4g..4g+3
+    const __m512 u0 = _mm512_shuffle_f32x4(r[x], r[4 + x], 0x88), u1 = _mm512_shuffle_f32x4(r[x], r[4 + x], 0xDD);
+    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0x88),
+                 u3 = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0xDD);
+    t[x] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    t[8 + x] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    t[4 + x] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    t[12 + x] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+inline void gemm_transpose8_pd(__m512d r[8]) {
+  __m512d t[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+  }
+  for (int x = 0; x < 2; ++x) {  // t[2g + x], lane L: column 2L + x of rows 2g, 2g+1
+    const __m512d u0 = _mm512_shuffle_f64x2(t[x], t[2 + x], 0x88), u1 = _mm512_shuffle_f64x2(t[x], t[2 + x], 0xDD);
+    const __m512d u2 = _mm512_shuffle_f64x2(t[4 + x], t[6 + x], 0x88),
+                  u3 = _mm512_shuffle_f64x2(t[4 + x], t[6 + x], 0xDD);
+    r[x] = _mm512_shuffle_f64x2(u0, u2, 0x88);
+    r[4 + x] = _mm512_shuffle_f64x2(u0, u2, 0xDD);
+    r[2 + x] = _mm512_shuffle_f64x2(u1, u3, 0x88);
+    r[6 + x] = _mm512_shuffle_f64x2(u1, u3, 0xDD);
+  }
+}
+inline __m512 gemm_load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 gemm_load16(const bfloat16* p) {  // exact widening: bits << 16
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/// op(B) stored transposed (columns contiguous in k): full NR-wide panels by 16 x 16 (float,
+/// bfloat16) or 8 x 8 (double) register transposes; returns the k handled (a multiple of the tile).
+template <int NR, class T, class In>
+std::size_t gemm_pack_bt_avx512(std::size_t kc, const In* b, std::size_t cs, T* d) {
+  if constexpr (std::is_same<T, float>::value && NR % 16 == 0) {
+    const std::size_t kv = kc / 16 * 16;
+    for (std::size_t k0 = 0; k0 < kv; k0 += 16)
+      for (int c0 = 0; c0 < NR; c0 += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i) r[i] = gemm_load16(b + (c0 + i) * cs + k0);
+        gemm_transpose16_ps(r);
+        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + (k0 + i) * NR + c0, r[i]);
+      }
+    return kv;
+  } else if constexpr (std::is_same<T, double>::value && std::is_same<In, double>::value && NR % 8 == 0) {
+    const std::size_t kv = kc / 8 * 8;
+    for (std::size_t k0 = 0; k0 < kv; k0 += 8)
+      for (int c0 = 0; c0 < NR; c0 += 8) {
+        __m512d r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_pd(b + (c0 + i) * cs + k0);
+        gemm_transpose8_pd(r);
+        for (int i = 0; i < 8; ++i) _mm512_storeu_pd(d + (k0 + i) * NR + c0, r[i]);
+      }
+    return kv;
+  } else {
+    (void)kc, (void)b, (void)cs, (void)d;
+    return 0;
+  }
+}
+#endif
+
 /// Packs k [0, kc) x columns [0, nc) of op(B), element (k, j) at b[k * ks + j * cs], into
 /// micro-panels of NR columns (panel p at dst + p * kc * NR, (k, p*NR + c) at [k * NR + c]);
 /// the last panel is padded with zeros (those columns are computed and never stored).
-template <int NR, class T, class In>
+template <class Arch, int NR, class T, class In>
 void gemm_pack_b(std::size_t kc, std::size_t nc, const In* b, std::size_t ks, std::size_t cs, T* dst) {
   for (std::size_t p0 = 0; p0 < nc; p0 += NR) {
     const std::size_t nr = std::min<std::size_t>(NR, nc - p0);
@@ -378,12 +456,17 @@ void gemm_pack_b(std::size_t kc, std::size_t nc, const In* b, std::size_t ks, st
         for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
       }
     } else {  // op(B) columns contiguous in k (B transposed): transpose into the panel
+      std::size_t kdone = 0;
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+      if constexpr (std::is_same<Arch, xsimd::avx512bw>::value)
+        if (nr == static_cast<std::size_t>(NR)) kdone = gemm_pack_bt_avx512<NR>(kc, b + p0 * cs, cs, d);
+#endif
       if (nr < static_cast<std::size_t>(NR))
         for (std::size_t k = 0; k < kc; ++k)
           for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
       for (std::size_t c = 0; c < nr; ++c) {
         const In* src = b + (p0 + c) * cs;
-        for (std::size_t k = 0; k < kc; ++k) d[k * NR + c] = static_cast<T>(core::widen(src[k]));
+        for (std::size_t k = kdone; k < kc; ++k) d[k * NR + c] = static_cast<T>(core::widen(src[k]));
       }
     }
   }
@@ -449,7 +532,7 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
       T* sch = split ? s + ch * split_stride : s;
       const std::size_t nfull = direct_b ? (nc / NR) * NR : 0;
       if (nc > nfull)  // pack what is not read in place (all of it, or the last partial panel)
-        gemm_pack_b<static_cast<int>(NR)>(kc, nc - nfull, pr.b + pc * pr.b_ks + (jc + nfull) * pr.b_cs, pr.b_ks,
+        gemm_pack_b<Arch, static_cast<int>(NR)>(kc, nc - nfull, pr.b + pc * pr.b_ks + (jc + nfull) * pr.b_cs, pr.b_ks,
                                           pr.b_cs, bp);
       for (std::size_t ic = i0; ic < i1; ic += AR::MC) {
         const std::size_t mc = std::min<std::size_t>(AR::MC, i1 - ic);
