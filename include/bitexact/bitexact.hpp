@@ -10,4 +10,6 @@
 #include "reduce.hpp"
 #include "curand_compat.hpp"
 #include "scatter.hpp"
+// gemm family (gemm-cpu branch)
+#include "gemm.hpp"
 #include "conv.hpp"
