@@ -11,10 +11,9 @@
 // across j, never across r, so every ISA, tile size and thread split gives the same bits.
 //
 // Threads take whole output tiles (image, group, row block, column tile) - never a piece of r -
-// so no partial ever crosses threads. Kernels: AVX-512 and AVX2+FMA3 use fused FMA intrinsics;
-// SSE2, NEON and scalar use core::fused_fma on scalars (same bits; a NEON vector kernel is not
-// written yet). The register kernel is this family's own: when the GEMM family's packed
-// microkernels land, this file should call them instead (same order, same bits).
+// so no partial ever crosses threads. The register kernel is the GEMM family's
+// (gemm_micro<Arch, T>::tile of cpu/gemm_kernels.hpp: AVX-512, AVX2+FMA3 and NEON fused FMAs,
+// core::fused_fma on SSE2 and scalar), fed MR-interleaved A panels and NR-wide B panels.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -30,72 +29,12 @@
 #include "../core/gemm_order.hpp"
 #include "../core/scatter.hpp"
 #include "dispatch.hpp"
+#include "gemm_kernels.hpp"
 #include "threads.hpp"
 
 namespace bitexact {
 namespace cpu {
 namespace detail {
-
-// ------------------------------------------------------------------ vector operations
-
-/// Scalar (and fallback) lane: one T, core::fused_fma.
-template <class Arch, class T, class Enable = void>
-struct conv_vec {
-  using V = T;
-  static constexpr std::size_t W = 1, NV = 16, MR = 4;
-  static V zero() { return T(0); }
-  static V load(const T* p) { return *p; }
-  static void store(T* p, V v) { *p = v; }
-  static V bcast(T a) { return a; }
-  static V fma(V a, V b, V c) { return core::fused_fma(a, b, c); }
-  static V add(V a, V b) { return a + b; }
-};
-
-template <class Arch>
-constexpr bool conv_is_avx512() {
-#if XSIMD_WITH_AVX512F
-  return std::is_base_of<xsimd::avx512f, Arch>::value;
-#else
-  return false;
-#endif
-}
-template <class Arch>
-constexpr bool conv_is_fma3_avx2() {
-#if XSIMD_WITH_FMA3_AVX2
-  return std::is_base_of<xsimd::fma3<xsimd::avx2>, Arch>::value && !conv_is_avx512<Arch>();
-#else
-  return false;
-#endif
-}
-
-template <class Arch, class T>
-struct conv_vec<Arch, T, std::enable_if_t<conv_is_avx512<Arch>() || conv_is_fma3_avx2<Arch>()>> {
-  using V = xsimd::batch<T, Arch>;
-  static constexpr std::size_t W = V::size;
-  static constexpr std::size_t NV = conv_is_avx512<Arch>() ? 4 : 2, MR = 6;
-  static V zero() { return V(T(0)); }
-  static V load(const T* p) { return V::load_unaligned(p); }
-  static void store(T* p, V v) { v.store_unaligned(p); }
-  static V bcast(T a) { return V(a); }
-  static V add(V a, V b) { return a + b; }
-  /// A truly fused multiply-add (xsimd 8.1's fma is not fused on the plain avx512 archs).
-  static V fma(V a, V b, V c) {
-#if XSIMD_WITH_AVX512F
-    if constexpr (conv_is_avx512<Arch>()) {
-      if constexpr (std::is_same<T, float>::value) return V(_mm512_fmadd_ps(a, b, c));
-      else return V(_mm512_fmadd_pd(a, b, c));
-    } else
-#endif
-    {
-#if XSIMD_WITH_FMA3_AVX2
-      if constexpr (std::is_same<T, float>::value) return V(_mm256_fmadd_ps(a, b, c));
-      else return V(_mm256_fmadd_pd(a, b, c));
-#else
-      return c;
-#endif
-    }
-  }
-};
 
 // ------------------------------------------------------------------ the tile engine
 
@@ -113,29 +52,15 @@ conv_scratch<T>& conv_thread_scratch() {
 
 template <class Arch, class T>
 struct conv_engine {
-  using O = conv_vec<Arch, T>;
-  using V = typename O::V;
-  static constexpr std::size_t MR = O::MR, NV = O::NV, W = O::W, NT = W * NV, JT = NT * 4;
+  using M = gemm_micro<Arch, T>;  // the GEMM family's register kernel (cpu/gemm_kernels.hpp)
+  static constexpr std::size_t MR = M::MR, NT = M::NR, JT = sizeof(T) == 4 ? 256 : 128;
+  static_assert(JT % NT == 0, "conv_engine: the column tile must hold whole micro-panels");
 
-  /// total[i][0..NT) (+)= the chain over klen r of a[r][i] * b[r][0..NT), i < MR. a is an
-  /// MR-interleaved panel (a[r * MR + i]), b an NT-wide panel (b[r * NT + j]).
-  static void micro(const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first) {
-    V acc[MR][NV];
-    for (std::size_t i = 0; i < MR; ++i)
-      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = O::zero();
-    for (std::size_t r = 0; r < klen; ++r) {
-      V bv[NV];
-      for (std::size_t v = 0; v < NV; ++v) bv[v] = O::load(b + r * NT + v * W);
-      for (std::size_t i = 0; i < MR; ++i) {
-        const V av = O::bcast(a[r * MR + i]);
-        for (std::size_t v = 0; v < NV; ++v) acc[i][v] = O::fma(av, bv[v], acc[i][v]);
-      }
-    }
-    for (std::size_t i = 0; i < MR; ++i)
-      for (std::size_t v = 0; v < NV; ++v) {
-        T* t = total + i * ldt + v * W;
-        O::store(t, first ? acc[i][v] : O::add(O::load(t), acc[i][v]));  // S = S + p_c
-      }
+  /// total[i][0..NT) (+)= one canonical chunk's chain over klen r of a[r][i] * b[r][0..NT),
+  /// i < mr: gemm_micro::tile with S = first ? p : S + p and no epilogue.
+  static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first) {
+    gemm_merge<T> g{total, ldt, first, false, nullptr, 0, T(1), T(0)};
+    M::tile(mr, klen, a, MR, b, NT, NT, g);
   }
 
   /// One output tile: rows x nt (nt <= JT) over R reduction indices in canonical chunks.
@@ -169,10 +94,8 @@ struct conv_engine {
           const T* src = a_row(i + q, r0, lda);
           for (std::size_t r = 0; r < klen; ++r) ap[r * MR + q] = src[r];
         }
-        for (std::size_t q = mr; q < MR; ++q)
-          for (std::size_t r = 0; r < klen; ++r) ap[r * MR + q] = T(0);
         for (std::size_t jj = 0; jj < ntv; jj += NT)
-          micro(ap, bpanel + jj * klen, klen, sc.total.data() + i * JT + jj, JT, first);
+          micro(static_cast<int>(mr), ap, bpanel + jj * klen, klen, sc.total.data() + i * JT + jj, JT, first);
       }
       first = false;
     }
