@@ -15,7 +15,9 @@
 #include <vector>
 
 #include <bitexact/conv.hpp>
+#include <bitexact/pool.hpp>
 #include <bitexact/reference/conv.hpp>
+#include <bitexact/reference/pool.hpp>
 
 #include "random_test_util.hpp"
 
@@ -412,6 +414,164 @@ TEST(ConvBadInput, FlushToZeroIsAnError) {
 #else
   GTEST_SKIP();
 #endif
+}
+
+// ---------------------------------------------------------------- pooling
+
+pool2d_shape pshape(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t k, std::size_t s,
+                    std::size_t p, bool ceil_mode, bool include_pad, layout l) {
+  pool2d_shape q;
+  q.batch = n, q.channels = c, q.in_h = h, q.in_w = w;
+  q.kernel_h = k, q.kernel_w = k == 1 ? 1 : k - 1, q.stride_h = s, q.stride_w = s == 1 ? 2 : s;
+  q.pad_h = p, q.pad_w = p > 0 ? p - 1 : 0;
+  q.ceil_mode = ceil_mode, q.count_include_pad = include_pad, q.data = l;
+  return q;
+}
+
+template <class T>
+void check_pool(const pool2d_shape& s, std::uint64_t seed, bool with_ties) {
+  const std::size_t nx = s.batch * s.channels * s.in_h * s.in_w, ny = s.batch * s.channels * s.out_h() * s.out_w();
+  auto x = data<T>(nx, seed);
+  if (with_ties)  // few distinct values: ties in every window
+    for (auto& v : x) v = static_cast<T>(std::floor(static_cast<double>(v)));
+  const auto dy = data<T>(ny, seed + 1);
+  std::vector<T> y_ref(ny), dx_ref(nx), ya_ref(ny), dxa_ref(nx);
+  std::vector<std::int64_t> i_ref(ny);
+  const std::size_t OH = s.out_h(), OW = s.out_w();
+  reference::max_pool2d_forward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.kernel_h, s.kernel_w, s.stride_h,
+                                s.stride_w, s.pad_h, s.pad_w, s.data, x.data(), y_ref.data(), i_ref.data());
+  reference::max_pool2d_backward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.data, dy.data(), i_ref.data(),
+                                 dx_ref.data());
+  reference::avg_pool2d_forward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.kernel_h, s.kernel_w, s.stride_h,
+                                s.stride_w, s.pad_h, s.pad_w, s.count_include_pad, false, s.data, x.data(), ya_ref.data());
+  reference::avg_pool2d_backward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.kernel_h, s.kernel_w, s.stride_h,
+                                 s.stride_w, s.pad_h, s.pad_w, s.count_include_pad, false, s.data, dy.data(),
+                                 dxa_ref.data());
+  for (int th : kThreads) {
+    SCOPED_TRACE("threads " + std::to_string(th));
+    const execution ex{th, isa::automatic};
+    std::vector<T> y(ny), dx(nx), ya(ny), dxa(nx);
+    std::vector<std::int64_t> idx(ny);
+    max_pool2d_forward(s, x.data(), y.data(), idx.data(), ex);
+    EXPECT_TRUE(same(y, y_ref));
+    EXPECT_TRUE(same(idx, i_ref));
+    max_pool2d_backward(s, dy.data(), idx.data(), dx.data(), ex);
+    EXPECT_TRUE(same(dx, dx_ref));
+    avg_pool2d_forward(s, x.data(), ya.data(), ex);
+    EXPECT_TRUE(same(ya, ya_ref));
+    avg_pool2d_backward(s, dy.data(), dxa.data(), ex);
+    EXPECT_TRUE(same(dxa, dxa_ref));
+  }
+}
+
+TEST(Pool, MaxAndAvgEqualReference) {
+  std::uint64_t seed = 900;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (bool ceil_mode : {false, true})
+      for (bool include_pad : {false, true}) {
+        check_pool<float>(pshape(3, 5, 11, 10, 3, 2, 1, ceil_mode, include_pad, l), seed++, false);
+        check_pool<float>(pshape(2, 3, 9, 13, 4, 3, 2, ceil_mode, include_pad, l), seed++, true);
+        check_pool<double>(pshape(2, 4, 7, 8, 2, 1, 1, ceil_mode, include_pad, l), seed++, false);
+        check_pool<float>(pshape(1, 9, 6, 6, 3, 3, 0, ceil_mode, include_pad, l), seed++, true);
+      }
+}
+
+TEST(Pool, AdaptiveEqualsReference) {
+  std::uint64_t seed = 950;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (auto oo : {std::pair<std::size_t, std::size_t>{1, 1}, {3, 4}, {7, 7}, {10, 5}}) {
+      adaptive_pool2d_shape s;
+      s.batch = 2, s.channels = 5, s.in_h = 10, s.in_w = 13, s.out_h = oo.first, s.out_w = oo.second, s.data = l;
+      const std::size_t nx = 2 * 5 * 10 * 13, ny = 2 * 5 * oo.first * oo.second;
+      const auto x = data<float>(nx, seed++), dy = data<float>(ny, seed++);
+      std::vector<float> y_ref(ny), dx_ref(nx);
+      reference::avg_pool2d_forward(2, 5, 10, 13, oo.first, oo.second, 0, 0, 0, 0, 0, 0, false, true, l, x.data(), y_ref.data());
+      reference::avg_pool2d_backward(2, 5, 10, 13, oo.first, oo.second, 0, 0, 0, 0, 0, 0, false, true, l, dy.data(), dx_ref.data());
+      for (int th : kThreads) {
+        std::vector<float> y(ny), dx(nx);
+        adaptive_avg_pool2d_forward(s, x.data(), y.data(), {th, isa::automatic});
+        adaptive_avg_pool2d_backward(s, dy.data(), dx.data(), {th, isa::automatic});
+        EXPECT_TRUE(same(y, y_ref)) << th;
+        EXPECT_TRUE(same(dx, dx_ref)) << th;
+      }
+    }
+}
+
+TEST(Pool, TiesNanAndCeilMode) {
+  pool2d_shape s = pshape(1, 1, 4, 4, 2, 2, 0, false, true, layout::nchw);
+  s.kernel_w = 2, s.stride_w = 2, s.pad_w = 0;
+  std::vector<float> x = {1, 1, 0, 0,  //
+                          1, 1, 0, -0.0f,  //
+                          5, 2, 3, 3,  //
+                          std::nanf(""), 5, 3, std::numeric_limits<float>::quiet_NaN()};
+  std::vector<float> y(4);
+  std::vector<std::int64_t> idx(4);
+  max_pool2d_forward(s, x.data(), y.data(), idx.data());
+  EXPECT_EQ(idx[0], 0);  // four equal values: the first in window order
+  EXPECT_EQ(idx[1], 2);  // +0 and -0 tie: the first
+  EXPECT_TRUE(std::isnan(y[2]));
+  EXPECT_EQ(idx[2], 12);  // NaN propagates, its index is the NaN's
+  EXPECT_EQ(idx[3], 15);  // 3, 3, 3 then NaN at 15: the NaN wins, with its index
+  EXPECT_TRUE(std::isnan(y[3]));
+  std::uint32_t u;
+  std::memcpy(&u, &y[2], 4);
+  EXPECT_EQ(u, 0x7fc00000u);
+  // ceil_mode: 5 -> windows of 2 stride 2: floor 2, ceil 3 (the last window holds one tap)
+  pool2d_shape c = s;
+  c.in_h = 5, c.in_w = 5;
+  EXPECT_EQ(c.out_h(), 2u);
+  c.ceil_mode = true;
+  EXPECT_EQ(c.out_h(), 3u);
+  c.pad_h = 1, c.in_h = 4;  // (4 + 2 - 2) / 2 = 2, ceil 2 + 1 = 3 -> kept: 2 * 2 = 4 < 4 + 1
+  EXPECT_EQ(c.out_h(), 3u);
+}
+
+TEST(Pool, BadInputRejectedWithOutputsUntouched) {
+  const pool2d_shape good = pshape(1, 2, 6, 6, 3, 2, 1, false, true, layout::nchw);
+  std::vector<float> x(72, 1.0f), y(200, 7.0f), dx(200, 7.0f);
+  std::vector<std::int64_t> idx(200, 0);
+  std::vector<pool2d_shape> bad(5, good);
+  bad[0].kernel_h = 0;
+  bad[1].stride_w = 0;
+  bad[2].pad_h = 2;  // > 3 / 2
+  bad[3].kernel_w = 9, bad[3].pad_w = 1;  // 6 + 2 < 9
+  bad[4].stride_h = 0;
+  for (const auto& s : bad) {
+    EXPECT_THROW(max_pool2d_forward(s, x.data(), y.data(), idx.data()), std::invalid_argument);
+    EXPECT_THROW(avg_pool2d_forward(s, x.data(), y.data()), std::invalid_argument);
+    EXPECT_THROW(avg_pool2d_backward(s, x.data(), dx.data()), std::invalid_argument);
+    EXPECT_THROW(max_pool2d_backward(s, x.data(), idx.data(), dx.data()), std::invalid_argument);
+  }
+  EXPECT_THROW(max_pool2d_forward<float>(good, nullptr, y.data(), nullptr), std::invalid_argument);
+  EXPECT_THROW(avg_pool2d_forward(good, x.data(), x.data() + 1), std::invalid_argument);
+  std::vector<std::int64_t> bad_idx(200, 36);  // one past the 6 x 6 plane
+  EXPECT_THROW(max_pool2d_backward(good, x.data(), bad_idx.data(), dx.data()), std::invalid_argument);
+  adaptive_pool2d_shape a;
+  a.batch = 1, a.channels = 2, a.in_h = 6, a.in_w = 6, a.out_h = 0, a.out_w = 3;
+  EXPECT_THROW(adaptive_avg_pool2d_forward(a, x.data(), y.data()), std::invalid_argument);
+  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](float v) { return v == 7.0f; }));
+  EXPECT_TRUE(std::all_of(dx.begin(), dx.end(), [](float v) { return v == 7.0f; }));
+}
+
+TEST(Pool, GoldenHashes) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    const pool2d_shape s = pshape(2, 3, 9, 11, 3, 2, 1, true, false, l);
+    const std::size_t nx = 2 * 3 * 9 * 11, ny = 2 * 3 * s.out_h() * s.out_w();
+    const auto x = data<float>(nx, 5), dy = data<float>(ny, 6);
+    std::vector<float> y(ny), dx(nx);
+    std::vector<std::int64_t> idx(ny);
+    max_pool2d_forward(s, x.data(), y.data(), idx.data());
+    max_pool2d_backward(s, dy.data(), idx.data(), dx.data());
+    h = fnv(y.data(), ny * 4, h);
+    h = fnv(idx.data(), ny * 8, h);
+    h = fnv(dx.data(), nx * 4, h);
+    avg_pool2d_forward(s, x.data(), y.data());
+    avg_pool2d_backward(s, dy.data(), dx.data());
+    h = fnv(y.data(), ny * 4, h);
+    h = fnv(dx.data(), nx * 4, h);
+  }
+  EXPECT_EQ(h, 0x8382ee1e20530210ull) << std::hex << h;
 }
 
 }  // namespace

@@ -13,3 +13,4 @@
 // gemm family (gemm-cpu branch)
 #include "gemm.hpp"
 #include "conv.hpp"
+#include "pool.hpp"

@@ -11,10 +11,9 @@
 // across j, never across r, so every ISA, tile size and thread split gives the same bits.
 //
 // Threads take whole output tiles (image, group, row block, column tile) - never a piece of r -
-// so no partial ever crosses threads. Kernels: AVX-512 and AVX2+FMA3 use fused FMA intrinsics;
-// SSE2, NEON and scalar use core::fused_fma on scalars (same bits; a NEON vector kernel is not
-// written yet). The register kernel is this family's own: when the GEMM family's packed
-// microkernels land, this file should call them instead (same order, same bits).
+// so no partial ever crosses threads. The register kernel is the GEMM family's
+// (gemm_micro<Arch, T>::tile of cpu/gemm_kernels.hpp: AVX-512, AVX2+FMA3 and NEON fused FMAs,
+// core::fused_fma on SSE2 and scalar), fed MR-interleaved A panels and NR-wide B panels.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -30,72 +29,12 @@
 #include "../core/gemm_order.hpp"
 #include "../core/scatter.hpp"
 #include "dispatch.hpp"
+#include "gemm_kernels.hpp"
 #include "threads.hpp"
 
 namespace bitexact {
 namespace cpu {
 namespace detail {
-
-// ------------------------------------------------------------------ vector operations
-
-/// Scalar (and fallback) lane: one T, core::fused_fma.
-template <class Arch, class T, class Enable = void>
-struct conv_vec {
-  using V = T;
-  static constexpr std::size_t W = 1, NV = 16, MR = 4;
-  static V zero() { return T(0); }
-  static V load(const T* p) { return *p; }
-  static void store(T* p, V v) { *p = v; }
-  static V bcast(T a) { return a; }
-  static V fma(V a, V b, V c) { return core::fused_fma(a, b, c); }
-  static V add(V a, V b) { return a + b; }
-};
-
-template <class Arch>
-constexpr bool conv_is_avx512() {
-#if XSIMD_WITH_AVX512F
-  return std::is_base_of<xsimd::avx512f, Arch>::value;
-#else
-  return false;
-#endif
-}
-template <class Arch>
-constexpr bool conv_is_fma3_avx2() {
-#if XSIMD_WITH_FMA3_AVX2
-  return std::is_base_of<xsimd::fma3<xsimd::avx2>, Arch>::value && !conv_is_avx512<Arch>();
-#else
-  return false;
-#endif
-}
-
-template <class Arch, class T>
-struct conv_vec<Arch, T, std::enable_if_t<conv_is_avx512<Arch>() || conv_is_fma3_avx2<Arch>()>> {
-  using V = xsimd::batch<T, Arch>;
-  static constexpr std::size_t W = V::size;
-  static constexpr std::size_t NV = conv_is_avx512<Arch>() ? 4 : 2, MR = 6;
-  static V zero() { return V(T(0)); }
-  static V load(const T* p) { return V::load_unaligned(p); }
-  static void store(T* p, V v) { v.store_unaligned(p); }
-  static V bcast(T a) { return V(a); }
-  static V add(V a, V b) { return a + b; }
-  /// A truly fused multiply-add (xsimd 8.1's fma is not fused on the plain avx512 archs).
-  static V fma(V a, V b, V c) {
-#if XSIMD_WITH_AVX512F
-    if constexpr (conv_is_avx512<Arch>()) {
-      if constexpr (std::is_same<T, float>::value) return V(_mm512_fmadd_ps(a, b, c));
-      else return V(_mm512_fmadd_pd(a, b, c));
-    } else
-#endif
-    {
-#if XSIMD_WITH_FMA3_AVX2
-      if constexpr (std::is_same<T, float>::value) return V(_mm256_fmadd_ps(a, b, c));
-      else return V(_mm256_fmadd_pd(a, b, c));
-#else
-      return c;
-#endif
-    }
-  }
-};
 
 // ------------------------------------------------------------------ the tile engine
 
@@ -113,63 +52,50 @@ conv_scratch<T>& conv_thread_scratch() {
 
 template <class Arch, class T>
 struct conv_engine {
-  using O = conv_vec<Arch, T>;
-  using V = typename O::V;
-  static constexpr std::size_t MR = O::MR, NV = O::NV, W = O::W, NT = W * NV, JT = NT * 4;
+  using M = gemm_micro<Arch, T>;  // the GEMM family's register kernel (cpu/gemm_kernels.hpp)
+  static constexpr std::size_t MR = M::MR, NT = M::NR, JT = sizeof(T) == 4 ? 256 : 128;
+  static_assert(JT % NT == 0, "conv_engine: the column tile must hold whole micro-panels");
 
-  /// total[i][0..NT) (+)= the chain over klen r of a[i][r] * b[r][0..NT), i < MR.
-  static void micro(const T* a, std::size_t lda, const T* b, std::size_t ldb, std::size_t klen, T* total,
-                    std::size_t ldt, bool first) {
-    V acc[MR][NV];
-    for (std::size_t i = 0; i < MR; ++i)
-      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = O::zero();
-    for (std::size_t r = 0; r < klen; ++r) {
-      V bv[NV];
-      for (std::size_t v = 0; v < NV; ++v) bv[v] = O::load(b + r * ldb + v * W);
-      for (std::size_t i = 0; i < MR; ++i) {
-        const V av = O::bcast(a[i * lda + r]);
-        for (std::size_t v = 0; v < NV; ++v) acc[i][v] = O::fma(av, bv[v], acc[i][v]);
-      }
-    }
-    for (std::size_t i = 0; i < MR; ++i)
-      for (std::size_t v = 0; v < NV; ++v) {
-        T* t = total + i * ldt + v * W;
-        O::store(t, first ? acc[i][v] : O::add(O::load(t), acc[i][v]));  // S = S + p_c
-      }
+  /// total[i][0..NT) (+)= one canonical chunk's chain over klen r of a[r][i] * b[r][0..NT),
+  /// i < mr: gemm_micro::tile with S = first ? p : S + p and no epilogue.
+  static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first) {
+    gemm_merge<T> g{total, ldt, first, false, nullptr, 0, T(1), T(0)};
+    M::tile(mr, klen, a, MR, b, NT, NT, g);
   }
 
   /// One output tile: rows x nt (nt <= JT) over R reduction indices in canonical chunks.
-  /// prepare(r0, r1, b, ldb) packs B[r - r0][0..JT) (zeros beyond nt) and whatever A needs;
-  /// a_row(i, r0) points at A[i][r0..] (valid rows only); store(i, total_row) finishes row i.
+  /// prepare(r0, r1, b, ldb) packs B[r - r0][0..ldb) into b (zeros beyond nt) and whatever A
+  /// needs, and returns b, or points at B in place (setting ldb; NT-blocks up to nt must exist);
+  /// a_row(i, r0, lda) points at A[i][r0..] (valid rows only); store(i, total_row) finishes row i.
+  /// B is copied into NT-wide panels and A into MR-interleaved panels (the micro kernel then
+  /// streams contiguous memory); copies never change a value.
   template <class Prepare, class ARow, class Store>
   static void run(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, ARow a_row, Store store) {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
     const std::size_t rows_pad = (rows + MR - 1) / MR * MR;
-    sc.total.assign(rows_pad * JT, T(0));
-    if (sc.b.size() < conv_chunk * JT) sc.b.resize(conv_chunk * JT);
-    if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
+    sc.total.assign(rows_pad * JT, T(0));
+    if (sc.b.size() < 2 * conv_chunk * JT) sc.b.resize(2 * conv_chunk * JT);
+    if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
+    T* const bpanel = sc.b.data() + conv_chunk * JT;
     bool first = true;
     for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
       const std::size_t klen = std::min(conv_chunk, R - r0);
-      prepare(r0, r0 + klen, sc.b.data(), JT);
+      std::size_t ldb = ntv;
+      const T* bp = prepare(r0, r0 + klen, sc.b.data(), ldb);
+      for (std::size_t jj = 0; jj < ntv; jj += NT)  // B -> panels [jj / NT][r][NT]
+        for (std::size_t r = 0; r < klen; ++r)
+          std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
       for (std::size_t i = 0; i < rows; i += MR) {
-        const T* a;
-        std::size_t lda;
-        if (i + MR <= rows) {
-          a = a_row(i, r0, lda);
-        } else {  // the last rows, padded with zero rows (their results are not stored)
-          std::fill(sc.apad.begin(), sc.apad.begin() + MR * conv_chunk, T(0));
-          for (std::size_t q = i; q < rows; ++q) {
-            std::size_t l;
-            const T* src = a_row(q, r0, l);
-            std::copy(src, src + klen, sc.apad.data() + (q - i) * conv_chunk);
-          }
-          a = sc.apad.data();
-          lda = conv_chunk;
+        const std::size_t mr = std::min(MR, rows - i);
+        T* ap = sc.apad.data();
+        for (std::size_t q = 0; q < mr; ++q) {  // A -> panel [r][MR], zero rows past the end
+          std::size_t lda;
+          const T* src = a_row(i + q, r0, lda);
+          for (std::size_t r = 0; r < klen; ++r) ap[r * MR + q] = src[r];
         }
         for (std::size_t jj = 0; jj < ntv; jj += NT)
-          micro(a, lda, sc.b.data() + jj, JT, klen, sc.total.data() + i * JT + jj, JT, first);
+          micro(static_cast<int>(mr), ap, bpanel + jj * klen, klen, sc.total.data() + i * JT + jj, JT, first);
       }
       first = false;
     }
@@ -185,7 +111,7 @@ inline T conv_finish(T s) {
 /// Row blocks per (image, group, column tile) so that small problems still feed every thread.
 inline std::size_t conv_row_blocks(std::size_t tasks, std::size_t rows, std::size_t mr, int threads) {
   std::size_t mb = 1;
-  while (tasks * mb < 4 * static_cast<std::size_t>(threads) && (rows + 2 * mb - 1) / (2 * mb) >= 2 * mr) mb *= 2;
+  while (tasks * mb < 2 * static_cast<std::size_t>(threads) && (rows + 2 * mb - 1) / (2 * mb) >= 2 * mr) mb *= 2;
   return mb;
 }
 
@@ -220,32 +146,48 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
     conv_row_block(OCg, mb, E::MR, b, i0, i1);
     if (i0 >= i1) return;
     const std::size_t p0 = tj * E::JT, nt = std::min(E::JT, P - p0);
-    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t ldb) {
+    // 1x1, stride 1, no padding, NCHW, full tile: B is x itself.
+    const bool direct = std::is_same<X, A>::value && nchw && KH == 1 && KW == 1 && s.stride_h == 1 &&
+                        s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && nt == E::JT;
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      if (direct) {
+        ldb = P;
+        return reinterpret_cast<const A*>(x) + (n * C + g * Cg + r0) * P + p0;
+      }
       std::size_t icg = r0 / (KH * KW), kr = (r0 / KW) % KH, kc = r0 % KW;
       for (std::size_t r = r0; r < r1; ++r) {
         A* dst = bp + (r - r0) * ldb;
         const std::size_t c = g * Cg + icg;
+        // output columns whose tap kc lands inside the input: [lo, hi)
+        const std::size_t off = kc * s.dilation_w;
+        const std::size_t lo = off >= s.pad_w ? 0 : (s.pad_w - off + s.stride_w - 1) / s.stride_w;
+        const std::size_t hi = Wd + s.pad_w > off ? std::min(OW, (Wd + s.pad_w - off - 1) / s.stride_w + 1) : 0;
         std::size_t j = 0;
         while (j < nt) {  // one run of positions in the same output row
           const std::size_t p = p0 + j, oh = p / OW, ow0 = p % OW;
           const std::size_t len = std::min(nt - j, OW - ow0);
           std::size_t ih;
-          if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih)) {
-            std::fill(dst + j, dst + j + len, A(0));
+          A* d = dst + j;
+          if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) || lo >= hi) {
+            std::fill(d, d + len, A(0));
           } else {
-            const X* row = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0);
-            for (std::size_t q = 0; q < len; ++q) {
-              std::size_t iw;
-              dst[j + q] = core::conv_tap_in(ow0 + q, kc, s.stride_w, s.pad_w, s.dilation_w, Wd, iw)
-                               ? static_cast<A>(core::widen(row[iw * xs]))
-                               : A(0);
-            }
+            const std::size_t a0 = std::min(std::max(lo, ow0), ow0 + len), a1 = std::max(std::min(hi, ow0 + len), a0);
+            std::fill(d, d + (a0 - ow0), A(0));
+            const X* src = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0) + (a0 * s.stride_w + off - s.pad_w) * xs;
+            const std::size_t step = s.stride_w * xs;
+            A* dd = d + (a0 - ow0);
+            if (step == 1)
+              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q]));
+            else
+              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q * step]));
+            std::fill(d + (a1 - ow0), d + len, A(0));
           }
           j += len;
         }
         std::fill(dst + nt, dst + ldb, A(0));
         if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++icg; } }
       }
+      return bp;
     };
     auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) {
       lda = K;
@@ -297,24 +239,37 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
     conv_row_block(Cg, mb, E::MR, b, i0, i1);
     if (i0 >= i1) return;
     const std::size_t p0 = tj * E::JT, nt = std::min(E::JT, P - p0);
-    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t ldb) {
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
       std::size_t ocg = r0 / KK, kr = (r0 / KW) % KH, kc = r0 % KW;
       for (std::size_t r = r0; r < r1; ++r) {
         A* dst = bp + (r - r0) * ldb;
         const std::size_t oc = g * OCg + ocg;
+        const std::size_t off = kc * s.dilation_w;
         std::size_t j = 0;
         while (j < nt) {
           const std::size_t p = p0 + j, ih = p / Wd, iw0 = p % Wd;
           const std::size_t len = std::min(nt - j, Wd - iw0);
           std::size_t oh;
+          A* d = dst + j;
           if (!core::conv_tap_out(ih, kr, s.stride_h, s.pad_h, s.dilation_h, OH, oh)) {
-            std::fill(dst + j, dst + j + len, A(0));
+            std::fill(d, d + len, A(0));
           } else {
             const A* row = dy + core::conv_offset(s.data, OC, OH, OW, n, oc, oh, 0);
-            for (std::size_t q = 0; q < len; ++q) {
-              std::size_t ow;
-              dst[j + q] = core::conv_tap_out(iw0 + q, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow) ? row[ow * ys]
-                                                                                                  : A(0);
+            if (s.stride_w == 1) {  // ow = iw + pw - off for iw in [lo, hi)
+              const std::size_t lo = off >= s.pad_w ? off - s.pad_w : 0;
+              const std::size_t hi = std::min(Wd, OW + off >= s.pad_w ? OW + off - s.pad_w : 0);
+              const std::size_t a0 = std::min(std::max(lo, iw0), iw0 + len), a1 = std::max(std::min(hi, iw0 + len), a0);
+              std::fill(d, d + (a0 - iw0), A(0));
+              const A* src = row + (a0 + s.pad_w - off) * ys;
+              A* dd = d + (a0 - iw0);
+              if (ys == 1) for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q];
+              else for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q * ys];
+              std::fill(d + (a1 - iw0), d + len, A(0));
+            } else {
+              for (std::size_t q = 0; q < len; ++q) {
+                std::size_t ow;
+                d[q] = core::conv_tap_out(iw0 + q, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow) ? row[ow * ys] : A(0);
+              }
             }
           }
           j += len;
@@ -322,6 +277,7 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         std::fill(dst + nt, dst + ldb, A(0));
         if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++ocg; } }
       }
+      return bp;
     };
     auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) {
       lda = R;
@@ -351,69 +307,90 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, K = Cg * KK, P = OH * OW, R = N * P;
   const bool nchw = s.data == layout::nchw;
-  const std::size_t jt = (K + E::JT - 1) / E::JT;
-  const std::size_t mb = conv_row_blocks(G * jt, OCg, E::MR, threads);
+  // C^T: rows are the forward K index k (im2col rows), columns the out-channels of the group,
+  // reduction over k' = (n, oh, ow); dw[oc][k] = C^T[k][oc]. Same products, same chain per dw
+  // element, so the same bits as the reference's dw[oc][k] loop.
+  const std::size_t jt = (OCg + E::JT - 1) / E::JT;
+  const std::size_t mb = conv_row_blocks(G * jt, K, E::MR, threads);
   const std::size_t tasks = G * jt * mb;
-  // dy of out-channel oc at k' = n * P + p.
-  auto dy_at = [&](std::size_t oc, std::size_t k) -> const A* {
-    const std::size_t n = k / P, p = k % P;
-    return nchw ? dy + (n * OC + oc) * P + p : dy + (n * P + p) * OC + oc;
-  };
+  const std::size_t xs = nchw ? 1 : C;
+  // dy in NHWC form ([k'][OC]), so that B rows are contiguous (a transposed copy for NCHW).
+  std::vector<A> dyt;
+  const A* dyh = dy;
+  if (nchw) {
+    dyt.resize(R * OC);
+    parallel_chunks(threads, canonical_chunks{N * OC, 8}, [&](std::uint64_t c0, std::uint64_t c1) {
+      for (std::size_t q = c0; q < c1; ++q) {
+        const std::size_t n = q / OC, oc = q % OC;
+        const A* src = dy + q * P;
+        A* dst = dyt.data() + n * P * OC + oc;
+        for (std::size_t p = 0; p < P; ++p) dst[p * OC] = src[p];
+      }
+    });
+    dyh = dyt.data();
+  }
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
     const std::size_t tj = t % jt;
     const std::size_t g = t / jt;
     std::size_t i0, i1;
-    conv_row_block(OCg, mb, E::MR, b, i0, i1);
+    conv_row_block(K, mb, E::MR, b, i0, i1);
     if (i0 >= i1) return;
     const std::size_t rows = i1 - i0;
-    const std::size_t j0 = tj * E::JT, nt = std::min(E::JT, K - j0);
+    const std::size_t j0 = tj * E::JT, nt = std::min(E::JT, OCg - j0);
     conv_scratch<A>& sc = conv_thread_scratch<A>();
     if (sc.a.size() < rows * conv_chunk) sc.a.resize(rows * conv_chunk);
-    // Per column j: channel offset, kernel row * dilation, kernel column * dilation.
-    std::size_t coff[E::JT], rd[E::JT], cd[E::JT];
-    for (std::size_t j = 0; j < nt; ++j) {
-      const std::size_t k = j0 + j, icg = k / KK, kr = (k / KW) % KH, kc = k % KW;
-      coff[j] = g * Cg + icg;
-      rd[j] = kr * s.dilation_h;
-      cd[j] = kc * s.dilation_w;
-    }
-    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t ldb) {
-      A* ap = sc.a.data();
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      // A: im2col rows k in [i0, i1) over k' in [r0, r1)
       for (std::size_t i = 0; i < rows; ++i) {
-        const std::size_t oc = g * OCg + i0 + i;
+        const std::size_t k = i0 + i, c = g * Cg + k / KK, kr = (k / KW) % KH, kc = k % KW;
+        const std::size_t off = kc * s.dilation_w;
+        const std::size_t lo = off >= s.pad_w ? 0 : (s.pad_w - off + s.stride_w - 1) / s.stride_w;
+        const std::size_t hi = Wd + s.pad_w > off ? std::min(OW, (Wd + s.pad_w - off - 1) / s.stride_w + 1) : 0;
+        A* dst = sc.a.data() + i * conv_chunk;
         std::size_t r = r0;
-        while (r < r1) {  // runs inside one image
-          const std::size_t len = std::min(r1 - r, P - r % P);
-          const A* src = dy_at(oc, r);
-          const std::size_t st = nchw ? 1 : OC;
-          for (std::size_t q = 0; q < len; ++q) ap[i * conv_chunk + (r - r0) + q] = src[q * st];
+        while (r < r1) {  // runs inside one output row of one image
+          const std::size_t n = r / P, oh = (r % P) / OW, ow0 = r % OW;
+          const std::size_t len = std::min(r1 - r, OW - ow0);
+          A* d = dst + (r - r0);
+          std::size_t ih;
+          if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) || lo >= hi) {
+            std::fill(d, d + len, A(0));
+          } else {
+            const std::size_t a0 = std::min(std::max(lo, ow0), ow0 + len), a1 = std::max(std::min(hi, ow0 + len), a0);
+            std::fill(d, d + (a0 - ow0), A(0));
+            const X* src = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0) + (a0 * s.stride_w + off - s.pad_w) * xs;
+            const std::size_t step = s.stride_w * xs;
+            A* dd = d + (a0 - ow0);
+            if (step == 1)
+              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q]));
+            else
+              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q * step]));
+            std::fill(d + (a1 - ow0), d + len, A(0));
+          }
           r += len;
         }
       }
-      std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
-      for (std::size_t r = r0; r < r1; ++r) {
-        A* dst = bp + (r - r0) * ldb;
-        const std::size_t hb = oh * s.stride_h, wb = ow * s.stride_w;
-        for (std::size_t j = 0; j < nt; ++j) {
-          const std::size_t th = hb + rd[j], tw = wb + cd[j];
-          const bool in = th >= s.pad_h && th - s.pad_h < H && tw >= s.pad_w && tw - s.pad_w < Wd;
-          dst[j] = in ? static_cast<A>(core::widen(x[core::conv_offset(s.data, C, H, Wd, n, coff[j], th - s.pad_h,
-                                                                       tw - s.pad_w)]))
-                      : A(0);
-        }
-        std::fill(dst + nt, dst + ldb, A(0));
-        if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
+      // B[k' - r0][j] = dy of out-channel g * OCg + j0 + j at k': rows of the NHWC-form dy.
+      const A* src = dyh + r0 * OC + g * OCg + j0;
+      if (nt % E::NT == 0) {
+        ldb = OC;
+        return src;
       }
+      for (std::size_t r = r0; r < r1; ++r) {
+        std::copy(src + (r - r0) * OC, src + (r - r0) * OC + nt, bp + (r - r0) * ldb);
+        std::fill(bp + (r - r0) * ldb + nt, bp + (r - r0 + 1) * ldb, A(0));
+      }
+      return bp;
     };
     auto a_row = [&](std::size_t i, std::size_t, std::size_t& lda) {
       lda = conv_chunk;
       return static_cast<const A*>(sc.a.data() + i * conv_chunk);
     };
     auto store = [&](std::size_t i, const A* tot) {
-      A* dst = dw + (g * OCg + i0 + i) * K + j0;
-      for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
+      A* dst = dw + (g * OCg + j0) * K + i0 + i;
+      for (std::size_t j = 0; j < nt; ++j) dst[j * K] = conv_finish(tot[j]);
     };
     E::run(rows, R, nt, prepare, a_row, store);
   });
@@ -424,7 +401,8 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
         for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
           const std::size_t r1 = std::min(R, r0 + conv_chunk);
           A p = A(0);
-          for (std::size_t r = r0; r < r1; ++r) p = p + *dy_at(oc, r);  // fma(dy, 1, p)
+          const A* src = dyh + r0 * OC + oc;
+          for (std::size_t r = 0; r < r1 - r0; ++r) p = p + src[r * OC];  // fma(dy, 1, p)
           total = r0 == 0 ? p : core::gemm_combine(total, p);
         }
         dbias[oc] = conv_finish(total);
