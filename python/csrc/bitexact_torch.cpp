@@ -16,6 +16,7 @@
 #include <torch/types.h>
 
 #include <bitexact/bitexact.hpp>
+#include <bitexact/pool.hpp>
 #include <bitexact/reference/conv.hpp>
 #include <bitexact/reference/gemm.hpp>
 #include <bitexact/reference/reduce.hpp>
@@ -549,6 +550,118 @@ std::tuple<Tensor, Tensor, Tensor> conv2d_backward(const Tensor& dy, const Tenso
   return {dx, dw, db};
 }
 
+
+// ---- pooling (pool.hpp) -------------------------------------------------------------------------
+
+bitexact::pool2d_shape pool_shape(const Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
+                                  const std::vector<int64_t>& p, bool ceil_mode, bool count_include_pad,
+                                  const char* op) {
+  TORCH_CHECK(x.dim() == 4, "bitexact.", op, ": input must be 4-D (N, C, H, W), got ", x.sizes());
+  TORCH_CHECK(k.size() == 2 && s.size() == 2 && p.size() == 2, "bitexact.", op,
+              ": kernel_size, stride and padding need 2 values each");
+  for (int64_t v : k) TORCH_CHECK(v > 0, "bitexact.", op, ": kernel_size must be > 0");
+  for (int64_t v : s) TORCH_CHECK(v > 0, "bitexact.", op, ": stride must be > 0");
+  TORCH_CHECK(p[0] >= 0 && p[1] >= 0 && 2 * p[0] <= k[0] && 2 * p[1] <= k[1], "bitexact.", op,
+              ": padding must be >= 0 and at most half the kernel");
+  bitexact::pool2d_shape sh;
+  sh.batch = x.size(0);
+  sh.channels = x.size(1);
+  sh.in_h = x.size(2);
+  sh.in_w = x.size(3);
+  sh.kernel_h = k[0];
+  sh.kernel_w = k[1];
+  sh.stride_h = s[0];
+  sh.stride_w = s[1];
+  sh.pad_h = p[0];
+  sh.pad_w = p[1];
+  sh.ceil_mode = ceil_mode;
+  sh.count_include_pad = count_include_pad;
+  TORCH_CHECK(sh.out_h() > 0 && sh.out_w() > 0, "bitexact.", op, ": kernel ", k, " larger than the padded input ",
+              x.sizes());
+  return sh;
+}
+
+std::tuple<Tensor, Tensor> max_pool2d(const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s,
+                                      std::vector<int64_t> p, bool ceil_mode) {
+  check_float(x, "max_pool2d", "input");
+  const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, true, "max_pool2d");
+  const Tensor xc = x.contiguous();
+  Tensor y = at::empty({x.size(0), x.size(1), (int64_t)sh.out_h(), (int64_t)sh.out_w()}, x.options());
+  Tensor idx = at::empty(y.sizes(), x.options().dtype(at::kLong));
+  if (y.numel() == 0) return {y, idx};
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::max_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>(), exec());
+  });
+  return {y, idx};
+}
+Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& x, std::vector<int64_t> k,
+                           std::vector<int64_t> s, std::vector<int64_t> p, bool ceil_mode) {
+  check_float(dy, "max_pool2d_backward", "grad");
+  const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, true, "max_pool2d");
+  const Tensor g = dy.contiguous(), ic = indices.contiguous();
+  Tensor dx = at::zeros(x.sizes(), dy.options());
+  if (dx.numel() == 0) return dx;
+  BITEXACT_FLOATING(T, dy.scalar_type(), [&] {
+    bitexact::max_pool2d_backward<T>(sh, g.data_ptr<T>(), ic.data_ptr<int64_t>(), dx.data_ptr<T>(), exec());
+  });
+  return dx;
+}
+Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64_t> p, bool ceil_mode,
+                  bool count_include_pad) {
+  check_float(x, "avg_pool2d", "input");
+  const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, count_include_pad, "avg_pool2d");
+  const Tensor xc = x.contiguous();
+  Tensor y = at::empty({x.size(0), x.size(1), (int64_t)sh.out_h(), (int64_t)sh.out_w()}, x.options());
+  if (y.numel() == 0) return y;
+  BITEXACT_FLOATING(T, x.scalar_type(),
+                    [&] { bitexact::avg_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), exec()); });
+  return y;
+}
+Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s,
+                           std::vector<int64_t> p, bool ceil_mode, bool count_include_pad) {
+  check_float(dy, "avg_pool2d_backward", "grad");
+  const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, count_include_pad, "avg_pool2d");
+  const Tensor g = dy.contiguous();
+  Tensor dx = at::zeros(x.sizes(), dy.options());
+  if (dx.numel() == 0) return dx;
+  BITEXACT_FLOATING(T, dy.scalar_type(),
+                    [&] { bitexact::avg_pool2d_backward<T>(sh, g.data_ptr<T>(), dx.data_ptr<T>(), exec()); });
+  return dx;
+}
+bitexact::adaptive_pool2d_shape adaptive_shape(const Tensor& x, const std::vector<int64_t>& out) {
+  TORCH_CHECK(x.dim() == 4, "bitexact.adaptive_avg_pool2d: input must be 4-D (N, C, H, W), got ", x.sizes());
+  TORCH_CHECK(out.size() == 2 && out[0] > 0 && out[1] > 0, "bitexact.adaptive_avg_pool2d: output_size must be 2 "
+              "positive values");
+  bitexact::adaptive_pool2d_shape sh;
+  sh.batch = x.size(0);
+  sh.channels = x.size(1);
+  sh.in_h = x.size(2);
+  sh.in_w = x.size(3);
+  sh.out_h = out[0];
+  sh.out_w = out[1];
+  return sh;
+}
+Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> out) {
+  check_float(x, "adaptive_avg_pool2d", "input");
+  const auto sh = adaptive_shape(x, out);
+  const Tensor xc = x.contiguous();
+  Tensor y = at::empty({x.size(0), x.size(1), out[0], out[1]}, x.options());
+  if (y.numel() == 0) return y;
+  BITEXACT_FLOATING(T, x.scalar_type(),
+                    [&] { bitexact::adaptive_avg_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), exec()); });
+  return y;
+}
+Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Tensor& x, std::vector<int64_t> out) {
+  check_float(dy, "adaptive_avg_pool2d_backward", "grad");
+  const auto sh = adaptive_shape(x, out);
+  const Tensor g = dy.contiguous();
+  Tensor dx = at::zeros(x.sizes(), dy.options());
+  if (dx.numel() == 0) return dx;
+  BITEXACT_FLOATING(T, dy.scalar_type(),
+                    [&] { bitexact::adaptive_avg_pool2d_backward<T>(sh, g.data_ptr<T>(), dx.data_ptr<T>(), exec()); });
+  return dx;
+}
+
 // ---- keyed randomness ---------------------------------------------------------------------------
 
 using gen = bitexact::philox4x32_10;
@@ -775,6 +888,17 @@ TORCH_LIBRARY(bitexact, m) {
         &conv2d);
   m.def("conv2d_backward(Tensor grad, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, int groups, bool need_bias, bool exact) -> (Tensor, Tensor, Tensor)",
         &conv2d_backward);
+  m.def("max_pool2d(Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> (Tensor, Tensor)",
+        &max_pool2d);
+  m.def("max_pool2d_backward(Tensor grad, Tensor indices, Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> Tensor",
+        &max_pool2d_backward);
+  m.def("avg_pool2d(Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode, bool count_include_pad) -> Tensor",
+        &avg_pool2d);
+  m.def("avg_pool2d_backward(Tensor grad, Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode, bool count_include_pad) -> Tensor",
+        &avg_pool2d_backward);
+  m.def("adaptive_avg_pool2d(Tensor self, int[] output_size) -> Tensor", &adaptive_avg_pool2d);
+  m.def("adaptive_avg_pool2d_backward(Tensor grad, Tensor self, int[] output_size) -> Tensor",
+        &adaptive_avg_pool2d_backward);
   m.def("dropout(Tensor self, float p, int seed, int step, int tag, Tensor sample_ids) -> (Tensor, Tensor)", &dropout);
   m.def("random(int[] size, str dist, int seed, int step, int tag, int first, bool as_double) -> Tensor", &random_values);
   m.def("trunc_normal(int[] size, int seed, int step, int tag, float a, float b, bool as_double) -> Tensor", &trunc_normal);

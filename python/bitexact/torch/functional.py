@@ -499,91 +499,82 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return y.squeeze(0) if unbatched else y
 
 
-def _window_positions(h, w, k, stride, padding, dilation):
-    """(K, L) int64: flat input position of every window tap (-1 for padding)."""
-    pos = torch.arange(h * w, dtype=torch.float64).reshape(1, 1, h, w)
-    pos = torch.nn.functional.pad(pos, (padding[1], padding[1], padding[0], padding[0]), value=-1.0)
-    cols = torch.nn.functional.unfold(pos, k, dilation=dilation, stride=stride)
-    return cols[0].long()
-
-
-def _pool_args(kernel_size, stride, padding, dilation, ceil_mode, what):
-    if ceil_mode:
-        raise NotImplementedError("bitexact.%s: ceil_mode=True" % what)
+def _pool_args(kernel_size, stride, padding, dilation, what):
+    if _pair(dilation) != (1, 1):
+        raise NotImplementedError("bitexact.%s: dilation != 1" % what)
     k = _pair(kernel_size)
     s = _pair(stride) if stride not in (None, [], ()) else k
-    return k, s, _pair(padding), _pair(dilation)
+    return list(k), list(s), list(_pair(padding))
 
 
-class _Pool(torch.autograd.Function):
-    """Max or average pooling over windows; backward scatters with bitexact's index_add."""
+class _MaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k, s, p, ceil_mode):
+        y, idx = ops.max_pool2d(x, k, s, p, ceil_mode)
+        ctx.save_for_backward(x, idx)
+        ctx.args = (k, s, p, ceil_mode)
+        ctx.mark_non_differentiable(idx)
+        return y, idx
 
     @staticmethod
-    def forward(ctx, x, k, s, p, d, is_max, divisor):
-        n, c, h, w = x.shape
-        pos = _window_positions(h, w, k, s, p, d)  # (K, L)
-        kk, l = pos.shape
-        oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
-        ow = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
-        xf = x.reshape(n * c, h * w)
-        safe = pos.clamp(min=0)
-        vals = xf[:, safe.reshape(-1)].reshape(n * c, kk, l)
-        if is_max:
-            vals = torch.where(pos.unsqueeze(0) >= 0, vals, torch.full_like(vals, float("-inf")))
-            out, arg = vals.max(dim=1)  # a max is exact; ties: the first tap
-            src = torch.gather(pos.unsqueeze(0).expand(n * c, kk, l), 1, arg.unsqueeze(1)).squeeze(1)
-            ctx.save_for_backward(src)
-        else:
-            vals = torch.where(pos.unsqueeze(0) >= 0, vals, torch.zeros_like(vals))
-            out = ops.sum(vals, [1], False, False, False) / divisor
-            ctx.save_for_backward(pos)
-        ctx.shape, ctx.is_max, ctx.divisor = x.shape, is_max, divisor
-        # windows that cannot overlap give every input position at most one contribution
-        ctx.disjoint = all(st >= dd * (kk_ - 1) + 1 for st, dd, kk_ in zip(s, d, k))
-        return out.reshape(n, c, oh, ow)
+    def backward(ctx, g, _gi):
+        x, idx = ctx.saved_tensors
+        return ops.max_pool2d_backward(g, idx, x, *ctx.args), None, None, None, None
+
+
+class _AvgPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k, s, p, ceil_mode, count_include_pad):
+        ctx.save_for_backward(x)
+        ctx.args = (k, s, p, ceil_mode, count_include_pad)
+        return ops.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad)
 
     @staticmethod
     def backward(ctx, g):
-        n, c, h, w = ctx.shape
-        (t,) = ctx.saved_tensors
-        g2 = g.reshape(n * c, -1)
-        plane = (torch.arange(n * c) * (h * w)).unsqueeze(1)
-        if ctx.is_max:
-            target, vals = (t + plane).reshape(-1), g2.reshape(-1)
-        else:
-            kk, l = t.shape
-            share = (g2 / ctx.divisor).unsqueeze(1).expand(n * c, kk, l)
-            tgt = (t.unsqueeze(0) + plane.unsqueeze(2)).expand(n * c, kk, l)
-            valid = (t >= 0).unsqueeze(0).expand(n * c, kk, l)
-            target, vals = tgt[valid], share[valid]
-        base = torch.zeros(n * c * h * w, dtype=g.dtype)
-        if ctx.disjoint:  # one contribution per target: index_add's out + v, i.e. +0 + v
-            gx = base.index_put_((target,), vals + 0.0)
-        else:
-            gx = ops.index_add(base, 0, target.contiguous(), vals.contiguous(), False)
-        return gx.reshape(ctx.shape), None, None, None, None, None, None
+        (x,) = ctx.saved_tensors
+        return ops.avg_pool2d_backward(g, x, *ctx.args), None, None, None, None, None
+
+
+class _AdaptiveAvgPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, out):
+        ctx.save_for_backward(x)
+        ctx.out = out
+        return ops.adaptive_avg_pool2d(x, out)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return ops.adaptive_avg_pool2d_backward(g, x, ctx.out), None
+
+
+def _unbatched(fn, input, *args):
+    if input.dim() == 3:
+        out = fn(input.unsqueeze(0), *args)
+        return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
+    return fn(input, *args)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    if return_indices:
-        raise NotImplementedError("bitexact.max_pool2d: return_indices=True")
-    k, s, p, d = _pool_args(kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
-    return _Pool.apply(input, k, s, p, d, True, 1)
+    """bitexact::max_pool2d_forward/backward (pool.hpp): the first maximum of each window,
+    PyTorch's indices; the backward adds each element's contributions by output index."""
+    k, s, p = _pool_args(kernel_size, stride, padding, dilation, "max_pool2d")
+    y, idx = _unbatched(lambda t: _MaxPool.apply(t, k, s, p, ceil_mode), input)
+    return (y, idx) if return_indices else y
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
-    k, s, p, d = _pool_args(kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    if not count_include_pad and any(p):
-        raise NotImplementedError("bitexact.avg_pool2d: count_include_pad=False with padding")
-    return _Pool.apply(input, k, s, p, d, False, divisor_override or k[0] * k[1])
+    """bitexact::avg_pool2d_forward/backward (pool.hpp): the window sum in window order, one division."""
+    if divisor_override is not None:
+        raise NotImplementedError("bitexact.avg_pool2d: divisor_override")
+    k, s, p = _pool_args(kernel_size, stride, padding, 1, "avg_pool2d")
+    return _unbatched(lambda t: _AvgPool.apply(t, k, s, p, ceil_mode, count_include_pad), input)
 
 
 def adaptive_avg_pool2d(input, output_size):
+    """bitexact::adaptive_avg_pool2d_forward/backward (pool.hpp): PyTorch's windows."""
     h, w = input.shape[-2:]
     oh, ow = _pair(output_size)
-    oh, ow = oh or h, ow or w
-    if h % oh or w % ow:
-        raise NotImplementedError("bitexact.adaptive_avg_pool2d: input %dx%d not a multiple of output %dx%d"
-                                  % (h, w, oh, ow))
-    return avg_pool2d(input, (h // oh, w // ow))
+    out = [oh if oh is not None else h, ow if ow is not None else w]
+    return _unbatched(lambda t: _AdaptiveAvgPool.apply(t, out), input)
