@@ -60,11 +60,11 @@ def time_steps(case, use_patch, threads, steps):
     torch.set_num_threads(threads)
     model, loss_of, dropout = case()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    times = []
+    times, cpu = [], []
     p = bt.patch(strict=True) if use_patch else None  # installed once, like a training script would
     try:
         for i in range(steps + 3):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with bt.keyed(1, i):
                 loss = loss_of(model)
             opt.zero_grad(set_to_none=True)
@@ -72,10 +72,11 @@ def time_steps(case, use_patch, threads, steps):
             opt.step()
             if i >= 3:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
     finally:
         if p is not None:
             p.close()
-    return statistics.median(times)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def main():
@@ -84,12 +85,16 @@ def main():
     a = ap.parse_args()
     print("torch %s; libblas.so.3 -> %s; CPU: %s" % (torch.__version__, torch_digits.blas_name(),
                                                    torch_digits.cpu_model()))
-    print("%-22s %7s %12s %12s %8s" % ("training step", "threads", "stock ms", "bitexact ms", "ratio"))
+    print("load average %.1f on %d CPUs (wall times are only meaningful on a quiet machine; the CPU time"
+          " of a 1-thread step is robust to load)" % (os.getloadavg()[0], os.cpu_count()))
+    print("%-22s %7s %10s %12s %7s %10s %12s %7s" % ("training step", "threads", "stock ms", "bitexact ms", "ratio",
+                                                     "stock cpu", "bitexact cpu", "ratio"))
     for name, case in (("digits CNN (b=32)", cnn_case), ("transformer block", block_case)):
         for th in (1, 2):
-            s = time_steps(case, False, th, a.steps)
-            b = time_steps(case, True, th, a.steps)
-            print("%-22s %7d %12.3f %12.3f %8.2f" % (name, th, s * 1e3, b * 1e3, b / s))
+            s, sc = time_steps(case, False, th, a.steps)
+            b, bc = time_steps(case, True, th, a.steps)
+            print("%-22s %7d %10.3f %12.3f %7.2f %10.3f %12.3f %7.2f" % (name, th, s * 1e3, b * 1e3, b / s, sc * 1e3,
+                                                                        bc * 1e3, bc / sc))
 
 
 if __name__ == "__main__":
