@@ -178,3 +178,17 @@ def test_find_nondeterminism_batch_split():
     r = bt.find_nondeterminism(model, x, threads=(1, 2), verbose=False)
     assert all(not f for _, f in r["bitexact.patch"]["rows"])
     assert [c for c, _ in r["torch"]["rows"]] == ["threads=2 vs 1", "repeat #1", "sample alone vs in batch of 5"]
+
+
+def test_dropout_masks_same_on_1_or_2_ranks():
+    """A global batch split over two ranks (each keyed by its samples' global ids) drops the same
+    elements as one rank running the whole batch."""
+    x = rnd(8, 50, 3) + 10
+    ids = torch.arange(100, 108)
+    with bt.keyed(seed=3, step=11, sample_ids=ids):
+        whole = bt.dropout(x, 0.3, tag="blk.drop")
+    parts = []
+    for r in range(2):
+        with bt.keyed(seed=3, step=11, sample_ids=ids[r::2]):
+            parts.append(bt.dropout(x[r::2], 0.3, tag="blk.drop"))
+    assert same_bits(whole[0::2], parts[0]) and same_bits(whole[1::2], parts[1])
