@@ -10,3 +10,5 @@
 #include "reduce.hpp"
 #include "curand_compat.hpp"
 #include "scatter.hpp"
+// gemm family (gemm-cpu branch)
+#include "gemm.hpp"

@@ -1,0 +1,515 @@
+// bitexact/cpu/gemm_kernels.hpp - CPU kernels of gemm's fixed_order tier, BLIS style.
+//
+// Computes exactly the canonical K order of core/gemm_order.hpp (= reference/gemm.hpp):
+// every C element is one chain of fused FMAs from +0 over each 256-wide canonical K chunk, the
+// chunk partials folded left to right, one epilogue. Vectorised across i and j only, never
+// across k, so the blocking below changes who computes what and when, never a bit.
+//
+// Layers (the conv family reuses the first three):
+//   1. gemm_vec<Arch, T>: the ISA's registers - load/store, broadcast, a real fused FMA
+//      (_mm512_fmadd_*, _mm256_fmadd_* of FMA3, vfmaq_* on NEON; core::fused_fma on SSE2 and
+//      scalar, which have no fused FMA: glibc's correctly rounded software FMA, same bits).
+//   2. gemm_micro<Arch, T>: the register-blocked microkernel. gemm_micro::tile() computes an
+//      mr x NR block (mr <= MR) of ONE canonical chunk's partials, from +0, for k = 0..kc-1:
+//        p[i][j] = fma(a[k * a_ks + i], b[k * b_ks + j], p[i][j])
+//      `a` is A packed k-major (a[k * a_ks + i] = opA[row0 + i][k0 + k]; pack_a writes a_ks = MR),
+//      `b` is NR contiguous values per k (packed: b_ks = NR; or B itself when its rows are
+//      contiguous: b_ks = ldb). It then merges the partial into the running total:
+//        S = first ? p : S + p          (the canonical left fold, step 3)
+//        last: C = epilogue(alpha, S, beta, C_old) (step 4, canonical NaN)  else: store S
+//      S lives in `s` (row stride lds). With beta == 0 S may live in C itself (s == c).
+//   3. pack_a / pack_b: copy (and widen bfloat16) a block of op(A) / op(B) into those layouts.
+//   4. gemm_fixed_order_run: cache blocking per ISA (gemm_micro::MC/NC; KC is the canonical
+//      chunk, 256) and threads: each thread owns a block of C (columns first, then rows, in
+//      whole micro-panels) and runs every K chunk of it in order; when C has too few panels to
+//      keep the threads busy, threads split K by whole chunks, each chunk's partials go to their
+//      own buffer, and the buffers fold in chunk order (step 3), then the epilogue.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
+#include "../core/bfloat16.hpp"
+#include "../core/gemm_order.hpp"
+#include "../core/math.hpp"
+#include "dispatch.hpp"
+#include "threads.hpp"
+
+namespace bitexact {
+namespace cpu {
+namespace detail {
+
+// ------------------------------------------------------------------ 1. registers per ISA
+
+/// Scalar "vector" (SSE2 and scalar_arch): one value, core::fused_fma.
+template <class T>
+struct gemm_vec_scalar {
+  using reg = T;
+  static constexpr int W = 1;
+  static reg load(const T* p) { return *p; }
+  static void store(T* p, reg v) { *p = v; }
+  static reg bcast(const T* p) { return *p; }
+  static reg set1(T x) { return x; }
+  static reg zero() { return T(0); }
+  static reg fma(reg a, reg b, reg c) { return core::fused_fma(a, b, c); }
+  static reg add(reg a, reg b) { return a + b; }
+  static reg mul(reg a, reg b) { return core::mul_rn(a, b); }
+  static reg canon(reg v) { return v != v ? core::detail::gemm_canonical_nan(T(0)) : v; }
+};
+
+#if defined(__AVX512F__)
+struct gemm_vec_avx512_f32 {
+  using reg = __m512;
+  static constexpr int W = 16;
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static reg set1(float x) { return _mm512_set1_ps(x); }
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg canon(reg v) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v,
+                                _mm512_set1_ps(core::detail::gemm_canonical_nan(0.0f)));
+  }
+};
+struct gemm_vec_avx512_f64 {
+  using reg = __m512d;
+  static constexpr int W = 8;
+  static reg load(const double* p) { return _mm512_loadu_pd(p); }
+  static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
+  static reg bcast(const double* p) { return _mm512_set1_pd(*p); }
+  static reg set1(double x) { return _mm512_set1_pd(x); }
+  static reg zero() { return _mm512_setzero_pd(); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+  static reg canon(reg v) {
+    return _mm512_mask_blend_pd(_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q), v,
+                                _mm512_set1_pd(core::detail::gemm_canonical_nan(0.0)));
+  }
+};
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+struct gemm_vec_avx2_f32 {
+  using reg = __m256;
+  static constexpr int W = 8;
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static reg set1(float x) { return _mm256_set1_ps(x); }
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg canon(reg v) {
+    return _mm256_blendv_ps(v, _mm256_set1_ps(core::detail::gemm_canonical_nan(0.0f)),
+                            _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+};
+struct gemm_vec_avx2_f64 {
+  using reg = __m256d;
+  static constexpr int W = 4;
+  static reg load(const double* p) { return _mm256_loadu_pd(p); }
+  static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
+  static reg bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static reg set1(double x) { return _mm256_set1_pd(x); }
+  static reg zero() { return _mm256_setzero_pd(); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+  static reg canon(reg v) {
+    return _mm256_blendv_pd(v, _mm256_set1_pd(core::detail::gemm_canonical_nan(0.0)),
+                            _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+  }
+};
+#endif
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
+struct gemm_vec_neon_f32 {
+  using reg = float32x4_t;
+  static constexpr int W = 4;
+  static reg load(const float* p) { return vld1q_f32(p); }
+  static void store(float* p, reg v) { vst1q_f32(p, v); }
+  static reg bcast(const float* p) { return vld1q_dup_f32(p); }
+  static reg set1(float x) { return vdupq_n_f32(x); }
+  static reg zero() { return vdupq_n_f32(0.0f); }
+  static reg fma(reg a, reg b, reg c) { return vfmaq_f32(c, a, b); }  // c + a*b, fused
+  static reg add(reg a, reg b) { return vaddq_f32(a, b); }
+  static reg mul(reg a, reg b) { return vmulq_f32(a, b); }
+  static reg canon(reg v) {
+    return vbslq_f32(vceqq_f32(v, v), v, vdupq_n_f32(core::detail::gemm_canonical_nan(0.0f)));
+  }
+};
+struct gemm_vec_neon_f64 {
+  using reg = float64x2_t;
+  static constexpr int W = 2;
+  static reg load(const double* p) { return vld1q_f64(p); }
+  static void store(double* p, reg v) { vst1q_f64(p, v); }
+  static reg bcast(const double* p) { return vld1q_dup_f64(p); }
+  static reg set1(double x) { return vdupq_n_f64(x); }
+  static reg zero() { return vdupq_n_f64(0.0); }
+  static reg fma(reg a, reg b, reg c) { return vfmaq_f64(c, a, b); }
+  static reg add(reg a, reg b) { return vaddq_f64(a, b); }
+  static reg mul(reg a, reg b) { return vmulq_f64(a, b); }
+  static reg canon(reg v) {
+    return vbslq_f64(vceqq_f64(v, v), v, vdupq_n_f64(core::detail::gemm_canonical_nan(0.0)));
+  }
+};
+#endif
+
+/// Registers, register block (MR rows x NV vectors) and cache blocks (MC rows of packed A,
+/// NC columns of packed B) of an ISA. KC is always the canonical chunk (256).
+template <class Arch, class T>
+struct gemm_arch {
+  using V = gemm_vec_scalar<T>;
+  static constexpr int MR = 4, NV = 4;
+  static constexpr std::size_t MC = 64, NC = 256;
+};
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+template <>
+struct gemm_arch<xsimd::avx512bw, float> {
+  using V = gemm_vec_avx512_f32;
+  static constexpr int MR = 14, NV = 2;  // 28 accumulators, 2 B vectors, 1 broadcast
+  static constexpr std::size_t MC = 168, NC = 2048;
+};
+template <>
+struct gemm_arch<xsimd::avx512bw, double> {
+  using V = gemm_vec_avx512_f64;
+  static constexpr int MR = 14, NV = 2;
+  static constexpr std::size_t MC = 112, NC = 1024;
+};
+#endif
+#if defined(__AVX2__) && defined(__FMA__) && XSIMD_WITH_FMA3_AVX2
+template <>
+struct gemm_arch<xsimd::fma3<xsimd::avx2>, float> {
+  using V = gemm_vec_avx2_f32;
+  static constexpr int MR = 6, NV = 2;  // 12 accumulators of 16 ymm
+  static constexpr std::size_t MC = 120, NC = 1024;
+};
+template <>
+struct gemm_arch<xsimd::fma3<xsimd::avx2>, double> {
+  using V = gemm_vec_avx2_f64;
+  static constexpr int MR = 6, NV = 2;
+  static constexpr std::size_t MC = 96, NC = 512;
+};
+#endif
+#if defined(__aarch64__) && defined(__ARM_NEON) && XSIMD_WITH_NEON64
+template <>
+struct gemm_arch<xsimd::neon64, float> {
+  using V = gemm_vec_neon_f32;
+  static constexpr int MR = 8, NV = 3;  // 24 accumulators of 32 q registers
+  static constexpr std::size_t MC = 128, NC = 768;
+};
+template <>
+struct gemm_arch<xsimd::neon64, double> {
+  using V = gemm_vec_neon_f64;
+  static constexpr int MR = 8, NV = 3;
+  static constexpr std::size_t MC = 96, NC = 384;
+};
+#endif
+
+// ------------------------------------------------------------------ 2. the microkernel
+
+/// What to do with a chunk's partials (see the header comment).
+template <class T>
+struct gemm_merge {
+  T* s;             ///< running total S (row stride lds)
+  std::size_t lds;
+  bool first;       ///< S = p (first chunk) instead of S + p
+  bool last;        ///< apply the epilogue into c instead of storing S
+  T* c;             ///< C (row stride ldc); read only when last && beta != 0
+  std::size_t ldc;
+  T alpha, beta;    ///< alpha != 0 (alpha == 0 never reaches a kernel)
+};
+
+template <class Arch, class T>
+struct gemm_micro {
+  using A = gemm_arch<Arch, T>;
+  using V = typename A::V;
+  using reg = typename V::reg;
+  static constexpr int MR = A::MR, NV = A::NV, W = V::W, NR = NV * W;
+
+  /// The microkernel for exactly R rows (R <= MR), then the merge; nr <= NR columns are kept.
+  template <int R>
+  static void tile_rows(std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
+                        std::size_t nr, const gemm_merge<T>& g) {
+    reg acc[R][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+    for (std::size_t k = 0; k < kc; ++k) {
+      reg bv[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+#pragma GCC unroll 16
+      for (int i = 0; i < R; ++i) {
+        const reg av = V::bcast(a + i);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
+      }
+      a += a_ks;
+      b += b_ks;
+    }
+    if (nr == static_cast<std::size_t>(NR)) {
+      const reg va = V::set1(g.alpha), vb = V::set1(g.beta);
+      for (int i = 0; i < R; ++i) {
+        T* srow = g.s + static_cast<std::size_t>(i) * g.lds;
+        T* crow = g.c + static_cast<std::size_t>(i) * g.ldc;
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) {
+          reg s = g.first ? acc[i][j] : V::add(V::load(srow + j * W), acc[i][j]);
+          if (!g.last) {
+            V::store(srow + j * W, s);
+          } else {
+            reg t = V::mul(va, s);
+            if (g.beta != T(0)) t = V::fma(vb, V::load(crow + j * W), t);
+            V::store(crow + j * W, V::canon(t));
+          }
+        }
+      }
+    } else {
+      alignas(64) T buf[NR];
+      for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) V::store(buf + j * W, acc[i][j]);
+        T* srow = g.s + static_cast<std::size_t>(i) * g.lds;
+        T* crow = g.c + static_cast<std::size_t>(i) * g.ldc;
+        for (std::size_t j = 0; j < nr; ++j) {
+          const T s = g.first ? buf[j] : core::gemm_combine(srow[j], buf[j]);
+          if (!g.last)
+            srow[j] = s;
+          else
+            crow[j] = core::gemm_epilogue(g.alpha, s, g.beta, g.beta == T(0) ? T(0) : crow[j]);
+        }
+      }
+    }
+  }
+
+  template <int R>
+  static void tile_dispatch(int mr, std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
+                            std::size_t nr, const gemm_merge<T>& g) {
+    if constexpr (R > 1) {
+      if (mr < R) return tile_dispatch<R - 1>(mr, kc, a, a_ks, b, b_ks, nr, g);
+    }
+    tile_rows<R>(kc, a, a_ks, b, b_ks, nr, g);
+  }
+
+  /// One mr x nr tile (1 <= mr <= MR, 1 <= nr <= NR) of one canonical chunk (kc <= 256),
+  /// merged into S / C as `g` says. The interface conv builds on.
+  static void tile(int mr, std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
+                   std::size_t nr, const gemm_merge<T>& g) {
+    tile_dispatch<MR>(mr, kc, a, a_ks, b, b_ks, nr, g);
+  }
+};
+
+// ------------------------------------------------------------------ 3. packing
+
+/// Packs rows [0, mc) x k [0, kc) of op(A), whose element (i, k) is at a[i * rs + k * ks], into
+/// micro-panels of MR rows: panel q at dst + q * kc * MR, element (q*MR + r, k) at [k * MR + r].
+template <int MR, class T, class In>
+void gemm_pack_a(std::size_t mc, std::size_t kc, const In* a, std::size_t rs, std::size_t ks, T* dst) {
+  for (std::size_t q0 = 0; q0 < mc; q0 += MR) {
+    const std::size_t mr = std::min<std::size_t>(MR, mc - q0);
+    T* d = dst + (q0 / MR) * kc * MR;
+    if (ks == 1) {  // op(A) rows contiguous in k: transpose into the panel
+      for (std::size_t r = 0; r < mr; ++r) {
+        const In* src = a + (q0 + r) * rs;
+        for (std::size_t k = 0; k < kc; ++k) d[k * MR + r] = static_cast<T>(core::widen(src[k]));
+      }
+    } else {
+      for (std::size_t k = 0; k < kc; ++k) {
+        const In* src = a + k * ks + q0 * rs;
+        for (std::size_t r = 0; r < mr; ++r) d[k * MR + r] = static_cast<T>(core::widen(src[r * rs]));
+      }
+    }
+  }
+}
+
+/// Packs k [0, kc) x columns [0, nc) of op(B), element (k, j) at b[k * ks + j * cs], into
+/// micro-panels of NR columns (panel p at dst + p * kc * NR, (k, p*NR + c) at [k * NR + c]);
+/// the last panel is padded with zeros (those columns are computed and never stored).
+template <int NR, class T, class In>
+void gemm_pack_b(std::size_t kc, std::size_t nc, const In* b, std::size_t ks, std::size_t cs, T* dst) {
+  for (std::size_t p0 = 0; p0 < nc; p0 += NR) {
+    const std::size_t nr = std::min<std::size_t>(NR, nc - p0);
+    T* d = dst + (p0 / NR) * kc * NR;
+    if (cs == 1) {
+      for (std::size_t k = 0; k < kc; ++k) {
+        const In* src = b + k * ks + p0;
+        for (std::size_t c = 0; c < nr; ++c) d[k * NR + c] = static_cast<T>(core::widen(src[c]));
+        for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
+      }
+    } else {  // op(B) columns contiguous in k (B transposed): transpose into the panel
+      if (nr < static_cast<std::size_t>(NR))
+        for (std::size_t k = 0; k < kc; ++k)
+          for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
+      for (std::size_t c = 0; c < nr; ++c) {
+        const In* src = b + (p0 + c) * cs;
+        for (std::size_t k = 0; k < kc; ++k) d[k * NR + c] = static_cast<T>(core::widen(src[k]));
+      }
+    }
+  }
+}
+
+/// A per-thread, 64-byte aligned scratch buffer that only grows.
+template <class T, int Slot>
+T* gemm_scratch(std::size_t count) {
+  struct holder {
+    T* p = nullptr;
+    std::size_t n = 0;
+    ~holder() { ::operator delete(p, std::align_val_t(64)); }
+  };
+  thread_local holder h;
+  if (h.n < count) {
+    ::operator delete(h.p, std::align_val_t(64));
+    h.p = nullptr;
+    h.n = 0;
+    h.p = static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t(64)));
+    h.n = count;
+  }
+  return h.p;
+}
+
+// ------------------------------------------------------------------ 4. loops and threads
+
+/// One gemm problem, row-major; op(A)(i, k) = a[i * a_rs + k * a_ks], op(B)(k, j) = b[k * b_ks + j * b_cs].
+template <class T, class In>
+struct gemm_problem {
+  std::size_t m, n, k;
+  T alpha, beta;
+  const In* a;
+  std::size_t a_rs, a_ks;
+  const In* b;
+  std::size_t b_ks, b_cs;
+  T* c;
+  std::size_t ldc;
+};
+
+/// Rows [i0, i1) x columns [j0, j1) of C over canonical chunks [cb, ce). `s`/`lds`: where the
+/// running total lives. split: every chunk is stored alone (first = true, last = false) into
+/// s + chunk * split_stride (the split-K path).
+template <class Arch, class T, class In>
+void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1,
+                std::size_t cb, std::size_t ce, T* s, std::size_t lds, bool split, std::size_t split_stride) {
+  using MK = gemm_micro<Arch, T>;
+  using AR = gemm_arch<Arch, T>;
+  constexpr std::size_t MR = MK::MR, NR = MK::NR, KC = core::gemm_k_chunk;
+  const std::size_t nchunks = (pr.k + KC - 1) / KC;
+  const std::size_t mb = std::min<std::size_t>(AR::MC, i1 - i0);
+  T* ap = gemm_scratch<T, 0>(((mb + MR - 1) / MR) * MR * KC);
+  const std::size_t ncmax = std::min<std::size_t>(AR::NC, j1 - j0);
+  T* bp = gemm_scratch<T, 1>(((ncmax + NR - 1) / NR) * NR * KC);
+  // B read in place when its rows are contiguous, it needs no widening, and few rows of C
+  // reuse it (decode shapes), so packing would cost as much as the product.
+  const bool direct_b = std::is_same<T, In>::value && pr.b_cs == 1 && (i1 - i0) <= 4 * MR;
+
+  for (std::size_t jc = j0; jc < j1; jc += AR::NC) {
+    const std::size_t nc = std::min<std::size_t>(AR::NC, j1 - jc);
+    for (std::size_t ch = cb; ch < ce; ++ch) {
+      const std::size_t pc = ch * KC, kc = std::min(KC, pr.k - pc);
+      const bool first = split || ch == 0, last = !split && ch + 1 == nchunks;
+      T* sch = split ? s + ch * split_stride : s;
+      const std::size_t nfull = direct_b ? (nc / NR) * NR : 0;
+      if (nc > nfull)  // pack what is not read in place (all of it, or the last partial panel)
+        gemm_pack_b<static_cast<int>(NR)>(kc, nc - nfull, pr.b + pc * pr.b_ks + (jc + nfull) * pr.b_cs, pr.b_ks,
+                                          pr.b_cs, bp);
+      for (std::size_t ic = i0; ic < i1; ic += AR::MC) {
+        const std::size_t mc = std::min<std::size_t>(AR::MC, i1 - ic);
+        gemm_pack_a<static_cast<int>(MR)>(mc, kc, pr.a + ic * pr.a_rs + pc * pr.a_ks, pr.a_rs, pr.a_ks, ap);
+        for (std::size_t jr = 0; jr < nc; jr += NR) {
+          const std::size_t nr = std::min(NR, nc - jr);
+          const T* bpanel;
+          std::size_t b_ks;
+          if (jr < nfull) {
+            bpanel = reinterpret_cast<const T*>(pr.b) + pc * pr.b_ks + jc + jr;
+            b_ks = pr.b_ks;
+          } else {
+            bpanel = bp + ((jr - nfull) / NR) * kc * NR;
+            b_ks = NR;
+          }
+          for (std::size_t ir = 0; ir < mc; ir += MR) {
+            const int mr = static_cast<int>(std::min(MR, mc - ir));
+            const std::size_t row = ic + ir, col = jc + jr;
+            gemm_merge<T> g{sch + row * lds + col, lds, first, last,
+                            pr.c + row * pr.ldc + col, pr.ldc, pr.alpha, pr.beta};
+            MK::tile(mr, kc, ap + (ir / MR) * kc * MR, MR, bpanel, b_ks, nr, g);
+          }
+        }
+      }
+    }
+  }
+}
+
+/// C = alpha op(A) op(B) + beta C for m, n, k > 0 and alpha != 0, on `threads` threads.
+template <class Arch, class T, class In>
+void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
+  using MK = gemm_micro<Arch, T>;
+  constexpr std::size_t MR = MK::MR, NR = MK::NR, KC = core::gemm_k_chunk;
+  const std::size_t m = pr.m, n = pr.n, k = pr.k;
+  const std::size_t nchunks = (k + KC - 1) / KC;
+  const std::size_t npan = (n + NR - 1) / NR, mpan = (m + MR - 1) / MR;
+  const std::size_t t = static_cast<std::size_t>(std::max(threads, 1));
+  auto& pool = thread_pool::instance();
+
+  // Split K when C's micro-panels cannot keep the threads busy (and the partial buffers are small).
+  if (t > 1 && nchunks > 1 && npan * mpan < 2 * t && m * n * nchunks <= (std::size_t(1) << 24)) {
+    std::vector<T> part(m * n * nchunks);
+    const std::size_t tc = std::min(t, nchunks);
+    pool.run(static_cast<int>(tc), [&](int id) {
+      const std::size_t c0 = nchunks * id / tc, c1 = nchunks * (id + 1) / tc;
+      gemm_block<Arch, T, In>(pr, 0, m, 0, n, c0, c1, part.data(), n, true, m * n);
+    });
+    const std::size_t tr = std::min(t, m);
+    pool.run(static_cast<int>(tr), [&](int id) {
+      for (std::size_t i = m * id / tr; i < m * (id + 1) / tr; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+          T sum = part[i * n + j];
+          for (std::size_t ch = 1; ch < nchunks; ++ch) sum = core::gemm_combine(sum, part[ch * m * n + i * n + j]);
+          T& cij = pr.c[i * pr.ldc + j];
+          cij = core::gemm_epilogue(pr.alpha, sum, pr.beta, pr.beta == T(0) ? T(0) : cij);
+        }
+    });
+    return;
+  }
+
+  // The running total: C itself when C_old is not needed (beta == 0) or there is one chunk.
+  T* s = pr.c;
+  std::size_t lds = pr.ldc;
+  std::vector<T> sbuf;
+  if (pr.beta != T(0) && nchunks > 1) {
+    sbuf.resize(m * n);
+    s = sbuf.data();
+    lds = n;
+  }
+  // Threads over blocks of C: columns first (each thread packs its own B), then rows.
+  const std::size_t tn = std::min(t, npan);
+  const std::size_t tm = std::max<std::size_t>(1, std::min(t / tn, mpan));
+  pool.run(static_cast<int>(tn * tm), [&](int id) {
+    const std::size_t jt = static_cast<std::size_t>(id) % tn, it = static_cast<std::size_t>(id) / tn;
+    const std::size_t j0 = std::min(n, npan * jt / tn * NR), j1 = std::min(n, npan * (jt + 1) / tn * NR);
+    const std::size_t i0 = std::min(m, mpan * it / tm * MR), i1 = std::min(m, mpan * (it + 1) / tm * MR);
+    if (i0 < i1 && j0 < j1) gemm_block<Arch, T, In>(pr, i0, i1, j0, j1, 0, nchunks, s, lds, false, 0);
+  });
+}
+
+}  // namespace detail
+}  // namespace cpu
+}  // namespace bitexact

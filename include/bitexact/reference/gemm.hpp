@@ -1,0 +1,40 @@
+// bitexact/reference/gemm.hpp - the executable specification of gemm's fixed_order tier.
+//
+// Three loops calling the canonical K order of core/gemm_order.hpp (chunks of 256 fused FMAs
+// from +0, left fold of the chunk partials, one epilogue). Every fast path (each ISA, thread
+// count, blocking, the CUDA kernels) must equal this bit for bit. No validation here: callers
+// (the tests) pass valid arguments.
+#pragma once
+#include <cstddef>
+
+#include "../core/bfloat16.hpp"
+#include "../core/gemm_order.hpp"
+
+namespace bitexact {
+namespace reference {
+
+/// C = alpha * op(A) op(B) + beta * C, row-major, in the canonical order. T = float or double
+/// with In = T, or T = float with In = bfloat16 (widened exactly).
+template <class T, class In>
+void gemm_fixed_order(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                      const In* a, std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j = 0; j < n; ++j) {
+      T s = T(0);
+      if (alpha != T(0)) {  // alpha == 0 reads neither A nor B
+        auto ga = [&](std::size_t kk) -> T {
+          return static_cast<T>(core::widen(ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]));
+        };
+        auto gb = [&](std::size_t kk) -> T {
+          return static_cast<T>(core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]));
+        };
+        s = core::gemm_fixed_order_sum<T>(k, ga, gb);
+      }
+      T& cij = c[i * ldc + j];
+      cij = core::gemm_epilogue(alpha, s, beta, beta == T(0) ? T(0) : cij);
+    }
+  }
+}
+
+}  // namespace reference
+}  // namespace bitexact
