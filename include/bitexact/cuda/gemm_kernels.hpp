@@ -110,9 +110,11 @@ inline constexpr std::size_t gemm_auto_split_max_bytes = std::size_t(256) << 20;
 namespace gemm_detail {
 inline std::size_t ceil_div(std::size_t a, std::size_t b) { return a / b + (a % b != 0); }
 
-/// Throws std::invalid_argument("bitexact::cuda::gemm: ...") for arguments the CPU API refuses:
-/// a leading dimension below the stored row length, a null pointer with a non-zero count, sizes
-/// whose extent overflows, C overlapping A or B. Nothing is launched or written before.
+/// Throws std::invalid_argument("bitexact::cuda::gemm: ...") for arguments the CPU API
+/// (bitexact/gemm.hpp, detail::gemm_validate) refuses: a leading dimension below the stored row
+/// length of a non-empty matrix, a null pointer for a matrix with elements, an extent that
+/// overflows, C overlapping A or B; and an unknown tier. Nothing is launched or written before.
+/// (The host's FTZ/DAZ state does not matter to the device, so it is not checked here.)
 template <class T, class In>
 void validate(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, const In* a, std::size_t lda,
               const In* b, std::size_t ldb, const T* c, std::size_t ldc, tier t) {
@@ -121,12 +123,11 @@ void validate(transpose ta, transpose tb, std::size_t m, std::size_t n, std::siz
   // Stored shapes (rows x cols): A is m x k or k x m, B is k x n or n x k, C is m x n.
   const std::size_t ar = ta == transpose::no ? m : k, ac = ta == transpose::no ? k : m;
   const std::size_t br = tb == transpose::no ? k : n, bc = tb == transpose::no ? n : k;
-  if (lda < ac) fail("lda is smaller than the stored row length of A");
-  if (ldb < bc) fail("ldb is smaller than the stored row length of B");
-  if (ldc < n) fail("ldc is smaller than n");
-  // Elements spanned: (rows - 1) * ld + cols, without overflow (in bytes too).
+  // Bytes spanned by a non-empty matrix, (rows - 1) * ld + cols elements, without overflow; the
+  // leading dimension is checked only for non-empty matrices (the CPU API's rule, bitexact/gemm.hpp).
   const auto extent = [&](std::size_t rows, std::size_t cols, std::size_t ld, std::size_t size) -> std::size_t {
     if (rows == 0 || cols == 0) return 0;
+    if (ld < cols) fail("a leading dimension (lda, ldb or ldc) is smaller than the stored row length");
     const std::size_t lim = static_cast<std::size_t>(-1) / size;
     if (rows - 1 > (lim - cols) / (ld == 0 ? 1 : ld)) fail("matrix extent overflows the address space");
     return ((rows - 1) * ld + cols) * size;
