@@ -197,11 +197,13 @@ inline std::size_t workspace_bytes(const gemm_plan& p, tier t) {
 // ---------------------------------------------------------------------------------------------
 // fixed_order
 
-/// Shared memory of the tiled body: the current K tile of op(A) (k-major) and op(B).
+/// Shared memory of the tiled body: the current K tile of op(A) (k-major) and op(B). Rows are
+/// padded by one element so that the k-fastest stores of a row-major A (or a transposed B) hit
+/// distinct banks; the padding is never read.
 template <class T, class Tile>
 struct gemm_tile_shared {
-  T a[Tile::bk][Tile::bm];
-  T b[Tile::bk][Tile::bn];
+  T a[Tile::bk][Tile::bm + 1];
+  T b[Tile::bk][Tile::bn + 1];
 };
 
 /// The tiled fixed_order body (see the top of this file). `partials` is used when p.splits > 1
