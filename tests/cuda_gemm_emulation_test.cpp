@@ -4,8 +4,11 @@
 //                reference::gemm_fixed_order, three loops over the core order), for
 //                several tiles, split-K counts, grids and block orders, sizes 0, 1, primes,
 //                K = 255/256/257/513, every transpose and padded leading dimensions;
-//   exact        the correctly rounded exact sum, against an independent oracle: data of the
-//                form integer * 2^e, summed exactly in __int128 and rounded by hand here.
+//   exact        the rule of core/gemm_exact.hpp (alpha == 1: round(S + beta C_old), else
+//                round(alpha round(S) + beta C_old)) against an independent oracle: data of the
+//                form integer * 2^e, summed exactly in __int128 and rounded by hand here; and
+//                bit for bit the CPU exact tier (cpu/gemm_exact.hpp: integer slices, another
+//                decomposition) on data with wide exponent ranges and special values.
 // Nothing here runs on a GPU; device compilation is tests/cuda_gemm_compile_check.cu.
 #include <gtest/gtest.h>
 
@@ -19,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "bitexact/cpu/gemm_exact.hpp"
 #include "bitexact/cuda/gemm_emulation.hpp"
 #include "bitexact/reference/gemm.hpp"
 
@@ -266,21 +270,49 @@ stored<In> integer_matrix(std::size_t rows, std::size_t cols, std::size_t pad, s
   return s;
 }
 
+/// x * 2^scale as an exact integer (x must be a multiple of 2^-scale).
+__int128 to_scaled(double x, int scale) {
+  if (x == 0) return 0;
+  int e = 0;
+  const double f = std::frexp(x, &e);                     // x = f * 2^e, |f| in [0.5, 1)
+  const auto mant = static_cast<std::int64_t>(std::ldexp(f, 53));  // x = mant * 2^(e - 53)
+  const int shift = e - 53 + scale;
+  if (shift >= 0) return static_cast<__int128>(mant) * (static_cast<__int128>(1) << shift);
+  const std::int64_t q = mant / (std::int64_t(1) << -shift);
+  EXPECT_EQ(static_cast<__int128>(q) * (std::int64_t(1) << -shift), static_cast<__int128>(mant)) << "not on the grid";
+  return q;
+}
+
+/// The exact tier's value by the rule of core/gemm_exact.hpp, from the exact sum S = s48 * 2^-48
+/// (alpha = ma * 2^ea with ea >= -8; beta * C_old exact in double for the test data).
+template <class T>
+T exact_rule(__int128 s48, T alpha, T beta, T c_old) {
+  constexpr int scale = 56;
+  const __int128 bc = beta == T(0) ? 0 : to_scaled(static_cast<double>(beta) * static_cast<double>(c_old), scale);
+  if (alpha == T(1)) return round_scaled<T>(s48 * 256 + bc, scale);
+  const T sr = round_scaled<T>(s48, 48);
+  int ea = 0;
+  const double fa = std::frexp(static_cast<double>(alpha), &ea);
+  const auto ma = static_cast<std::int64_t>(std::ldexp(fa, 8));  // alpha = ma * 2^(ea - 8), exactly for the test's alphas
+  EXPECT_EQ(std::ldexp(static_cast<double>(ma), ea - 8), static_cast<double>(alpha));
+  return round_scaled<T>(to_scaled(static_cast<double>(sr), scale + ea - 8) * ma + bc, scale);
+}
+
 template <class T, class In>
 void check_exact(const shape3& s, transpose ta, transpose tb, T alpha, T beta, std::uint64_t seed, int bits) {
   const bool tA = ta == transpose::yes, tB = tb == transpose::yes;
   const stored<In> a = integer_matrix<In>(tA ? s.k : s.m, tA ? s.m : s.k, 2, seed, bits);
   const stored<In> b = integer_matrix<In>(tB ? s.n : s.k, tB ? s.k : s.n, 5, seed + 1, bits);
-  const stored<T> c0 = random_matrix<T>(s.m, s.n, 1, seed + 2);
+  const stored<T> c0 = integer_matrix<T>(s.m, s.n, 1, seed + 2, 12);
   const cuda::gemm_operand<In> A{a.v.data(), a.ld, tA}, B{b.v.data(), b.ld, tB};
-  std::vector<T> want = c0.v, fixed = c0.v;
+  std::vector<T> want = c0.v;
   for (std::size_t i = 0; i < s.m; ++i)
     for (std::size_t j = 0; j < s.n; ++j) {
       __int128 sum = 0;
       for (std::size_t kk = 0; kk < s.k; ++kk)
         sum += static_cast<__int128>(scaled24(as_double(A.at(i, kk)))) * scaled24(as_double(B.at(kk, j)));
       T& w = want[i * c0.ld + j];
-      w = core::gemm_epilogue(alpha, round_scaled<T>(sum, 48), beta, beta == T(0) ? T(0) : w);
+      w = exact_rule<T>(sum, alpha, beta, w);
     }
   for (const gemm_launch& l : {gemm_launch{0, 0, 0}, gemm_launch{0, 1, 32}, gemm_launch{3, 2, 64}, gemm_launch{1, 3, 0},
                                gemm_launch{0, 7, 96}}) {
@@ -306,9 +338,14 @@ TEST(CudaGemmEmulation, ExactAgainstIntegerOracle) {
         check_exact<double, double>(s, ta, tb, 1.0, 0.0, seed++, 12);
         check_exact<float, bfloat16>(s, ta, tb, 1.0f, 0.0f, seed++, 8);
       }
-  // The documented rule for other alpha/beta: the fixed_order epilogue on the rounded sum.
+  // The rule for other alpha/beta (core/gemm_exact.hpp): one rounding of S + beta C_old when
+  // alpha == 1, else of alpha round(S) + beta C_old; k == 0 is the empty sum.
+  check_exact<float, float>({7, 6, 600}, transpose::no, transpose::yes, 1.0f, 0.5f, 76, 12);
   check_exact<float, float>({7, 6, 600}, transpose::no, transpose::yes, -1.25f, 0.5f, 77, 12);
   check_exact<double, double>({6, 7, 600}, transpose::yes, transpose::no, 3.0, -2.0, 78, 12);
+  check_exact<double, double>({6, 7, 300}, transpose::no, transpose::no, 1.0, -2.0, 79, 12);
+  check_exact<float, bfloat16>({5, 9, 0}, transpose::no, transpose::no, 1.0f, 0.5f, 80, 8);
+  check_exact<double, double>({5, 9, 0}, transpose::no, transpose::yes, 0.75, 3.0, 81, 12);
 }
 
 // The exact tier is not the fixed order on this data (so the oracle comparison has teeth), and
@@ -353,6 +390,52 @@ TEST(CudaGemmEmulation, ExactSpecialValues) {
   float z = 5;
   cuda::emulated_gemm(transpose::no, transpose::no, 1, 1, 2, 1.0f, negz.data(), 2, posv.data(), 1, 0.0f, &z, 1, tier::exact);
   EXPECT_EQ(bits_of(z), 0x80000000u);  // only -0 products: -0 (the exact accumulator's rule)
+}
+
+// The CPU exact tier (cpu/gemm_exact.hpp: rows and columns as integer slices under a shared
+// exponent, int8 digit products) computes the same value by another decomposition: the
+// emulated CUDA exact tier must equal it bit for bit, on wide exponent ranges, with every rule
+// of alpha and beta (0, 1, other), k = 0, and rows with NaN, Inf and -0 (the CPU's fallback).
+template <class T, class In>
+void check_against_cpu_exact(const shape3& s, transpose ta, transpose tb, T alpha, T beta, std::uint64_t seed, int emax,
+                             bool specials) {
+  const bool tA = ta == transpose::yes, tB = tb == transpose::yes;
+  stored<In> a = random_matrix<In>(tA ? s.k : s.m, tA ? s.m : s.k, 1, seed, emax);
+  const stored<In> b = random_matrix<In>(tB ? s.n : s.k, tB ? s.k : s.n, 2, seed + 1, emax);
+  const stored<T> c0 = random_matrix<T>(s.m, s.n, 3, seed + 2);
+  if (specials && s.m >= 3 && s.k >= 2) {  // row 0: an Inf; row 1: a NaN; row 2: all -0
+    const cuda::gemm_operand<In> A{a.v.data(), a.ld, tA};
+    auto at = [&](std::size_t i, std::size_t kk) -> In& { return a.v[tA ? kk * a.ld + i : i * a.ld + kk]; };
+    (void)A;
+    at(0, 1) = make<In>(std::numeric_limits<double>::infinity());
+    at(1, 0) = make<In>(std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t kk = 0; kk < s.k; ++kk) at(2, kk) = make<In>(-0.0);
+  }
+  std::vector<T> want = c0.v;
+  cpu::detail::gemm_exact(ta, tb, s.m, s.n, s.k, alpha, a.v.data(), a.ld, b.v.data(), b.ld, beta, want.data(), c0.ld, 1,
+                          isa::automatic);
+  for (const gemm_launch& l : {gemm_launch{0, 1, 0}, gemm_launch{0, 3, 64}}) {
+    std::vector<T> got = c0.v;
+    cuda::emulated_gemm(ta, tb, s.m, s.n, s.k, alpha, a.v.data(), a.ld, b.v.data(), b.ld, beta, got.data(), c0.ld,
+                        tier::exact, l);
+    for (std::size_t i = 0; i < got.size(); ++i)
+      if (bits_of(got[i]) != bits_of(want[i])) {
+        ADD_FAILURE() << describe(s, ta, tb, l, block_order::shuffled, "exact vs CPU") << " alpha " << alpha << " beta "
+                      << beta << ": element " << i << std::hexfloat << " CPU " << want[i] << " CUDA-emu " << got[i];
+        return;
+      }
+  }
+}
+
+TEST(CudaGemmEmulation, ExactEqualsCpuExactTier) {
+  std::uint64_t seed = 5000;
+  for (const shape3& s : {shape3{3, 4, 0}, shape3{4, 3, 1}, shape3{5, 7, 257}, shape3{6, 5, 600}})
+    for (double al : {1.0, 0.0, -1.5})
+      for (double be : {0.0, 1.0, 0.3}) {
+        check_against_cpu_exact<float, float>(s, transpose::no, transpose::yes, float(al), float(be), seed++, 30, true);
+        check_against_cpu_exact<double, double>(s, transpose::yes, transpose::no, al, be, seed++, 200, true);
+        check_against_cpu_exact<float, bfloat16>(s, transpose::yes, transpose::yes, float(al), float(be), seed++, 20, false);
+      }
 }
 
 // --- argument checks ------------------------------------------------------------------------

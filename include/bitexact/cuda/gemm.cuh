@@ -24,10 +24,11 @@
 //                or GPU model: explicit fmaf/fma chains per 256-wide K chunk, chunk partials
 //                folded left to right (split-K writes per-chunk partials and a second kernel
 //                folds them: no float atomics), one epilogue. Never tensor-core float MMA.
-//   exact        per element the correctly rounded exact sum of the products (core exact
-//                accumulator; split-K merges accumulators by integer addition), then the
-//                fixed_order epilogue: alpha = 1, beta = 0 gives the correctly rounded dot
-//                product; otherwise C = epilogue(alpha, round(exact sum), beta, C_old).
+//   exact        the rule of core/gemm_exact.hpp, as on the CPU: with S the exact sum of the
+//                products, alpha == 1: C = round(S + beta * C_old) (beta == 0: the correctly
+//                rounded dot product); alpha == 0: round(beta * C_old); otherwise
+//                round(alpha * round(S) + beta * C_old). Per-element exact accumulators; split-K
+//                merges them by integer addition, so any split gives the same bits.
 //   NaN out is the canonical quiet NaN in both tiers.
 // Errors: arguments the CPU refuses (ld too small, null pointer with a non-zero count, C
 // overlapping A or B, a workspace too small or overlapping C) throw std::invalid_argument before
@@ -83,6 +84,11 @@ __global__ void exact_kernel(gemm_plan p, gemm_operand<In> a, gemm_operand<In> b
 }
 
 template <class T>
+__global__ void exact_alpha_zero_kernel(std::size_t m, std::size_t n, T beta, T* c, std::size_t ldc) {
+  gemm_exact_alpha_zero_body<T>(current_thread_index(), m, n, beta, c, ldc);
+}
+
+template <class T>
 __global__ void exact_merge_kernel(std::size_t m, std::size_t n, unsigned splits, const std::int64_t* ws, T alpha,
                                    T beta, T* c, std::size_t ldc) {
   gemm_exact_merge_body<T>(current_thread_index(), m, n, splits, ws, alpha, beta, c, ldc);
@@ -115,7 +121,7 @@ call_plan plan_call(transpose ta, transpose tb, std::size_t m, std::size_t n, st
   if (opt.block > max_block_threads) throw std::invalid_argument("bitexact::cuda::gemm: launch.block must be <= 1024");
   call_plan cp;
   cp.nothing = m == 0 || n == 0;
-  cp.only_epilogue = !cp.nothing && epilogue_only(k, alpha);
+  cp.only_epilogue = !cp.nothing && epilogue_only(k, alpha, t);
   if (!cp.nothing && !cp.only_epilogue) {
     cp.plan = make_plan<T, default_gemm_tile>(m, n, k, t, opt.splits, opt.splits == 0 ? detail::sm_count("gemm") : 1u);
     cp.workspace = workspace_bytes<T>(cp.plan, t);
@@ -137,8 +143,11 @@ void execute(const call_plan& cp, void* ws, transpose ta, transpose tb, std::siz
   };
   const std::uint64_t mn = static_cast<std::uint64_t>(m) * n;
   if (cp.only_epilogue) {
-    gemm_kernels::fold_kernel<T><<<small_grid(mn), block, 0, st>>>(m, n, 0, static_cast<const T*>(nullptr), alpha, beta,
-                                                                    c, ldc);
+    if (t == tier::exact)
+      gemm_kernels::exact_alpha_zero_kernel<T><<<small_grid(mn), block, 0, st>>>(m, n, beta, c, ldc);
+    else
+      gemm_kernels::fold_kernel<T><<<small_grid(mn), block, 0, st>>>(m, n, 0, static_cast<const T*>(nullptr), alpha,
+                                                                      beta, c, ldc);
     throw_on_error(cudaGetLastError(), op, "epilogue launch");
     return;
   }

@@ -35,10 +35,14 @@ void emulated_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std
     return launch_shape{opt.grid ? opt.grid : static_cast<unsigned>((items + block - 1) / block), block};
   };
   const gemm_operand<In> A{a, lda, ta == transpose::yes}, B{b, ldb, tb == transpose::yes};
-  if (gemm_detail::epilogue_only(k, alpha)) {
-    emulate_launch(small_grid(m * n),
-                   [&](const thread_index& ti) { gemm_fold_body<T>(ti, m, n, 0, static_cast<const T*>(nullptr), alpha, beta, c, ldc); },
-                   order);
+  if (gemm_detail::epilogue_only(k, alpha, t)) {
+    if (t == tier::exact)
+      emulate_launch(small_grid(m * n), [&](const thread_index& ti) { gemm_exact_alpha_zero_body<T>(ti, m, n, beta, c, ldc); },
+                     order);
+    else
+      emulate_launch(small_grid(m * n),
+                     [&](const thread_index& ti) { gemm_fold_body<T>(ti, m, n, 0, static_cast<const T*>(nullptr), alpha, beta, c, ldc); },
+                     order);
     return;
   }
   const gemm_plan p = gemm_detail::make_plan<T, Tile>(m, n, k, t, opt.splits, sm_count);

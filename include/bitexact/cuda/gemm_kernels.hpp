@@ -21,15 +21,16 @@
 //   registers. No atomics at all.
 //   alpha == 0 or k == 0: only gemm_fold_body runs, over zero chunks (S = +0; A and B unread).
 //
-// exact: per element, a core::exact_accumulator<T> receives every exact product
-//   op(A)[i][k] * op(B)[k][j] (bf16 widened exactly to float). With S > 1 splits, split s adds
-//   the products of k in [k * s / S, k * (s + 1) / S) and stores its normalized digits and flags
-//   in the workspace; gemm_exact_merge_body merges the S accumulators (integer addition: any
-//   split gives the same state) and rounds. Rounding rule (gemm_exact_finish): S = the
-//   correctly rounded exact sum (nearest even; zero sign, Inf and NaN by the accumulator's rules:
-//   a sum of only -0 products is -0; NaN canonical), then C = core::gemm_epilogue(alpha, S, beta,
-//   C_old), the fixed_order epilogue. So alpha = 1, beta = 0 gives the correctly rounded dot
-//   product; other alpha/beta add at most the epilogue's documented roundings.
+// exact: the value and its rules are core/gemm_exact.hpp's (shared with the CPU exact tier):
+//   the exact sum S of the products, then alpha == 1: round(S + beta * C_old); alpha == 0:
+//   round(beta * C_old) (A and B unread); otherwise round(alpha * round(S) + beta * C_old); one
+//   rounding each, canonical NaN, -0 only when every term is -0. Here: per element, a
+//   core::exact_accumulator<T> receives every exact product op(A)[i][k] * op(B)[k][j] (bf16
+//   widened exactly to float). With S > 1 splits, split s adds the products of k in
+//   [k * s / S, k * (s + 1) / S) and stores its normalized digits and flags in the workspace;
+//   gemm_exact_merge_body merges the S accumulators (integer addition: any split gives the same
+//   state) and applies core::gemm_exact_epilogue. alpha == 0 runs gemm_exact_alpha_zero_body
+//   alone. (The CPU's integer-slice fast path is not used here: same value, other speed.)
 //
 // Launch requirements: the tiled body runs with Tile::threads threads per block; the others with
 // any block size; every body grid-strides over its work units, so any grid >= 1 works.
@@ -42,6 +43,7 @@
 #include "../core/bfloat16.hpp"
 #include "../core/config.hpp"
 #include "../core/exact.hpp"
+#include "../core/gemm_exact.hpp"
 #include "../core/gemm_order.hpp"
 #include "../tier.hpp"
 #include "block_context.hpp"
@@ -146,10 +148,12 @@ void validate(transpose ta, transpose tb, std::size_t m, std::size_t n, std::siz
   if (overlap(c, c_bytes, b, b_bytes)) fail("C overlaps B");
 }
 
-/// Whether the call only needs the epilogue (alpha == 0 reads neither A nor B; k == 0 gives S = +0).
+/// Whether the call only needs the epilogue: alpha == 0 reads neither A nor B (both tiers);
+/// fixed_order k == 0 has S = +0. (exact k == 0 runs the exact body over no products, which
+/// applies the exact tier's rule to the empty sum.)
 template <class T>
-inline bool epilogue_only(std::size_t k, T alpha) {
-  return k == 0 || alpha == T(0);
+inline bool epilogue_only(std::size_t k, T alpha, tier t) {
+  return alpha == T(0) || (k == 0 && t == tier::fixed_order);
 }
 
 /// The plan of a call: tiles, chunks and the K split. `splits` 0 picks one from the SM count:
@@ -301,10 +305,15 @@ BITEXACT_HD void gemm_fold_body(const thread_index& ti, std::size_t m, std::size
 // ---------------------------------------------------------------------------------------------
 // exact
 
-/// The exact tier's rounding rule for one element (see the top of this file).
+/// exact, alpha == 0: C = core::gemm_exact_alpha_zero(beta, C_old) (A and B are not read).
 template <class T>
-BITEXACT_HD T gemm_exact_finish(const core::exact_accumulator<T>& acc, T alpha, T beta, T c_old) {
-  return core::gemm_epilogue(alpha, acc.round(), beta, c_old);
+BITEXACT_HD void gemm_exact_alpha_zero_body(const thread_index& ti, std::size_t m, std::size_t n, T beta, T* c,
+                                            std::size_t ldc) {
+  const std::uint64_t total = static_cast<std::uint64_t>(m) * n;
+  for (std::uint64_t e = ti.global(); e < total; e += ti.threads()) {
+    T* out = c + static_cast<std::size_t>(e / n) * ldc + static_cast<std::size_t>(e % n);
+    *out = core::gemm_exact_alpha_zero(beta, beta == T(0) ? T(0) : *out);
+  }
 }
 
 /// One thread per (element, split): the exact products of the split's K range. With one split
@@ -325,7 +334,7 @@ BITEXACT_HD void gemm_exact_body(const thread_index& ti, const gemm_plan& p, gem
       acc.add_product(T(core::widen(a.at(i, k))), T(core::widen(b.at(k, j))));
     if (p.splits == 1) {
       T* out = c + i * ldc + j;
-      *out = gemm_exact_finish(acc, alpha, beta, beta == T(0) ? T(0) : *out);
+      *out = core::gemm_exact_epilogue(acc, alpha, beta, beta == T(0) ? T(0) : *out);
     } else {
       acc.normalize();
       std::int64_t* w = ws + u * gemm_exact_words<T>;
@@ -336,7 +345,7 @@ BITEXACT_HD void gemm_exact_body(const thread_index& ti, const gemm_plan& p, gem
 }
 
 /// Merges the `splits` stored accumulators of each element (integer addition, any order) and
-/// rounds into C.
+/// applies the exact epilogue into C.
 template <class T>
 BITEXACT_HD void gemm_exact_merge_body(const thread_index& ti, std::size_t m, std::size_t n, unsigned splits,
                                        const std::int64_t* ws, T alpha, T beta, T* c, std::size_t ldc) {
@@ -349,7 +358,7 @@ BITEXACT_HD void gemm_exact_merge_body(const thread_index& ti, std::size_t m, st
       acc.merge(acc_t::from_digits(w, static_cast<std::uint32_t>(w[acc_t::digit_count])));
     }
     T* out = c + static_cast<std::size_t>(e / n) * ldc + static_cast<std::size_t>(e % n);
-    *out = gemm_exact_finish(acc, alpha, beta, beta == T(0) ? T(0) : *out);
+    *out = core::gemm_exact_epilogue(acc, alpha, beta, beta == T(0) ? T(0) : *out);
   }
 }
 
