@@ -141,7 +141,8 @@ using tile_chunk = cuda::gemm_tile<8, 8, 256, 1, 1>;    // 64 threads, one K til
 using tile_square = cuda::gemm_tile<32, 32, 8, 2, 2>;   // 256 threads
 
 TEST(CudaGemmEmulation, FixedOrderFloatTiles) {
-  fixed_sweep<cuda::default_gemm_tile, float, float>("default", 100);
+  fixed_sweep<cuda::default_gemm_tile_for<float>::type, float, float>("128x128x8/8x8", 90);
+  fixed_sweep<cuda::default_gemm_tile, float, float>("64x64x16/4x4", 100);
   fixed_sweep<tile_small, float, float>("16x32x32/2x4", 200);
   fixed_sweep<tile_thin, float, float>("32x16x4/4x1", 300);
   fixed_sweep<tile_chunk, float, float>("8x8x256/1x1", 400);
@@ -154,7 +155,7 @@ TEST(CudaGemmEmulation, FixedOrderDouble) {
 }
 
 TEST(CudaGemmEmulation, FixedOrderBfloat16) {
-  fixed_sweep<cuda::default_gemm_tile, float, bfloat16>("default", 800);
+  fixed_sweep<cuda::default_gemm_tile_for<float>::type, float, bfloat16>("128x128x8/8x8", 800);
   fixed_sweep<tile_small, float, bfloat16>("16x32x32/2x4", 900);
 }
 

@@ -123,7 +123,7 @@ call_plan plan_call(transpose ta, transpose tb, std::size_t m, std::size_t n, st
   cp.nothing = m == 0 || n == 0;
   cp.only_epilogue = !cp.nothing && epilogue_only(k, alpha, t);
   if (!cp.nothing && !cp.only_epilogue) {
-    cp.plan = make_plan<T, default_gemm_tile>(m, n, k, t, opt.splits, opt.splits == 0 ? detail::sm_count("gemm") : 1u);
+    cp.plan = make_plan<T, typename default_gemm_tile_for<T>::type>(m, n, k, t, opt.splits, opt.splits == 0 ? detail::sm_count("gemm") : 1u);
     cp.workspace = workspace_bytes<T>(cp.plan, t);
   }
   return cp;
@@ -134,7 +134,7 @@ template <class T, class In>
 void execute(const call_plan& cp, void* ws, transpose ta, transpose tb, std::size_t m, std::size_t n, T alpha,
              const In* a, std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc, tier t,
              cudaStream_t st, gemm_launch opt) {
-  using Tile = default_gemm_tile;
+  using Tile = typename default_gemm_tile_for<T>::type;
   constexpr const char* op = "gemm";
   if (cp.nothing) return;
   const unsigned block = opt.block ? opt.block : default_gemm_block;

@@ -8,13 +8,15 @@
 //   bitexact::cuda::emulated_gemm<Tile>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
 //                                       tier, launch, order, sm_count)
 //
-// writes to c what bitexact::cuda::gemm would, for that tile, launch options (grid, splits,
+// writes to c what bitexact::cuda::gemm would, for that tile (default: the launcher's,
+// default_gemm_tile_for<T>), launch options (grid, splits,
 // block; 0 = the launcher's choice for a device with sm_count SMs) and block order. Arguments
 // are validated like the launcher (std::invalid_argument, c untouched).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../tier.hpp"
@@ -24,10 +26,12 @@
 namespace bitexact {
 namespace cuda {
 
-template <class Tile = default_gemm_tile, class T, class In>
+template <class TileOrDefault = void, class T, class In>
 void emulated_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const In* a,
                    std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc, tier t,
                    gemm_launch opt = {}, block_order order = block_order::shuffled, unsigned sm_count = 8) {
+  using Tile = typename std::conditional<std::is_void<TileOrDefault>::value, typename default_gemm_tile_for<T>::type,
+                                         TileOrDefault>::type;
   gemm_detail::validate<T, In>(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, t);
   if (m == 0 || n == 0) return;
   const unsigned block = opt.block ? opt.block : default_gemm_block;

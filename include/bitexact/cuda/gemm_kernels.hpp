@@ -49,6 +49,13 @@
 #include "block_context.hpp"
 #include "launch.hpp"
 
+// Register-tile loops are unrolled in device code, so the per-thread arrays stay in registers.
+#if defined(__CUDA_ARCH__)
+#define BITEXACT_GEMM_UNROLL _Pragma("unroll")
+#else
+#define BITEXACT_GEMM_UNROLL
+#endif
+
 namespace bitexact {
 namespace cuda {
 
@@ -63,8 +70,19 @@ struct gemm_tile {
   static_assert(core::gemm_k_chunk % BK == 0, "gemm_tile: BK must divide the canonical K chunk");
   static_assert(threads >= 1 && threads <= 1024, "gemm_tile: 1 to 1024 threads per block");
 };
-/// The tile the launchers use: 64 x 64 per block, 16-deep K tiles, 4 x 4 per thread, 256 threads.
+/// 64 x 64 per block, 16-deep K tiles, 4 x 4 per thread, 256 threads: the launchers' tile for double.
 using default_gemm_tile = gemm_tile<64, 64, 16, 4, 4>;
+/// The tile the launchers use for T: float (and bf16 inputs) 128 x 128 per block, 8-deep K tiles,
+/// 8 x 8 per thread (16 shared loads per 64 FMAs), 256 threads; double default_gemm_tile (twice
+/// the registers per value). Tiles never change a bit.
+template <class T>
+struct default_gemm_tile_for {
+  using type = default_gemm_tile;
+};
+template <>
+struct default_gemm_tile_for<float> {
+  using type = gemm_tile<128, 128, 8, 8, 8>;
+};
 
 /// Threads per block of the exact and fold kernels when gemm_launch::block is 0.
 inline constexpr unsigned default_gemm_block = 128;
@@ -230,10 +248,14 @@ BITEXACT_HD void gemm_fixed_order_body(const Ctx& ctx, const thread_index& ti, g
     const std::size_t c_first = p.chunk_begin(s), c_last = p.chunk_begin(s + 1);
     T sum[TM][TN];
     T acc[TM][TN];
+    BITEXACT_GEMM_UNROLL
     for (unsigned r = 0; r < TM; ++r)
+      BITEXACT_GEMM_UNROLL
       for (unsigned q = 0; q < TN; ++q) sum[r][q] = T(0);  // K == 0: S = +0
     for (std::size_t ch = c_first; ch < c_last; ++ch) {
+      BITEXACT_GEMM_UNROLL
       for (unsigned r = 0; r < TM; ++r)
+        BITEXACT_GEMM_UNROLL
         for (unsigned q = 0; q < TN; ++q) acc[r][q] = T(0);  // each chunk's chain starts from +0
       const std::size_t k_lo = ch * core::gemm_k_chunk;
       const std::size_t k_hi = (p.k - k_lo < core::gemm_k_chunk) ? p.k : k_lo + core::gemm_k_chunk;
@@ -256,13 +278,19 @@ BITEXACT_HD void gemm_fixed_order_body(const Ctx& ctx, const thread_index& ti, g
         ctx.sync();
         for (unsigned kk = 0; kk < kn; ++kk) {  // increasing k, stops at K
           T av[TM], bv[TN];
+          BITEXACT_GEMM_UNROLL
           for (unsigned r = 0; r < TM; ++r) av[r] = sh.a[kk][ty + r * Tile::threads_m];
+          BITEXACT_GEMM_UNROLL
           for (unsigned q = 0; q < TN; ++q) bv[q] = sh.b[kk][tx + q * Tile::threads_n];
+          BITEXACT_GEMM_UNROLL
           for (unsigned r = 0; r < TM; ++r)
+            BITEXACT_GEMM_UNROLL
             for (unsigned q = 0; q < TN; ++q) acc[r][q] = core::fused_fma(av[r], bv[q], acc[r][q]);
         }
       }
+      BITEXACT_GEMM_UNROLL
       for (unsigned r = 0; r < TM; ++r)
+        BITEXACT_GEMM_UNROLL
         for (unsigned q = 0; q < TN; ++q) {
           if (split) {
             const std::size_t i = i0 + ty + r * Tile::threads_m, j = j0 + tx + q * Tile::threads_n;
@@ -273,7 +301,9 @@ BITEXACT_HD void gemm_fixed_order_body(const Ctx& ctx, const thread_index& ti, g
         }
     }
     if (!split) {
+      BITEXACT_GEMM_UNROLL
       for (unsigned r = 0; r < TM; ++r)
+        BITEXACT_GEMM_UNROLL
         for (unsigned q = 0; q < TN; ++q) {
           const std::size_t i = i0 + ty + r * Tile::threads_m, j = j0 + tx + q * Tile::threads_n;
           if (i < p.m && j < p.n) {
