@@ -12,9 +12,12 @@
 //   and the same without (d_temp, temp_bytes): the workspace, if any, comes from
 //   cudaMallocAsync / cudaFreeAsync on the stream.
 //
+// launch (gemm_launch, cuda/gemm_kernels.hpp): {grid, splits, block}, 0 = the launcher's choice
+// (one block per tile and split; K split only when m x n leaves SMs idle). Never changes a bit.
+//
 // Workspace (CUB's two-phase style): d_temp == nullptr only sets temp_bytes (>= 1; nothing is
 // launched). Only split-K needs one: fixed_order chunks x m x n values, exact splits x m x n
-// accumulators (168 bytes float, 1088 bytes double). The size depends on the shape, the tier,
+// accumulators (176 bytes float, 1088 bytes double). The size depends on the shape, the tier,
 // launch.splits and (when it is 0) the current device's SM count: query with the same
 // arguments on the same device.
 //
@@ -36,8 +39,9 @@
 //
 // What is proven without a GPU (see README): the kernel bodies' bits, by CPU emulation over
 // several tiles, split counts, grids and block orders (tests/cuda_gemm_emulation_test.cpp), and
-// that this header compiles for sm_80 and sm_90 (tests/cuda_gemm_compile_check.cu). It has not
-// run on a GPU, and its speed is unmeasured.
+// that this header compiles for sm_80 and sm_90 (tests/cuda_gemm_compile_check.cu); the host
+// side (workspace sizes, argument errors) runs without a GPU in tests/cuda_gemm_launcher_test.cu.
+// It has not run on a GPU, and its speed is unmeasured.
 #pragma once
 #if !defined(__CUDACC__)
 #error "bitexact/cuda/gemm.cuh must be compiled by nvcc; use bitexact/cuda/gemm_kernels.hpp for host code"
