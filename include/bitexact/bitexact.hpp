@@ -12,3 +12,5 @@
 #include "scatter.hpp"
 // gemm family (gemm-cpu branch)
 #include "gemm.hpp"
+#include "conv.hpp"
+#include "pool.hpp"

@@ -227,6 +227,14 @@ struct gemm_arch<xsimd::neon64, double> {
 
 // ------------------------------------------------------------------ 2. the microkernel
 
+inline void gemm_prefetch(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 1, 3);
+#else
+  (void)p;
+#endif
+}
+
 /// What to do with a chunk's partials (see the header comment).
 template <class T>
 struct gemm_merge {
@@ -251,11 +259,23 @@ struct gemm_micro {
   static void tile_rows(std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
                         std::size_t nr, const gemm_merge<T>& g) {
     reg acc[R][NV];
+    // The tile of S (and C) is read or written once the chain ends: fetch it meanwhile.
+    for (int i = 0; i < R; ++i) {
+      const char* ps = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds);
+      const char* pe = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds + nr);
+      for (; ps < pe; ps += 64) gemm_prefetch(ps);
+      gemm_prefetch(pe - 1);
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
+    const bool strided = b_ks != static_cast<std::size_t>(NR);
     for (std::size_t k = 0; k < kc; ++k) {
+      if (strided) {  // B read in place: rows ldb apart, which the hardware prefetcher misses
+        const T* pb = b + 8 * b_ks;
+        for (int j = 0; j < NR; j += 64 / static_cast<int>(sizeof(T))) gemm_prefetch(pb + j);
+      }
       reg bv[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
@@ -343,10 +363,88 @@ void gemm_pack_a(std::size_t mc, std::size_t kc, const In* a, std::size_t rs, st
   }
 }
 
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+/// In-register transposes for packing (pure data movement: no arithmetic, no bits change).
+inline void gemm_transpose16_ps(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int x = 0; x < 4; ++x) {  // r[4g + x], 128-bit lane L: column 4L + x of rows 4g..4g+3
+    const __m512 u0 = _mm512_shuffle_f32x4(r[x], r[4 + x], 0x88), u1 = _mm512_shuffle_f32x4(r[x], r[4 + x], 0xDD);
+    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0x88),
+                 u3 = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0xDD);
+    t[x] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    t[8 + x] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    t[4 + x] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    t[12 + x] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+inline void gemm_transpose8_pd(__m512d r[8]) {
+  __m512d t[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+  }
+  for (int x = 0; x < 2; ++x) {  // t[2g + x], lane L: column 2L + x of rows 2g, 2g+1
+    const __m512d u0 = _mm512_shuffle_f64x2(t[x], t[2 + x], 0x88), u1 = _mm512_shuffle_f64x2(t[x], t[2 + x], 0xDD);
+    const __m512d u2 = _mm512_shuffle_f64x2(t[4 + x], t[6 + x], 0x88),
+                  u3 = _mm512_shuffle_f64x2(t[4 + x], t[6 + x], 0xDD);
+    r[x] = _mm512_shuffle_f64x2(u0, u2, 0x88);
+    r[4 + x] = _mm512_shuffle_f64x2(u0, u2, 0xDD);
+    r[2 + x] = _mm512_shuffle_f64x2(u1, u3, 0x88);
+    r[6 + x] = _mm512_shuffle_f64x2(u1, u3, 0xDD);
+  }
+}
+inline __m512 gemm_load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 gemm_load16(const bfloat16* p) {  // exact widening: bits << 16
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/// op(B) stored transposed (columns contiguous in k): full NR-wide panels by 16 x 16 (float,
+/// bfloat16) or 8 x 8 (double) register transposes; returns the k handled (a multiple of the tile).
+template <int NR, class T, class In>
+std::size_t gemm_pack_bt_avx512(std::size_t kc, const In* b, std::size_t cs, T* d) {
+  if constexpr (std::is_same<T, float>::value && NR % 16 == 0) {
+    const std::size_t kv = kc / 16 * 16;
+    for (std::size_t k0 = 0; k0 < kv; k0 += 16)
+      for (int c0 = 0; c0 < NR; c0 += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i) r[i] = gemm_load16(b + (c0 + i) * cs + k0);
+        gemm_transpose16_ps(r);
+        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + (k0 + i) * NR + c0, r[i]);
+      }
+    return kv;
+  } else if constexpr (std::is_same<T, double>::value && std::is_same<In, double>::value && NR % 8 == 0) {
+    const std::size_t kv = kc / 8 * 8;
+    for (std::size_t k0 = 0; k0 < kv; k0 += 8)
+      for (int c0 = 0; c0 < NR; c0 += 8) {
+        __m512d r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_pd(b + (c0 + i) * cs + k0);
+        gemm_transpose8_pd(r);
+        for (int i = 0; i < 8; ++i) _mm512_storeu_pd(d + (k0 + i) * NR + c0, r[i]);
+      }
+    return kv;
+  } else {
+    (void)kc, (void)b, (void)cs, (void)d;
+    return 0;
+  }
+}
+#endif
+
 /// Packs k [0, kc) x columns [0, nc) of op(B), element (k, j) at b[k * ks + j * cs], into
 /// micro-panels of NR columns (panel p at dst + p * kc * NR, (k, p*NR + c) at [k * NR + c]);
 /// the last panel is padded with zeros (those columns are computed and never stored).
-template <int NR, class T, class In>
+template <class Arch, int NR, class T, class In>
 void gemm_pack_b(std::size_t kc, std::size_t nc, const In* b, std::size_t ks, std::size_t cs, T* dst) {
   for (std::size_t p0 = 0; p0 < nc; p0 += NR) {
     const std::size_t nr = std::min<std::size_t>(NR, nc - p0);
@@ -358,12 +456,17 @@ void gemm_pack_b(std::size_t kc, std::size_t nc, const In* b, std::size_t ks, st
         for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
       }
     } else {  // op(B) columns contiguous in k (B transposed): transpose into the panel
+      std::size_t kdone = 0;
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+      if constexpr (std::is_same<Arch, xsimd::avx512bw>::value)
+        if (nr == static_cast<std::size_t>(NR)) kdone = gemm_pack_bt_avx512<NR>(kc, b + p0 * cs, cs, d);
+#endif
       if (nr < static_cast<std::size_t>(NR))
         for (std::size_t k = 0; k < kc; ++k)
           for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
       for (std::size_t c = 0; c < nr; ++c) {
         const In* src = b + (p0 + c) * cs;
-        for (std::size_t k = 0; k < kc; ++k) d[k * NR + c] = static_cast<T>(core::widen(src[k]));
+        for (std::size_t k = kdone; k < kc; ++k) d[k * NR + c] = static_cast<T>(core::widen(src[k]));
       }
     }
   }
@@ -429,33 +532,64 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
       T* sch = split ? s + ch * split_stride : s;
       const std::size_t nfull = direct_b ? (nc / NR) * NR : 0;
       if (nc > nfull)  // pack what is not read in place (all of it, or the last partial panel)
-        gemm_pack_b<static_cast<int>(NR)>(kc, nc - nfull, pr.b + pc * pr.b_ks + (jc + nfull) * pr.b_cs, pr.b_ks,
+        gemm_pack_b<Arch, static_cast<int>(NR)>(kc, nc - nfull, pr.b + pc * pr.b_ks + (jc + nfull) * pr.b_cs, pr.b_ks,
                                           pr.b_cs, bp);
       for (std::size_t ic = i0; ic < i1; ic += AR::MC) {
         const std::size_t mc = std::min<std::size_t>(AR::MC, i1 - ic);
         gemm_pack_a<static_cast<int>(MR)>(mc, kc, pr.a + ic * pr.a_rs + pc * pr.a_ks, pr.a_rs, pr.a_ks, ap);
-        for (std::size_t jr = 0; jr < nc; jr += NR) {
+        // Macro-kernel. Packed B (in L2): an A micro-panel (MR x 256) stays in L1 while the B
+        // micro-panels stream past it. B in place (few rows): each B micro-panel is read from
+        // memory once and stays in L1 for the row tiles.
+        auto one = [&](std::size_t ir, std::size_t jr) {
+          const int mr = static_cast<int>(std::min(MR, mc - ir));
           const std::size_t nr = std::min(NR, nc - jr);
-          const T* bpanel;
-          std::size_t b_ks;
-          if (jr < nfull) {
-            bpanel = reinterpret_cast<const T*>(pr.b) + pc * pr.b_ks + jc + jr;
-            b_ks = pr.b_ks;
-          } else {
-            bpanel = bp + ((jr - nfull) / NR) * kc * NR;
-            b_ks = NR;
-          }
-          for (std::size_t ir = 0; ir < mc; ir += MR) {
-            const int mr = static_cast<int>(std::min(MR, mc - ir));
-            const std::size_t row = ic + ir, col = jc + jr;
-            gemm_merge<T> g{sch + row * lds + col, lds, first, last,
-                            pr.c + row * pr.ldc + col, pr.ldc, pr.alpha, pr.beta};
-            MK::tile(mr, kc, ap + (ir / MR) * kc * MR, MR, bpanel, b_ks, nr, g);
-          }
+          const bool inplace = jr < nfull;
+          const T* bpanel = inplace ? reinterpret_cast<const T*>(pr.b) + pc * pr.b_ks + jc + jr
+                                    : bp + ((jr - nfull) / NR) * kc * NR;
+          const std::size_t row = ic + ir, col = jc + jr;
+          gemm_merge<T> g{sch + row * lds + col, lds, first, last, pr.c + row * pr.ldc + col, pr.ldc, pr.alpha,
+                          pr.beta};
+          MK::tile(mr, kc, ap + (ir / MR) * kc * MR, MR, bpanel, inplace ? pr.b_ks : NR, nr, g);
+        };
+        if (direct_b) {
+          for (std::size_t jr = 0; jr < nc; jr += NR)
+            for (std::size_t ir = 0; ir < mc; ir += MR) one(ir, jr);
+        } else {
+          for (std::size_t ir = 0; ir < mc; ir += MR)
+            for (std::size_t jr = 0; jr < nc; jr += NR) one(ir, jr);
         }
       }
     }
   }
+}
+
+/// How a product is cut among threads: split_k (threads take whole K chunks, `parts` of them)
+/// or a grid of tm x tn blocks of C (whole micro-panels). Exposed so the tests can check that a
+/// thread count really splits the work.
+struct gemm_plan {
+  bool split_k = false;
+  std::size_t tn = 1, tm = 1, parts = 1;
+};
+
+template <class Arch, class T>
+gemm_plan gemm_plan_for(std::size_t m, std::size_t n, std::size_t k, int threads) {
+  using MK = gemm_micro<Arch, T>;
+  constexpr std::size_t MR = MK::MR, NR = MK::NR, KC = core::gemm_k_chunk;
+  const std::size_t nchunks = (k + KC - 1) / KC;
+  const std::size_t npan = (n + NR - 1) / NR, mpan = (m + MR - 1) / MR;
+  const std::size_t t = static_cast<std::size_t>(std::max(threads, 1));
+  gemm_plan p;
+  // Split K when C's micro-panels cannot keep the threads busy (and the partial buffers are small).
+  if (t > 1 && nchunks > 1 && npan * mpan < 2 * t && m * n * nchunks <= (std::size_t(1) << 24)) {
+    p.split_k = true;
+    p.parts = std::min(t, nchunks);
+    return p;
+  }
+  // Threads over blocks of C: columns first (each thread packs its own B), then rows.
+  p.tn = std::min(t, npan);
+  p.tm = std::max<std::size_t>(1, std::min(t / p.tn, mpan));
+  p.parts = p.tn * p.tm;
+  return p;
 }
 
 /// C = alpha op(A) op(B) + beta C for m, n, k > 0 and alpha != 0, on `threads` threads.
@@ -466,18 +600,17 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
   const std::size_t m = pr.m, n = pr.n, k = pr.k;
   const std::size_t nchunks = (k + KC - 1) / KC;
   const std::size_t npan = (n + NR - 1) / NR, mpan = (m + MR - 1) / MR;
-  const std::size_t t = static_cast<std::size_t>(std::max(threads, 1));
+  const gemm_plan plan = gemm_plan_for<Arch, T>(m, n, k, threads);
   auto& pool = thread_pool::instance();
 
-  // Split K when C's micro-panels cannot keep the threads busy (and the partial buffers are small).
-  if (t > 1 && nchunks > 1 && npan * mpan < 2 * t && m * n * nchunks <= (std::size_t(1) << 24)) {
+  if (plan.split_k) {  // each chunk's partials alone, then the left fold in chunk order
     std::vector<T> part(m * n * nchunks);
-    const std::size_t tc = std::min(t, nchunks);
+    const std::size_t tc = plan.parts;
     pool.run(static_cast<int>(tc), [&](int id) {
       const std::size_t c0 = nchunks * id / tc, c1 = nchunks * (id + 1) / tc;
       gemm_block<Arch, T, In>(pr, 0, m, 0, n, c0, c1, part.data(), n, true, m * n);
     });
-    const std::size_t tr = std::min(t, m);
+    const std::size_t tr = std::min(tc, m);
     pool.run(static_cast<int>(tr), [&](int id) {
       for (std::size_t i = m * id / tr; i < m * (id + 1) / tr; ++i)
         for (std::size_t j = 0; j < n; ++j) {
@@ -499,9 +632,7 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
     s = sbuf.data();
     lds = n;
   }
-  // Threads over blocks of C: columns first (each thread packs its own B), then rows.
-  const std::size_t tn = std::min(t, npan);
-  const std::size_t tm = std::max<std::size_t>(1, std::min(t / tn, mpan));
+  const std::size_t tn = plan.tn, tm = plan.tm;
   pool.run(static_cast<int>(tn * tm), [&](int id) {
     const std::size_t jt = static_cast<std::size_t>(id) % tn, it = static_cast<std::size_t>(id) / tn;
     const std::size_t j0 = std::min(n, npan * jt / tn * NR), j1 = std::min(n, npan * (jt + 1) / tn * NR);

@@ -1,0 +1,221 @@
+// conv_bench: bitexact conv2d (forward, backward-data, backward-weight; fixed_order, and exact
+// forward on the smaller shapes) against oneDNN (libdnnl, the library PyTorch's CPU convolution
+// uses) in the same run, at 1 and 2 threads, on ResNet-50 shapes, MobileNet depthwise 3x3 and a
+// 1-D audio shape. oneDNN runs its primitives on the layouts it prefers (memory format "any",
+// the reorders to and from them not timed: its best case); bitexact runs on plain NCHW.
+// The summary prints images/s and the bitexact/oneDNN speed ratios (above 1: bitexact faster).
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <bitexact/conv.hpp>
+
+#ifdef BITEXACT_HAVE_DNNL
+#include <dnnl.hpp>
+#include <omp.h>
+#endif
+
+#include "median_reporter.hpp"
+
+namespace {
+
+struct bench_shape {
+  const char* name;
+  bitexact::conv2d_shape s;
+  bool exact;  // also time the exact tier (forward)
+};
+
+bitexact::conv2d_shape mk(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t oc, std::size_t k,
+                          std::size_t stride, std::size_t pad, std::size_t groups, std::size_t kh = 0) {
+  bitexact::conv2d_shape s;
+  s.batch = n;
+  s.in_channels = c;
+  s.in_h = h;
+  s.in_w = w;
+  s.out_channels = oc;
+  s.kernel_h = kh ? kh : k;
+  s.kernel_w = k;
+  s.stride_h = kh == 1 ? 1 : stride;
+  s.stride_w = stride;
+  s.pad_h = kh == 1 ? 0 : pad;
+  s.pad_w = pad;
+  s.groups = groups;
+  return s;
+}
+
+constexpr std::size_t kBatch = 2;
+
+const std::vector<bench_shape>& shapes() {
+  static const std::vector<bench_shape> v = {
+      {"stem7x7s2_3-64_224", mk(kBatch, 3, 224, 224, 64, 7, 2, 3, 1), false},
+      {"3x3_64-64_56", mk(kBatch, 64, 56, 56, 64, 3, 1, 1, 1), false},
+      {"1x1_256-64_56", mk(kBatch, 256, 56, 56, 64, 1, 1, 0, 1), false},
+      {"1x1_64-256_56", mk(kBatch, 64, 56, 56, 256, 1, 1, 0, 1), false},
+      {"3x3_256-256_14", mk(kBatch, 256, 14, 14, 256, 3, 1, 1, 1), true},
+      {"dw3x3_32_112", mk(kBatch, 32, 112, 112, 32, 3, 1, 1, 32), true},
+      {"dw3x3_512_14", mk(kBatch, 512, 14, 14, 512, 3, 1, 1, 512), true},
+      {"conv1d_k3_64-64_L16000", mk(kBatch, 64, 1, 16000, 64, 3, 1, 1, 1, 1), false},
+  };
+  return v;
+}
+
+std::size_t xs(const bitexact::conv2d_shape& s) { return s.batch * s.in_channels * s.in_h * s.in_w; }
+std::size_t ws(const bitexact::conv2d_shape& s) {
+  return s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+}
+std::size_t ys(const bitexact::conv2d_shape& s) { return s.batch * s.out_channels * s.out_h() * s.out_w(); }
+
+std::vector<float> rnd(std::size_t n, std::uint32_t seed) {
+  std::vector<float> v(n);
+  std::uint32_t z = seed * 2654435761u + 1;
+  for (auto& x : v) {
+    z = z * 1664525u + 1013904223u;
+    x = static_cast<float>(static_cast<int>(z >> 9) - (1 << 22)) * 0x1p-22f;
+  }
+  return v;
+}
+
+enum op_kind { fwd = 0, bwd_data = 1, bwd_weight = 2, fwd_exact = 3 };
+const char* op_name(int op) {
+  static const char* n[] = {"fwd", "bwd_data", "bwd_weight", "fwd_exact"};
+  return n[op];
+}
+
+void BM_bitexact(benchmark::State& st, std::size_t shape_index, int op) {
+  const bitexact::conv2d_shape& s = shapes()[shape_index].s;
+  const int threads = static_cast<int>(st.range(0));
+  auto x = rnd(xs(s), 1), w = rnd(ws(s), 2), b = rnd(s.out_channels, 3), dy = rnd(ys(s), 4);
+  std::vector<float> y(ys(s)), dx(xs(s)), dw(ws(s)), db(s.out_channels);
+  const bitexact::execution ex{threads, bitexact::isa::automatic};
+  for (auto _ : st) {
+    switch (op) {
+      case fwd: bitexact::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), bitexact::tier::fixed_order, ex); break;
+      case fwd_exact: bitexact::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), bitexact::tier::exact, ex); break;
+      case bwd_data: bitexact::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), bitexact::tier::fixed_order, ex); break;
+      default: bitexact::conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data(), bitexact::tier::fixed_order, ex);
+    }
+    benchmark::ClobberMemory();
+  }
+  st.counters["images/s"] = benchmark::Counter(static_cast<double>(s.batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+#ifdef BITEXACT_HAVE_DNNL
+void BM_onednn(benchmark::State& st, std::size_t shape_index, int op) {
+  using namespace dnnl;
+  using tag = memory::format_tag;
+  using dt = memory::data_type;
+  const bitexact::conv2d_shape& s = shapes()[shape_index].s;
+  omp_set_num_threads(static_cast<int>(st.range(0)));
+  engine eng(engine::kind::cpu, 0);
+  stream strm(eng);
+  const auto N = static_cast<memory::dim>(s.batch), C = static_cast<memory::dim>(s.in_channels),
+             H = static_cast<memory::dim>(s.in_h), W = static_cast<memory::dim>(s.in_w),
+             OC = static_cast<memory::dim>(s.out_channels), KH = static_cast<memory::dim>(s.kernel_h),
+             KW = static_cast<memory::dim>(s.kernel_w), OH = static_cast<memory::dim>(s.out_h()),
+             OW = static_cast<memory::dim>(s.out_w()), G = static_cast<memory::dim>(s.groups);
+  const memory::dims strides = {static_cast<memory::dim>(s.stride_h), static_cast<memory::dim>(s.stride_w)};
+  const memory::dims dil = {static_cast<memory::dim>(s.dilation_h) - 1, static_cast<memory::dim>(s.dilation_w) - 1};
+  const memory::dims pl = {static_cast<memory::dim>(s.pad_h), static_cast<memory::dim>(s.pad_w)};
+  const memory::dims pr = {(OH - 1) * strides[0] + (KH - 1) * (dil[0] + 1) + 1 - H - pl[0],
+                           (OW - 1) * strides[1] + (KW - 1) * (dil[1] + 1) + 1 - W - pl[1]};
+  const memory::dims wdims = G > 1 ? memory::dims{G, OC / G, C / G, KH, KW} : memory::dims{OC, C, KH, KW};
+  memory::desc src_md({N, C, H, W}, dt::f32, tag::any), dst_md({N, OC, OH, OW}, dt::f32, tag::any),
+      wei_md(wdims, dt::f32, tag::any), bias_md({OC}, dt::f32, tag::x);
+  convolution_forward::primitive_desc fpd(
+      convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src_md, wei_md, bias_md,
+                                dst_md, strides, dil, pl, pr),
+      eng);
+  auto fill = [&](const memory::desc& md, std::uint32_t seed) {
+    memory m(md, eng);
+    auto v = rnd(md.get_size() / sizeof(float), seed);
+    std::memcpy(m.get_data_handle(), v.data(), v.size() * sizeof(float));
+    return m;
+  };
+  memory src = fill(fpd.src_desc(), 1), wei = fill(fpd.weights_desc(), 2), bias = fill(fpd.bias_desc(), 3),
+         dst = fill(fpd.dst_desc(), 4);
+  std::unique_ptr<primitive> prim;
+  std::unordered_map<int, memory> args;
+  if (op == fwd) {
+    prim.reset(new convolution_forward(fpd));
+    args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}};
+  } else if (op == bwd_data) {
+    convolution_backward_data::primitive_desc bpd(
+        convolution_backward_data::desc(algorithm::convolution_direct, src_md, wei_md, dst_md, strides, dil, pl, pr),
+        eng, fpd);
+    memory dsrc = fill(bpd.diff_src_desc(), 5), w2 = fill(bpd.weights_desc(), 2), ddst = fill(bpd.diff_dst_desc(), 4);
+    prim.reset(new convolution_backward_data(bpd));
+    args = {{DNNL_ARG_DIFF_SRC, dsrc}, {DNNL_ARG_WEIGHTS, w2}, {DNNL_ARG_DIFF_DST, ddst}};
+  } else {
+    convolution_backward_weights::primitive_desc bpd(
+        convolution_backward_weights::desc(algorithm::convolution_direct, src_md, wei_md, bias_md, dst_md, strides,
+                                           dil, pl, pr),
+        eng, fpd);
+    memory s2 = fill(bpd.src_desc(), 1), dwei = fill(bpd.diff_weights_desc(), 6), dbias = fill(bpd.diff_bias_desc(), 7),
+           ddst = fill(bpd.diff_dst_desc(), 4);
+    prim.reset(new convolution_backward_weights(bpd));
+    args = {{DNNL_ARG_SRC, s2}, {DNNL_ARG_DIFF_WEIGHTS, dwei}, {DNNL_ARG_DIFF_BIAS, dbias}, {DNNL_ARG_DIFF_DST, ddst}};
+  }
+  for (auto _ : st) {
+    prim->execute(strm, args);
+    strm.wait();
+  }
+  st.counters["images/s"] = benchmark::Counter(static_cast<double>(s.batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+#endif
+
+std::map<std::string, double> g_seconds;
+
+void print_summary() {
+  std::printf("\nSummary: batch %zu, fp32, wall clock, median of 3; bitexact ISA %s, NCHW\n", kBatch,
+              bitexact::isa_name(bitexact::resolved_isa()));
+  std::printf("%-24s %-10s %3s %12s %12s %14s %14s\n", "shape", "op", "thr", "bitexact i/s", "oneDNN i/s",
+              "bitexact/oneDNN", "exact/fixed");
+  for (std::size_t i = 0; i < shapes().size(); ++i)
+    for (int op : {fwd, bwd_data, bwd_weight})
+      for (int t : {1, 2}) {
+        auto get = [&](const std::string& who, int o) {
+          const std::string key = std::string("BM_") + who + "/" + shapes()[i].name + "/" + op_name(o) + "/" +
+                                  std::to_string(t);
+          for (const auto& kv : g_seconds)
+            if (kv.first.compare(0, key.size(), key) == 0) return kv.second;
+          return 0.0;
+        };
+        const double bx = get("bitexact", op), dn = get("onednn", op);
+        const double ex = op == fwd ? get("bitexact", fwd_exact) : 0.0;
+        char exs[32] = "-";
+        if (ex > 0 && bx > 0) std::snprintf(exs, sizeof exs, "%.2f", ex / bx);
+        std::printf("%-24s %-10s %3d %12.1f %12.1f %14.2f %14s\n", shapes()[i].name, op_name(op), t,
+                    bx > 0 ? kBatch / bx : 0.0, dn > 0 ? kBatch / dn : 0.0, (bx > 0 && dn > 0) ? dn / bx : 0.0, exs);
+      }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (std::size_t i = 0; i < shapes().size(); ++i) {
+    for (int op : {fwd, bwd_data, bwd_weight, fwd_exact}) {
+      if (op == fwd_exact && !shapes()[i].exact) continue;
+      const std::string suffix = std::string("/") + shapes()[i].name + "/" + op_name(op);
+      auto* b = benchmark::RegisterBenchmark(("BM_bitexact" + suffix).c_str(), BM_bitexact, i, op);
+      b->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(3)->ReportAggregatesOnly(true);
+      if (op == fwd_exact) b->Iterations(1);
+#ifdef BITEXACT_HAVE_DNNL
+      if (op != fwd_exact)
+        benchmark::RegisterBenchmark(("BM_onednn" + suffix).c_str(), BM_onednn, i, op)
+            ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(3)->ReportAggregatesOnly(true);
+#endif
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  bitexact_bench::median_reporter reporter([](const bitexact_bench::median_reporter::Run& r) {
+    if (r.iterations > 0) g_seconds[r.run_name.str()] = r.real_accumulated_time / static_cast<double>(r.iterations);
+  });
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  print_summary();
+  benchmark::Shutdown();
+  return 0;
+}

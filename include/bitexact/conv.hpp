@@ -1,0 +1,214 @@
+// bitexact/conv.hpp - deterministic 2-D convolution: forward, backward-data, backward-weight.
+//
+// Canonical order (fixed_order, conv_order_version; details in core/conv.hpp): every output
+// element is core::gemm_fixed_order_sum - 256-wide K chunks, each a chain of fused FMAs from
+// +0 in increasing k, chunk partials folded left to right (core/gemm_order.hpp) - over a
+// documented K index:
+//   forward          y[n][oc][oh][ow]   K = (in-channel within the group, kernel row, kernel column);
+//                    then y = S + bias[oc], one rounded add (the GEMM epilogue with alpha = 1,
+//                    beta = 1, C_old = bias[oc]); without bias y = S;
+//   backward-data    dx[n][ic][ih][iw]  K = (out-channel within the group, kernel row, kernel column);
+//   backward-weight  dw[oc][icg][r][c]  K' = (image, output row, output column) of dy * x;
+//                    dbias[oc]: the same K' order of dy * 1 (each step a rounded add).
+// Padding taps (and, for backward-data, output positions off the stride grid or out of range)
+// are zero products fma(+0, w, p), never skipped, so a NaN weight poisons its whole output
+// channel and an Inf weight meeting a padding tap gives NaN, as on a zero-padded tensor.
+// A NaN result is the canonical quiet NaN.
+// Guarantees: forward and backward-data elements depend on their input window and the filter
+// only - never on the batch size, tiles, threads or ISA. Backward-weight and dbias sum over the
+// batch, in the fixed K' order: independent of threads, ISA and tiling (not of the batch).
+//
+// exact tier: each element is the correctly rounded value (nearest even) of the exact sum of
+// its K products (forward: plus bias[oc], rounded once), core/exact.hpp's rules for NaN, Inf
+// and signed zeros. It is order-independent: backward-weight's value is that of the whole
+// batch's exact sum, whatever order or split computes it (reordering the images changes no bit;
+// summing separately rounded micro-batch results is another computation).
+//
+// Types: float, double; and bfloat16 x and w (widened exactly) with float bias, y, dy, dx, dw.
+// 1-D convolution: use in_h = kernel_h = 1 (same order, same kernels). No 3-D convolution.
+//
+// Bad input (std::invalid_argument, outputs untouched): a zero stride, dilation, kernel size or
+// group count, channels not divisible by groups, a (dilated) kernel larger than the padded
+// input, a null pointer with a non-zero size, an output overlapping an input.
+// FTZ/DAZ or a non-default rounding mode on the calling thread: fp_environment_error.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "core/bfloat16.hpp"
+#include "core/conv.hpp"
+#include "cpu/conv_kernels.hpp"
+#include "cpu/dispatch.hpp"
+#include "execution.hpp"
+#include "fp_environment.hpp"
+#include "tier.hpp"
+
+namespace bitexact {
+namespace detail {
+
+template <class T>
+struct conv_identity {
+  using type = T;
+};
+
+inline void conv_check(bool ok, const char* what, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(std::string("bitexact::") + what + ": " + msg);
+}
+
+inline bool conv_overlap(const void* a, std::size_t abytes, const void* b, std::size_t bbytes) {
+  if (abytes == 0 || bbytes == 0 || a == nullptr || b == nullptr) return false;
+  const auto pa = reinterpret_cast<std::uintptr_t>(a), pb = reinterpret_cast<std::uintptr_t>(b);
+  return pa < pb + bbytes && pb < pa + abytes;
+}
+
+/// Sizes (in elements) of x, w, y of a validated shape.
+struct conv_sizes {
+  std::size_t x, w, y;
+};
+
+inline conv_sizes conv_validate(const conv2d_shape& s, const char* what) {
+  conv_check(s.stride_h > 0 && s.stride_w > 0, what, "zero stride");
+  conv_check(s.dilation_h > 0 && s.dilation_w > 0, what, "zero dilation");
+  conv_check(s.kernel_h > 0 && s.kernel_w > 0, what, "zero kernel size");
+  conv_check(s.groups > 0, what, "zero groups");
+  conv_check(s.in_channels % s.groups == 0 && s.out_channels % s.groups == 0, what,
+             "in_channels and out_channels must be divisible by groups");
+  conv_check(s.in_channels > 0 && s.out_channels > 0, what, "zero channels");
+  conv_check(s.in_h + 2 * s.pad_h >= s.dilation_h * (s.kernel_h - 1) + 1 &&
+                 s.in_w + 2 * s.pad_w >= s.dilation_w * (s.kernel_w - 1) + 1,
+             what, "the (dilated) kernel is larger than the padded input");
+  conv_check(s.data == layout::nchw || s.data == layout::nhwc, what, "unknown layout");
+  conv_sizes z;
+  z.x = s.batch * s.in_channels * s.in_h * s.in_w;
+  z.w = s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+  z.y = s.batch * s.out_channels * s.out_h() * s.out_w();
+  return z;
+}
+
+template <class A, class W>
+const A* conv_widened(const W* w, std::size_t n, std::vector<A>& buf) {
+  if constexpr (std::is_same<A, W>::value) {
+    return w;
+  } else {
+    buf.resize(n);
+    for (std::size_t i = 0; i < n; ++i) buf[i] = core::widen(w[i]);
+    return buf.data();
+  }
+}
+
+template <class A, class X>
+void conv_forward_impl(const conv2d_shape& s, const X* x, const X* w, const A* bias, A* y, tier t, execution ex) {
+  const char* what = "conv2d_forward";
+  const conv_sizes z = conv_validate(s, what);
+  conv_check(x != nullptr || z.x == 0, what, "null x with a non-zero size");
+  conv_check(w != nullptr, what, "null w");
+  conv_check(y != nullptr || z.y == 0, what, "null y with a non-zero size");
+  conv_check(!conv_overlap(y, z.y * sizeof(A), x, z.x * sizeof(X)) &&
+                 !conv_overlap(y, z.y * sizeof(A), w, z.w * sizeof(X)) &&
+                 !conv_overlap(y, z.y * sizeof(A), bias, s.out_channels * sizeof(A)),
+             what, "y overlaps x, w or bias");
+  require_ieee_environment(what);
+  const int threads = resolved_threads(ex);
+  const isa simd = resolved_isa(ex);
+  if (z.y == 0) return;
+  if (t == tier::exact) return cpu::detail::conv_forward_exact<A>(s, x, w, bias, y, threads);
+  std::vector<A> wbuf;
+  const A* wa = conv_widened<A>(w, z.w, wbuf);
+  cpu::detail::with_arch(simd, [&](auto arch) {
+    cpu::detail::conv_forward_kernel<decltype(arch), A, X>(s, x, wa, bias, y, threads);
+  });
+}
+
+template <class A, class W>
+void conv_backward_data_impl(const conv2d_shape& s, const A* dy, const W* w, A* dx, tier t, execution ex) {
+  const char* what = "conv2d_backward_data";
+  const conv_sizes z = conv_validate(s, what);
+  conv_check(dy != nullptr || z.y == 0, what, "null dy with a non-zero size");
+  conv_check(w != nullptr, what, "null w");
+  conv_check(dx != nullptr || z.x == 0, what, "null dx with a non-zero size");
+  conv_check(!conv_overlap(dx, z.x * sizeof(A), dy, z.y * sizeof(A)) &&
+                 !conv_overlap(dx, z.x * sizeof(A), w, z.w * sizeof(W)),
+             what, "dx overlaps dy or w");
+  require_ieee_environment(what);
+  const int threads = resolved_threads(ex);
+  const isa simd = resolved_isa(ex);
+  if (z.x == 0) return;
+  if (t == tier::exact) return cpu::detail::conv_backward_data_exact<A>(s, dy, w, dx, threads);
+  std::vector<A> wbuf;
+  const A* wa = conv_widened<A>(w, z.w, wbuf);
+  cpu::detail::with_arch(simd, [&](auto arch) {
+    cpu::detail::conv_backward_data_kernel<decltype(arch), A>(s, dy, wa, dx, threads);
+  });
+}
+
+template <class A, class X>
+void conv_backward_weight_impl(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, tier t,
+                               execution ex) {
+  const char* what = "conv2d_backward_weight";
+  const conv_sizes z = conv_validate(s, what);
+  conv_check(x != nullptr || z.x == 0, what, "null x with a non-zero size");
+  conv_check(dy != nullptr || z.y == 0, what, "null dy with a non-zero size");
+  conv_check(dw != nullptr, what, "null dw");
+  const std::size_t wb = z.w * sizeof(A), bb = dbias ? s.out_channels * sizeof(A) : 0;
+  conv_check(!conv_overlap(dw, wb, x, z.x * sizeof(X)) && !conv_overlap(dw, wb, dy, z.y * sizeof(A)) &&
+                 !conv_overlap(dbias, bb, x, z.x * sizeof(X)) && !conv_overlap(dbias, bb, dy, z.y * sizeof(A)) &&
+                 !conv_overlap(dbias, bb, dw, wb),
+             what, "dw or dbias overlaps x, dy or each other");
+  require_ieee_environment(what);
+  const int threads = resolved_threads(ex);
+  const isa simd = resolved_isa(ex);
+  if (t == tier::exact) return cpu::detail::conv_backward_weight_exact<A>(s, x, dy, dw, dbias, threads);
+  cpu::detail::with_arch(simd, [&](auto arch) {
+    cpu::detail::conv_backward_weight_kernel<decltype(arch), A, X>(s, x, dy, dw, dbias, threads);
+  });
+}
+
+}  // namespace detail
+
+/// Forward: y = conv(x, w) (+ bias). T: float or double. bias may be null.
+template <class T>
+void conv2d_forward(const conv2d_shape& s, const T* x, const T* w, const typename detail::conv_identity<T>::type* bias,
+                    T* y, tier t = tier::fixed_order, execution ex = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "conv2d_forward: float or double");
+  detail::conv_forward_impl<T, T>(s, x, w, bias, y, t, ex);
+}
+/// Forward with bfloat16 x and w (widened exactly), float bias and y.
+inline void conv2d_forward(const conv2d_shape& s, const bfloat16* x, const bfloat16* w, const float* bias, float* y,
+                           tier t = tier::fixed_order, execution ex = {}) {
+  detail::conv_forward_impl<float, bfloat16>(s, x, w, bias, y, t, ex);
+}
+
+/// Backward-data: dx = the gradient of y with respect to x, given dy. T: float or double.
+template <class T>
+void conv2d_backward_data(const conv2d_shape& s, const T* dy, const T* w, T* dx, tier t = tier::fixed_order,
+                          execution ex = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "conv2d_backward_data: float or double");
+  detail::conv_backward_data_impl<T, T>(s, dy, w, dx, t, ex);
+}
+/// Backward-data with bfloat16 weights, float dy and dx.
+inline void conv2d_backward_data(const conv2d_shape& s, const float* dy, const bfloat16* w, float* dx,
+                                 tier t = tier::fixed_order, execution ex = {}) {
+  detail::conv_backward_data_impl<float, bfloat16>(s, dy, w, dx, t, ex);
+}
+
+/// Backward-weight: dw (and dbias, if not null) from x and dy. T: float or double.
+template <class T>
+void conv2d_backward_weight(const conv2d_shape& s, const T* x, const T* dy, T* dw,
+                            typename detail::conv_identity<T>::type* dbias, tier t = tier::fixed_order,
+                            execution ex = {}) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "conv2d_backward_weight: float or double");
+  detail::conv_backward_weight_impl<T, T>(s, x, dy, dw, dbias, t, ex);
+}
+/// Backward-weight with bfloat16 x, float dy, dw and dbias.
+inline void conv2d_backward_weight(const conv2d_shape& s, const bfloat16* x, const float* dy, float* dw, float* dbias,
+                                   tier t = tier::fixed_order, execution ex = {}) {
+  detail::conv_backward_weight_impl<float, bfloat16>(s, x, dy, dw, dbias, t, ex);
+}
+
+}  // namespace bitexact

@@ -1,0 +1,518 @@
+// bitexact/cpu/conv_kernels.hpp - convolution on the CPU as lowered GEMMs in the canonical K
+// order (core/gemm_order.hpp over the K indices of core/conv.hpp).
+//
+// Each op is C[i][j] = sum_r A[i][r] * B[r][j]: forward (i = out-channel in the group, j = output
+// position, r = the forward K index), backward-data (i = in-channel in the group, j = input
+// position, r = the backward-data K index), backward-weight (i = out-channel in the group, j =
+// the forward K index, r = (n, oh, ow)). B (and, for backward-weight, A) is packed one canonical
+// chunk of 256 r at a time (im2col of that chunk, padding taps and missing output positions
+// written as +0), so the register-blocked kernel runs exactly the canonical chain: per chunk,
+// fused FMAs from +0 in increasing r for each (i, j), then total = total + partial. Vectors run
+// across j, never across r, so every ISA, tile size and thread split gives the same bits.
+//
+// Threads take whole output tiles (image, group, row block, column tile) - never a piece of r -
+// so no partial ever crosses threads. The register kernel is the GEMM family's
+// (gemm_micro<Arch, T>::tile of cpu/gemm_kernels.hpp: AVX-512, AVX2+FMA3 and NEON fused FMAs,
+// core::fused_fma on SSE2 and scalar), fed MR-interleaved A panels and NR-wide B panels.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+
+#include "../core/bfloat16.hpp"
+#include "../core/conv.hpp"
+#include "../core/gemm_order.hpp"
+#include "../core/scatter.hpp"
+#include "dispatch.hpp"
+#include "gemm_kernels.hpp"
+#include "threads.hpp"
+
+namespace bitexact {
+namespace cpu {
+namespace detail {
+
+// ------------------------------------------------------------------ the tile engine
+
+inline constexpr std::size_t conv_chunk = core::gemm_k_chunk;
+
+template <class T>
+struct conv_scratch {
+  std::vector<T> b, a, apad, total;
+};
+template <class T>
+conv_scratch<T>& conv_thread_scratch() {
+  static thread_local conv_scratch<T> s;
+  return s;
+}
+
+template <class Arch, class T>
+struct conv_engine {
+  using M = gemm_micro<Arch, T>;  // the GEMM family's register kernel (cpu/gemm_kernels.hpp)
+  static constexpr std::size_t MR = M::MR, NT = M::NR, JT = sizeof(T) == 4 ? 256 : 128;
+  static_assert(JT % NT == 0, "conv_engine: the column tile must hold whole micro-panels");
+
+  /// total[i][0..NT) (+)= one canonical chunk's chain over klen r of a[r][i] * b[r][0..NT),
+  /// i < mr: gemm_micro::tile with S = first ? p : S + p and no epilogue.
+  static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first) {
+    gemm_merge<T> g{total, ldt, first, false, nullptr, 0, T(1), T(0)};
+    M::tile(mr, klen, a, MR, b, NT, NT, g);
+  }
+
+  /// One output tile: rows x nt (nt <= JT) over R reduction indices in canonical chunks.
+  /// prepare(r0, r1, b, ldb) packs B[r - r0][0..ldb) into b (zeros beyond nt) and whatever A
+  /// needs, and returns b, or points at B in place (setting ldb; NT-blocks up to nt must exist);
+  /// a_row(i, r0, lda) points at A[i][r0..] (valid rows only); store(i, total_row) finishes row i.
+  /// B is copied into NT-wide panels and A into MR-interleaved panels (the micro kernel then
+  /// streams contiguous memory); copies never change a value.
+  template <class Prepare, class ARow, class Store>
+  static void run(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, ARow a_row, Store store) {
+    conv_scratch<T>& sc = conv_thread_scratch<T>();
+    const std::size_t rows_pad = (rows + MR - 1) / MR * MR;
+    const std::size_t ntv = (nt + NT - 1) / NT * NT;
+    sc.total.assign(rows_pad * JT, T(0));
+    if (sc.b.size() < 2 * conv_chunk * JT) sc.b.resize(2 * conv_chunk * JT);
+    if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
+    T* const bpanel = sc.b.data() + conv_chunk * JT;
+    bool first = true;
+    for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+      const std::size_t klen = std::min(conv_chunk, R - r0);
+      std::size_t ldb = ntv;
+      const T* bp = prepare(r0, r0 + klen, sc.b.data(), ldb);
+      for (std::size_t jj = 0; jj < ntv; jj += NT)  // B -> panels [jj / NT][r][NT]
+        for (std::size_t r = 0; r < klen; ++r)
+          std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
+      for (std::size_t i = 0; i < rows; i += MR) {
+        const std::size_t mr = std::min(MR, rows - i);
+        T* ap = sc.apad.data();
+        for (std::size_t q = 0; q < mr; ++q) {  // A -> panel [r][MR], zero rows past the end
+          std::size_t lda;
+          const T* src = a_row(i + q, r0, lda);
+          for (std::size_t r = 0; r < klen; ++r) ap[r * MR + q] = src[r];
+        }
+        for (std::size_t jj = 0; jj < ntv; jj += NT)
+          micro(static_cast<int>(mr), ap, bpanel + jj * klen, klen, sc.total.data() + i * JT + jj, JT, first);
+      }
+      first = false;
+    }
+    for (std::size_t i = 0; i < rows; ++i) store(i, sc.total.data() + i * JT);
+  }
+};
+
+template <class T>
+inline T conv_finish(T s) {
+  return core::gemm_epilogue(T(1), s, T(0), T(0));
+}
+
+/// Row blocks per (image, group, column tile) so that small problems still feed every thread.
+inline std::size_t conv_row_blocks(std::size_t tasks, std::size_t rows, std::size_t mr, int threads) {
+  std::size_t mb = 1;
+  while (tasks * mb < 2 * static_cast<std::size_t>(threads) && (rows + 2 * mb - 1) / (2 * mb) >= 2 * mr) mb *= 2;
+  return mb;
+}
+
+/// Splits [0, rows) into mb blocks whose sizes are multiples of mr (the last takes the rest).
+inline void conv_row_block(std::size_t rows, std::size_t mb, std::size_t mr, std::size_t b, std::size_t& i0,
+                           std::size_t& i1) {
+  const std::size_t per = ((rows + mb - 1) / mb + mr - 1) / mr * mr;
+  i0 = std::min(rows, b * per);
+  i1 = (b + 1 == mb) ? rows : std::min(rows, (b + 1) * per);
+}
+
+// ------------------------------------------------------------------ forward
+
+/// y = conv(x, w) + bias; w already widened to A ([OC][K]).
+template <class Arch, class A, class X>
+void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A* bias, A* y, int threads) {
+  using E = conv_engine<Arch, A>;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW;
+  const bool nchw = s.data == layout::nchw;
+  const std::size_t xs = nchw ? 1 : C;  // element stride along w
+  const std::size_t jt = (P + E::JT - 1) / E::JT;
+  const std::size_t mb = conv_row_blocks(N * G * jt, OCg, E::MR, threads);
+  const std::size_t tasks = N * G * jt * mb;
+  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    std::size_t t = static_cast<std::size_t>(t0);
+    const std::size_t b = t % mb; t /= mb;
+    const std::size_t tj = t % jt; t /= jt;
+    const std::size_t g = t % G, n = t / G;
+    std::size_t i0, i1;
+    conv_row_block(OCg, mb, E::MR, b, i0, i1);
+    if (i0 >= i1) return;
+    const std::size_t p0 = tj * E::JT, nt = std::min(E::JT, P - p0);
+    // 1x1, stride 1, no padding, NCHW, full tile: B is x itself.
+    const bool direct = std::is_same<X, A>::value && nchw && KH == 1 && KW == 1 && s.stride_h == 1 &&
+                        s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && nt == E::JT;
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      if (direct) {
+        ldb = P;
+        return reinterpret_cast<const A*>(x) + (n * C + g * Cg + r0) * P + p0;
+      }
+      std::size_t icg = r0 / (KH * KW), kr = (r0 / KW) % KH, kc = r0 % KW;
+      for (std::size_t r = r0; r < r1; ++r) {
+        A* dst = bp + (r - r0) * ldb;
+        const std::size_t c = g * Cg + icg;
+        // output columns whose tap kc lands inside the input: [lo, hi)
+        const std::size_t off = kc * s.dilation_w;
+        const std::size_t lo = off >= s.pad_w ? 0 : (s.pad_w - off + s.stride_w - 1) / s.stride_w;
+        const std::size_t hi = Wd + s.pad_w > off ? std::min(OW, (Wd + s.pad_w - off - 1) / s.stride_w + 1) : 0;
+        std::size_t j = 0;
+        while (j < nt) {  // one run of positions in the same output row
+          const std::size_t p = p0 + j, oh = p / OW, ow0 = p % OW;
+          const std::size_t len = std::min(nt - j, OW - ow0);
+          std::size_t ih;
+          A* d = dst + j;
+          if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) || lo >= hi) {
+            std::fill(d, d + len, A(0));
+          } else {
+            const std::size_t a0 = std::min(std::max(lo, ow0), ow0 + len), a1 = std::max(std::min(hi, ow0 + len), a0);
+            std::fill(d, d + (a0 - ow0), A(0));
+            const X* src = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0) + (a0 * s.stride_w + off - s.pad_w) * xs;
+            const std::size_t step = s.stride_w * xs;
+            A* dd = d + (a0 - ow0);
+            if (step == 1)
+              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q]));
+            else
+              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q * step]));
+            std::fill(d + (a1 - ow0), d + len, A(0));
+          }
+          j += len;
+        }
+        std::fill(dst + nt, dst + ldb, A(0));
+        if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++icg; } }
+      }
+      return bp;
+    };
+    auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) {
+      lda = K;
+      return w + (g * OCg + i0 + i) * K + r0;
+    };
+    auto store = [&](std::size_t i, const A* tot) {
+      const std::size_t oc = g * OCg + i0 + i;
+      if (nchw) {
+        A* dst = y + (n * OC + oc) * P + p0;
+        if (bias) for (std::size_t j = 0; j < nt; ++j) dst[j] = core::gemm_epilogue(A(1), tot[j], A(1), bias[oc]);
+        else for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
+      } else {
+        A* dst = y + (n * P + p0) * OC + oc;
+        if (bias) for (std::size_t j = 0; j < nt; ++j) dst[j * OC] = core::gemm_epilogue(A(1), tot[j], A(1), bias[oc]);
+        else for (std::size_t j = 0; j < nt; ++j) dst[j * OC] = conv_finish(tot[j]);
+      }
+    };
+    E::run(i1 - i0, K, nt, prepare, a_row, store);
+  });
+}
+
+// ------------------------------------------------------------------ backward-data
+
+/// dx = conv_transpose(dy, w); w already widened to A ([OC][Cg][KH][KW]).
+template <class Arch, class A>
+void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A* dx, int threads) {
+  using E = conv_engine<Arch, A>;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, R = OCg * KK, P = H * Wd;
+  const bool nchw = s.data == layout::nchw;
+  const std::size_t ys = nchw ? 1 : OC;
+  // wt[g][icg][(ocg, r, c)]: the weights as the backward-data A matrix.
+  std::vector<A> wt(G * Cg * R);
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t icg = 0; icg < Cg; ++icg)
+      for (std::size_t ocg = 0; ocg < OCg; ++ocg)
+        for (std::size_t q = 0; q < KK; ++q)
+          wt[(g * Cg + icg) * R + ocg * KK + q] = w[((g * OCg + ocg) * Cg + icg) * KK + q];
+  const std::size_t jt = (P + E::JT - 1) / E::JT;
+  const std::size_t mb = conv_row_blocks(N * G * jt, Cg, E::MR, threads);
+  const std::size_t tasks = N * G * jt * mb;
+  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    std::size_t t = static_cast<std::size_t>(t0);
+    const std::size_t b = t % mb; t /= mb;
+    const std::size_t tj = t % jt; t /= jt;
+    const std::size_t g = t % G, n = t / G;
+    std::size_t i0, i1;
+    conv_row_block(Cg, mb, E::MR, b, i0, i1);
+    if (i0 >= i1) return;
+    const std::size_t p0 = tj * E::JT, nt = std::min(E::JT, P - p0);
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      std::size_t ocg = r0 / KK, kr = (r0 / KW) % KH, kc = r0 % KW;
+      for (std::size_t r = r0; r < r1; ++r) {
+        A* dst = bp + (r - r0) * ldb;
+        const std::size_t oc = g * OCg + ocg;
+        const std::size_t off = kc * s.dilation_w;
+        std::size_t j = 0;
+        while (j < nt) {
+          const std::size_t p = p0 + j, ih = p / Wd, iw0 = p % Wd;
+          const std::size_t len = std::min(nt - j, Wd - iw0);
+          std::size_t oh;
+          A* d = dst + j;
+          if (!core::conv_tap_out(ih, kr, s.stride_h, s.pad_h, s.dilation_h, OH, oh)) {
+            std::fill(d, d + len, A(0));
+          } else {
+            const A* row = dy + core::conv_offset(s.data, OC, OH, OW, n, oc, oh, 0);
+            if (s.stride_w == 1) {  // ow = iw + pw - off for iw in [lo, hi)
+              const std::size_t lo = off >= s.pad_w ? off - s.pad_w : 0;
+              const std::size_t hi = std::min(Wd, OW + off >= s.pad_w ? OW + off - s.pad_w : 0);
+              const std::size_t a0 = std::min(std::max(lo, iw0), iw0 + len), a1 = std::max(std::min(hi, iw0 + len), a0);
+              std::fill(d, d + (a0 - iw0), A(0));
+              const A* src = row + (a0 + s.pad_w - off) * ys;
+              A* dd = d + (a0 - iw0);
+              if (ys == 1) for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q];
+              else for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q * ys];
+              std::fill(d + (a1 - iw0), d + len, A(0));
+            } else {
+              for (std::size_t q = 0; q < len; ++q) {
+                std::size_t ow;
+                d[q] = core::conv_tap_out(iw0 + q, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow) ? row[ow * ys] : A(0);
+              }
+            }
+          }
+          j += len;
+        }
+        std::fill(dst + nt, dst + ldb, A(0));
+        if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++ocg; } }
+      }
+      return bp;
+    };
+    auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) {
+      lda = R;
+      return wt.data() + (g * Cg + i0 + i) * R + r0;
+    };
+    auto store = [&](std::size_t i, const A* tot) {
+      const std::size_t ic = g * Cg + i0 + i;
+      if (nchw) {
+        A* dst = dx + (n * C + ic) * P + p0;
+        for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
+      } else {
+        A* dst = dx + (n * P + p0) * C + ic;
+        for (std::size_t j = 0; j < nt; ++j) dst[j * C] = conv_finish(tot[j]);
+      }
+    };
+    E::run(i1 - i0, R, nt, prepare, a_row, store);
+  });
+}
+
+// ------------------------------------------------------------------ backward-weight
+
+/// dw = sum over (n, oh, ow) of dy * x-patch; dbias (nullable) = sum of dy (same order).
+template <class Arch, class A, class X>
+void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
+  using E = conv_engine<Arch, A>;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, K = Cg * KK, P = OH * OW, R = N * P;
+  const bool nchw = s.data == layout::nchw;
+  // C^T: rows are the forward K index k (im2col rows), columns the out-channels of the group,
+  // reduction over k' = (n, oh, ow); dw[oc][k] = C^T[k][oc]. Same products, same chain per dw
+  // element, so the same bits as the reference's dw[oc][k] loop.
+  const std::size_t jt = (OCg + E::JT - 1) / E::JT;
+  const std::size_t mb = conv_row_blocks(G * jt, K, E::MR, threads);
+  const std::size_t tasks = G * jt * mb;
+  const std::size_t xs = nchw ? 1 : C;
+  // dy in NHWC form ([k'][OC]), so that B rows are contiguous (a transposed copy for NCHW).
+  std::vector<A> dyt;
+  const A* dyh = dy;
+  if (nchw) {
+    dyt.resize(R * OC);
+    parallel_chunks(threads, canonical_chunks{N * OC, 8}, [&](std::uint64_t c0, std::uint64_t c1) {
+      for (std::size_t q = c0; q < c1; ++q) {
+        const std::size_t n = q / OC, oc = q % OC;
+        const A* src = dy + q * P;
+        A* dst = dyt.data() + n * P * OC + oc;
+        for (std::size_t p = 0; p < P; ++p) dst[p * OC] = src[p];
+      }
+    });
+    dyh = dyt.data();
+  }
+  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    std::size_t t = static_cast<std::size_t>(t0);
+    const std::size_t b = t % mb; t /= mb;
+    const std::size_t tj = t % jt;
+    const std::size_t g = t / jt;
+    std::size_t i0, i1;
+    conv_row_block(K, mb, E::MR, b, i0, i1);
+    if (i0 >= i1) return;
+    const std::size_t rows = i1 - i0;
+    const std::size_t j0 = tj * E::JT, nt = std::min(E::JT, OCg - j0);
+    conv_scratch<A>& sc = conv_thread_scratch<A>();
+    if (sc.a.size() < rows * conv_chunk) sc.a.resize(rows * conv_chunk);
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      // A: im2col rows k in [i0, i1) over k' in [r0, r1)
+      for (std::size_t i = 0; i < rows; ++i) {
+        const std::size_t k = i0 + i, c = g * Cg + k / KK, kr = (k / KW) % KH, kc = k % KW;
+        const std::size_t off = kc * s.dilation_w;
+        const std::size_t lo = off >= s.pad_w ? 0 : (s.pad_w - off + s.stride_w - 1) / s.stride_w;
+        const std::size_t hi = Wd + s.pad_w > off ? std::min(OW, (Wd + s.pad_w - off - 1) / s.stride_w + 1) : 0;
+        A* dst = sc.a.data() + i * conv_chunk;
+        std::size_t r = r0;
+        while (r < r1) {  // runs inside one output row of one image
+          const std::size_t n = r / P, oh = (r % P) / OW, ow0 = r % OW;
+          const std::size_t len = std::min(r1 - r, OW - ow0);
+          A* d = dst + (r - r0);
+          std::size_t ih;
+          if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) || lo >= hi) {
+            std::fill(d, d + len, A(0));
+          } else {
+            const std::size_t a0 = std::min(std::max(lo, ow0), ow0 + len), a1 = std::max(std::min(hi, ow0 + len), a0);
+            std::fill(d, d + (a0 - ow0), A(0));
+            const X* src = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0) + (a0 * s.stride_w + off - s.pad_w) * xs;
+            const std::size_t step = s.stride_w * xs;
+            A* dd = d + (a0 - ow0);
+            if (step == 1)
+              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q]));
+            else
+              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q * step]));
+            std::fill(d + (a1 - ow0), d + len, A(0));
+          }
+          r += len;
+        }
+      }
+      // B[k' - r0][j] = dy of out-channel g * OCg + j0 + j at k': rows of the NHWC-form dy.
+      const A* src = dyh + r0 * OC + g * OCg + j0;
+      if (nt % E::NT == 0) {
+        ldb = OC;
+        return src;
+      }
+      for (std::size_t r = r0; r < r1; ++r) {
+        std::copy(src + (r - r0) * OC, src + (r - r0) * OC + nt, bp + (r - r0) * ldb);
+        std::fill(bp + (r - r0) * ldb + nt, bp + (r - r0 + 1) * ldb, A(0));
+      }
+      return bp;
+    };
+    auto a_row = [&](std::size_t i, std::size_t, std::size_t& lda) {
+      lda = conv_chunk;
+      return static_cast<const A*>(sc.a.data() + i * conv_chunk);
+    };
+    auto store = [&](std::size_t i, const A* tot) {
+      A* dst = dw + (g * OCg + j0) * K + i0 + i;
+      for (std::size_t j = 0; j < nt; ++j) dst[j * K] = conv_finish(tot[j]);
+    };
+    E::run(rows, R, nt, prepare, a_row, store);
+  });
+  if (dbias) {
+    parallel_chunks(threads, canonical_chunks{OC, 16}, [&](std::uint64_t c0, std::uint64_t c1) {
+      for (std::size_t oc = c0; oc < c1; ++oc) {
+        A total = A(0);
+        for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+          const std::size_t r1 = std::min(R, r0 + conv_chunk);
+          A p = A(0);
+          const A* src = dyh + r0 * OC + oc;
+          for (std::size_t r = 0; r < r1 - r0; ++r) p = p + src[r * OC];  // fma(dy, 1, p)
+          total = r0 == 0 ? p : core::gemm_combine(total, p);
+        }
+        dbias[oc] = conv_finish(total);
+      }
+    });
+  }
+}
+
+// ------------------------------------------------------------------ exact tier
+
+/// The exact tier: out[e] for e in [0, count) = the correctly rounded (start +) exact sum of
+/// terms(e, k) for k < K (core::exact_sum_with_start: exact double sums when no rounding
+/// happens, the exact accumulator otherwise). Threads take blocks of elements.
+template <class A, class Terms, class Start, class Out>
+void conv_exact_elements(std::size_t count, std::size_t K, int threads, Terms terms, Start start, Out out) {
+  parallel_chunks(threads, canonical_chunks{count, 64}, [&](std::uint64_t e0, std::uint64_t e1) {
+    for (std::size_t e = e0; e < e1; ++e) {
+      bool has = false;
+      const A st = start(e, has);
+      out(e, core::exact_sum_with_start<A>(st, has, K, [&](std::uint64_t k) { return terms(e, k); }));
+    }
+  });
+}
+
+template <class A, class X, class Wt>
+void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads) {
+  const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
+                    KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
+                    K = Cg * KH * KW;
+  // element e = ((n * OC + oc) * OH + oh) * OW + ow
+  conv_exact_elements<A>(
+      s.batch * OC * OH * OW, K, threads,
+      [&](std::size_t e, std::size_t k) {
+        const std::size_t ow = e % OW, oh = (e / OW) % OH, oc = (e / (OW * OH)) % OC, n = e / (OW * OH * OC);
+        const std::size_t icg = k / (KH * KW), kr = (k / KW) % KH, kc = k % KW;
+        std::size_t ih, iw;
+        A xv = A(0);
+        if (core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+            core::conv_tap_in(ow, kc, s.stride_w, s.pad_w, s.dilation_w, Wd, iw))
+          xv = core::widen(x[core::conv_offset(s.data, C, H, Wd, n, (oc / OCg) * Cg + icg, ih, iw)]);
+        return core::product_term<A>{xv, static_cast<A>(core::widen(w[oc * K + k]))};
+      },
+      [&](std::size_t e, bool& has) {
+        has = bias != nullptr;
+        return has ? bias[(e / (OW * OH)) % OC] : A(0);
+      },
+      [&](std::size_t e, A v) {
+        const std::size_t ow = e % OW, oh = (e / OW) % OH, oc = (e / (OW * OH)) % OC, n = e / (OW * OH * OC);
+        y[core::conv_offset(s.data, OC, OH, OW, n, oc, oh, ow)] = v;
+      });
+}
+
+template <class A, class Wt>
+void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads) {
+  const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
+                    KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
+                    KK = KH * KW;
+  conv_exact_elements<A>(
+      s.batch * C * H * Wd, OCg * KK, threads,
+      [&](std::size_t e, std::size_t k) {
+        const std::size_t iw = e % Wd, ih = (e / Wd) % H, ic = (e / (Wd * H)) % C, n = e / (Wd * H * C);
+        const std::size_t g = ic / Cg, ocg = k / KK, kr = (k / KW) % KH, kc = k % KW;
+        std::size_t oh, ow;
+        A dv = A(0);
+        if (core::conv_tap_out(ih, kr, s.stride_h, s.pad_h, s.dilation_h, OH, oh) &&
+            core::conv_tap_out(iw, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow))
+          dv = dy[core::conv_offset(s.data, OC, OH, OW, n, g * OCg + ocg, oh, ow)];
+        return core::product_term<A>{dv, static_cast<A>(core::widen(w[((g * OCg + ocg) * Cg + ic % Cg) * KK + k % KK]))};
+      },
+      [](std::size_t, bool& has) {
+        has = false;
+        return A(0);
+      },
+      [&](std::size_t e, A v) {
+        const std::size_t iw = e % Wd, ih = (e / Wd) % H, ic = (e / (Wd * H)) % C, n = e / (Wd * H * C);
+        dx[core::conv_offset(s.data, C, H, Wd, n, ic, ih, iw)] = v;
+      });
+}
+
+template <class A, class X>
+void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
+  const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
+                    KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
+                    K = Cg * KH * KW, P = OH * OW, R = s.batch * P;
+  auto dy_at = [&](std::size_t oc, std::size_t k) {
+    return dy[core::conv_offset(s.data, OC, OH, OW, k / P, oc, (k % P) / OW, k % OW)];
+  };
+  auto no_start = [](std::size_t, bool& has) {
+    has = false;
+    return A(0);
+  };
+  conv_exact_elements<A>(
+      OC * K, R, threads,
+      [&](std::size_t e, std::size_t k) {
+        const std::size_t oc = e / K, j = e % K, icg = j / (KH * KW), kr = (j / KW) % KH, kc = j % KW;
+        const std::size_t n = k / P, oh = (k % P) / OW, ow = k % OW;
+        std::size_t ih, iw;
+        A xv = A(0);
+        if (core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+            core::conv_tap_in(ow, kc, s.stride_w, s.pad_w, s.dilation_w, Wd, iw))
+          xv = core::widen(x[core::conv_offset(s.data, C, H, Wd, n, (oc / OCg) * Cg + icg, ih, iw)]);
+        return core::product_term<A>{dy_at(oc, k), xv};
+      },
+      no_start, [&](std::size_t e, A v) { dw[e] = v; });
+  if (dbias)
+    conv_exact_elements<A>(
+        OC, R, threads, [&](std::size_t oc, std::size_t k) { return dy_at(oc, k); }, no_start,
+        [&](std::size_t oc, A v) { dbias[oc] = v; });
+}
+
+}  // namespace detail
+}  // namespace cpu
+}  // namespace bitexact

@@ -1,0 +1,577 @@
+// conv_test: 2-D convolution (forward, backward-data, backward-weight; float, double, bfloat16)
+// equal to the reference bit for bit over ISAs x threads x layouts x stride/pad/dilation/groups x
+// odd sizes; batch invariance; the exact tier against an independent integer oracle and the
+// reference; order independence of the exact backward-weight; special values; golden hashes
+// under conv_order_version; every bad input.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <bitexact/conv.hpp>
+#include <bitexact/pool.hpp>
+#include <bitexact/reference/conv.hpp>
+#include <bitexact/reference/pool.hpp>
+
+#include "random_test_util.hpp"
+
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
+
+using namespace bitexact;
+using bitexact_test::splitmix;
+
+namespace {
+
+const int kThreads[] = {1, 2, 3, 4, 7, 8};
+
+template <class T>
+T make(double v) {
+  if constexpr (std::is_same<T, bfloat16>::value) return bfloat16::from_float(static_cast<float>(v));
+  else return static_cast<T>(v);
+}
+
+template <class T>
+std::vector<T> data(std::size_t n, std::uint64_t seed) {
+  splitmix g{seed};
+  std::vector<T> v(n);
+  for (auto& x : v) x = make<T>((g.uniform() - 0.5) * 4.0);
+  return v;
+}
+
+template <class T>
+bool same(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+
+std::uint64_t fnv(const void* p, std::size_t bytes, std::uint64_t h = 1469598103934665603ull) {
+  const unsigned char* c = static_cast<const unsigned char*>(p);
+  for (std::size_t i = 0; i < bytes; ++i) h = (h ^ c[i]) * 1099511628211ull;
+  return h;
+}
+
+conv2d_shape shape(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t oc, std::size_t kh,
+                   std::size_t kw, std::size_t stride, std::size_t pad, std::size_t dil, std::size_t groups,
+                   layout l = layout::nchw) {
+  conv2d_shape s;
+  s.batch = n;
+  s.in_channels = c;
+  s.in_h = h;
+  s.in_w = w;
+  s.out_channels = oc;
+  s.kernel_h = kh;
+  s.kernel_w = kw;
+  s.stride_h = stride;
+  s.stride_w = stride == 2 ? 1 : stride;  // some shapes with unequal strides
+  s.pad_h = pad;
+  s.pad_w = pad == 0 ? 0 : pad - (pad > 1);
+  s.dilation_h = dil;
+  s.dilation_w = 1;
+  s.groups = groups;
+  s.data = l;
+  return s;
+}
+
+std::size_t xsize(const conv2d_shape& s) { return s.batch * s.in_channels * s.in_h * s.in_w; }
+std::size_t wsize(const conv2d_shape& s) {
+  return s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+}
+std::size_t ysize(const conv2d_shape& s) { return s.batch * s.out_channels * s.out_h() * s.out_w(); }
+
+// Shapes: odd sizes, stride/pad/dilation/groups, 1x1, depthwise, K across chunk boundaries
+// (K = 300 > 256 and K' = N * OH * OW over several chunks), more positions than a column tile.
+std::vector<conv2d_shape> shapes() {
+  return {
+      shape(2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1),     // small, padded
+      shape(3, 4, 11, 6, 6, 3, 2, 2, 1, 1, 2),    // stride 2 x 1, groups 2, unequal kernel
+      shape(1, 6, 9, 10, 9, 2, 3, 3, 2, 2, 3),    // stride 3, pad 2/1, dilation 2, groups 3
+      shape(2, 12, 5, 5, 12, 3, 3, 1, 1, 1, 12),  // depthwise
+      shape(3, 33, 6, 5, 7, 3, 3, 1, 1, 1, 1),    // K = 297: two chunks
+      shape(2, 8, 21, 19, 13, 1, 1, 1, 0, 1, 1),  // 1x1, 399 positions: two column tiles
+      shape(1, 5, 23, 17, 19, 5, 4, 1, 3, 1, 1),  // large pad, 19 out-channels (row tail)
+      shape(2, 2, 4, 4, 3, 5, 5, 1, 2, 1, 1),     // kernel = padded input
+  };
+}
+
+struct conv_case {
+  conv2d_shape s;
+  std::uint64_t seed;
+};
+
+template <class X, class A>
+void check_all_paths(const conv2d_shape& s, std::uint64_t seed, tier t) {
+  const bool exact = t == tier::exact;
+  const auto x = data<X>(xsize(s), seed);
+  const auto w = data<X>(wsize(s), seed + 1);
+  const auto bias = data<A>(s.out_channels, seed + 2);
+  const auto dy = data<A>(ysize(s), seed + 3);
+  std::vector<A> y_ref(ysize(s)), dx_ref(xsize(s)), dw_ref(wsize(s)), db_ref(s.out_channels);
+  reference::conv2d_forward<A>(s, x.data(), w.data(), bias.data(), y_ref.data(), exact);
+  reference::conv2d_backward_data<A>(s, dy.data(), w.data(), dx_ref.data(), exact);
+  reference::conv2d_backward_weight<A>(s, x.data(), dy.data(), dw_ref.data(), db_ref.data(), exact);
+  for (isa i : usable_isas()) {
+    for (int th : kThreads) {
+      if (exact && th != 1 && th != 3 && th != 8) continue;
+      const execution ex{th, i};
+      SCOPED_TRACE(std::string("isa ") + isa_name(i) + " threads " + std::to_string(th));
+      std::vector<A> y(ysize(s)), dx(xsize(s)), dw(wsize(s)), db(s.out_channels);
+      conv2d_forward(s, x.data(), w.data(), bias.data(), y.data(), t, ex);
+      EXPECT_TRUE(same(y, y_ref)) << "forward";
+      conv2d_backward_data(s, dy.data(), w.data(), dx.data(), t, ex);
+      EXPECT_TRUE(same(dx, dx_ref)) << "backward-data";
+      conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data(), t, ex);
+      EXPECT_TRUE(same(dw, dw_ref)) << "backward-weight";
+      EXPECT_TRUE(same(db, db_ref)) << "dbias";
+    }
+  }
+}
+
+TEST(ConvMatrix, FloatEqualsReference) {
+  std::uint64_t seed = 100;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (conv2d_shape s : shapes()) {
+      s.data = l;
+      SCOPED_TRACE("shape " + std::to_string(seed));
+      check_all_paths<float, float>(s, seed += 10, tier::fixed_order);
+    }
+}
+
+TEST(ConvMatrix, DoubleEqualsReference) {
+  std::uint64_t seed = 200;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (conv2d_shape s : shapes()) {
+      s.data = l;
+      SCOPED_TRACE("shape " + std::to_string(seed));
+      check_all_paths<double, double>(s, seed += 10, tier::fixed_order);
+    }
+}
+
+TEST(ConvMatrix, Bfloat16EqualsReference) {
+  std::uint64_t seed = 300;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (conv2d_shape s : shapes()) {
+      s.data = l;
+      check_all_paths<bfloat16, float>(s, seed += 10, tier::fixed_order);
+    }
+}
+
+TEST(ConvMatrix, ExactEqualsReference) {
+  std::uint64_t seed = 400;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (conv2d_shape s : shapes()) {
+      s.data = l;
+      check_all_paths<float, float>(s, seed += 10, tier::exact);
+      check_all_paths<double, double>(s, seed += 10, tier::exact);
+    }
+}
+
+// A chunk boundary inside K' that cuts an image, a tall K (two K chunks) and many tiles: the
+// work really splits over 8 threads (forward: 3 images x 2 column tiles x row blocks).
+TEST(ConvMatrix, LargerShapesSplitAcrossThreads) {
+  check_all_paths<float, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), 7, tier::fixed_order);
+  check_all_paths<float, float>(shape(2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1, layout::nhwc), 8, tier::fixed_order);
+}
+
+// Each image of a batch equals that image alone (forward and backward-data).
+TEST(ConvBatch, ImageAloneEqualsImageInBatch) {
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    conv2d_shape s = shape(5, 6, 13, 11, 10, 3, 3, 2, 1, 1, 2, l);
+    const auto x = data<float>(xsize(s), 1), w = data<float>(wsize(s), 2), dy = data<float>(ysize(s), 3);
+    std::vector<float> y(ysize(s)), dx(xsize(s));
+    conv2d_forward(s, x.data(), w.data(), nullptr, y.data());
+    conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+    conv2d_shape one = s;
+    one.batch = 1;
+    for (std::size_t n = 0; n < s.batch; ++n) {
+      std::vector<float> y1(ysize(one)), dx1(xsize(one));
+      conv2d_forward(one, x.data() + n * xsize(one), w.data(), nullptr, y1.data(), tier::fixed_order, {1, isa::scalar});
+      conv2d_backward_data(one, dy.data() + n * ysize(one), w.data(), dx1.data(), tier::fixed_order, {1, isa::scalar});
+      EXPECT_EQ(0, std::memcmp(y1.data(), y.data() + n * ysize(one), ysize(one) * sizeof(float))) << n;
+      EXPECT_EQ(0, std::memcmp(dx1.data(), dx.data() + n * xsize(one), xsize(one) * sizeof(float))) << n;
+    }
+  }
+}
+
+// Unaligned pointers (one float past an allocation's start) give the same bits.
+TEST(ConvMatrix, UnalignedPointers) {
+  conv2d_shape s = shape(2, 5, 12, 13, 7, 3, 3, 1, 1, 1, 1);
+  auto x = data<float>(xsize(s) + 1, 5), w = data<float>(wsize(s) + 1, 6);
+  std::vector<float> y0(ysize(s)), y1(ysize(s) + 1);
+  conv2d_forward(s, x.data() + 1, w.data() + 1, nullptr, y0.data());
+  for (isa i : usable_isas()) {
+    conv2d_forward(s, x.data() + 1, w.data() + 1, nullptr, y1.data() + 1, tier::fixed_order, {3, i});
+    EXPECT_EQ(0, std::memcmp(y0.data(), y1.data() + 1, ysize(s) * sizeof(float))) << isa_name(i);
+  }
+}
+
+// ---------------------------------------------------------------- exact tier
+
+// Independent oracle: inputs are multiples of 2^-6 with magnitudes up to 2^24 (cancellation:
+// products from 2^-12 to 2^48), so every exact sum is an integer multiple of 2^-12 below 2^63;
+// converting that integer to long double (64-bit significand, exact) and then to float rounds
+// once, correctly.
+TEST(ConvExact, IndependentIntegerOracle) {
+#if defined(__x86_64__)
+  splitmix g{77};
+  auto val = [&]() {
+    const int e = static_cast<int>(g() % 30);  // 2^-6 .. 2^23 scale
+    const double m = static_cast<double>(static_cast<std::int64_t>(g() % 255) - 127);
+    return static_cast<float>(std::ldexp(m, e - 12) );
+  };
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    conv2d_shape s = shape(2, 4, 6, 7, 3, 3, 3, 1, 1, 1, 1, l);
+    std::vector<float> x(xsize(s)), w(wsize(s)), bias(3), y(ysize(s));
+    for (auto& v : x) v = val();
+    for (auto& v : w) v = val();
+    for (auto& v : bias) v = val();
+    conv2d_forward(s, x.data(), w.data(), bias.data(), y.data(), tier::exact, {2, isa::automatic});
+    const std::size_t OH = s.out_h(), OW = s.out_w(), K = 4 * 9;
+    std::size_t inexact = 0;
+    for (std::size_t n = 0; n < 2; ++n)
+      for (std::size_t oc = 0; oc < 3; ++oc)
+        for (std::size_t oh = 0; oh < OH; ++oh)
+          for (std::size_t ow = 0; ow < OW; ++ow) {
+            // exact integer sum in units of 2^-36 (every product of two multiples of 2^-18)
+            __int128 sum = static_cast<__int128>(std::ldexp(static_cast<double>(bias[oc]), 36));
+            float fo = 0;  // plain float sum, to show the data really cancels
+            for (std::size_t k = 0; k < K; ++k) {
+              const std::size_t ic = k / 9, r = (k / 3) % 3, c = k % 3;
+              const long ih = static_cast<long>(oh) - 1 + static_cast<long>(r);
+              const long iw = static_cast<long>(ow) - 1 + static_cast<long>(c);
+              if (ih < 0 || iw < 0 || ih >= 6 || iw >= 7) continue;
+              const float xv = x[core::conv_offset(l, 4, 6, 7, n, ic, ih, iw)];
+              const float wv = w[oc * K + k];
+              sum += static_cast<__int128>(std::ldexp(static_cast<double>(xv), 18)) *
+                     static_cast<__int128>(std::ldexp(static_cast<double>(wv), 18));
+              fo += xv * wv;
+            }
+            // |sum| < 2^63 * 2^... : round the 128-bit integer to float: via long double when it fits
+            const bool neg = sum < 0;
+            unsigned __int128 m = neg ? -static_cast<unsigned __int128>(sum) : static_cast<unsigned __int128>(sum);
+            int shift = 0;
+            bool sticky = false;
+            while (m >> 64) { sticky |= (m & 1) != 0; m >>= 1; ++shift; }
+            long double ld = static_cast<long double>(static_cast<std::uint64_t>(m));
+            if (sticky) ld = std::nextafter(ld, std::numeric_limits<long double>::infinity());  // never a tie
+            const float expect = static_cast<float>((neg ? -1 : 1) * std::ldexp(ld, shift - 36));
+            const float got = y[core::conv_offset(l, 3, OH, OW, n, oc, oh, ow)];
+            EXPECT_EQ(expect, got) << n << " " << oc << " " << oh << " " << ow;
+            if (fo + bias[oc] != expect) ++inexact;
+          }
+    EXPECT_GT(inexact, 0u) << "the data should make a plain float sum differ from the exact one";
+  }
+#else
+  GTEST_SKIP() << "needs __int128 and x87 long double";
+#endif
+}
+
+// The exact backward-weight does not depend on the order of the images.
+TEST(ConvExact, BackwardWeightIndependentOfImageOrder) {
+  conv2d_shape s = shape(4, 3, 9, 8, 5, 3, 3, 1, 1, 1, 1);
+  const auto x = data<float>(xsize(s), 11), dy = data<float>(ysize(s), 12);
+  std::vector<float> xr(x.size()), dyr(dy.size());
+  const std::size_t xi = xsize(s) / 4, yi = ysize(s) / 4;
+  for (std::size_t n = 0; n < 4; ++n) {  // images in order 3 2 1 0
+    std::copy(x.begin() + n * xi, x.begin() + (n + 1) * xi, xr.begin() + (3 - n) * xi);
+    std::copy(dy.begin() + n * yi, dy.begin() + (n + 1) * yi, dyr.begin() + (3 - n) * yi);
+  }
+  std::vector<float> dw(wsize(s)), dwr(wsize(s)), db(5), dbr(5);
+  conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data(), tier::exact);
+  conv2d_backward_weight(s, xr.data(), dyr.data(), dwr.data(), dbr.data(), tier::exact);
+  EXPECT_TRUE(same(dw, dwr));
+  EXPECT_TRUE(same(db, dbr));
+  // fixed_order sums in K' order: reordering the batch is allowed to change bits (and does here).
+  conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data());
+  conv2d_backward_weight(s, xr.data(), dyr.data(), dwr.data(), dbr.data());
+  EXPECT_FALSE(same(dw, dwr));
+}
+
+// ---------------------------------------------------------------- special values
+
+TEST(ConvSpecial, NanWeightAndInfMeetingPadding) {
+  conv2d_shape s = shape(1, 1, 4, 4, 2, 3, 3, 1, 1, 1, 1);
+  std::vector<float> x(16, 1.0f), w(18, 0.5f), y(2 * 16);
+  w[4] = std::numeric_limits<float>::quiet_NaN();  // out-channel 0, centre tap
+  w[9] = std::numeric_limits<float>::infinity();   // out-channel 1, top-left tap
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), t);
+    const std::uint32_t canon = 0x7fc00000u;
+    for (int p = 0; p < 16; ++p) {
+      std::uint32_t u;
+      std::memcpy(&u, &y[p], 4);
+      EXPECT_EQ(u, canon) << p;
+    }
+    // out-channel 1: the Inf tap meets padding in row 0 and column 0 (Inf * 0 = NaN), else Inf.
+    for (int oh = 0; oh < 4; ++oh)
+      for (int ow = 0; ow < 4; ++ow) {
+        const float v = y[16 + oh * 4 + ow];
+        if (oh == 0 || ow == 0) EXPECT_TRUE(std::isnan(v)) << oh << ow;
+        else EXPECT_EQ(v, std::numeric_limits<float>::infinity()) << oh << ow;
+      }
+  }
+}
+
+// ---------------------------------------------------------------- golden hashes
+
+TEST(ConvGolden, HashesUnderOrderVersion) {
+  ASSERT_EQ(conv_order_version, 1) << "order version changed: update the golden hashes and CHANGELOG";
+  ASSERT_EQ(gemm_order_version, 1);
+  std::uint64_t h = 1469598103934665603ull;
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    conv2d_shape s = shape(2, 36, 9, 8, 6, 3, 3, 2, 1, 2, 2, l);  // K = 162, K' = 40
+    const auto x = data<float>(xsize(s), 1), w = data<float>(wsize(s), 2), dy = data<float>(ysize(s), 3);
+    const auto b = data<float>(6, 4);
+    std::vector<float> y(ysize(s)), dx(xsize(s)), dw(wsize(s)), db(6);
+    conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
+    conv2d_backward_data(s, dy.data(), w.data(), dx.data());
+    conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data());
+    h = fnv(y.data(), y.size() * 4, h);
+    h = fnv(dx.data(), dx.size() * 4, h);
+    h = fnv(dw.data(), dw.size() * 4, h);
+    h = fnv(db.data(), db.size() * 4, h);
+    conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), tier::exact);
+    h = fnv(y.data(), y.size() * 4, h);
+  }
+  EXPECT_EQ(h, 0x12c45d2d4ff6af7bull) << std::hex << h;
+}
+
+// ---------------------------------------------------------------- bad input
+
+TEST(ConvBadInput, RejectedWithOutputsUntouched) {
+  const conv2d_shape good = shape(1, 4, 6, 6, 4, 3, 3, 1, 1, 1, 2);
+  std::vector<float> x(xsize(good), 1.0f), w(wsize(good), 1.0f), y(ysize(good) + 64, 7.0f);
+  std::vector<float> dw(wsize(good) + 8, 7.0f), db(4, 7.0f);
+  auto untouched = [&] {
+    return std::all_of(y.begin(), y.end(), [](float v) { return v == 7.0f; }) &&
+           std::all_of(dw.begin(), dw.end(), [](float v) { return v == 7.0f; }) &&
+           std::all_of(db.begin(), db.end(), [](float v) { return v == 7.0f; });
+  };
+  std::vector<conv2d_shape> bad;
+  for (int k = 0; k < 8; ++k) bad.push_back(good);
+  bad[0].stride_h = 0;
+  bad[1].stride_w = 0;
+  bad[2].dilation_h = 0;
+  bad[3].dilation_w = 0;
+  bad[4].groups = 3;  // 4 channels
+  bad[5].kernel_h = 9;  // 6 + 2 < 9
+  bad[6].groups = 0;
+  bad[7].out_channels = 6, bad[7].groups = 4;
+  for (const auto& s : bad) {
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      EXPECT_THROW(conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), t), std::invalid_argument);
+      EXPECT_THROW(conv2d_backward_data(s, y.data(), w.data(), x.data(), t), std::invalid_argument);
+      EXPECT_THROW(conv2d_backward_weight(s, x.data(), y.data(), dw.data(), db.data(), t), std::invalid_argument);
+    }
+  }
+  EXPECT_TRUE(untouched());
+  const conv2d_shape& s = good;
+  EXPECT_THROW(conv2d_forward<float>(s, nullptr, w.data(), nullptr, y.data()), std::invalid_argument);
+  EXPECT_THROW(conv2d_forward<float>(s, x.data(), nullptr, nullptr, y.data()), std::invalid_argument);
+  EXPECT_THROW(conv2d_forward<float>(s, x.data(), w.data(), nullptr, nullptr), std::invalid_argument);
+  EXPECT_THROW(conv2d_backward_data<float>(s, nullptr, w.data(), y.data()), std::invalid_argument);
+  EXPECT_THROW(conv2d_backward_weight<float>(s, x.data(), nullptr, dw.data(), db.data()), std::invalid_argument);
+  EXPECT_THROW(conv2d_backward_weight<float>(s, x.data(), y.data(), nullptr, db.data()), std::invalid_argument);
+  EXPECT_TRUE(untouched());
+  // overlaps: y over x, y over w, y over bias, dx over dy, dw over dy, dbias over dw
+  {
+    std::vector<float> buf(xsize(s) + ysize(s), 1.0f);
+    const auto before = buf;
+    EXPECT_THROW(conv2d_forward(s, buf.data(), w.data(), nullptr, buf.data() + 10), std::invalid_argument);
+    EXPECT_THROW(conv2d_forward(s, x.data(), buf.data(), nullptr, buf.data() + 10), std::invalid_argument);
+    EXPECT_THROW(conv2d_forward(s, x.data(), w.data(), buf.data() + 3, buf.data()), std::invalid_argument);
+    EXPECT_THROW(conv2d_backward_data(s, buf.data(), w.data(), buf.data() + 5), std::invalid_argument);
+    EXPECT_THROW(conv2d_backward_weight(s, x.data(), buf.data(), buf.data() + 7, db.data()), std::invalid_argument);
+    EXPECT_THROW(conv2d_backward_weight(s, x.data(), y.data(), dw.data(), dw.data() + 2), std::invalid_argument);
+    EXPECT_TRUE(same(buf, before));
+  }
+  EXPECT_TRUE(untouched());
+  // a zero-size batch is a no-op, not an error
+  conv2d_shape empty = good;
+  empty.batch = 0;
+  EXPECT_NO_THROW(conv2d_forward<float>(empty, nullptr, w.data(), nullptr, nullptr));
+}
+
+TEST(ConvBadInput, FlushToZeroIsAnError) {
+#if defined(__SSE2__)
+  const conv2d_shape s = shape(1, 2, 4, 4, 2, 3, 3, 1, 1, 1, 1);
+  std::vector<float> x(xsize(s), 1.0f), w(wsize(s), 1.0f), y(ysize(s), 7.0f), dw(wsize(s));
+  const unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u);
+  bool threw_f = false, threw_d = false, threw_w = false;
+  try { conv2d_forward(s, x.data(), w.data(), nullptr, y.data()); } catch (const fp_environment_error&) { threw_f = true; }
+  try { conv2d_backward_data(s, y.data(), w.data(), x.data()); } catch (const fp_environment_error&) { threw_d = true; }
+  try { conv2d_backward_weight(s, x.data(), y.data(), dw.data(), nullptr); } catch (const fp_environment_error&) { threw_w = true; }
+  _mm_setcsr(csr);
+  EXPECT_TRUE(threw_f && threw_d && threw_w);
+  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](float v) { return v == 7.0f; }));
+#else
+  GTEST_SKIP();
+#endif
+}
+
+// ---------------------------------------------------------------- pooling
+
+pool2d_shape pshape(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t k, std::size_t s,
+                    std::size_t p, bool ceil_mode, bool include_pad, layout l) {
+  pool2d_shape q;
+  q.batch = n, q.channels = c, q.in_h = h, q.in_w = w;
+  q.kernel_h = k, q.kernel_w = k == 1 ? 1 : k - 1, q.stride_h = s, q.stride_w = s == 1 ? 2 : s;
+  q.pad_h = p, q.pad_w = p > 0 ? p - 1 : 0;
+  q.ceil_mode = ceil_mode, q.count_include_pad = include_pad, q.data = l;
+  return q;
+}
+
+template <class T>
+void check_pool(const pool2d_shape& s, std::uint64_t seed, bool with_ties) {
+  const std::size_t nx = s.batch * s.channels * s.in_h * s.in_w, ny = s.batch * s.channels * s.out_h() * s.out_w();
+  auto x = data<T>(nx, seed);
+  if (with_ties)  // few distinct values: ties in every window
+    for (auto& v : x) v = static_cast<T>(std::floor(static_cast<double>(v)));
+  const auto dy = data<T>(ny, seed + 1);
+  std::vector<T> y_ref(ny), dx_ref(nx), ya_ref(ny), dxa_ref(nx);
+  std::vector<std::int64_t> i_ref(ny);
+  const std::size_t OH = s.out_h(), OW = s.out_w();
+  reference::max_pool2d_forward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.kernel_h, s.kernel_w, s.stride_h,
+                                s.stride_w, s.pad_h, s.pad_w, s.data, x.data(), y_ref.data(), i_ref.data());
+  reference::max_pool2d_backward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.data, dy.data(), i_ref.data(),
+                                 dx_ref.data());
+  reference::avg_pool2d_forward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.kernel_h, s.kernel_w, s.stride_h,
+                                s.stride_w, s.pad_h, s.pad_w, s.count_include_pad, false, s.data, x.data(), ya_ref.data());
+  reference::avg_pool2d_backward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.kernel_h, s.kernel_w, s.stride_h,
+                                 s.stride_w, s.pad_h, s.pad_w, s.count_include_pad, false, s.data, dy.data(),
+                                 dxa_ref.data());
+  for (int th : kThreads) {
+    SCOPED_TRACE("threads " + std::to_string(th));
+    const execution ex{th, isa::automatic};
+    std::vector<T> y(ny), dx(nx), ya(ny), dxa(nx);
+    std::vector<std::int64_t> idx(ny);
+    max_pool2d_forward(s, x.data(), y.data(), idx.data(), ex);
+    EXPECT_TRUE(same(y, y_ref));
+    EXPECT_TRUE(same(idx, i_ref));
+    max_pool2d_backward(s, dy.data(), idx.data(), dx.data(), ex);
+    EXPECT_TRUE(same(dx, dx_ref));
+    avg_pool2d_forward(s, x.data(), ya.data(), ex);
+    EXPECT_TRUE(same(ya, ya_ref));
+    avg_pool2d_backward(s, dy.data(), dxa.data(), ex);
+    EXPECT_TRUE(same(dxa, dxa_ref));
+  }
+}
+
+TEST(Pool, MaxAndAvgEqualReference) {
+  std::uint64_t seed = 900;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (bool ceil_mode : {false, true})
+      for (bool include_pad : {false, true}) {
+        check_pool<float>(pshape(3, 5, 11, 10, 3, 2, 1, ceil_mode, include_pad, l), seed++, false);
+        check_pool<float>(pshape(2, 3, 9, 13, 4, 3, 2, ceil_mode, include_pad, l), seed++, true);
+        check_pool<double>(pshape(2, 4, 7, 8, 2, 1, 1, ceil_mode, include_pad, l), seed++, false);
+        check_pool<float>(pshape(1, 9, 6, 6, 3, 3, 0, ceil_mode, include_pad, l), seed++, true);
+      }
+}
+
+TEST(Pool, AdaptiveEqualsReference) {
+  std::uint64_t seed = 950;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (auto oo : {std::pair<std::size_t, std::size_t>{1, 1}, {3, 4}, {7, 7}, {10, 5}}) {
+      adaptive_pool2d_shape s;
+      s.batch = 2, s.channels = 5, s.in_h = 10, s.in_w = 13, s.out_h = oo.first, s.out_w = oo.second, s.data = l;
+      const std::size_t nx = 2 * 5 * 10 * 13, ny = 2 * 5 * oo.first * oo.second;
+      const auto x = data<float>(nx, seed++), dy = data<float>(ny, seed++);
+      std::vector<float> y_ref(ny), dx_ref(nx);
+      reference::avg_pool2d_forward(2, 5, 10, 13, oo.first, oo.second, 0, 0, 0, 0, 0, 0, false, true, l, x.data(), y_ref.data());
+      reference::avg_pool2d_backward(2, 5, 10, 13, oo.first, oo.second, 0, 0, 0, 0, 0, 0, false, true, l, dy.data(), dx_ref.data());
+      for (int th : kThreads) {
+        std::vector<float> y(ny), dx(nx);
+        adaptive_avg_pool2d_forward(s, x.data(), y.data(), {th, isa::automatic});
+        adaptive_avg_pool2d_backward(s, dy.data(), dx.data(), {th, isa::automatic});
+        EXPECT_TRUE(same(y, y_ref)) << th;
+        EXPECT_TRUE(same(dx, dx_ref)) << th;
+      }
+    }
+}
+
+TEST(Pool, TiesNanAndCeilMode) {
+  pool2d_shape s = pshape(1, 1, 4, 4, 2, 2, 0, false, true, layout::nchw);
+  s.kernel_w = 2, s.stride_w = 2, s.pad_w = 0;
+  std::vector<float> x = {1, 1, 0, 0,  //
+                          1, 1, 0, -0.0f,  //
+                          5, 2, 3, 3,  //
+                          std::nanf(""), 5, 3, std::numeric_limits<float>::quiet_NaN()};
+  std::vector<float> y(4);
+  std::vector<std::int64_t> idx(4);
+  max_pool2d_forward(s, x.data(), y.data(), idx.data());
+  EXPECT_EQ(idx[0], 0);  // four equal values: the first in window order
+  EXPECT_EQ(idx[1], 2);  // +0 and -0 tie: the first
+  EXPECT_TRUE(std::isnan(y[2]));
+  EXPECT_EQ(idx[2], 12);  // NaN propagates, its index is the NaN's
+  EXPECT_EQ(idx[3], 15);  // 3, 3, 3 then NaN at 15: the NaN wins, with its index
+  EXPECT_TRUE(std::isnan(y[3]));
+  std::uint32_t u;
+  std::memcpy(&u, &y[2], 4);
+  EXPECT_EQ(u, 0x7fc00000u);
+  // ceil_mode: 5 -> windows of 2 stride 2: floor 2, ceil 3 (the last window holds one tap)
+  pool2d_shape c = s;
+  c.in_h = 5, c.in_w = 5;
+  EXPECT_EQ(c.out_h(), 2u);
+  c.ceil_mode = true;
+  EXPECT_EQ(c.out_h(), 3u);
+  c.pad_h = 1, c.in_h = 4;  // (4 + 2 - 2) / 2 = 2, ceil 2 + 1 = 3 -> kept: 2 * 2 = 4 < 4 + 1
+  EXPECT_EQ(c.out_h(), 3u);
+}
+
+TEST(Pool, BadInputRejectedWithOutputsUntouched) {
+  const pool2d_shape good = pshape(1, 2, 6, 6, 3, 2, 1, false, true, layout::nchw);
+  std::vector<float> x(72, 1.0f), y(200, 7.0f), dx(200, 7.0f);
+  std::vector<std::int64_t> idx(200, 0);
+  std::vector<pool2d_shape> bad(5, good);
+  bad[0].kernel_h = 0;
+  bad[1].stride_w = 0;
+  bad[2].pad_h = 2;  // > 3 / 2
+  bad[3].kernel_w = 9, bad[3].pad_w = 1;  // 6 + 2 < 9
+  bad[4].stride_h = 0;
+  for (const auto& s : bad) {
+    EXPECT_THROW(max_pool2d_forward(s, x.data(), y.data(), idx.data()), std::invalid_argument);
+    EXPECT_THROW(avg_pool2d_forward(s, x.data(), y.data()), std::invalid_argument);
+    EXPECT_THROW(avg_pool2d_backward(s, x.data(), dx.data()), std::invalid_argument);
+    EXPECT_THROW(max_pool2d_backward(s, x.data(), idx.data(), dx.data()), std::invalid_argument);
+  }
+  EXPECT_THROW(max_pool2d_forward<float>(good, nullptr, y.data(), nullptr), std::invalid_argument);
+  EXPECT_THROW(avg_pool2d_forward(good, x.data(), x.data() + 1), std::invalid_argument);
+  std::vector<std::int64_t> bad_idx(200, 36);  // one past the 6 x 6 plane
+  EXPECT_THROW(max_pool2d_backward(good, x.data(), bad_idx.data(), dx.data()), std::invalid_argument);
+  adaptive_pool2d_shape a;
+  a.batch = 1, a.channels = 2, a.in_h = 6, a.in_w = 6, a.out_h = 0, a.out_w = 3;
+  EXPECT_THROW(adaptive_avg_pool2d_forward(a, x.data(), y.data()), std::invalid_argument);
+  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](float v) { return v == 7.0f; }));
+  EXPECT_TRUE(std::all_of(dx.begin(), dx.end(), [](float v) { return v == 7.0f; }));
+}
+
+TEST(Pool, GoldenHashes) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    const pool2d_shape s = pshape(2, 3, 9, 11, 3, 2, 1, true, false, l);
+    const std::size_t nx = 2 * 3 * 9 * 11, ny = 2 * 3 * s.out_h() * s.out_w();
+    const auto x = data<float>(nx, 5), dy = data<float>(ny, 6);
+    std::vector<float> y(ny), dx(nx);
+    std::vector<std::int64_t> idx(ny);
+    max_pool2d_forward(s, x.data(), y.data(), idx.data());
+    max_pool2d_backward(s, dy.data(), idx.data(), dx.data());
+    h = fnv(y.data(), ny * 4, h);
+    h = fnv(idx.data(), ny * 8, h);
+    h = fnv(dx.data(), nx * 4, h);
+    avg_pool2d_forward(s, x.data(), y.data());
+    avg_pool2d_backward(s, dy.data(), dx.data());
+    h = fnv(y.data(), ny * 4, h);
+    h = fnv(dx.data(), nx * 4, h);
+  }
+  EXPECT_EQ(h, 0x8382ee1e20530210ull) << std::hex << h;
+}
+
+}  // namespace
