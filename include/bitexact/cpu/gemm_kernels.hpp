@@ -524,6 +524,10 @@ T* gemm_scratch(std::size_t count) {
 
 // ------------------------------------------------------------------ 4. loops and threads
 
+#ifndef BITEXACT_GEMM_DIRECT_B
+#define BITEXACT_GEMM_DIRECT_B 0
+#endif
+
 /// One gemm problem, row-major; op(A)(i, k) = a[i * a_rs + k * a_ks], op(B)(k, j) = b[k * b_ks + j * b_cs].
 template <class T, class In>
 struct gemm_problem {
@@ -551,9 +555,10 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
   T* ap = gemm_scratch<T, 0>(((mb + MR - 1) / MR) * MR * KC);
   const std::size_t ncmax = std::min<std::size_t>(AR::NC, j1 - j0);
   T* bp = gemm_scratch<T, 1>(((ncmax + NR - 1) / NR) * NR * KC);
-  // B read in place when its rows are contiguous, it needs no widening, and few rows of C
-  // reuse it (decode shapes), so packing would cost as much as the product.
-  const bool direct_b = std::is_same<T, In>::value && pr.b_cs == 1 && (i1 - i0) <= 4 * MR;
+  // B read in place (rows ldb apart) instead of packed: measured slower than packing at every
+  // shape tried (decode m = 16: 19 vs 37 GFLOP/s, the bf16 path that packs being the faster), so
+  // off; few-row products take gemm_rowstream instead. Kept switchable for other CPUs.
+  const bool direct_b = BITEXACT_GEMM_DIRECT_B && std::is_same<T, In>::value && pr.b_cs == 1 && (i1 - i0) <= 4 * MR;
 
   for (std::size_t jc = j0; jc < j1; jc += AR::NC) {
     const std::size_t nc = std::min<std::size_t>(AR::NC, j1 - jc);
