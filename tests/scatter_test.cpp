@@ -773,4 +773,29 @@ TEST(ScatterEnvironment, FlushToZeroIsRefused) {
 #endif
 }
 
+// ---------------------------------------------------------------- rows: many chunks per target
+// Groups spanning 11 chunks (so the row-wise tree has uneven levels), a column of -0.0 on
+// both sides (the exact tier's signed-zero rule), NaN/Inf, threads that split the targets.
+TEST(IndexAddRows, ManyChunksAndSignedZeros) {
+  std::mt19937_64 g(97);
+  const std::size_t n = 11 * 4096 + 123, n_out = 5;
+  for (std::size_t width : {std::size_t(1), std::size_t(19), std::size_t(64)})
+    for (dist d : {dist::all_to_one, dist::uniform, dist::zipf})
+      for (tier t : {tier::fixed_order, tier::exact}) {
+        const auto idx = make_indices(d, n, n_out, g);
+        auto src = make_values<float>(n * width, g, width == 19);
+        auto init = make_values<float>(n_out * width, g, false);
+        for (std::size_t i = 0; i < n; ++i) src[i * width] = -0.0f;
+        for (std::size_t k = 0; k < n_out; ++k) init[k * width] = -0.0f;
+        std::vector<float> want = init;
+        bitexact::reference::index_add_rows<float, float>(want.data(), n_out, width, idx.data(), src.data(), n,
+                                                          t == tier::exact);
+        for (int threads : {1, 2, 3}) {
+          std::vector<float> got = init;
+          bitexact::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, t, execution{threads});
+          ASSERT_TRUE(same(want, got)) << "width=" << width << " " << dist_name(d) << " threads=" << threads;
+        }
+      }
+}
+
 }  // namespace
