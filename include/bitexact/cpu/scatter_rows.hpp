@@ -4,6 +4,8 @@
 // IEEE adds are the scalar adds), so the bits equal the reference's column-by-column loop.
 #pragma once
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -352,8 +354,11 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
 /// tree over all chunks. out[t] = out[t] + S_t for targets with contributions. A target whose
 /// S_t is -0.0 is either untouched or its sum is -0.0 (out + -0.0 = out): only a NaN out[t]
 /// tells the two apart (canonicalized when touched), so only then are the indices scanned.
+/// The indices are checked on the way (nothing is written to out before the end): returns false,
+/// out untouched, when one is outside [0, n_out).
 template <class A, class I, class ValueAt>
-void dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at, int threads) {
+bool dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at, int threads) {
+  std::atomic<bool> bad{false};
   constexpr std::uint64_t C = core::scatter_chunk;
   const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + C - 1) / C;
   std::uint64_t group = 1;  // chunks per group: at most 16 groups
@@ -374,6 +379,10 @@ void dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n
         for (std::size_t j = 0; j < K; ++j) {
           const std::size_t q = b + j * C + i;
           const std::size_t t = static_cast<std::size_t>(idx[q]);
+          if (t >= n_out) {
+            bad = true;
+            return;
+          }
           row[j][t] = row[j][t] + value_at(q);
         }
       }
@@ -384,6 +393,10 @@ void dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n
       const std::size_t b = static_cast<std::size_t>(c * C), e = static_cast<std::size_t>(std::min<std::uint64_t>(n, (c + 1) * C));
       for (std::size_t q = b; q < e; ++q) {
         const std::size_t t = static_cast<std::size_t>(idx[q]);
+        if (t >= n_out) {
+          bad = true;
+          return;
+        }
         row[0][t] = row[0][t] + value_at(q);
       }
       row[0] = st.push_buffer(c, row[0]);
@@ -399,6 +412,7 @@ void dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n
         run_group(std::integral_constant<std::size_t, 4>{}, gi);
     }
   });
+  if (bad) return false;
   row_tree_stack<A> st(n_out);
   for (std::uint64_t gi = 0; gi < groups; ++gi) {
     std::copy(root.data() + gi * n_out, root.data() + (gi + 1) * n_out, st.slot());
@@ -416,69 +430,125 @@ void dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n
     }
     out[t] = core::canonicalize(out[t] + s[t]);
   }
+  return true;
 }
 
-/// Dense strategy, exact tier, float values: each thread adds every value v = +-m * 2^(E-150)
-/// (m the 24-bit significand, E the biased exponent, 1 for subnormals) as the integer
-/// +-(m << (E % 16)) into bin E / 16 of its target (16 int64 bins: 2^39 per value, so 2^24
-/// values per target before any carry) and counts the values and the ones that are not -0.0;
-/// NaN and Inf go aside. Every 2^24 sources the bins fold into per-target exact accumulators
-/// (add_scaled_integer, note_inputs), which merge across threads with the old value and
-/// round once: the exact_accumulator's value and flags, so its bits.
+/// Dense strategy, exact tier, float values: each thread adds every finite value
+/// v = +-m * 2^(E-150) (m the 24-bit significand, E the biased exponent, 1 for subnormals) as
+/// the integer +-(m << (E % 16)) into bin E / 16 of its target (16 int64 bins: below 2^39 per
+/// value, so 2^24 values per target before a carry could be lost). A block of values is first
+/// decoded into (bin slot, integer) pairs without branches (vectorizable), then added; a block
+/// with a NaN or Inf is added one by one, those values aside. Every 2^24 sources the bins fold
+/// into per-target exact accumulators (add_scaled_integer), which merge across threads with the
+/// old value and round once: the exact_accumulator's value, so its bits. The signed-zero rule
+/// needs to know whether a target's values were all -0.0 only when its bins sum to zero: those
+/// targets (rare) are found with one more pass over their sources. Indices are checked on the
+/// way: false (out untouched) when one is outside [0, n_out).
 template <class I, class ValueAt>
-void dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at,
+bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at,
                                   int threads) {
-  constexpr std::size_t nb = 17;  // 16 bins and the count word: (values) + (values that are not -0.0) << 32
+  constexpr std::size_t nb = 16, block = 256;
   const int th = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads),
                                                                                      (n + 65535) >> 16)));
   std::vector<std::vector<core::exact_accumulator<float>>> acc(static_cast<std::size_t>(th));
+  std::vector<std::vector<unsigned char>> touched(static_cast<std::size_t>(th));
+  std::atomic<bool> bad{false};
   thread_pool::instance().run(th, [&](int id) {
     const std::size_t b0 = n * static_cast<std::size_t>(id) / static_cast<std::size_t>(th);
     const std::size_t e0 = n * static_cast<std::size_t>(id + 1) / static_cast<std::size_t>(th);
     auto& a = acc[static_cast<std::size_t>(id)];
+    auto& hit = touched[static_cast<std::size_t>(id)];
     a.resize(n_out);
+    hit.assign(n_out, 0);
     std::unique_ptr<std::int64_t[]> bins(new std::int64_t[n_out * nb]);
-    std::vector<std::pair<std::size_t, float>> special;
+    std::int64_t* __restrict bn = bins.get();
+    alignas(64) std::uint32_t slot[block];
+    alignas(64) std::int64_t val[block];
     for (std::size_t b = b0; b < e0; b += (std::size_t(1) << 24)) {
       const std::size_t e = std::min(e0, b + (std::size_t(1) << 24));
-      std::fill(bins.get(), bins.get() + n_out * nb, std::int64_t(0));
-      std::int64_t* __restrict bn = bins.get();
-      for (std::size_t i = b; i < e; ++i) {
-        const std::size_t t = static_cast<std::size_t>(idx[i]);
-        const float v = value_at(i);
-        std::uint32_t u;
-        std::memcpy(&u, &v, sizeof u);
-        const std::uint32_t be = (u >> 23) & 255u;
-        if (be == 255u) {
-          special.emplace_back(t, v);
+      std::fill(bn, bn + n_out * nb, std::int64_t(0));
+      for (std::size_t i0 = b; i0 < e; i0 += block) {
+        const std::size_t m = std::min(block, e - i0);
+        std::uint32_t special = 0;
+        std::uint64_t out_of_range = 0;
+        for (std::size_t j = 0; j < m; ++j) {
+          const std::uint64_t t = static_cast<std::uint64_t>(idx[i0 + j]);
+          const float v = value_at(i0 + j);
+          std::uint32_t u;
+          std::memcpy(&u, &v, sizeof u);
+          const std::uint32_t be = (u >> 23) & 255u;
+          const std::uint32_t E = be | static_cast<std::uint32_t>(be == 0);
+          const std::int64_t mag = static_cast<std::int64_t>((u & 0x7fffffu) | (static_cast<std::uint32_t>(be != 0) << 23))
+                                   << (E & 15u);
+          const std::int64_t neg = -static_cast<std::int64_t>(u >> 31);  // 0 or -1
+          val[j] = (mag ^ neg) - neg;
+          slot[j] = static_cast<std::uint32_t>(t) * static_cast<std::uint32_t>(nb) + (E >> 4);
+          special |= static_cast<std::uint32_t>(be == 255u);
+          out_of_range |= static_cast<std::uint64_t>(t >= n_out);
+        }
+        if (out_of_range) {
+          bad = true;
+          return;
+        }
+        if (special) {
+          for (std::size_t j = 0; j < m; ++j) {
+            const float v = value_at(i0 + j);
+            const std::size_t t = slot[j] / nb;
+            hit[t] = 1;
+            if (!(v - v == 0.0f))
+              a[t].add(v);
+            else
+              bn[slot[j]] += val[j];
+          }
           continue;
         }
-        const std::uint32_t E = be | static_cast<std::uint32_t>(be == 0);
-        const std::int64_t m = static_cast<std::int64_t>((u & 0x7fffffu) | (static_cast<std::uint32_t>(be != 0) << 23)) << (E & 15u);
-        const std::int64_t sm = (u >> 31) ? -m : m;
-        std::int64_t* tb = bn + t * nb;
-        tb[E >> 4] += sm;
-        tb[16] += std::int64_t(1) + (static_cast<std::int64_t>(u != 0x80000000u) << 32);
+        for (std::size_t j = 0; j < m; ++j) {
+          bn[slot[j]] += val[j];
+          hit[slot[j] / nb] = 1;
+        }
       }
       for (std::size_t t = 0; t < n_out; ++t) {
         const std::int64_t* tb = bn + t * nb;
-        if (tb[16] == 0) continue;
-        for (int k = 0; k < 16; ++k)
-          if (tb[k]) a[t].add_scaled_integer(tb[k], 16 * k - 150);
-        a[t].note_inputs(true, (tb[16] >> 32) == 0, false, false, false);
+        for (std::size_t k = 0; k < nb; ++k)
+          if (tb[k]) a[t].add_scaled_integer(tb[k], 16 * static_cast<int>(k) - 150);
       }
     }
-    for (const auto& x : special) a[x.first].add(x.second);
   });
+  if (bad) return false;
+  // Targets with values whose bins all summed to zero: the signed-zero rule needs to know
+  // whether every value was -0.0 (flags of a value-free accumulator stay 0 otherwise).
+  std::vector<unsigned char> zero_sum(n_out, 0);
+  bool any_zero_sum = false;
+  for (std::size_t k = 0; k < n_out; ++k) {
+    bool hit = false, flagged = false;
+    for (int id = 0; id < th; ++id) {
+      hit = hit || touched[static_cast<std::size_t>(id)][k];
+      flagged = flagged || acc[static_cast<std::size_t>(id)][k].flags() != 0;
+    }
+    if (hit && !flagged) zero_sum[k] = 1, any_zero_sum = true;
+  }
+  std::vector<unsigned char> non_negzero;
+  if (any_zero_sum) {
+    non_negzero.assign(n_out, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t k = static_cast<std::size_t>(idx[i]);
+      if (zero_sum[k]) {
+        const float v = value_at(i);
+        if (!(v == 0.0f && std::signbit(v))) non_negzero[k] = 1;
+      }
+    }
+  }
   for_each_target(n_out, threads, [&](std::size_t k) {
-    bool any = false;
-    for (int id = 0; id < th; ++id) any = any || (acc[static_cast<std::size_t>(id)][k].flags() != 0);
-    if (!any) return;
+    bool hit = false;
+    for (int id = 0; id < th; ++id) hit = hit || touched[static_cast<std::size_t>(id)][k];
+    if (!hit) return;
     core::exact_accumulator<float> total;
     total.add(out[k]);
     for (int id = 0; id < th; ++id) total.merge(acc[static_cast<std::size_t>(id)][k]);
+    if (zero_sum[k]) total.note_inputs(true, !non_negzero[k], false, false, false);
     out[k] = total.round();
   });
+  return true;
 }
 
 /// cond ? a : b by bit masks, for conditions on data where a branch would often miss (the
@@ -502,17 +572,24 @@ A select_bits(bool cond, A a, A b) {
 /// out[t] + exact sum (exact). For many targets the groups come bucket by bucket while they are
 /// in cache (radix_for_each_bucket), so out is read and written in order, not at random.
 template <class A, class I, class ValueAt>
-void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value, tier t, int threads) {
+void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value, tier t, int threads,
+                  const char* what) {
   const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + core::scatter_chunk - 1) / core::scatter_chunk;
   if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
-    if constexpr (std::is_same<A, float>::value)
-      dense_index_add_exact_binned(out, n_out, idx, n, [&value](std::size_t i) { return float(value(i)); }, threads);
-    else
-      dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
-    return;
+    if constexpr (std::is_same<A, float>::value) {
+      if (!dense_index_add_exact_binned(out, n_out, idx, n, [&value](std::size_t i) { return float(value(i)); }, threads))
+        validate_indices(idx, n, n_out, threads, what);  // throws
+      return;
+    }
   }
   if (t != tier::exact && n_out <= 16384 && chunks * n_out <= dense_partials_limit) {
-    dense_index_add_rows<A>(out, n_out, idx, n, value, threads);
+    if (!dense_index_add_rows<A>(out, n_out, idx, n, value, threads))
+      validate_indices(idx, n, n_out, threads, what);  // throws
+    return;
+  }
+  validate_indices(idx, n, n_out, threads, what);
+  if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
+    dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
     return;
   }
   if (t != tier::exact && chunks * n_out <= dense_partials_limit) {
