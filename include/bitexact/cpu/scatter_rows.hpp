@@ -440,9 +440,10 @@ bool dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n
 /// decoded into (bin slot, integer) pairs without branches (vectorizable), then added; a block
 /// with a NaN or Inf is added one by one, those values aside. Every 2^24 sources the bins fold
 /// into per-target exact accumulators (add_scaled_integer), which merge across threads with the
-/// old value and round once: the exact_accumulator's value, so its bits. The signed-zero rule
-/// needs to know whether a target's values were all -0.0 only when its bins sum to zero: those
-/// targets (rare) are found with one more pass over their sources. Indices are checked on the
+/// old value and round once: the exact_accumulator's value, so its bits. Bins are bin-major
+/// (bin k of every target together), so the few bins real data hits stay in L1. Whether a
+/// target had values at all, and whether they were all -0.0 (the signed-zero rule), matters
+/// only when its bins sum to zero: those targets (rare) are found with one more pass. Indices are checked on the
 /// way: false (out untouched) when one is outside [0, n_out).
 template <class I, class ValueAt>
 bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at,
@@ -451,15 +452,12 @@ bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, s
   const int th = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads),
                                                                                      (n + 65535) >> 16)));
   std::vector<std::vector<core::exact_accumulator<float>>> acc(static_cast<std::size_t>(th));
-  std::vector<std::vector<unsigned char>> touched(static_cast<std::size_t>(th));
   std::atomic<bool> bad{false};
   thread_pool::instance().run(th, [&](int id) {
     const std::size_t b0 = n * static_cast<std::size_t>(id) / static_cast<std::size_t>(th);
     const std::size_t e0 = n * static_cast<std::size_t>(id + 1) / static_cast<std::size_t>(th);
     auto& a = acc[static_cast<std::size_t>(id)];
-    auto& hit = touched[static_cast<std::size_t>(id)];
     a.resize(n_out);
-    hit.assign(n_out, 0);
     std::unique_ptr<std::int64_t[]> bins(new std::int64_t[n_out * nb]);
     std::int64_t* __restrict bn = bins.get();
     alignas(64) std::uint32_t slot[block];
@@ -482,7 +480,7 @@ bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, s
                                    << (E & 15u);
           const std::int64_t neg = -static_cast<std::int64_t>(u >> 31);  // 0 or -1
           val[j] = (mag ^ neg) - neg;
-          slot[j] = static_cast<std::uint32_t>(t) * static_cast<std::uint32_t>(nb) + (E >> 4);
+          slot[j] = (E >> 4) * static_cast<std::uint32_t>(n_out) + static_cast<std::uint32_t>(t);  // bin-major
           special |= static_cast<std::uint32_t>(be == 255u);
           out_of_range |= static_cast<std::uint64_t>(t >= n_out);
         }
@@ -493,59 +491,50 @@ bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, s
         if (special) {
           for (std::size_t j = 0; j < m; ++j) {
             const float v = value_at(i0 + j);
-            const std::size_t t = slot[j] / nb;
-            hit[t] = 1;
             if (!(v - v == 0.0f))
-              a[t].add(v);
+              a[static_cast<std::size_t>(idx[i0 + j])].add(v);
             else
               bn[slot[j]] += val[j];
           }
           continue;
         }
-        for (std::size_t j = 0; j < m; ++j) {
-          bn[slot[j]] += val[j];
-          hit[slot[j] / nb] = 1;
-        }
+        for (std::size_t j = 0; j < m; ++j) bn[slot[j]] += val[j];
       }
-      for (std::size_t t = 0; t < n_out; ++t) {
-        const std::int64_t* tb = bn + t * nb;
-        for (std::size_t k = 0; k < nb; ++k)
-          if (tb[k]) a[t].add_scaled_integer(tb[k], 16 * static_cast<int>(k) - 150);
-      }
+      for (std::size_t k = 0; k < nb; ++k)
+        for (std::size_t t = 0; t < n_out; ++t)
+          if (bn[k * n_out + t]) a[t].add_scaled_integer(bn[k * n_out + t], 16 * static_cast<int>(k) - 150);
     }
   });
   if (bad) return false;
-  // Targets with values whose bins all summed to zero: the signed-zero rule needs to know
-  // whether every value was -0.0 (flags of a value-free accumulator stay 0 otherwise).
-  std::vector<unsigned char> zero_sum(n_out, 0);
-  bool any_zero_sum = false;
+  // A target whose accumulators saw nothing (no flags: all its bins summed to zero, no NaN or
+  // Inf) has no values, or values whose exact sum is zero: one pass over the sources of those
+  // targets (rare) tells which, and whether every value was -0.0 (the signed-zero rule).
+  std::vector<unsigned char> quiet(n_out, 0);
+  bool any_quiet = false;
   for (std::size_t k = 0; k < n_out; ++k) {
-    bool hit = false, flagged = false;
-    for (int id = 0; id < th; ++id) {
-      hit = hit || touched[static_cast<std::size_t>(id)][k];
-      flagged = flagged || acc[static_cast<std::size_t>(id)][k].flags() != 0;
-    }
-    if (hit && !flagged) zero_sum[k] = 1, any_zero_sum = true;
+    bool flagged = false;
+    for (int id = 0; id < th; ++id) flagged = flagged || acc[static_cast<std::size_t>(id)][k].flags() != 0;
+    if (!flagged) quiet[k] = 1, any_quiet = true;
   }
-  std::vector<unsigned char> non_negzero;
-  if (any_zero_sum) {
+  std::vector<unsigned char> hit, non_negzero;
+  if (any_quiet) {
+    hit.assign(n_out, 0);
     non_negzero.assign(n_out, 0);
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t k = static_cast<std::size_t>(idx[i]);
-      if (zero_sum[k]) {
+      if (quiet[k]) {
         const float v = value_at(i);
+        hit[k] = 1;
         if (!(v == 0.0f && std::signbit(v))) non_negzero[k] = 1;
       }
     }
   }
   for_each_target(n_out, threads, [&](std::size_t k) {
-    bool hit = false;
-    for (int id = 0; id < th; ++id) hit = hit || touched[static_cast<std::size_t>(id)][k];
-    if (!hit) return;
+    if (quiet[k] && !hit[k]) return;  // no values: out[k] untouched
     core::exact_accumulator<float> total;
     total.add(out[k]);
     for (int id = 0; id < th; ++id) total.merge(acc[static_cast<std::size_t>(id)][k]);
-    if (zero_sum[k]) total.note_inputs(true, !non_negzero[k], false, false, false);
+    if (quiet[k]) total.note_inputs(true, !non_negzero[k], false, false, false);
     out[k] = total.round();
   });
   return true;
