@@ -773,4 +773,75 @@ TEST(ScatterEnvironment, FlushToZeroIsRefused) {
 #endif
 }
 
+// ---------------------------------------------------------------- rows: many chunks per target
+// Groups spanning 11 chunks (so the row-wise tree has uneven levels), a column of -0.0 on
+// both sides (the exact tier's signed-zero rule), NaN/Inf, threads that split the targets.
+TEST(IndexAddRows, ManyChunksAndSignedZeros) {
+  std::mt19937_64 g(97);
+  const std::size_t n = 11 * 4096 + 123, n_out = 5;
+  for (std::size_t width : {std::size_t(1), std::size_t(19), std::size_t(64)})
+    for (dist d : {dist::all_to_one, dist::uniform, dist::zipf})
+      for (tier t : {tier::fixed_order, tier::exact}) {
+        const auto idx = make_indices(d, n, n_out, g);
+        auto src = make_values<float>(n * width, g, width == 19);
+        auto init = make_values<float>(n_out * width, g, false);
+        for (std::size_t i = 0; i < n; ++i) src[i * width] = -0.0f;
+        for (std::size_t k = 0; k < n_out; ++k) init[k * width] = -0.0f;
+        std::vector<float> want = init;
+        bitexact::reference::index_add_rows<float, float>(want.data(), n_out, width, idx.data(), src.data(), n,
+                                                          t == tier::exact);
+        for (int threads : {1, 2, 3}) {
+          std::vector<float> got = init;
+          bitexact::index_add_rows(got.data(), n_out, width, idx.data(), src.data(), n, t, execution{threads});
+          ASSERT_TRUE(same(want, got)) << "width=" << width << " " << dist_name(d) << " threads=" << threads;
+        }
+      }
+}
+
+// Few targets, many sources (the dense strategies): sums that are exactly zero (all -0.0,
+// +0.0 with -0.0, x with -x), an untouched target holding a NaN with a payload, Inf and NaN
+// sources, an out-of-range index found on the way.
+TEST(IndexAdd, DenseZeroSumsAndSpecials) {
+  std::mt19937_64 g(101);
+  const std::size_t n = 3 * 4096 + 17, n_out = 8;
+  std::vector<std::int64_t> idx(n);
+  std::vector<float> src(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    idx[i] = static_cast<std::int64_t>(i % 6);
+    const float x = std::ldexp(float(g() % 1000 + 1), static_cast<int>(g() % 60) - 30);
+    switch (i % 6) {
+      case 0: src[i] = -0.0f; break;                               // all -0.0
+      case 1: src[i] = (i / 6) % 2 ? 0.0f : -0.0f; break;          // +0 and -0
+      case 2: src[i] = (i / 6) % 2 ? -src[i - 6] : x; break;       // x, -x
+      case 3: src[i] = x; break;
+      case 4: src[i] = i == 4 ? std::numeric_limits<float>::infinity() : x; break;
+      default: src[i] = i == 5 ? std::numeric_limits<float>::quiet_NaN() : -x; break;
+    }
+  }
+  if (((n - 1) / 6) % 2 == 0) idx[n - 1] = 3;  // keep the x, -x pairs whole
+  std::vector<float> init(n_out, -0.0f);
+  std::uint32_t payload = 0x7fc12345u;
+  std::memcpy(&init[7], &payload, sizeof payload);  // untouched: must keep its bits
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    std::vector<float> want = init;
+    if (t == tier::exact)
+      bitexact::reference::index_add_exact<float, float>(want.data(), n_out, idx.data(), src.data(), n);
+    else
+      bitexact::reference::index_add_fixed_order<float, float>(want.data(), n_out, idx.data(), src.data(), n);
+    for (int threads : {1, 2, 3}) {
+      std::vector<float> got = init;
+      bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, t, execution{threads});
+      ASSERT_EQ(0, std::memcmp(want.data(), got.data(), n_out * sizeof(float))) << "threads=" << threads;  // bits
+      std::uint32_t b;
+      std::memcpy(&b, &got[7], sizeof b);
+      EXPECT_EQ(b, payload);
+    }
+    auto bad = idx;
+    bad[n - 5] = static_cast<std::int64_t>(n_out);
+    std::vector<float> got = init;
+    EXPECT_THROW(bitexact::index_add(got.data(), n_out, bad.data(), src.data(), n, t, execution{2}), bitexact::index_error);
+    EXPECT_EQ(0, std::memcmp(init.data(), got.data(), n_out * sizeof(float)));
+  }
+}
+
 }  // namespace

@@ -132,9 +132,8 @@ void index_add(T* out, std::size_t n_out, const I* idx, const T* src, std::size_
   if (n == 0) return;
   detail::index_add_checks(out, n_out, idx, src, n);
   const int threads = resolved_threads(e);
-  cpu::detail::validate_indices(idx, n, n_out, threads, "index_add");
   auto value = [src](std::uint64_t i) { return src[i]; };
-  cpu::detail::index_add_1d<T>(out, n_out, idx, n, value, t, threads);
+  cpu::detail::index_add_1d<T>(out, n_out, idx, n, value, t, threads, "index_add");  // validates idx
 }
 
 /// bfloat16 sources, accumulated in float.
@@ -144,9 +143,8 @@ void index_add(float* out, std::size_t n_out, const I* idx, const bfloat16* src,
   if (n == 0) return;
   detail::index_add_checks(out, n_out, idx, src, n);
   const int threads = resolved_threads(e);
-  cpu::detail::validate_indices(idx, n, n_out, threads, "index_add");
   auto value = [src](std::uint64_t i) { return src[i].to_float(); };
-  cpu::detail::index_add_1d<float>(out, n_out, idx, n, value, t, threads);
+  cpu::detail::index_add_1d<float>(out, n_out, idx, n, value, t, threads, "index_add");  // validates idx
 }
 
 /// Row form: out[idx[i], :] += src[i, :] (row-major, `width` values per row, out has n_out rows).
