@@ -773,4 +773,49 @@ TEST(ScatterEnvironment, FlushToZeroIsRefused) {
 #endif
 }
 
+// An ISA this build or CPU lacks is std::invalid_argument in every scatter op (README:
+// Execution), before anything is written, as in the other families.
+TEST(ScatterExecution, UnusableIsaThrowsBeforeWriting) {
+  std::vector<bitexact::isa> bad;
+  for (bitexact::isa i : {bitexact::isa::sse2, bitexact::isa::avx2, bitexact::isa::avx512, bitexact::isa::neon})
+    if (!bitexact::isa_usable(i)) bad.push_back(i);
+  ASSERT_FALSE(bad.empty()) << "every ISA is usable here: nothing to test";
+  const std::size_t n = 9000, n_out = 50, width = 3;
+  std::mt19937_64 g(7);
+  const auto idx = make_indices(dist::uniform, n, n_out, g);
+  const auto src = make_values<float>(n, g, false);
+  const auto rsrc = make_values<float>(n * width, g, false);
+  std::vector<bitexact::bfloat16> bsrc(n);
+  for (std::size_t i = 0; i < n; ++i) bsrc[i] = bitexact::bfloat16::from_float(src[i]);
+  std::vector<std::int64_t> offsets = {0, 10, 100, 4000};
+  std::vector<float> table = make_values<float>(n_out * width, g, false);
+  for (bitexact::isa i : bad) {
+    const execution e{2, i};
+    SCOPED_TRACE(bitexact::isa_name(i));
+    auto expect_untouched = [&](const char* what, auto&& call, std::size_t out_size) {
+      std::vector<float> out(out_size, 5.0f);
+      EXPECT_THROW(call(out.data()), std::invalid_argument) << what;
+      EXPECT_EQ(out, std::vector<float>(out_size, 5.0f)) << what << " wrote before throwing";
+    };
+    expect_untouched("index_add", [&](float* o) { bitexact::index_add(o, n_out, idx.data(), src.data(), n, tier::fixed_order, e); }, n_out);
+    expect_untouched("index_add bf16", [&](float* o) { bitexact::index_add(o, n_out, idx.data(), bsrc.data(), n, tier::exact, e); }, n_out);
+    expect_untouched("index_add_rows", [&](float* o) { bitexact::index_add_rows(o, n_out, width, idx.data(), rsrc.data(), n, tier::fixed_order, e); }, n_out * width);
+    expect_untouched("scatter_reduce", [&](float* o) { bitexact::scatter_reduce(o, n_out, idx.data(), src.data(), n, scatter_op::max, true, tier::fixed_order, e); }, n_out);
+    expect_untouched("segment_reduce", [&](float* o) { bitexact::segment_reduce(o, n_out, idx.data(), src.data(), n, scatter_op::sum, tier::exact, e); }, n_out);
+    std::vector<std::int64_t> sorted_idx(idx);
+    std::sort(sorted_idx.begin(), sorted_idx.end());
+    expect_untouched("sorted_segment_reduce", [&](float* o) { bitexact::sorted_segment_reduce(o, n_out, sorted_idx.data(), src.data(), n, scatter_op::sum, tier::fixed_order, e); }, n_out);
+    expect_untouched("bincount weighted", [&](float* o) { bitexact::bincount(o, n_out, idx.data(), src.data(), n, tier::fixed_order, e); }, n_out);
+    expect_untouched("histogram", [&](float* o) { bitexact::histogram(o, n_out, -1.0f, 1.0f, src.data(), static_cast<const float*>(nullptr), n, tier::fixed_order, e); }, n_out);
+    expect_untouched("embedding_bag", [&](float* o) { bitexact::embedding_bag(o, table.data(), n_out, width, idx.data(), n, offsets.data(), offsets.size(), bag_mode::sum, nullptr, tier::fixed_order, e); }, offsets.size() * width);
+    expect_untouched("embedding_bag_backward", [&](float* o) { bitexact::embedding_bag_backward(o, n_out, width, table.data(), idx.data(), n, offsets.data(), std::size_t(4), bag_mode::mean, static_cast<const float*>(nullptr), tier::fixed_order, e); }, n_out * width);
+    std::vector<std::int64_t> counts(n_out, 5);
+    EXPECT_THROW(bitexact::bincount(counts.data(), n_out, idx.data(), n, e), std::invalid_argument);
+    EXPECT_EQ(counts, std::vector<std::int64_t>(n_out, 5));
+    std::vector<std::int64_t> pos(offsets.size() * width, 5);
+    expect_untouched("embedding_bag_max", [&](float* o) { bitexact::embedding_bag_max(o, pos.data(), table.data(), n_out, width, idx.data(), n, offsets.data(), offsets.size(), e); }, offsets.size() * width);
+    EXPECT_EQ(pos, std::vector<std::int64_t>(offsets.size() * width, 5));
+  }
+}
+
 }  // namespace
