@@ -23,6 +23,8 @@
 #include <xmmintrin.h>
 #endif
 
+#include "split_probe.hpp"
+
 namespace {
 
 using bitexact::bag_mode;
@@ -122,6 +124,7 @@ const std::size_t kSizes[] = {0, 1, 2, 7, 4095, 4096, 4097, 8191, 12289, 65537};
 // ---------------------------------------------------------------- index_add, 1-D
 template <class T>
 void index_add_matrix(tier t) {
+  bitexact_test::split_check split_("index_add_matrix");
   std::mt19937_64 g(2026);
   int cases = 0;
   for (std::size_t n : kSizes)
@@ -358,6 +361,7 @@ TEST(ScatterBadInput, NullsOverlapAndParameters) {
 // ---------------------------------------------------------------- rows
 template <class T>
 void rows_matrix(tier t) {
+  bitexact_test::split_check split_("rows_matrix");
   std::mt19937_64 g(31);
   for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(4097), std::size_t(9000)})
     for (std::size_t width : {std::size_t(1), std::size_t(3), std::size_t(16), std::size_t(37), std::size_t(128)})
@@ -384,6 +388,7 @@ TEST(IndexAddRows, ExactFloat) { rows_matrix<float>(tier::exact); }
 
 // ---------------------------------------------------------------- scatter_reduce, segments
 TEST(ScatterReduce, EveryOpEqualsReference) {
+  bitexact_test::split_check split_("EveryOpEqualsReference");
   std::mt19937_64 g(41);
   for (std::size_t n : {std::size_t(1), std::size_t(100), std::size_t(9001)})
     for (dist d : kDists)
@@ -463,6 +468,7 @@ TEST(ScatterReduce, MaxMinSpecialValues) {
 }
 
 TEST(SegmentReduce, UnsortedAndSortedEqualReference) {
+  bitexact_test::split_check split_("UnsortedAndSortedEqualReference");
   std::mt19937_64 g(43);
   for (std::size_t n : {std::size_t(0), std::size_t(5), std::size_t(5000), std::size_t(20011)})
     for (scatter_op op : {scatter_op::sum, scatter_op::prod, scatter_op::mean, scatter_op::max, scatter_op::min})
@@ -535,6 +541,7 @@ TEST(SegmentReduce, NamedFormsAndBf16) {
 }
 
 TEST(Bincount, WeightedAndCounts) {
+  bitexact_test::split_check split_("WeightedAndCounts");
   std::mt19937_64 g(47);
   const std::size_t n = 30000, bins = 257;
   const auto idx = make_indices(dist::zipf, n, bins, g);
@@ -553,6 +560,7 @@ TEST(Bincount, WeightedAndCounts) {
 }
 
 TEST(Histogram, EqualsReferenceAndIgnoresOutliers) {
+  bitexact_test::split_check split_("EqualsReferenceAndIgnoresOutliers");
   std::mt19937_64 g(53);
   const std::size_t n = 50000;
   auto x = make_values<float>(n, g, true);
@@ -583,6 +591,7 @@ std::vector<std::int64_t> random_offsets(std::size_t n_indices, std::size_t n_ba
 }
 
 TEST(EmbeddingBag, ForwardEqualsReference) {
+  bitexact_test::split_check split_("ForwardEqualsReference");
   std::mt19937_64 g(59);
   const std::size_t n_rows = 500;
   for (std::size_t width : {std::size_t(1), std::size_t(7), std::size_t(64)})
@@ -612,6 +621,7 @@ TEST(EmbeddingBag, ForwardEqualsReference) {
 // A bfloat16 table: rows widened exactly to float and combined in float, in every mode; the
 // reference widens the same way, and the result equals the float op on the widened table.
 TEST(EmbeddingBag, Bf16TableEqualsReference) {
+  bitexact_test::split_check split_("Bf16TableEqualsReference");
   std::mt19937_64 g(60);
   const std::size_t n_rows = 200, n_indices = 9000, n_bags = 150;
   for (std::size_t width : {std::size_t(3), std::size_t(64)})
@@ -657,6 +667,7 @@ TEST(EmbeddingBag, Bf16TableEqualsReference) {
 }
 
 TEST(EmbeddingBag, BackwardEqualsReference) {
+  bitexact_test::split_check split_("BackwardEqualsReference");
   std::mt19937_64 g(61);
   const std::size_t n_rows = 300, width = 24, n_indices = 7000, n_bags = 200;
   for (bag_mode mode : {bag_mode::sum, bag_mode::mean})

@@ -33,6 +33,7 @@
 #include <bitexact/bitexact.hpp>
 
 #include "random_test_util.hpp"
+#include "split_probe.hpp"
 
 namespace {
 
