@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -147,7 +148,7 @@ void index_add_matrix(tier t) {
         }
         ++cases;
       }
-  EXPECT_GT(cases, 200);
+  EXPECT_EQ(cases, 240);  // 10 sizes x 4 target counts x 6 index distributions
 }
 
 TEST(IndexAdd, FixedOrderFloatEqualsReference) { index_add_matrix<float>(tier::fixed_order); }
@@ -768,6 +769,142 @@ TEST(ScatterGolden, PinnedToOrderVersion) {
   EXPECT_EQ(h_fo, 0x160cbb962079447full);
   EXPECT_EQ(h_ex, 0x923af942077dd42aull);
   EXPECT_EQ(h_rows, 0xb1043f1c85a43d44ull);
+}
+
+// Every scatter op, in every strategy (dense partials, the counting-sort grouping, the radix
+// grouping; targets 37, 5003, 70001 and 1100003 make index_add take dense, dense, dense and the
+// bucketed path), both tiers where they exist, pinned to scatter_order_version 1. The hashes
+// were computed from the code of scatter_order_version 1 (the orders did not change since);
+// any change of bits fails here until the version is bumped (CHANGELOG.md).
+std::vector<std::pair<std::string, std::uint64_t>> scatter_golden_hashes() {
+  std::vector<std::pair<std::string, std::uint64_t>> rows;
+  const std::size_t n = 3 * 4096 + 123, width = 3;
+  for (std::size_t n_out : {std::size_t(37), std::size_t(5003), std::size_t(70001), std::size_t(1100003)}) {
+    std::vector<std::int64_t> idx(n);
+    std::vector<float> src(n), rsrc(n * width);
+    std::vector<double> dsrc(n);
+    std::uint64_t s = 12345 + n_out;
+    for (std::size_t i = 0; i < n; ++i) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      idx[i] = static_cast<std::int64_t>((s >> 33) % n_out);
+      src[i] = static_cast<float>(static_cast<std::int32_t>(s >> 40) - (1 << 23)) / 4096.0f + 1.0f / 3.0f;
+      dsrc[i] = static_cast<double>(src[i]) * (1.0 + 1.0 / 7.0);
+    }
+    for (std::size_t i = 0; i < n * width; ++i) rsrc[i] = src[i / width] * static_cast<float>(1 + i % width);
+    std::vector<std::int64_t> sorted_idx(idx);
+    std::sort(sorted_idx.begin(), sorted_idx.end());
+    const std::string at = "/" + std::to_string(n_out);
+    auto add = [&](const std::string& name, const void* p, std::size_t bytes) { rows.emplace_back(name + at, fnv(p, bytes)); };
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      const std::string tn = t == tier::exact ? ".exact" : ".fixed_order";
+      std::vector<float> f(n_out, 0.1f);
+      bitexact::index_add(f.data(), n_out, idx.data(), src.data(), n, t);
+      add("index_add.f32" + tn, f.data(), f.size() * 4);
+      std::vector<double> d(n_out, 0.1);
+      bitexact::index_add(d.data(), n_out, idx.data(), dsrc.data(), n, t);
+      add("index_add.f64" + tn, d.data(), d.size() * 8);
+      std::vector<float> r(n_out * width, 0.0f);
+      bitexact::index_add_rows(r.data(), n_out, width, idx.data(), rsrc.data(), n, t);
+      add("index_add_rows" + tn, r.data(), r.size() * 4);
+      for (scatter_op op : {scatter_op::sum, scatter_op::prod, scatter_op::mean, scatter_op::max, scatter_op::min}) {
+        if (t == tier::exact && op == scatter_op::prod) continue;
+        const std::string on = tn + ".op" + std::to_string(static_cast<int>(op));
+        for (bool self : {false, true}) {
+          std::vector<float> o(n_out, 0.5f);
+          bitexact::scatter_reduce(o.data(), n_out, idx.data(), src.data(), n, op, self, t);
+          add(std::string("scatter_reduce") + (self ? ".self" : "") + on, o.data(), o.size() * 4);
+        }
+        std::vector<float> g(n_out), gs(n_out);
+        bitexact::segment_reduce(g.data(), n_out, idx.data(), src.data(), n, op, t);
+        add("segment_reduce" + on, g.data(), g.size() * 4);
+        bitexact::sorted_segment_reduce(gs.data(), n_out, sorted_idx.data(), src.data(), n, op, t);
+        add("sorted_segment_reduce" + on, gs.data(), gs.size() * 4);
+      }
+      std::vector<float> h(64);
+      bitexact::histogram(h.data(), h.size(), -300.0f, 300.0f, src.data(), src.data(), n, t);
+      add("histogram.weighted" + tn, h.data(), h.size() * 4);
+      // Bags: every 97th index starts a bag; rows of a table of n_out x width.
+      std::vector<std::int64_t> offsets;
+      for (std::size_t i = 0; i < n; i += 97) offsets.push_back(static_cast<std::int64_t>(i));
+      std::vector<float> table(n_out * width);
+      for (std::size_t k = 0; k < table.size(); ++k) table[k] = src[k % n] * 0.25f;
+      for (bag_mode m : {bag_mode::sum, bag_mode::mean, bag_mode::max}) {
+        std::vector<float> b(offsets.size() * width);
+        bitexact::embedding_bag(b.data(), table.data(), n_out, width, idx.data(), n, offsets.data(), offsets.size(), m,
+                                m == bag_mode::sum ? src.data() : nullptr, t);
+        add("embedding_bag.mode" + std::to_string(static_cast<int>(m)) + tn, b.data(), b.size() * 4);
+        if (m == bag_mode::max) continue;
+        std::vector<float> grad(n_out * width, 0.0f);
+        bitexact::embedding_bag_backward(grad.data(), n_out, width, b.data(), idx.data(), n, offsets.data(), offsets.size(),
+                                         m, m == bag_mode::sum ? src.data() : nullptr, t);
+        add("embedding_bag_backward.mode" + std::to_string(static_cast<int>(m)) + tn, grad.data(), grad.size() * 4);
+      }
+      std::vector<float> bm(offsets.size() * width), gm(n_out * width, 0.0f);
+      std::vector<std::int64_t> pos(offsets.size() * width);
+      bitexact::embedding_bag_max(bm.data(), pos.data(), table.data(), n_out, width, idx.data(), n, offsets.data(), offsets.size());
+      bitexact::embedding_bag_max_backward(gm.data(), n_out, width, bm.data(), idx.data(), n, pos.data(), offsets.size(), t);
+      add("embedding_bag_max_backward" + tn, gm.data(), gm.size() * 4);
+      if (t == tier::fixed_order) add("embedding_bag_max.positions", pos.data(), pos.size() * 8);
+    }
+    std::vector<std::int64_t> counts(n_out);
+    bitexact::bincount(counts.data(), n_out, idx.data(), n);
+    add("bincount.counts", counts.data(), counts.size() * 8);
+  }
+  return rows;
+}
+
+TEST(ScatterGolden, EveryOpEveryStrategy) {
+  ASSERT_EQ(bitexact::scatter_order_version, 1);
+  // tests/data/scatter_golden_v1.txt: one "name hash" line per output, in the order above
+  // (written once by BITEXACT_PRINT_GOLDEN=<file> from the code of order version 1).
+  const auto rows = scatter_golden_hashes();
+  if (const char* out = std::getenv("BITEXACT_PRINT_GOLDEN")) {
+    FILE* f = std::fopen(out, "w");
+    ASSERT_NE(f, nullptr);
+    for (const auto& r : rows) std::fprintf(f, "%s %016llx\n", r.first.c_str(), static_cast<unsigned long long>(r.second));
+    std::fclose(f);
+  }
+  FILE* f = std::fopen(BITEXACT_TEST_DATA_DIR "/scatter_golden_v1.txt", "r");
+  ASSERT_NE(f, nullptr) << "missing " BITEXACT_TEST_DATA_DIR "/scatter_golden_v1.txt";
+  char name[200];
+  unsigned long long h = 0;
+  std::size_t k = 0;
+  while (std::fscanf(f, "%199s %llx", name, &h) == 2) {
+    ASSERT_LT(k, rows.size()) << "the golden file has more rows than the test computes";
+    EXPECT_EQ(rows[k].first, name);
+    EXPECT_EQ(hex(rows[k].second), hex(h)) << rows[k].first;
+    ++k;
+  }
+  std::fclose(f);
+  EXPECT_EQ(k, rows.size()) << "outputs without a pinned hash";
+  EXPECT_EQ(k, 232u);  // 4 target counts x 58 outputs (31 fixed_order, 26 exact, bincount)
+}
+
+// The multi-threaded counting sort of the grouping (more than 2^20 sources into at most 2^16
+// targets; cpu/scatter_kernels.hpp group_by_target): with the default grain 2^20 + 4099
+// sources take 2 parts, with the grain lowered to 2^17 up to 8; every op that groups equals
+// the reference.
+TEST(ScatterGrouping, MultiThreadedCountingSort) {
+  const std::size_t n = (std::size_t(1) << 20) + 4099, n_out = 60000;
+  std::mt19937_64 g(99);
+  const auto idx = make_indices(dist::zipf, n, n_out, g);
+  const auto src = make_values<float>(n, g, true);
+  std::vector<float> want_seg(n_out), want_red(n_out, 2.0f);
+  bitexact::reference::segment_reduce(want_seg.data(), n_out, idx.data(), src.data(), n, scatter_op::sum, false);
+  bitexact::reference::scatter_reduce(want_red.data(), n_out, idx.data(), src.data(), n, scatter_op::mean, true, false);
+  for (std::uint64_t grain : {std::uint64_t(0), std::uint64_t(1) << 17}) {
+    bitexact_test::split_probe probe(false);
+    bitexact::cpu::detail::set_min_work_per_thread(grain);
+    for (int t : {2, 3, 8}) {
+      std::vector<float> seg(n_out), red(n_out, 2.0f);
+      bitexact::segment_reduce(seg.data(), n_out, idx.data(), src.data(), n, scatter_op::sum, tier::fixed_order, execution{t, bitexact::isa::automatic});
+      ASSERT_TRUE(same(want_seg, seg)) << "grain " << grain << " threads " << t;
+      bitexact::scatter_reduce(red.data(), n_out, idx.data(), src.data(), n, scatter_op::mean, true, tier::fixed_order, execution{t, bitexact::isa::automatic});
+      ASSERT_TRUE(same(want_red, red)) << "grain " << grain << " threads " << t;
+    }
+    EXPECT_TRUE(probe.saw(2));
+    if (grain != 0) EXPECT_TRUE(probe.saw(8));
+  }
 }
 
 TEST(ScatterEnvironment, FlushToZeroIsRefused) {
