@@ -170,6 +170,19 @@ TEST(PoolFork, ChildCallsMultiThreadedOps) {
   EXPECT_EQ(bits_of(sum(x.data(), x.size(), tier::fixed_order, execution{8, isa::automatic})), want);
 }
 
+/// A child that never calls an op and exits normally (static destructors run): it must not
+/// wait for its parent's workers, which do not exist in it.
+TEST(PoolFork, ChildExitsWithoutCallingOps) {
+  std::vector<float> x(std::size_t(1) << 20, 1.0f);
+  (void)sum(x.data(), x.size(), tier::fixed_order, execution{4, isa::automatic});  // start the pool
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) std::exit(0);  // runs the pool's destructor
+  const int rc = wait_child(pid, 60);
+  EXPECT_EQ(rc, 0) << (rc == -1 ? "the child hung in exit()" : "the child crashed in exit()");
+}
+
 /// fork() while other threads of the parent are inside multi-threaded ops.
 TEST(PoolFork, ForkWhileOtherThreadsRunOps) {
   std::vector<float> x(std::size_t(1) << 20);

@@ -116,6 +116,9 @@ class thread_pool {
 
   ~thread_pool() {
     state* st = state_.load();
+    // A forked child that exits without having called an op still holds its parent's state:
+    // those workers do not exist here, so there is nothing to stop or join (and it leaks).
+    if (st->forks != fork_generation().load()) return;
     {
       std::lock_guard<std::mutex> lk(st->m);
       st->stop = true;
