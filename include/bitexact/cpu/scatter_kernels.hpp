@@ -332,10 +332,11 @@ target_groups group_by_target(std::size_t n_out, std::size_t n, TargetOf target_
   return g;
 }
 
-/// Runs body(t) for every target, targets split over threads in canonical ranges.
+/// Runs body(t) for every target, targets split over threads in ranges (of 2048 targets; the
+/// grain hook of threads.hpp shrinks them: targets are independent).
 template <class Body>
 void for_each_target(std::size_t n_out, int threads, Body body) {
-  parallel_chunks(threads, canonical_chunks{n_out, 2048}, [&](std::uint64_t b, std::uint64_t e) {
+  parallel_chunks(threads, canonical_chunks{n_out, min_work_per_thread(2048)}, [&](std::uint64_t b, std::uint64_t e) {
     for (std::uint64_t t = b; t < e; ++t) body(static_cast<std::size_t>(t));
   });
 }
