@@ -64,7 +64,7 @@ def load(json_dir):
         if family is None:
             skipped.append(os.path.basename(path) + " (no bitexact.family in its context)")
             continue
-        for k in ("bitexact.cpu", "bitexact.isa", "num_cpus", "date", "library_build_type", "host_name"):
+        for k in ("bitexact.cpu", "bitexact.isa", "num_cpus", "date", "library_build_type", "host_name", "load_avg"):
             if k in ctx and k not in machine:
                 machine[k] = ctx[k]
         by_run = {}
@@ -232,7 +232,10 @@ def chart(rows, family, machine, path):
 def write_report(rows, machine, skipped, out_dir, command=None):
     os.makedirs(out_dir, exist_ok=True)
     lines = ["# bitexact: the cost of determinism", "",
-             "Machine: %s. Run: %s." % (machine_line(machine), machine.get("date", "?")), ""]
+             "Machine: %s. Run: %s%s." % (machine_line(machine), machine.get("date", "?"),
+                                          ", load average %.1f at the start (other work on the machine makes "
+                                          "the numbers noisy)" % machine["load_avg"][0] if machine.get("load_avg") else ""),
+             ""]
     if command:
         lines += ["Command: `%s`" % command, ""]
     lines += ["Times are wall clock (median of the repetitions, or the single run of a quick run). "
