@@ -238,7 +238,7 @@ def write_report(rows, machine, skipped, out_dir, command=None):
              ""]
     if command:
         lines += ["Command: `%s`" % command, ""]
-    lines += ["Times are wall clock (median of the repetitions, or the single run of a quick run). "
+    lines += ["Times are wall clock, the median of the repetitions (short ones in a quick run). "
               "Ratios are bitexact time / peer time: below 1.00x bitexact is faster. Absolute numbers vary "
               "by machine; the ratios are the claim. A peer marked (1 thr) is single-threaded by nature and "
               "is compared at T=2 with its 1-thread time.", ""]
@@ -271,7 +271,7 @@ def parse_audit(path):
 def summary(rows, machine, audit, out_dir, quick):
     p = print
     p("=" * 100)
-    p("bitexact: what you just ran%s" % (" (quick benchmark runs: 1 repetition, noisy)" if quick else ""))
+    p("bitexact: what you just ran%s" % (" (quick benchmark runs: median of 3 short repetitions, noisy)" if quick else ""))
     p("machine: %s" % machine_line(machine))
     p("")
     p("Bit-exactness (bitexact-audit: each op across thread counts, ISAs, emulated CUDA launch shapes):")
