@@ -215,7 +215,8 @@ def chart(rows, family, machine, path):
         lo, hi = ax.get_xlim()
         ax.set_xlim(lo, hi * 12)  # room for the labels
         ax.set_title("%d thread%s" % (t, "" if t == 1 else "s"), fontsize=10)
-        ax.set_xlabel("time relative to the fastest non-deterministic peer (lower is faster; log scale)", fontsize=8)
+        ax.set_xlabel("time relative to the fastest non-deterministic peer (else the deterministic one)\n"
+                      "lower is faster; log scale", fontsize=8)
     axes[0][0].invert_yaxis()  # once: the axes share y (first group on top)
     from matplotlib.patches import Patch
     fig.legend(handles=[Patch(color=colors["bitexact"][0], label="bitexact (deterministic)"),
