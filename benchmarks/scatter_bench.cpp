@@ -1,9 +1,9 @@
 // scatter_bench - deterministic index_add against float-atomic scatter, in one run.
 //
 // Cases (float values, int64 indices, uniform random targets):
-//   1d/4Mi->1Ki      4 Mi sources into 1 Ki targets (heavy collisions)
-//   1d/4Mi->4Mi      4 Mi sources into 4 Mi targets (few collisions)
-//   rows/1Mi->64Ki   1 Mi rows of width 128 into 64 Ki target rows
+//   index_add/4Mi->1Ki          4 Mi sources into 1 Ki targets (heavy collisions)
+//   index_add/4Mi->4Mi          4 Mi sources into 4 Mi targets (few collisions)
+//   index_add_rows/1Mi->64Ki    1 Mi rows of width 128 into 64 Ki target rows
 // Implementations:
 //   fixed_order      bitexact::index_add / index_add_rows, tier::fixed_order
 //   exact            the same, tier::exact
@@ -52,8 +52,8 @@ problem make(const std::string& name, std::size_t n, std::size_t n_out, std::siz
 }
 
 std::vector<problem>& problems() {
-  static std::vector<problem> p = {make("1d/4Mi->1Ki", 4u << 20, 1024, 1), make("1d/4Mi->4Mi", 4u << 20, 4u << 20, 1),
-                                   make("rows/1Mi->64Ki", 1u << 20, 64u << 10, 128)};
+  static std::vector<problem> p = {make("index_add/4Mi->1Ki", 4u << 20, 1024, 1), make("index_add/4Mi->4Mi", 4u << 20, 4u << 20, 1),
+                                   make("index_add_rows/1Mi->64Ki", 1u << 20, 64u << 10, 128)};
   return p;
 }
 
@@ -144,20 +144,22 @@ int main(int argc, char** argv) {
         benchmark::RegisterBenchmark(name.c_str(), bench, pi, i, threads)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime()
-            ->Iterations(3)
-            ->Repetitions(3)
+            ->Iterations(bitexact_bench::iterations(3))
+            ->Repetitions(bitexact_bench::repetitions(3))
             ->ReportAggregatesOnly(true);
       }
+  bitexact_bench::declare_family("scatter", {{"fixed_order", "bitexact"}, {"exact", "bitexact"},
+                                             {"omp_atomic", "nondeterministic"}, {"serial", "deterministic"}});
   bitexact_bench::median_reporter reporter(capture);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   std::printf("\nSummary: ms per call (wall clock, median of 3), ratio = bitexact / omp_atomic at the same threads\n");
-  std::printf("%-16s %2s %11s %9s %11s %8s %10s %9s\n", "case", "T", "fixed_order", "exact", "omp_atomic", "serial",
+  std::printf("%-29s %2s %11s %9s %11s %8s %10s %9s\n", "case", "T", "fixed_order", "exact", "omp_atomic", "serial",
               "fo/atomic", "ex/atomic");
   for (const problem& p : problems())
     for (int t : {1, 2}) {
       const double fo = ms(p.name, t, impl::fixed_order), ex = ms(p.name, t, impl::exact),
                    at = ms(p.name, t, impl::omp_atomic), se = ms(p.name, 1, impl::serial);
-      std::printf("%-16s %2d %11.2f %9.2f %11.2f %8.2f %9.2fx %8.2fx\n", p.name.c_str(), t, fo, ex, at, se,
+      std::printf("%-29s %2d %11.2f %9.2f %11.2f %8.2f %9.2fx %8.2fx\n", p.name.c_str(), t, fo, ex, at, se,
                   at > 0 ? fo / at : 0.0, at > 0 ? ex / at : 0.0);
     }
   std::printf("Goals (issue): fixed_order <= 1.5x and exact <= 2x omp_atomic with 2 threads. serial is 1 thread.\n");
