@@ -227,7 +227,14 @@ struct gemm_arch<xsimd::neon64, double> {
 
 // ------------------------------------------------------------------ 2. the microkernel
 
-inline void gemm_prefetch(const void* p) {
+inline void gemm_prefetch(const void* p) {  // for reading
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 3);
+#else
+  (void)p;
+#endif
+}
+inline void gemm_prefetch_w(const void* p) {  // for writing
 #if defined(__GNUC__) || defined(__clang__)
   __builtin_prefetch(p, 1, 3);
 #else
@@ -263,8 +270,8 @@ struct gemm_micro {
     for (int i = 0; i < R; ++i) {
       const char* ps = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds);
       const char* pe = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds + nr);
-      for (; ps < pe; ps += 64) gemm_prefetch(ps);
-      gemm_prefetch(pe - 1);
+      for (; ps < pe; ps += 64) gemm_prefetch_w(ps);
+      gemm_prefetch_w(pe - 1);
     }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
@@ -320,6 +327,30 @@ struct gemm_micro {
             crow[j] = core::gemm_epilogue(g.alpha, s, g.beta, g.beta == T(0) ? T(0) : crow[j]);
         }
       }
+    }
+  }
+
+  /// The merge of one row of nr partials held in memory (p[0..nr)), as tile() does for registers.
+  static void merge_row(const T* p, std::size_t nr, const gemm_merge<T>& g) {
+    const reg va = V::set1(g.alpha), vb = V::set1(g.beta);
+    std::size_t j = 0;
+    for (; j + W <= nr; j += W) {
+      const reg pv = V::load(p + j);
+      const reg sv = g.first ? pv : V::add(V::load(g.s + j), pv);
+      if (!g.last) {
+        V::store(g.s + j, sv);
+      } else {
+        reg t = V::mul(va, sv);
+        if (g.beta != T(0)) t = V::fma(vb, V::load(g.c + j), t);
+        V::store(g.c + j, V::canon(t));
+      }
+    }
+    for (; j < nr; ++j) {
+      const T sv = g.first ? p[j] : core::gemm_combine(g.s[j], p[j]);
+      if (!g.last)
+        g.s[j] = sv;
+      else
+        g.c[j] = core::gemm_epilogue(g.alpha, sv, g.beta, g.beta == T(0) ? T(0) : g.c[j]);
     }
   }
 
@@ -563,6 +594,60 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
   }
 }
 
+/// Few rows of C (decode shapes, m <= 4) and B rows contiguous: B streams row by row (the
+/// order the hardware prefetcher follows) into M rows of chunk partials held in L1, over
+/// column blocks of NB; each element's chain is still fma over k in order from +0 per chunk.
+template <class Arch, class T, int M>
+void gemm_rowstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t j0, std::size_t j1, T* s,
+                    std::size_t lds) {
+  using MK = gemm_micro<Arch, T>;
+  using V = typename MK::V;
+  using reg = typename V::reg;
+  // NB: the M rows of partials fill at most 32 KiB of L1; B rows are read in long runs.
+  constexpr std::size_t W = V::W, KC = core::gemm_k_chunk, NB = 32768 / (M * sizeof(T)) / 16 * 16;
+  const std::size_t nchunks = (pr.k + KC - 1) / KC;
+  // Place the partials 2 KiB away from B's rows modulo 4 KiB: a load from B whose address
+  // matches a pending store to p in bits 0-11 waits for it (4K aliasing), which halved the speed.
+  T* p0 = gemm_scratch<T, 2>(M * NB + 4096 / sizeof(T));
+  const std::uintptr_t shift =
+      ((reinterpret_cast<std::uintptr_t>(pr.b + j0) + 2048 - reinterpret_cast<std::uintptr_t>(p0)) & 4095u) & ~std::uintptr_t(63);
+  T* p = p0 + shift / sizeof(T);
+  for (std::size_t jb = j0; jb < j1; jb += NB) {
+    const std::size_t nb = std::min(NB, j1 - jb), nv = nb / W * W;
+    for (std::size_t ch = 0; ch < nchunks; ++ch) {
+      const std::size_t k0 = ch * KC, k1 = std::min(pr.k, k0 + KC);
+      std::fill(p, p + M * NB, T(0));
+      for (std::size_t k = k0; k < k1; ++k) {
+        const T* brow = pr.b + k * pr.b_ks + jb;
+        T av[M];
+        reg va[M];
+        for (int i = 0; i < M; ++i) {
+          av[i] = pr.a[(i0 + i) * pr.a_rs + k * pr.a_ks];
+          va[i] = V::set1(av[i]);
+        }
+        for (std::size_t j = 0; j < nv; j += W) {
+          if (j % (64 / sizeof(T)) == 0) gemm_prefetch(brow + j + 2048 / sizeof(T) * 2);
+          const reg bv = V::load(brow + j);
+#pragma GCC unroll 8
+          for (int i = 0; i < M; ++i) V::store(p + i * NB + j, V::fma(va[i], bv, V::load(p + i * NB + j)));
+        }
+        for (std::size_t j = nv; j < nb; ++j)
+          for (int i = 0; i < M; ++i) p[i * NB + j] = core::fused_fma(av[i], brow[j], p[i * NB + j]);
+      }
+      for (int i = 0; i < M; ++i) {
+        const std::size_t row = i0 + static_cast<std::size_t>(i);
+        gemm_merge<T> g{s + row * lds + jb, lds, ch == 0, ch + 1 == nchunks, pr.c + row * pr.ldc + jb, pr.ldc,
+                        pr.alpha, pr.beta};
+        MK::merge_row(p + i * NB, nb, g);
+      }
+    }
+  }
+}
+
+#ifndef BITEXACT_GEMM_ROWSTREAM_MAX
+#define BITEXACT_GEMM_ROWSTREAM_MAX 4
+#endif
+
 /// How a product is cut among threads: split_k (threads take whole K chunks, `parts` of them)
 /// or a grid of tm x tn blocks of C (whole micro-panels). Exposed so the tests can check that a
 /// thread count really splits the work.
@@ -637,7 +722,22 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
     const std::size_t jt = static_cast<std::size_t>(id) % tn, it = static_cast<std::size_t>(id) / tn;
     const std::size_t j0 = std::min(n, npan * jt / tn * NR), j1 = std::min(n, npan * (jt + 1) / tn * NR);
     const std::size_t i0 = std::min(m, mpan * it / tm * MR), i1 = std::min(m, mpan * (it + 1) / tm * MR);
-    if (i0 < i1 && j0 < j1) gemm_block<Arch, T, In>(pr, i0, i1, j0, j1, 0, nchunks, s, lds, false, 0);
+    if (i0 >= i1 || j0 >= j1) return;
+    if constexpr (std::is_same<T, In>::value) {
+      if (pr.b_cs == 1 && i1 - i0 <= BITEXACT_GEMM_ROWSTREAM_MAX) {
+        switch (i1 - i0) {
+          case 1: return gemm_rowstream<Arch, T, 1>(pr, i0, j0, j1, s, lds);
+          case 2: return gemm_rowstream<Arch, T, 2>(pr, i0, j0, j1, s, lds);
+          case 3: return gemm_rowstream<Arch, T, 3>(pr, i0, j0, j1, s, lds);
+          case 4: return gemm_rowstream<Arch, T, 4>(pr, i0, j0, j1, s, lds);
+          case 5: return gemm_rowstream<Arch, T, 5>(pr, i0, j0, j1, s, lds);
+          case 6: return gemm_rowstream<Arch, T, 6>(pr, i0, j0, j1, s, lds);
+          case 7: return gemm_rowstream<Arch, T, 7>(pr, i0, j0, j1, s, lds);
+          default: return gemm_rowstream<Arch, T, 8>(pr, i0, j0, j1, s, lds);
+        }
+      }
+    }
+    gemm_block<Arch, T, In>(pr, i0, i1, j0, j1, 0, nchunks, s, lds, false, 0);
   });
 }
 
