@@ -5,7 +5,7 @@
 # charts and prints one screen: what agrees, and what determinism costs, op by op.
 # Its own build folder (build-main/), every option it needs set on each configure, so it works in
 # any order with .ci/test.sh (build/), any number of times.
-#   BITEXACT_BENCH_QUICK=0 bash .ci/main.sh   full benchmark runs (3 repetitions; ~15 min on 2 cores)
+#   BITEXACT_BENCH_QUICK=0 bash .ci/main.sh   full benchmark runs (~15 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-deps.sh

@@ -53,10 +53,11 @@ inline bool quick() {
   return q;
 }
 /// Repetitions, fixed iteration counts and minimum times of a registration: as given, or the
-/// quick mode's (1 repetition, 1 iteration, at most 20 ms).
-inline int repetitions(int full) { return quick() ? 1 : full; }
+/// quick mode's (at most 3 repetitions, so a median still drops one preempted run; 1 iteration;
+/// at most 10 ms).
+inline int repetitions(int full) { return quick() ? std::min(full, 3) : full; }
 inline benchmark::IterationCount iterations(benchmark::IterationCount full) { return quick() ? 1 : full; }
-inline double min_time(double full) { return quick() ? std::min(full, 0.02) : full; }
+inline double min_time(double full) { return quick() ? std::min(full, 0.01) : full; }
 
 /// Names the binary's family and each implementation's kind (see the convention above).
 inline void declare_family(const std::string& family,
@@ -108,7 +109,7 @@ class median_reporter : public benchmark::ConsoleReporter {
       }
       err << line << '\n';
     }
-    if (!family.empty()) err << "family: " << family << (quick() ? " (quick run: 1 repetition)" : "") << '\n';
+    if (!family.empty()) err << "family: " << family << (quick() ? " (quick run: short repetitions)" : "") << '\n';
     return ok;
   }
 

@@ -311,6 +311,7 @@ int main(int argc, char** argv) {
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond)
           ->Repetitions(bitexact_bench::repetitions(3))
+          ->MinTime(bitexact_bench::min_time(0.5))  // 0.5 s: Google Benchmark's default
           ->ReportAggregatesOnly(true);
   };
   reg("softmax", "bitexact", BM_softmax_bitexact);

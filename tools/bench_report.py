@@ -215,7 +215,8 @@ def chart(rows, family, machine, path):
         lo, hi = ax.get_xlim()
         ax.set_xlim(lo, hi * 12)  # room for the labels
         ax.set_title("%d thread%s" % (t, "" if t == 1 else "s"), fontsize=10)
-        ax.set_xlabel("time relative to the fastest non-deterministic peer (lower is faster; log scale)", fontsize=8)
+        ax.set_xlabel("time relative to the fastest non-deterministic peer (else the deterministic one)\n"
+                      "lower is faster; log scale", fontsize=8)
     axes[0][0].invert_yaxis()  # once: the axes share y (first group on top)
     from matplotlib.patches import Patch
     fig.legend(handles=[Patch(color=colors["bitexact"][0], label="bitexact (deterministic)"),
@@ -238,7 +239,7 @@ def write_report(rows, machine, skipped, out_dir, command=None):
              ""]
     if command:
         lines += ["Command: `%s`" % command, ""]
-    lines += ["Times are wall clock (median of the repetitions, or the single run of a quick run). "
+    lines += ["Times are wall clock, the median of the repetitions (short ones in a quick run). "
               "Ratios are bitexact time / peer time: below 1.00x bitexact is faster. Absolute numbers vary "
               "by machine; the ratios are the claim. A peer marked (1 thr) is single-threaded by nature and "
               "is compared at T=2 with its 1-thread time.", ""]
@@ -271,7 +272,7 @@ def parse_audit(path):
 def summary(rows, machine, audit, out_dir, quick):
     p = print
     p("=" * 100)
-    p("bitexact: what you just ran%s" % (" (quick benchmark runs: 1 repetition, noisy)" if quick else ""))
+    p("bitexact: what you just ran%s" % (" (quick benchmark runs: median of 3 short repetitions, noisy)" if quick else ""))
     p("machine: %s" % machine_line(machine))
     p("")
     p("Bit-exactness (bitexact-audit: each op across thread counts, ISAs, emulated CUDA launch shapes):")
@@ -283,14 +284,20 @@ def summary(rows, machine, audit, out_dir, quick):
         else:
             p("  %-10s (not in bitexact-audit; its tests check it)" % fam)
     p("")
-    p("Cost of determinism: bitexact time / fastest non-deterministic peer's (below 1.00x = bitexact faster)")
+    p("Cost of determinism: bitexact time / the fastest non-deterministic peer's time (below 1.00x: bitexact")
+    p("is faster; ratios measured in one run of one binary are the claim, absolute times vary by machine)")
     p("  %-9s %-15s %-17s %-14s %8s %8s   %s" % ("family", "op", "case", "bitexact", "T=1", "T=2", "peer"))
     seen = {}
     for r in rows:
         seen.setdefault((r["family"], r["op"], r["case"], r["impl"]), {})[r["threads"]] = r
     for (fam, op, case, impl), by_t in seen.items():
-        cells = [fmt_ratio(by_t[t]["vs_nd"]) if t in by_t else "-" for t in (1, 2)]
-        peer = (by_t.get(1) or by_t.get(2))["nd"] or "-"
+        first = by_t.get(1) or by_t.get(2)
+        if first["nd"]:
+            cells = [fmt_ratio(by_t[t]["vs_nd"]) if t in by_t else "-" for t in (1, 2)]
+            peer = first["nd"]
+        else:  # no non-deterministic peer: against the deterministic one, said so
+            cells = [fmt_ratio(by_t[t]["vs_det"]) if t in by_t else "-" for t in (1, 2)]
+            peer = (first["det"] or "-") + (" (deterministic peer)" if first["det"] else "")
         p("  %-9s %-15s %-17s %-14s %8s %8s   %s" % (fam, op[:15], case[:17], impl[:14], cells[0], cells[1],
                                                     peer.replace(" (1 thr)", "")))
     p("")
