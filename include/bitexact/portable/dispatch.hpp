@@ -22,7 +22,9 @@
 // Linux and other ELF systems (dlopen, dladdr). Not part of bitexact.hpp.
 #pragma once
 #include <dlfcn.h>
+#include <stdlib.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -50,7 +52,11 @@ class dispatcher {
     }
     Dl_info info{};
     if (anchor != nullptr && dladdr(anchor, &info) != 0 && info.dli_fname != nullptr) {
-      dir_ = info.dli_fname;
+      // The real file's folder: a library reached through a symlink elsewhere (Debian's
+      // update-alternatives link for libblas.so.3) still finds its modules.
+      char* real = ::realpath(info.dli_fname, nullptr);
+      dir_ = real != nullptr ? real : info.dli_fname;
+      std::free(real);
       const std::size_t slash = dir_.rfind('/');
       dir_ = slash == std::string::npos ? std::string(".") : dir_.substr(0, slash);
     }
