@@ -45,6 +45,7 @@
 #include "../core/exact.hpp"
 #include "../core/gemm_exact.hpp"
 #include "../core/gemm_order.hpp"
+#include "../gemm_checks.hpp"
 #include "../tier.hpp"
 #include "block_context.hpp"
 #include "launch.hpp"
@@ -130,40 +131,15 @@ inline constexpr std::size_t gemm_auto_split_max_bytes = std::size_t(256) << 20;
 namespace gemm_detail {
 inline std::size_t ceil_div(std::size_t a, std::size_t b) { return a / b + (a % b != 0); }
 
-/// Throws std::invalid_argument("bitexact::cuda::gemm: ...") for arguments the CPU API
-/// (bitexact/gemm.hpp, detail::gemm_validate) refuses: a leading dimension below the stored row
-/// length of a non-empty matrix, a null pointer for a matrix with elements, an extent that
-/// overflows, C overlapping A or B; and an unknown tier. Nothing is launched or written before.
-/// (The host's FTZ/DAZ state does not matter to the device, so it is not checked here.)
+/// Throws std::invalid_argument("bitexact::cuda::gemm: ...") for exactly the operands the CPU API
+/// refuses (the one definition in bitexact/gemm_checks.hpp) and for an unknown tier. Nothing is
+/// launched or written before. (The host's FTZ/DAZ state does not matter to the device, so it is
+/// not checked here.)
 template <class T, class In>
 void validate(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, const In* a, std::size_t lda,
               const In* b, std::size_t ldb, const T* c, std::size_t ldc, tier t) {
-  const auto fail = [](const std::string& what) { throw std::invalid_argument("bitexact::cuda::gemm: " + what); };
-  if (t != tier::fixed_order && t != tier::exact) fail("unknown tier");
-  // Stored shapes (rows x cols): A is m x k or k x m, B is k x n or n x k, C is m x n.
-  const std::size_t ar = ta == transpose::no ? m : k, ac = ta == transpose::no ? k : m;
-  const std::size_t br = tb == transpose::no ? k : n, bc = tb == transpose::no ? n : k;
-  // Bytes spanned by a non-empty matrix, (rows - 1) * ld + cols elements, without overflow; the
-  // leading dimension is checked only for non-empty matrices (the CPU API's rule, bitexact/gemm.hpp).
-  const auto extent = [&](std::size_t rows, std::size_t cols, std::size_t ld, std::size_t size) -> std::size_t {
-    if (rows == 0 || cols == 0) return 0;
-    if (ld < cols) fail("a leading dimension (lda, ldb or ldc) is smaller than the stored row length");
-    const std::size_t lim = static_cast<std::size_t>(-1) / size;
-    if (rows - 1 > (lim - cols) / (ld == 0 ? 1 : ld)) fail("matrix extent overflows the address space");
-    return ((rows - 1) * ld + cols) * size;
-  };
-  const std::size_t a_bytes = extent(ar, ac, lda, sizeof(In)), b_bytes = extent(br, bc, ldb, sizeof(In));
-  const std::size_t c_bytes = extent(m, n, ldc, sizeof(T));
-  if (a_bytes > 0 && a == nullptr) fail("A is null");
-  if (b_bytes > 0 && b == nullptr) fail("B is null");
-  if (c_bytes > 0 && c == nullptr) fail("C is null");
-  const auto overlap = [](const void* p, std::size_t pb, const void* q, std::size_t qb) {
-    if (pb == 0 || qb == 0) return false;
-    const auto x = reinterpret_cast<std::uintptr_t>(p), y = reinterpret_cast<std::uintptr_t>(q);
-    return x < y + qb && y < x + pb;
-  };
-  if (overlap(c, c_bytes, a, a_bytes)) fail("C overlaps A");
-  if (overlap(c, c_bytes, b, b_bytes)) fail("C overlaps B");
+  if (t != tier::fixed_order && t != tier::exact) throw std::invalid_argument("bitexact::cuda::gemm: unknown tier");
+  bitexact::detail::gemm_check_operands("cuda::gemm", ta, tb, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
 }
 
 /// Whether the call only needs the epilogue: alpha == 0 reads neither A nor B (both tiers);
