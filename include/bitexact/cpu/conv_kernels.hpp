@@ -411,6 +411,130 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   }
 }
 
+// ------------------------------------------------------------------ depthwise
+
+/// Whether the depthwise fast path applies: groups == in == out channels and a kernel of at
+/// most 256 taps (one canonical chunk: the chain is fma over (kernel row, column) from +0).
+inline bool conv_is_depthwise(const conv2d_shape& s) {
+  return s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_h * s.kernel_w <= core::gemm_k_chunk;
+}
+
+/// out[i][j] for i < OH, j < OW = chain over k of fma(in[i * sh + offh[k]][j + offw[k]], w[k])
+/// from +0 on a zero-padded plane `in` (row stride ld, enough slack on the right), then the
+/// epilogue (+ bias once, canonical NaN). Vectors run across j.
+template <class Arch, class A>
+void conv_depthwise_plane(const A* in, std::size_t ld, std::size_t sh, const std::size_t* offh, const std::size_t* offw,
+                          const A* w, std::size_t K, const A* bias, A* out, std::size_t OH, std::size_t OW) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  for (std::size_t i = 0; i < OH; ++i) {
+    const A* base = in + i * sh * ld;
+    A* o = out + i * OW;
+    std::size_t j = 0;
+    for (; j + VW <= OW; j += VW) {
+      auto acc = V::zero();
+      for (std::size_t k = 0; k < K; ++k) acc = V::fma(V::load(base + offh[k] * ld + offw[k] + j), V::bcast(w + k), acc);
+      if (bias) acc = V::add(acc, V::set1(*bias));  // = fma(1, bias, S), the GEMM epilogue
+      V::store(o + j, V::canon(acc));
+    }
+    for (; j < OW; ++j) {
+      A acc = A(0);
+      for (std::size_t k = 0; k < K; ++k) acc = core::fused_fma(base[offh[k] * ld + offw[k] + j], w[k], acc);
+      o[j] = bias ? core::gemm_epilogue(A(1), acc, A(1), *bias) : conv_finish(acc);
+    }
+  }
+}
+
+/// Depthwise forward, NCHW with stride_w == 1 (zero-padded planes, vectors across output
+/// columns) or NHWC (vectors across channels). Same chain as the reference.
+template <class Arch, class A, class X>
+void conv_depthwise_forward(const conv2d_shape& s, const X* x, const A* w, const A* bias, A* y, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
+  if (s.data == layout::nchw) {
+    const std::size_t Hp = H + 2 * s.pad_h, Wp = Wd + 2 * s.pad_w + VW;
+    std::vector<std::size_t> offh(K), offw(K);
+    for (std::size_t k = 0; k < K; ++k) offh[k] = (k / KW) * s.dilation_h, offw[k] = (k % KW) * s.dilation_w;
+    parallel_chunks(threads, canonical_chunks{N * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
+      const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
+      std::vector<A>& buf = conv_thread_scratch<A>().b;
+      buf.assign(Hp * Wp, A(0));
+      const X* xp = x + q * H * Wd;
+      for (std::size_t h = 0; h < H; ++h)
+        for (std::size_t ww = 0; ww < Wd; ++ww) buf[(h + s.pad_h) * Wp + ww + s.pad_w] = static_cast<A>(core::widen(xp[h * Wd + ww]));
+      conv_depthwise_plane<Arch, A>(buf.data(), Wp, s.stride_h, offh.data(), offw.data(), w + c * K, K,
+                                    bias ? bias + c : nullptr, y + q * OH * OW, OH, OW);
+    });
+    return;
+  }
+  std::vector<A> wt(K * C);  // wt[k][c]
+  for (std::size_t c = 0; c < C; ++c)
+    for (std::size_t k = 0; k < K; ++k) wt[k * C + c] = w[c * K + k];
+  parallel_chunks(threads, canonical_chunks{N * OH, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t n = static_cast<std::size_t>(q0) / OH, oh = static_cast<std::size_t>(q0) % OH;
+    std::vector<A>& xin = conv_thread_scratch<A>().a;
+    xin.resize(C);
+    for (std::size_t ow = 0; ow < OW; ++ow) {
+      A* o = y + ((n * OH + oh) * OW + ow) * C;
+      std::size_t c0 = 0;
+      auto tap = [&](std::size_t k, std::size_t& ih, std::size_t& iw) {
+        return core::conv_tap_in(oh, k / KW, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+               core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
+      };
+      if constexpr (std::is_same<X, A>::value) {
+        for (; c0 + VW <= C; c0 += VW) {
+          auto acc = V::zero();
+          for (std::size_t k = 0; k < K; ++k) {
+            std::size_t ih, iw;
+            const auto xv = tap(k, ih, iw) ? V::load(x + ((n * H + ih) * Wd + iw) * C + c0) : V::zero();
+            acc = V::fma(xv, V::load(wt.data() + k * C + c0), acc);
+          }
+          if (bias) acc = V::add(acc, V::load(bias + c0));
+          V::store(o + c0, V::canon(acc));
+        }
+      }
+      for (std::size_t c = c0; c < C; ++c) {
+        A acc = A(0);
+        for (std::size_t k = 0; k < K; ++k) {
+          std::size_t ih, iw;
+          const A xv = tap(k, ih, iw) ? static_cast<A>(core::widen(x[((n * H + ih) * Wd + iw) * C + c])) : A(0);
+          acc = core::fused_fma(xv, wt[k * C + c], acc);
+        }
+        o[c] = bias ? core::gemm_epilogue(A(1), acc, A(1), bias[c]) : conv_finish(acc);
+      }
+    }
+  });
+}
+
+/// Depthwise backward-data, NCHW, strides 1: dx[ih][iw] = chain over k of
+/// fma(dy[ih + ph - kr*dh][iw + pw - kc*dw], w[k]) on a zero-padded dy plane.
+template <class Arch, class A>
+void conv_depthwise_backward_data(const conv2d_shape& s, const A* dy, const A* w, A* dx, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
+  const std::size_t Th = (KH - 1) * s.dilation_h, Tw = (KW - 1) * s.dilation_w;  // top / left padding
+  const std::size_t Hp = std::max(OH, H + s.pad_h) + Th + 1, Wp = std::max(OW, Wd + s.pad_w) + Tw + VW + 1;
+  std::vector<std::size_t> offh(K), offw(K);  // row (column) of the padded plane minus the dx row (column)
+  for (std::size_t k = 0; k < K; ++k) {
+    offh[k] = s.pad_h + Th - (k / KW) * s.dilation_h;
+    offw[k] = s.pad_w + Tw - (k % KW) * s.dilation_w;
+  }
+  parallel_chunks(threads, canonical_chunks{N * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
+    std::vector<A>& buf = conv_thread_scratch<A>().b;
+    buf.assign(Hp * Wp, A(0));
+    const A* src = dy + q * OH * OW;
+    for (std::size_t h = 0; h < OH; ++h)
+      std::copy(src + h * OW, src + (h + 1) * OW, buf.data() + (h + Th) * Wp + Tw);
+    conv_depthwise_plane<Arch, A>(buf.data(), Wp, 1, offh.data(), offw.data(), w + c * K, K, nullptr, dx + q * H * Wd,
+                                  H, Wd);
+  });
+}
+
 // ------------------------------------------------------------------ exact tier
 
 /// The exact tier: out[e] for e in [0, count) = the correctly rounded (start +) exact sum of
