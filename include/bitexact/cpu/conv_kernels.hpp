@@ -265,10 +265,17 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
               if (ys == 1) for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q];
               else for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q * ys];
               std::fill(d + (a1 - iw0), d + len, A(0));
-            } else {
-              for (std::size_t q = 0; q < len; ++q) {
-                std::size_t ow;
-                d[q] = core::conv_tap_out(iw0 + q, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow) ? row[ow * ys] : A(0);
+            } else {  // only every stride_w-th column has a source: iw + pw - off = ow * sw
+              std::fill(d, d + len, A(0));
+              const std::size_t sw = s.stride_w;
+              std::size_t iw = iw0;
+              if (iw + s.pad_w < off) iw = off - s.pad_w;
+              const std::size_t rem = (iw + s.pad_w - off) % sw;
+              if (rem) iw += sw - rem;
+              for (; iw < iw0 + len; iw += sw) {
+                const std::size_t ow = (iw + s.pad_w - off) / sw;
+                if (ow >= OW) break;
+                d[iw - iw0] = row[ow * ys];
               }
             }
           }
