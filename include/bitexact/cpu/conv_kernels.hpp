@@ -428,7 +428,8 @@ inline bool conv_is_depthwise(const conv2d_shape& s) {
 
 /// out[i][j] for i < OH, j < OW = chain over k of fma(in[i * sh + offh[k]][j + offw[k]], w[k])
 /// from +0 on a zero-padded plane `in` (row stride ld, enough slack on the right), then the
-/// epilogue (+ bias once, canonical NaN). Vectors run across j.
+/// epilogue (+ bias once, canonical NaN). Vectors run across j. `in` must hold at least
+/// (OH - 1) * sh + max offh + 1 rows of ld >= OW + max offw + VW columns (zero slack).
 template <class Arch, class A>
 void conv_depthwise_plane(const A* in, std::size_t ld, std::size_t sh, const std::size_t* offh, const std::size_t* offw,
                           const A* w, std::size_t K, const A* bias, A* out, std::size_t OH, std::size_t OW) {
@@ -438,11 +439,19 @@ void conv_depthwise_plane(const A* in, std::size_t ld, std::size_t sh, const std
     const A* base = in + i * sh * ld;
     A* o = out + i * OW;
     std::size_t j = 0;
-    for (; j + VW <= OW; j += VW) {
+    // Whole vectors; the last one may run past OW into the plane's zero slack (those lanes
+    // are computed and dropped: every lane is its own chain).
+    for (; j < OW && VW > 1; j += VW) {
       auto acc = V::zero();
       for (std::size_t k = 0; k < K; ++k) acc = V::fma(V::load(base + offh[k] * ld + offw[k] + j), V::bcast(w + k), acc);
       if (bias) acc = V::add(acc, V::set1(*bias));  // = fma(1, bias, S), the GEMM epilogue
-      V::store(o + j, V::canon(acc));
+      if (j + VW <= OW) {
+        V::store(o + j, V::canon(acc));
+      } else {
+        A tmp[VW];
+        V::store(tmp, V::canon(acc));
+        std::copy(tmp, tmp + (OW - j), o + j);
+      }
     }
     for (; j < OW; ++j) {
       A acc = A(0);
