@@ -3,8 +3,8 @@
 //
 // Each op is C[i][j] = sum_r A[i][r] * B[r][j]: forward (i = out-channel in the group, j = output
 // position, r = the forward K index), backward-data (i = in-channel in the group, j = input
-// position, r = the backward-data K index), backward-weight (i = out-channel in the group, j =
-// the forward K index, r = (n, oh, ow)). B (and, for backward-weight, A) is packed one canonical
+// position, r = the backward-data K index), backward-weight (computed as C^T: i = the forward K
+// index, j = out-channel in the group, r = (n, oh, ow)). B (and, for backward-weight, A) is packed one canonical
 // chunk of 256 r at a time (im2col of that chunk, padding taps and missing output positions
 // written as +0), so the register-blocked kernel runs exactly the canonical chain: per chunk,
 // fused FMAs from +0 in increasing r for each (i, j), then total = total + partial. Vectors run
@@ -121,6 +121,12 @@ inline void conv_row_block(std::size_t rows, std::size_t mb, std::size_t mr, std
   const std::size_t per = ((rows + mb - 1) / mb + mr - 1) / mr * mr;
   i0 = std::min(rows, b * per);
   i1 = (b + 1 == mb) ? rows : std::min(rows, (b + 1) * per);
+}
+
+/// Whether the depthwise fast path applies: groups == in == out channels and a kernel of at
+/// most 256 taps (one canonical chunk: the chain is fma over (kernel row, column) from +0).
+inline bool conv_is_depthwise(const conv2d_shape& s) {
+  return s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_h * s.kernel_w <= core::gemm_k_chunk;
 }
 
 // ------------------------------------------------------------------ forward
@@ -336,6 +342,66 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
     });
     dyh = dyt.data();
   }
+  if (conv_is_depthwise(s)) {
+    // Depthwise: dw[c][k] = chain over k' of fma(dy[k'][c], x[n][ih][iw][c]) in 256-wide chunks
+    // (left fold), vectors across channels of NHWC-form x and dy; padding taps are zero vectors.
+    using V = typename gemm_arch<Arch, A>::V;
+    constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+    std::vector<A> xt;
+    const A* xh = nullptr;
+    if (nchw || !std::is_same<X, A>::value) {
+      xt.resize(N * H * Wd * C);
+      for (std::size_t n = 0; n < N; ++n)
+        for (std::size_t c = 0; c < C; ++c)
+          for (std::size_t p = 0; p < H * Wd; ++p)
+            xt[(n * H * Wd + p) * C + c] =
+                static_cast<A>(core::widen(x[core::conv_offset(s.data, C, H, Wd, n, c, p / Wd, p % Wd)]));
+      xh = xt.data();
+    } else {
+      xh = reinterpret_cast<const A*>(x);
+    }
+    const std::size_t nvec = C / VW;
+    parallel_chunks(threads, canonical_chunks{nvec + (C % VW ? 1 : 0), 1}, [&](std::uint64_t b0, std::uint64_t) {
+      const std::size_t c0 = static_cast<std::size_t>(b0) * VW;
+      const bool full = c0 + VW <= C;
+      std::vector<typename V::reg> acc(KK), tot(KK);
+      std::vector<A> sacc(KK * VW), stot(KK * VW);  // the tail block, lane by lane
+      for (std::size_t r0 = 0; r0 < R || r0 == 0; r0 += conv_chunk) {
+        if (R == 0) break;
+        const std::size_t r1 = std::min(R, r0 + conv_chunk);
+        for (std::size_t k = 0; k < KK; ++k) acc[k] = V::zero();
+        std::fill(sacc.begin(), sacc.end(), A(0));
+        std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+        for (std::size_t r = r0; r < r1; ++r) {
+          const A* d = dyh + r * OC + c0;
+          for (std::size_t k = 0; k < KK; ++k) {
+            std::size_t ih, iw;
+            const bool in = core::conv_tap_in(oh, k / KW, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+                            core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
+            const A* xp = xh + ((n * H + (in ? ih : 0)) * Wd + (in ? iw : 0)) * C + c0;
+            if (full) {
+              acc[k] = V::fma(V::load(d), in ? V::load(xp) : V::zero(), acc[k]);
+            } else {
+              for (std::size_t q = 0; c0 + q < C; ++q)
+                sacc[k * VW + q] = core::fused_fma(d[q], in ? xp[q] : A(0), sacc[k * VW + q]);
+            }
+          }
+          if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
+        }
+        for (std::size_t k = 0; k < KK; ++k) {
+          tot[k] = r0 == 0 ? acc[k] : V::add(tot[k], acc[k]);
+          for (std::size_t q = 0; q < VW; ++q)
+            stot[k * VW + q] = r0 == 0 ? sacc[k * VW + q] : core::gemm_combine(stot[k * VW + q], sacc[k * VW + q]);
+        }
+      }
+      A lanes[VW];
+      for (std::size_t k = 0; k < KK; ++k) {
+        if (full) V::store(lanes, R ? tot[k] : V::zero());
+        for (std::size_t q = 0; q < VW && c0 + q < C; ++q)
+          dw[(c0 + q) * KK + k] = conv_finish(full ? lanes[q] : (R ? stot[k * VW + q] : A(0)));
+      }
+    });
+  } else
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
@@ -419,12 +485,6 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
 }
 
 // ------------------------------------------------------------------ depthwise
-
-/// Whether the depthwise fast path applies: groups == in == out channels and a kernel of at
-/// most 256 taps (one canonical chunk: the chain is fma over (kernel row, column) from +0).
-inline bool conv_is_depthwise(const conv2d_shape& s) {
-  return s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_h * s.kernel_w <= core::gemm_k_chunk;
-}
 
 /// out[i][j] for i < OH, j < OW = chain over k of fma(in[i * sh + offh[k]][j + offw[k]], w[k])
 /// from +0 on a zero-padded plane `in` (row stride ld, enough slack on the right), then the
