@@ -364,12 +364,12 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
     parallel_chunks(threads, canonical_chunks{nvec + (C % VW ? 1 : 0), 1}, [&](std::uint64_t b0, std::uint64_t) {
       const std::size_t c0 = static_cast<std::size_t>(b0) * VW;
       const bool full = c0 + VW <= C;
-      std::vector<typename V::reg> acc(KK), tot(KK);
+      std::vector<A> acc(KK * VW), tot(KK * VW);  // vectors kept in memory (unaligned loads)
       std::vector<A> sacc(KK * VW), stot(KK * VW);  // the tail block, lane by lane
       for (std::size_t r0 = 0; r0 < R || r0 == 0; r0 += conv_chunk) {
         if (R == 0) break;
         const std::size_t r1 = std::min(R, r0 + conv_chunk);
-        for (std::size_t k = 0; k < KK; ++k) acc[k] = V::zero();
+        std::fill(acc.begin(), acc.end(), A(0));
         std::fill(sacc.begin(), sacc.end(), A(0));
         std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
         for (std::size_t r = r0; r < r1; ++r) {
@@ -380,7 +380,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
                             core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
             const A* xp = xh + ((n * H + (in ? ih : 0)) * Wd + (in ? iw : 0)) * C + c0;
             if (full) {
-              acc[k] = V::fma(V::load(d), in ? V::load(xp) : V::zero(), acc[k]);
+              V::store(acc.data() + k * VW, V::fma(V::load(d), in ? V::load(xp) : V::zero(), V::load(acc.data() + k * VW)));
             } else {
               for (std::size_t q = 0; c0 + q < C; ++q)
                 sacc[k * VW + q] = core::fused_fma(d[q], in ? xp[q] : A(0), sacc[k * VW + q]);
@@ -389,14 +389,15 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
           if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
         }
         for (std::size_t k = 0; k < KK; ++k) {
-          tot[k] = r0 == 0 ? acc[k] : V::add(tot[k], acc[k]);
+          V::store(tot.data() + k * VW, r0 == 0 ? V::load(acc.data() + k * VW)
+                                                : V::add(V::load(tot.data() + k * VW), V::load(acc.data() + k * VW)));
           for (std::size_t q = 0; q < VW; ++q)
             stot[k * VW + q] = r0 == 0 ? sacc[k * VW + q] : core::gemm_combine(stot[k * VW + q], sacc[k * VW + q]);
         }
       }
       A lanes[VW];
       for (std::size_t k = 0; k < KK; ++k) {
-        if (full) V::store(lanes, R ? tot[k] : V::zero());
+        if (full) V::store(lanes, R ? V::load(tot.data() + k * VW) : V::zero());
         for (std::size_t q = 0; q < VW && c0 + q < C; ++q)
           dw[(c0 + q) * KK + k] = conv_finish(full ? lanes[q] : (R ? stot[k * VW + q] : A(0)));
       }
