@@ -15,6 +15,11 @@ command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
 command -v mpirun >/dev/null || need+=(openmpi-bin)
 # OpenBLAS: the cblas_sdot peer of benchmarks/reduce_bench (optional there, installed here).
 [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] || need+=(libopenblas-dev)
+# PyTorch drop-in (python/): Debian's torch 1.13 for /usr/bin/python3, libtorch for the op
+# library, pytest for its tests, sklearn for the digits demo.
+for p in python3-torch libtorch-dev python3-pytest python3-numpy python3-sklearn; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq

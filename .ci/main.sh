@@ -11,3 +11,10 @@ cmake --build "$BUILD" -j"$(nproc)" --target bitexact-audit random_bench reduce_
 "$BUILD"/benchmarks/random_bench
 "$BUILD"/benchmarks/reduce_bench
 if [ -x "$BUILD"/benchmarks/scatter_bench ]; then "$BUILD"/benchmarks/scatter_bench; fi
+# PyTorch drop-in: the digits demo's table (stock torch's findings; bitexact's equal hashes over
+# threads and ISAs, checkpoint/resume, reloaded predictions). Skipped with a message without Torch.
+if cmake --build "$BUILD" -j"$(nproc)" --target bitexact_torch 2>/dev/null; then
+  /usr/bin/python3 examples/torch_digits.py
+else
+  echo "PyTorch ops not built (no libtorch-dev): torch demo skipped"
+fi

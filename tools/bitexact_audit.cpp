@@ -2,8 +2,9 @@
 //
 // Families: random (generators and distributions), reduce (sum/dot, fixed_order and exact) and
 // scatter (index_add 1-D and rows, segment max; both tiers; the CUDA scatter pipeline through
-// its CPU emulation), conv (conv2d forward both tiers, backward-data, backward-weight, max and
-// avg pooling forward and backward, both layouts; CPU only).
+// its CPU emulation), gemm (fixed_order sgemm/dgemm/bf16 and a split-K decode shape; timed
+// against OpenBLAS when linked) and conv (conv2d forward both tiers, backward-data,
+// backward-weight, max and avg pooling forward and backward, both layouts; CPU only).
 // For each op family it runs every op across thread counts, every ISA this build and CPU
 // have, and emulated CUDA launch shapes; prints one hash per configuration, whether all agree
 // with the scalar reference, and the time against the fastest non-deterministic peer.
@@ -33,6 +34,13 @@
 
 #if defined(BITEXACT_HAVE_RANDOM123)
 #include <Random123/philox.h>
+#endif
+// gemm family (gemm-cpu branch)
+#include <bitexact/reference/gemm.hpp>
+#if defined(BITEXACT_HAVE_OPENBLAS)
+#include <cblas.h>
+extern "C" void openblas_set_num_threads(int);
+extern "C" char* openblas_get_corename(void);
 #endif
 
 namespace {
@@ -529,6 +537,97 @@ int run_conv() {
   return mismatches == 0 ? 0 : 1;
 }
 
+// ---------------------------------------------------------------- gemm family (gemm-cpu branch)
+
+/// fixed_order GEMM: every ISA x thread count against the reference, by hash of C's bytes.
+int run_gemm(bool timing) {
+  struct gemm_case {
+    const char* name;
+    std::size_t m, n, k;
+    int type;  // 0 float, 1 double, 2 bfloat16 inputs (float C)
+  };
+  const gemm_case cases[] = {{"sgemm 67x45x600 nt", 67, 45, 600, 0},
+                             {"dgemm 67x45x600 nt", 67, 45, 600, 1},
+                             {"bf16 67x45x600 nt", 67, 45, 600, 2},
+                             {"sgemm 2x40x2000 nt", 2, 40, 2000, 0}};  // small C: threads split K
+  const auto s = stream<philox4x32_10>::from_seed(20261121, 3, 0, tag_of("audit-gemm"));
+  int configs = 0, mismatches = 0;
+  std::printf("gemm_order_version=%d  (C = 1.5 A B^T + 0.5 C, inputs one element past an aligned address)\n",
+              gemm_order_version);
+  for (const gemm_case& g : cases) {
+    std::vector<double> a(g.m * g.k + 1), b(g.k * g.n + 1), c0(g.m * g.n);
+    generate_normal(s, 0, a.data(), a.size());
+    generate_normal(s, a.size(), b.data(), b.size());
+    generate_normal(s, a.size() + b.size(), c0.data(), c0.size());
+    auto hash_of = [&](auto tag, bool ref, execution e) {
+      using C = decltype(tag);
+      std::vector<C> c(c0.begin(), c0.end());
+      const auto N = transpose::no, Y = transpose::yes;
+      if (g.type == 2) {
+        std::vector<bitexact::bfloat16> ah(a.size()), bh(b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) ah[i] = bitexact::bfloat16::from_float(static_cast<float>(a[i]));
+        for (std::size_t i = 0; i < b.size(); ++i) bh[i] = bitexact::bfloat16::from_float(static_cast<float>(b[i]));
+        if (ref)
+          reference::gemm_fixed_order<float, bitexact::bfloat16>(N, Y, g.m, g.n, g.k, 1.5f, ah.data() + 1, g.k, bh.data() + 1,
+                                                       g.k, 0.5f, reinterpret_cast<float*>(c.data()), g.n);
+        else
+          gemm(N, Y, g.m, g.n, g.k, 1.5f, ah.data() + 1, g.k, bh.data() + 1, g.k, 0.5f,
+               reinterpret_cast<float*>(c.data()), g.n, tier::fixed_order, e);
+      } else {
+        std::vector<C> ac(a.begin(), a.end()), bc(b.begin(), b.end());
+        if (ref)
+          reference::gemm_fixed_order<C, C>(N, Y, g.m, g.n, g.k, C(1.5), ac.data() + 1, g.k, bc.data() + 1, g.k,
+                                            C(0.5), c.data(), g.n);
+        else
+          gemm<C>(N, Y, g.m, g.n, g.k, C(1.5), ac.data() + 1, g.k, bc.data() + 1, g.k, C(0.5), c.data(), g.n,
+                  tier::fixed_order, e);
+      }
+      return fnv1a64(c.data(), c.size() * sizeof(C));
+    };
+    auto hash = [&](bool ref, execution e) { return g.type == 1 ? hash_of(double{}, ref, e) : hash_of(float{}, ref, e); };
+    const std::uint64_t want = hash(true, {});
+    std::printf("gemm    %-18s reference           %016llx\n", g.name, static_cast<unsigned long long>(want));
+    for (isa i : usable_isas())
+      for (int t : {1, 2, 3, 4, 7, 8}) {
+        const std::uint64_t h = hash(false, execution{t, i});
+        ++configs;
+        const bool ok = h == want;
+        if (!ok) ++mismatches;
+        std::printf("gemm    %-18s %-19s %016llx %s\n", g.name,
+                    (std::string("cpu ") + isa_name(i) + " t=" + std::to_string(t)).c_str(),
+                    static_cast<unsigned long long>(h), ok ? "ok" : "MISMATCH");
+      }
+  }
+  std::printf("\ngemm: %d configurations, %d disagree with the reference: %s\n", configs, mismatches,
+              mismatches == 0 ? "ALL AGREE" : "FAILED");
+  if (timing) {
+    const std::size_t n = 1024;
+    std::vector<float> a(n * n), b(n * n), c(n * n);
+    generate_normal(s, 0, a.data(), n * n);
+    generate_normal(s, n * n, b.data(), n * n);
+    const int t = resolved_threads();
+    const double t_ours = seconds([&] {
+      gemm<float>(transpose::no, transpose::no, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    });
+    const double flops = 2.0 * n * n * n;
+#if defined(BITEXACT_HAVE_OPENBLAS)
+    openblas_set_num_threads(t);
+    const double t_peer = seconds([&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    });
+    std::printf("time    sgemm 1024^3 (%d thr) bitexact %7.1f GFLOP/s   OpenBLAS (%s) %7.1f GFLOP/s   ratio %.2fx\n", t,
+                flops / t_ours * 1e-9, openblas_get_corename(), flops / t_peer * 1e-9, t_peer / t_ours);
+    std::printf("        (OpenBLAS picks its kernels from cpuid; set OPENBLAS_CORETYPE if it names an old core)\n");
+#else
+    std::printf("time    sgemm 1024^3 (%d thr) bitexact %7.1f GFLOP/s   (OpenBLAS not linked: no peer)\n", t,
+                flops / t_ours * 1e-9);
+#endif
+    std::printf("        (gemm_bench measures each peer properly, oneDNN included; this is a quick look)\n");
+  }
+  std::printf("\n");
+  return mismatches == 0 ? 0 : 1;
+}
+
 int run(std::size_t n, bool timing) {
   audit a;
   const auto s = stream<philox4x32_10>::from_seed(20261121, 1, 0, tag_of("audit"));
@@ -606,8 +705,12 @@ int run(std::size_t n, bool timing) {
   std::printf("\n");
   const int reduce_status = run_reduce(n, timing);
   const int scatter_status = run_scatter(n, timing);
+  const int gemm_status = run_gemm(timing);  // gemm family (gemm-cpu branch)
   const int conv_status = run_conv();  // conv family (conv branch)
-  return a.mismatches == 0 && reduce_status == 0 && scatter_status == 0 && conv_status == 0 ? 0 : 1;
+  return a.mismatches == 0 && reduce_status == 0 && scatter_status == 0 && gemm_status == 0 &&
+                 conv_status == 0
+             ? 0
+             : 1;
 }
 
 }  // namespace

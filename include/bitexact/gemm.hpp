@@ -37,6 +37,7 @@
 
 #include "core/bfloat16.hpp"
 #include "core/gemm_order.hpp"
+#include "cpu/gemm_exact.hpp"
 #include "cpu/gemm_kernels.hpp"
 #include "execution.hpp"
 #include "fp_environment.hpp"
@@ -103,9 +104,10 @@ gemm_spans gemm_validate(const char* what, transpose ta, transpose tb, std::size
 /// tier::exact: THE place where the exact tier is wired in (bitexact::cpu::detail::gemm_exact,
 /// include/bitexact/cpu/gemm_exact.hpp, from the gemm-exact branch). Arguments are validated.
 template <class T, class In>
-void gemm_exact_tier(transpose, transpose, std::size_t, std::size_t, std::size_t, T, const In*, std::size_t,
-                     const In*, std::size_t, T, T*, std::size_t, const execution&) {
-  throw std::invalid_argument("tier::exact for gemm is not built in this branch");
+void gemm_exact_tier(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const In* a,
+                     std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc,
+                     const execution& ex) {
+  cpu::detail::gemm_exact(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, ex.threads, ex.simd);
 }
 
 /// One validated product on the CPU.

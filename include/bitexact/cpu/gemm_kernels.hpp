@@ -227,7 +227,14 @@ struct gemm_arch<xsimd::neon64, double> {
 
 // ------------------------------------------------------------------ 2. the microkernel
 
-inline void gemm_prefetch(const void* p) {
+inline void gemm_prefetch(const void* p) {  // for reading
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 3);
+#else
+  (void)p;
+#endif
+}
+inline void gemm_prefetch_w(const void* p) {  // for writing
 #if defined(__GNUC__) || defined(__clang__)
   __builtin_prefetch(p, 1, 3);
 #else
@@ -263,8 +270,8 @@ struct gemm_micro {
     for (int i = 0; i < R; ++i) {
       const char* ps = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds);
       const char* pe = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds + nr);
-      for (; ps < pe; ps += 64) gemm_prefetch(ps);
-      gemm_prefetch(pe - 1);
+      for (; ps < pe; ps += 64) gemm_prefetch_w(ps);
+      gemm_prefetch_w(pe - 1);
     }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
@@ -323,6 +330,30 @@ struct gemm_micro {
     }
   }
 
+  /// The merge of one row of nr partials held in memory (p[0..nr)), as tile() does for registers.
+  static void merge_row(const T* p, std::size_t nr, const gemm_merge<T>& g) {
+    const reg va = V::set1(g.alpha), vb = V::set1(g.beta);
+    std::size_t j = 0;
+    for (; j + W <= nr; j += W) {
+      const reg pv = V::load(p + j);
+      const reg sv = g.first ? pv : V::add(V::load(g.s + j), pv);
+      if (!g.last) {
+        V::store(g.s + j, sv);
+      } else {
+        reg t = V::mul(va, sv);
+        if (g.beta != T(0)) t = V::fma(vb, V::load(g.c + j), t);
+        V::store(g.c + j, V::canon(t));
+      }
+    }
+    for (; j < nr; ++j) {
+      const T sv = g.first ? p[j] : core::gemm_combine(g.s[j], p[j]);
+      if (!g.last)
+        g.s[j] = sv;
+      else
+        g.c[j] = core::gemm_epilogue(g.alpha, sv, g.beta, g.beta == T(0) ? T(0) : g.c[j]);
+    }
+  }
+
   template <int R>
   static void tile_dispatch(int mr, std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
                             std::size_t nr, const gemm_merge<T>& g) {
@@ -363,10 +394,88 @@ void gemm_pack_a(std::size_t mc, std::size_t kc, const In* a, std::size_t rs, st
   }
 }
 
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+/// In-register transposes for packing (pure data movement: no arithmetic, no bits change).
+inline void gemm_transpose16_ps(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int x = 0; x < 4; ++x) {  // r[4g + x], 128-bit lane L: column 4L + x of rows 4g..4g+3
+    const __m512 u0 = _mm512_shuffle_f32x4(r[x], r[4 + x], 0x88), u1 = _mm512_shuffle_f32x4(r[x], r[4 + x], 0xDD);
+    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0x88),
+                 u3 = _mm512_shuffle_f32x4(r[8 + x], r[12 + x], 0xDD);
+    t[x] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    t[8 + x] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    t[4 + x] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    t[12 + x] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+inline void gemm_transpose8_pd(__m512d r[8]) {
+  __m512d t[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+  }
+  for (int x = 0; x < 2; ++x) {  // t[2g + x], lane L: column 2L + x of rows 2g, 2g+1
+    const __m512d u0 = _mm512_shuffle_f64x2(t[x], t[2 + x], 0x88), u1 = _mm512_shuffle_f64x2(t[x], t[2 + x], 0xDD);
+    const __m512d u2 = _mm512_shuffle_f64x2(t[4 + x], t[6 + x], 0x88),
+                  u3 = _mm512_shuffle_f64x2(t[4 + x], t[6 + x], 0xDD);
+    r[x] = _mm512_shuffle_f64x2(u0, u2, 0x88);
+    r[4 + x] = _mm512_shuffle_f64x2(u0, u2, 0xDD);
+    r[2 + x] = _mm512_shuffle_f64x2(u1, u3, 0x88);
+    r[6 + x] = _mm512_shuffle_f64x2(u1, u3, 0xDD);
+  }
+}
+inline __m512 gemm_load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 gemm_load16(const bfloat16* p) {  // exact widening: bits << 16
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/// op(B) stored transposed (columns contiguous in k): full NR-wide panels by 16 x 16 (float,
+/// bfloat16) or 8 x 8 (double) register transposes; returns the k handled (a multiple of the tile).
+template <int NR, class T, class In>
+std::size_t gemm_pack_bt_avx512(std::size_t kc, const In* b, std::size_t cs, T* d) {
+  if constexpr (std::is_same<T, float>::value && NR % 16 == 0) {
+    const std::size_t kv = kc / 16 * 16;
+    for (std::size_t k0 = 0; k0 < kv; k0 += 16)
+      for (int c0 = 0; c0 < NR; c0 += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i) r[i] = gemm_load16(b + (c0 + i) * cs + k0);
+        gemm_transpose16_ps(r);
+        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(d + (k0 + i) * NR + c0, r[i]);
+      }
+    return kv;
+  } else if constexpr (std::is_same<T, double>::value && std::is_same<In, double>::value && NR % 8 == 0) {
+    const std::size_t kv = kc / 8 * 8;
+    for (std::size_t k0 = 0; k0 < kv; k0 += 8)
+      for (int c0 = 0; c0 < NR; c0 += 8) {
+        __m512d r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_pd(b + (c0 + i) * cs + k0);
+        gemm_transpose8_pd(r);
+        for (int i = 0; i < 8; ++i) _mm512_storeu_pd(d + (k0 + i) * NR + c0, r[i]);
+      }
+    return kv;
+  } else {
+    (void)kc, (void)b, (void)cs, (void)d;
+    return 0;
+  }
+}
+#endif
+
 /// Packs k [0, kc) x columns [0, nc) of op(B), element (k, j) at b[k * ks + j * cs], into
 /// micro-panels of NR columns (panel p at dst + p * kc * NR, (k, p*NR + c) at [k * NR + c]);
 /// the last panel is padded with zeros (those columns are computed and never stored).
-template <int NR, class T, class In>
+template <class Arch, int NR, class T, class In>
 void gemm_pack_b(std::size_t kc, std::size_t nc, const In* b, std::size_t ks, std::size_t cs, T* dst) {
   for (std::size_t p0 = 0; p0 < nc; p0 += NR) {
     const std::size_t nr = std::min<std::size_t>(NR, nc - p0);
@@ -378,12 +487,17 @@ void gemm_pack_b(std::size_t kc, std::size_t nc, const In* b, std::size_t ks, st
         for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
       }
     } else {  // op(B) columns contiguous in k (B transposed): transpose into the panel
+      std::size_t kdone = 0;
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+      if constexpr (std::is_same<Arch, xsimd::avx512bw>::value)
+        if (nr == static_cast<std::size_t>(NR)) kdone = gemm_pack_bt_avx512<NR>(kc, b + p0 * cs, cs, d);
+#endif
       if (nr < static_cast<std::size_t>(NR))
         for (std::size_t k = 0; k < kc; ++k)
           for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
       for (std::size_t c = 0; c < nr; ++c) {
         const In* src = b + (p0 + c) * cs;
-        for (std::size_t k = 0; k < kc; ++k) d[k * NR + c] = static_cast<T>(core::widen(src[k]));
+        for (std::size_t k = kdone; k < kc; ++k) d[k * NR + c] = static_cast<T>(core::widen(src[k]));
       }
     }
   }
@@ -409,6 +523,10 @@ T* gemm_scratch(std::size_t count) {
 }
 
 // ------------------------------------------------------------------ 4. loops and threads
+
+#ifndef BITEXACT_GEMM_DIRECT_B
+#define BITEXACT_GEMM_DIRECT_B 0
+#endif
 
 /// One gemm problem, row-major; op(A)(i, k) = a[i * a_rs + k * a_ks], op(B)(k, j) = b[k * b_ks + j * b_cs].
 template <class T, class In>
@@ -437,9 +555,10 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
   T* ap = gemm_scratch<T, 0>(((mb + MR - 1) / MR) * MR * KC);
   const std::size_t ncmax = std::min<std::size_t>(AR::NC, j1 - j0);
   T* bp = gemm_scratch<T, 1>(((ncmax + NR - 1) / NR) * NR * KC);
-  // B read in place when its rows are contiguous, it needs no widening, and few rows of C
-  // reuse it (decode shapes), so packing would cost as much as the product.
-  const bool direct_b = std::is_same<T, In>::value && pr.b_cs == 1 && (i1 - i0) <= 4 * MR;
+  // B read in place (rows ldb apart) instead of packed: measured slower than packing at every
+  // shape tried (decode m = 16: 19 vs 37 GFLOP/s, the bf16 path that packs being the faster), so
+  // off; few-row products take gemm_rowstream instead. Kept switchable for other CPUs.
+  const bool direct_b = BITEXACT_GEMM_DIRECT_B && std::is_same<T, In>::value && pr.b_cs == 1 && (i1 - i0) <= 4 * MR;
 
   for (std::size_t jc = j0; jc < j1; jc += AR::NC) {
     const std::size_t nc = std::min<std::size_t>(AR::NC, j1 - jc);
@@ -449,7 +568,7 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
       T* sch = split ? s + ch * split_stride : s;
       const std::size_t nfull = direct_b ? (nc / NR) * NR : 0;
       if (nc > nfull)  // pack what is not read in place (all of it, or the last partial panel)
-        gemm_pack_b<static_cast<int>(NR)>(kc, nc - nfull, pr.b + pc * pr.b_ks + (jc + nfull) * pr.b_cs, pr.b_ks,
+        gemm_pack_b<Arch, static_cast<int>(NR)>(kc, nc - nfull, pr.b + pc * pr.b_ks + (jc + nfull) * pr.b_cs, pr.b_ks,
                                           pr.b_cs, bp);
       for (std::size_t ic = i0; ic < i1; ic += AR::MC) {
         const std::size_t mc = std::min<std::size_t>(AR::MC, i1 - ic);
@@ -479,6 +598,60 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
     }
   }
 }
+
+/// Few rows of C (decode shapes, m <= 4) and B rows contiguous: B streams row by row (the
+/// order the hardware prefetcher follows) into M rows of chunk partials held in L1, over
+/// column blocks of NB; each element's chain is still fma over k in order from +0 per chunk.
+template <class Arch, class T, int M>
+void gemm_rowstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t j0, std::size_t j1, T* s,
+                    std::size_t lds) {
+  using MK = gemm_micro<Arch, T>;
+  using V = typename MK::V;
+  using reg = typename V::reg;
+  // NB: the M rows of partials fill at most 32 KiB of L1; B rows are read in long runs.
+  constexpr std::size_t W = V::W, KC = core::gemm_k_chunk, NB = 32768 / (M * sizeof(T)) / 16 * 16;
+  const std::size_t nchunks = (pr.k + KC - 1) / KC;
+  // Place the partials 2 KiB away from B's rows modulo 4 KiB: a load from B whose address
+  // matches a pending store to p in bits 0-11 waits for it (4K aliasing), which halved the speed.
+  T* p0 = gemm_scratch<T, 2>(M * NB + 4096 / sizeof(T));
+  const std::uintptr_t shift =
+      ((reinterpret_cast<std::uintptr_t>(pr.b + j0) + 2048 - reinterpret_cast<std::uintptr_t>(p0)) & 4095u) & ~std::uintptr_t(63);
+  T* p = p0 + shift / sizeof(T);
+  for (std::size_t jb = j0; jb < j1; jb += NB) {
+    const std::size_t nb = std::min(NB, j1 - jb), nv = nb / W * W;
+    for (std::size_t ch = 0; ch < nchunks; ++ch) {
+      const std::size_t k0 = ch * KC, k1 = std::min(pr.k, k0 + KC);
+      std::fill(p, p + M * NB, T(0));
+      for (std::size_t k = k0; k < k1; ++k) {
+        const T* brow = pr.b + k * pr.b_ks + jb;
+        T av[M];
+        reg va[M];
+        for (int i = 0; i < M; ++i) {
+          av[i] = pr.a[(i0 + i) * pr.a_rs + k * pr.a_ks];
+          va[i] = V::set1(av[i]);
+        }
+        for (std::size_t j = 0; j < nv; j += W) {
+          if (j % (64 / sizeof(T)) == 0) gemm_prefetch(brow + j + 2048 / sizeof(T) * 2);
+          const reg bv = V::load(brow + j);
+#pragma GCC unroll 8
+          for (int i = 0; i < M; ++i) V::store(p + i * NB + j, V::fma(va[i], bv, V::load(p + i * NB + j)));
+        }
+        for (std::size_t j = nv; j < nb; ++j)
+          for (int i = 0; i < M; ++i) p[i * NB + j] = core::fused_fma(av[i], brow[j], p[i * NB + j]);
+      }
+      for (int i = 0; i < M; ++i) {
+        const std::size_t row = i0 + static_cast<std::size_t>(i);
+        gemm_merge<T> g{s + row * lds + jb, lds, ch == 0, ch + 1 == nchunks, pr.c + row * pr.ldc + jb, pr.ldc,
+                        pr.alpha, pr.beta};
+        MK::merge_row(p + i * NB, nb, g);
+      }
+    }
+  }
+}
+
+#ifndef BITEXACT_GEMM_ROWSTREAM_MAX
+#define BITEXACT_GEMM_ROWSTREAM_MAX 4
+#endif
 
 /// How a product is cut among threads: split_k (threads take whole K chunks, `parts` of them)
 /// or a grid of tm x tn blocks of C (whole micro-panels). Exposed so the tests can check that a
@@ -554,7 +727,22 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
     const std::size_t jt = static_cast<std::size_t>(id) % tn, it = static_cast<std::size_t>(id) / tn;
     const std::size_t j0 = std::min(n, npan * jt / tn * NR), j1 = std::min(n, npan * (jt + 1) / tn * NR);
     const std::size_t i0 = std::min(m, mpan * it / tm * MR), i1 = std::min(m, mpan * (it + 1) / tm * MR);
-    if (i0 < i1 && j0 < j1) gemm_block<Arch, T, In>(pr, i0, i1, j0, j1, 0, nchunks, s, lds, false, 0);
+    if (i0 >= i1 || j0 >= j1) return;
+    if constexpr (std::is_same<T, In>::value) {
+      if (pr.b_cs == 1 && i1 - i0 <= BITEXACT_GEMM_ROWSTREAM_MAX) {
+        switch (i1 - i0) {
+          case 1: return gemm_rowstream<Arch, T, 1>(pr, i0, j0, j1, s, lds);
+          case 2: return gemm_rowstream<Arch, T, 2>(pr, i0, j0, j1, s, lds);
+          case 3: return gemm_rowstream<Arch, T, 3>(pr, i0, j0, j1, s, lds);
+          case 4: return gemm_rowstream<Arch, T, 4>(pr, i0, j0, j1, s, lds);
+          case 5: return gemm_rowstream<Arch, T, 5>(pr, i0, j0, j1, s, lds);
+          case 6: return gemm_rowstream<Arch, T, 6>(pr, i0, j0, j1, s, lds);
+          case 7: return gemm_rowstream<Arch, T, 7>(pr, i0, j0, j1, s, lds);
+          default: return gemm_rowstream<Arch, T, 8>(pr, i0, j0, j1, s, lds);
+        }
+      }
+    }
+    gemm_block<Arch, T, In>(pr, i0, i1, j0, j1, 0, nchunks, s, lds, false, 0);
   });
 }
 

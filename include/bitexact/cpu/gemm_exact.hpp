@@ -1,0 +1,539 @@
+// bitexact/cpu/gemm_exact.hpp - the exact tier of GEMM on the CPU (issue 9, DESIGN 7).
+//
+// The value computed, and its rules for alpha, beta, NaN, Inf and -0, are stated in
+// core/gemm_exact.hpp: each C[i][j] is the correctly rounded exact dot product (alpha = 1,
+// beta = 0), so the bits are independent of threads, ISA, blocking and the order of k.
+//
+// How: rows of op(A) and columns of op(B) become integers under a shared exponent (one per row,
+// one per column), cut into byte digits (core/gemm_exact.hpp); the digit matrices are multiplied
+// as int8 GEMMs with int32 sums, per 32 x 32 block of C and per K block of 4096, by one of three
+// kernels - AMX-INT8 tiles, AVX-512 VNNI (vpdpbusd), or plain loops - whose integer results are
+// identical; the digit products of equal weight are summed in int32, folded into 32-bit words
+// per element, and rounded once. Rows and columns with NaN/Inf, or whose span of exponents needs
+// more than gemm_exact_max_digits digits, go through core::exact_accumulator element by element.
+// Threads take contiguous runs of 32 x 32 blocks of C; a block's result never depends on who
+// computes it.
+//
+// ISA mapping: isa::avx512 uses AMX-INT8 when the CPU and OS allow it, else AVX-512 VNNI when the
+// CPU has it, else the loops; every other ISA uses the loops (compiled for that build).
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "../core/bfloat16.hpp"
+#include "../core/gemm_exact.hpp"
+#include "../core/gemm_order.hpp"
+#include "isa.hpp"
+#include "threads.hpp"
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(__CUDA_ARCH__) && ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
+#define BITEXACT_GEMM_EXACT_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#define BITEXACT_GEMM_EXACT_X86 0
+#endif
+
+namespace bitexact {
+namespace cpu {
+namespace detail {
+
+/// The integer kernels of the exact tier (all give the same integers).
+enum class gemm_exact_kernel { loops, avx512_vnni, amx };
+
+inline const char* gemm_exact_kernel_name(gemm_exact_kernel k) {
+  switch (k) {
+    case gemm_exact_kernel::loops: return "loops";
+    case gemm_exact_kernel::avx512_vnni: return "avx512_vnni";
+    case gemm_exact_kernel::amx: return "amx";
+  }
+  return "?";
+}
+
+#if BITEXACT_GEMM_EXACT_X86
+inline bool gemm_exact_cpuid7(unsigned& ebx, unsigned& ecx, unsigned& edx) {
+  unsigned eax = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  return true;
+}
+#endif
+
+inline bool gemm_exact_kernel_available(gemm_exact_kernel k) {
+  switch (k) {
+    case gemm_exact_kernel::loops: return true;
+#if BITEXACT_GEMM_EXACT_X86
+    case gemm_exact_kernel::avx512_vnni: {
+      static const bool v = [] {
+        unsigned b = 0, c = 0, d = 0;
+        return cpu_has_isa(isa::avx512) && gemm_exact_cpuid7(b, c, d) && ((c >> 11) & 1);
+      }();
+      return v;
+    }
+    case gemm_exact_kernel::amx: {
+      static const bool v = [] {
+        unsigned b = 0, c = 0, d = 0;
+        if (!gemm_exact_cpuid7(b, c, d) || !((d >> 24) & 1) || !((d >> 25) & 1)) return false;
+        // Linux hands out the AMX tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM,
+        // XFEATURE_XTILEDATA); it is process-wide.
+        return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+      }();
+      return v;
+    }
+#else
+    default: return false;
+#endif
+  }
+  return false;
+}
+
+/// Every kernel usable here (for tests and benchmarks).
+inline std::vector<gemm_exact_kernel> gemm_exact_kernels() {
+  std::vector<gemm_exact_kernel> v;
+  for (auto k : {gemm_exact_kernel::loops, gemm_exact_kernel::avx512_vnni, gemm_exact_kernel::amx})
+    if (gemm_exact_kernel_available(k)) v.push_back(k);
+  return v;
+}
+
+inline gemm_exact_kernel gemm_exact_kernel_for(isa i) {
+  if (i == isa::avx512) {
+    if (gemm_exact_kernel_available(gemm_exact_kernel::amx)) return gemm_exact_kernel::amx;
+    if (gemm_exact_kernel_available(gemm_exact_kernel::avx512_vnni)) return gemm_exact_kernel::avx512_vnni;
+  }
+  return gemm_exact_kernel::loops;
+}
+
+/// C block of the integer kernels.
+inline constexpr std::size_t gemm_exact_mb = 32, gemm_exact_nb = 32;
+
+/// The packed digits, laid out so that every AMX tile (16 rows x 64 bytes) is 1 KiB of
+/// contiguous memory: A digit s of row i at k is ad[s * a_stride + a_at(i, k)] (unsigned bytes,
+/// tiles of 16 rows x 64 k); B digit t of column j at k is bd[t * b_stride + b_at(k, j)] (signed
+/// bytes, tiles of 16 (k / 4) rows x 16 columns x 4 k).
+struct gemm_exact_packed {
+  const std::uint8_t* ad;
+  const std::int8_t* bd;
+  std::size_t a_stride, b_stride, kp, np;
+  int sa, sb;
+  static std::size_t a_at(std::size_t i, std::size_t k, std::size_t kp) {
+    return ((i / 16) * (kp / 64) + k / 64) * 1024 + (i % 16) * 64 + k % 64;
+  }
+  static std::size_t b_at(std::size_t k, std::size_t j, std::size_t kp) {
+    return ((j / 16) * (kp / 4) + k / 4) * 64 + (j % 16) * 4 + k % 4;
+  }
+};
+
+/// G[g][32][32] (g = 0 .. sa + sb - 2) = sum over digit pairs s + t = g and k in [k0, k1) of
+/// A digit s times B digit t, for the block at (i0, j0).
+inline void gemm_exact_block_loops(const gemm_exact_packed& p, std::size_t i0, std::size_t j0, std::size_t k0,
+                                   std::size_t k1, std::int32_t* G) {
+  const int groups = p.sa + p.sb - 1;
+  for (int g = 0; g < groups; ++g) {
+    std::int32_t* gg = G + static_cast<std::size_t>(g) * 1024;
+    for (int e = 0; e < 1024; ++e) gg[e] = 0;
+    for (int s = std::max(0, g - p.sb + 1); s <= std::min(p.sa - 1, g); ++s) {
+      const int t = g - s;
+      const std::uint8_t* A = p.ad + static_cast<std::size_t>(s) * p.a_stride;
+      const std::int8_t* B = p.bd + static_cast<std::size_t>(t) * p.b_stride;
+      for (std::size_t i = 0; i < 32; ++i) {
+        std::int32_t acc[32];
+        for (int j = 0; j < 32; ++j) acc[j] = gg[i * 32 + j];
+        for (std::size_t k = k0; k < k1; k += 4) {
+          const std::uint8_t* ar = A + gemm_exact_packed::a_at(i0 + i, k, p.kp);
+          const std::int32_t a0 = ar[0], a1 = ar[1], a2 = ar[2], a3 = ar[3];
+          for (int h = 0; h < 2; ++h) {
+            const std::int8_t* br = B + gemm_exact_packed::b_at(k, j0 + 16 * h, p.kp);
+            for (int j = 0; j < 16; ++j)
+              acc[16 * h + j] += a0 * br[4 * j] + a1 * br[4 * j + 1] + a2 * br[4 * j + 2] + a3 * br[4 * j + 3];
+          }
+        }
+        for (int j = 0; j < 32; ++j) gg[i * 32 + j] = acc[j];
+      }
+    }
+  }
+}
+
+#if BITEXACT_GEMM_EXACT_X86
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void gemm_exact_block_vnni(
+    const gemm_exact_packed& p, std::size_t i0, std::size_t j0, std::size_t k0, std::size_t k1, std::int32_t* G) {
+  const int groups = p.sa + p.sb - 1;
+  for (int g = 0; g < groups; ++g) {
+    std::int32_t* gg = G + static_cast<std::size_t>(g) * 1024;
+    for (std::size_t ib = 0; ib < 32; ib += 8) {
+      __m512i acc[8][2];
+      for (int r = 0; r < 8; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+      for (int s = std::max(0, g - p.sb + 1); s <= std::min(p.sa - 1, g); ++s) {
+        const int t = g - s;
+        const std::uint8_t* A = p.ad + static_cast<std::size_t>(s) * p.a_stride;
+        const std::int8_t* B = p.bd + static_cast<std::size_t>(t) * p.b_stride;
+        for (std::size_t k = k0; k < k1; k += 4) {
+          const __m512i b0 = _mm512_loadu_si512(B + gemm_exact_packed::b_at(k, j0, p.kp));
+          const __m512i b1 = _mm512_loadu_si512(B + gemm_exact_packed::b_at(k, j0 + 16, p.kp));
+          const std::uint8_t* ar = A + gemm_exact_packed::a_at(i0 + ib, k, p.kp);  // 8 rows, stride 64
+          for (int r = 0; r < 8; ++r) {
+            std::int32_t av;
+            std::memcpy(&av, ar + r * 64, 4);
+            const __m512i a = _mm512_set1_epi32(av);
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, b0);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, b1);
+          }
+        }
+      }
+      for (int r = 0; r < 8; ++r) {
+        _mm512_storeu_si512(gg + (ib + r) * 32, acc[r][0]);
+        _mm512_storeu_si512(gg + (ib + r) * 32 + 16, acc[r][1]);
+      }
+    }
+  }
+}
+
+struct gemm_exact_tile_config {
+  std::uint8_t palette = 1, start_row = 0;
+  std::uint8_t reserved[14] = {};
+  std::uint16_t colsb[16] = {};
+  std::uint8_t rows[16] = {};
+};
+
+__attribute__((target("amx-tile,amx-int8"))) inline void gemm_exact_block_amx(const gemm_exact_packed& p,
+                                                                             std::size_t i0, std::size_t j0,
+                                                                             std::size_t k0, std::size_t k1,
+                                                                             std::int32_t* G) {
+  // tmm0..3: C tiles (16 x 16 int32) of the 32 x 32 block; tmm4, 5: A (16 rows x 64 k);
+  // tmm6, 7: B (16 k/4 rows x 16 columns x 4 k).
+  alignas(64) gemm_exact_tile_config cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  const int groups = p.sa + p.sb - 1;
+  for (int g = 0; g < groups; ++g) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int s = std::max(0, g - p.sb + 1); s <= std::min(p.sa - 1, g); ++s) {
+      const int t = g - s;
+      const std::uint8_t* A = p.ad + static_cast<std::size_t>(s) * p.a_stride;
+      const std::int8_t* B = p.bd + static_cast<std::size_t>(t) * p.b_stride;
+      const std::uint8_t* a0 = A + gemm_exact_packed::a_at(i0, k0, p.kp);
+      const std::uint8_t* a1 = A + gemm_exact_packed::a_at(i0 + 16, k0, p.kp);
+      const std::int8_t* b0 = B + gemm_exact_packed::b_at(k0, j0, p.kp);
+      const std::int8_t* b1 = B + gemm_exact_packed::b_at(k0, j0 + 16, p.kp);
+      for (std::size_t k = k0; k < k1; k += 64) {  // each tile: 1 KiB, contiguous
+        _tile_loadd(4, a0, 64);
+        _tile_loadd(5, a1, 64);
+        _tile_loadd(6, b0, 64);
+        _tile_loadd(7, b1, 64);
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+        _tile_dpbusd(2, 5, 6);
+        _tile_dpbusd(3, 5, 7);
+        a0 += 1024;
+        a1 += 1024;
+        b0 += 1024;
+        b1 += 1024;
+      }
+    }
+    std::int32_t* gg = G + static_cast<std::size_t>(g) * 1024;
+    _tile_stored(0, gg, 128);
+    _tile_stored(1, gg + 16, 128);
+    _tile_stored(2, gg + 16 * 32, 128);
+    _tile_stored(3, gg + 16 * 32 + 16, 128);
+  }
+  _tile_release();
+}
+#endif
+
+inline void gemm_exact_block(gemm_exact_kernel kern, const gemm_exact_packed& p, std::size_t i0, std::size_t j0,
+                             std::size_t k0, std::size_t k1, std::int32_t* G) {
+#if BITEXACT_GEMM_EXACT_X86
+  if (kern == gemm_exact_kernel::amx) return gemm_exact_block_amx(p, i0, j0, k0, k1, G);
+  if (kern == gemm_exact_kernel::avx512_vnni) return gemm_exact_block_vnni(p, i0, j0, k0, k1, G);
+#endif
+  (void)kern;
+  gemm_exact_block_loops(p, i0, j0, k0, k1, G);
+}
+
+/// The driver: op(A)[i][k] = geta(i, k), op(B)[k][j] = getb(k, j).
+template <class T, class GetA, class GetB>
+void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA geta, GetB getb, T beta, T* c,
+                    std::size_t ldc, int threads, gemm_exact_kernel kern) {
+  if (m == 0 || n == 0) return;
+  const int nt = std::max(1, threads);
+  if (alpha == T(0)) {
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        c[i * ldc + j] = core::gemm_exact_alpha_zero(beta, beta == T(0) ? T(0) : c[i * ldc + j]);
+    return;
+  }
+  auto slow = [&](std::size_t i, std::size_t j) {
+    const T old = beta == T(0) ? T(0) : c[i * ldc + j];
+    c[i * ldc + j] = core::gemm_exact_element_slow<T>(
+        K, [&](std::size_t k) { return geta(i, k); }, [&](std::size_t k) { return getb(k, j); }, alpha, beta, old);
+  };
+  // 1. Spans of the rows of op(A) and the columns of op(B) (threads over rows / column groups).
+  std::vector<core::gemm_exact_span> ra(m), cb(n);
+  cpu::parallel_chunks(nt, canonical_chunks{m, 16}, [&](std::uint64_t i0, std::uint64_t i1) {
+    for (std::size_t i = i0; i < i1; ++i)
+      for (std::size_t k = 0; k < K; ++k) core::gemm_exact_note(ra[i], geta(i, k));
+  });
+  cpu::parallel_chunks(nt, canonical_chunks{n, 16}, [&](std::uint64_t j0, std::uint64_t j1) {
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t j = j0; j < j1; ++j) core::gemm_exact_note(cb[j], getb(k, j));
+  });
+  constexpr int maxd = core::gemm_exact_max_digits<T>::value;
+  int sa = 0, sb = 0;
+  std::vector<unsigned char> fast_a(m), fast_b(n);
+  for (std::size_t i = 0; i < m; ++i) {
+    const int d = core::gemm_exact_digits_a(ra[i]);
+    fast_a[i] = !ra[i].special && d <= maxd;
+    if (fast_a[i]) sa = std::max(sa, d);
+  }
+  for (std::size_t j = 0; j < n; ++j) {
+    const int d = core::gemm_exact_digits_b(cb[j]);
+    fast_b[j] = !cb[j].special && d <= maxd;
+    if (fast_b[j]) sb = std::max(sb, d);
+  }
+  sa = std::max(sa, 1);
+  sb = std::max(sb, 1);
+  const std::size_t mb = gemm_exact_mb, nb = gemm_exact_nb;
+  const std::size_t kp = (K + 63) / 64 * 64, mp = (m + mb - 1) / mb * mb, np = (n + nb - 1) / nb * nb;
+  // 2. Digits (threads over rows of A, column groups of B) and each column's sum of Y.
+  std::vector<std::uint8_t> ad(static_cast<std::size_t>(sa) * mp * kp, 0);
+  std::vector<std::int8_t> bd(static_cast<std::size_t>(sb) * kp * np, 0);
+  std::vector<int> qa(m, 0), qb(n, 0);
+  const int nw = (8 * (sa + sb) + 40) / 32 + 2;
+  const int limbs = core::gemm_exact_limbs(sa, sb, K);
+  std::vector<std::int64_t> off(n * static_cast<std::size_t>(nw), 0);
+  cpu::parallel_chunks(nt, canonical_chunks{m, 16}, [&](std::uint64_t i0, std::uint64_t i1) {
+    std::vector<std::uint64_t> u(sa <= 8 ? K : 0);
+    for (std::size_t i = i0; i < i1; ++i) {
+      if (!fast_a[i]) continue;
+      qa[i] = ra[i].zero() ? 0 : ra[i].lsb;
+      if (sa <= 8) {  // X + 2^(8 sa - 1) in 64 bits: each digit plane written in k order
+        const std::uint64_t offset = std::uint64_t(1) << (8 * sa - 1);
+        for (std::size_t k = 0; k < K; ++k)
+          u[k] = static_cast<std::uint64_t>(core::gemm_exact_fixed64<T>(geta(i, k), qa[i])) + offset;
+        for (int s = 0; s < sa; ++s) {
+          std::uint8_t* plane = ad.data() + static_cast<std::size_t>(s) * mp * kp;
+          for (std::size_t k0 = 0; k0 < K; k0 += 64) {
+            std::uint8_t* dst = plane + gemm_exact_packed::a_at(i, k0, kp);
+            const std::size_t len = std::min<std::size_t>(64, K - k0);
+            for (std::size_t q = 0; q < len; ++q) dst[q] = static_cast<std::uint8_t>(u[k0 + q] >> (8 * s));
+          }
+        }
+        continue;
+      }
+      for (std::size_t k = 0; k < K; ++k)
+        core::gemm_exact_digits_unsigned(core::gemm_exact_fixed<T>(geta(i, k), qa[i]), sa,
+                                         &ad[gemm_exact_packed::a_at(i, k, kp)], mp * kp);
+    }
+  });
+  cpu::parallel_chunks(nt, canonical_chunks{n, 16}, [&](std::uint64_t j0, std::uint64_t j1) {
+    core::gemm_exact_sum sums[16];
+    for (std::size_t j = j0; j < j1; ++j)
+      if (fast_b[j]) qb[j] = cb[j].zero() ? 0 : cb[j].lsb;
+    if (sb <= 8) {  // Y + bias in 64 bits; digits are its bytes xor 0x80
+      std::uint64_t bias = 0;
+      for (int t = 0; t < sb; ++t) bias = (bias << 8) | 0x80;
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t j = j0; j < j1; ++j) {
+          if (!fast_b[j]) continue;
+          const std::int64_t y = core::gemm_exact_fixed64<T>(getb(k, j), qb[j]);
+          const std::uint64_t v = static_cast<std::uint64_t>(y) + bias;
+          std::int8_t* dst = &bd[gemm_exact_packed::b_at(k, j, kp)];
+          for (int t = 0; t < sb; ++t)
+            dst[static_cast<std::size_t>(t) * kp * np] = static_cast<std::int8_t>(static_cast<std::uint8_t>(v >> (8 * t)) ^ 0x80u);
+          sums[j - j0].add(y);
+        }
+    } else {
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t j = j0; j < j1; ++j) {
+          if (!fast_b[j]) continue;
+          const __int128 y = core::gemm_exact_fixed<T>(getb(k, j), qb[j]);
+          core::gemm_exact_digits_signed(y, sb, &bd[gemm_exact_packed::b_at(k, j, kp)], kp * np);
+          sums[j - j0].add(y);
+        }
+    }
+    for (std::size_t j = j0; j < j1; ++j)
+      if (fast_b[j]) core::gemm_exact_offset_words(sums[j - j0], sa, &off[j * nw], nw);
+  });
+  const gemm_exact_packed p{ad.data(), bd.data(), mp * kp, kp * np, kp, np, sa, sb};
+  // 3. Blocks of C.
+  const std::size_t nbm = mp / mb, nbn = np / nb;
+  const int groups = sa + sb - 1;
+  std::vector<__int128> off128(limbs <= 2 ? n : 0);  // the offset words as one integer (mod 2^128)
+  for (std::size_t j = 0; j < off128.size(); ++j) {
+    unsigned __int128 v = 0;
+    for (int q = 0; q < nw && q < 4; ++q) v += static_cast<unsigned __int128>(off[j * nw + q]) << (32 * q);
+    off128[j] = static_cast<__int128>(v);
+  }
+  const bool one_k_block = kp <= core::gemm_exact_k_block;
+  const bool plain = alpha == T(1) && beta == T(0);
+  auto blocks = [&](auto limbs_c) {
+    constexpr int NL = decltype(limbs_c)::value;
+    cpu::parallel_chunks(nt, canonical_chunks{nbm * nbn, 1}, [&](std::uint64_t b0, std::uint64_t b1) {
+      std::vector<std::int32_t> G(static_cast<std::size_t>(groups) * 1024);
+      std::vector<unsigned char> done(1024, 0);
+      std::vector<std::int64_t> D(one_k_block ? 0 : static_cast<std::size_t>(nw) * 1024);
+      for (std::uint64_t blk = b0; blk < b1; ++blk) {
+        // Row-major block order (grouping block rows to share L2 measured slower for dgemm).
+        const std::size_t i0 = (blk / nbn) * mb, j0 = (blk % nbn) * nb;
+        bool any_fast = false;
+        for (std::size_t i = i0; i < std::min(m, i0 + mb) && !any_fast; ++i) any_fast = fast_a[i];
+        bool any_fast_b = false;
+        for (std::size_t j = j0; j < std::min(n, j0 + nb) && !any_fast_b; ++j) any_fast_b = fast_b[j];
+        if (any_fast && any_fast_b) {
+          if (one_k_block) {
+            gemm_exact_block(kern, p, i0, j0, 0, kp, G.data());
+          } else {
+            std::fill(D.begin(), D.end(), 0);
+            for (std::size_t k0 = 0; k0 < kp; k0 += core::gemm_exact_k_block) {
+              const std::size_t k1 = std::min(kp, k0 + core::gemm_exact_k_block);
+              gemm_exact_block(kern, p, i0, j0, k0, k1, G.data());
+              for (int g = 0; g < groups; ++g) {
+                std::int64_t* dq = D.data() + static_cast<std::size_t>((8 * g) >> 5) * 1024;
+                const std::int64_t w = std::int64_t(1) << ((8 * g) & 31);
+                const std::int32_t* gg = G.data() + static_cast<std::size_t>(g) * 1024;
+                for (int e = 0; e < 1024; ++e) dq[e] += static_cast<std::int64_t>(gg[e]) * w;
+              }
+              for (int e = 0; e < 1024; ++e) {  // keep every word small before the next K block
+                std::int64_t carry = 0;
+                for (int q = 0; q < nw - 1; ++q) {
+                  const std::int64_t v = D[static_cast<std::size_t>(q) * 1024 + e] + carry;
+                  D[static_cast<std::size_t>(q) * 1024 + e] = v & 0xffffffff;
+                  carry = v >> 32;
+                }
+                D[static_cast<std::size_t>(nw - 1) * 1024 + e] += carry;
+              }
+            }
+          }
+        }
+        if constexpr (NL == 2) {
+          if (one_k_block && plain) {  // the common case: N in 128 bits, alpha = 1, beta = 0
+            for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i) {
+              if (!fast_a[i]) continue;
+              for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
+                if (!fast_b[j]) continue;
+                const std::size_t e = (i - i0) * 32 + (j - j0);
+                unsigned __int128 z = 0;  // Horner in base 256, modulo 2^128: exact, since |N| < 2^127
+                for (int g = groups - 1; g >= 0; --g)
+                  z = (z << 8) + static_cast<unsigned __int128>(
+                                     static_cast<__int128>(G[static_cast<std::size_t>(g) * 1024 + e]));
+                z -= static_cast<unsigned __int128>(off128[j]);
+                T v;
+                if (core::gemm_exact_round_normal128<T>(static_cast<__int128>(z), qa[i] + qb[j], v)) {
+                  c[i * ldc + j] = v;
+                  done[e] = 1;
+                }
+              }
+            }
+          }
+        }
+        for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i)
+          for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
+            if (done[(i - i0) * 32 + (j - j0)]) {
+              done[(i - i0) * 32 + (j - j0)] = 0;
+              continue;
+            }
+            if (!fast_a[i] || !fast_b[j]) {
+              slow(i, j);
+              continue;
+            }
+            const std::size_t e = (i - i0) * 32 + (j - j0);
+            std::int64_t words[core::gemm_exact_max_words + 1];
+            const std::int64_t* oj = &off[j * nw];
+            if (one_k_block) {  // the digit-pair sums of weight 2^(8 g), folded into 32-bit words
+              for (int q = 0; q < nw; ++q) words[q] = -oj[q];
+              for (int g = 0; g < groups; ++g)
+                words[(8 * g) >> 5] += static_cast<std::int64_t>(G[static_cast<std::size_t>(g) * 1024 + e])
+                                       * (std::int64_t(1) << ((8 * g) & 31));
+            } else {
+              for (int q = 0; q < nw; ++q) words[q] = D[static_cast<std::size_t>(q) * 1024 + e] - oj[q];
+            }
+            const int ex = qa[i] + qb[j];
+            T v;
+            if (plain && core::gemm_exact_round_normal<T, NL>(words, nw, ex, v)) {
+              c[i * ldc + j] = v;
+              continue;
+            }
+            const T old = beta == T(0) ? T(0) : c[i * ldc + j];
+            c[i * ldc + j] = core::gemm_exact_element_from_words<T>(
+                words, nw, ex, limbs, K, alpha, beta, old, [&] {
+                  return core::gemm_exact_all_negative_zero<T>(
+                      K, [&](std::size_t k) { return geta(i, k); }, [&](std::size_t k) { return getb(k, j); });
+                });
+          }
+      }
+    });
+  };
+  if (limbs <= 2)
+    blocks(std::integral_constant<int, 2>{});
+  else if (limbs == 3)
+    blocks(std::integral_constant<int, 3>{});
+  else
+    blocks(std::integral_constant<int, 4>{});
+}
+
+/// Runs the exact tier with an explicit integer kernel (tests and benchmarks reach every kernel
+/// this way; results never depend on it).
+template <class T>
+void gemm_exact_with_kernel(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                            const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc,
+                            int threads, gemm_exact_kernel kern) {
+  if (!gemm_exact_kernel_available(kern)) kern = gemm_exact_kernel::loops;
+  auto run_b = [&](auto geta) {
+    if (tb == transpose::no)
+      gemm_exact_run<T>(m, n, k, alpha, geta, [=](std::size_t kk, std::size_t j) { return b[kk * ldb + j]; }, beta,
+                        c, ldc, threads, kern);
+    else
+      gemm_exact_run<T>(m, n, k, alpha, geta, [=](std::size_t kk, std::size_t j) { return b[j * ldb + kk]; }, beta,
+                        c, ldc, threads, kern);
+  };
+  if (ta == transpose::no)
+    run_b([=](std::size_t i, std::size_t kk) { return a[i * lda + kk]; });
+  else
+    run_b([=](std::size_t i, std::size_t kk) { return a[kk * lda + i]; });
+}
+
+/// The exact tier (arguments validated by the caller; row-major; ld = row stride).
+template <class T>
+void gemm_exact(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
+                std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc, int threads, isa simd) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "gemm_exact: float or double");
+  gemm_exact_with_kernel<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads),
+                            gemm_exact_kernel_for(resolve_isa(simd)));
+}
+
+/// bfloat16 inputs, widened exactly to float; float alpha, beta and C.
+inline void gemm_exact_bf16_with_kernel(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k,
+                                        float alpha, const bfloat16* a, std::size_t lda, const bfloat16* b,
+                                        std::size_t ldb, float beta, float* c, std::size_t ldc, int threads,
+                                        gemm_exact_kernel kern) {
+  if (!gemm_exact_kernel_available(kern)) kern = gemm_exact_kernel::loops;
+  auto ga = [=](std::size_t i, std::size_t kk) {
+    return (ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]).to_float();
+  };
+  auto gb = [=](std::size_t kk, std::size_t j) {
+    return (tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]).to_float();
+  };
+  gemm_exact_run<float>(m, n, k, alpha, ga, gb, beta, c, ldc, threads, kern);
+}
+
+inline void gemm_exact(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                       const bfloat16* a, std::size_t lda, const bfloat16* b, std::size_t ldb, float beta, float* c,
+                       std::size_t ldc, int threads, isa simd) {
+  gemm_exact_bf16_with_kernel(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads),
+                              gemm_exact_kernel_for(resolve_isa(simd)));
+}
+
+}  // namespace detail
+}  // namespace cpu
+}  // namespace bitexact

@@ -1,0 +1,916 @@
+// bitexact_torch.cpp - the PyTorch op library: the one place that maps a torch call to a
+// bitexact call. Every op is registered under torch.ops.bitexact.* with one schema
+// (TORCH_LIBRARY, shared by torch 1.13 and 2.x); autograd lives in python/bitexact/torch/.
+//
+// Each op checks what the library cannot see (device, dtype, shapes, index ranges along a dim)
+// and raises a clear error naming the op before anything is computed; non-contiguous inputs are
+// made contiguous; outputs are fresh tensors (inputs are never written). The thread count of
+// every call is torch's (at::get_num_threads()), handed to bitexact::execution, so
+// torch.set_num_threads changes who computes a canonical chunk, never the bits. The ISA follows
+// BITEXACT_ISA or set_isa() below.
+//
+// The ref_* ops run the scalar reference (include/bitexact/reference/), the specification, on
+// the same tensors, for the tests.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+#include <torch/types.h>
+
+#include <bitexact/bitexact.hpp>
+#include <bitexact/pool.hpp>
+#include <bitexact/reference/conv.hpp>
+#include <bitexact/reference/gemm.hpp>
+#include <bitexact/reference/reduce.hpp>
+#include <bitexact/reference/rowwise.hpp>
+#include <bitexact/reference/scatter.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+bitexact::execution exec() { return bitexact::execution{std::max(1, at::get_num_threads()), bitexact::isa::automatic}; }
+
+void check_float(const Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "bitexact.", op, ": ", name, " is on ", t.device(),
+              "; bitexact's torch ops run on the CPU only");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, "bitexact.", op, ": ", name,
+              " has dtype ", t.scalar_type(), "; supported: float32, float64");
+}
+void check_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* na, const char* nb) {
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), "bitexact.", op, ": ", na, " (", a.scalar_type(), ") and ", nb,
+              " (", b.scalar_type(), ") must have the same dtype");
+}
+Tensor check_index(const Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "bitexact.", op, ": ", name, " is on ", t.device(), "; CPU only");
+  TORCH_CHECK(t.scalar_type() == at::kLong || t.scalar_type() == at::kInt, "bitexact.", op, ": ", name,
+              " has dtype ", t.scalar_type(), "; indices must be int64 (or int32)");
+  return t.to(at::kLong).contiguous();
+}
+int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
+  const int64_t n = ndim == 0 ? 1 : ndim;
+  TORCH_CHECK(d >= -n && d < n, "bitexact.", op, ": dim ", d, " out of range for a tensor of ", ndim, " dims");
+  return d < 0 ? d + n : d;
+}
+
+#define BITEXACT_FLOATING(T, DT, ...)                     \
+  [&] {                                                   \
+    if ((DT) == at::kDouble) {                            \
+      using T = double;                                   \
+      return __VA_ARGS__();                               \
+    } else {                                              \
+      using T = float;                                    \
+      return __VA_ARGS__();                               \
+    }                                                     \
+  }()
+
+// ---- execution ---------------------------------------------------------------------------------
+
+void set_isa(std::string name) { bitexact::set_isa(bitexact::parse_isa(name)); }
+std::string isa_name() { return bitexact::isa_name(bitexact::resolved_isa()); }
+int64_t tag_of(std::string s) { return static_cast<int64_t>(bitexact::tag_of(s.c_str())); }
+
+// ---- sums and means over dims ------------------------------------------------------------------
+
+// out[kept] = the 1-D bitexact sum of the reduced elements in row-major order of the reduced
+// dims (the same bits as bitexact::sum of that slice): rows of a contiguous (kept, reduced)
+// view when the reduced dims are trailing, columns when they are leading, else a permuted copy.
+Tensor sum(const Tensor& self, std::vector<int64_t> dims, bool keepdim, bool mean, bool exact) {
+  const char* op = mean ? "mean" : "sum";
+  check_float(self, op, "input");
+  const int64_t nd = self.dim();
+  std::vector<bool> red(std::max<int64_t>(nd, 1), dims.empty());
+  for (int64_t d : dims) {
+    const int64_t w = wrap_dim(d, nd, op);
+    TORCH_CHECK(!red[w] || dims.empty(), "bitexact.", op, ": dim ", d, " appears twice");
+    red[w] = true;
+  }
+  std::vector<int64_t> kept_dims, red_dims, out_shape;
+  int64_t rows = 1, cols = 1;
+  for (int64_t d = 0; d < nd; ++d) {
+    if (red[d]) {
+      red_dims.push_back(d);
+      cols *= self.size(d);
+      if (keepdim) out_shape.push_back(1);
+    } else {
+      kept_dims.push_back(d);
+      rows *= self.size(d);
+      out_shape.push_back(self.size(d));
+    }
+  }
+  const bitexact::tier t = exact ? bitexact::tier::exact : bitexact::tier::fixed_order;
+  Tensor out = at::empty({rows}, self.options());
+  bool leading = true;  // reduced dims are 0..k-1
+  for (std::size_t i = 0; i < red_dims.size(); ++i) leading = leading && red_dims[i] == static_cast<int64_t>(i);
+  bool trailing = true;
+  for (std::size_t i = 0; i < kept_dims.size(); ++i) trailing = trailing && kept_dims[i] == static_cast<int64_t>(i);
+  BITEXACT_FLOATING(T, self.scalar_type(), [&] {
+    T* o = out.data_ptr<T>();
+    if (leading && !trailing) {
+      const Tensor x = self.contiguous();
+      if (mean)
+        bitexact::col_mean(x.data_ptr<T>(), cols, rows, rows, o, t, exec());
+      else
+        bitexact::col_sum(x.data_ptr<T>(), cols, rows, rows, o, t, exec());
+    } else {
+      std::vector<int64_t> perm(kept_dims);
+      perm.insert(perm.end(), red_dims.begin(), red_dims.end());
+      const Tensor x = (trailing ? self : self.permute(perm)).contiguous();
+      if (mean)
+        bitexact::row_mean(x.data_ptr<T>(), rows, cols, cols, o, t, exec());
+      else
+        bitexact::row_sum(x.data_ptr<T>(), rows, cols, cols, o, t, exec());
+    }
+  });
+  return out.reshape(out_shape);
+}
+
+// ---- row-wise ops along one dim -----------------------------------------------------------------
+
+// Moves `dim` last and views the tensor as (rows, cols) contiguous.
+Tensor rows_view(const Tensor& x, int64_t dim, int64_t& rows, int64_t& cols) {
+  const Tensor m = x.dim() == 0 ? x.reshape({1}) : x.movedim(dim, -1).contiguous();
+  cols = m.dim() == 0 ? 1 : m.size(-1);
+  rows = cols == 0 ? 0 : m.numel() / cols;
+  return m;
+}
+Tensor back_from_rows(const Tensor& y, const Tensor& x, int64_t dim) {
+  return x.dim() == 0 ? y.reshape({}) : y.movedim(-1, dim).contiguous();
+}
+
+Tensor softmax_like(const Tensor& self, int64_t dim, bool log) {
+  const char* op = log ? "log_softmax" : "softmax";
+  check_float(self, op, "input");
+  dim = wrap_dim(dim, self.dim(), op);
+  int64_t rows, cols;
+  const Tensor x = rows_view(self, dim, rows, cols);
+  Tensor y = at::empty_like(x);
+  BITEXACT_FLOATING(T, self.scalar_type(), [&] {
+    if (log)
+      bitexact::log_softmax(x.data_ptr<T>(), rows, cols, cols, y.data_ptr<T>(), cols, exec());
+    else
+      bitexact::softmax(x.data_ptr<T>(), rows, cols, cols, y.data_ptr<T>(), cols, exec());
+  });
+  return back_from_rows(y, self, dim);
+}
+Tensor softmax(const Tensor& self, int64_t dim) { return softmax_like(self, dim, false); }
+Tensor log_softmax(const Tensor& self, int64_t dim) { return softmax_like(self, dim, true); }
+
+// Normalisation over the trailing `normalized_numel` elements (torch's normalized_shape).
+Tensor norm_rows(const Tensor& self, int64_t normalized_numel, const c10::optional<Tensor>& w,
+                 const c10::optional<Tensor>& b, double eps, bool layer) {
+  const char* op = layer ? "layer_norm" : "rms_norm";
+  check_float(self, op, "input");
+  TORCH_CHECK(normalized_numel > 0 && self.numel() % normalized_numel == 0, "bitexact.", op,
+              ": normalized shape of ", normalized_numel, " elements does not divide the input's ", self.numel());
+  const int64_t cols = normalized_numel, rows = self.numel() / cols;
+  Tensor wc, bc;
+  if (w && w->defined()) {
+    check_float(*w, op, "weight");
+    check_same_dtype(self, *w, op, "input", "weight");
+    TORCH_CHECK(w->numel() == cols, "bitexact.", op, ": weight has ", w->numel(), " elements, expected ", cols);
+    wc = w->contiguous();
+  }
+  if (b && b->defined()) {
+    check_float(*b, op, "bias");
+    check_same_dtype(self, *b, op, "input", "bias");
+    TORCH_CHECK(b->numel() == cols, "bitexact.", op, ": bias has ", b->numel(), " elements, expected ", cols);
+    bc = b->contiguous();
+  }
+  const Tensor x = self.contiguous();
+  Tensor y = at::empty_like(x);
+  BITEXACT_FLOATING(T, self.scalar_type(), [&] {
+    const T* wp = wc.defined() ? wc.data_ptr<T>() : nullptr;
+    const T* bp = bc.defined() ? bc.data_ptr<T>() : nullptr;
+    if (layer)
+      bitexact::layer_norm(x.data_ptr<T>(), rows, cols, cols, wp, bp, eps, y.data_ptr<T>(), cols, exec());
+    else
+      bitexact::rms_norm(x.data_ptr<T>(), rows, cols, cols, wp, eps, y.data_ptr<T>(), cols, exec());
+  });
+  return y;
+}
+Tensor layer_norm(const Tensor& self, int64_t n, const c10::optional<Tensor>& w, const c10::optional<Tensor>& b,
+                  double eps) {
+  return norm_rows(self, n, w, b, eps, true);
+}
+Tensor rms_norm(const Tensor& self, int64_t n, const c10::optional<Tensor>& w, double eps) {
+  return norm_rows(self, n, w, c10::nullopt, eps, false);
+}
+
+// ---- scatter ------------------------------------------------------------------------------------
+
+bitexact::scatter_op parse_reduce(const std::string& r, const char* op) {
+  if (r == "sum") return bitexact::scatter_op::sum;
+  if (r == "prod") return bitexact::scatter_op::prod;
+  if (r == "mean") return bitexact::scatter_op::mean;
+  if (r == "amax") return bitexact::scatter_op::max;
+  if (r == "amin") return bitexact::scatter_op::min;
+  TORCH_CHECK(false, "bitexact.", op, ": unknown reduce '", r, "' (sum, prod, mean, amax, amin)");
+  return bitexact::scatter_op::sum;
+}
+
+// out = self with self[..., index[i], ...] (along dim) += source[..., i, ...]: the row form of
+// index_add with dim moved first; each element's contributions combine by source position.
+Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& source, bool exact) {
+  const char* op = "index_add";
+  check_float(self, op, "input");
+  check_float(source, op, "source");
+  check_same_dtype(self, source, op, "input", "source");
+  const Tensor idx = check_index(index, op, "index");
+  TORCH_CHECK(idx.dim() <= 1, "bitexact.index_add: index must be 1-D, got ", idx.dim(), " dims");
+  dim = wrap_dim(dim, self.dim(), op);
+  const Tensor s0 = self.dim() == 0 ? self.reshape({1}) : self;
+  const Tensor src0 = source.dim() == 0 ? source.reshape({1}) : source;
+  TORCH_CHECK(src0.dim() == s0.dim(), "bitexact.index_add: source has ", source.dim(), " dims, input ", self.dim());
+  for (int64_t d = 0; d < s0.dim(); ++d)
+    TORCH_CHECK(d == dim ? src0.size(d) == idx.numel() : src0.size(d) == s0.size(d), "bitexact.index_add: source shape ",
+                source.sizes(), " does not match input ", self.sizes(), " and ", idx.numel(), " indices along dim ", dim);
+  Tensor out = s0.movedim(dim, 0).contiguous().clone();
+  const Tensor src = src0.movedim(dim, 0).contiguous();
+  const int64_t n_out = out.size(0), width = n_out == 0 ? 0 : out.numel() / n_out, n = idx.numel();
+  if (n > 0 && width > 0) {
+    BITEXACT_FLOATING(T, self.scalar_type(), [&] {
+      bitexact::index_add_rows(out.data_ptr<T>(), n_out, width, idx.data_ptr<int64_t>(), src.data_ptr<T>(), n,
+                               exact ? bitexact::tier::exact : bitexact::tier::fixed_order, exec());
+    });
+  } else if (n > 0) {
+    // nothing to add, but a bad index is still an error
+    const int64_t* p = idx.data_ptr<int64_t>();
+    for (int64_t i = 0; i < n; ++i)
+      TORCH_CHECK_INDEX(p[i] >= 0 && p[i] < n_out, "bitexact.index_add: index ", p[i], " at position ", i,
+                        " out of range [0, ", n_out, ")");
+  }
+  out = out.movedim(0, dim).contiguous();
+  return self.dim() == 0 ? out.reshape({}) : out;
+}
+
+// torch's scatter_reduce / scatter_add: out = self; for every position p of index (row-major),
+// out[p with p[dim] replaced by index[p]] op= src[p]. Mapped to the 1-D scatter_reduce over
+// self's flat elements, contributions by position p: the canonical order of scatter.hpp.
+Tensor scatter_reduce(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& src, std::string reduce,
+                      bool include_self, bool exact) {
+  const char* op = reduce == "sum" && include_self ? "scatter_add" : "scatter_reduce";
+  const bitexact::scatter_op sop = parse_reduce(reduce, op);
+  check_float(self, op, "input");
+  check_float(src, op, "src");
+  check_same_dtype(self, src, op, "input", "src");
+  TORCH_CHECK(index.device().is_cpu() && index.scalar_type() == at::kLong, "bitexact.", op,
+              ": index must be an int64 CPU tensor, got ", index.scalar_type(), " on ", index.device());
+  const Tensor idx = index.contiguous();
+  const int64_t nd = std::max<int64_t>(self.dim(), 1);
+  dim = wrap_dim(dim, self.dim(), op);
+  TORCH_CHECK(std::max<int64_t>(idx.dim(), 1) == nd && std::max<int64_t>(src.dim(), 1) == nd, "bitexact.", op,
+              ": input, index and src must have the same number of dims (", self.dim(), ", ", index.dim(), ", ",
+              src.dim(), ")");
+  const Tensor s1 = self.reshape(self.dim() == 0 ? at::IntArrayRef{1} : self.sizes());
+  const Tensor i1 = idx.reshape(idx.dim() == 0 ? at::IntArrayRef{1} : idx.sizes());
+  const Tensor r1 = src.reshape(src.dim() == 0 ? at::IntArrayRef{1} : src.sizes());
+  for (int64_t d = 0; d < nd; ++d) {
+    TORCH_CHECK(i1.size(d) <= r1.size(d), "bitexact.", op, ": index size ", i1.size(d), " > src size ", r1.size(d),
+                " at dim ", d);
+    TORCH_CHECK(d == dim || i1.size(d) <= s1.size(d), "bitexact.", op, ": index size ", i1.size(d),
+                " > input size ", s1.size(d), " at dim ", d);
+  }
+  Tensor out = s1.contiguous().clone();
+  const int64_t n = i1.numel();
+  if (n == 0) return out.reshape(self.sizes());
+  // flat targets and the gathered source values, by position p of index
+  std::vector<int64_t> target(n);
+  const Tensor vals = r1.as_strided(i1.sizes(), r1.strides(), r1.storage_offset()).contiguous();
+  const int64_t* ip = i1.data_ptr<int64_t>();
+  std::vector<int64_t> coord(nd, 0), ostride(nd);
+  for (int64_t d = nd - 1, s = 1; d >= 0; --d) {
+    ostride[d] = s;
+    s *= s1.size(d);
+  }
+  const int64_t bound = s1.size(dim);
+  for (int64_t p = 0; p < n; ++p) {
+    const int64_t v = ip[p];
+    TORCH_CHECK_INDEX(v >= 0 && v < bound, "bitexact.", op, ": index ", v, " at position ", p,
+                      " out of range [0, ", bound, ") along dim ", dim);
+    int64_t f = 0;
+    for (int64_t d = 0; d < nd; ++d) f += (d == dim ? v : coord[d]) * ostride[d];
+    target[p] = f;
+    for (int64_t d = nd - 1; d >= 0; --d) {
+      if (++coord[d] < i1.size(d)) break;
+      coord[d] = 0;
+    }
+  }
+  BITEXACT_FLOATING(T, self.scalar_type(), [&] {
+    bitexact::scatter_reduce(out.data_ptr<T>(), out.numel(), target.data(), vals.data_ptr<T>(), n, sop, include_self,
+                             exact ? bitexact::tier::exact : bitexact::tier::fixed_order, exec());
+  });
+  return out.reshape(self.sizes());
+}
+
+// ---- embedding bags -----------------------------------------------------------------------------
+
+bitexact::bag_mode parse_mode(int64_t m) {
+  TORCH_CHECK(m >= 0 && m <= 2, "bitexact.embedding_bag: mode must be 0 (sum), 1 (mean) or 2 (max)");
+  return m == 0 ? bitexact::bag_mode::sum : m == 1 ? bitexact::bag_mode::mean : bitexact::bag_mode::max;
+}
+
+// (out, max_positions): out[b] combines table rows indices[offsets[b] .. offsets[b+1]).
+std::tuple<Tensor, Tensor> embedding_bag(const Tensor& table, const Tensor& indices, const Tensor& offsets, int64_t mode,
+                                         const c10::optional<Tensor>& psw, bool exact) {
+  const char* op = "embedding_bag";
+  check_float(table, op, "weight");
+  TORCH_CHECK(table.dim() == 2, "bitexact.embedding_bag: weight must be 2-D, got ", table.sizes());
+  const Tensor idx = check_index(indices, op, "input").reshape({-1});
+  const Tensor off = check_index(offsets, op, "offsets").reshape({-1});
+  const bitexact::bag_mode bm = parse_mode(mode);
+  const Tensor tab = table.contiguous();
+  const int64_t n_bags = off.numel(), width = tab.size(1);
+  Tensor out = at::empty({n_bags, width}, table.options());
+  Tensor pos = at::empty({bm == bitexact::bag_mode::max ? n_bags : 0, width}, table.options().dtype(at::kLong));
+  Tensor w;
+  if (psw && psw->defined()) {
+    check_float(*psw, op, "per_sample_weights");
+    check_same_dtype(table, *psw, op, "weight", "per_sample_weights");
+    TORCH_CHECK(psw->numel() == idx.numel(), "bitexact.embedding_bag: per_sample_weights has ", psw->numel(),
+                " values for ", idx.numel(), " indices");
+    w = psw->contiguous();
+  }
+  if (width == 0) return {out, pos};
+  BITEXACT_FLOATING(T, table.scalar_type(), [&] {
+    if (bm == bitexact::bag_mode::max)
+      bitexact::embedding_bag_max(out.data_ptr<T>(), pos.data_ptr<int64_t>(), tab.data_ptr<T>(), tab.size(0), width,
+                                  idx.data_ptr<int64_t>(), idx.numel(), off.data_ptr<int64_t>(), n_bags, exec());
+    else
+      bitexact::embedding_bag(out.data_ptr<T>(), tab.data_ptr<T>(), tab.size(0), width, idx.data_ptr<int64_t>(),
+                              idx.numel(), off.data_ptr<int64_t>(), n_bags, bm, w.defined() ? w.data_ptr<T>() : nullptr,
+                              exact ? bitexact::tier::exact : bitexact::tier::fixed_order, exec());
+  });
+  return {out, pos};
+}
+
+Tensor embedding_bag_backward(const Tensor& grad, const Tensor& indices, const Tensor& offsets, int64_t n_rows,
+                              int64_t mode, const c10::optional<Tensor>& psw, const Tensor& max_positions, bool exact) {
+  const char* op = "embedding_bag_backward";
+  check_float(grad, op, "grad");
+  const Tensor idx = check_index(indices, op, "input").reshape({-1});
+  const Tensor off = check_index(offsets, op, "offsets").reshape({-1});
+  const bitexact::bag_mode bm = parse_mode(mode);
+  const Tensor g = grad.contiguous();
+  const int64_t n_bags = off.numel(), width = g.size(1);
+  Tensor out = at::zeros({n_rows, width}, grad.options());
+  if (width == 0) return out;
+  const bitexact::tier t = exact ? bitexact::tier::exact : bitexact::tier::fixed_order;
+  BITEXACT_FLOATING(T, grad.scalar_type(), [&] {
+    if (bm == bitexact::bag_mode::max) {
+      const Tensor mp = max_positions.contiguous();
+      bitexact::embedding_bag_max_backward(out.data_ptr<T>(), n_rows, width, g.data_ptr<T>(), idx.data_ptr<int64_t>(),
+                                           idx.numel(), mp.data_ptr<int64_t>(), n_bags, t, exec());
+    } else {
+      Tensor w;
+      if (psw && psw->defined()) w = psw->contiguous();
+      bitexact::embedding_bag_backward(out.data_ptr<T>(), n_rows, width, g.data_ptr<T>(), idx.data_ptr<int64_t>(),
+                                       idx.numel(), off.data_ptr<int64_t>(), n_bags, bm,
+                                       w.defined() ? w.data_ptr<T>() : nullptr, t, exec());
+    }
+  });
+  return out;
+}
+
+
+// ---- matrix products (gemm.hpp) and convolution (conv.hpp) --------------------------------------
+
+bitexact::tier tier_of(bool exact) { return exact ? bitexact::tier::exact : bitexact::tier::fixed_order; }
+
+// A (rows x cols) as a gemm operand without a copy when it is row-major or a transposed
+// row-major matrix: (data, transpose flag, leading dimension); else a contiguous copy.
+struct operand {
+  Tensor t;
+  bitexact::transpose tr;
+  int64_t ld;
+};
+operand as_operand(const Tensor& a) {
+  const int64_t r = a.size(-2), c = a.size(-1);
+  if (a.stride(-1) == 1 && (a.stride(-2) == c || r <= 1) && a.is_contiguous()) return {a, bitexact::transpose::no, c};
+  const Tensor at = a.transpose(-1, -2);
+  if (at.is_contiguous()) return {at, bitexact::transpose::yes, r};
+  return {a.contiguous(), bitexact::transpose::no, c};
+}
+
+// C = A B for 2-D A (m x k), B (k x n); batched over the first dim for 3-D (bmm).
+Tensor mm_impl(const Tensor& a, const Tensor& b, bool exact, bool batched) {
+  const char* op = batched ? "bmm" : "mm";
+  check_float(a, op, "self");
+  check_float(b, op, "mat2");
+  check_same_dtype(a, b, op, "self", "mat2");
+  const int64_t nd = batched ? 3 : 2;
+  TORCH_CHECK(a.dim() == nd && b.dim() == nd, "bitexact.", op, ": expected ", nd, "-D tensors, got ", a.sizes(), " and ",
+              b.sizes());
+  TORCH_CHECK(a.size(-1) == b.size(-2), "bitexact.", op, ": shapes ", a.sizes(), " and ", b.sizes(),
+              " cannot be multiplied");
+  const int64_t batch = batched ? a.size(0) : 1;
+  TORCH_CHECK(!batched || b.size(0) == batch, "bitexact.bmm: batch sizes ", a.size(0), " and ", b.size(0), " differ");
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  Tensor c = batched ? at::empty({batch, m, n}, a.options()) : at::empty({m, n}, a.options());
+  if (c.numel() == 0) return c;
+  const operand A = as_operand(batched ? a.contiguous() : a), B = as_operand(batched ? b.contiguous() : b);
+  BITEXACT_FLOATING(T, a.scalar_type(), [&] {
+    bitexact::gemm_batched<T>(A.tr, B.tr, m, n, k, T(1), A.t.data_ptr<T>(), A.ld, m * k, B.t.data_ptr<T>(), B.ld, k * n,
+                              T(0), c.data_ptr<T>(), n, m * n, batch, tier_of(exact), exec());
+  });
+  return c;
+}
+Tensor mm(const Tensor& a, const Tensor& b, bool exact) { return mm_impl(a, b, exact, false); }
+Tensor bmm(const Tensor& a, const Tensor& b, bool exact) { return mm_impl(a, b, exact, true); }
+
+// y = x W^T + b for x (batch x in), W (out x in): bitexact::linear_forward.
+Tensor linear(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias, bool exact) {
+  const char* op = "linear";
+  check_float(x, op, "input");
+  check_float(w, op, "weight");
+  check_same_dtype(x, w, op, "input", "weight");
+  TORCH_CHECK(w.dim() == 2, "bitexact.linear: weight must be 2-D, got ", w.sizes());
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "bitexact.linear: input ", x.sizes(), " and weight ", w.sizes(),
+              " do not match (in_features ", w.size(1), ")");
+  Tensor b;
+  if (bias && bias->defined()) {
+    check_float(*bias, op, "bias");
+    check_same_dtype(x, *bias, op, "input", "bias");
+    TORCH_CHECK(bias->numel() == w.size(0), "bitexact.linear: bias has ", bias->numel(), " elements, expected ",
+                w.size(0));
+    b = bias->contiguous();
+  }
+  const int64_t in = w.size(1), out = w.size(0);
+  const Tensor x2 = x.reshape({-1, in}).contiguous(), wc = w.contiguous();
+  const int64_t batch = x2.size(0);
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = out;
+  Tensor y = at::empty({batch, out}, x.options());
+  if (y.numel() == 0) return y.reshape(shape);
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::linear_forward<T>(batch, in, out, x2.data_ptr<T>(), wc.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
+                                y.data_ptr<T>(), tier_of(exact), exec());
+  });
+  return y.reshape(shape);
+}
+
+// (dx, dw, db): linear_backward_data / _weight / _bias.
+std::tuple<Tensor, Tensor, Tensor> linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, bool need_bias,
+                                                   bool exact) {
+  check_float(dy, "linear_backward", "grad");
+  const int64_t in = w.size(1), out = w.size(0);
+  const Tensor d2 = dy.reshape({-1, out}).contiguous(), x2 = x.reshape({-1, in}).contiguous(), wc = w.contiguous();
+  const int64_t batch = x2.size(0);
+  Tensor dx = at::zeros({batch, in}, x.options()), dw = at::zeros({out, in}, w.options());
+  Tensor db = need_bias ? at::zeros({out}, w.options()) : Tensor();
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    if (batch > 0 && in > 0) {
+      bitexact::linear_backward_data<T>(batch, in, out, d2.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(), tier_of(exact),
+                                        exec());
+      bitexact::linear_backward_weight<T>(batch, in, out, d2.data_ptr<T>(), x2.data_ptr<T>(), dw.data_ptr<T>(),
+                                          tier_of(exact), exec());
+    }
+    if (need_bias && out > 0)
+      bitexact::linear_backward_bias<T>(batch, out, d2.data_ptr<T>(), db.data_ptr<T>(), tier_of(exact), exec());
+  });
+  return {dx.reshape(x.sizes()), dw, db};
+}
+
+bitexact::conv2d_shape conv_shape(const Tensor& x, const Tensor& w, const std::vector<int64_t>& stride,
+                                  const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
+                                  int64_t groups) {
+  const char* op = "conv2d";
+  TORCH_CHECK(x.dim() == 4, "bitexact.conv2d: input must be 4-D (N, C, H, W), got ", x.sizes());
+  TORCH_CHECK(w.dim() == 4, "bitexact.conv2d: weight must be 4-D (out, in/groups, kh, kw), got ", w.sizes());
+  TORCH_CHECK(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2, "bitexact.", op,
+              ": stride, padding and dilation need 2 values each");
+  for (int64_t v : stride) TORCH_CHECK(v > 0, "bitexact.conv2d: stride must be > 0");
+  for (int64_t v : dilation) TORCH_CHECK(v > 0, "bitexact.conv2d: dilation must be > 0");
+  for (int64_t v : padding) TORCH_CHECK(v >= 0, "bitexact.conv2d: padding must be >= 0");
+  TORCH_CHECK(groups > 0 && x.size(1) == w.size(1) * groups, "bitexact.conv2d: input has ", x.size(1),
+              " channels, weight expects ", w.size(1), " x ", groups, " groups");
+  bitexact::conv2d_shape s;
+  s.batch = x.size(0);
+  s.in_channels = x.size(1);
+  s.in_h = x.size(2);
+  s.in_w = x.size(3);
+  s.out_channels = w.size(0);
+  s.kernel_h = w.size(2);
+  s.kernel_w = w.size(3);
+  s.stride_h = stride[0];
+  s.stride_w = stride[1];
+  s.pad_h = padding[0];
+  s.pad_w = padding[1];
+  s.dilation_h = dilation[0];
+  s.dilation_w = dilation[1];
+  s.groups = groups;
+  TORCH_CHECK(s.out_h() > 0 && s.out_w() > 0, "bitexact.conv2d: kernel ", w.sizes(), " larger than the padded input ",
+              x.sizes());
+  return s;
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bias, std::vector<int64_t> stride,
+              std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups, bool exact) {
+  const char* op = "conv2d";
+  check_float(x, op, "input");
+  check_float(w, op, "weight");
+  check_same_dtype(x, w, op, "input", "weight");
+  const bitexact::conv2d_shape s = conv_shape(x, w, stride, padding, dilation, groups);
+  Tensor b;
+  if (bias && bias->defined()) {
+    check_float(*bias, op, "bias");
+    check_same_dtype(x, *bias, op, "input", "bias");
+    TORCH_CHECK(bias->numel() == w.size(0), "bitexact.conv2d: bias has ", bias->numel(), " elements, expected ", w.size(0));
+    b = bias->contiguous();
+  }
+  const Tensor xc = x.contiguous(), wc = w.contiguous();
+  Tensor y = at::empty({x.size(0), w.size(0), (int64_t)s.out_h(), (int64_t)s.out_w()}, x.options());
+  if (y.numel() == 0) return y;
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::conv2d_forward<T>(s, xc.data_ptr<T>(), wc.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
+                                y.data_ptr<T>(), tier_of(exact), exec());
+  });
+  return y;
+}
+
+// (dx, dw, db): conv2d_backward_data and conv2d_backward_weight (with dbias when need_bias).
+std::tuple<Tensor, Tensor, Tensor> conv2d_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                                   std::vector<int64_t> stride, std::vector<int64_t> padding,
+                                                   std::vector<int64_t> dilation, int64_t groups, bool need_bias,
+                                                   bool exact) {
+  check_float(dy, "conv2d_backward", "grad");
+  const bitexact::conv2d_shape s = conv_shape(x, w, stride, padding, dilation, groups);
+  const Tensor dyc = dy.contiguous(), xc = x.contiguous(), wc = w.contiguous();
+  Tensor dx = at::zeros_like(xc), dw = at::zeros_like(wc);
+  Tensor db = need_bias ? at::zeros({w.size(0)}, w.options()) : Tensor();
+  if (x.numel() == 0) return {dx, dw, db};
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::conv2d_backward_data<T>(s, dyc.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(), tier_of(exact), exec());
+    bitexact::conv2d_backward_weight<T>(s, xc.data_ptr<T>(), dyc.data_ptr<T>(), dw.data_ptr<T>(),
+                                        need_bias ? db.data_ptr<T>() : nullptr, tier_of(exact), exec());
+  });
+  return {dx, dw, db};
+}
+
+
+// ---- pooling (pool.hpp) -------------------------------------------------------------------------
+
+bitexact::pool2d_shape pool_shape(const Tensor& x, const std::vector<int64_t>& k, const std::vector<int64_t>& s,
+                                  const std::vector<int64_t>& p, bool ceil_mode, bool count_include_pad,
+                                  const char* op) {
+  TORCH_CHECK(x.dim() == 4, "bitexact.", op, ": input must be 4-D (N, C, H, W), got ", x.sizes());
+  TORCH_CHECK(k.size() == 2 && s.size() == 2 && p.size() == 2, "bitexact.", op,
+              ": kernel_size, stride and padding need 2 values each");
+  for (int64_t v : k) TORCH_CHECK(v > 0, "bitexact.", op, ": kernel_size must be > 0");
+  for (int64_t v : s) TORCH_CHECK(v > 0, "bitexact.", op, ": stride must be > 0");
+  TORCH_CHECK(p[0] >= 0 && p[1] >= 0 && 2 * p[0] <= k[0] && 2 * p[1] <= k[1], "bitexact.", op,
+              ": padding must be >= 0 and at most half the kernel");
+  bitexact::pool2d_shape sh;
+  sh.batch = x.size(0);
+  sh.channels = x.size(1);
+  sh.in_h = x.size(2);
+  sh.in_w = x.size(3);
+  sh.kernel_h = k[0];
+  sh.kernel_w = k[1];
+  sh.stride_h = s[0];
+  sh.stride_w = s[1];
+  sh.pad_h = p[0];
+  sh.pad_w = p[1];
+  sh.ceil_mode = ceil_mode;
+  sh.count_include_pad = count_include_pad;
+  TORCH_CHECK(sh.out_h() > 0 && sh.out_w() > 0, "bitexact.", op, ": kernel ", k, " larger than the padded input ",
+              x.sizes());
+  return sh;
+}
+
+std::tuple<Tensor, Tensor> max_pool2d(const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s,
+                                      std::vector<int64_t> p, bool ceil_mode) {
+  check_float(x, "max_pool2d", "input");
+  const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, true, "max_pool2d");
+  const Tensor xc = x.contiguous();
+  Tensor y = at::empty({x.size(0), x.size(1), (int64_t)sh.out_h(), (int64_t)sh.out_w()}, x.options());
+  Tensor idx = at::empty(y.sizes(), x.options().dtype(at::kLong));
+  if (y.numel() == 0) return {y, idx};
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::max_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>(), exec());
+  });
+  return {y, idx};
+}
+Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor& x, std::vector<int64_t> k,
+                           std::vector<int64_t> s, std::vector<int64_t> p, bool ceil_mode) {
+  check_float(dy, "max_pool2d_backward", "grad");
+  const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, true, "max_pool2d");
+  const Tensor g = dy.contiguous(), ic = indices.contiguous();
+  Tensor dx = at::zeros(x.sizes(), dy.options());
+  if (dx.numel() == 0) return dx;
+  BITEXACT_FLOATING(T, dy.scalar_type(), [&] {
+    bitexact::max_pool2d_backward<T>(sh, g.data_ptr<T>(), ic.data_ptr<int64_t>(), dx.data_ptr<T>(), exec());
+  });
+  return dx;
+}
+Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64_t> p, bool ceil_mode,
+                  bool count_include_pad) {
+  check_float(x, "avg_pool2d", "input");
+  const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, count_include_pad, "avg_pool2d");
+  const Tensor xc = x.contiguous();
+  Tensor y = at::empty({x.size(0), x.size(1), (int64_t)sh.out_h(), (int64_t)sh.out_w()}, x.options());
+  if (y.numel() == 0) return y;
+  BITEXACT_FLOATING(T, x.scalar_type(),
+                    [&] { bitexact::avg_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), exec()); });
+  return y;
+}
+Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s,
+                           std::vector<int64_t> p, bool ceil_mode, bool count_include_pad) {
+  check_float(dy, "avg_pool2d_backward", "grad");
+  const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, count_include_pad, "avg_pool2d");
+  const Tensor g = dy.contiguous();
+  Tensor dx = at::zeros(x.sizes(), dy.options());
+  if (dx.numel() == 0) return dx;
+  BITEXACT_FLOATING(T, dy.scalar_type(),
+                    [&] { bitexact::avg_pool2d_backward<T>(sh, g.data_ptr<T>(), dx.data_ptr<T>(), exec()); });
+  return dx;
+}
+bitexact::adaptive_pool2d_shape adaptive_shape(const Tensor& x, const std::vector<int64_t>& out) {
+  TORCH_CHECK(x.dim() == 4, "bitexact.adaptive_avg_pool2d: input must be 4-D (N, C, H, W), got ", x.sizes());
+  TORCH_CHECK(out.size() == 2 && out[0] > 0 && out[1] > 0, "bitexact.adaptive_avg_pool2d: output_size must be 2 "
+              "positive values");
+  bitexact::adaptive_pool2d_shape sh;
+  sh.batch = x.size(0);
+  sh.channels = x.size(1);
+  sh.in_h = x.size(2);
+  sh.in_w = x.size(3);
+  sh.out_h = out[0];
+  sh.out_w = out[1];
+  return sh;
+}
+Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> out) {
+  check_float(x, "adaptive_avg_pool2d", "input");
+  const auto sh = adaptive_shape(x, out);
+  const Tensor xc = x.contiguous();
+  Tensor y = at::empty({x.size(0), x.size(1), out[0], out[1]}, x.options());
+  if (y.numel() == 0) return y;
+  BITEXACT_FLOATING(T, x.scalar_type(),
+                    [&] { bitexact::adaptive_avg_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), exec()); });
+  return y;
+}
+Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Tensor& x, std::vector<int64_t> out) {
+  check_float(dy, "adaptive_avg_pool2d_backward", "grad");
+  const auto sh = adaptive_shape(x, out);
+  const Tensor g = dy.contiguous();
+  Tensor dx = at::zeros(x.sizes(), dy.options());
+  if (dx.numel() == 0) return dx;
+  BITEXACT_FLOATING(T, dy.scalar_type(),
+                    [&] { bitexact::adaptive_avg_pool2d_backward<T>(sh, g.data_ptr<T>(), dx.data_ptr<T>(), exec()); });
+  return dx;
+}
+
+// ---- keyed randomness ---------------------------------------------------------------------------
+
+using gen = bitexact::philox4x32_10;
+bitexact::stream<gen> keyed(int64_t seed, int64_t step, int64_t tag) {
+  return bitexact::stream<gen>::from_seed(static_cast<std::uint64_t>(seed), static_cast<std::uint64_t>(step), 0,
+                                          static_cast<std::uint32_t>(tag));
+}
+
+// float: bitexact::dropout itself (its mask is generate_bernoulli's); double: the same rule.
+void apply_dropout(const bitexact::stream<gen>& s, std::uint64_t first, const float* x, float* y, const std::uint8_t*,
+                   int64_t n, double keep) {
+  bitexact::dropout(s, first, x, y, n, keep, exec());
+}
+void apply_dropout(const bitexact::stream<gen>&, std::uint64_t, const double* x, double* y, const std::uint8_t* m,
+                   int64_t n, double keep) {
+  const double scale = 1.0 / keep;
+  for (int64_t i = 0; i < n; ++i) y[i] = m[i] ? x[i] * scale : 0.0;
+}
+
+// (y, mask): sample b of x (its first dim) uses the stream's values
+// [sample_ids[b] * n, (sample_ids[b] + 1) * n), n = elements per sample; so a sample's mask
+// depends on its global index alone, never on the batch it is in, the rank or the threads.
+std::tuple<Tensor, Tensor> dropout(const Tensor& self, double p, int64_t seed, int64_t step, int64_t tag,
+                                   const Tensor& sample_ids) {
+  const char* op = "dropout";
+  check_float(self, op, "input");
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "bitexact.dropout: p must be in [0, 1), got ", p);
+  const Tensor ids = check_index(sample_ids, op, "sample_ids").reshape({-1});
+  const Tensor x = self.contiguous();
+  const int64_t batch = x.dim() == 0 ? 1 : x.size(0);
+  TORCH_CHECK(ids.numel() == batch, "bitexact.dropout: ", ids.numel(), " sample ids for a batch of ", batch);
+  const int64_t n = batch == 0 ? 0 : x.numel() / batch;
+  Tensor y = at::empty_like(x);
+  Tensor mask = at::empty(x.sizes(), x.options().dtype(at::kByte));
+  const double keep = 1.0 - p;
+  const auto s = keyed(seed, step, tag);
+  const int64_t* id = ids.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b)
+    TORCH_CHECK_INDEX(id[b] >= 0, "bitexact.dropout: negative sample id ", id[b], " at position ", b);
+  BITEXACT_FLOATING(T, self.scalar_type(), [&] {
+    for (int64_t b = 0; b < batch; ++b) {
+      const std::uint64_t first = static_cast<std::uint64_t>(id[b]) * static_cast<std::uint64_t>(n);
+      std::uint8_t* m = mask.data_ptr<std::uint8_t>() + b * n;
+      bitexact::generate_bernoulli(s, first, m, n, keep, exec());
+      const T* xi = x.data_ptr<T>() + b * n;
+      T* yi = y.data_ptr<T>() + b * n;
+      apply_dropout(s, first, xi, yi, m, n, keep);
+    }
+  });
+  return {y, mask};
+}
+
+// Values [first, first + numel) of the (seed, step, tag) stream: uniform [0, 1) or standard normal.
+Tensor random_values(std::vector<int64_t> size, std::string dist, int64_t seed, int64_t step, int64_t tag, int64_t first,
+              bool dbl) {
+  TORCH_CHECK(dist == "uniform" || dist == "normal", "bitexact.random: dist must be 'uniform' or 'normal'");
+  Tensor out = at::empty(size, at::TensorOptions().dtype(dbl ? at::kDouble : at::kFloat));
+  const auto s = keyed(seed, step, tag);
+  BITEXACT_FLOATING(T, out.scalar_type(), [&] {
+    if (dist == "uniform")
+      bitexact::generate_uniform(s, static_cast<std::uint64_t>(first), out.data_ptr<T>(), out.numel(), exec());
+    else
+      bitexact::generate_normal(s, static_cast<std::uint64_t>(first), out.data_ptr<T>(), out.numel(), exec());
+  });
+  return out;
+}
+
+// Standard normal values truncated to [a, b] by rejection: element i draws value
+// round * numel + i of the stream in round 0, 1, ... until it lands in [a, b] (after 64 rounds
+// the last draw is clamped). Depends on (seed, step, tag, i) only.
+Tensor trunc_normal(std::vector<int64_t> size, int64_t seed, int64_t step, int64_t tag, double a, double b, bool dbl) {
+  TORCH_CHECK(a < b, "bitexact.trunc_normal: a must be < b");
+  Tensor out = at::empty(size, at::TensorOptions().dtype(dbl ? at::kDouble : at::kFloat));
+  const auto s = keyed(seed, step, tag);
+  const int64_t n = out.numel();
+  BITEXACT_FLOATING(T, out.scalar_type(), [&] {
+    T* o = out.data_ptr<T>();
+    std::vector<T> draw(n);
+    std::vector<bool> done(n, false);
+    int64_t left = n;
+    for (int64_t round = 0; round < 64 && left > 0; ++round) {
+      bitexact::generate_normal(s, static_cast<std::uint64_t>(round * n), draw.data(), n, exec());
+      for (int64_t i = 0; i < n; ++i)
+        if (!done[i] && draw[i] >= a && draw[i] <= b) {
+          o[i] = draw[i];
+          done[i] = true;
+          --left;
+        }
+    }
+    for (int64_t i = 0; i < n; ++i)
+      if (!done[i]) o[i] = static_cast<T>(std::min(std::max(static_cast<double>(draw[i]), a), b));
+  });
+  return out;
+}
+
+// perm(first), ..., perm(first + count - 1) of bitexact::permutation::for_epoch(n, seed, epoch).
+Tensor permutation(int64_t n, int64_t seed, int64_t epoch, int64_t first, int64_t count) {
+  TORCH_CHECK(n >= 1, "bitexact.permutation: n must be >= 1");
+  Tensor out = at::empty({count}, at::TensorOptions().dtype(at::kLong));
+  const auto p = bitexact::permutation::for_epoch(n, static_cast<std::uint64_t>(seed), static_cast<std::uint64_t>(epoch));
+  p.fill(first, reinterpret_cast<std::uint64_t*>(out.data_ptr<int64_t>()), count, exec());
+  return out;
+}
+
+// ---- the scalar reference, for the tests --------------------------------------------------------
+
+Tensor ref_sum_rows(const Tensor& x2d, bool exact) {
+  const Tensor x = x2d.contiguous();
+  Tensor out = at::empty({x.size(0)}, x.options());
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    for (int64_t r = 0; r < x.size(0); ++r) {
+      const T* p = x.data_ptr<T>() + r * x.size(1);
+      out.data_ptr<T>()[r] = exact ? bitexact::reference::sum_exact(p, x.size(1))
+                                   : bitexact::reference::sum_fixed_order(p, x.size(1));
+    }
+  });
+  return out;
+}
+Tensor ref_rowwise(const Tensor& x2d, std::string what, const c10::optional<Tensor>& w, const c10::optional<Tensor>& b,
+                   double eps) {
+  const Tensor x = x2d.contiguous();
+  Tensor y = at::empty_like(x);
+  const int64_t rows = x.size(0), cols = x.size(1);
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    const T* wp = w && w->defined() ? w->contiguous().data_ptr<T>() : nullptr;
+    const T* bp = b && b->defined() ? b->contiguous().data_ptr<T>() : nullptr;
+    if (what == "softmax") bitexact::reference::softmax(x.data_ptr<T>(), rows, cols, cols, y.data_ptr<T>(), cols);
+    if (what == "log_softmax")
+      bitexact::reference::log_softmax(x.data_ptr<T>(), rows, cols, cols, y.data_ptr<T>(), cols);
+    if (what == "rms_norm")
+      bitexact::reference::rms_norm(x.data_ptr<T>(), rows, cols, cols, wp, static_cast<T>(eps), y.data_ptr<T>(), cols);
+    if (what == "layer_norm")
+      bitexact::reference::layer_norm(x.data_ptr<T>(), rows, cols, cols, wp, bp, static_cast<T>(eps), y.data_ptr<T>(),
+                                      cols);
+  });
+  return y;
+}
+// out (n_out, width) += rows of src by idx; or the 1-D scatter_reduce when width == 0 is passed as -1.
+Tensor ref_index_add_rows(const Tensor& out0, const Tensor& idx0, const Tensor& src0) {
+  Tensor out = out0.contiguous().clone();
+  const Tensor idx = idx0.contiguous(), src = src0.contiguous();
+  BITEXACT_FLOATING(T, out.scalar_type(), [&] {
+    bitexact::reference::index_add_rows(out.data_ptr<T>(), out.size(0), out.size(1), idx.data_ptr<int64_t>(),
+                                        src.data_ptr<T>(), idx.numel(), false);
+  });
+  return out;
+}
+Tensor ref_scatter_reduce_1d(const Tensor& out0, const Tensor& idx0, const Tensor& src0, std::string reduce,
+                             bool include_self) {
+  Tensor out = out0.contiguous().clone();
+  const Tensor idx = idx0.contiguous(), src = src0.contiguous();
+  BITEXACT_FLOATING(T, out.scalar_type(), [&] {
+    bitexact::reference::scatter_reduce(out.data_ptr<T>(), out.numel(), idx.data_ptr<int64_t>(), src.data_ptr<T>(),
+                                        idx.numel(), parse_reduce(reduce, "ref"), include_self, false);
+  });
+  return out;
+}
+Tensor ref_embedding_bag(const Tensor& table, const Tensor& idx0, const Tensor& off0, int64_t mode,
+                         const c10::optional<Tensor>& psw) {
+  const Tensor tab = table.contiguous(), idx = idx0.contiguous(), off = off0.contiguous();
+  Tensor out = at::zeros({off.numel(), tab.size(1)}, tab.options());
+  BITEXACT_FLOATING(T, tab.scalar_type(), [&] {
+    const T* w = psw && psw->defined() ? psw->contiguous().data_ptr<T>() : nullptr;
+    bitexact::reference::embedding_bag(out.data_ptr<T>(), tab.data_ptr<T>(), tab.size(1), idx.data_ptr<int64_t>(),
+                                       idx.numel(), off.data_ptr<int64_t>(), off.numel(), parse_mode(mode), w, false);
+  });
+  return out;
+}
+
+Tensor ref_mm(const Tensor& a0, const Tensor& b0) {
+  const Tensor a = a0.contiguous(), b = b0.contiguous();
+  Tensor c = at::zeros({a.size(0), b.size(1)}, a.options());
+  BITEXACT_FLOATING(T, a.scalar_type(), [&] {
+    bitexact::reference::gemm_fixed_order<T, T>(bitexact::transpose::no, bitexact::transpose::no, a.size(0), b.size(1),
+                                                a.size(1), T(1), a.data_ptr<T>(), a.size(1), b.data_ptr<T>(), b.size(1),
+                                                T(0), c.data_ptr<T>(), b.size(1));
+  });
+  return c;
+}
+// (y, dx, dw, db) of the reference convolution for dy.
+std::tuple<Tensor, Tensor, Tensor, Tensor> ref_conv2d(const Tensor& x0, const Tensor& w0, const c10::optional<Tensor>& b0,
+                                                      const Tensor& dy0, std::vector<int64_t> stride,
+                                                      std::vector<int64_t> padding, std::vector<int64_t> dilation,
+                                                      int64_t groups) {
+  const Tensor x = x0.contiguous(), w = w0.contiguous(), dy = dy0.contiguous();
+  const Tensor b = b0 && b0->defined() ? b0->contiguous() : Tensor();
+  const bitexact::conv2d_shape s = conv_shape(x, w, stride, padding, dilation, groups);
+  Tensor y = at::zeros({x.size(0), w.size(0), (int64_t)s.out_h(), (int64_t)s.out_w()}, x.options());
+  Tensor dx = at::zeros_like(x), dw = at::zeros_like(w), db = at::zeros({w.size(0)}, w.options());
+  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
+    bitexact::reference::conv2d_forward<T, T, T>(s, x.data_ptr<T>(), w.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
+                                                 y.data_ptr<T>(), false);
+    bitexact::reference::conv2d_backward_data<T, T>(s, dy.data_ptr<T>(), w.data_ptr<T>(), dx.data_ptr<T>(), false);
+    bitexact::reference::conv2d_backward_weight<T, T>(s, x.data_ptr<T>(), dy.data_ptr<T>(), dw.data_ptr<T>(),
+                                                      db.data_ptr<T>(), false);
+  });
+  return {y, dx, dw, db};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(bitexact, m) {
+  m.def("set_isa(str isa) -> ()", &set_isa);
+  m.def("isa() -> str", &isa_name);
+  m.def("tag_of(str name) -> int", &tag_of);
+  m.def("sum(Tensor self, int[] dim, bool keepdim, bool mean, bool exact) -> Tensor", &sum);
+  m.def("softmax(Tensor self, int dim) -> Tensor", &softmax);
+  m.def("log_softmax(Tensor self, int dim) -> Tensor", &log_softmax);
+  m.def("layer_norm(Tensor self, int normalized_numel, Tensor? weight, Tensor? bias, float eps) -> Tensor", &layer_norm);
+  m.def("rms_norm(Tensor self, int normalized_numel, Tensor? weight, float eps) -> Tensor", &rms_norm);
+  m.def("index_add(Tensor self, int dim, Tensor index, Tensor source, bool exact) -> Tensor", &index_add);
+  m.def("scatter_reduce(Tensor self, int dim, Tensor index, Tensor src, str reduce, bool include_self, bool exact) -> Tensor",
+        &scatter_reduce);
+  m.def("embedding_bag(Tensor weight, Tensor indices, Tensor offsets, int mode, Tensor? per_sample_weights, bool exact) -> (Tensor, Tensor)",
+        &embedding_bag);
+  m.def("embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, int num_weights, int mode, Tensor? per_sample_weights, Tensor max_positions, bool exact) -> Tensor",
+        &embedding_bag_backward);
+  m.def("mm(Tensor self, Tensor mat2, bool exact) -> Tensor", &mm);
+  m.def("bmm(Tensor self, Tensor mat2, bool exact) -> Tensor", &bmm);
+  m.def("linear(Tensor input, Tensor weight, Tensor? bias, bool exact) -> Tensor", &linear);
+  m.def("linear_backward(Tensor grad, Tensor input, Tensor weight, bool need_bias, bool exact) -> (Tensor, Tensor, Tensor)",
+        &linear_backward);
+  m.def("conv2d(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, bool exact) -> Tensor",
+        &conv2d);
+  m.def("conv2d_backward(Tensor grad, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, int groups, bool need_bias, bool exact) -> (Tensor, Tensor, Tensor)",
+        &conv2d_backward);
+  m.def("max_pool2d(Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> (Tensor, Tensor)",
+        &max_pool2d);
+  m.def("max_pool2d_backward(Tensor grad, Tensor indices, Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> Tensor",
+        &max_pool2d_backward);
+  m.def("avg_pool2d(Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode, bool count_include_pad) -> Tensor",
+        &avg_pool2d);
+  m.def("avg_pool2d_backward(Tensor grad, Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode, bool count_include_pad) -> Tensor",
+        &avg_pool2d_backward);
+  m.def("adaptive_avg_pool2d(Tensor self, int[] output_size) -> Tensor", &adaptive_avg_pool2d);
+  m.def("adaptive_avg_pool2d_backward(Tensor grad, Tensor self, int[] output_size) -> Tensor",
+        &adaptive_avg_pool2d_backward);
+  m.def("dropout(Tensor self, float p, int seed, int step, int tag, Tensor sample_ids) -> (Tensor, Tensor)", &dropout);
+  m.def("random(int[] size, str dist, int seed, int step, int tag, int first, bool as_double) -> Tensor", &random_values);
+  m.def("trunc_normal(int[] size, int seed, int step, int tag, float a, float b, bool as_double) -> Tensor", &trunc_normal);
+  m.def("permutation(int n, int seed, int epoch, int first, int count) -> Tensor", &permutation);
+  m.def("ref_sum_rows(Tensor x, bool exact) -> Tensor", &ref_sum_rows);
+  m.def("ref_rowwise(Tensor x, str what, Tensor? weight, Tensor? bias, float eps) -> Tensor", &ref_rowwise);
+  m.def("ref_index_add_rows(Tensor out, Tensor index, Tensor src) -> Tensor", &ref_index_add_rows);
+  m.def("ref_scatter_reduce_1d(Tensor out, Tensor index, Tensor src, str reduce, bool include_self) -> Tensor",
+        &ref_scatter_reduce_1d);
+  m.def("ref_mm(Tensor a, Tensor b) -> Tensor", &ref_mm);
+  m.def("ref_conv2d(Tensor input, Tensor weight, Tensor? bias, Tensor grad, int[] stride, int[] padding, int[] dilation, int groups) -> (Tensor, Tensor, Tensor, Tensor)",
+        &ref_conv2d);
+  m.def("ref_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, int mode, Tensor? per_sample_weights) -> Tensor",
+        &ref_embedding_bag);
+}

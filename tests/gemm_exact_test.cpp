@@ -1,0 +1,443 @@
+// gemm_exact_test: the exact tier of GEMM against an independent oracle.
+//
+// The oracle below shares no code with the library: it splits each factor with frexp/ldexp,
+// multiplies the integer mantissas in unsigned __int128, adds each product into one of two big
+// unsigned fixed-point magnitudes (positive and negative terms), subtracts them, and rounds to
+// nearest even by comparing the discarded bits with one half; NaN, Inf and -0 follow the rules
+// stated in core/gemm_exact.hpp, written out again here.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include <bitexact/cpu/gemm_exact.hpp>
+
+namespace {
+
+using bitexact::transpose;
+using bitexact::cpu::detail::gemm_exact_kernel;
+
+// ---------------------------------------------------------------- the oracle
+constexpr int kOffset = 2400;  // bit 0 of the magnitudes has weight 2^-2400
+constexpr int kWords = 150;    // up to 2^2400
+
+struct Big {
+  std::vector<std::uint32_t> w = std::vector<std::uint32_t>(kWords, 0);
+  void add(unsigned __int128 m, int bit) {  // += m * 2^bit (bit is an index)
+    int word = bit / 32, sh = bit % 32;
+    // m < 2^106, shifted by < 32: split into 32-bit pieces with carry.
+    unsigned __int128 lo = m << sh;  // the low 128 bits; `extra` holds what is shifted out
+    std::uint64_t extra = sh ? static_cast<std::uint64_t>(m >> (128 - sh)) : 0;
+    std::uint64_t carry = 0;
+    for (int i = 0; i < 5; ++i) {
+      std::uint64_t piece = i < 4 ? static_cast<std::uint32_t>(lo >> (32 * i)) : extra;
+      std::uint64_t v = std::uint64_t(w[word + i]) + piece + carry;
+      w[word + i] = static_cast<std::uint32_t>(v);
+      carry = v >> 32;
+    }
+    for (int i = word + 5; carry && i < kWords; ++i) {
+      std::uint64_t v = std::uint64_t(w[i]) + carry;
+      w[i] = static_cast<std::uint32_t>(v);
+      carry = v >> 32;
+    }
+  }
+  int cmp(const Big& o) const {
+    for (int i = kWords - 1; i >= 0; --i)
+      if (w[i] != o.w[i]) return w[i] < o.w[i] ? -1 : 1;
+    return 0;
+  }
+  void sub(const Big& o) {  // *this -= o, *this >= o
+    std::int64_t borrow = 0;
+    for (int i = 0; i < kWords; ++i) {
+      std::int64_t v = std::int64_t(w[i]) - o.w[i] - borrow;
+      borrow = v < 0;
+      w[i] = static_cast<std::uint32_t>(v + (borrow << 32));
+    }
+  }
+  bool bit(int i) const { return i >= 0 && ((w[i / 32] >> (i % 32)) & 1); }
+  int msb() const {
+    for (int i = kWords - 1; i >= 0; --i)
+      if (w[i]) return 32 * i + 31 - __builtin_clz(w[i]);
+    return -1;
+  }
+  bool any_below(int i) const {
+    for (int b = 0; b < i; ++b)
+      if (bit(b)) return true;
+    return false;
+  }
+};
+
+template <class T>
+struct Oracle {
+  Big pos, neg;
+  bool nan = false, pinf = false, ninf = false, any = false, all_negzero = true;
+  void add_product(T x, T y) {
+    any = true;
+    const bool sx = std::signbit(x), sy = std::signbit(y), s = sx != sy;
+    if (std::isnan(x) || std::isnan(y)) { nan = true; all_negzero = false; return; }
+    if (std::isinf(x) || std::isinf(y)) {
+      all_negzero = false;
+      if (x == 0 || y == 0) nan = true;
+      else (s ? ninf : pinf) = true;
+      return;
+    }
+    if (x == 0 || y == 0) {
+      if (!s) all_negzero = false;
+      return;
+    }
+    all_negzero = false;
+    int ex, ey;
+    const double fx = std::frexp(static_cast<double>(std::fabs(x)), &ex);
+    const double fy = std::frexp(static_cast<double>(std::fabs(y)), &ey);
+    const std::uint64_t mx = static_cast<std::uint64_t>(std::ldexp(fx, 53));
+    const std::uint64_t my = static_cast<std::uint64_t>(std::ldexp(fy, 53));
+    const unsigned __int128 p = static_cast<unsigned __int128>(mx) * my;
+    (s ? neg : pos).add(p, ex + ey - 106 + kOffset);
+  }
+  T round() const {
+    if (nan || (pinf && ninf)) return std::numeric_limits<T>::quiet_NaN();
+    if (pinf) return std::numeric_limits<T>::infinity();
+    if (ninf) return -std::numeric_limits<T>::infinity();
+    Big mag;
+    bool negative = false;
+    const int c = pos.cmp(neg);
+    if (c == 0) return (any && all_negzero) ? -T(0) : T(0);
+    if (c > 0) { mag = pos; mag.sub(neg); } else { mag = neg; mag.sub(pos); negative = true; }
+    const int p = std::numeric_limits<T>::digits;
+    const int emin = std::numeric_limits<T>::min_exponent - 1;  // exponent of the smallest normal
+    const int emax = std::numeric_limits<T>::max_exponent - 1;
+    const int b = mag.msb();
+    const int E = b - kOffset;
+    T r;
+    if (E > emax) {
+      r = std::numeric_limits<T>::infinity();
+    } else {
+      const int qexp = std::max(E - (p - 1), emin - (p - 1));
+      const int s = qexp + kOffset;
+      std::uint64_t mant = 0;
+      for (int i = b; i >= s; --i) mant = (mant << 1) | (mag.bit(i) ? 1 : 0);
+      const bool half = mag.bit(s - 1), rest = mag.any_below(s - 1);
+      if (half && (rest || (mant & 1))) ++mant;
+      r = static_cast<T>(std::ldexp(static_cast<long double>(mant), qexp));
+    }
+    return negative ? -r : r;
+  }
+};
+
+template <class T>
+T oracle_gemm_element(const std::vector<T>& arow, const std::vector<T>& bcol, T alpha, T beta, T cold) {
+  if (alpha == 0) {
+    if (beta == 0) return T(0);
+    Oracle<T> o;
+    o.add_product(beta, cold);
+    return o.round();
+  }
+  Oracle<T> o;
+  for (std::size_t k = 0; k < arow.size(); ++k) o.add_product(arow[k], bcol[k]);
+  if (alpha == 1) {
+    if (beta != 0) o.add_product(beta, cold);
+    return o.round();
+  }
+  const T s = o.round();
+  Oracle<T> o2;
+  o2.add_product(alpha, s);
+  if (beta != 0) o2.add_product(beta, cold);
+  return o2.round();
+}
+
+// ---------------------------------------------------------------- helpers
+template <class T>
+auto bits_of(T x) {
+  typename std::conditional<sizeof(T) == 4, std::uint32_t, std::uint64_t>::type u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+template <class T>
+bool same(T x, T y) {
+  return bits_of(x) == bits_of(y);
+}
+
+struct Rng {
+  std::uint64_t s;
+  std::uint64_t next() {
+    std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1p-53; }
+  // Irwin-Hall(4), scaled to unit variance: a normal-like value from IEEE operations only.
+  double normal() { return (uniform() + uniform() + uniform() + uniform() - 2.0) * 1.7320508075688772; }
+  // A value with a random sign, a random mantissa and an exponent in [lo, hi].
+  template <class T>
+  T spread(int lo, int hi) {
+    const int e = lo + static_cast<int>(next() % static_cast<std::uint64_t>(hi - lo + 1));
+    const double m = 1.0 + uniform();
+    T v = static_cast<T>(std::ldexp(m, e));
+    return (next() & 1) ? -v : v;
+  }
+};
+
+/// A matrix stored with its leading dimension, as op() sees it.
+template <class T>
+struct Mat {
+  std::size_t rows, cols, ld;  // logical op(X) is rows x cols
+  transpose tr;
+  std::vector<T> data;  // stored (tr == no: rows x ld; yes: cols x ld)
+  Mat(std::size_t r, std::size_t c, transpose t, std::size_t pad) : rows(r), cols(c), tr(t) {
+    ld = (t == transpose::no ? c : r) + pad;
+    data.assign((t == transpose::no ? r : c) * ld + 1, T(-777));  // padding must never be read
+  }
+  T& at(std::size_t i, std::size_t k) { return tr == transpose::no ? data[i * ld + k] : data[k * ld + i]; }
+  T at(std::size_t i, std::size_t k) const { return tr == transpose::no ? data[i * ld + k] : data[k * ld + i]; }
+};
+
+template <class T>
+std::vector<T> run_exact(const Mat<T>& A, const Mat<T>& B, T alpha, T beta, const std::vector<T>& c0, int threads,
+                         gemm_exact_kernel kern) {
+  const std::size_t m = A.rows, k = A.cols, n = B.cols;
+  std::vector<T> c = c0;
+  bitexact::cpu::detail::gemm_exact_with_kernel<T>(A.tr, B.tr, m, n, k, alpha, A.data.data(), A.ld, B.data.data(),
+                                                   B.ld, beta, c.data(), n, threads, kern);
+  return c;
+}
+
+template <class T>
+void expect_oracle(const Mat<T>& A, const Mat<T>& B, T alpha, T beta, const std::vector<T>& c0,
+                   const std::vector<T>& got, const char* what) {
+  const std::size_t m = A.rows, k = A.cols, n = B.cols;
+  int bad = 0;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      std::vector<T> ar(k), bc(k);
+      for (std::size_t q = 0; q < k; ++q) {
+        ar[q] = A.at(i, q);
+        bc[q] = B.at(q, j);
+      }
+      const T want = oracle_gemm_element<T>(ar, bc, alpha, beta, c0[i * n + j]);
+      const T g = got[i * n + j];
+      const bool ok = std::isnan(want) ? (bits_of(g) == bits_of(std::numeric_limits<T>::quiet_NaN())) : same(g, want);
+      if (!ok && bad++ < 5)
+        ADD_FAILURE() << what << ": C[" << i << "][" << j << "] = " << g << " (bits " << std::hex << bits_of(g)
+                      << "), oracle " << want << " (bits " << bits_of(want) << std::dec << "), m=" << m
+                      << " n=" << n << " k=" << k;
+    }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+template <class T, class Gen>
+void fill(Mat<T>& X, Gen gen) {
+  for (std::size_t i = 0; i < X.rows; ++i)
+    for (std::size_t k = 0; k < X.cols; ++k) X.at(i, k) = gen(i, k);
+}
+
+std::vector<gemm_exact_kernel> kernels() { return bitexact::cpu::detail::gemm_exact_kernels(); }
+
+template <class T>
+std::uint64_t hash(const std::vector<T>& v) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (T x : v) {
+    auto u = bits_of(x);
+    for (std::size_t b = 0; b < sizeof u; ++b) {
+      h ^= (u >> (8 * b)) & 0xff;
+      h *= 1099511628211ull;
+    }
+  }
+  return h;
+}
+
+// ---------------------------------------------------------------- tests
+template <class T>
+class GemmExact : public ::testing::Test {};
+using Types = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(GemmExact, Types);
+
+TYPED_TEST(GemmExact, KernelsAreAvailable) {
+  std::string names;
+  for (auto k : kernels()) names += std::string(bitexact::cpu::detail::gemm_exact_kernel_name(k)) + " ";
+  std::printf("exact GEMM kernels here: %s\n", names.c_str());
+  EXPECT_GE(kernels().size(), 1u);
+}
+
+// Random data of many exponent spreads, shapes, transposes and paddings, every kernel, against
+// the oracle.
+TYPED_TEST(GemmExact, MatchesOracleOnSpreadsShapesTransposes) {
+  using T = TypeParam;
+  Rng r{42};
+  const int maxe = std::is_same<T, float>::value ? 60 : 500;
+  const int spreads[] = {0, 5, 12, 30, 50, 70, 100, 2 * maxe};
+  const std::size_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {33, 17, 65}, {40, 33, 130}, {1, 37, 200}, {35, 1, 64}};
+  for (int sp : spreads)
+    for (auto& sh : shapes)
+      for (transpose ta : {transpose::no, transpose::yes})
+        for (transpose tb : {transpose::no, transpose::yes}) {
+          const std::size_t m = sh[0], n = sh[1], k = sh[2];
+          Mat<T> A(m, k, ta, (m + k) % 3), B(k, n, tb, 2);
+          const int lo = -sp / 2 - 10, hi = lo + sp;
+          fill(A, [&](std::size_t, std::size_t) { return r.spread<T>(lo, std::min(hi, maxe)); });
+          fill(B, [&](std::size_t, std::size_t) { return r.spread<T>(lo, std::min(hi, maxe)); });
+          std::vector<T> c0(m * n, T(0));
+          for (auto kern : kernels()) {
+            auto got = run_exact<T>(A, B, T(1), T(0), c0, 3, kern);
+            expect_oracle<T>(A, B, T(1), T(0), c0, got, bitexact::cpu::detail::gemm_exact_kernel_name(kern));
+          }
+        }
+}
+
+// Adversarial rows and columns: cancellation, ties, subnormal results, overflow, NaN/Inf, -0.
+TYPED_TEST(GemmExact, Adversarial) {
+  using T = TypeParam;
+  const int p = std::numeric_limits<T>::digits;
+  const T big = std::numeric_limits<T>::max(), tiny = std::numeric_limits<T>::denorm_min();
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  const T h = std::ldexp(T(1), -p);  // half an ulp of 1
+  // Each case: a row of A and a column of B (k = 4), one output.
+  std::vector<std::vector<T>> rows = {
+      {T(1), h, T(0), T(0)},                       // 1 + half ulp: tie, stays 1 (even)
+      {T(1), 2 * h, h, T(0)},                      // 1 + ulp + half ulp: tie, up to 1 + 2 ulp
+      {T(1), h, h * h * h, T(0)},                  // just above the tie: up
+      {T(1), -h, -h * h * h, T(0)},                // just below 1 - half ulp
+      {std::ldexp(T(1), 100), T(1), -std::ldexp(T(1), 100), h},  // cancellation, small rest
+      {big, big, T(0), T(0)},                      // overflow to +Inf
+      {-big, -big, big, T(0)},                     // -Inf after exact cancellation? no: -big*2+big = -big
+      {tiny, tiny, T(0), T(0)},                    // subnormal result (with B = 1)
+      {std::numeric_limits<T>::min(), -tiny, T(0), T(0)},  // normal minus subnormal
+      {-T(0), T(0), -T(0), -T(0)},                 // -0 products with B = +0 ... see column
+      {inf, T(1), T(0), T(0)},                     // Inf
+      {inf, -inf, T(0), T(0)},                     // Inf - Inf: NaN
+      {inf, T(0), T(0), T(0)},                     // Inf * 0 in the column below
+      {nan, T(1), T(1), T(1)},                     // NaN
+      {T(3), std::ldexp(T(1), -200 * (p / 24)), -T(3), T(0)},  // spread beyond one digit set
+      {T(1), T(-1), T(1), T(-1)},                  // exact zero: +0
+  };
+  std::vector<std::vector<T>> cols = {
+      {T(1), T(1), T(1), T(1)}, {T(1), T(1), T(-1), T(0)}, {-T(0), -T(0), -T(0), -T(0)}, {T(0.5), T(3), T(0.25), T(7)},
+      {tiny, big, T(1), std::ldexp(T(1), -p)}, {T(1), T(0), T(0), T(0)},
+  };
+  const std::size_t m = rows.size(), n = cols.size(), k = 4;
+  for (transpose ta : {transpose::no, transpose::yes})
+    for (transpose tb : {transpose::no, transpose::yes}) {
+      Mat<T> A(m, k, ta, 1), B(k, n, tb, 3);
+      fill(A, [&](std::size_t i, std::size_t q) { return rows[i][q]; });
+      fill(B, [&](std::size_t q, std::size_t j) { return cols[j][q]; });
+      const T betas[] = {T(0), T(1), T(-0.5)};
+      const T alphas[] = {T(1), T(0.75), T(0), T(-3)};
+      std::vector<T> c0(m * n);
+      Rng r{7};
+      for (auto& x : c0) x = static_cast<T>(r.normal());
+      c0[3] = -T(0);
+      c0[5] = inf;
+      for (T alpha : alphas)
+        for (T beta : betas)
+          for (auto kern : kernels()) {
+            auto got = run_exact<T>(A, B, alpha, beta, c0, 2, kern);
+            expect_oracle<T>(A, B, alpha, beta, c0, got, bitexact::cpu::detail::gemm_exact_kernel_name(kern));
+          }
+    }
+}
+
+// All -0 products give -0; one +0 product gives +0; K = 0 gives +0; alpha = 0 reads neither A nor B.
+TYPED_TEST(GemmExact, SignedZerosAndEmptyK) {
+  using T = TypeParam;
+  const T a[3] = {-T(0), T(0), -T(0)}, b[3] = {T(0), -T(0), T(0)};
+  T c = T(5);
+  bitexact::cpu::detail::gemm_exact<T>(transpose::no, transpose::no, 1, 1, 3, T(1), a, 3, b, 1, T(0), &c, 1, 1,
+                                       bitexact::isa::automatic);
+  EXPECT_TRUE(c == 0 && std::signbit(c));
+  const T b2[3] = {T(0), -T(0), -T(0)};
+  bitexact::cpu::detail::gemm_exact<T>(transpose::no, transpose::no, 1, 1, 3, T(1), a, 3, b2, 1, T(0), &c, 1, 1,
+                                       bitexact::isa::automatic);
+  EXPECT_TRUE(c == 0 && !std::signbit(c));
+  c = T(5);
+  bitexact::cpu::detail::gemm_exact<T>(transpose::no, transpose::no, 1, 1, 0, T(1), a, 1, b, 1, T(0), &c, 1, 1,
+                                       bitexact::isa::automatic);
+  EXPECT_TRUE(c == 0 && !std::signbit(c));
+  const T nanv = std::numeric_limits<T>::quiet_NaN();
+  const T an[2] = {nanv, nanv};
+  c = T(2);
+  bitexact::cpu::detail::gemm_exact<T>(transpose::no, transpose::no, 1, 1, 2, T(0), an, 2, an, 1, T(3), &c, 1, 1,
+                                       bitexact::isa::automatic);
+  EXPECT_EQ(c, T(6));
+}
+
+// Normal(0,1)-like data; every thread count and kernel; permuting k changes no bit; golden hash.
+TYPED_TEST(GemmExact, NormalDataThreadsKernelsOrderAndGolden) {
+  using T = TypeParam;
+  const std::size_t m = 97, n = 70, k = 300;
+  Rng r{2024};
+  Mat<T> A(m, k, transpose::no, 0), B(k, n, transpose::no, 0);
+  fill(A, [&](std::size_t, std::size_t) { return static_cast<T>(r.normal()); });
+  fill(B, [&](std::size_t, std::size_t) { return static_cast<T>(r.normal()); });
+  std::vector<T> c0(m * n, T(0));
+  const auto ref = run_exact<T>(A, B, T(1), T(0), c0, 1, gemm_exact_kernel::loops);
+  expect_oracle<T>(A, B, T(1), T(0), c0, ref, "normal");
+  for (int th : {1, 2, 3, 4, 7, 8})
+    for (auto kern : kernels()) {
+      const auto got = run_exact<T>(A, B, T(1), T(0), c0, th, kern);
+      EXPECT_EQ(hash(got), hash(ref)) << "threads " << th << " kernel " << gemm_exact_kernel_name(kern);
+    }
+  // Permute k (the same permutation of A's columns and B's rows).
+  std::vector<std::size_t> perm(k);
+  std::iota(perm.begin(), perm.end(), 0);
+  Rng pr{5};
+  for (std::size_t q = k - 1; q > 0; --q) std::swap(perm[q], perm[pr.next() % (q + 1)]);
+  Mat<T> Ap = A, Bp = B;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t q = 0; q < k; ++q) Ap.at(i, q) = A.at(i, perm[q]);
+  for (std::size_t q = 0; q < k; ++q)
+    for (std::size_t j = 0; j < n; ++j) Bp.at(q, j) = B.at(perm[q], j);
+  for (auto kern : kernels()) EXPECT_EQ(hash(run_exact<T>(Ap, Bp, T(1), T(0), c0, 3, kern)), hash(ref));
+  // Golden hash of this product under the exact tier (the value is mathematically defined, so it
+  // never changes between versions).
+  const std::uint64_t golden = std::is_same<T, float>::value ? 0xb0574ab5dc70f3b9ull : 0x865066e47fec6b1dull;
+  std::printf("golden %s: 0x%016llxull\n", std::is_same<T, float>::value ? "float" : "double",
+              static_cast<unsigned long long>(hash(ref)));
+  EXPECT_EQ(hash(ref), golden);
+}
+
+// K beyond one K block (4096) and beyond 64-multiples; the int32 sums must not overflow.
+TYPED_TEST(GemmExact, LongK) {
+  using T = TypeParam;
+  const std::size_t m = 3, n = 5, k = 4096 * 2 + 37;
+  Rng r{11};
+  Mat<T> A(m, k, transpose::no, 0), B(k, n, transpose::yes, 1);
+  // Worst digits: large-magnitude values at the top of the span, the row span at the maximum.
+  const int w = 8 * bitexact::core::gemm_exact_max_digits<T>::value - 3;
+  fill(A, [&](std::size_t, std::size_t q) { return q % 2 ? r.spread<T>(0, 0) : r.spread<T>(-w + 24, -w + 30); });
+  fill(B, [&](std::size_t, std::size_t) { return r.spread<T>(-10, 0); });
+  std::vector<T> c0(m * n, T(0));
+  for (auto kern : kernels()) {
+    auto got = run_exact<T>(A, B, T(1), T(0), c0, 2, kern);
+    expect_oracle<T>(A, B, T(1), T(0), c0, got, gemm_exact_kernel_name(kern));
+  }
+}
+
+TEST(GemmExactBf16, EqualsFloatOnWidenedInputs) {
+  const std::size_t m = 20, n = 35, k = 77;
+  Rng r{3};
+  std::vector<bitexact::bfloat16> a(m * k), b(k * n);
+  std::vector<float> af(m * k), bf(k * n);
+  for (std::size_t q = 0; q < a.size(); ++q) {
+    a[q] = bitexact::bfloat16::from_float(static_cast<float>(r.normal()));
+    af[q] = a[q].to_float();
+  }
+  for (std::size_t q = 0; q < b.size(); ++q) {
+    b[q] = bitexact::bfloat16::from_float(static_cast<float>(r.normal()));
+    bf[q] = b[q].to_float();
+  }
+  for (auto kern : kernels()) {
+    std::vector<float> c1(m * n, 1.f), c2(m * n, 1.f);
+    bitexact::cpu::detail::gemm_exact_bf16_with_kernel(transpose::no, transpose::yes, m, n, k, 1.f, a.data(), k,
+                                                       b.data(), k, 0.5f, c1.data(), n, 3, kern);
+    bitexact::cpu::detail::gemm_exact_with_kernel<float>(transpose::no, transpose::yes, m, n, k, 1.f, af.data(), k,
+                                                         bf.data(), k, 0.5f, c2.data(), n, 3, kern);
+    EXPECT_EQ(hash(c1), hash(c2));
+  }
+}
+
+}  // namespace
