@@ -23,6 +23,8 @@
 
 using namespace bitexact;
 
+#include "split_probe.hpp"
+
 namespace {
 
 template <class T>
@@ -99,6 +101,7 @@ void check_all_configs(const T* x, std::size_t n, const std::string& what) {
 
 template <class T>
 void invariance_matrix() {
+  bitexact_test::split_check split_("invariance_matrix");
   const std::size_t sizes[] = {1, 2, 3, 5, 7, 15, 16, 17, 31, 33, 63, 64, 65, 127, 129, 251, 257,
                                1021, 1025, 4097, 65535, 65536, 65537, 131071, 200003};
   for (std::size_t n : sizes)

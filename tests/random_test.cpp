@@ -23,6 +23,8 @@
 using namespace bitexact;
 using bitexact_test::fnv1a64;
 
+#include "split_probe.hpp"
+
 namespace {
 
 // ---------------------------------------------------------------- known answers (one file)
@@ -180,6 +182,7 @@ const std::uint64_t firsts[] = {0, 1, 3, 17, (1ull << 32) - 5, (1ull << 40) + 3}
 /// element past an aligned address (unaligned), and compares with ref(out, n).
 template <class T, class Fast, class Ref>
 void matrix(Fast&& fast, Ref&& ref, const char* what) {
+  bitexact_test::split_check split_(what);
   for (std::uint64_t first : firsts) {
     for (std::size_t n : sizes) {
       std::vector<T> expect(n);

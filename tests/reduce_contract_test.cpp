@@ -70,6 +70,20 @@ void check() {
   }
 }
 
+/// The premise of this file: contraction really is on in this unit. a * b + c with an exact
+/// product of 1 - 2^-54 rounds to 1 when multiplied alone (then + -1 gives 0) and gives -2^-54
+/// when fused. Needs a target with FMA (the build's -march); without one nothing can fuse.
+TEST(ReduceContraction, ThisUnitContracts) {
+#if defined(__FMA__) || defined(__aarch64__)
+  volatile double va = 1.0 + 0x1p-27, vb = 1.0 - 0x1p-27, vc = -1.0;
+  const double a = va, b = vb, c = vc;
+  const double r = a * b + c;
+  EXPECT_EQ(r, -0x1p-54) << "the compiler did not fuse a * b + c: the contraction flag of tests/CMakeLists.txt is not in effect";
+#else
+  GTEST_SKIP() << "no FMA in this build's target: the compiler cannot contract";
+#endif
+}
+
 TEST(ReduceContraction, DotAndVarianceNeverFuseFloat) { check<float>(); }
 TEST(ReduceContraction, DotAndVarianceNeverFuseDouble) { check<double>(); }
 

@@ -21,6 +21,8 @@
 using namespace bitexact;
 using bitexact_test::fnv1a64;
 
+#include "split_probe.hpp"
+
 namespace {
 
 // ---------------------------------------------------------------- helpers
@@ -93,6 +95,7 @@ const std::size_t kSizes[] = {0,    1,    2,    3,    5,     7,     13,    31,  
 
 template <class T>
 void matrix_sum_dot() {
+  bitexact_test::split_check split_("matrix_sum_dot");
   using A = core::accumulation_t<T>;
   small_grain grain(1000);
   const auto cfgs = all_configs();
@@ -122,6 +125,7 @@ TEST(ReduceMatrix, SumDotBfloat16) { matrix_sum_dot<bfloat16>(); }
 
 template <class T>
 void matrix_derived() {
+  bitexact_test::split_check split_("matrix_derived");
   using A = core::accumulation_t<T>;
   small_grain grain(1000);
   const auto cfgs = all_configs();

@@ -30,6 +30,8 @@
 using namespace bitexact;
 using bitexact_test::splitmix;
 
+#include "split_probe.hpp"
+
 namespace {
 
 const int kThreads[] = {1, 2, 3, 4, 7, 8};
@@ -211,6 +213,7 @@ const shape kShapes[] = {{0, 5, 0},   {3, 0, 2},    {1, 1, 0},    {2, 3, 1},    
 
 template <class T>
 void sums_matrix() {
+  bitexact_test::split_check split_("sums_matrix");
   using A = core::accumulation_t<T>;
   for (const shape& s : kShapes)
     for (std::size_t off : {0, 1}) {
@@ -364,6 +367,7 @@ const shape kOpShapes[] = {{0, 9, 0},   {4, 0, 0},   {1, 1, 0},   {3, 2, 1},   {
 
 template <class T>
 void ops_matrix() {
+  bitexact_test::split_check split_("ops_matrix");
   using A = core::accumulation_t<T>;
   for (op o : {op::softmax, op::log_softmax, op::rms_norm, op::layer_norm})
     for (const shape& s : kOpShapes)
@@ -447,6 +451,7 @@ TEST(RowwiseOps, LargeRows) {
 /// and in a batch of 5 taken from the middle, give the same bits.
 template <class T>
 void batch_invariance() {
+  bitexact_test::split_check split_("batch_invariance");
   using A = core::accumulation_t<T>;
   const std::size_t rows = 37, cols = 301, ld = 305;
   const auto buf = matrix<T>(rows, ld, 2024, 12.0);
@@ -456,7 +461,7 @@ void batch_invariance() {
   p.b = wb.data() + cols;
   for (op o : {op::softmax, op::log_softmax, op::rms_norm, op::layer_norm})
     for (isa i : usable_isas())
-      for (int t : {1, 4, 8}) {
+      for (int t : kThreads) {
         SCOPED_TRACE(std::string(op_name(o)) + " " + isa_name(i) + " threads " + std::to_string(t));
         const execution e{t, i};
         std::vector<A> batch(rows * cols), part(5 * cols), one(cols);

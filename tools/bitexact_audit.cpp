@@ -707,6 +707,13 @@ int run(std::size_t n, bool timing) {
   const int scatter_status = run_scatter(n, timing);
   const int gemm_status = run_gemm(timing);  // gemm family (gemm-cpu branch)
   const int conv_status = run_conv();  // conv family (conv branch)
+  {  // hardening (issue 14): which thread splits really ran (BITEXACT_MIN_WORK_PER_THREAD lowers the grain)
+    const std::uint64_t seen = cpu::detail::split_seen().load();
+    std::printf("parallel regions ran on threads:");
+    for (int k = 2; k < 64; ++k)
+      if ((seen >> k) & 1u) std::printf(" %d", k);
+    std::printf("\n");
+  }
   return a.mismatches == 0 && reduce_status == 0 && scatter_status == 0 && gemm_status == 0 &&
                  conv_status == 0
              ? 0

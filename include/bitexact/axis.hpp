@@ -53,7 +53,7 @@ inline void axis_check(const void* x, std::size_t rows, std::size_t cols, std::s
 template <class R, class Op>
 void for_rows(std::size_t rows, std::size_t cols, R* out, const execution& e, Op op) {
   const execution one{1, resolved_isa(e)};
-  const std::uint64_t per = cols >= 16384 ? 1 : 16384 / (cols + 1) + 1;
+  const std::uint64_t per = cpu::detail::min_work_per_thread(16384) / (cols + 1) + 1;
   cpu::parallel_chunks(resolved_threads(e), cpu::canonical_chunks{rows, per}, [&](std::uint64_t b, std::uint64_t end) {
     for (std::uint64_t r = b; r < end; ++r) out[r] = op(static_cast<std::size_t>(r), one);
   });
@@ -63,7 +63,7 @@ void for_rows(std::size_t rows, std::size_t cols, R* out, const execution& e, Op
 template <class R, class T, class Op>
 void for_cols(const T* x, std::size_t rows, std::size_t cols, std::size_t ld, R* out, const execution& e, Op op) {
   const execution one{1, resolved_isa(e)};
-  const std::uint64_t per = rows >= 16384 ? 1 : 16384 / (rows + 1) + 1;
+  const std::uint64_t per = cpu::detail::min_work_per_thread(16384) / (rows + 1) + 1;
   cpu::parallel_chunks(resolved_threads(e), cpu::canonical_chunks{cols, per}, [&](std::uint64_t b, std::uint64_t end) {
     std::vector<T> column(rows);
     for (std::uint64_t c = b; c < end; ++c) {

@@ -5,7 +5,8 @@
 // code built with relaxed floating-point flags) may have changed the calling thread's mode; the
 // results would then silently differ. Every op whose arithmetic could see it calls
 // require_ieee_environment() first and throws fp_environment_error instead of computing.
-// Worker threads of the library's pool always run in the default mode.
+// Worker threads of the library's pool always run in the default mode: each sets it when it
+// starts (detail::set_ieee_environment), whatever mode the thread that started the pool had.
 #pragma once
 #include <cfenv>
 #include <stdexcept>
@@ -54,6 +55,21 @@ inline fp_environment_state fp_environment() {
 }
 
 namespace detail {
+/// Puts the calling thread in the IEEE default mode: round to nearest even, no FTZ, no DAZ
+/// (x86: MXCSR = 0x1f80, every exception masked; aarch64: FPCR.FZ, FZ16 and RMode cleared).
+/// The pool's workers call it when they start, whatever mode the thread that started them had.
+inline void set_ieee_environment() {
+  std::fesetround(FE_TONEAREST);
+#if defined(__SSE2__) || defined(_M_X64)
+  _mm_setcsr(0x1f80u);
+#elif defined(__aarch64__)
+  unsigned long fpcr = 0;
+  __asm__ __volatile__("mrs %0, fpcr" : "=r"(fpcr));
+  fpcr &= ~((1ul << 24) | (1ul << 19) | (3ul << 22));  // FZ, FZ16, RMode = round to nearest
+  __asm__ __volatile__("msr fpcr, %0" : : "r"(fpcr));
+#endif
+}
+
 /// Throws fp_environment_error naming the op when the calling thread's mode is not IEEE.
 inline void require_ieee_environment(const char* what) {
   const fp_environment_state s = fp_environment();

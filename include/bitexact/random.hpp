@@ -65,10 +65,7 @@ template <class Body>
 void run_random(std::size_t n, const execution& e, Body&& body) {
   if (n == 0) return;
   const isa i = cpu::detail::resolve_isa(e.simd);
-  int t = cpu::detail::resolve_threads(e.threads);
-  const std::uint64_t useful = (static_cast<std::uint64_t>(n) + random_min_values_per_thread - 1) /
-                               random_min_values_per_thread;
-  if (static_cast<std::uint64_t>(t) > useful) t = static_cast<int>(useful);
+  const int t = cpu::detail::threads_for_work(cpu::detail::resolve_threads(e.threads), n, random_min_values_per_thread);
   cpu::detail::with_arch(i, [&](auto arch) {
     cpu::parallel_chunks(t, cpu::canonical_chunks{n, random_chunk_values},
                          [&](std::uint64_t b, std::uint64_t end) { body(arch, b, end); });

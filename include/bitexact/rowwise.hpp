@@ -96,14 +96,13 @@ A checked_eps(double eps, const char* what) {
 template <class Body>
 void run_units(std::size_t count, std::uint64_t unit_values, const execution& e, Body&& body) {
   const isa i = cpu::detail::resolve_isa(e.simd);
-  int t = cpu::detail::resolve_threads(e.threads);
+  const int threads = cpu::detail::resolve_threads(e.threads);
   if (count == 0) return;
   const std::uint64_t total = static_cast<std::uint64_t>(count) * (unit_values ? unit_values : 1);
-  const std::uint64_t useful = (total + rowwise_min_values_per_thread - 1) / rowwise_min_values_per_thread;
-  if (static_cast<std::uint64_t>(t) > useful) t = static_cast<int>(useful);
-  if (t < 1) t = 1;
-  // Chunks of units so that each holds about 16K values (the chunking never changes results).
-  std::uint64_t per = (std::uint64_t(1) << 14) / (unit_values ? unit_values : 1);
+  const int t = cpu::detail::threads_for_work(threads, total, rowwise_min_values_per_thread);
+  // Chunks of units so that each holds about 16K values (the chunking never changes results;
+  // the test hook of cpu/threads.hpp shrinks them with the grain).
+  std::uint64_t per = cpu::detail::min_work_per_thread(std::uint64_t(1) << 14) / (unit_values ? unit_values : 1);
   if (per == 0) per = 1;
   cpu::detail::with_arch(i, [&](auto arch) {
     cpu::parallel_chunks(t, cpu::canonical_chunks{count, per},

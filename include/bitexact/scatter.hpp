@@ -9,6 +9,11 @@
 // column the same way. The result never depends on threads, ISA or (for the CUDA kernels) the
 // launch shape.
 //
+// execution{threads, simd}: every op checks the ISA first (one this build or CPU lacks is
+// std::invalid_argument, nothing written); the row forms (index_add_rows, embedding bags and
+// their backward) run their column loops with it; the 1-D ops, the groupings and the exact
+// tier are scalar code whatever the ISA.
+//
 // exact tier: sums are the correctly rounded value of (old value +) the exact sum of the
 // contributions (core/exact.hpp: NaN, Inf and signed-zero rules), in any order; mean divides
 // that rounded sum by the count. max/min are order-independent in both tiers; prod exists in
@@ -55,6 +60,14 @@ namespace detail {
 inline void scatter_check(bool ok, const char* what, const char* msg) {
   if (!ok) throw std::invalid_argument(std::string("bitexact::") + what + ": " + msg);
 }
+/// The thread count of a call, after checking its ISA: an ISA this build or CPU lacks throws
+/// std::invalid_argument before anything is written, as in every family. (The 1-D kernels,
+/// the groupings and the exact tier are scalar code; the row forms use the resolved ISA.)
+inline int scatter_threads(const execution& e) {
+  (void)resolved_isa(e);
+  return resolved_threads(e);
+}
+
 inline bool ranges_overlap(const void* a, std::size_t abytes, const void* b, std::size_t bbytes) {
   if (abytes == 0 || bbytes == 0 || a == nullptr || b == nullptr) return false;
   const auto pa = reinterpret_cast<std::uintptr_t>(a), pb = reinterpret_cast<std::uintptr_t>(b);
@@ -131,10 +144,9 @@ void index_add(T* out, std::size_t n_out, const I* idx, const T* src, std::size_
   static_assert(std::is_integral<I>::value, "index_add: indices must be integers");
   if (n == 0) return;
   detail::index_add_checks(out, n_out, idx, src, n);
-  const int threads = resolved_threads(e);
-  cpu::detail::validate_indices(idx, n, n_out, threads, "index_add");
+  const int threads = detail::scatter_threads(e);
   auto value = [src](std::uint64_t i) { return src[i]; };
-  cpu::detail::index_add_1d<T>(out, n_out, idx, n, value, t, threads);
+  cpu::detail::index_add_1d<T>(out, n_out, idx, n, value, t, threads, "index_add");  // validates idx
 }
 
 /// bfloat16 sources, accumulated in float.
@@ -143,10 +155,9 @@ void index_add(float* out, std::size_t n_out, const I* idx, const bfloat16* src,
                tier t = tier::fixed_order, const execution& e = {}) {
   if (n == 0) return;
   detail::index_add_checks(out, n_out, idx, src, n);
-  const int threads = resolved_threads(e);
-  cpu::detail::validate_indices(idx, n, n_out, threads, "index_add");
+  const int threads = detail::scatter_threads(e);
   auto value = [src](std::uint64_t i) { return src[i].to_float(); };
-  cpu::detail::index_add_1d<float>(out, n_out, idx, n, value, t, threads);
+  cpu::detail::index_add_1d<float>(out, n_out, idx, n, value, t, threads, "index_add");  // validates idx
 }
 
 /// Row form: out[idx[i], :] += src[i, :] (row-major, `width` values per row, out has n_out rows).
@@ -164,7 +175,7 @@ void index_add_rows(T* out, std::size_t n_out, std::size_t width, const I* idx, 
                             !detail::ranges_overlap(out, n_out * width * sizeof(T), idx, n * sizeof(I)),
                         "index_add_rows", "out overlaps src or idx");
   detail::require_ieee_environment("index_add_rows");
-  const int threads = resolved_threads(e);
+  const int threads = detail::scatter_threads(e);
   cpu::detail::validate_indices(idx, n, n_out, threads, "index_add_rows");
   const auto g = cpu::detail::group_by_target(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads);
   cpu::detail::rows_combine<T>(
@@ -194,7 +205,7 @@ void scatter_reduce(T* out, std::size_t n_out, const I* idx, const T* src, std::
   if (t == tier::exact && op == scatter_op::prod)
     throw std::invalid_argument("bitexact::scatter_reduce: prod has no exact tier (use tier::fixed_order)");
   detail::require_ieee_environment("scatter_reduce");
-  const int threads = resolved_threads(e);
+  const int threads = detail::scatter_threads(e);
   cpu::detail::validate_indices(idx, n, n_out, threads, "scatter_reduce");
   const auto g = cpu::detail::group_by_target(n_out, n, [idx](std::size_t i) { return idx[i]; }, threads);
   // The results go to a scratch first: out is both input (include_self) and output.
@@ -227,7 +238,7 @@ void segment_reduce(T* out, std::size_t num_segments, const I* segment_ids, cons
   if (t == tier::exact && op == scatter_op::prod)
     throw std::invalid_argument("bitexact::segment_reduce: prod has no exact tier (use tier::fixed_order)");
   detail::require_ieee_environment("segment_reduce");
-  const int threads = resolved_threads(e);
+  const int threads = detail::scatter_threads(e);
   cpu::detail::validate_indices(segment_ids, n, num_segments, threads, "segment_reduce");
   const auto g = cpu::detail::group_by_target(num_segments, n, [segment_ids](std::size_t i) { return segment_ids[i]; },
                                               threads);
@@ -254,7 +265,7 @@ void sorted_segment_reduce(T* out, std::size_t num_segments, const I* segment_id
   if (t == tier::exact && op == scatter_op::prod)
     throw std::invalid_argument("bitexact::sorted_segment_reduce: prod has no exact tier (use tier::fixed_order)");
   detail::require_ieee_environment("sorted_segment_reduce");
-  const int threads = resolved_threads(e);
+  const int threads = detail::scatter_threads(e);
   cpu::detail::validate_indices(segment_ids, n, num_segments, threads, "sorted_segment_reduce");
   detail::contiguous_groups g;
   g.start.assign(num_segments + 1, 0);
@@ -316,7 +327,7 @@ template <class I>
 void bincount(std::int64_t* out, std::size_t n_bins, const I* idx, std::size_t n, const execution& e = {}) {
   detail::scatter_check(out != nullptr || n_bins == 0, "bincount", "null out with bins");
   detail::scatter_check(n == 0 || idx != nullptr, "bincount", "null idx with n > 0");
-  const int threads = resolved_threads(e);
+  const int threads = detail::scatter_threads(e);
   cpu::detail::validate_indices(idx, n, n_bins, threads, "bincount");
   const auto g = cpu::detail::group_by_target(n_bins, n, [idx](std::size_t i) { return idx[i]; }, threads);
   for (std::size_t b = 0; b < n_bins; ++b) out[b] = static_cast<std::int64_t>(g.count(b));
@@ -332,7 +343,7 @@ void histogram(T* out, std::size_t n_bins, T lo, T hi, const T* x, const T* weig
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "histogram: float or double");
   detail::check_histogram_arguments("histogram", n_bins, lo, hi, out, x, n);
   detail::require_ieee_environment("histogram");
-  const int threads = resolved_threads(e);
+  const int threads = detail::scatter_threads(e);
   // Bin n_bins collects the ignored values and is dropped.
   std::vector<std::uint64_t> bin(n);
   cpu::parallel_chunks(threads, cpu::canonical_chunks{n, 65536}, [&](std::uint64_t b, std::uint64_t end) {
@@ -374,7 +385,7 @@ void embedding_bag(T* out, const S* table, std::size_t n_rows, std::size_t width
                               mode);
   detail::scatter_check(!detail::ranges_overlap(out, n_bags * width * sizeof(T), table, n_rows * width * sizeof(S)),
                         what, "out overlaps table");
-  const int threads = resolved_threads(e);
+  const int threads = detail::scatter_threads(e);
   cpu::detail::validate_indices(indices, n_indices, n_rows, threads, what);
   detail::contiguous_groups g = cpu::detail::bag_groups(offsets, n_bags, n_indices, what);
   detail::require_ieee_environment(what);
@@ -402,7 +413,7 @@ void embedding_bag_max(T* out, std::int64_t* max_positions, const S* table, std:
   embedding_bag(out, table, n_rows, width, indices, n_indices, offsets, n_bags, bag_mode::max,
                 static_cast<const T*>(nullptr), tier::fixed_order, e);
   const cpu::detail::contiguous_groups g = cpu::detail::bag_groups(offsets, n_bags, n_indices, "embedding_bag_max");
-  cpu::detail::for_each_target(n_bags, resolved_threads(e), [&](std::size_t b) {
+  cpu::detail::for_each_target(n_bags, detail::scatter_threads(e), [&](std::size_t b) {
     for (std::size_t c = 0; c < width; ++c) {
       max_positions[b * width + c] = core::max_position(out[b * width + c], g.start[b], g.start[b + 1], [&](std::uint64_t j) {
         return T(core::widen(table[static_cast<std::size_t>(indices[j]) * width + c]));
@@ -457,7 +468,7 @@ void embedding_bag_backward(T* grad_table, std::size_t n_rows, std::size_t width
                               per_sample_weights != nullptr, mode);
   detail::scatter_check(!detail::ranges_overlap(grad_table, n_rows * width * sizeof(T), grad_out, n_bags * width * sizeof(T)),
                         what, "grad_table overlaps grad_out");
-  const int threads = resolved_threads(e);
+  const int threads = detail::scatter_threads(e);
   cpu::detail::validate_indices(indices, n_indices, n_rows, threads, what);
   const detail::contiguous_groups bags = cpu::detail::bag_groups(offsets, n_bags, n_indices, what);
   detail::require_ieee_environment(what);

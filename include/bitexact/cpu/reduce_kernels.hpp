@@ -284,8 +284,8 @@ inline std::atomic<std::size_t>& reduce_values_per_thread() {
   return v;
 }
 inline std::uint64_t reduce_threads_for(std::size_t n, int threads) {
-  const std::size_t grain = std::max<std::size_t>(reduce_values_per_thread().load(std::memory_order_relaxed), 1);
-  return std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max(threads, 1)), (n + grain - 1) / grain);
+  return static_cast<std::uint64_t>(
+      threads_for_work(threads, n, std::max<std::size_t>(reduce_values_per_thread().load(std::memory_order_relaxed), 1)));
 }
 
 /// The fixed_order reduction of n values of `src` on up to `threads` threads (n > 0).

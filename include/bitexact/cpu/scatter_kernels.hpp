@@ -160,8 +160,7 @@ void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of,
     const int shift = key_bits > 10 ? key_bits - 10 : 0;
     const std::size_t buckets = ((n_out - 1) >> shift) + 1;
     E* const entry = scratch_array<E>(slot_key, n);
-    const int parts = static_cast<int>(std::max<std::uint64_t>(
-        1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads), (n + (1u << 18) - 1) >> 18)));
+    const int parts = threads_for_work(threads, n, std::uint64_t(1) << 18);
     std::vector<std::vector<std::uint64_t>> next(static_cast<std::size_t>(parts), std::vector<std::uint64_t>(buckets, 0));
     auto range = [&](int id, std::size_t& b, std::size_t& e) {
       b = n * static_cast<std::size_t>(id) / static_cast<std::size_t>(parts);
@@ -279,8 +278,7 @@ target_groups group_by_target(std::size_t n_out, std::size_t n, TargetOf target_
   g.start = scratch_array<std::uint64_t>(slot_start, n_out + 1);
   std::fill(g.start, g.start + n_out + 1, 0);
   g.position = scratch_array<std::uint64_t>(slot_position, n);
-  const int t = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads),
-                                                                                    (n + (1u << 20) - 1) >> 20)));
+  const int t = threads_for_work(threads, n, std::uint64_t(1) << 20);  // test hook: cpu/threads.hpp
   if (t == 1) {
     for (std::size_t i = 0; i < n; ++i) ++g.start[static_cast<std::size_t>(target_of(i)) + 1];
     for (std::size_t k = 0; k < n_out; ++k) g.start[k + 1] += g.start[k];
@@ -334,10 +332,11 @@ target_groups group_by_target(std::size_t n_out, std::size_t n, TargetOf target_
   return g;
 }
 
-/// Runs body(t) for every target, targets split over threads in canonical ranges.
+/// Runs body(t) for every target, targets split over threads in ranges (of 2048 targets; the
+/// grain hook of threads.hpp shrinks them: targets are independent).
 template <class Body>
 void for_each_target(std::size_t n_out, int threads, Body body) {
-  parallel_chunks(threads, canonical_chunks{n_out, 2048}, [&](std::uint64_t b, std::uint64_t e) {
+  parallel_chunks(threads, canonical_chunks{n_out, min_work_per_thread(2048)}, [&](std::uint64_t b, std::uint64_t e) {
     for (std::uint64_t t = b; t < e; ++t) body(static_cast<std::size_t>(t));
   });
 }
@@ -431,8 +430,7 @@ void dense_index_add(A* out, std::size_t n_out, const I* idx, std::size_t n, Val
 /// with the old value.
 template <class A, class I, class ValueAt>
 void dense_index_add_exact(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at, int threads) {
-  const int t = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads),
-                                                                                    (n + 65535) >> 16)));
+  const int t = threads_for_work(threads, n, std::uint64_t(1) << 16);
   std::vector<std::vector<core::exact_accumulator<A>>> acc(static_cast<std::size_t>(t));
   std::vector<std::vector<unsigned char>> hit(static_cast<std::size_t>(t));
   thread_pool::instance().run(t, [&](int id) {

@@ -3,6 +3,9 @@
 // values are xsimd batches combines every column in the canonical order at once (lane-wise
 // IEEE adds are the scalar adds), so the bits equal the reference's column-by-column loop.
 #pragma once
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
@@ -83,52 +87,191 @@ struct column_vec<A, Arch, true> {
   }
 };
 
+/// The aligned pairwise tree over chunk numbers (core::sparse_tree_stack) for whole rows of
+/// `width` values at once: push(chunk) takes the chunk partial written to slot(); combining is
+/// element-wise +, so every column gets exactly sparse_tree_stack's operations. Slots are
+/// swapped by pointer, never copied; the buffers are kept for the next target.
+template <class A>
+class row_tree_stack {
+ public:
+  explicit row_tree_stack(std::size_t width) : width_(width) {}
+  void reset() { size_ = 0; }
+  /// Where the next chunk partial goes.
+  A* slot() {
+    while (ptr_.size() <= static_cast<std::size_t>(size_)) {
+      store_.emplace_back(new A[width_]);
+      ptr_.push_back(store_.back().get());
+    }
+    return ptr_[static_cast<std::size_t>(size_)];
+  }
+  /// A spare buffer of width values owned by the stack (for push_buffer).
+  A* buffer() {
+    store_.emplace_back(new A[width_]);
+    return store_.back().get();
+  }
+  /// Pushes buf (from buffer() or an earlier push_buffer) as the partial of `chunk`; returns a
+  /// free buffer in exchange.
+  A* push_buffer(std::uint64_t chunk, A* buf) {
+    A* spare = slot();
+    ptr_[static_cast<std::size_t>(size_)] = buf;
+    push(chunk);
+    return spare;
+  }
+  /// Pushes the partial in slot() as the partial of `chunk` (increasing chunks).
+  void push(std::uint64_t chunk) {
+    if (size_ > 0) {
+      const int lca = bit_length(last_ ^ chunk);
+      while (size_ >= 2 && gap_[size_ - 2] < lca) {
+        add_into(ptr_[static_cast<std::size_t>(size_ - 2)], ptr_[static_cast<std::size_t>(size_ - 1)]);
+        std::swap(ptr_[static_cast<std::size_t>(size_ - 1)], ptr_[static_cast<std::size_t>(size_)]);
+        --size_;
+      }
+      gap_[size_ - 1] = static_cast<unsigned char>(lca);
+    }
+    ++size_;
+    last_ = chunk;
+  }
+  /// The root (requires at least one push): a pointer to width values, valid until the next push.
+  const A* finish() {
+    A* v = ptr_[static_cast<std::size_t>(size_ - 1)];
+    for (int i = size_ - 2; i >= 0; --i) add_right(ptr_[static_cast<std::size_t>(i)], v);  // v = value_i + v
+    return v;
+  }
+
+ private:
+  void add_into(A* __restrict l, const A* __restrict r) const {
+    for (std::size_t c = 0; c < width_; ++c) l[c] = l[c] + r[c];
+  }
+  void add_right(const A* __restrict l, A* __restrict r) const {
+    for (std::size_t c = 0; c < width_; ++c) r[c] = l[c] + r[c];
+  }
+  static int bit_length(std::uint64_t x) {
+    int n = 0;
+    while (x) {
+      ++n;
+      x >>= 1;
+    }
+    return n;
+  }
+  std::size_t width_;
+  std::vector<std::unique_ptr<A[]>> store_;
+  std::vector<A*> ptr_;
+  unsigned char gap_[66] = {};
+  int size_ = 0;
+  std::uint64_t last_ = 0;
+};
+
+/// dst[c] = src[c] (widened) and dst[c] = dst[c] + src[c], c < width, for Arch's vectors.
+template <class A, class Arch, class S>
+inline void row_copy(A* __restrict dst, const S* __restrict src, std::size_t width) {
+  using V = column_vec<A, Arch>;
+  std::size_t c = 0;
+  for (; c + V::size <= width; c += V::size) V::store(dst + c, V::load(src + c));
+  for (; c < width; ++c) dst[c] = A(core::widen(src[c]));
+}
+template <class A, class Arch, class S>
+inline void row_add(A* __restrict dst, const S* __restrict src, std::size_t width) {
+  using V = column_vec<A, Arch>;
+  std::size_t c = 0;
+  for (; c + V::size <= width; c += V::size) V::store(dst + c, V::load(dst + c) + V::load(src + c));
+  for (; c < width; ++c) dst[c] = dst[c] + A(core::widen(src[c]));
+}
+
+inline void prefetch_row(const void* p, std::size_t bytes) {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* c = static_cast<const char*>(p);
+  for (std::size_t k = 0; k < bytes; k += 64) __builtin_prefetch(c + k);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
 /// For every target k with contributions: row = the canonical combination of the rows
 /// value(j, c) (a pointer to columns c.. of contribution j, type A or bfloat16) over its
 /// positions; then out_row(k)[c] = out + row (accumulate) or = row. Exact tier: the correctly
-/// rounded (old +) exact sum per column.
+/// rounded (old +) exact sum per column. Rows are read whole, once, in group order: inside a
+/// chunk they are added into the chunk's partial row, the chunk partials combine in a
+/// row_tree_stack (the same operations per column as core::scatter_combiner).
 template <class A, class Groups, class RowPtr, class OutRow>
 void rows_combine(const Groups& g, std::size_t n_out, std::size_t width, int threads, isa simd, tier t,
                   RowPtr value, OutRow out_row, bool accumulate) {
+  using S = typename std::remove_cv<typename std::remove_pointer<decltype(value(0, 0))>::type>::type;
   if (t == tier::exact) {
-    for_each_target(n_out, threads, [&](std::size_t k) {
-      const std::uint64_t b = g.start[k], e = g.start[k + 1];
-      if (b == e) return;
-      A* o = out_row(k);
-      for (std::size_t c = 0; c < width; ++c)
-        o[c] = exact_sum_with_start<A>(o[c], accumulate, static_cast<std::size_t>(e - b), [&](std::size_t q) {
-          return A(core::widen(*value(g.position_at(b + q), c)));
-        });
+    // Fast path per column (core::exact_sum_with_start's): the running double sum of exact
+    // terms never rounds (every TwoSum error zero) and stays finite, and is not zero; then
+    // it is the exact sum, rounded once. Any other column takes exact_sum_with_start itself.
+    parallel_chunks(threads, canonical_chunks{n_out, 2048}, [&](std::uint64_t t0, std::uint64_t t1) {
+      std::unique_ptr<double[]> sum(new double[width]);
+      std::unique_ptr<unsigned char[]> bad(new unsigned char[width]);
+      for (std::uint64_t kk = t0; kk < t1; ++kk) {
+        const std::size_t k = static_cast<std::size_t>(kk);
+        const std::uint64_t b = g.start[k], e = g.start[k + 1];
+        if (b == e) continue;
+        A* o = out_row(k);
+        double* __restrict s = sum.get();
+        unsigned char* __restrict f = bad.get();
+        for (std::size_t c = 0; c < width; ++c) {
+          const double x = accumulate ? double(o[c]) : 0.0;
+          s[c] = x;
+          f[c] = !(x - x == 0.0);
+        }
+        for (std::uint64_t q = b; q < e; ++q) {
+          if (q + 2 < e) prefetch_row(value(g.position_at(q + 2), 0), width * sizeof(S));
+          const S* __restrict r = value(g.position_at(q), 0);
+          for (std::size_t c = 0; c < width; ++c) {
+            const double x = double(A(core::widen(r[c])));
+            const double tt = s[c] + x;
+            const double bp = tt - s[c];
+            const double err = (s[c] - (tt - bp)) + (x - bp);
+            f[c] |= static_cast<unsigned char>(!(err == 0.0) | !(x - x == 0.0) | !(tt - tt == 0.0));
+            s[c] = tt;
+          }
+        }
+        for (std::size_t c = 0; c < width; ++c) {
+          if (!f[c] && s[c] != 0.0) {
+            o[c] = A(s[c]);
+            continue;
+          }
+          o[c] = exact_sum_with_start<A>(o[c], accumulate, static_cast<std::size_t>(e - b), [&](std::size_t q) {
+            return A(core::widen(*value(g.position_at(b + q), c)));
+          });
+        }
+      }
     });
     return;
   }
   with_arch(simd, [&](auto arch) {
-    using V = column_vec<A, decltype(arch)>;
-    using S = column_vec<A, scalar_arch>;
-    for_each_target(n_out, threads, [&](std::size_t k) {
-      const std::uint64_t b = g.start[k], e = g.start[k + 1];
-      if (b == e) return;
-      A* o = out_row(k);
-      std::size_t c = 0;
-      for (; c + V::size <= width; c += V::size) {
-        core::scatter_combiner<typename V::type> comb;
-        for (std::uint64_t q = b; q < e; ++q) {
-          const std::uint64_t j = g.position_at(q);
-          comb.push(j, V::load(value(j, c)));
+    using Arch = decltype(arch);
+    parallel_chunks(threads, canonical_chunks{n_out, 2048}, [&](std::uint64_t t0, std::uint64_t t1) {
+      row_tree_stack<A> st(width);
+      for (std::uint64_t kk = t0; kk < t1; ++kk) {
+        const std::size_t k = static_cast<std::size_t>(kk);
+        const std::uint64_t b = g.start[k], e = g.start[k + 1];
+        if (b == e) continue;
+        st.reset();
+        std::uint64_t j = g.position_at(b);
+        std::uint64_t chunk = j / core::scatter_chunk;
+        A* p = st.slot();
+        row_copy<A, Arch>(p, value(j, 0), width);
+        for (std::uint64_t q = b + 1; q < e; ++q) {
+          if (q + 2 < e) prefetch_row(value(g.position_at(q + 2), 0), width * sizeof(S));
+          j = g.position_at(q);
+          const std::uint64_t ch = j / core::scatter_chunk;
+          if (ch != chunk) {
+            st.push(chunk);
+            chunk = ch;
+            p = st.slot();
+            row_copy<A, Arch>(p, value(j, 0), width);
+          } else {
+            row_add<A, Arch>(p, value(j, 0), width);
+          }
         }
-        const typename V::type r = comb.finish();
-        V::store(o + c, accumulate ? V::load(o + c) + r : r);
+        st.push(chunk);
+        const A* r = st.finish();
+        A* o = out_row(k);
+        for (std::size_t c = 0; c < width; ++c) o[c] = core::canonicalize(accumulate ? A(o[c] + r[c]) : r[c]);
       }
-      for (; c < width; ++c) {
-        core::scatter_combiner<A> comb;
-        for (std::uint64_t q = b; q < e; ++q) {
-          const std::uint64_t j = g.position_at(q);
-          comb.push(j, S::load(value(j, c)));
-        }
-        const A r = comb.finish();
-        o[c] = accumulate ? o[c] + r : r;
-      }
-      for (std::size_t q = 0; q < width; ++q) o[q] = core::canonicalize(o[q]);
     });
   });
 }
@@ -203,6 +346,200 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
   });
 }
 
+/// Dense strategy for 1-D sums into few targets (fixed_order), in cache: aligned groups of
+/// 2^k chunks (k from n alone) run on the threads; a group adds K chunks at once, each into its
+/// own row of per-target partials started at -0.0 (the identity: K independent dependency
+/// chains when many sources hit one target), and pushes the rows into a row_tree_stack; the
+/// group roots combine in the same stack at their first chunk numbers, which is the aligned
+/// tree over all chunks. out[t] = out[t] + S_t for targets with contributions. A target whose
+/// S_t is -0.0 is either untouched or its sum is -0.0 (out + -0.0 = out): only a NaN out[t]
+/// tells the two apart (canonicalized when touched), so only then are the indices scanned.
+/// The indices are checked on the way (nothing is written to out before the end): returns false,
+/// out untouched, when one is outside [0, n_out).
+template <class A, class I, class ValueAt>
+bool dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at, int threads) {
+  std::atomic<bool> bad{false};
+  constexpr std::uint64_t C = core::scatter_chunk;
+  const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + C - 1) / C;
+  std::uint64_t group = 1;  // chunks per group: at most 16 groups
+  while ((chunks + group - 1) / group > 16) group *= 2;
+  const std::uint64_t groups = (chunks + group - 1) / group;
+  std::vector<A> root(static_cast<std::size_t>(groups) * n_out);
+  auto run_group = [&](auto k_tag, std::uint64_t gi) {
+    constexpr std::size_t K = decltype(k_tag)::value;
+    row_tree_stack<A> st(n_out);
+    A* row[K];
+    for (std::size_t j = 0; j < K; ++j) row[j] = st.buffer();
+    const std::uint64_t c_end = std::min(chunks, (gi + 1) * group);
+    std::uint64_t c = gi * group;
+    for (; c + K <= c_end && (c + K) * C <= n; c += K) {
+      for (std::size_t j = 0; j < K; ++j) std::fill(row[j], row[j] + n_out, core::negative_zero<A>());
+      const std::size_t b = static_cast<std::size_t>(c * C);
+      for (std::size_t i = 0; i < C; ++i) {
+        for (std::size_t j = 0; j < K; ++j) {
+          const std::size_t q = b + j * C + i;
+          const std::size_t t = static_cast<std::size_t>(idx[q]);
+          if (t >= n_out) {
+            bad = true;
+            return;
+          }
+          row[j][t] = row[j][t] + value_at(q);
+        }
+      }
+      for (std::size_t j = 0; j < K; ++j) row[j] = st.push_buffer(c + j, row[j]);
+    }
+    for (; c < c_end; ++c) {
+      std::fill(row[0], row[0] + n_out, core::negative_zero<A>());
+      const std::size_t b = static_cast<std::size_t>(c * C), e = static_cast<std::size_t>(std::min<std::uint64_t>(n, (c + 1) * C));
+      for (std::size_t q = b; q < e; ++q) {
+        const std::size_t t = static_cast<std::size_t>(idx[q]);
+        if (t >= n_out) {
+          bad = true;
+          return;
+        }
+        row[0][t] = row[0][t] + value_at(q);
+      }
+      row[0] = st.push_buffer(c, row[0]);
+    }
+    const A* r = st.finish();
+    std::copy(r, r + n_out, root.data() + gi * n_out);
+  };
+  parallel_chunks(threads, canonical_chunks{groups, 1}, [&](std::uint64_t g0, std::uint64_t g1) {
+    for (std::uint64_t gi = g0; gi < g1; ++gi) {
+      if (n_out <= 4096)
+        run_group(std::integral_constant<std::size_t, 8>{}, gi);
+      else
+        run_group(std::integral_constant<std::size_t, 4>{}, gi);
+    }
+  });
+  if (bad) return false;
+  row_tree_stack<A> st(n_out);
+  for (std::uint64_t gi = 0; gi < groups; ++gi) {
+    std::copy(root.data() + gi * n_out, root.data() + (gi + 1) * n_out, st.slot());
+    st.push(gi * group);
+  }
+  const A* s = st.finish();
+  std::vector<unsigned char> touched;
+  for (std::size_t t = 0; t < n_out; ++t) {
+    if (core::detail::same_bits(s[t], core::negative_zero<A>()) && out[t] != out[t]) {
+      if (touched.empty()) {
+        touched.assign(n_out, 0);
+        for (std::size_t i = 0; i < n; ++i) touched[static_cast<std::size_t>(idx[i])] = 1;
+      }
+      if (!touched[t]) continue;
+    }
+    out[t] = core::canonicalize(out[t] + s[t]);
+  }
+  return true;
+}
+
+/// Dense strategy, exact tier, float values: each thread adds every finite value
+/// v = +-m * 2^(E-150) (m the 24-bit significand, E the biased exponent, 1 for subnormals) as
+/// the integer +-(m << (E % 16)) into bin E / 16 of its target (16 int64 bins: below 2^39 per
+/// value, so 2^24 values per target before a carry could be lost). A block of values is first
+/// decoded into (bin slot, integer) pairs without branches (vectorizable), then added; a block
+/// with a NaN or Inf is added one by one, those values aside. Every 2^24 sources the bins fold
+/// into per-target exact accumulators (add_scaled_integer), which merge across threads with the
+/// old value and round once: the exact_accumulator's value, so its bits. Bins are bin-major
+/// (bin k of every target together), so the few bins real data hits stay in L1. Whether a
+/// target had values at all, and whether they were all -0.0 (the signed-zero rule), matters
+/// only when its bins sum to zero: those targets (rare) are found with one more pass. Indices are checked on the
+/// way: false (out untouched) when one is outside [0, n_out).
+template <class I, class ValueAt>
+bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at,
+                                  int threads) {
+  constexpr std::size_t nb = 16, block = 256;
+  const int th = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads),
+                                                                                     (n + 65535) >> 16)));
+  std::vector<std::vector<core::exact_accumulator<float>>> acc(static_cast<std::size_t>(th));
+  std::atomic<bool> bad{false};
+  thread_pool::instance().run(th, [&](int id) {
+    const std::size_t b0 = n * static_cast<std::size_t>(id) / static_cast<std::size_t>(th);
+    const std::size_t e0 = n * static_cast<std::size_t>(id + 1) / static_cast<std::size_t>(th);
+    auto& a = acc[static_cast<std::size_t>(id)];
+    a.resize(n_out);
+    std::unique_ptr<std::int64_t[]> bins(new std::int64_t[n_out * nb]);
+    std::int64_t* __restrict bn = bins.get();
+    alignas(64) std::uint32_t slot[block];
+    alignas(64) std::int64_t val[block];
+    for (std::size_t b = b0; b < e0; b += (std::size_t(1) << 24)) {
+      const std::size_t e = std::min(e0, b + (std::size_t(1) << 24));
+      std::fill(bn, bn + n_out * nb, std::int64_t(0));
+      for (std::size_t i0 = b; i0 < e; i0 += block) {
+        const std::size_t m = std::min(block, e - i0);
+        std::uint32_t special = 0;
+        std::uint64_t out_of_range = 0;
+        for (std::size_t j = 0; j < m; ++j) {
+          const std::uint64_t t = static_cast<std::uint64_t>(idx[i0 + j]);
+          const float v = value_at(i0 + j);
+          std::uint32_t u;
+          std::memcpy(&u, &v, sizeof u);
+          const std::uint32_t be = (u >> 23) & 255u;
+          const std::uint32_t E = be | static_cast<std::uint32_t>(be == 0);
+          const std::int64_t mag = static_cast<std::int64_t>((u & 0x7fffffu) | (static_cast<std::uint32_t>(be != 0) << 23))
+                                   << (E & 15u);
+          const std::int64_t neg = -static_cast<std::int64_t>(u >> 31);  // 0 or -1
+          val[j] = (mag ^ neg) - neg;
+          slot[j] = (E >> 4) * static_cast<std::uint32_t>(n_out) + static_cast<std::uint32_t>(t);  // bin-major
+          special |= static_cast<std::uint32_t>(be == 255u);
+          out_of_range |= static_cast<std::uint64_t>(t >= n_out);
+        }
+        if (out_of_range) {
+          bad = true;
+          return;
+        }
+        if (special) {
+          for (std::size_t j = 0; j < m; ++j) {
+            const float v = value_at(i0 + j);
+            if (!(v - v == 0.0f))
+              a[static_cast<std::size_t>(idx[i0 + j])].add(v);
+            else
+              bn[slot[j]] += val[j];
+          }
+          continue;
+        }
+        for (std::size_t j = 0; j < m; ++j) bn[slot[j]] += val[j];
+      }
+      for (std::size_t k = 0; k < nb; ++k)
+        for (std::size_t t = 0; t < n_out; ++t)
+          if (bn[k * n_out + t]) a[t].add_scaled_integer(bn[k * n_out + t], 16 * static_cast<int>(k) - 150);
+    }
+  });
+  if (bad) return false;
+  // A target whose accumulators saw nothing (no flags: all its bins summed to zero, no NaN or
+  // Inf) has no values, or values whose exact sum is zero: one pass over the sources of those
+  // targets (rare) tells which, and whether every value was -0.0 (the signed-zero rule).
+  std::vector<unsigned char> quiet(n_out, 0);
+  bool any_quiet = false;
+  for (std::size_t k = 0; k < n_out; ++k) {
+    bool flagged = false;
+    for (int id = 0; id < th; ++id) flagged = flagged || acc[static_cast<std::size_t>(id)][k].flags() != 0;
+    if (!flagged) quiet[k] = 1, any_quiet = true;
+  }
+  std::vector<unsigned char> hit, non_negzero;
+  if (any_quiet) {
+    hit.assign(n_out, 0);
+    non_negzero.assign(n_out, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t k = static_cast<std::size_t>(idx[i]);
+      if (quiet[k]) {
+        const float v = value_at(i);
+        hit[k] = 1;
+        if (!(v == 0.0f && std::signbit(v))) non_negzero[k] = 1;
+      }
+    }
+  }
+  for_each_target(n_out, threads, [&](std::size_t k) {
+    if (quiet[k] && !hit[k]) return;  // no values: out[k] untouched
+    core::exact_accumulator<float> total;
+    total.add(out[k]);
+    for (int id = 0; id < th; ++id) total.merge(acc[static_cast<std::size_t>(id)][k]);
+    if (quiet[k]) total.note_inputs(true, !non_negzero[k], false, false, false);
+    out[k] = total.round();
+  });
+  return true;
+}
+
 /// cond ? a : b by bit masks, for conditions on data where a branch would often miss (the
 /// compilers turn the plain ?: on floats into one).
 template <class A>
@@ -224,8 +561,22 @@ A select_bits(bool cond, A a, A b) {
 /// out[t] + exact sum (exact). For many targets the groups come bucket by bucket while they are
 /// in cache (radix_for_each_bucket), so out is read and written in order, not at random.
 template <class A, class I, class ValueAt>
-void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value, tier t, int threads) {
+void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value, tier t, int threads,
+                  const char* what) {
   const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + core::scatter_chunk - 1) / core::scatter_chunk;
+  if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
+    if constexpr (std::is_same<A, float>::value) {
+      if (!dense_index_add_exact_binned(out, n_out, idx, n, [&value](std::size_t i) { return float(value(i)); }, threads))
+        validate_indices(idx, n, n_out, threads, what);  // throws
+      return;
+    }
+  }
+  if (t != tier::exact && n_out <= 16384 && chunks * n_out <= dense_partials_limit) {
+    if (!dense_index_add_rows<A>(out, n_out, idx, n, value, threads))
+      validate_indices(idx, n, n_out, threads, what);  // throws
+    return;
+  }
+  validate_indices(idx, n, n_out, threads, what);
   if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
     dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
     return;

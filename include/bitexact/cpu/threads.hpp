@@ -5,14 +5,20 @@
 // computes a chunk, never what a chunk computes.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include <pthread.h>
+
+#include "../fp_environment.hpp"
 
 namespace bitexact {
 namespace cpu {
@@ -28,6 +34,47 @@ struct canonical_chunks {
 
 namespace detail {
 
+/// Test hook: the least work (values, sources, rows x cols...) a family gives one thread before
+/// it wakes another. 0 (the default) keeps each family's own grain; a positive value replaces
+/// every family's, so tests split small inputs over {2, 3, 4, 7, 8} threads (also under qemu).
+/// Set from the environment variable BITEXACT_MIN_WORK_PER_THREAD (read once) or by
+/// set_min_work_per_thread(). Like the thread count, it changes who computes which canonical
+/// chunk, never a result bit.
+inline std::atomic<std::uint64_t>& min_work_override() {
+  static std::atomic<std::uint64_t> v{[] {
+    const char* s = std::getenv("BITEXACT_MIN_WORK_PER_THREAD");
+    return s == nullptr ? std::uint64_t{0} : std::strtoull(s, nullptr, 10);
+  }()};
+  return v;
+}
+inline void set_min_work_per_thread(std::uint64_t n) { min_work_override().store(n); }
+/// The grain a family uses: its own default unless the hook overrides it.
+inline std::uint64_t min_work_per_thread(std::uint64_t family_default) {
+  const std::uint64_t o = min_work_override().load(std::memory_order_relaxed);
+  return o != 0 ? o : family_default;
+}
+/// The thread count for `work` units at that grain, at least 1 and at most `threads`.
+inline int threads_for_work(int threads, std::uint64_t work, std::uint64_t family_default) {
+  const std::uint64_t g = min_work_per_thread(family_default);
+  const std::uint64_t useful = (work + g - 1) / g;
+  return static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max(threads, 1)), useful)));
+}
+
+/// Test probe: bit k (k < 63; 63 for more) is set once a parallel region has run k jobs on k
+/// distinct threads (the caller and k - 1 workers). Tests reset it and read which splits ran.
+inline std::atomic<std::uint64_t>& split_seen() {
+  static std::atomic<std::uint64_t> v{0};
+  return v;
+}
+
+/// Counts fork()s of this process (a pthread_atfork child handler): a forked child has only
+/// the thread that called fork(), so the pool it inherited has no workers and its locks may be
+/// held by threads that do not exist there. The pool sees the count change and starts afresh.
+inline std::atomic<std::uint64_t>& fork_generation() {
+  static std::atomic<std::uint64_t> v{0};
+  return v;
+}
+
 class thread_pool {
  public:
   static thread_pool& instance() {
@@ -36,84 +83,120 @@ class thread_pool {
   }
 
   /// Runs job(t) for t in [0, nthreads) concurrently; t = 0 on the calling thread. Rethrows
-  /// the first exception a job threw. Calls from inside a job run serially (no nesting).
+  /// the first exception a job threw. Calls from inside a job run serially (no nesting); calls
+  /// from several user threads take turns (one parallel region at a time). Workers run in the
+  /// IEEE default FP mode whatever the mode of the thread that started them.
   void run(int nthreads, const std::function<void(int)>& job) {
     if (nthreads <= 1 || in_job()) {
       for (int t = 0; t < std::max(nthreads, 1); ++t) job(t);
       return;
     }
-    std::unique_lock<std::mutex> call_lock(call_mutex_);  // one parallel region at a time
+    state& st = current();
+    std::unique_lock<std::mutex> call_lock(st.call_mutex);  // one parallel region at a time
     {
-      std::unique_lock<std::mutex> lk(m_);
-      while (static_cast<int>(workers_.size()) < nthreads - 1) {
-        const int id = static_cast<int>(workers_.size()) + 1;
-        workers_.emplace_back([this, id] { worker(id); });
+      std::unique_lock<std::mutex> lk(st.m);
+      while (static_cast<int>(st.workers.size()) < nthreads - 1) {
+        const int id = static_cast<int>(st.workers.size()) + 1;
+        st.workers.emplace_back([&st, id] { worker(st, id); });
       }
-      job_ = &job;
-      active_ = nthreads;
-      pending_ = nthreads - 1;
-      error_ = nullptr;
-      ++generation_;
+      st.job = &job;
+      st.active = nthreads;
+      st.pending = nthreads - 1;
+      st.error = nullptr;
+      ++st.generation;
     }
-    cv_.notify_all();
-    run_one(job, 0);
-    std::unique_lock<std::mutex> lk(m_);
-    done_cv_.wait(lk, [this] { return pending_ == 0; });
-    job_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    st.cv.notify_all();
+    split_seen().fetch_or(std::uint64_t{1} << std::min(nthreads, 63), std::memory_order_relaxed);
+    run_one(st, job, 0);
+    std::unique_lock<std::mutex> lk(st.m);
+    st.done_cv.wait(lk, [&st] { return st.pending == 0; });
+    st.job = nullptr;
+    if (st.error) std::rethrow_exception(st.error);
   }
 
   ~thread_pool() {
+    state* st = state_.load();
+    // A forked child that exits without having called an op still holds its parent's state:
+    // those workers do not exist here, so there is nothing to stop or join (and it leaks).
+    if (st->forks != fork_generation().load()) return;
     {
-      std::lock_guard<std::mutex> lk(m_);
-      stop_ = true;
-      ++generation_;
+      std::lock_guard<std::mutex> lk(st->m);
+      st->stop = true;
+      ++st->generation;
     }
-    cv_.notify_all();
-    for (auto& w : workers_) w.join();
+    st->cv.notify_all();
+    for (auto& w : st->workers) w.join();
+    delete st;
   }
 
  private:
+  /// Everything a process's pool holds; a forked child leaks its parent's copy (its threads do
+  /// not exist in the child, its mutexes may be locked) and makes a new one.
+  struct state {
+    std::uint64_t forks = 0;  // fork_generation() when made
+    std::mutex call_mutex, m;
+    std::condition_variable cv, done_cv;
+    std::vector<std::thread> workers;
+    const std::function<void(int)>* job = nullptr;
+    std::uint64_t generation = 0;
+    int active = 0, pending = 0;
+    bool stop = false;
+    std::exception_ptr error;
+  };
+
+  thread_pool() {
+    static const int registered = pthread_atfork(nullptr, nullptr, [] { fork_generation().fetch_add(1); });
+    (void)registered;
+    state_.store(new state);
+  }
+
+  state& current() {
+    state* st = state_.load(std::memory_order_acquire);
+    const std::uint64_t forks = fork_generation().load(std::memory_order_acquire);
+    if (st->forks == forks) return *st;
+    // In a forked child: the old state is abandoned (never touched again, never freed).
+    state* fresh = new state;
+    fresh->forks = forks;
+    if (state_.compare_exchange_strong(st, fresh, std::memory_order_acq_rel)) return *fresh;
+    delete fresh;  // another thread of the child replaced it first
+    return *st;
+  }
+
   static bool& in_job() {
     static thread_local bool v = false;
     return v;
   }
-  void run_one(const std::function<void(int)>& job, int id) {
+  static void run_one(state& st, const std::function<void(int)>& job, int id) {
     in_job() = true;
     try {
       job(id);
     } catch (...) {
-      std::lock_guard<std::mutex> lk(m_);
-      if (!error_) error_ = std::current_exception();
+      std::lock_guard<std::mutex> lk(st.m);
+      if (!st.error) st.error = std::current_exception();
     }
     in_job() = false;
   }
-  void worker(int id) {
+  static void worker(state& st, int id) {
+    // A new thread inherits its creator's MXCSR / FPCR and rounding mode; workers must not.
+    ::bitexact::detail::set_ieee_environment();
     std::uint64_t seen = 0;
     for (;;) {
       const std::function<void(int)>* job = nullptr;
       {
-        std::unique_lock<std::mutex> lk(m_);
-        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        if (id >= active_) continue;
-        job = job_;
+        std::unique_lock<std::mutex> lk(st.m);
+        st.cv.wait(lk, [&] { return st.stop || st.generation != seen; });
+        if (st.stop) return;
+        seen = st.generation;
+        if (id >= st.active) continue;
+        job = st.job;
       }
-      run_one(*job, id);
-      std::lock_guard<std::mutex> lk(m_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      run_one(st, *job, id);
+      std::lock_guard<std::mutex> lk(st.m);
+      if (--st.pending == 0) st.done_cv.notify_one();
     }
   }
 
-  std::mutex call_mutex_, m_;
-  std::condition_variable cv_, done_cv_;
-  std::vector<std::thread> workers_;
-  const std::function<void(int)>* job_ = nullptr;
-  std::uint64_t generation_ = 0;
-  int active_ = 0, pending_ = 0;
-  bool stop_ = false;
-  std::exception_ptr error_;
+  std::atomic<state*> state_{nullptr};
 };
 
 }  // namespace detail

@@ -11,8 +11,7 @@
 //   exact        reference::sum_exact / dot_exact bit for bit: per-thread exact accumulators,
 //                digit-wise integer atomics, one rounding thread.
 //
-// NaN: the exact tier returns the canonical quiet NaN. In the fixed_order tier a NaN result is
-// a NaN whose payload is the GPU's (the CPU reference may carry another payload).
+// NaN: both tiers return the canonical quiet NaN (core::canonicalize), as the CPU ops do.
 //
 // What is proven without a GPU (see README): the bodies' bits by CPU emulation over many
 // launch shapes, and that this file compiles for sm_80 and sm_90 (tests/cuda_compile_check.cu).

@@ -46,6 +46,7 @@
 #include "../core/exact.hpp"
 #include "../core/fixed_order.hpp"
 #include "../core/math.hpp"
+#include "../core/scatter.hpp"  // core::canonicalize
 #include "block_context.hpp"
 #include "launch.hpp"
 
@@ -234,7 +235,7 @@ BITEXACT_HD void fixed_order_top_body(const Ctx& ctx, const thread_index& ti, co
     val = stack.finish();
   }
   const A root = warp_aligned_tree(ctx, lane, val, active);
-  if (lane == 0) *out = root;
+  if (lane == 0) *out = core::canonicalize(root);  // NaN out: the canonical quiet NaN, like the CPU
 }
 
 // ---------------------------------------------------------------------------------------------
