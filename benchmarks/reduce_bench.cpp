@@ -194,11 +194,11 @@ void register_all() {
           const std::string name = std::string(op_name(o)) + "/" + size_name(n) + "/t" + std::to_string(threads) + "/" + im.name;
           g_names[name] = key{o, n, threads, im.name};
           auto* b = benchmark::RegisterBenchmark(name.c_str(), bench, im.fn, o, n, threads);
-          b->UseRealTime()->Unit(benchmark::kMicrosecond)->Repetitions(3)->ReportAggregatesOnly(true);
+          b->UseRealTime()->Unit(benchmark::kMicrosecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
           if (n >= (std::size_t{1} << 20))
-            b->Iterations(4);
+            b->Iterations(bitexact_bench::iterations(4));
           else
-            b->MinTime(0.05);
+            b->MinTime(bitexact_bench::min_time(0.05));
         }
 }
 
@@ -280,6 +280,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   register_all();
+  bitexact_bench::declare_family("reduce", {{"fixed_order", "bitexact"}, {"exact", "bitexact"},
+                                            {"omp_simd", "nondeterministic"}, {"openblas", "nondeterministic"},
+                                            {"accumulate", "deterministic"}, {"read", "floor"}});
   bitexact_bench::median_reporter reporter(capture);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   print_summary();

@@ -179,90 +179,95 @@ void copy_sweep(int threads) {
                                  });
 }
 
-void BM_softmax_bitexact(benchmark::State& st) {
+void BM_softmax_bitexact(benchmark::State& st, int threads) {
   auto& b = bufs();
-  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  const bitexact::execution e{threads, bitexact::isa::automatic};
   for (auto _ : st) {
     bitexact::softmax(b.x.data(), kRows, kCols, kCols, b.y.data(), kCols, e);
     benchmark::DoNotOptimize(b.y.data());
   }
 }
-void BM_softmax_peer(benchmark::State& st) {
+void BM_softmax_peer(benchmark::State& st, int threads) {
   for (auto _ : st) {
-    peer_softmax(static_cast<int>(st.range(0)));
+    peer_softmax(threads);
     benchmark::DoNotOptimize(bufs().y.data());
   }
 }
 #ifdef ROWWISE_BENCH_LIBMVEC
-void BM_softmax_libmvec(benchmark::State& st) {
+void BM_softmax_libmvec(benchmark::State& st, int threads) {
   for (auto _ : st) {
-    libmvec_softmax(static_cast<int>(st.range(0)));
+    libmvec_softmax(threads);
     benchmark::DoNotOptimize(bufs().y.data());
   }
 }
 #endif
-void BM_rms_norm_bitexact(benchmark::State& st) {
+void BM_rms_norm_bitexact(benchmark::State& st, int threads) {
   auto& b = bufs();
-  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  const bitexact::execution e{threads, bitexact::isa::automatic};
   for (auto _ : st) {
     bitexact::rms_norm(b.x.data(), kRows, kCols, kCols, b.w.data(), 1e-6, b.y.data(), kCols, e);
     benchmark::DoNotOptimize(b.y.data());
   }
 }
-void BM_rms_norm_peer(benchmark::State& st) {
+void BM_rms_norm_peer(benchmark::State& st, int threads) {
   for (auto _ : st) {
-    peer_rms_norm(static_cast<int>(st.range(0)));
+    peer_rms_norm(threads);
     benchmark::DoNotOptimize(bufs().y.data());
   }
 }
-void BM_row_sum_bitexact(benchmark::State& st) {
+void BM_row_sum_bitexact(benchmark::State& st, int threads) {
   auto& b = bufs();
-  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  const bitexact::execution e{threads, bitexact::isa::automatic};
   for (auto _ : st) {
     bitexact::row_sum(b.x.data(), kRows, kCols, kCols, b.sums.data(), bitexact::tier::fixed_order, e);
     benchmark::DoNotOptimize(b.sums.data());
   }
 }
-void BM_row_sum_peer(benchmark::State& st) {
+void BM_row_sum_peer(benchmark::State& st, int threads) {
   for (auto _ : st) {
-    peer_row_sum(static_cast<int>(st.range(0)));
+    peer_row_sum(threads);
     benchmark::DoNotOptimize(bufs().sums.data());
   }
 }
-void BM_col_sum_bitexact(benchmark::State& st) {
+void BM_col_sum_bitexact(benchmark::State& st, int threads) {
   auto& b = bufs();
-  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  const bitexact::execution e{threads, bitexact::isa::automatic};
   for (auto _ : st) {
     bitexact::col_sum(b.x.data(), kRows, kCols, kCols, b.sums.data(), bitexact::tier::fixed_order, e);
     benchmark::DoNotOptimize(b.sums.data());
   }
 }
-void BM_col_sum_peer(benchmark::State& st) {
+void BM_col_sum_peer(benchmark::State& st, int threads) {
   for (auto _ : st) {
-    peer_col_sum(static_cast<int>(st.range(0)));
+    peer_col_sum(threads);
     benchmark::DoNotOptimize(bufs().sums.data());
   }
 }
-void BM_argmin_bitexact(benchmark::State& st) {
+void BM_argmin_bitexact(benchmark::State& st, int threads) {
   auto& b = bufs();
-  const bitexact::execution e{static_cast<int>(st.range(0)), bitexact::isa::automatic};
+  const bitexact::execution e{threads, bitexact::isa::automatic};
   for (auto _ : st) benchmark::DoNotOptimize(bitexact::argmin(b.x.data(), b.x.size(), e));
 }
-void BM_argmin_peer(benchmark::State& st) {
-  for (auto _ : st) benchmark::DoNotOptimize(peer_argmin(static_cast<int>(st.range(0))));
+void BM_argmin_peer(benchmark::State& st, int threads) {
+  for (auto _ : st) benchmark::DoNotOptimize(peer_argmin(threads));
 }
-void BM_copy(benchmark::State& st) {
+void BM_copy(benchmark::State& st, int threads) {
   for (auto _ : st) {
-    copy_sweep(static_cast<int>(st.range(0)));
+    copy_sweep(threads);
     benchmark::DoNotOptimize(bufs().y.data());
   }
+}
+
+/// "<op>/4096x4096/t<threads>/<impl>" (the naming convention of benchmarks/median_reporter.hpp).
+std::string bench_name(const std::string& op, int threads, const char* impl) {
+  return op + "/" + std::to_string(kRows) + "x" + std::to_string(kCols) + "/t" + std::to_string(threads) + "/" + impl;
 }
 
 /// Seconds per iteration of every benchmark (median over repetitions), by run name.
 struct capture {
   std::map<std::string, double> seconds;
   void operator()(const bitexact_bench::median_reporter::Run& r) {
-    if (r.iterations > 0) seconds[r.run_name.str()] = r.real_accumulated_time / static_cast<double>(r.iterations);
+    if (r.iterations > 0) seconds[r.run_name.function_name] = r.real_accumulated_time / static_cast<double>(r.iterations);
   }
 };
 
@@ -276,16 +281,14 @@ void print_summary(const capture& c) {
     for (int t : {1, 2}) {
       // GB/s of the bytes moved: input + output for the row-wise ops, input only otherwise.
       const double bytes = in_bytes * (std::string(op) == "softmax" || std::string(op) == "rms_norm" ? 2.0 : 1.0);
-      auto get = [&](const std::string& prefix) {  // "BM_x/<threads>/..." -> seconds
-        for (const auto& kv : c.seconds)
-          if (kv.first.compare(0, prefix.size(), prefix) == 0) return kv.second;
-        return 0.0;
+      auto get = [&](const std::string& o, const char* impl) {  // "<op>/<case>/t<T>/<impl>" -> seconds
+        const auto it = c.seconds.find(bench_name(o, t, impl));
+        return it == c.seconds.end() ? 0.0 : it->second;
       };
-      const std::string suffix = "/" + std::to_string(t) + "/";
-      const double bx = get(std::string("BM_") + op + "_bitexact" + suffix);
-      const double pe = get(std::string("BM_") + op + "_peer" + suffix);
-      const double cp = get("BM_copy" + suffix);
-      const double lv = get(std::string("BM_") + op + "_libmvec" + suffix);  // 0: not run
+      const double bx = get(op, "bitexact");
+      const double pe = get(op, "peer");
+      const double cp = get("copy", "memcpy");
+      const double lv = get(op, "libmvec");  // 0: not run
       char lv_ms[32] = "-", lv_ratio[32] = "-";
       if (lv > 0) {
         std::snprintf(lv_ms, sizeof lv_ms, "%.2f", lv * 1e3);
@@ -301,29 +304,36 @@ void print_summary(const capture& c) {
 
 int main(int argc, char** argv) {
   bufs();
-  auto reg = [](const char* name, void (*fn)(benchmark::State&)) {
-    benchmark::RegisterBenchmark(name, fn)
-        ->Arg(1)
-        ->Arg(2)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond)
-        ->Repetitions(3)
-        ->ReportAggregatesOnly(true);
+  // Names follow benchmarks/median_reporter.hpp: "<op>/<rows>x<cols>/t<threads>/<impl>".
+  auto reg = [](const char* op, const char* impl, void (*fn)(benchmark::State&, int)) {
+    for (int t : {1, 2})
+      benchmark::RegisterBenchmark(bench_name(op, t, impl).c_str(), fn, t)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond)
+          ->Repetitions(bitexact_bench::repetitions(3))
+          ->MinTime(bitexact_bench::min_time(0.5))  // 0.5 s: Google Benchmark's default
+          ->ReportAggregatesOnly(true);
   };
-  reg("BM_softmax_bitexact", BM_softmax_bitexact);
-  reg("BM_softmax_peer", BM_softmax_peer);
+  reg("softmax", "bitexact", BM_softmax_bitexact);
+  reg("softmax", "peer", BM_softmax_peer);
 #ifdef ROWWISE_BENCH_LIBMVEC
-  reg("BM_softmax_libmvec", BM_softmax_libmvec);
+  reg("softmax", "libmvec", BM_softmax_libmvec);
 #endif
-  reg("BM_rms_norm_bitexact", BM_rms_norm_bitexact);
-  reg("BM_rms_norm_peer", BM_rms_norm_peer);
-  reg("BM_row_sum_bitexact", BM_row_sum_bitexact);
-  reg("BM_row_sum_peer", BM_row_sum_peer);
-  reg("BM_col_sum_bitexact", BM_col_sum_bitexact);
-  reg("BM_col_sum_peer", BM_col_sum_peer);
-  reg("BM_argmin_bitexact", BM_argmin_bitexact);
-  reg("BM_argmin_peer", BM_argmin_peer);
-  reg("BM_copy", BM_copy);
+  reg("rms_norm", "bitexact", BM_rms_norm_bitexact);
+  reg("rms_norm", "peer", BM_rms_norm_peer);
+  reg("row_sum", "bitexact", BM_row_sum_bitexact);
+  reg("row_sum", "peer", BM_row_sum_peer);
+  reg("col_sum", "bitexact", BM_col_sum_bitexact);
+  reg("col_sum", "peer", BM_col_sum_peer);
+  reg("argmin", "bitexact", BM_argmin_bitexact);
+  reg("argmin", "peer", BM_argmin_peer);
+  reg("copy", "memcpy", BM_copy);
+  // The softmax/RMSNorm/row_sum peers reduce in an order that depends on the vector width the
+  // compiler picked, and libmvec's expf on glibc and the ISA; the column-sum loop and the
+  // argmin peer give the same answer on any split (deterministic peers).
+  bitexact_bench::declare_family("rowwise", {{"bitexact", "bitexact"}, {"peer", "nondeterministic"},
+                                             {"libmvec", "nondeterministic"}, {"col_sum/peer", "deterministic"},
+                                             {"argmin/peer", "deterministic"}, {"memcpy", "floor"}});
   benchmark::Initialize(&argc, argv);
   capture c;
   bitexact_bench::median_reporter reporter([&c](const bitexact_bench::median_reporter::Run& r) { c(r); });

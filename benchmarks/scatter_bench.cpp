@@ -1,9 +1,9 @@
 // scatter_bench - deterministic index_add against the fastest thing a user would run instead.
 //
 // Shapes (float values, int64 indices), each with four index distributions:
-//   1d/4Mi->1Ki      4 Mi sources into 1 Ki targets (heavy collisions)
-//   1d/4Mi->4Mi      4 Mi sources into 4 Mi targets (few collisions)
-//   rows/1Mi->64Ki   1 Mi rows of width 128 into 64 Ki target rows
+//   index_add/4Mi->1Ki       4 Mi sources into 1 Ki targets (heavy collisions)
+//   index_add/4Mi->4Mi       4 Mi sources into 4 Mi targets (few collisions)
+//   index_add_rows/1Mi->64Ki 1 Mi rows of width 128 into 64 Ki target rows
 //   distributions:   one (every index 0), uniform, zipf (P(t) ~ 1/(t+1), hot targets first),
 //                    sorted (uniform, then sorted: segment-sum style)
 // Implementations, at 1 and 2 threads:
@@ -65,9 +65,9 @@ struct problem {
 
 std::vector<shape>& shapes() {
   static std::vector<shape> s = [] {
-    std::vector<shape> v = {{"1d/4Mi->1Ki", 4u << 20, 1024, 1, {}},
-                            {"1d/4Mi->4Mi", 4u << 20, 4u << 20, 1, {}},
-                            {"rows/1Mi->64Ki", 1u << 20, 64u << 10, 128, {}}};
+    std::vector<shape> v = {{"index_add/4Mi->1Ki", 4u << 20, 1024, 1, {}},
+                            {"index_add/4Mi->4Mi", 4u << 20, 4u << 20, 1, {}},
+                            {"index_add_rows/1Mi->64Ki", 1u << 20, 64u << 10, 128, {}}};
     std::mt19937_64 g(7);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     for (shape& x : v) {
@@ -231,9 +231,15 @@ int main(int argc, char** argv) {
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime()
             ->Iterations(1)
-            ->Repetitions(5)
+            ->Repetitions(bitexact_bench::repetitions(5))
             ->ReportAggregatesOnly(true);
       }
+  // Report kinds (tools/bench_report.py): serial is the deterministic peer; private buffers are
+  // deterministic only for a fixed thread count, so they count with the non-deterministic peers.
+  bitexact_bench::declare_family("scatter", {{"fixed_order", "bitexact"}, {"exact", "bitexact"},
+                                             {"serial", "deterministic"}, {"private", "nondeterministic"},
+                                             {"omp_atomic", "nondeterministic"}, {"torch_index_add", "nondeterministic"},
+                                             {"torch_scatter_add", "nondeterministic"}});
   bitexact_bench::median_reporter reporter(capture);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
@@ -241,9 +247,9 @@ int main(int argc, char** argv) {
     if (std::fgets(line, sizeof line, f)) std::printf("\nload average at the end of the run: %s", line);
     std::fclose(f);
   }
-  std::printf("\nSummary: ms per call (wall clock, median of 5). best = the fastest peer at up to T threads\n");
+  std::printf("\nSummary: ms per call (wall clock, median of the repetitions). best = the fastest peer at up to T threads\n");
   std::printf("(serial counts at T=2 too); fo = fixed_order, ex = exact; ratios are time / time.\n");
-  std::printf("%-24s %1s %8s %8s %8s %8s %8s %8s %8s | %-17s %7s %7s %9s %9s\n", "case", "T", "fixed", "exact", "serial",
+  std::printf("%-34s %1s %8s %8s %8s %8s %8s %8s %8s | %-17s %7s %7s %9s %9s\n", "case", "T", "fixed", "exact", "serial",
               "private", "atomic", "t_index", "t_scat", "best peer", "fo/best", "ex/best", "fo/serial", "ex/serial");
   auto cell = [](double v) {
     if (v > 0)
@@ -270,7 +276,7 @@ int main(int argc, char** argv) {
       }
       if (!bn.empty()) best_name = bn.c_str();
       if (fo == 0 && ex == 0 && best == 0) continue;  // filtered out
-      std::printf("%-24s %1d", pn.c_str(), t);
+      std::printf("%-34s %1d", pn.c_str(), t);
       cell(fo);
       cell(ex);
       cell(se);

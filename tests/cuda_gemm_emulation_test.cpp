@@ -9,7 +9,7 @@
 //                form integer * 2^e, summed exactly in __int128 and rounded by hand here; and
 //                bit for bit the CPU exact tier (cpu/gemm_exact.hpp: integer slices, another
 //                decomposition) on data with wide exponent ranges and special values.
-// Nothing here runs on a GPU; device compilation is tests/cuda_gemm_compile_check.cu.
+// Nothing here runs on a GPU; device compilation is tests/cuda_gemm_launcher_test.cu.
 #include <gtest/gtest.h>
 
 #include <cmath>

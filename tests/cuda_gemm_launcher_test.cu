@@ -5,6 +5,9 @@
 // so no CUDA device or driver is needed. It checks the CUB-style two-phase sizes, and that bad
 // arguments, a short workspace and a workspace overlapping C throw std::invalid_argument.
 // Pointers are host addresses: the launcher only compares them.
+// It is also the GEMM kernels' compile check: its calls instantiate every launcher (float, double
+// and bfloat16 inputs, both tiers, with and without a caller's workspace) and so every kernel,
+// which nvcc compiles for the configured architectures (80 and 90) - one CUDA translation unit.
 #include <gtest/gtest.h>
 
 #include <cstddef>
