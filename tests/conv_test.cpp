@@ -97,6 +97,8 @@ std::vector<conv2d_shape> shapes() {
       shape(2, 8, 21, 19, 13, 1, 1, 1, 0, 1, 1),  // 1x1, 399 positions: two column tiles
       shape(1, 5, 23, 17, 19, 5, 4, 1, 3, 1, 1),  // large pad, 19 out-channels (row tail)
       shape(2, 2, 4, 4, 3, 5, 5, 1, 2, 1, 1),     // kernel = padded input
+      shape(2, 20, 18, 35, 20, 3, 3, 1, 1, 1, 20),  // depthwise fast path: vectors and tails
+      shape(1, 17, 21, 40, 17, 5, 5, 2, 2, 2, 17),  // depthwise 5x5, stride 2 x 1, dilation 2
   };
 }
 

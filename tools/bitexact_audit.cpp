@@ -2,8 +2,9 @@
 //
 // Families: random (generators and distributions), reduce (sum/dot, fixed_order and exact) and
 // scatter (index_add 1-D and rows, segment max; both tiers; the CUDA scatter pipeline through
-// its CPU emulation) and gemm (fixed_order sgemm/dgemm/bf16 and a split-K decode shape; timed
-// against OpenBLAS when linked).
+// its CPU emulation), gemm (fixed_order sgemm/dgemm/bf16 and a split-K decode shape; timed
+// against OpenBLAS when linked) and conv (conv2d forward both tiers, backward-data,
+// backward-weight, max and avg pooling forward and backward, both layouts; CPU only).
 // For each op family it runs every op across thread counts, every ISA this build and CPU
 // have, and emulated CUDA launch shapes; prints one hash per configuration, whether all agree
 // with the scalar reference, and the time against the fastest non-deterministic peer.
@@ -27,6 +28,8 @@
 #include <bitexact/reference/random.hpp>
 #include <bitexact/reference/reduce.hpp>
 #include <bitexact/reference/scatter.hpp>
+#include <bitexact/reference/conv.hpp>  // conv family
+#include <bitexact/reference/pool.hpp>
 #include <bitexact/cuda/scatter_kernels.hpp>
 
 #if defined(BITEXACT_HAVE_RANDOM123)
@@ -455,6 +458,85 @@ int run_scatter(std::size_t n, bool timing) {
   return a.mismatches == 0 ? 0 : 1;
 }
 
+// ---------------------------------------------------------------- conv family (conv branch)
+
+/// conv2d forward (both tiers), backward-data, backward-weight and max/avg pooling, NCHW and
+/// NHWC, every ISA x threads {1,2,3,4,7,8}, against the reference. Speed: conv_bench.
+int run_conv() {
+  int configs = 0, mismatches = 0;
+  auto fill = [](std::vector<float>& v, std::uint32_t seed) {
+    std::uint32_t z = seed;
+    for (auto& x : v) {
+      z = z * 1664525u + 1013904223u;
+      x = static_cast<float>(static_cast<int>(z >> 9) - (1 << 22)) * 0x1p-21f;
+    }
+  };
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    conv2d_shape s;
+    s.batch = 3, s.in_channels = 12, s.in_h = 19, s.in_w = 17, s.out_channels = 10, s.kernel_h = 3, s.kernel_w = 3;
+    s.stride_h = 2, s.pad_h = 1, s.pad_w = 1, s.dilation_w = 2, s.groups = 2, s.data = l;
+    const std::size_t nx = 3 * 12 * 19 * 17, nw = 10 * 6 * 9, ny = 3 * 10 * s.out_h() * s.out_w();
+    std::vector<float> x(nx), w(nw), b(10), dy(ny);
+    fill(x, 1), fill(w, 2), fill(b, 3), fill(dy, 4);
+    pool2d_shape ps;
+    ps.batch = 3, ps.channels = 12, ps.in_h = 19, ps.in_w = 17, ps.kernel_h = ps.kernel_w = 3;
+    ps.stride_h = ps.stride_w = 2, ps.pad_h = ps.pad_w = 1, ps.ceil_mode = true, ps.data = l;
+    const std::size_t OH = ps.out_h(), OW = ps.out_w(), npy = 3 * 12 * OH * OW;
+    std::vector<float> pdy(npy), py(npy);
+    std::vector<std::int64_t> pidx(npy);
+    fill(pdy, 5);
+    reference::max_pool2d_forward(3, 12, 19, 17, OH, OW, 3, 3, 2, 2, 1, 1, l, x.data(), py.data(), pidx.data());
+    struct conv_op {
+      const char* name;
+      std::size_t n;
+      std::function<void(float*)> ref;
+      std::function<void(float*, execution)> cpu;
+    };
+    const std::vector<conv_op> ops = {
+        {"conv2d_fwd", ny, [&](float* o) { reference::conv2d_forward<float>(s, x.data(), w.data(), b.data(), o, false); },
+         [&](float* o, execution e) { conv2d_forward(s, x.data(), w.data(), b.data(), o, tier::fixed_order, e); }},
+        {"conv2d_fwd_exact", ny, [&](float* o) { reference::conv2d_forward<float>(s, x.data(), w.data(), b.data(), o, true); },
+         [&](float* o, execution e) { conv2d_forward(s, x.data(), w.data(), b.data(), o, tier::exact, e); }},
+        {"conv2d_bwd_data", nx, [&](float* o) { reference::conv2d_backward_data<float>(s, dy.data(), w.data(), o, false); },
+         [&](float* o, execution e) { conv2d_backward_data(s, dy.data(), w.data(), o, tier::fixed_order, e); }},
+        {"conv2d_bwd_weight", nw,
+         [&](float* o) { reference::conv2d_backward_weight<float>(s, x.data(), dy.data(), o, nullptr, false); },
+         [&](float* o, execution e) { conv2d_backward_weight(s, x.data(), dy.data(), o, nullptr, tier::fixed_order, e); }},
+        {"max_pool2d_fwd", npy, [&](float* o) { std::copy(py.begin(), py.end(), o); },
+         [&](float* o, execution e) { max_pool2d_forward(ps, x.data(), o, nullptr, e); }},
+        {"max_pool2d_bwd", nx,
+         [&](float* o) { reference::max_pool2d_backward(3, 12, 19, 17, OH, OW, l, pdy.data(), pidx.data(), o); },
+         [&](float* o, execution e) { max_pool2d_backward(ps, pdy.data(), pidx.data(), o, e); }},
+        {"avg_pool2d_fwd", npy,
+         [&](float* o) { reference::avg_pool2d_forward(3, 12, 19, 17, OH, OW, 3, 3, 2, 2, 1, 1, true, false, l, x.data(), o); },
+         [&](float* o, execution e) { avg_pool2d_forward(ps, x.data(), o, e); }},
+        {"avg_pool2d_bwd", nx,
+         [&](float* o) { reference::avg_pool2d_backward(3, 12, 19, 17, OH, OW, 3, 3, 2, 2, 1, 1, true, false, l, pdy.data(), o); },
+         [&](float* o, execution e) { avg_pool2d_backward(ps, pdy.data(), o, e); }},
+    };
+    for (const conv_op& op : ops) {
+      std::vector<float> buf(op.n);
+      op.ref(buf.data());
+      const std::uint64_t want = fnv1a64(buf.data(), op.n * 4);
+      int bad = 0, n = 0;
+      for (isa i : usable_isas())
+        for (int t : {1, 2, 3, 4, 7, 8}) {
+          std::fill(buf.begin(), buf.end(), 0.0f);
+          op.cpu(buf.data(), execution{t, i});
+          ++n;
+          if (fnv1a64(buf.data(), op.n * 4) != want) ++bad;
+        }
+      configs += n;
+      mismatches += bad;
+      std::printf("conv    %-18s %-5s reference %016llx  %2d configurations (ISAs x threads) %s\n", op.name,
+                  l == layout::nchw ? "nchw" : "nhwc", static_cast<unsigned long long>(want), n,
+                  bad ? "MISMATCH" : "all agree");
+    }
+  }
+  std::printf("conv    %d configurations, %d mismatches (speed against oneDNN: conv_bench)\n\n", configs, mismatches);
+  return mismatches == 0 ? 0 : 1;
+}
+
 // ---------------------------------------------------------------- gemm family (gemm-cpu branch)
 
 /// fixed_order GEMM: every ISA x thread count against the reference, by hash of C's bytes.
@@ -624,6 +706,7 @@ int run(std::size_t n, bool timing) {
   const int reduce_status = run_reduce(n, timing);
   const int scatter_status = run_scatter(n, timing);
   const int gemm_status = run_gemm(timing);  // gemm family (gemm-cpu branch)
+  const int conv_status = run_conv();  // conv family (conv branch)
   {  // hardening (issue 14): which thread splits really ran (BITEXACT_MIN_WORK_PER_THREAD lowers the grain)
     const std::uint64_t seen = cpu::detail::split_seen().load();
     std::printf("parallel regions ran on threads:");
@@ -631,7 +714,10 @@ int run(std::size_t n, bool timing) {
       if ((seen >> k) & 1u) std::printf(" %d", k);
     std::printf("\n");
   }
-  return a.mismatches == 0 && reduce_status == 0 && scatter_status == 0 && gemm_status == 0 ? 0 : 1;
+  return a.mismatches == 0 && reduce_status == 0 && scatter_status == 0 && gemm_status == 0 &&
+                 conv_status == 0
+             ? 0
+             : 1;
 }
 
 }  // namespace

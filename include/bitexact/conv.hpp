@@ -119,7 +119,11 @@ void conv_forward_impl(const conv2d_shape& s, const X* x, const X* w, const A* b
   std::vector<A> wbuf;
   const A* wa = conv_widened<A>(w, z.w, wbuf);
   cpu::detail::with_arch(simd, [&](auto arch) {
-    cpu::detail::conv_forward_kernel<decltype(arch), A, X>(s, x, wa, bias, y, threads);
+    using Arch = decltype(arch);
+    if (cpu::detail::conv_is_depthwise(s) && (s.data == layout::nhwc || s.stride_w == 1))
+      cpu::detail::conv_depthwise_forward<Arch, A, X>(s, x, wa, bias, y, threads);
+    else
+      cpu::detail::conv_forward_kernel<Arch, A, X>(s, x, wa, bias, y, threads);
   });
 }
 
@@ -141,7 +145,11 @@ void conv_backward_data_impl(const conv2d_shape& s, const A* dy, const W* w, A* 
   std::vector<A> wbuf;
   const A* wa = conv_widened<A>(w, z.w, wbuf);
   cpu::detail::with_arch(simd, [&](auto arch) {
-    cpu::detail::conv_backward_data_kernel<decltype(arch), A>(s, dy, wa, dx, threads);
+    using Arch = decltype(arch);
+    if (cpu::detail::conv_is_depthwise(s) && s.data == layout::nchw && s.stride_h == 1 && s.stride_w == 1)
+      cpu::detail::conv_depthwise_backward_data<Arch, A>(s, dy, wa, dx, threads);
+    else
+      cpu::detail::conv_backward_data_kernel<Arch, A>(s, dy, wa, dx, threads);
   });
 }
 

@@ -3,8 +3,8 @@
 //
 // Each op is C[i][j] = sum_r A[i][r] * B[r][j]: forward (i = out-channel in the group, j = output
 // position, r = the forward K index), backward-data (i = in-channel in the group, j = input
-// position, r = the backward-data K index), backward-weight (i = out-channel in the group, j =
-// the forward K index, r = (n, oh, ow)). B (and, for backward-weight, A) is packed one canonical
+// position, r = the backward-data K index), backward-weight (computed as C^T: i = the forward K
+// index, j = out-channel in the group, r = (n, oh, ow)). B (and, for backward-weight, A) is packed one canonical
 // chunk of 256 r at a time (im2col of that chunk, padding taps and missing output positions
 // written as +0), so the register-blocked kernel runs exactly the canonical chain: per chunk,
 // fused FMAs from +0 in increasing r for each (i, j), then total = total + partial. Vectors run
@@ -121,6 +121,12 @@ inline void conv_row_block(std::size_t rows, std::size_t mb, std::size_t mr, std
   const std::size_t per = ((rows + mb - 1) / mb + mr - 1) / mr * mr;
   i0 = std::min(rows, b * per);
   i1 = (b + 1 == mb) ? rows : std::min(rows, (b + 1) * per);
+}
+
+/// Whether the depthwise fast path applies: groups == in == out channels and a kernel of at
+/// most 256 taps (one canonical chunk: the chain is fma over (kernel row, column) from +0).
+inline bool conv_is_depthwise(const conv2d_shape& s) {
+  return s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_h * s.kernel_w <= core::gemm_k_chunk;
 }
 
 // ------------------------------------------------------------------ forward
@@ -265,10 +271,17 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
               if (ys == 1) for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q];
               else for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q * ys];
               std::fill(d + (a1 - iw0), d + len, A(0));
-            } else {
-              for (std::size_t q = 0; q < len; ++q) {
-                std::size_t ow;
-                d[q] = core::conv_tap_out(iw0 + q, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow) ? row[ow * ys] : A(0);
+            } else {  // only every stride_w-th column has a source: iw + pw - off = ow * sw
+              std::fill(d, d + len, A(0));
+              const std::size_t sw = s.stride_w;
+              std::size_t iw = iw0;
+              if (iw + s.pad_w < off) iw = off - s.pad_w;
+              const std::size_t rem = (iw + s.pad_w - off) % sw;
+              if (rem) iw += sw - rem;
+              for (; iw < iw0 + len; iw += sw) {
+                const std::size_t ow = (iw + s.pad_w - off) / sw;
+                if (ow >= OW) break;
+                d[iw - iw0] = row[ow * ys];
               }
             }
           }
@@ -329,6 +342,67 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
     });
     dyh = dyt.data();
   }
+  if (conv_is_depthwise(s)) {
+    // Depthwise: dw[c][k] = chain over k' of fma(dy[k'][c], x[n][ih][iw][c]) in 256-wide chunks
+    // (left fold), vectors across channels of NHWC-form x and dy; padding taps are zero vectors.
+    using V = typename gemm_arch<Arch, A>::V;
+    constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+    std::vector<A> xt;
+    const A* xh = nullptr;
+    if (nchw || !std::is_same<X, A>::value) {
+      xt.resize(N * H * Wd * C);
+      for (std::size_t n = 0; n < N; ++n)
+        for (std::size_t c = 0; c < C; ++c)
+          for (std::size_t p = 0; p < H * Wd; ++p)
+            xt[(n * H * Wd + p) * C + c] =
+                static_cast<A>(core::widen(x[core::conv_offset(s.data, C, H, Wd, n, c, p / Wd, p % Wd)]));
+      xh = xt.data();
+    } else {
+      xh = reinterpret_cast<const A*>(x);
+    }
+    const std::size_t nvec = C / VW;
+    parallel_chunks(threads, canonical_chunks{nvec + (C % VW ? 1 : 0), 1}, [&](std::uint64_t b0, std::uint64_t) {
+      const std::size_t c0 = static_cast<std::size_t>(b0) * VW;
+      const bool full = c0 + VW <= C;
+      std::vector<A> acc(KK * VW), tot(KK * VW);  // vectors kept in memory (unaligned loads)
+      std::vector<A> sacc(KK * VW), stot(KK * VW);  // the tail block, lane by lane
+      for (std::size_t r0 = 0; r0 < R || r0 == 0; r0 += conv_chunk) {
+        if (R == 0) break;
+        const std::size_t r1 = std::min(R, r0 + conv_chunk);
+        std::fill(acc.begin(), acc.end(), A(0));
+        std::fill(sacc.begin(), sacc.end(), A(0));
+        std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+        for (std::size_t r = r0; r < r1; ++r) {
+          const A* d = dyh + r * OC + c0;
+          for (std::size_t k = 0; k < KK; ++k) {
+            std::size_t ih, iw;
+            const bool in = core::conv_tap_in(oh, k / KW, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+                            core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
+            const A* xp = xh + ((n * H + (in ? ih : 0)) * Wd + (in ? iw : 0)) * C + c0;
+            if (full) {
+              V::store(acc.data() + k * VW, V::fma(V::load(d), in ? V::load(xp) : V::zero(), V::load(acc.data() + k * VW)));
+            } else {
+              for (std::size_t q = 0; c0 + q < C; ++q)
+                sacc[k * VW + q] = core::fused_fma(d[q], in ? xp[q] : A(0), sacc[k * VW + q]);
+            }
+          }
+          if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
+        }
+        for (std::size_t k = 0; k < KK; ++k) {
+          V::store(tot.data() + k * VW, r0 == 0 ? V::load(acc.data() + k * VW)
+                                                : V::add(V::load(tot.data() + k * VW), V::load(acc.data() + k * VW)));
+          for (std::size_t q = 0; q < VW; ++q)
+            stot[k * VW + q] = r0 == 0 ? sacc[k * VW + q] : core::gemm_combine(stot[k * VW + q], sacc[k * VW + q]);
+        }
+      }
+      A lanes[VW];
+      for (std::size_t k = 0; k < KK; ++k) {
+        if (full) V::store(lanes, R ? V::load(tot.data() + k * VW) : V::zero());
+        for (std::size_t q = 0; q < VW && c0 + q < C; ++q)
+          dw[(c0 + q) * KK + k] = conv_finish(full ? lanes[q] : (R ? stot[k * VW + q] : A(0)));
+      }
+    });
+  } else
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
@@ -409,6 +483,133 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
       }
     });
   }
+}
+
+// ------------------------------------------------------------------ depthwise
+
+/// out[i][j] for i < OH, j < OW = chain over k of fma(in[i * sh + offh[k]][j + offw[k]], w[k])
+/// from +0 on a zero-padded plane `in` (row stride ld, enough slack on the right), then the
+/// epilogue (+ bias once, canonical NaN). Vectors run across j. `in` must hold at least
+/// (OH - 1) * sh + max offh + 1 rows of ld >= OW + max offw + VW columns (zero slack).
+template <class Arch, class A>
+void conv_depthwise_plane(const A* in, std::size_t ld, std::size_t sh, const std::size_t* offh, const std::size_t* offw,
+                          const A* w, std::size_t K, const A* bias, A* out, std::size_t OH, std::size_t OW) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  for (std::size_t i = 0; i < OH; ++i) {
+    const A* base = in + i * sh * ld;
+    A* o = out + i * OW;
+    std::size_t j = 0;
+    // Whole vectors; the last one may run past OW into the plane's zero slack (those lanes
+    // are computed and dropped: every lane is its own chain).
+    for (; j < OW && VW > 1; j += VW) {
+      auto acc = V::zero();
+      for (std::size_t k = 0; k < K; ++k) acc = V::fma(V::load(base + offh[k] * ld + offw[k] + j), V::bcast(w + k), acc);
+      if (bias) acc = V::add(acc, V::set1(*bias));  // = fma(1, bias, S), the GEMM epilogue
+      if (j + VW <= OW) {
+        V::store(o + j, V::canon(acc));
+      } else {
+        A tmp[VW];
+        V::store(tmp, V::canon(acc));
+        std::copy(tmp, tmp + (OW - j), o + j);
+      }
+    }
+    for (; j < OW; ++j) {
+      A acc = A(0);
+      for (std::size_t k = 0; k < K; ++k) acc = core::fused_fma(base[offh[k] * ld + offw[k] + j], w[k], acc);
+      o[j] = bias ? core::gemm_epilogue(A(1), acc, A(1), *bias) : conv_finish(acc);
+    }
+  }
+}
+
+/// Depthwise forward, NCHW with stride_w == 1 (zero-padded planes, vectors across output
+/// columns) or NHWC (vectors across channels). Same chain as the reference.
+template <class Arch, class A, class X>
+void conv_depthwise_forward(const conv2d_shape& s, const X* x, const A* w, const A* bias, A* y, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
+  if (s.data == layout::nchw) {
+    const std::size_t Hp = H + 2 * s.pad_h, Wp = Wd + 2 * s.pad_w + VW;
+    std::vector<std::size_t> offh(K), offw(K);
+    for (std::size_t k = 0; k < K; ++k) offh[k] = (k / KW) * s.dilation_h, offw[k] = (k % KW) * s.dilation_w;
+    parallel_chunks(threads, canonical_chunks{N * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
+      const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
+      std::vector<A>& buf = conv_thread_scratch<A>().b;
+      buf.assign(Hp * Wp, A(0));
+      const X* xp = x + q * H * Wd;
+      for (std::size_t h = 0; h < H; ++h)
+        for (std::size_t ww = 0; ww < Wd; ++ww) buf[(h + s.pad_h) * Wp + ww + s.pad_w] = static_cast<A>(core::widen(xp[h * Wd + ww]));
+      conv_depthwise_plane<Arch, A>(buf.data(), Wp, s.stride_h, offh.data(), offw.data(), w + c * K, K,
+                                    bias ? bias + c : nullptr, y + q * OH * OW, OH, OW);
+    });
+    return;
+  }
+  std::vector<A> wt(K * C);  // wt[k][c]
+  for (std::size_t c = 0; c < C; ++c)
+    for (std::size_t k = 0; k < K; ++k) wt[k * C + c] = w[c * K + k];
+  parallel_chunks(threads, canonical_chunks{N * OH, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t n = static_cast<std::size_t>(q0) / OH, oh = static_cast<std::size_t>(q0) % OH;
+    std::vector<A>& xin = conv_thread_scratch<A>().a;
+    xin.resize(C);
+    for (std::size_t ow = 0; ow < OW; ++ow) {
+      A* o = y + ((n * OH + oh) * OW + ow) * C;
+      std::size_t c0 = 0;
+      auto tap = [&](std::size_t k, std::size_t& ih, std::size_t& iw) {
+        return core::conv_tap_in(oh, k / KW, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+               core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
+      };
+      if constexpr (std::is_same<X, A>::value) {
+        for (; c0 + VW <= C; c0 += VW) {
+          auto acc = V::zero();
+          for (std::size_t k = 0; k < K; ++k) {
+            std::size_t ih, iw;
+            const auto xv = tap(k, ih, iw) ? V::load(x + ((n * H + ih) * Wd + iw) * C + c0) : V::zero();
+            acc = V::fma(xv, V::load(wt.data() + k * C + c0), acc);
+          }
+          if (bias) acc = V::add(acc, V::load(bias + c0));
+          V::store(o + c0, V::canon(acc));
+        }
+      }
+      for (std::size_t c = c0; c < C; ++c) {
+        A acc = A(0);
+        for (std::size_t k = 0; k < K; ++k) {
+          std::size_t ih, iw;
+          const A xv = tap(k, ih, iw) ? static_cast<A>(core::widen(x[((n * H + ih) * Wd + iw) * C + c])) : A(0);
+          acc = core::fused_fma(xv, wt[k * C + c], acc);
+        }
+        o[c] = bias ? core::gemm_epilogue(A(1), acc, A(1), bias[c]) : conv_finish(acc);
+      }
+    }
+  });
+}
+
+/// Depthwise backward-data, NCHW, strides 1: dx[ih][iw] = chain over k of
+/// fma(dy[ih + ph - kr*dh][iw + pw - kc*dw], w[k]) on a zero-padded dy plane.
+template <class Arch, class A>
+void conv_depthwise_backward_data(const conv2d_shape& s, const A* dy, const A* w, A* dx, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
+  const std::size_t Th = (KH - 1) * s.dilation_h, Tw = (KW - 1) * s.dilation_w;  // top / left padding
+  const std::size_t Hp = std::max(OH, H + s.pad_h) + Th + 1, Wp = std::max(OW, Wd + s.pad_w) + Tw + VW + 1;
+  std::vector<std::size_t> offh(K), offw(K);  // row (column) of the padded plane minus the dx row (column)
+  for (std::size_t k = 0; k < K; ++k) {
+    offh[k] = s.pad_h + Th - (k / KW) * s.dilation_h;
+    offw[k] = s.pad_w + Tw - (k % KW) * s.dilation_w;
+  }
+  parallel_chunks(threads, canonical_chunks{N * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
+    std::vector<A>& buf = conv_thread_scratch<A>().b;
+    buf.assign(Hp * Wp, A(0));
+    const A* src = dy + q * OH * OW;
+    for (std::size_t h = 0; h < OH; ++h)
+      std::copy(src + h * OW, src + (h + 1) * OW, buf.data() + (h + Th) * Wp + Tw);
+    conv_depthwise_plane<Arch, A>(buf.data(), Wp, 1, offh.data(), offw.data(), w + c * K, K, nullptr, dx + q * H * Wd,
+                                  H, Wd);
+  });
 }
 
 // ------------------------------------------------------------------ exact tier
