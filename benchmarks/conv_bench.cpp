@@ -85,9 +85,15 @@ const char* op_name(int op) {
   return n[op];
 }
 
-void BM_bitexact(benchmark::State& st, std::size_t shape_index, int op) {
+/// conv2d_<op>/<shape>/t<threads>/<impl>; the exact forward is op fwd, impl "exact".
+std::string bench_name(std::size_t shape_index, int op, int threads, const std::string& impl) {
+  const bool ex = op == fwd_exact;
+  return std::string("conv2d_") + op_name(ex ? fwd : op) + "/" + shapes()[shape_index].name + "/t" +
+         std::to_string(threads) + "/" + (ex && impl == "bitexact" ? std::string("exact") : impl);
+}
+
+void BM_bitexact(benchmark::State& st, std::size_t shape_index, int op, int threads) {
   const bitexact::conv2d_shape& s = shapes()[shape_index].s;
-  const int threads = static_cast<int>(st.range(0));
   auto x = rnd(xs(s), 1), w = rnd(ws(s), 2), b = rnd(s.out_channels, 3), dy = rnd(ys(s), 4);
   std::vector<float> y(ys(s)), dx(xs(s)), dw(ws(s)), db(s.out_channels);
   const bitexact::execution ex{threads, bitexact::isa::automatic};
@@ -104,12 +110,12 @@ void BM_bitexact(benchmark::State& st, std::size_t shape_index, int op) {
 }
 
 #ifdef BITEXACT_HAVE_DNNL
-void BM_onednn(benchmark::State& st, std::size_t shape_index, int op) {
+void BM_onednn(benchmark::State& st, std::size_t shape_index, int op, int threads) {
   using namespace dnnl;
   using tag = memory::format_tag;
   using dt = memory::data_type;
   const bitexact::conv2d_shape& s = shapes()[shape_index].s;
-  omp_set_num_threads(static_cast<int>(st.range(0)));
+  omp_set_num_threads(threads);
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);
   const auto N = static_cast<memory::dim>(s.batch), C = static_cast<memory::dim>(s.in_channels),
@@ -178,8 +184,7 @@ void print_summary() {
     for (int op : {fwd, bwd_data, bwd_weight})
       for (int t : {1, 2}) {
         auto get = [&](const std::string& who, int o) {
-          const std::string key = std::string("BM_") + who + "/" + shapes()[i].name + "/" + op_name(o) + "/" +
-                                  std::to_string(t);
+          const std::string key = bench_name(i, o, t, who);
           for (const auto& kv : g_seconds)
             if (kv.first.compare(0, key.size(), key) == 0) return kv.second;
           return 0.0;
@@ -196,21 +201,28 @@ void print_summary() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // <op>/<case>/t<threads>/<impl>: the report's naming (benchmarks/median_reporter.hpp).
   for (std::size_t i = 0; i < shapes().size(); ++i) {
     for (int op : {fwd, bwd_data, bwd_weight, fwd_exact}) {
       if (op == fwd_exact && !shapes()[i].exact) continue;
-      const std::string suffix = std::string("/") + shapes()[i].name + "/" + op_name(op);
-      auto* b = benchmark::RegisterBenchmark(("BM_bitexact" + suffix).c_str(), BM_bitexact, i, op);
-      b->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(3)->ReportAggregatesOnly(true);
-      if (op == fwd_exact) b->Iterations(1);
+      for (int t : {1, 2}) {
+        auto* b = benchmark::RegisterBenchmark(bench_name(i, op, t, "bitexact").c_str(),
+                                               [i, op, t](benchmark::State& st) { BM_bitexact(st, i, op, t); });
+        b->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
+        if (op == fwd_exact || bitexact_bench::quick()) b->Iterations(1);
 #ifdef BITEXACT_HAVE_DNNL
-      if (op != fwd_exact)
-        benchmark::RegisterBenchmark(("BM_onednn" + suffix).c_str(), BM_onednn, i, op)
-            ->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(3)->ReportAggregatesOnly(true);
+        if (op != fwd_exact) {
+          auto* d = benchmark::RegisterBenchmark(bench_name(i, op, t, "onednn").c_str(),
+                                                 [i, op, t](benchmark::State& st) { BM_onednn(st, i, op, t); });
+          d->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
+          if (bitexact_bench::quick()) d->Iterations(1);
+        }
 #endif
+      }
     }
   }
   benchmark::Initialize(&argc, argv);
+  bitexact_bench::declare_family("conv", {{"bitexact", "bitexact"}, {"onednn", "nondeterministic"}});
   bitexact_bench::median_reporter reporter([](const bitexact_bench::median_reporter::Run& r) {
     if (r.iterations > 0) g_seconds[r.run_name.str()] = r.real_accumulated_time / static_cast<double>(r.iterations);
   });

@@ -202,8 +202,9 @@ void register_all() {
 #if !defined(BITEXACT_HAVE_DNNL)
           if (im == impl::onednn) continue;
 #endif
-          const std::string name = std::string(bytes == 4 ? "s" : "d") + "/" + s.name + "/" + impl_name(im) +
-                                   "/T" + std::to_string(t);
+          // <op>/<case>/t<threads>/<impl>: the report's naming (benchmarks/median_reporter.hpp)
+          const std::string name = std::string(bytes == 4 ? "sgemm" : "dgemm") + "/" + s.name + "/t" +
+                                   std::to_string(t) + "/" + impl_name(im);
           g_names[name] = key{s.name, bytes, t, static_cast<int>(im)};
           auto* b = bytes == 4 ? benchmark::RegisterBenchmark(name.c_str(), [s, im, t](benchmark::State& st) {
                                    run_case<float>(st, s, im, t);
@@ -338,11 +339,14 @@ int main(int argc, char** argv) {
       args.push_back(argv[i]);
   }
   if (const char* e = std::getenv("BITEXACT_BENCH_SHORT")) g_short |= std::strcmp(e, "0") != 0;
+  g_short |= bitexact_bench::quick();  // the main job's quick run (BITEXACT_BENCH_QUICK)
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());
   if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
   const double ghz = measure_ghz();
   register_all();
+  bitexact_bench::declare_family("gemm", {{"bitexact", "bitexact"}, {"bx_bf16", "bitexact"}, {"openblas", "nondeterministic"},
+                                          {"onednn", "nondeterministic"}, {"naive", "deterministic"}});
   bitexact_bench::median_reporter reporter(capture);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   print_summary(ghz);
