@@ -12,7 +12,9 @@ set(consumer ${SRC}/tests/package/consumer)
 if(MODE STREQUAL "subdirectory")
   run(${CMAKE_COMMAND} -S ${consumer} -B ${WORK}/build -DBITEXACT_SOURCE_DIR=${SRC} -DBITEXACT_ENABLE_CUDA=OFF)
 else()
+  # The header-only package: the compiled artifacts (BLAS, torch ops, examples) are not built here.
   run(${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/lib -DBITEXACT_BUILD_TESTS=OFF -DBITEXACT_BUILD_BENCHMARKS=OFF
+      -DBITEXACT_BUILD_BLAS=OFF -DBITEXACT_BUILD_TORCH=OFF -DBITEXACT_BUILD_EXAMPLES=OFF
       -DBITEXACT_BUILD_TOOLS=OFF -DBITEXACT_ENABLE_CUDA=OFF -DBITEXACT_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${WORK}/prefix)
   run(${CMAKE_COMMAND} --install ${WORK}/lib)
   run(${CMAKE_COMMAND} -S ${consumer} -B ${WORK}/build -DCMAKE_PREFIX_PATH=${WORK}/prefix)

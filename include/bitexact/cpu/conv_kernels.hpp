@@ -53,7 +53,9 @@ conv_scratch<T>& conv_thread_scratch() {
 template <class Arch, class T>
 struct conv_engine {
   using M = gemm_micro<Arch, T>;  // the GEMM family's register kernel (cpu/gemm_kernels.hpp)
-  static constexpr std::size_t MR = M::MR, NT = M::NR, JT = sizeof(T) == 4 ? 256 : 128;
+  // The column tile: 256 (float) or 128 (double) positions, rounded down to whole micro-panels
+  // (NEON's float panel is 12 wide). A tiling choice only: each element's chain is the same.
+  static constexpr std::size_t MR = M::MR, NT = M::NR, JT = (sizeof(T) == 4 ? 256 : 128) / NT * NT;
   static_assert(JT % NT == 0, "conv_engine: the column tile must hold whole micro-panels");
 
   /// total[i][0..NT) (+)= one canonical chunk's chain over klen r of a[r][i] * b[r][0..NT),
