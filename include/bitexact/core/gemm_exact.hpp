@@ -131,7 +131,9 @@ BITEXACT_HD inline std::int64_t gemm_exact_fixed64(T x, int q) {
   const std::uint64_t frac = bits & ((std::uint64_t(1) << frac_bits) - 1);
   const std::uint64_t mant = e ? (frac | (std::uint64_t(1) << frac_bits)) : frac;
   const int sh = (e ? e : 1) - I::bias - frac_bits - q;
-  const std::uint64_t mag = sh >= 0 ? (mant << sh) : (mant >> (-sh));
+  // A zero element's shift can reach 64 and beyond (an undefined shift, found by UBSan); only
+  // mant == 0 gets there, whose value is 0 either way.
+  const std::uint64_t mag = sh >= 64 || sh <= -64 ? 0 : sh >= 0 ? (mant << sh) : (mant >> (-sh));
   const std::uint64_t neg = (bits >> (total - 1)) ? ~std::uint64_t(0) : 0;
   return static_cast<std::int64_t>((mag ^ neg) - neg);
 }
