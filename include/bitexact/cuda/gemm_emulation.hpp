@@ -52,7 +52,7 @@ void emulated_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std
   const gemm_plan p = gemm_detail::make_plan<T, Tile>(m, n, k, t, opt.splits, sm_count);
   if (t == tier::fixed_order) {
     std::vector<T> partials(p.splits > 1 ? p.chunks * m * n : 0);
-    std::memset(static_cast<void*>(partials.data()), 0xFF, partials.size() * sizeof(T));
+    if (!partials.empty()) std::memset(static_cast<void*>(partials.data()), 0xFF, partials.size() * sizeof(T));
     const launch_shape main{opt.grid ? opt.grid : static_cast<unsigned>(p.units()), Tile::threads};
     emulate_block_launch<gemm_tile_shared<T, Tile>>(
         main,
@@ -67,7 +67,7 @@ void emulated_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std
     return;
   }
   std::vector<std::int64_t> ws(p.splits > 1 ? p.splits * m * n * gemm_exact_words<T> : 0);
-  std::memset(static_cast<void*>(ws.data()), 0xFF, ws.size() * sizeof(std::int64_t));
+  if (!ws.empty()) std::memset(static_cast<void*>(ws.data()), 0xFF, ws.size() * sizeof(std::int64_t));
   emulate_launch(small_grid(p.units()),
                  [&](const thread_index& ti) { gemm_exact_body<T>(ti, p, A, B, alpha, beta, c, ldc, ws.data()); }, order);
   if (p.splits > 1)
