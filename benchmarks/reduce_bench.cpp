@@ -76,18 +76,10 @@ float exact_run(op o, std::size_t n, int t) {
   const bitexact::execution e{t, bitexact::isa::automatic};
   return o == op::sum ? bitexact::sum(g_x, n, bitexact::tier::exact, e) : bitexact::dot(g_x, g_y, n, bitexact::tier::exact, e);
 }
-// The peers are compiled as their users compile them: with the compiler's FP contraction (an FMA
-// for s += x * y), which bitexact::bitexact's -ffp-contract=off would otherwise forbid here.
-#if defined(__clang__)
-#define PEER_CONTRACT _Pragma("clang fp contract(fast)")
-#define PEER_ATTR
-#elif defined(__GNUC__)
-#define PEER_CONTRACT
-#define PEER_ATTR __attribute__((optimize("fp-contract=fast")))
-#else
+// The peers are compiled with this binary's flags: nothing in the tree asks for FP contraction
+// (fast-math, -Ofast or fp-contract=fast break the contract), so they run without FMA contraction.
 #define PEER_CONTRACT
 #define PEER_ATTR
-#endif
 PEER_ATTR float omp_simd_run(op o, std::size_t n, int t) {
   PEER_CONTRACT
   const float* x = g_x;
