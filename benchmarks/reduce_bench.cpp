@@ -77,7 +77,7 @@ float exact_run(op o, std::size_t n, int t) {
   return o == op::sum ? bitexact::sum(g_x, n, bitexact::tier::exact, e) : bitexact::dot(g_x, g_y, n, bitexact::tier::exact, e);
 }
 // The peers are compiled with this binary's flags: nothing in the tree asks for FP contraction
-// (fast-math, -Ofast or fp-contract=fast break the contract), so they run without FMA contraction.
+// (no fast-math flags, no contraction mode), so they run without FMA contraction.
 #define PEER_CONTRACT
 #define PEER_ATTR
 PEER_ATTR float omp_simd_run(op o, std::size_t n, int t) {
