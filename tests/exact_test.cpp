@@ -547,6 +547,18 @@ TEST(ExactAccumulator, SerializationRoundTripsAndRejectsGarbage) {
   bad = bytes;
   bad[8] = 0xff;  // unknown flags
   EXPECT_FALSE(untouched.from_bytes(bad.data(), bad.size()));
+  // The top digit is the sign extension of a value within the documented range: a signed 32-bit
+  // number. One beyond it (found by fuzz_exact_bytes: merging two such overflowed int64) is refused.
+  const std::size_t top = 16 + 8 * (exact_accumulator<double>::digit_count - 1);
+  bad = bytes;
+  bad[top + 4] = 1;  // top digit 2^32
+  EXPECT_FALSE(untouched.from_bytes(bad.data(), bad.size()));
+  bad = bytes;
+  for (int i = 0; i < 8; ++i) bad[top + i] = i < 4 ? 0x00 : 0xff;  // top digit -2^32
+  EXPECT_FALSE(untouched.from_bytes(bad.data(), bad.size()));
+  bad = bytes;
+  for (int i = 0; i < 8; ++i) bad[top + i] = 0xff;  // top digit -1: a valid negative value
+  EXPECT_TRUE(exact_accumulator<double>().from_bytes(bad.data(), bad.size()));
   EXPECT_EQ(untouched.round(), 7.0);
 
   // A float accumulator's bytes are a fixed, platform-independent layout: pin one.

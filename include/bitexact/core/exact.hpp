@@ -188,7 +188,12 @@ class exact_accumulator {
     exact_accumulator t = o;
     t.normalize();
     normalize();
-    for (int k = 0; k < digit_count; ++k) d_[k] += t.d_[k];
+    // Normalized digits below the top are in [0, 2^32): their sums cannot overflow. The top
+    // digit carries the sign; an accumulator within its documented range has |top| < 2^31
+    // (from_bytes refuses others), and wrapping addition keeps even an out-of-range merge defined.
+    for (int k = 0; k < digit_count - 1; ++k) d_[k] += t.d_[k];
+    d_[digit_count - 1] = static_cast<std::int64_t>(static_cast<std::uint64_t>(d_[digit_count - 1]) +
+                                                    static_cast<std::uint64_t>(t.d_[digit_count - 1]));
     pending_ = 2;
     flags_ |= t.flags_;
   }
@@ -277,6 +282,8 @@ class exact_accumulator {
     for (int k = 0; k < digit_count; ++k) {
       const std::uint64_t v = get_le(in + 16 + 8 * k);
       if (k + 1 < digit_count && (v >> 32)) return false;  // not normalized
+      // The top digit is a sign extension within the documented range: a signed 32-bit value.
+      if (k + 1 == digit_count && (v + (std::uint64_t(1) << 31)) >> 32) return false;
       t.d_[k] = static_cast<std::int64_t>(v);
     }
     t.flags_ = static_cast<std::uint32_t>(f);
