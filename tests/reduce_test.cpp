@@ -568,3 +568,57 @@ TEST(ReduceEdges, LaneOrderIsObservable) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- known-answer file (order version 1)
+
+#include "golden_file.hpp"
+
+namespace {
+
+// Every public op of the family (sum, dot, squared_norm, norm, mean, variance with ddof 0 and 1),
+// both tiers, float, double and bfloat16, at sizes from one element to several leaves and tree
+// levels: the reference's result bits are pinned in tests/data/reduce_golden_v1.txt and every
+// fast path (default, each ISA x threads {1,2,3}, grain lowered) must give the same bits.
+template <class T>
+void reduce_golden_rows(bitexact_test::golden_table& table, const char* tname, std::uint32_t tag) {
+  using A = core::accumulation_t<T>;
+  for (std::size_t n : {std::size_t{1}, std::size_t{100}, std::size_t{4097}, std::size_t{70001}, std::size_t{300007}}) {
+    const auto x = bitexact_test::golden_data<T>(n, tag + static_cast<std::uint32_t>(n), 1.0, 0.5);
+    const auto y = bitexact_test::golden_data<T>(n, tag + 1 + static_cast<std::uint32_t>(n));
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      const bool ex = t == tier::exact;
+      const std::string at = std::string(tname) + (ex ? ".exact/" : ".fixed_order/") + std::to_string(n);
+      // The reference, one scalar per op.
+      std::vector<A> want = {
+          ex ? reference::sum_exact(x.data(), n) : reference::sum_fixed_order(x.data(), n),
+          ex ? reference::dot_exact(x.data(), y.data(), n) : reference::dot_fixed_order(x.data(), y.data(), n),
+          ex ? reference::squared_norm_exact(x.data(), n) : reference::squared_norm_fixed_order(x.data(), n),
+          std::sqrt(ex ? reference::squared_norm_exact(x.data(), n) : reference::squared_norm_fixed_order(x.data(), n)),
+          ex ? reference::mean_exact(x.data(), n) : reference::mean_fixed_order(x.data(), n),
+          ex ? reference::variance_exact(x.data(), n, 0) : reference::variance_fixed_order(x.data(), n, 0),
+          ex ? reference::variance_exact(x.data(), n, 1) : reference::variance_fixed_order(x.data(), n, 1),
+      };
+      const char* names[] = {"sum", "dot", "squared_norm", "norm", "mean", "variance0", "variance1"};
+      for (std::size_t k = 0; k < want.size(); ++k) table.add(std::string(names[k]) + "." + at, fnv1a64(&want[k], sizeof(A)));
+      bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+        const std::vector<A> got = {sum(x.data(), n, t, e),          dot(x.data(), y.data(), n, t, e),
+                                    squared_norm(x.data(), n, t, e), norm(x.data(), n, t, e),
+                                    mean(x.data(), n, t, e),         variance(x.data(), n, 0, t, e),
+                                    variance(x.data(), n, 1, t, e)};
+        for (std::size_t k = 0; k < want.size(); ++k)
+          EXPECT_EQ(bits(got[k]), bits(want[k])) << names[k] << "." << at << " " << label;
+      });
+    }
+  }
+}
+
+TEST(ReduceGolden, EveryOpKnownAnswerFile) {
+  static_assert(reduce_order_version == 1, "order version changed: write reduce_golden_v2.txt and update CHANGELOG");
+  bitexact_test::golden_table table;
+  reduce_golden_rows<float>(table, "f32", 100);
+  reduce_golden_rows<double>(table, "f64", 200);
+  reduce_golden_rows<bfloat16>(table, "bf16", 300);
+  table.check("reduce_golden_v1.txt");
+}
+
+}  // namespace
