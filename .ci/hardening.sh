@@ -11,7 +11,7 @@ start=$(date +%s)
 echo "== libFuzzer harnesses (clang, -fsanitize=fuzzer,address,undefined), ${FUZZ_SECONDS} s each =="
 FUZZ_OUT=build-fuzz
 mkdir -p "$FUZZ_OUT"
-fuzzers="fuzz_random fuzz_reduce fuzz_scatter fuzz_exact_bytes"
+fuzzers="fuzz_random fuzz_reduce fuzz_scatter fuzz_exact_bytes fuzz_gemm fuzz_conv"
 build_one() {
   clang++ -std=c++17 -O1 -g -ffp-contract=off -march=native -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

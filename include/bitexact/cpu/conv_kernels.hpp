@@ -380,7 +380,9 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
             std::size_t ih, iw;
             const bool in = core::conv_tap_in(oh, k / KW, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
                             core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
-            const A* xp = xh + ((n * H + (in ? ih : 0)) * Wd + (in ? iw : 0)) * C + c0;
+            // Only a tap inside the input forms an address: with in_h or in_w == 0 (every tap
+            // padding) x may be null or empty, and even x + offset would be undefined.
+            const A* xp = in ? xh + ((n * H + ih) * Wd + iw) * C + c0 : nullptr;
             if (full) {
               V::store(acc.data() + k * VW, V::fma(V::load(d), in ? V::load(xp) : V::zero(), V::load(acc.data() + k * VW)));
             } else {
