@@ -416,3 +416,157 @@ TEST(GemmGolden, Hashes) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- known-answer file (order version 1)
+
+#include "golden_file.hpp"
+
+namespace {
+
+/// The exact tier's reference: each element from the exact accumulator, one product at a time
+/// (core::gemm_exact_element_slow; alpha == 0: core::gemm_exact_alpha_zero).
+template <class T, class In>
+void reference_gemm_exact(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const In* a,
+                          std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      T& cij = c[i * ldc + j];
+      const T old = beta == T(0) ? T(0) : cij;
+      if (alpha == T(0)) {
+        cij = core::gemm_exact_alpha_zero(beta, old);
+        continue;
+      }
+      auto ga = [&](std::size_t q) { return static_cast<T>(core::widen(ta == transpose::no ? a[i * lda + q] : a[q * lda + i])); };
+      auto gb = [&](std::size_t q) { return static_cast<T>(core::widen(tb == transpose::no ? b[q * ldb + j] : b[j * ldb + q])); };
+      cij = core::gemm_exact_element_slow<T>(k, ga, gb, alpha, beta, old);
+    }
+}
+
+template <class T, class In>
+void reference_gemm_tier(bool exact, transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
+                         const In* a, std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
+  if (exact)
+    reference_gemm_exact<T, In>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    reference::gemm_fixed_order<T, In>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// Every public op of gemm.hpp (gemm in the 4 transposes, gemm_batched, gemv both ways, the
+// linear layer's forward with and without bias, backward data, weight and bias), both tiers,
+// float, double and bfloat16 -> float where the op has it; K = 300 crosses a 256-wide chunk.
+// The reference's bits are pinned in tests/data/gemm_golden_v1.txt; every fast path must match.
+template <class T, class In>
+void gemm_golden_rows(bitexact_test::golden_table& table, const char* tname, std::uint32_t tag) {
+  constexpr bool same = std::is_same<T, In>::value;
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    const bool ex = t == tier::exact;
+    const std::string tn = std::string(".") + tname + (ex ? ".exact" : ".fixed_order");
+    // One case: the reference fills `want`, `run(e, out)` calls the op on `out` (preset as `init`).
+    auto check = [&](const std::string& name, const std::vector<T>& init, auto&& reference_fill, auto&& run) {
+      std::vector<T> want = init;
+      reference_fill(want);
+      table.add(name + tn, want);
+      bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+        std::vector<T> got = init;
+        run(e, got);
+        for (std::size_t q = 0; q < want.size(); ++q)
+          if (std::memcmp(&want[q], &got[q], sizeof(T)) != 0) {
+            ADD_FAILURE() << name << tn << " " << label << ": element " << q << " is " << std::hexfloat << got[q]
+                          << ", the reference " << want[q];
+            break;
+          }
+      });
+    };
+    const std::size_t m = 37, n = 29, k = 300;
+    const auto a = bitexact_test::golden_data<In>((k + 3) * (m + 5), tag + 1);  // also gemv's 41 x 300 (lda 303)
+    const auto b = bitexact_test::golden_data<In>((k + 3) * (n + 3), tag + 2);
+    const auto c0 = bitexact_test::golden_data<T>(m * (n + 2), tag + 3);
+    for (int tr = 0; tr < 4; ++tr) {
+      const transpose ta = (tr & 1) ? transpose::yes : transpose::no, tb = (tr & 2) ? transpose::yes : transpose::no;
+      const std::size_t lda = (ta == transpose::no ? k : m) + 3, ldb = (tb == transpose::no ? n : k) + 3, ldc = n + 2;
+      check("gemm.t" + std::to_string(tr), c0,
+            [&](std::vector<T>& c) {
+              reference_gemm_tier<T, In>(ex, ta, tb, m, n, k, T(1.5), a.data(), lda, b.data(), ldb, T(-0.5), c.data(), ldc);
+            },
+            [&](const execution& e, std::vector<T>& c) {
+              gemm(ta, tb, m, n, k, T(1.5), a.data(), lda, b.data(), ldb, T(-0.5), c.data(), ldc, t, e);
+            });
+    }
+    // Batched: 3 entries of 9 x 7 x 300, A strided, B shared (stride 0), C strided with a gap.
+    const std::size_t bm = 9, bn = 7, sa = bm * k + 5, sc = bm * bn + 4;
+    check("gemm_batched", std::vector<T>(c0.begin(), c0.begin() + 3 * sc),
+          [&](std::vector<T>& c) {
+            for (std::size_t q = 0; q < 3; ++q)
+              reference_gemm_tier<T, In>(ex, transpose::no, transpose::yes, bm, bn, k, T(1), a.data() + q * sa, k, b.data(), k,
+                                         T(1), c.data() + q * sc, bn);
+          },
+          [&](const execution& e, std::vector<T>& c) {
+            gemm_batched(transpose::no, transpose::yes, bm, bn, k, T(1), a.data(), k, sa, b.data(), k, 0, T(1), c.data(), bn, sc,
+                         3, t, e);
+          });
+    if constexpr (same) {
+      // gemv: A stored 41 x 300 (lda 303).
+      const std::size_t gm = 41, gn = 300, lda = gn + 3;
+      for (transpose ta : {transpose::no, transpose::yes}) {
+        const std::size_t ny = ta == transpose::no ? gm : gn;
+        check(std::string("gemv.") + (ta == transpose::no ? "n" : "t"), std::vector<T>(c0.begin(), c0.begin() + ny),
+              [&](std::vector<T>& y) {
+                if (ta == transpose::no)
+                  reference_gemm_tier<T, In>(ex, transpose::no, transpose::yes, 1, gm, gn, T(2), b.data(), gn, a.data(), lda,
+                                             T(0.25), y.data(), gm);
+                else
+                  reference_gemm_tier<T, In>(ex, transpose::no, transpose::no, 1, gn, gm, T(2), b.data(), gm, a.data(), lda,
+                                             T(0.25), y.data(), gn);
+              },
+              [&](const execution& e, std::vector<T>& y) { gemv(ta, gm, gn, T(2), a.data(), lda, b.data(), T(0.25), y.data(), t, e); });
+      }
+      // The linear layer: batch 13, in 300, out 11.
+      const std::size_t lb = 13, li = 300, lo = 11;
+      const In* x = a.data();
+      const In* w = b.data();
+      const In* bias = c0.data();
+      const In* dy = c0.data() + 20;
+      for (bool with_bias : {false, true})
+        check(std::string("linear_forward") + (with_bias ? ".bias" : ""), std::vector<T>(lb * lo, T(7)),
+              [&](std::vector<T>& y) {
+                if (with_bias)
+                  for (std::size_t i = 0; i < lb; ++i)
+                    for (std::size_t j = 0; j < lo; ++j) y[i * lo + j] = bias[j];
+                reference_gemm_tier<T, In>(ex, transpose::no, transpose::yes, lb, lo, li, T(1), x, li, w, li,
+                                           with_bias ? T(1) : T(0), y.data(), lo);
+              },
+              [&](const execution& e, std::vector<T>& y) {
+                linear_forward(lb, li, lo, x, w, with_bias ? bias : nullptr, y.data(), t, e);
+              });
+      check("linear_backward_data", std::vector<T>(lb * li, T(7)),
+            [&](std::vector<T>& dx) {
+              reference_gemm_tier<T, In>(ex, transpose::no, transpose::no, lb, li, lo, T(1), dy, lo, w, li, T(0), dx.data(), li);
+            },
+            [&](const execution& e, std::vector<T>& dx) { linear_backward_data(lb, li, lo, dy, w, dx.data(), t, e); });
+      check("linear_backward_weight", std::vector<T>(lo * li, T(7)),
+            [&](std::vector<T>& dw) {
+              reference_gemm_tier<T, In>(ex, transpose::yes, transpose::no, lo, li, lb, T(1), dy, lo, x, li, T(0), dw.data(), li);
+            },
+            [&](const execution& e, std::vector<T>& dw) { linear_backward_weight(lb, li, lo, dy, x, dw.data(), t, e); });
+      // Bias gradient over a batch of 300 (crosses a K chunk): dy is 300 x 11 (from a).
+      check("linear_backward_bias", std::vector<T>(lo, T(7)),
+            [&](std::vector<T>& db) {
+              const std::vector<T> ones(300, T(1));
+              reference_gemm_tier<T, In>(ex, transpose::no, transpose::no, 1, lo, 300, T(1), ones.data(), 300, x, lo, T(0),
+                                         db.data(), lo);
+            },
+            [&](const execution& e, std::vector<T>& db) { linear_backward_bias(300, lo, x, db.data(), t, e); });
+    }
+  }
+}
+
+TEST(GemmGolden, EveryOpKnownAnswerFile) {
+  static_assert(gemm_order_version == 1, "order version changed: write gemm_golden_v2.txt and update CHANGELOG");
+  bitexact_test::golden_table table;
+  gemm_golden_rows<float, float>(table, "f32", 1000);
+  gemm_golden_rows<double, double>(table, "f64", 2000);
+  gemm_golden_rows<float, bfloat16>(table, "bf16", 3000);
+  table.check("gemm_golden_v1.txt");
+}
+
+}  // namespace
