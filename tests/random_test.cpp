@@ -531,3 +531,127 @@ TEST(RandomEnvironment, VariablesSelectIsaAndThreads) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- known-answer file (order version 1)
+
+#include <bitexact/curand_compat.hpp>
+
+#include "golden_file.hpp"
+
+namespace {
+
+// Every public op of random.hpp for every generator: raw words, uniform float/double, normal
+// float/double, bernoulli (three keep probabilities), dropout, uniform_int 32/64 (bounds that
+// reject and that do not), and the permutation (fill, and inverse). Slices start at an odd
+// counter. The reference's hashes are pinned in tests/data/random_golden_v1.txt and every fast
+// path (default, each ISA x threads {1,2,3}, grain lowered) must give the same bytes.
+template <class Gen>
+void random_golden_rows(bitexact_test::golden_table& table, const char* gname) {
+  const auto s = stream<Gen>::from_seed(20261130, 5, 2, tag_of("golden_v1"));
+  const std::size_t n = 10007;
+  const std::uint64_t first = 13;
+  auto pin = [&](const std::string& name, const auto& want, auto&& run) {
+    table.add(name + "." + gname, want);
+    bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+      auto got = want;
+      std::fill(got.begin(), got.end(), decltype(got[0] + 0)(0x5a));
+      run(e, got);
+      EXPECT_TRUE(bitexact_test::same_bits(want, got.data(), got.size())) << name << "." << gname << " " << label;
+    });
+  };
+  std::vector<std::uint32_t> w(n);
+  reference::generate_words(s, first, w.data(), n);
+  pin("words", w, [&](const execution& e, std::vector<std::uint32_t>& o) { generate(s, first, o.data(), n, e); });
+  std::vector<float> f(n);
+  std::vector<double> d(n);
+  reference::generate_uniform(s, first, f.data(), n);
+  pin("uniform.f32", f, [&](const execution& e, std::vector<float>& o) { generate_uniform(s, first, o.data(), n, e); });
+  reference::generate_uniform(s, first, d.data(), n);
+  pin("uniform.f64", d, [&](const execution& e, std::vector<double>& o) { generate_uniform(s, first, o.data(), n, e); });
+  reference::generate_normal(s, first, f.data(), n);
+  pin("normal.f32", f, [&](const execution& e, std::vector<float>& o) { generate_normal(s, first, o.data(), n, e); });
+  reference::generate_normal(s, first, d.data(), n);
+  pin("normal.f64", d, [&](const execution& e, std::vector<double>& o) { generate_normal(s, first, o.data(), n, e); });
+  for (double keep : {0.0, 0.3, 0.9}) {
+    std::vector<std::uint8_t> b(n);
+    reference::generate_bernoulli(s, first, b.data(), n, keep);
+    pin("bernoulli." + std::to_string(keep).substr(0, 3), b,
+        [&](const execution& e, std::vector<std::uint8_t>& o) { generate_bernoulli(s, first, o.data(), n, keep, e); });
+  }
+  {  // dropout = the bernoulli mask times 1 / keep
+    const double keep = 0.7;
+    const auto x = bitexact_test::golden_data<float>(n, 700);
+    std::vector<std::uint8_t> mask(n);
+    reference::generate_bernoulli(s, first, mask.data(), n, keep);
+    std::vector<float> y(n);
+    const float scale = static_cast<float>(1.0 / keep);
+    for (std::size_t i = 0; i < n; ++i) y[i] = mask[i] ? x[i] * scale : 0.0f;
+    pin("dropout.0.7", y, [&](const execution& e, std::vector<float>& o) { dropout(s, first, x.data(), o.data(), n, keep, e); });
+  }
+  for (std::uint32_t bound : {1u, 6u, 3000000019u}) {
+    std::vector<std::uint32_t> q(n);
+    reference::generate_uniform_int(s, first, q.data(), n, bound);
+    pin("uniform_int.u32." + std::to_string(bound), q,
+        [&](const execution& e, std::vector<std::uint32_t>& o) { generate_uniform_int(s, first, o.data(), n, bound, e); });
+  }
+  for (std::uint64_t bound : {std::uint64_t(7), std::uint64_t(0x9000000000000001ull)}) {
+    std::vector<std::uint64_t> q(n);
+    reference::generate_uniform_int(s, first, q.data(), n, bound);
+    pin("uniform_int.u64." + std::to_string(bound), q,
+        [&](const execution& e, std::vector<std::uint64_t>& o) { generate_uniform_int(s, first, o.data(), n, bound, e); });
+  }
+}
+
+TEST(RandomGolden, EveryOpKnownAnswerFile) {
+  static_assert(random_order_version == 1, "order version changed: write random_golden_v2.txt and update CHANGELOG");
+  bitexact_test::golden_table table;
+  random_golden_rows<philox4x32_10>(table, "philox4x32_10");
+  random_golden_rows<philox4x64_10>(table, "philox4x64_10");
+  random_golden_rows<threefry2x32_20>(table, "threefry2x32_20");
+  random_golden_rows<threefry4x32_20>(table, "threefry4x32_20");
+  random_golden_rows<threefry4x64_20>(table, "threefry4x64_20");
+  // The permutation (philox4x32_10 keys): fill of a slice, and the inverse of each value.
+  for (std::uint64_t size : {std::uint64_t(1), std::uint64_t(1000003), std::uint64_t(1) << 40}) {
+    const auto p = permutation::for_epoch(size, 9, 2);
+    const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(size, 5000));
+    const std::uint64_t first = size > 5000 ? size - 5000 : 0;
+    std::vector<std::uint64_t> want(count);
+    reference::generate_permutation(p.core(), first, want.data(), count);
+    table.add("permutation.fill/" + std::to_string(size), want);
+    for (std::size_t k = 0; k < count; ++k) ASSERT_EQ(p.inverse(want[k]), first + k);
+    bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+      std::vector<std::uint64_t> got(count, 0);
+      p.fill(first, got.data(), count, e);
+      EXPECT_EQ(got, want) << "permutation " << size << " " << label;
+    });
+  }
+  // curand_compat (cuRAND's host Philox4_32_10 API): words, uniform float and double, from an
+  // offset inside a round, with its scalar reference (core/curand_philox.hpp).
+  {
+    const std::uint64_t seed = 1234567, offset = 262141;
+    const std::size_t n = 10007;
+    std::vector<std::uint32_t> w(n);
+    std::vector<float> f(n);
+    std::vector<double> d(n);
+    curand_compat::reference::generate(seed, offset, w.data(), n);
+    curand_compat::reference::generate_uniform(seed, offset, f.data(), n);
+    curand_compat::reference::generate_uniform_double(seed, offset, d.data(), n);
+    table.add("curand_compat.generate", w);
+    table.add("curand_compat.generate_uniform", f);
+    table.add("curand_compat.generate_uniform_double", d);
+    bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+      std::vector<std::uint32_t> w2(n);
+      std::vector<float> f2(n);
+      std::vector<double> d2(n);
+      curand_compat::generate(seed, offset, w2.data(), n, e);
+      curand_compat::generate_uniform(seed, offset, f2.data(), n, e);
+      curand_compat::generate_uniform_double(seed, offset, d2.data(), n, e);
+      EXPECT_TRUE(bitexact_test::same_bits(w, w2.data(), n) && bitexact_test::same_bits(f, f2.data(), n) &&
+                  bitexact_test::same_bits(d, d2.data(), n))
+          << "curand_compat " << label;
+    });
+  }
+  table.check("random_golden_v1.txt");
+}
+
+}  // namespace
