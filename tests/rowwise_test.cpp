@@ -671,3 +671,71 @@ TEST(Rowwise, GoldenHashes) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- known-answer file (order version 1)
+
+#include "golden_file.hpp"
+
+namespace {
+
+// Every public op of rowwise.hpp (row_sum, row_mean, col_sum, col_mean in both tiers; softmax,
+// log_softmax, rms_norm, layer_norm), float, double and bfloat16, on a strided 23 x 4500 matrix
+// (rows longer than a leaf). The reference's hashes are pinned in tests/data/rowwise_golden_v1.txt
+// and every fast path (default, each ISA x threads {1,2,3}, grain lowered) must match.
+template <class T>
+void rowwise_golden_rows(bitexact_test::golden_table& table, const char* tname, std::uint32_t tag) {
+  using A = core::accumulation_t<T>;
+  const std::size_t rows = 23, cols = 4500, ld = cols + 5, ldy = cols + 3;
+  const auto x = bitexact_test::golden_data<T>(rows * ld, tag, 4.0, 0.25);
+  const auto w = bitexact_test::golden_data<T>(cols, tag + 1, 0.5, 1.0), b = bitexact_test::golden_data<T>(cols, tag + 2);
+  auto pin = [&](const std::string& name, const std::vector<A>& want, auto&& run) {
+    table.add(name + "." + tname, want);
+    bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+      std::vector<A> got(want.size(), A(7));
+      run(e, got);
+      EXPECT_TRUE(bitexact_test::same_bits(want, got.data(), got.size())) << name << "." << tname << " " << label;
+    });
+  };
+  for (tier t : {tier::fixed_order, tier::exact}) {
+    const bool ex = t == tier::exact;
+    const std::string tn = ex ? ".exact" : ".fixed_order";
+    std::vector<A> rs(rows), cs(cols), rm(rows), cm(cols);
+    if (ex) {
+      reference::row_sum_exact(x.data(), rows, cols, ld, rs.data());
+      reference::col_sum_exact(x.data(), rows, cols, ld, cs.data());
+    } else {
+      reference::row_sum_fixed_order(x.data(), rows, cols, ld, rs.data());
+      reference::col_sum_fixed_order(x.data(), rows, cols, ld, cs.data());
+    }
+    for (std::size_t r = 0; r < rows; ++r) rm[r] = reference::mean_of(rs[r], cols);
+    for (std::size_t c = 0; c < cols; ++c) cm[c] = reference::mean_of(cs[c], rows);
+    pin("row_sum" + tn, rs, [&](const execution& e, std::vector<A>& o) { row_sum(x.data(), rows, cols, ld, o.data(), t, e); });
+    pin("col_sum" + tn, cs, [&](const execution& e, std::vector<A>& o) { col_sum(x.data(), rows, cols, ld, o.data(), t, e); });
+    pin("row_mean" + tn, rm, [&](const execution& e, std::vector<A>& o) { row_mean(x.data(), rows, cols, ld, o.data(), t, e); });
+    pin("col_mean" + tn, cm, [&](const execution& e, std::vector<A>& o) { col_mean(x.data(), rows, cols, ld, o.data(), t, e); });
+  }
+  std::vector<A> y(rows * ldy, A(7));
+  reference::softmax(x.data(), rows, cols, ld, y.data(), ldy);
+  pin("softmax", y, [&](const execution& e, std::vector<A>& o) { softmax(x.data(), rows, cols, ld, o.data(), ldy, e); });
+  y.assign(rows * ldy, A(7));
+  reference::log_softmax(x.data(), rows, cols, ld, y.data(), ldy);
+  pin("log_softmax", y, [&](const execution& e, std::vector<A>& o) { log_softmax(x.data(), rows, cols, ld, o.data(), ldy, e); });
+  y.assign(rows * ldy, A(7));
+  reference::rms_norm(x.data(), rows, cols, ld, w.data(), A(1e-6), y.data(), ldy);
+  pin("rms_norm", y, [&](const execution& e, std::vector<A>& o) { rms_norm(x.data(), rows, cols, ld, w.data(), 1e-6, o.data(), ldy, e); });
+  y.assign(rows * ldy, A(7));
+  reference::layer_norm(x.data(), rows, cols, ld, w.data(), b.data(), A(1e-5), y.data(), ldy);
+  pin("layer_norm", y,
+      [&](const execution& e, std::vector<A>& o) { layer_norm(x.data(), rows, cols, ld, w.data(), b.data(), 1e-5, o.data(), ldy, e); });
+}
+
+TEST(RowwiseGolden, EveryOpKnownAnswerFile) {
+  static_assert(reduce_order_version == 1, "order version changed: write rowwise_golden_v2.txt and update CHANGELOG");
+  bitexact_test::golden_table table;
+  rowwise_golden_rows<float>(table, "f32", 100);
+  rowwise_golden_rows<double>(table, "f64", 200);
+  rowwise_golden_rows<bfloat16>(table, "bf16", 300);
+  table.check("rowwise_golden_v1.txt");
+}
+
+}  // namespace
