@@ -256,3 +256,52 @@ TEST(MinMax, GoldenHashes) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- known-answer file (order version 1)
+
+#include "golden_file.hpp"
+
+namespace {
+
+// argmin, argmax, min and max, float, double and bfloat16, sizes from 1 to several 2^16 chunks,
+// plain data, data with ties (rounded), and data with NaNs and signed zeros. The reference's
+// results are pinned in tests/data/minmax_golden_v1.txt; every fast path must match.
+template <class T>
+void minmax_golden_rows(bitexact_test::golden_table& table, const char* tname, std::uint32_t tag) {
+  for (std::size_t n : {std::size_t{1}, std::size_t{17}, std::size_t{1000}, std::size_t{70001}, std::size_t{300007}})
+    for (int flavor = 0; flavor < 3; ++flavor) {
+      auto x = bitexact_test::golden_data<T>(n, tag + static_cast<std::uint32_t>(n + flavor), 100.0);
+      auto setv = [&](std::size_t i, double v) {
+        if constexpr (std::is_same<T, bfloat16>::value) x[i] = bfloat16::from_float(static_cast<float>(v));
+        else x[i] = static_cast<T>(v);
+      };
+      if (flavor == 1)  // ties
+        for (std::size_t i = 0; i < n; ++i) setv(i, std::floor(static_cast<double>(core::widen(x[i])) / 64.0));
+      if (flavor == 2)  // NaNs (two payloads) and signed zeros
+        for (std::size_t i = n / 3; i < n; i += 977) {
+          setv(i, (i / 977) % 3 == 0 ? -0.0 : (i / 977) % 3 == 1 ? 0.0 : std::numeric_limits<double>::quiet_NaN());
+          if ((i / 977) % 5 == 4) std::memset(&x[i], 0xff, sizeof(T));  // a negative NaN with a payload
+        }
+      const std::string at = std::string(".") + tname + "/" + std::to_string(n) + ".flavor" + std::to_string(flavor);
+      const std::uint64_t want[4] = {reference::argmin(x.data(), n), reference::argmax(x.data(), n),
+                                     bits_of(reference::min(x.data(), n)), bits_of(reference::max(x.data(), n))};
+      const char* names[4] = {"argmin", "argmax", "min", "max"};
+      for (int k = 0; k < 4; ++k) table.add(names[k] + at, bitexact_test::fnv1a64(&want[k], 8));
+      bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+        const std::uint64_t got[4] = {argmin(x.data(), n, e), argmax(x.data(), n, e), bits_of(bitexact::min(x.data(), n, e)),
+                                      bits_of(bitexact::max(x.data(), n, e))};
+        for (int k = 0; k < 4; ++k) EXPECT_EQ(got[k], want[k]) << names[k] << at << " " << label;
+      });
+    }
+}
+
+TEST(MinMaxGolden, EveryOpKnownAnswerFile) {
+  static_assert(reduce_order_version == 1, "order version changed: write minmax_golden_v2.txt and update CHANGELOG");
+  bitexact_test::golden_table table;
+  minmax_golden_rows<float>(table, "f32", 100);
+  minmax_golden_rows<double>(table, "f64", 200);
+  minmax_golden_rows<bfloat16>(table, "bf16", 300);
+  table.check("minmax_golden_v1.txt");
+}
+
+}  // namespace
