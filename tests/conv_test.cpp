@@ -577,3 +577,165 @@ TEST(Pool, GoldenHashes) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- known-answer file (order version 1)
+
+#include "golden_file.hpp"
+
+namespace {
+
+// Every public op of conv.hpp and pool.hpp, both tiers (conv), float, double and the bfloat16
+// variants, both layouts, three shapes (K = 288 crosses a 256-wide chunk; grouped; depthwise
+// with K' = 324), with and without bias / dbias. Pinned from the reference in
+// tests/data/conv_golden_v1.txt; every fast path (default, each ISA x threads {1,2,3}, grain
+// lowered) must give the same bits.
+template <class A, class X>
+void conv_golden_rows(bitexact_test::golden_table& table, const char* tname, std::uint32_t tag) {
+  auto fast_equal = [&](const std::string& name, const auto& want, auto&& run) {
+    const bool exact = name.find(".exact") != std::string::npos;
+    bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+      // The exact tier does not read the ISA (conv.hpp): its thread counts once, not per ISA.
+      if (exact && e.simd != isa::automatic && e.simd != usable_isas().front()) return;
+      auto got = want;
+      std::fill(got.begin(), got.end(), decltype(got[0] + 0)(7));
+      run(e, got);
+      EXPECT_TRUE(same(got, want)) << name << " " << label;
+    });
+  };
+  int shape_no = 0;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (const conv2d_shape& s : {shape(1, 32, 9, 8, 6, 3, 3, 2, 1, 2, 1, l), shape(2, 12, 9, 8, 6, 3, 3, 1, 1, 1, 2, l),
+                                  shape(4, 8, 9, 9, 8, 3, 3, 1, 1, 1, 8, l)}) {
+      const std::string at = std::string(".") + tname + (l == layout::nchw ? ".nchw" : ".nhwc") + ".s" + std::to_string(shape_no++ % 3);
+      const auto x = bitexact_test::golden_data<X>(xsize(s), tag + 1), w = bitexact_test::golden_data<X>(wsize(s), tag + 2);
+      const auto dy = bitexact_test::golden_data<A>(ysize(s), tag + 3), bias = bitexact_test::golden_data<A>(s.out_channels, tag + 4);
+      for (tier t : {tier::fixed_order, tier::exact}) {
+        const bool ex = t == tier::exact;
+        const std::string tn = at + (ex ? ".exact" : ".fixed_order");
+        for (bool with_bias : {false, true}) {
+          std::vector<A> y(ysize(s));
+          reference::conv2d_forward<A, X, X>(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, y.data(), ex);
+          const std::string name = std::string("forward") + (with_bias ? ".bias" : "") + tn;
+          table.add(name, y);
+          fast_equal(name, y, [&](const execution& e, std::vector<A>& out) {
+            conv2d_forward(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, out.data(), t, e);
+          });
+        }
+        std::vector<A> dx(xsize(s));
+        reference::conv2d_backward_data<A, X>(s, dy.data(), w.data(), dx.data(), ex);
+        table.add("backward_data" + tn, dx);
+        fast_equal("backward_data" + tn, dx,
+                   [&](const execution& e, std::vector<A>& out) { conv2d_backward_data(s, dy.data(), w.data(), out.data(), t, e); });
+        for (bool with_bias : {false, true}) {
+          std::vector<A> dw(wsize(s)), db(s.out_channels);
+          reference::conv2d_backward_weight<A, X>(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr, ex);
+          const std::string name = std::string("backward_weight") + (with_bias ? ".dbias" : "") + tn;
+          table.add(name, dw);
+          if (with_bias) table.add(name + ".db", db);
+          fast_equal(name, dw, [&](const execution& e, std::vector<A>& out) {
+            std::vector<A> db2(s.out_channels, A(7));
+            conv2d_backward_weight(s, x.data(), dy.data(), out.data(), with_bias ? db2.data() : nullptr, t, e);
+            if (with_bias) EXPECT_TRUE(same(db2, db)) << name << " dbias";
+          });
+        }
+      }
+    }
+}
+
+template <class T>
+void pool_golden_rows(bitexact_test::golden_table& table, const char* tname, std::uint32_t tag) {
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (bool ceil_mode : {false, true})
+      for (bool include_pad : {false, true}) {
+        const pool2d_shape s = pshape(2, 5, 11, 10, 3, 2, 1, ceil_mode, include_pad, l);
+        const std::size_t OH = s.out_h(), OW = s.out_w(), nx = 2 * 5 * 11 * 10, ny = 2 * 5 * OH * OW;
+        const std::string at = std::string(".") + tname + (l == layout::nchw ? ".nchw" : ".nhwc") + (ceil_mode ? ".ceil" : "") +
+                               (include_pad ? ".include_pad" : "");
+        auto x = bitexact_test::golden_data<T>(nx, tag + 1, 2.0);
+        for (std::size_t i = 0; i < nx; i += 3) x[i] = static_cast<T>(std::floor(static_cast<double>(x[i])));  // ties
+        const auto dy = bitexact_test::golden_data<T>(ny, tag + 2);
+        std::vector<T> y(ny), dx(nx), ya(ny), dxa(nx);
+        std::vector<std::int64_t> idx(ny);
+        reference::max_pool2d_forward(2, 5, 11, 10, OH, OW, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
+                                      l, x.data(), y.data(), idx.data());
+        reference::max_pool2d_backward(2, 5, 11, 10, OH, OW, l, dy.data(), idx.data(), dx.data());
+        reference::avg_pool2d_forward(2, 5, 11, 10, OH, OW, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
+                                      include_pad, false, l, x.data(), ya.data());
+        reference::avg_pool2d_backward(2, 5, 11, 10, OH, OW, s.kernel_h, s.kernel_w, s.stride_h, s.stride_w, s.pad_h, s.pad_w,
+                                       include_pad, false, l, dy.data(), dxa.data());
+        if (!include_pad) {  // max pooling does not read count_include_pad
+          table.add("max_pool2d_forward" + at, y);
+          table.add("max_pool2d_forward.indices" + at, idx);
+          table.add("max_pool2d_backward" + at, dx);
+        }
+        table.add("avg_pool2d_forward" + at, ya);
+        table.add("avg_pool2d_backward" + at, dxa);
+        bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+          std::vector<T> y2(ny, T(7)), dx2(nx, T(7)), ya2(ny, T(7)), dxa2(nx, T(7));
+          std::vector<std::int64_t> idx2(ny, -1);
+          max_pool2d_forward(s, x.data(), y2.data(), idx2.data(), e);
+          max_pool2d_backward(s, dy.data(), idx.data(), dx2.data(), e);
+          avg_pool2d_forward(s, x.data(), ya2.data(), e);
+          avg_pool2d_backward(s, dy.data(), dxa2.data(), e);
+          EXPECT_TRUE(same(y2, y) && same(idx2, idx) && same(dx2, dx) && same(ya2, ya) && same(dxa2, dxa)) << at << " " << label;
+        });
+      }
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    adaptive_pool2d_shape s;
+    s.batch = 2, s.channels = 5, s.in_h = 10, s.in_w = 13, s.out_h = 3, s.out_w = 4, s.data = l;
+    const std::size_t nx = 2 * 5 * 10 * 13, ny = 2 * 5 * 3 * 4;
+    const std::string at = std::string(".") + tname + (l == layout::nchw ? ".nchw" : ".nhwc");
+    const auto x = bitexact_test::golden_data<T>(nx, tag + 3), dy = bitexact_test::golden_data<T>(ny, tag + 4);
+    std::vector<T> y(ny), dx(nx);
+    reference::avg_pool2d_forward(2, 5, 10, 13, 3, 4, 0, 0, 0, 0, 0, 0, false, true, l, x.data(), y.data());
+    reference::avg_pool2d_backward(2, 5, 10, 13, 3, 4, 0, 0, 0, 0, 0, 0, false, true, l, dy.data(), dx.data());
+    table.add("adaptive_avg_pool2d_forward" + at, y);
+    table.add("adaptive_avg_pool2d_backward" + at, dx);
+    bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+      std::vector<T> y2(ny, T(7)), dx2(nx, T(7));
+      adaptive_avg_pool2d_forward(s, x.data(), y2.data(), e);
+      adaptive_avg_pool2d_backward(s, dy.data(), dx2.data(), e);
+      EXPECT_TRUE(same(y2, y) && same(dx2, dx)) << "adaptive" << at << " " << label;
+    });
+  }
+}
+
+TEST(ConvGolden, EveryOpKnownAnswerFile) {
+  static_assert(conv_order_version == 1, "order version changed: write conv_golden_v2.txt and update CHANGELOG");
+  static_assert(gemm_order_version == 1, "the conv K reduction is gemm_order_version's");
+  bitexact_test::golden_table table;
+  conv_golden_rows<float, float>(table, "f32", 100);
+  conv_golden_rows<double, double>(table, "f64", 200);
+  conv_golden_rows<float, bfloat16>(table, "bf16", 300);
+  pool_golden_rows<float>(table, "f32", 400);
+  pool_golden_rows<double>(table, "f64", 500);
+  table.check("conv_golden_v1.txt");
+}
+
+// fuzz_conv found it (UBSan: "applying non-zero offset to null pointer", cpu/conv_kernels.hpp,
+// depthwise backward-weight): with in_h == 0 (a valid shape: the padding alone holds the
+// kernel, every tap is padding) x may be null, and the kernel formed x + offset for padding
+// taps too. Fails under -fsanitize=undefined (the fuzz build) before the fix; the values are
+// the reference's (zeros) in every build.
+TEST(ConvEdges, EmptyInputAllPaddingTaps) {
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (std::size_t groups : {std::size_t(1), std::size_t(4)}) {
+      conv2d_shape s = shape(2, 4, 0, 3, 4, 1, 1, 1, 1, 1, groups, l);  // in_h 0, pad_h 1: out_h 3
+      ASSERT_GT(s.out_h() * s.out_w(), 0u);
+      const auto dy = data<float>(ysize(s), 77);
+      std::vector<float> want(wsize(s)), want_db(4);
+      reference::conv2d_backward_weight<float, float>(s, nullptr, dy.data(), want.data(), want_db.data(), false);
+      for (int th : {1, 2}) {
+        std::vector<float> dw(wsize(s), 7.0f), db(4, 7.0f);
+        conv2d_backward_weight<float>(s, nullptr, dy.data(), dw.data(), db.data(), tier::fixed_order, {th, isa::automatic});
+        EXPECT_TRUE(same(dw, want) && same(db, want_db)) << "groups " << groups << " threads " << th;
+        std::vector<float> y(ysize(s), 7.0f), y_ref(ysize(s));
+        const auto w = data<float>(wsize(s), 78);
+        conv2d_forward<float>(s, nullptr, w.data(), nullptr, y.data(), tier::fixed_order, {th, isa::automatic});
+        reference::conv2d_forward<float, float, float>(s, nullptr, w.data(), nullptr, y_ref.data(), false);
+        EXPECT_TRUE(same(y, y_ref)) << "forward, groups " << groups;
+      }
+    }
+}
+
+}  // namespace

@@ -61,8 +61,9 @@ void run(fuzz::input& in, std::uint8_t mode, std::vector<double>& storage) {
   const std::size_t oy = in.take<std::uint16_t>() % n_a, ob = in.take<std::uint16_t>() % n_a;
   const std::size_t od = in.take<std::uint16_t>() % n_a;  // dy (backward) / dw (backward-weight)
   const std::uint8_t nulls = in.take<std::uint8_t>();
-  if (ox + nx > n_x || ow + nw > n_x || oy + std::max(ny, nx) > n_a || ob + nb > n_a || od + std::max(ny, nw) > n_a)
-    return;
+  // The output at oy: y (forward, ny), dx (backward-data, nx), dw (backward-weight, nw).
+  const std::size_t nout = op == 0 ? ny : op == 1 ? nx : nw;
+  if (ox + nx > n_x || ow + nw > n_x || oy + nout > n_a || ob + nb > n_a || od + ny > n_a) return;
   std::memset(base, 0, cap_bytes);
   std::memcpy(base, in.p, std::min(in.left(), cap_bytes));
   X* const bx = reinterpret_cast<X*>(base);
