@@ -24,6 +24,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "golden_file.hpp"
 #include "split_probe.hpp"
 
 namespace {
@@ -859,26 +860,10 @@ TEST(ScatterGolden, EveryOpEveryStrategy) {
   ASSERT_EQ(bitexact::scatter_order_version, 1);
   // tests/data/scatter_golden_v1.txt: one "name hash" line per output, in the order above
   // (written once by BITEXACT_PRINT_GOLDEN=<file> from the code of order version 1).
-  const auto rows = scatter_golden_hashes();
-  if (const char* out = std::getenv("BITEXACT_PRINT_GOLDEN")) {
-    FILE* f = std::fopen(out, "w");
-    ASSERT_NE(f, nullptr);
-    for (const auto& r : rows) std::fprintf(f, "%s %016llx\n", r.first.c_str(), static_cast<unsigned long long>(r.second));
-    std::fclose(f);
-  }
-  FILE* f = std::fopen(BITEXACT_TEST_DATA_DIR "/scatter_golden_v1.txt", "r");
-  ASSERT_NE(f, nullptr) << "missing " BITEXACT_TEST_DATA_DIR "/scatter_golden_v1.txt";
-  char name[200];
-  unsigned long long h = 0;
-  std::size_t k = 0;
-  while (std::fscanf(f, "%199s %llx", name, &h) == 2) {
-    ASSERT_LT(k, rows.size()) << "the golden file has more rows than the test computes";
-    EXPECT_EQ(rows[k].first, name);
-    EXPECT_EQ(hex(rows[k].second), hex(h)) << rows[k].first;
-    ++k;
-  }
-  std::fclose(f);
-  EXPECT_EQ(k, rows.size()) << "outputs without a pinned hash";
+  bitexact_test::golden_table table;  // the shared loader (golden_file.hpp)
+  table.rows = scatter_golden_hashes();
+  table.check("scatter_golden_v1.txt");
+  const std::size_t k = table.rows.size();
   EXPECT_EQ(k, 232u);  // 4 target counts x 58 outputs (31 fixed_order, 26 exact, bincount)
 }
 
