@@ -28,6 +28,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <deque>
+#include <mutex>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -43,11 +45,17 @@ using at::Tensor;
 
 void anchor() {}
 
+// The ISA and the module that runs it, read together by each call (set_isa may run meanwhile).
+struct choice {
+  bitexact::isa isa;
+  const bitexact_torch::kernels_v1* k;
+};
 struct state {
   bitexact::portable::dispatcher d{BITEXACT_PORTABLE_MODULE_PREFIX, BITEXACT_PORTABLE_VARIANTS,
                                    BITEXACT_PORTABLE_ENTRY, reinterpret_cast<const void*>(&anchor)};
-  std::atomic<int> isa{0};
-  std::atomic<const bitexact_torch::kernels_v1*> k{nullptr};
+  std::mutex m;
+  std::deque<choice> made;  // every choice made (a few at most), never freed: calls may hold one
+  std::atomic<const choice*> now{nullptr};
   std::string load_error;  // why the choice at load failed (a bad BITEXACT_ISA), else ""
 };
 state& st() {
@@ -61,8 +69,11 @@ void choose(bitexact::isa requested) {
   const bitexact::isa i = s.d.resolve(requested);
   using entry_fn = const bitexact_torch::kernels_v1* (*)();
   const auto* k = reinterpret_cast<entry_fn>(s.d.entry_for(i))();
-  s.k.store(k);
-  s.isa.store(static_cast<int>(i));
+  std::lock_guard<std::mutex> lock(s.m);
+  for (const choice& c : s.made)
+    if (c.isa == i && c.k == k) return s.now.store(&c);
+  s.made.push_back(choice{i, k});
+  s.now.store(&s.made.back());
 }
 
 // At load: the best ISA of this CPU or BITEXACT_ISA's; a failure is reported by every op.
@@ -77,31 +88,35 @@ const bool chosen_at_load = [] {
   return true;
 }();
 
-const bitexact_torch::kernels_v1& kernels() {
-  const auto* k = st().k.load();
-  TORCH_CHECK(k != nullptr, "no kernel module loaded: ", st().load_error,
+const choice& current() {
+  const choice* c = st().now.load();
+  TORCH_CHECK(c != nullptr, "no kernel module loaded: ", st().load_error,
               " (BITEXACT_ISA names one of scalar, sse2, avx2, avx512, neon that this CPU has; unset, the best one)");
-  return *k;
+  return *c;
 }
 template <class T>
-const bitexact_torch::typed_v1<T>& K() {
-  if constexpr (std::is_same_v<T, float>) return kernels().f;
-  else return kernels().d;
+const bitexact_torch::typed_v1<T>& typed(const choice& c) {
+  if constexpr (std::is_same_v<T, float>) return c.k->f;
+  else return c.k->d;
 }
-int isa_arg() { return st().isa.load(); }
 int threads_arg() { return std::max(1, at::get_num_threads()); }
 
 // A kernel's failure, rethrown as the exception type the bitexact call threw.
-void done(const char* err) {
+void done(const choice& c, const char* err) {
   if (err == nullptr) return;
   const std::string m = err;
-  switch (kernels().error_kind()) {
+  switch (c.k->error_kind()) {
     case bitexact_torch::invalid_argument: throw std::invalid_argument(m);
     case bitexact_torch::out_of_range: throw std::out_of_range(m);
     default: throw std::runtime_error(m);
   }
 }
-#define BX_RUN(T, fn, ...) done(K<T>().fn(isa_arg(), threads_arg(), __VA_ARGS__))
+// Runs kernel `fn` for element type T with the current (ISA, module) and torch's thread count.
+#define BX_RUN(T, fn, ...)                                                                          \
+  do {                                                                                             \
+    const choice& bx_c = current();                                                                \
+    done(bx_c, typed<T>(bx_c).fn(static_cast<int>(bx_c.isa), threads_arg(), __VA_ARGS__));         \
+  } while (0)
 
 void check_float(const Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "bitexact.", op, ": ", name, " is on ", t.device(),
@@ -140,11 +155,8 @@ int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
 
 // set_isa("auto") picks again as at load (BITEXACT_ISA, else the best of this CPU).
 void set_isa(std::string name) { choose(bitexact::parse_isa(name)); }
-std::string isa_name() {
-  kernels();
-  return bitexact::isa_name(static_cast<bitexact::isa>(isa_arg()));
-}
-std::string isa_variant() { return kernels().variant; }
+std::string isa_name() { return bitexact::isa_name(current().isa); }
+std::string isa_variant() { return current().k->variant; }
 std::vector<std::string> available_isas() {
   std::vector<std::string> out;
   for (bitexact::isa i : st().d.available()) out.emplace_back(bitexact::isa_name(i));
@@ -767,7 +779,8 @@ Tensor trunc_normal(std::vector<int64_t> size, int64_t seed, int64_t step, int64
 Tensor permutation(int64_t n, int64_t seed, int64_t epoch, int64_t first, int64_t count) {
   TORCH_CHECK(n >= 1, "bitexact.permutation: n must be >= 1");
   Tensor out = at::empty({count}, at::TensorOptions().dtype(at::kLong));
-  done(kernels().permutation(isa_arg(), threads_arg(), n, seed, epoch, first, out.data_ptr<int64_t>(), count));
+  const choice& c = current();
+  done(c, c.k->permutation(static_cast<int>(c.isa), threads_arg(), n, seed, epoch, first, out.data_ptr<int64_t>(), count));
   return out;
 }
 
