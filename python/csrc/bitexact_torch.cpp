@@ -6,8 +6,14 @@
 // and raises a clear error naming the op before anything is computed; non-contiguous inputs are
 // made contiguous; outputs are fresh tensors (inputs are never written). The thread count of
 // every call is torch's (at::get_num_threads()), handed to bitexact::execution, so
-// torch.set_num_threads changes who computes a canonical chunk, never the bits. The ISA follows
-// BITEXACT_ISA or set_isa() below.
+// torch.set_num_threads changes who computes a canonical chunk, never the bits.
+//
+// Portable build (cmake/bitexactPortable.cmake): this file is the front library
+// libbitexact_torch.so, compiled without -m flags and with no arithmetic on tensor values; the
+// bitexact calls live in torch_kernels.cpp, compiled once per ISA into
+// libbitexact_torch_<variant>.so next to it. At load the front picks the ISA (BITEXACT_ISA,
+// else the best this CPU has; set_isa() below changes it) and its module, and passes the ISA
+// explicitly in every call, so one build runs at full speed on any CPU with the same bits.
 //
 // The ref_* ops run the scalar reference (include/bitexact/reference/), the specification, on
 // the same tensors, for the tests.
@@ -15,24 +21,102 @@
 #include <torch/library.h>
 #include <torch/types.h>
 
-#include <bitexact/bitexact.hpp>
-#include <bitexact/pool.hpp>
-#include <bitexact/reference/conv.hpp>
-#include <bitexact/reference/gemm.hpp>
-#include <bitexact/reference/reduce.hpp>
-#include <bitexact/reference/rowwise.hpp>
-#include <bitexact/reference/scatter.hpp>
+#include <bitexact/portable/dispatch.hpp>
+#include <bitexact/core/keys.hpp>
+#include <bitexact/core/scatter.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "torch_table.hpp"
 
 namespace {
 
 using at::Tensor;
 
-bitexact::execution exec() { return bitexact::execution{std::max(1, at::get_num_threads()), bitexact::isa::automatic}; }
+// ---- the kernel module ---------------------------------------------------------------------------
+
+void anchor() {}
+
+// The ISA and the module that runs it, read together by each call (set_isa may run meanwhile).
+struct choice {
+  bitexact::isa isa;
+  const bitexact_torch::kernels_v1* k;
+};
+struct state {
+  bitexact::portable::dispatcher d{BITEXACT_PORTABLE_MODULE_PREFIX, BITEXACT_PORTABLE_VARIANTS,
+                                   BITEXACT_PORTABLE_ENTRY, reinterpret_cast<const void*>(&anchor)};
+  std::mutex m;
+  std::deque<choice> made;  // every choice made (a few at most), never freed: calls may hold one
+  std::atomic<const choice*> now{nullptr};
+  std::string load_error;  // why the choice at load failed (a bad BITEXACT_ISA), else ""
+};
+state& st() {
+  static state s;
+  return s;
+}
+
+// Picks the ISA and loads its module; throws std::invalid_argument / std::runtime_error.
+void choose(bitexact::isa requested) {
+  state& s = st();
+  const bitexact::isa i = s.d.resolve(requested);
+  using entry_fn = const bitexact_torch::kernels_v1* (*)();
+  const auto* k = reinterpret_cast<entry_fn>(s.d.entry_for(i))();
+  std::lock_guard<std::mutex> lock(s.m);
+  for (const choice& c : s.made)
+    if (c.isa == i && c.k == k) return s.now.store(&c);
+  s.made.push_back(choice{i, k});
+  s.now.store(&s.made.back());
+}
+
+// At load: the best ISA of this CPU or BITEXACT_ISA's; a failure is reported by every op.
+const bool chosen_at_load = [] {
+  try {
+    choose(bitexact::isa::automatic);
+  } catch (const std::exception& e) {
+    const char* env = std::getenv("BITEXACT_ISA");
+    st().load_error = std::string(env != nullptr && *env != '\0' ? "BITEXACT_ISA='" + std::string(env) + "': " : "") +
+                      e.what();
+  }
+  return true;
+}();
+
+const choice& current() {
+  const choice* c = st().now.load();
+  TORCH_CHECK(c != nullptr, "no kernel module loaded: ", st().load_error,
+              " (BITEXACT_ISA names one of scalar, sse2, avx2, avx512, neon that this CPU has; unset, the best one)");
+  return *c;
+}
+template <class T>
+const bitexact_torch::typed_v1<T>& typed(const choice& c) {
+  if constexpr (std::is_same_v<T, float>) return c.k->f;
+  else return c.k->d;
+}
+int threads_arg() { return std::max(1, at::get_num_threads()); }
+
+// A kernel's failure, rethrown as the exception type the bitexact call threw.
+void done(const choice& c, const char* err) {
+  if (err == nullptr) return;
+  const std::string m = err;
+  switch (c.k->error_kind()) {
+    case bitexact_torch::invalid_argument: throw std::invalid_argument(m);
+    case bitexact_torch::out_of_range: throw std::out_of_range(m);
+    default: throw std::runtime_error(m);
+  }
+}
+// Runs kernel `fn` for element type T with the current (ISA, module) and torch's thread count.
+#define BX_RUN(T, fn, ...)                                                                          \
+  do {                                                                                             \
+    const choice& bx_c = current();                                                                \
+    done(bx_c, typed<T>(bx_c).fn(static_cast<int>(bx_c.isa), threads_arg(), __VA_ARGS__));         \
+  } while (0)
 
 void check_float(const Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "bitexact.", op, ": ", name, " is on ", t.device(),
@@ -69,8 +153,15 @@ int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
 
 // ---- execution ---------------------------------------------------------------------------------
 
-void set_isa(std::string name) { bitexact::set_isa(bitexact::parse_isa(name)); }
-std::string isa_name() { return bitexact::isa_name(bitexact::resolved_isa()); }
+// set_isa("auto") picks again as at load (BITEXACT_ISA, else the best of this CPU).
+void set_isa(std::string name) { choose(bitexact::parse_isa(name)); }
+std::string isa_name() { return bitexact::isa_name(current().isa); }
+std::string isa_variant() { return current().k->variant; }
+std::vector<std::string> available_isas() {
+  std::vector<std::string> out;
+  for (bitexact::isa i : st().d.available()) out.emplace_back(bitexact::isa_name(i));
+  return out;
+}
 int64_t tag_of(std::string s) { return static_cast<int64_t>(bitexact::tag_of(s.c_str())); }
 
 // ---- sums and means over dims ------------------------------------------------------------------
@@ -101,7 +192,6 @@ Tensor sum(const Tensor& self, std::vector<int64_t> dims, bool keepdim, bool mea
       out_shape.push_back(self.size(d));
     }
   }
-  const bitexact::tier t = exact ? bitexact::tier::exact : bitexact::tier::fixed_order;
   Tensor out = at::empty({rows}, self.options());
   bool leading = true;  // reduced dims are 0..k-1
   for (std::size_t i = 0; i < red_dims.size(); ++i) leading = leading && red_dims[i] == static_cast<int64_t>(i);
@@ -109,20 +199,14 @@ Tensor sum(const Tensor& self, std::vector<int64_t> dims, bool keepdim, bool mea
   for (std::size_t i = 0; i < kept_dims.size(); ++i) trailing = trailing && kept_dims[i] == static_cast<int64_t>(i);
   BITEXACT_FLOATING(T, self.scalar_type(), [&] {
     T* o = out.data_ptr<T>();
-    if (leading && !trailing) {
+    if (leading && !trailing) {  // x is (cols reduced) x (rows kept): column sums
       const Tensor x = self.contiguous();
-      if (mean)
-        bitexact::col_mean(x.data_ptr<T>(), cols, rows, rows, o, t, exec());
-      else
-        bitexact::col_sum(x.data_ptr<T>(), cols, rows, rows, o, t, exec());
+      BX_RUN(T, sum, x.data_ptr<T>(), cols, rows, 1, mean, exact, o);
     } else {
       std::vector<int64_t> perm(kept_dims);
       perm.insert(perm.end(), red_dims.begin(), red_dims.end());
       const Tensor x = (trailing ? self : self.permute(perm)).contiguous();
-      if (mean)
-        bitexact::row_mean(x.data_ptr<T>(), rows, cols, cols, o, t, exec());
-      else
-        bitexact::row_sum(x.data_ptr<T>(), rows, cols, cols, o, t, exec());
+      BX_RUN(T, sum, x.data_ptr<T>(), rows, cols, 0, mean, exact, o);
     }
   });
   return out.reshape(out_shape);
@@ -149,10 +233,7 @@ Tensor softmax_like(const Tensor& self, int64_t dim, bool log) {
   const Tensor x = rows_view(self, dim, rows, cols);
   Tensor y = at::empty_like(x);
   BITEXACT_FLOATING(T, self.scalar_type(), [&] {
-    if (log)
-      bitexact::log_softmax(x.data_ptr<T>(), rows, cols, cols, y.data_ptr<T>(), cols, exec());
-    else
-      bitexact::softmax(x.data_ptr<T>(), rows, cols, cols, y.data_ptr<T>(), cols, exec());
+    BX_RUN(T, softmax, x.data_ptr<T>(), rows, cols, log, y.data_ptr<T>());
   });
   return back_from_rows(y, self, dim);
 }
@@ -185,10 +266,7 @@ Tensor norm_rows(const Tensor& self, int64_t normalized_numel, const c10::option
   BITEXACT_FLOATING(T, self.scalar_type(), [&] {
     const T* wp = wc.defined() ? wc.data_ptr<T>() : nullptr;
     const T* bp = bc.defined() ? bc.data_ptr<T>() : nullptr;
-    if (layer)
-      bitexact::layer_norm(x.data_ptr<T>(), rows, cols, cols, wp, bp, eps, y.data_ptr<T>(), cols, exec());
-    else
-      bitexact::rms_norm(x.data_ptr<T>(), rows, cols, cols, wp, eps, y.data_ptr<T>(), cols, exec());
+    BX_RUN(T, norm, x.data_ptr<T>(), rows, cols, wp, bp, eps, layer, y.data_ptr<T>());
   });
   return y;
 }
@@ -233,8 +311,7 @@ Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Ten
   const int64_t n_out = out.size(0), width = n_out == 0 ? 0 : out.numel() / n_out, n = idx.numel();
   if (n > 0 && width > 0) {
     BITEXACT_FLOATING(T, self.scalar_type(), [&] {
-      bitexact::index_add_rows(out.data_ptr<T>(), n_out, width, idx.data_ptr<int64_t>(), src.data_ptr<T>(), n,
-                               exact ? bitexact::tier::exact : bitexact::tier::fixed_order, exec());
+      BX_RUN(T, index_add_rows, out.data_ptr<T>(), n_out, width, idx.data_ptr<int64_t>(), src.data_ptr<T>(), n, exact);
     });
   } else if (n > 0) {
     // nothing to add, but a bad index is still an error
@@ -300,8 +377,8 @@ Tensor scatter_reduce(const Tensor& self, int64_t dim, const Tensor& index, cons
     }
   }
   BITEXACT_FLOATING(T, self.scalar_type(), [&] {
-    bitexact::scatter_reduce(out.data_ptr<T>(), out.numel(), target.data(), vals.data_ptr<T>(), n, sop, include_self,
-                             exact ? bitexact::tier::exact : bitexact::tier::fixed_order, exec());
+    BX_RUN(T, scatter_reduce, out.data_ptr<T>(), out.numel(), target.data(), vals.data_ptr<T>(), n,
+           static_cast<int>(sop), include_self, exact);
   });
   return out.reshape(self.sizes());
 }
@@ -336,13 +413,9 @@ std::tuple<Tensor, Tensor> embedding_bag(const Tensor& table, const Tensor& indi
   }
   if (width == 0) return {out, pos};
   BITEXACT_FLOATING(T, table.scalar_type(), [&] {
-    if (bm == bitexact::bag_mode::max)
-      bitexact::embedding_bag_max(out.data_ptr<T>(), pos.data_ptr<int64_t>(), tab.data_ptr<T>(), tab.size(0), width,
-                                  idx.data_ptr<int64_t>(), idx.numel(), off.data_ptr<int64_t>(), n_bags, exec());
-    else
-      bitexact::embedding_bag(out.data_ptr<T>(), tab.data_ptr<T>(), tab.size(0), width, idx.data_ptr<int64_t>(),
-                              idx.numel(), off.data_ptr<int64_t>(), n_bags, bm, w.defined() ? w.data_ptr<T>() : nullptr,
-                              exact ? bitexact::tier::exact : bitexact::tier::fixed_order, exec());
+    BX_RUN(T, embedding_bag, out.data_ptr<T>(), bm == bitexact::bag_mode::max ? pos.data_ptr<int64_t>() : nullptr,
+           tab.data_ptr<T>(), tab.size(0), width, idx.data_ptr<int64_t>(), idx.numel(), off.data_ptr<int64_t>(), n_bags,
+           static_cast<int>(bm), w.defined() ? w.data_ptr<T>() : nullptr, exact);
   });
   return {out, pos};
 }
@@ -358,18 +431,17 @@ Tensor embedding_bag_backward(const Tensor& grad, const Tensor& indices, const T
   const int64_t n_bags = off.numel(), width = g.size(1);
   Tensor out = at::zeros({n_rows, width}, grad.options());
   if (width == 0) return out;
-  const bitexact::tier t = exact ? bitexact::tier::exact : bitexact::tier::fixed_order;
   BITEXACT_FLOATING(T, grad.scalar_type(), [&] {
     if (bm == bitexact::bag_mode::max) {
       const Tensor mp = max_positions.contiguous();
-      bitexact::embedding_bag_max_backward(out.data_ptr<T>(), n_rows, width, g.data_ptr<T>(), idx.data_ptr<int64_t>(),
-                                           idx.numel(), mp.data_ptr<int64_t>(), n_bags, t, exec());
+      BX_RUN(T, embedding_bag_backward, out.data_ptr<T>(), n_rows, width, g.data_ptr<T>(), idx.data_ptr<int64_t>(),
+             idx.numel(), nullptr, mp.data_ptr<int64_t>(), n_bags, static_cast<int>(bm), nullptr, exact);
     } else {
       Tensor w;
       if (psw && psw->defined()) w = psw->contiguous();
-      bitexact::embedding_bag_backward(out.data_ptr<T>(), n_rows, width, g.data_ptr<T>(), idx.data_ptr<int64_t>(),
-                                       idx.numel(), off.data_ptr<int64_t>(), n_bags, bm,
-                                       w.defined() ? w.data_ptr<T>() : nullptr, t, exec());
+      BX_RUN(T, embedding_bag_backward, out.data_ptr<T>(), n_rows, width, g.data_ptr<T>(), idx.data_ptr<int64_t>(),
+             idx.numel(), off.data_ptr<int64_t>(), nullptr, n_bags, static_cast<int>(bm),
+             w.defined() ? w.data_ptr<T>() : nullptr, exact);
     }
   });
   return out;
@@ -378,21 +450,19 @@ Tensor embedding_bag_backward(const Tensor& grad, const Tensor& indices, const T
 
 // ---- matrix products (gemm.hpp) and convolution (conv.hpp) --------------------------------------
 
-bitexact::tier tier_of(bool exact) { return exact ? bitexact::tier::exact : bitexact::tier::fixed_order; }
-
 // A (rows x cols) as a gemm operand without a copy when it is row-major or a transposed
 // row-major matrix: (data, transpose flag, leading dimension); else a contiguous copy.
 struct operand {
   Tensor t;
-  bitexact::transpose tr;
+  int tr;  // 1: the matrix is t's transpose
   int64_t ld;
 };
 operand as_operand(const Tensor& a) {
   const int64_t r = a.size(-2), c = a.size(-1);
-  if (a.stride(-1) == 1 && (a.stride(-2) == c || r <= 1) && a.is_contiguous()) return {a, bitexact::transpose::no, c};
+  if (a.stride(-1) == 1 && (a.stride(-2) == c || r <= 1) && a.is_contiguous()) return {a, 0, c};
   const Tensor at = a.transpose(-1, -2);
-  if (at.is_contiguous()) return {at, bitexact::transpose::yes, r};
-  return {a.contiguous(), bitexact::transpose::no, c};
+  if (at.is_contiguous()) return {at, 1, r};
+  return {a.contiguous(), 0, c};
 }
 
 // C = A B for 2-D A (m x k), B (k x n); batched over the first dim for 3-D (bmm).
@@ -413,8 +483,8 @@ Tensor mm_impl(const Tensor& a, const Tensor& b, bool exact, bool batched) {
   if (c.numel() == 0) return c;
   const operand A = as_operand(batched ? a.contiguous() : a), B = as_operand(batched ? b.contiguous() : b);
   BITEXACT_FLOATING(T, a.scalar_type(), [&] {
-    bitexact::gemm_batched<T>(A.tr, B.tr, m, n, k, T(1), A.t.data_ptr<T>(), A.ld, m * k, B.t.data_ptr<T>(), B.ld, k * n,
-                              T(0), c.data_ptr<T>(), n, m * n, batch, tier_of(exact), exec());
+    BX_RUN(T, gemm_batched, A.tr, B.tr, m, n, k, A.t.data_ptr<T>(), A.ld, m * k, B.t.data_ptr<T>(), B.ld, k * n,
+           c.data_ptr<T>(), n, m * n, batch, exact);
   });
   return c;
 }
@@ -446,8 +516,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bia
   Tensor y = at::empty({batch, out}, x.options());
   if (y.numel() == 0) return y.reshape(shape);
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    bitexact::linear_forward<T>(batch, in, out, x2.data_ptr<T>(), wc.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
-                                y.data_ptr<T>(), tier_of(exact), exec());
+    BX_RUN(T, linear_forward, batch, in, out, x2.data_ptr<T>(), wc.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
+           y.data_ptr<T>(), exact);
   });
   return y.reshape(shape);
 }
@@ -462,14 +532,8 @@ std::tuple<Tensor, Tensor, Tensor> linear_backward(const Tensor& dy, const Tenso
   Tensor dx = at::zeros({batch, in}, x.options()), dw = at::zeros({out, in}, w.options());
   Tensor db = need_bias ? at::zeros({out}, w.options()) : Tensor();
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    if (batch > 0 && in > 0) {
-      bitexact::linear_backward_data<T>(batch, in, out, d2.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(), tier_of(exact),
-                                        exec());
-      bitexact::linear_backward_weight<T>(batch, in, out, d2.data_ptr<T>(), x2.data_ptr<T>(), dw.data_ptr<T>(),
-                                          tier_of(exact), exec());
-    }
-    if (need_bias && out > 0)
-      bitexact::linear_backward_bias<T>(batch, out, d2.data_ptr<T>(), db.data_ptr<T>(), tier_of(exact), exec());
+    BX_RUN(T, linear_backward, batch, in, out, d2.data_ptr<T>(), x2.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(),
+           dw.data_ptr<T>(), need_bias ? db.data_ptr<T>() : nullptr, exact);
   });
   return {dx.reshape(x.sizes()), dw, db};
 }
@@ -525,8 +589,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bia
   Tensor y = at::empty({x.size(0), w.size(0), (int64_t)s.out_h(), (int64_t)s.out_w()}, x.options());
   if (y.numel() == 0) return y;
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    bitexact::conv2d_forward<T>(s, xc.data_ptr<T>(), wc.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
-                                y.data_ptr<T>(), tier_of(exact), exec());
+    BX_RUN(T, conv2d_forward, &s, xc.data_ptr<T>(), wc.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
+           y.data_ptr<T>(), exact);
   });
   return y;
 }
@@ -543,9 +607,8 @@ std::tuple<Tensor, Tensor, Tensor> conv2d_backward(const Tensor& dy, const Tenso
   Tensor db = need_bias ? at::zeros({w.size(0)}, w.options()) : Tensor();
   if (x.numel() == 0) return {dx, dw, db};
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    bitexact::conv2d_backward_data<T>(s, dyc.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(), tier_of(exact), exec());
-    bitexact::conv2d_backward_weight<T>(s, xc.data_ptr<T>(), dyc.data_ptr<T>(), dw.data_ptr<T>(),
-                                        need_bias ? db.data_ptr<T>() : nullptr, tier_of(exact), exec());
+    BX_RUN(T, conv2d_backward, &s, dyc.data_ptr<T>(), xc.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(),
+           dw.data_ptr<T>(), need_bias ? db.data_ptr<T>() : nullptr, exact);
   });
   return {dx, dw, db};
 }
@@ -590,7 +653,7 @@ std::tuple<Tensor, Tensor> max_pool2d(const Tensor& x, std::vector<int64_t> k, s
   Tensor idx = at::empty(y.sizes(), x.options().dtype(at::kLong));
   if (y.numel() == 0) return {y, idx};
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    bitexact::max_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>(), exec());
+    BX_RUN(T, max_pool2d_forward, &sh, xc.data_ptr<T>(), y.data_ptr<T>(), idx.data_ptr<int64_t>());
   });
   return {y, idx};
 }
@@ -602,7 +665,7 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor
   Tensor dx = at::zeros(x.sizes(), dy.options());
   if (dx.numel() == 0) return dx;
   BITEXACT_FLOATING(T, dy.scalar_type(), [&] {
-    bitexact::max_pool2d_backward<T>(sh, g.data_ptr<T>(), ic.data_ptr<int64_t>(), dx.data_ptr<T>(), exec());
+    BX_RUN(T, max_pool2d_backward, &sh, g.data_ptr<T>(), ic.data_ptr<int64_t>(), dx.data_ptr<T>());
   });
   return dx;
 }
@@ -614,7 +677,7 @@ Tensor avg_pool2d(const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> 
   Tensor y = at::empty({x.size(0), x.size(1), (int64_t)sh.out_h(), (int64_t)sh.out_w()}, x.options());
   if (y.numel() == 0) return y;
   BITEXACT_FLOATING(T, x.scalar_type(),
-                    [&] { bitexact::avg_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), exec()); });
+                    [&] { BX_RUN(T, avg_pool2d_forward, &sh, xc.data_ptr<T>(), y.data_ptr<T>()); });
   return y;
 }
 Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, std::vector<int64_t> k, std::vector<int64_t> s,
@@ -625,7 +688,7 @@ Tensor avg_pool2d_backward(const Tensor& dy, const Tensor& x, std::vector<int64_
   Tensor dx = at::zeros(x.sizes(), dy.options());
   if (dx.numel() == 0) return dx;
   BITEXACT_FLOATING(T, dy.scalar_type(),
-                    [&] { bitexact::avg_pool2d_backward<T>(sh, g.data_ptr<T>(), dx.data_ptr<T>(), exec()); });
+                    [&] { BX_RUN(T, avg_pool2d_backward, &sh, g.data_ptr<T>(), dx.data_ptr<T>()); });
   return dx;
 }
 bitexact::adaptive_pool2d_shape adaptive_shape(const Tensor& x, const std::vector<int64_t>& out) {
@@ -648,7 +711,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::vector<int64_t> out) {
   Tensor y = at::empty({x.size(0), x.size(1), out[0], out[1]}, x.options());
   if (y.numel() == 0) return y;
   BITEXACT_FLOATING(T, x.scalar_type(),
-                    [&] { bitexact::adaptive_avg_pool2d_forward<T>(sh, xc.data_ptr<T>(), y.data_ptr<T>(), exec()); });
+                    [&] { BX_RUN(T, adaptive_avg_pool2d_forward, &sh, xc.data_ptr<T>(), y.data_ptr<T>()); });
   return y;
 }
 Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Tensor& x, std::vector<int64_t> out) {
@@ -658,28 +721,12 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Tensor& x, std::vect
   Tensor dx = at::zeros(x.sizes(), dy.options());
   if (dx.numel() == 0) return dx;
   BITEXACT_FLOATING(T, dy.scalar_type(),
-                    [&] { bitexact::adaptive_avg_pool2d_backward<T>(sh, g.data_ptr<T>(), dx.data_ptr<T>(), exec()); });
+                    [&] { BX_RUN(T, adaptive_avg_pool2d_backward, &sh, g.data_ptr<T>(), dx.data_ptr<T>()); });
   return dx;
 }
 
 // ---- keyed randomness ---------------------------------------------------------------------------
-
-using gen = bitexact::philox4x32_10;
-bitexact::stream<gen> keyed(int64_t seed, int64_t step, int64_t tag) {
-  return bitexact::stream<gen>::from_seed(static_cast<std::uint64_t>(seed), static_cast<std::uint64_t>(step), 0,
-                                          static_cast<std::uint32_t>(tag));
-}
-
-// float: bitexact::dropout itself (its mask is generate_bernoulli's); double: the same rule.
-void apply_dropout(const bitexact::stream<gen>& s, std::uint64_t first, const float* x, float* y, const std::uint8_t*,
-                   int64_t n, double keep) {
-  bitexact::dropout(s, first, x, y, n, keep, exec());
-}
-void apply_dropout(const bitexact::stream<gen>&, std::uint64_t, const double* x, double* y, const std::uint8_t* m,
-                   int64_t n, double keep) {
-  const double scale = 1.0 / keep;
-  for (int64_t i = 0; i < n; ++i) y[i] = m[i] ? x[i] * scale : 0.0;
-}
+// Streams keyed by (seed, step, tag): bitexact::stream<philox4x32_10>::from_seed(seed, step, 0, tag).
 
 // (y, mask): sample b of x (its first dim) uses the stream's values
 // [sample_ids[b] * n, (sample_ids[b] + 1) * n), n = elements per sample; so a sample's mask
@@ -697,19 +744,12 @@ std::tuple<Tensor, Tensor> dropout(const Tensor& self, double p, int64_t seed, i
   Tensor y = at::empty_like(x);
   Tensor mask = at::empty(x.sizes(), x.options().dtype(at::kByte));
   const double keep = 1.0 - p;
-  const auto s = keyed(seed, step, tag);
   const int64_t* id = ids.data_ptr<int64_t>();
   for (int64_t b = 0; b < batch; ++b)
     TORCH_CHECK_INDEX(id[b] >= 0, "bitexact.dropout: negative sample id ", id[b], " at position ", b);
   BITEXACT_FLOATING(T, self.scalar_type(), [&] {
-    for (int64_t b = 0; b < batch; ++b) {
-      const std::uint64_t first = static_cast<std::uint64_t>(id[b]) * static_cast<std::uint64_t>(n);
-      std::uint8_t* m = mask.data_ptr<std::uint8_t>() + b * n;
-      bitexact::generate_bernoulli(s, first, m, n, keep, exec());
-      const T* xi = x.data_ptr<T>() + b * n;
-      T* yi = y.data_ptr<T>() + b * n;
-      apply_dropout(s, first, xi, yi, m, n, keep);
-    }
+    BX_RUN(T, dropout, seed, step, tag, id, batch, n, x.data_ptr<T>(), y.data_ptr<T>(),
+           mask.data_ptr<std::uint8_t>(), keep);
   });
   return {y, mask};
 }
@@ -719,41 +759,19 @@ Tensor random_values(std::vector<int64_t> size, std::string dist, int64_t seed, 
               bool dbl) {
   TORCH_CHECK(dist == "uniform" || dist == "normal", "bitexact.random: dist must be 'uniform' or 'normal'");
   Tensor out = at::empty(size, at::TensorOptions().dtype(dbl ? at::kDouble : at::kFloat));
-  const auto s = keyed(seed, step, tag);
   BITEXACT_FLOATING(T, out.scalar_type(), [&] {
-    if (dist == "uniform")
-      bitexact::generate_uniform(s, static_cast<std::uint64_t>(first), out.data_ptr<T>(), out.numel(), exec());
-    else
-      bitexact::generate_normal(s, static_cast<std::uint64_t>(first), out.data_ptr<T>(), out.numel(), exec());
+    BX_RUN(T, random, seed, step, tag, first, dist == "normal", out.data_ptr<T>(), out.numel());
   });
   return out;
 }
 
-// Standard normal values truncated to [a, b] by rejection: element i draws value
-// round * numel + i of the stream in round 0, 1, ... until it lands in [a, b] (after 64 rounds
-// the last draw is clamped). Depends on (seed, step, tag, i) only.
+// Standard normal values truncated to [a, b] by rejection (torch_kernels.cpp): element i
+// depends on (seed, step, tag, i) only.
 Tensor trunc_normal(std::vector<int64_t> size, int64_t seed, int64_t step, int64_t tag, double a, double b, bool dbl) {
   TORCH_CHECK(a < b, "bitexact.trunc_normal: a must be < b");
   Tensor out = at::empty(size, at::TensorOptions().dtype(dbl ? at::kDouble : at::kFloat));
-  const auto s = keyed(seed, step, tag);
-  const int64_t n = out.numel();
-  BITEXACT_FLOATING(T, out.scalar_type(), [&] {
-    T* o = out.data_ptr<T>();
-    std::vector<T> draw(n);
-    std::vector<bool> done(n, false);
-    int64_t left = n;
-    for (int64_t round = 0; round < 64 && left > 0; ++round) {
-      bitexact::generate_normal(s, static_cast<std::uint64_t>(round * n), draw.data(), n, exec());
-      for (int64_t i = 0; i < n; ++i)
-        if (!done[i] && draw[i] >= a && draw[i] <= b) {
-          o[i] = draw[i];
-          done[i] = true;
-          --left;
-        }
-    }
-    for (int64_t i = 0; i < n; ++i)
-      if (!done[i]) o[i] = static_cast<T>(std::min(std::max(static_cast<double>(draw[i]), a), b));
-  });
+  BITEXACT_FLOATING(T, out.scalar_type(),
+                    [&] { BX_RUN(T, trunc_normal, seed, step, tag, a, b, out.data_ptr<T>(), out.numel()); });
   return out;
 }
 
@@ -761,8 +779,8 @@ Tensor trunc_normal(std::vector<int64_t> size, int64_t seed, int64_t step, int64
 Tensor permutation(int64_t n, int64_t seed, int64_t epoch, int64_t first, int64_t count) {
   TORCH_CHECK(n >= 1, "bitexact.permutation: n must be >= 1");
   Tensor out = at::empty({count}, at::TensorOptions().dtype(at::kLong));
-  const auto p = bitexact::permutation::for_epoch(n, static_cast<std::uint64_t>(seed), static_cast<std::uint64_t>(epoch));
-  p.fill(first, reinterpret_cast<std::uint64_t*>(out.data_ptr<int64_t>()), count, exec());
+  const choice& c = current();
+  done(c, c.k->permutation(static_cast<int>(c.isa), threads_arg(), n, seed, epoch, first, out.data_ptr<int64_t>(), count));
   return out;
 }
 
@@ -771,13 +789,8 @@ Tensor permutation(int64_t n, int64_t seed, int64_t epoch, int64_t first, int64_
 Tensor ref_sum_rows(const Tensor& x2d, bool exact) {
   const Tensor x = x2d.contiguous();
   Tensor out = at::empty({x.size(0)}, x.options());
-  BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    for (int64_t r = 0; r < x.size(0); ++r) {
-      const T* p = x.data_ptr<T>() + r * x.size(1);
-      out.data_ptr<T>()[r] = exact ? bitexact::reference::sum_exact(p, x.size(1))
-                                   : bitexact::reference::sum_fixed_order(p, x.size(1));
-    }
-  });
+  BITEXACT_FLOATING(T, x.scalar_type(),
+                    [&] { BX_RUN(T, ref_sum_rows, x.data_ptr<T>(), x.size(0), x.size(1), exact, out.data_ptr<T>()); });
   return out;
 }
 Tensor ref_rowwise(const Tensor& x2d, std::string what, const c10::optional<Tensor>& w, const c10::optional<Tensor>& b,
@@ -785,27 +798,23 @@ Tensor ref_rowwise(const Tensor& x2d, std::string what, const c10::optional<Tens
   const Tensor x = x2d.contiguous();
   Tensor y = at::empty_like(x);
   const int64_t rows = x.size(0), cols = x.size(1);
+  const int code = what == "softmax" ? 0 : what == "log_softmax" ? 1 : what == "rms_norm" ? 2 : what == "layer_norm" ? 3 : -1;
+  TORCH_CHECK(code >= 0, "bitexact.ref_rowwise: unknown op '", what, "'");
+  const Tensor wc = w && w->defined() ? w->contiguous() : Tensor();
+  const Tensor bc = b && b->defined() ? b->contiguous() : Tensor();
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    const T* wp = w && w->defined() ? w->contiguous().data_ptr<T>() : nullptr;
-    const T* bp = b && b->defined() ? b->contiguous().data_ptr<T>() : nullptr;
-    if (what == "softmax") bitexact::reference::softmax(x.data_ptr<T>(), rows, cols, cols, y.data_ptr<T>(), cols);
-    if (what == "log_softmax")
-      bitexact::reference::log_softmax(x.data_ptr<T>(), rows, cols, cols, y.data_ptr<T>(), cols);
-    if (what == "rms_norm")
-      bitexact::reference::rms_norm(x.data_ptr<T>(), rows, cols, cols, wp, static_cast<T>(eps), y.data_ptr<T>(), cols);
-    if (what == "layer_norm")
-      bitexact::reference::layer_norm(x.data_ptr<T>(), rows, cols, cols, wp, bp, static_cast<T>(eps), y.data_ptr<T>(),
-                                      cols);
+    BX_RUN(T, ref_rowwise, x.data_ptr<T>(), rows, cols, code, wc.defined() ? wc.data_ptr<T>() : nullptr,
+           bc.defined() ? bc.data_ptr<T>() : nullptr, eps, y.data_ptr<T>());
   });
   return y;
 }
-// out (n_out, width) += rows of src by idx; or the 1-D scatter_reduce when width == 0 is passed as -1.
+// out (n_out, width) += rows of src by idx.
 Tensor ref_index_add_rows(const Tensor& out0, const Tensor& idx0, const Tensor& src0) {
   Tensor out = out0.contiguous().clone();
   const Tensor idx = idx0.contiguous(), src = src0.contiguous();
   BITEXACT_FLOATING(T, out.scalar_type(), [&] {
-    bitexact::reference::index_add_rows(out.data_ptr<T>(), out.size(0), out.size(1), idx.data_ptr<int64_t>(),
-                                        src.data_ptr<T>(), idx.numel(), false);
+    BX_RUN(T, ref_index_add_rows, out.data_ptr<T>(), out.size(0), out.size(1), idx.data_ptr<int64_t>(), src.data_ptr<T>(),
+           idx.numel());
   });
   return out;
 }
@@ -813,9 +822,10 @@ Tensor ref_scatter_reduce_1d(const Tensor& out0, const Tensor& idx0, const Tenso
                              bool include_self) {
   Tensor out = out0.contiguous().clone();
   const Tensor idx = idx0.contiguous(), src = src0.contiguous();
+  const int op = static_cast<int>(parse_reduce(reduce, "ref"));
   BITEXACT_FLOATING(T, out.scalar_type(), [&] {
-    bitexact::reference::scatter_reduce(out.data_ptr<T>(), out.numel(), idx.data_ptr<int64_t>(), src.data_ptr<T>(),
-                                        idx.numel(), parse_reduce(reduce, "ref"), include_self, false);
+    BX_RUN(T, ref_scatter_reduce_1d, out.data_ptr<T>(), out.numel(), idx.data_ptr<int64_t>(), src.data_ptr<T>(),
+           idx.numel(), op, include_self);
   });
   return out;
 }
@@ -823,10 +833,11 @@ Tensor ref_embedding_bag(const Tensor& table, const Tensor& idx0, const Tensor& 
                          const c10::optional<Tensor>& psw) {
   const Tensor tab = table.contiguous(), idx = idx0.contiguous(), off = off0.contiguous();
   Tensor out = at::zeros({off.numel(), tab.size(1)}, tab.options());
+  const int m = static_cast<int>(parse_mode(mode));
+  const Tensor w = psw && psw->defined() ? psw->contiguous() : Tensor();
   BITEXACT_FLOATING(T, tab.scalar_type(), [&] {
-    const T* w = psw && psw->defined() ? psw->contiguous().data_ptr<T>() : nullptr;
-    bitexact::reference::embedding_bag(out.data_ptr<T>(), tab.data_ptr<T>(), tab.size(1), idx.data_ptr<int64_t>(),
-                                       idx.numel(), off.data_ptr<int64_t>(), off.numel(), parse_mode(mode), w, false);
+    BX_RUN(T, ref_embedding_bag, out.data_ptr<T>(), tab.data_ptr<T>(), tab.size(1), idx.data_ptr<int64_t>(), idx.numel(),
+           off.data_ptr<int64_t>(), off.numel(), m, w.defined() ? w.data_ptr<T>() : nullptr);
   });
   return out;
 }
@@ -835,9 +846,7 @@ Tensor ref_mm(const Tensor& a0, const Tensor& b0) {
   const Tensor a = a0.contiguous(), b = b0.contiguous();
   Tensor c = at::zeros({a.size(0), b.size(1)}, a.options());
   BITEXACT_FLOATING(T, a.scalar_type(), [&] {
-    bitexact::reference::gemm_fixed_order<T, T>(bitexact::transpose::no, bitexact::transpose::no, a.size(0), b.size(1),
-                                                a.size(1), T(1), a.data_ptr<T>(), a.size(1), b.data_ptr<T>(), b.size(1),
-                                                T(0), c.data_ptr<T>(), b.size(1));
+    BX_RUN(T, ref_mm, a.data_ptr<T>(), b.data_ptr<T>(), c.data_ptr<T>(), a.size(0), b.size(1), a.size(1));
   });
   return c;
 }
@@ -852,11 +861,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> ref_conv2d(const Tensor& x0, const Te
   Tensor y = at::zeros({x.size(0), w.size(0), (int64_t)s.out_h(), (int64_t)s.out_w()}, x.options());
   Tensor dx = at::zeros_like(x), dw = at::zeros_like(w), db = at::zeros({w.size(0)}, w.options());
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    bitexact::reference::conv2d_forward<T, T, T>(s, x.data_ptr<T>(), w.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr,
-                                                 y.data_ptr<T>(), false);
-    bitexact::reference::conv2d_backward_data<T, T>(s, dy.data_ptr<T>(), w.data_ptr<T>(), dx.data_ptr<T>(), false);
-    bitexact::reference::conv2d_backward_weight<T, T>(s, x.data_ptr<T>(), dy.data_ptr<T>(), dw.data_ptr<T>(),
-                                                      db.data_ptr<T>(), false);
+    BX_RUN(T, ref_conv2d, &s, x.data_ptr<T>(), w.data_ptr<T>(), b.defined() ? b.data_ptr<T>() : nullptr, dy.data_ptr<T>(),
+           y.data_ptr<T>(), dx.data_ptr<T>(), dw.data_ptr<T>(), db.data_ptr<T>());
   });
   return {y, dx, dw, db};
 }
@@ -866,6 +872,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> ref_conv2d(const Tensor& x0, const Te
 TORCH_LIBRARY(bitexact, m) {
   m.def("set_isa(str isa) -> ()", &set_isa);
   m.def("isa() -> str", &isa_name);
+  m.def("isa_variant() -> str", &isa_variant);
+  m.def("available_isas() -> str[]", &available_isas);
   m.def("tag_of(str name) -> int", &tag_of);
   m.def("sum(Tensor self, int[] dim, bool keepdim, bool mean, bool exact) -> Tensor", &sum);
   m.def("softmax(Tensor self, int dim) -> Tensor", &softmax);

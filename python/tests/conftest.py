@@ -14,7 +14,7 @@ def available_isas():
         try:
             bt.set_isa(name)
             out.append(name)
-        except RuntimeError:
+        except (RuntimeError, ValueError):  # std::invalid_argument reaches Python as ValueError
             pass
     bt.set_isa("auto")
     return out

@@ -1,7 +1,9 @@
 """Loads the op library (torch.ops.bitexact.*) built by CMake from the public headers.
 
 Search order: $BITEXACT_TORCH_LIBRARY, then libbitexact_torch.so next to this file (where the
-CMake target writes it)."""
+CMake target writes it). The library is portable: its kernels are built once per ISA into modules
+libbitexact_torch_<variant>.so next to it, one of which it loads (BITEXACT_ISA, else the best
+ISA of this CPU); a bad BITEXACT_ISA fails the import with the reason."""
 import os
 
 import torch
@@ -17,6 +19,10 @@ def _load():
             "`cmake -S . -B build && cmake --build build --target bitexact_torch` "
             "(or set BITEXACT_TORCH_LIBRARY)" % path)
     torch.ops.load_library(path)
+    try:
+        torch.ops.bitexact.isa()  # the ISA chosen at load; raises if none could be
+    except RuntimeError as e:
+        raise ImportError("bitexact.torch: %s" % str(e).splitlines()[0]) from None
     return path
 
 
@@ -30,8 +36,19 @@ def set_isa(name):
 
 
 def isa():
-    """The ISA bitexact's ops use now."""
+    """The ISA bitexact's ops use now (chosen at load: BITEXACT_ISA, else the best of this CPU)."""
     return ops.isa()
+
+
+def isa_variant():
+    """The kernel module running it: 'sse2', 'avx2', 'avx512' (x86-64), 'neon' (aarch64); 'scalar'
+    runs in the baseline module."""
+    return ops.isa_variant()
+
+
+def available_isas():
+    """The ISAs this CPU has and this build has a kernel module for, narrowest first."""
+    return list(ops.available_isas())
 
 
 def tag_of(name):
