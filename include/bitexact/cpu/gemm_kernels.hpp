@@ -193,7 +193,7 @@ template <>
 struct gemm_arch<xsimd::avx512bw, double> {
   using V = gemm_vec_avx512_f64;
   static constexpr int MR = 14, NV = 2;
-  static constexpr std::size_t MC = 280, NC = 1024;
+  static constexpr std::size_t MC = 280, NC = 512;  // A micro-panel in L1, packed B (1 MiB) in L2
 };
 #endif
 #if defined(__AVX2__) && defined(__FMA__) && XSIMD_WITH_FMA3_AVX2
@@ -607,6 +607,8 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
   // B read in place (rows ldb apart) instead of packed: measured slower than packing at every
   // shape tried (decode m = 16: 19 vs 37 GFLOP/s, the bf16 path that packs being the faster), so
   // off; few-row products take gemm_rowstream instead. Kept switchable for other CPUs.
+  // Which micro-panel stays in L1 (see the macro-kernel): B when both fit a 48 KiB L1.
+  constexpr bool b_in_l1 = KC * (MR + NR) * sizeof(T) <= 48 * 1024;
   const bool direct_b = BITEXACT_GEMM_DIRECT_B && std::is_same<T, In>::value && pr.b_cs == 1 && (i1 - i0) <= 4 * MR;
 
   for (std::size_t jc = j0; jc < j1; jc += AR::NC) {
@@ -622,10 +624,10 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
       for (std::size_t ic = i0; ic < i1; ic += AR::MC) {
         const std::size_t mc = std::min<std::size_t>(AR::MC, i1 - ic);
         gemm_pack_a<Arch, static_cast<int>(MR)>(mc, kc, pr.a + ic * pr.a_rs + pc * pr.a_ks, pr.a_rs, pr.a_ks, ap);
-        // Macro-kernel: a B micro-panel (256 x NR, 32 KiB) stays in L1 while the A micro-panels
-        // of the packed A block (MC x 256, in L2) stream past it. (A micro-panel in L1 and B
-        // streaming instead reads 32 KiB of B per tile from L2, or from L3 once packed B
-        // outgrows L2: 0.8x OpenBLAS at 2048 x 4096 x 4096.)
+        // Macro-kernel. b_in_l1: a B micro-panel (256 x NR) stays in L1 while the A micro-panels
+        // of the packed A block (MC x 256, in L2) stream past it. Otherwise (the two panels
+        // together overflow L1: AVX-512 double, 28 + 32 KiB) an A micro-panel stays in L1 and
+        // the B micro-panels stream from packed B, which NC keeps within L2.
         auto one = [&](std::size_t ir, std::size_t jr) {
           const int mr = static_cast<int>(std::min(MR, mc - ir));
           const std::size_t nr = std::min(NR, nc - jr);
@@ -637,8 +639,13 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
                           pr.beta};
           MK::tile(mr, kc, ap + (ir / MR) * kc * MR, MR, bpanel, inplace ? pr.b_ks : NR, nr, g);
         };
-        for (std::size_t jr = 0; jr < nc; jr += NR)
-          for (std::size_t ir = 0; ir < mc; ir += MR) one(ir, jr);
+        if (b_in_l1 || direct_b) {
+          for (std::size_t jr = 0; jr < nc; jr += NR)
+            for (std::size_t ir = 0; ir < mc; ir += MR) one(ir, jr);
+        } else {
+          for (std::size_t ir = 0; ir < mc; ir += MR)
+            for (std::size_t jr = 0; jr < nc; jr += NR) one(ir, jr);
+        }
       }
     }
   }
