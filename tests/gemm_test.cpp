@@ -110,8 +110,9 @@ TEST(GemmMatrix, Bfloat16) { invariance_matrix<bfloat16>(); }
 TEST(GemmMatrix, CacheBlocks) {
   for (isa i : {isa::scalar, best_isa()})
     for (int threads : {1, 3, 8}) {
-      check_one<float>({300, 2100, 600}, transpose::no, transpose::no, 1.0f, 0.0f, {threads, i}, 7);
-      check_one<double>({250, 1100, 520}, transpose::yes, transpose::yes, -2.0, 0.5, {threads, i}, 8);
+      // m above the AVX-512 MC (560 float, 280 double rows), n above NC, k over several chunks
+      check_one<float>({570, 2100, 600}, transpose::no, transpose::no, 1.0f, 0.0f, {threads, i}, 7);
+      check_one<double>({290, 1100, 520}, transpose::yes, transpose::yes, -2.0, 0.5, {threads, i}, 8);
       check_one<bfloat16>({190, 700, 300}, transpose::no, transpose::yes, 1.0f, 1.0f, {threads, i}, 9);
     }
 }
@@ -127,7 +128,7 @@ TEST(GemmMatrix, ThreadsReallySplit) {
       const auto q = cpu::detail::gemm_plan_for<A, float>(2, 3, 1100, t);  // small C, long K
       EXPECT_TRUE(q.split_k);
       EXPECT_EQ(q.parts, std::min<std::size_t>(t, 5)) << t;
-      const auto r = cpu::detail::gemm_plan_for<A, float>(300, 2100, 600, t);  // CacheBlocks
+      const auto r = cpu::detail::gemm_plan_for<A, float>(570, 2100, 600, t);  // CacheBlocks
       EXPECT_EQ(r.parts, static_cast<std::size_t>(t));
     }
   });

@@ -187,13 +187,13 @@ template <>
 struct gemm_arch<xsimd::avx512bw, float> {
   using V = gemm_vec_avx512_f32;
   static constexpr int MR = 14, NV = 2;  // 28 accumulators, 2 B vectors, 1 broadcast
-  static constexpr std::size_t MC = 168, NC = 2048;
+  static constexpr std::size_t MC = 560, NC = 2048;
 };
 template <>
 struct gemm_arch<xsimd::avx512bw, double> {
   using V = gemm_vec_avx512_f64;
   static constexpr int MR = 14, NV = 2;
-  static constexpr std::size_t MC = 112, NC = 1024;
+  static constexpr std::size_t MC = 280, NC = 512;  // A micro-panel in L1, packed B (1 MiB) in L2
 };
 #endif
 #if defined(__AVX2__) && defined(__FMA__) && XSIMD_WITH_FMA3_AVX2
@@ -266,23 +266,17 @@ struct gemm_micro {
   static void tile_rows(std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
                         std::size_t nr, const gemm_merge<T>& g) {
     reg acc[R][NV];
-    // The tile of S (and C) is read or written once the chain ends: fetch it meanwhile.
-    for (int i = 0; i < R; ++i) {
-      const char* ps = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds);
-      const char* pe = reinterpret_cast<const char*>(g.s + static_cast<std::size_t>(i) * g.lds + nr);
-      for (; ps < pe; ps += 64) gemm_prefetch_w(ps);
-      gemm_prefetch_w(pe - 1);
-    }
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
     const bool strided = b_ks != static_cast<std::size_t>(NR);
-    for (std::size_t k = 0; k < kc; ++k) {
+    auto step = [&] {
       if (strided) {  // B read in place: rows ldb apart, which the hardware prefetcher misses
         const T* pb = b + 8 * b_ks;
         for (int j = 0; j < NR; j += 64 / static_cast<int>(sizeof(T))) gemm_prefetch(pb + j);
       }
+      gemm_prefetch(a + 16 * a_ks);  // the A micro-panel streams from L2
       reg bv[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
@@ -294,7 +288,18 @@ struct gemm_micro {
       }
       a += a_ks;
       b += b_ks;
+    };
+    // The tile of S (and C) is read or written once the chain ends: fetch it meanwhile, one row
+    // per k step (a burst of 3 R prefetches at the start filled the line-fill buffers and stalled).
+    std::size_t k = 0;
+    for (const std::size_t kp = std::min<std::size_t>(kc, R); k < kp; ++k) {
+      const char* ps = reinterpret_cast<const char*>(g.s + k * g.lds);
+      gemm_prefetch_w(ps);
+      gemm_prefetch_w(ps + 64);
+      gemm_prefetch_w(ps + nr * sizeof(T) - 1);
+      step();
     }
+    for (; k < kc; ++k) step();
     if (nr == static_cast<std::size_t>(NR)) {
       const reg va = V::set1(g.alpha), vb = V::set1(g.beta);
       for (int i = 0; i < R; ++i) {
@@ -373,27 +378,6 @@ struct gemm_micro {
 
 // ------------------------------------------------------------------ 3. packing
 
-/// Packs rows [0, mc) x k [0, kc) of op(A), whose element (i, k) is at a[i * rs + k * ks], into
-/// micro-panels of MR rows: panel q at dst + q * kc * MR, element (q*MR + r, k) at [k * MR + r].
-template <int MR, class T, class In>
-void gemm_pack_a(std::size_t mc, std::size_t kc, const In* a, std::size_t rs, std::size_t ks, T* dst) {
-  for (std::size_t q0 = 0; q0 < mc; q0 += MR) {
-    const std::size_t mr = std::min<std::size_t>(MR, mc - q0);
-    T* d = dst + (q0 / MR) * kc * MR;
-    if (ks == 1) {  // op(A) rows contiguous in k: transpose into the panel
-      for (std::size_t r = 0; r < mr; ++r) {
-        const In* src = a + (q0 + r) * rs;
-        for (std::size_t k = 0; k < kc; ++k) d[k * MR + r] = static_cast<T>(core::widen(src[k]));
-      }
-    } else {
-      for (std::size_t k = 0; k < kc; ++k) {
-        const In* src = a + k * ks + q0 * rs;
-        for (std::size_t r = 0; r < mr; ++r) d[k * MR + r] = static_cast<T>(core::widen(src[r * rs]));
-      }
-    }
-  }
-}
-
 #if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
 /// In-register transposes for packing (pure data movement: no arithmetic, no bits change).
 inline void gemm_transpose16_ps(__m512 r[16]) {
@@ -470,7 +454,68 @@ std::size_t gemm_pack_bt_avx512(std::size_t kc, const In* b, std::size_t cs, T* 
     return 0;
   }
 }
+/// op(A) rows contiguous in k: an MR-row micro-panel (mr <= MR rows valid) by 16 x 16 (float,
+/// bfloat16) or 8 x 8 (double) register transposes, rows in groups of the vector width (rows past
+/// mr read as zeros and are not stored); returns the k handled (a multiple of the tile).
+template <int MR, class T, class In>
+std::size_t gemm_pack_at_avx512(std::size_t mr, std::size_t kc, const In* a, std::size_t rs, T* d) {
+  if constexpr (std::is_same<T, float>::value) {
+    const std::size_t kv = kc / 16 * 16;
+    for (std::size_t k0 = 0; k0 < kv; k0 += 16)
+      for (std::size_t g0 = 0; g0 < mr; g0 += 16) {
+        const std::size_t cnt = std::min<std::size_t>(16, mr - g0);
+        __m512 r[16];
+        for (std::size_t i = 0; i < 16; ++i) r[i] = i < cnt ? gemm_load16(a + (g0 + i) * rs + k0) : _mm512_setzero_ps();
+        gemm_transpose16_ps(r);
+        const __mmask16 mk = static_cast<__mmask16>((1u << cnt) - 1u);
+        for (int i = 0; i < 16; ++i) _mm512_mask_storeu_ps(d + (k0 + i) * MR + g0, mk, r[i]);
+      }
+    return kv;
+  } else if constexpr (std::is_same<T, double>::value && std::is_same<In, double>::value) {
+    const std::size_t kv = kc / 8 * 8;
+    for (std::size_t k0 = 0; k0 < kv; k0 += 8)
+      for (std::size_t g0 = 0; g0 < mr; g0 += 8) {
+        const std::size_t cnt = std::min<std::size_t>(8, mr - g0);
+        __m512d r[8];
+        for (std::size_t i = 0; i < 8; ++i) r[i] = i < cnt ? _mm512_loadu_pd(a + (g0 + i) * rs + k0) : _mm512_setzero_pd();
+        gemm_transpose8_pd(r);
+        const __mmask8 mk = static_cast<__mmask8>((1u << cnt) - 1u);
+        for (int i = 0; i < 8; ++i) _mm512_mask_storeu_pd(d + (k0 + i) * MR + g0, mk, r[i]);
+      }
+    return kv;
+  } else {
+    (void)mr, (void)kc, (void)a, (void)rs, (void)d;
+    return 0;
+  }
+}
 #endif
+
+/// Packs rows [0, mc) x k [0, kc) of op(A), whose element (i, k) is at a[i * rs + k * ks], into
+/// micro-panels of MR rows: panel q at dst + q * kc * MR, element (q*MR + r, k) at [k * MR + r].
+/// Rows mr..MR-1 of a last partial panel are left unwritten (the microkernel never reads them).
+template <class Arch, int MR, class T, class In>
+void gemm_pack_a(std::size_t mc, std::size_t kc, const In* a, std::size_t rs, std::size_t ks, T* dst) {
+  for (std::size_t q0 = 0; q0 < mc; q0 += MR) {
+    const std::size_t mr = std::min<std::size_t>(MR, mc - q0);
+    T* d = dst + (q0 / MR) * kc * MR;
+    if (ks == 1) {  // op(A) rows contiguous in k: transpose into the panel
+      std::size_t kdone = 0;
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+      if constexpr (std::is_same<Arch, xsimd::avx512bw>::value)
+        kdone = gemm_pack_at_avx512<MR>(mr, kc, a + q0 * rs, rs, d);
+#endif
+      for (std::size_t r = 0; r < mr; ++r) {
+        const In* src = a + (q0 + r) * rs;
+        for (std::size_t k = kdone; k < kc; ++k) d[k * MR + r] = static_cast<T>(core::widen(src[k]));
+      }
+    } else {
+      for (std::size_t k = 0; k < kc; ++k) {
+        const In* src = a + k * ks + q0 * rs;
+        for (std::size_t r = 0; r < mr; ++r) d[k * MR + r] = static_cast<T>(core::widen(src[r * rs]));
+      }
+    }
+  }
+}
 
 /// Packs k [0, kc) x columns [0, nc) of op(B), element (k, j) at b[k * ks + j * cs], into
 /// micro-panels of NR columns (panel p at dst + p * kc * NR, (k, p*NR + c) at [k * NR + c]);
@@ -481,10 +526,14 @@ void gemm_pack_b(std::size_t kc, std::size_t nc, const In* b, std::size_t ks, st
     const std::size_t nr = std::min<std::size_t>(NR, nc - p0);
     T* d = dst + (p0 / NR) * kc * NR;
     if (cs == 1) {
-      for (std::size_t k = 0; k < kc; ++k) {
-        const In* src = b + k * ks + p0;
-        for (std::size_t c = 0; c < nr; ++c) d[k * NR + c] = static_cast<T>(core::widen(src[c]));
-        for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
+      if (std::is_same<T, In>::value && nr == static_cast<std::size_t>(NR)) {  // a fixed-size copy per k
+        for (std::size_t k = 0; k < kc; ++k) std::memcpy(d + k * NR, b + k * ks + p0, NR * sizeof(T));
+      } else {
+        for (std::size_t k = 0; k < kc; ++k) {
+          const In* src = b + k * ks + p0;
+          for (std::size_t c = 0; c < nr; ++c) d[k * NR + c] = static_cast<T>(core::widen(src[c]));
+          for (std::size_t c = nr; c < static_cast<std::size_t>(NR); ++c) d[k * NR + c] = T(0);
+        }
       }
     } else {  // op(B) columns contiguous in k (B transposed): transpose into the panel
       std::size_t kdone = 0;
@@ -558,6 +607,8 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
   // B read in place (rows ldb apart) instead of packed: measured slower than packing at every
   // shape tried (decode m = 16: 19 vs 37 GFLOP/s, the bf16 path that packs being the faster), so
   // off; few-row products take gemm_rowstream instead. Kept switchable for other CPUs.
+  // Which micro-panel stays in L1 (see the macro-kernel): B when both fit a 48 KiB L1.
+  constexpr bool b_in_l1 = KC * (MR + NR) * sizeof(T) <= 48 * 1024;
   const bool direct_b = BITEXACT_GEMM_DIRECT_B && std::is_same<T, In>::value && pr.b_cs == 1 && (i1 - i0) <= 4 * MR;
 
   for (std::size_t jc = j0; jc < j1; jc += AR::NC) {
@@ -572,10 +623,11 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
                                           pr.b_cs, bp);
       for (std::size_t ic = i0; ic < i1; ic += AR::MC) {
         const std::size_t mc = std::min<std::size_t>(AR::MC, i1 - ic);
-        gemm_pack_a<static_cast<int>(MR)>(mc, kc, pr.a + ic * pr.a_rs + pc * pr.a_ks, pr.a_rs, pr.a_ks, ap);
-        // Macro-kernel. Packed B (in L2): an A micro-panel (MR x 256) stays in L1 while the B
-        // micro-panels stream past it. B in place (few rows): each B micro-panel is read from
-        // memory once and stays in L1 for the row tiles.
+        gemm_pack_a<Arch, static_cast<int>(MR)>(mc, kc, pr.a + ic * pr.a_rs + pc * pr.a_ks, pr.a_rs, pr.a_ks, ap);
+        // Macro-kernel. b_in_l1: a B micro-panel (256 x NR) stays in L1 while the A micro-panels
+        // of the packed A block (MC x 256, in L2) stream past it. Otherwise (the two panels
+        // together overflow L1: AVX-512 double, 28 + 32 KiB) an A micro-panel stays in L1 and
+        // the B micro-panels stream from packed B, which NC keeps within L2.
         auto one = [&](std::size_t ir, std::size_t jr) {
           const int mr = static_cast<int>(std::min(MR, mc - ir));
           const std::size_t nr = std::min(NR, nc - jr);
@@ -587,7 +639,7 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
                           pr.beta};
           MK::tile(mr, kc, ap + (ir / MR) * kc * MR, MR, bpanel, inplace ? pr.b_ks : NR, nr, g);
         };
-        if (direct_b) {
+        if (b_in_l1 || direct_b) {
           for (std::size_t jr = 0; jr < nc; jr += NR)
             for (std::size_t ir = 0; ir < mc; ir += MR) one(ir, jr);
         } else {
