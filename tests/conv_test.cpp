@@ -356,7 +356,7 @@ TEST(ConvBadInput, RejectedWithOutputsUntouched) {
            std::all_of(db.begin(), db.end(), [](float v) { return v == 7.0f; });
   };
   std::vector<conv2d_shape> bad;
-  for (int k = 0; k < 8; ++k) bad.push_back(good);
+  for (int k = 0; k < 12; ++k) bad.push_back(good);
   bad[0].stride_h = 0;
   bad[1].stride_w = 0;
   bad[2].dilation_h = 0;
@@ -365,6 +365,12 @@ TEST(ConvBadInput, RejectedWithOutputsUntouched) {
   bad[5].kernel_h = 9;  // 6 + 2 < 9
   bad[6].groups = 0;
   bad[7].out_channels = 6, bad[7].groups = 4;
+  // Shapes whose extents do not fit in size_t (they wrapped before, found by fuzz_conv's review):
+  bad[8].batch = std::size_t(1) << 62;                          // batch * C * H * W
+  bad[9].pad_h = std::numeric_limits<std::size_t>::max() / 2;  // in_h + 2 * pad_h
+  bad[10].dilation_w = std::numeric_limits<std::size_t>::max() / 2, bad[10].pad_w = 1;  // dilation * (kernel - 1)
+  bad[11].out_channels = std::size_t(1) << 40, bad[11].in_channels = std::size_t(1) << 40,
+  bad[11].groups = 1;                                            // weights: out * in * kh * kw
   for (const auto& s : bad) {
     for (tier t : {tier::fixed_order, tier::exact}) {
       EXPECT_THROW(conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), t), std::invalid_argument);

@@ -34,6 +34,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -70,7 +71,23 @@ struct conv_sizes {
   std::size_t x, w, y;
 };
 
+/// a * b, or std::invalid_argument when the product (as a count of up to 16-byte elements, so byte
+/// extents and pointer ranges stay representable too) does not fit in std::size_t.
+inline std::size_t conv_checked_mul(std::size_t a, std::size_t b, const char* what) {
+  constexpr std::size_t limit = std::numeric_limits<std::size_t>::max() / 16;
+  conv_check(a == 0 || b <= limit / a, what, "the sizes overflow");
+  return a * b;
+}
+
 inline conv_sizes conv_validate(const conv2d_shape& s, const char* what) {
+  // Every extent below is computed with checked products first, so no check further down (nor
+  // out_h(), nor the overlap tests) can run on a wrapped size.
+  for (std::size_t pad : {s.pad_h, s.pad_w}) conv_checked_mul(pad, 2, what);
+  conv_checked_mul(s.dilation_h, s.kernel_h, what);
+  conv_checked_mul(s.dilation_w, s.kernel_w, what);
+  conv_check(s.in_h <= std::numeric_limits<std::size_t>::max() / 16 - 2 * s.pad_h &&
+                 s.in_w <= std::numeric_limits<std::size_t>::max() / 16 - 2 * s.pad_w,
+             what, "the sizes overflow");
   conv_check(s.stride_h > 0 && s.stride_w > 0, what, "zero stride");
   conv_check(s.dilation_h > 0 && s.dilation_w > 0, what, "zero dilation");
   conv_check(s.kernel_h > 0 && s.kernel_w > 0, what, "zero kernel size");
@@ -83,9 +100,14 @@ inline conv_sizes conv_validate(const conv2d_shape& s, const char* what) {
              what, "the (dilated) kernel is larger than the padded input");
   conv_check(s.data == layout::nchw || s.data == layout::nhwc, what, "unknown layout");
   conv_sizes z;
-  z.x = s.batch * s.in_channels * s.in_h * s.in_w;
-  z.w = s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
-  z.y = s.batch * s.out_channels * s.out_h() * s.out_w();
+  const auto mul = [what](std::size_t a, std::size_t b) { return conv_checked_mul(a, b, what); };
+  z.x = mul(mul(mul(s.batch, s.in_channels), s.in_h), s.in_w);
+  z.w = mul(mul(mul(s.out_channels, s.in_channels / s.groups), s.kernel_h), s.kernel_w);
+  z.y = mul(mul(mul(s.batch, s.out_channels), s.out_h()), s.out_w());
+  // The im2col-style K' of backward_weight and the GEMM K of forward: products of the same
+  // factors, checked once here.
+  mul(mul(s.batch, s.out_h()), s.out_w());
+  mul(mul(s.in_channels / s.groups, s.kernel_h), s.kernel_w);
   return z;
 }
 
