@@ -15,6 +15,7 @@
 #include <bitexact/reference/minmax.hpp>
 #include <bitexact/reference/reduce.hpp>
 
+#include "golden_file.hpp"
 #include "split_probe.hpp"
 
 namespace {
@@ -154,6 +155,91 @@ TEST(Axis, Bfloat16AndBadInput) {
   std::vector<float> v(3);
   row_variance(x.data(), 3, 1, 4, v.data(), 1);  // n <= ddof: NaN, as in 1-D
   EXPECT_TRUE(std::isnan(v[0]));
+}
+
+// ---------------------------------------------------------------- golden values (order version 1)
+// Every axis op, rows and columns, both tiers, float and double: the hash of the reference's
+// result on each row (column), pinned in tests/data/axis_golden_v1.txt; every fast path must match.
+template <class T>
+void axis_golden_rows(bitexact_test::golden_table& table, const char* tname, std::uint32_t tag) {
+  using A = core::accumulation_t<T>;
+  const std::size_t rows = 19, cols = 1500, ld = 1503;
+  const auto xv = bitexact_test::golden_data<T>(rows * ld, tag, 3.0, 0.5), yv = bitexact_test::golden_data<T>(rows * ld, tag + 1);
+  const T* x = xv.data();
+  const T* y = yv.data();
+  // Row r is x[r*ld ..), column c the strided x[c], x[ld + c], ...: gathered for the reference.
+  auto line = [&](const T* m, bool by_row, std::size_t i) {
+    std::vector<T> v(by_row ? cols : rows);
+    for (std::size_t j = 0; j < v.size(); ++j) v[j] = by_row ? m[i * ld + j] : m[j * ld + i];
+    return v;
+  };
+  auto pin = [&](const std::string& name, const auto& want, auto&& run) {
+    using R = typename std::decay_t<decltype(want)>::value_type;
+    table.add(name + "." + tname, want);
+    bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+      std::vector<R> got(want.size(), R(7));
+      run(e, got.data());
+      EXPECT_TRUE(bitexact_test::same_bits(want, got.data(), got.size())) << name << "." << tname << " " << label;
+    });
+  };
+  for (bool by_row : {true, false}) {
+    const std::size_t count = by_row ? rows : cols;
+    const std::string d = by_row ? "row_" : "col_";
+    for (tier t : {tier::fixed_order, tier::exact}) {
+      const bool ex = t == tier::exact;
+      const std::string tn = ex ? ".exact" : ".fixed_order";
+      std::vector<A> sq(count), nr(count), var(count), dt(count);
+      for (std::size_t i = 0; i < count; ++i) {
+        const auto v = line(x, by_row, i), w = line(y, by_row, i);
+        sq[i] = ex ? reference::squared_norm_exact(v.data(), v.size()) : reference::squared_norm_fixed_order(v.data(), v.size());
+        nr[i] = std::sqrt(sq[i]);
+        var[i] = ex ? reference::variance_exact(v.data(), v.size(), 1) : reference::variance_fixed_order(v.data(), v.size(), 1);
+        dt[i] = ex ? reference::dot_exact(v.data(), w.data(), v.size()) : reference::dot_fixed_order(v.data(), w.data(), v.size());
+      }
+      pin(d + "squared_norm" + tn, sq, [&](const execution& e, A* o) {
+        by_row ? row_squared_norm(x, rows, cols, ld, o, t, e) : col_squared_norm(x, rows, cols, ld, o, t, e);
+      });
+      pin(d + "norm" + tn, nr, [&](const execution& e, A* o) {
+        by_row ? row_norm(x, rows, cols, ld, o, t, e) : col_norm(x, rows, cols, ld, o, t, e);
+      });
+      pin(d + "variance1" + tn, var, [&](const execution& e, A* o) {
+        by_row ? row_variance(x, rows, cols, ld, o, 1, t, e) : col_variance(x, rows, cols, ld, o, 1, t, e);
+      });
+      pin(d + "dot" + tn, dt, [&](const execution& e, A* o) {
+        by_row ? row_dot(x, ld, y, ld, rows, cols, o, t, e) : col_dot(x, ld, y, ld, rows, cols, o, t, e);
+      });
+    }
+    std::vector<T> mn(count), mx(count);
+    std::vector<std::size_t> amn(count), amx(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto v = line(x, by_row, i);
+      mn[i] = reference::min(v.data(), v.size());
+      mx[i] = reference::max(v.data(), v.size());
+      amn[i] = reference::argmin(v.data(), v.size());
+      amx[i] = reference::argmax(v.data(), v.size());
+    }
+    pin(d + "min", mn, [&](const execution& e, T* o) { by_row ? row_min(x, rows, cols, ld, o, e) : col_min(x, rows, cols, ld, o, e); });
+    pin(d + "max", mx, [&](const execution& e, T* o) { by_row ? row_max(x, rows, cols, ld, o, e) : col_max(x, rows, cols, ld, o, e); });
+    // Indices hashed as 64-bit integers, whatever size_t is.
+    auto as_u64 = [](const std::vector<std::size_t>& v) { return std::vector<std::uint64_t>(v.begin(), v.end()); };
+    table.add(d + "argmin." + tname, as_u64(amn));
+    table.add(d + "argmax." + tname, as_u64(amx));
+    bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
+      std::vector<std::size_t> o(count, 7);
+      by_row ? row_argmin(x, rows, cols, ld, o.data(), e) : col_argmin(x, rows, cols, ld, o.data(), e);
+      EXPECT_EQ(o, amn) << d << "argmin." << tname << " " << label;
+      by_row ? row_argmax(x, rows, cols, ld, o.data(), e) : col_argmax(x, rows, cols, ld, o.data(), e);
+      EXPECT_EQ(o, amx) << d << "argmax." << tname << " " << label;
+    });
+  }
+}
+
+TEST(AxisGolden, EveryOpKnownAnswerFile) {
+  static_assert(reduce_order_version == 1, "order version changed: write axis_golden_v2.txt and update CHANGELOG");
+  bitexact_test::golden_table table;
+  axis_golden_rows<float>(table, "f32", 400);
+  axis_golden_rows<double>(table, "f64", 500);
+  table.check("axis_golden_v1.txt");
 }
 
 }  // namespace
