@@ -5,7 +5,7 @@
 //   shim      cblas_sgemm/dgemm/sgemv/sdot of libbitexact_blas.so, loaded with dlopen(RTLD_LOCAL)
 //             (bitexact_blas_set_num_threads(T))
 //   openblas  the same cblas_* of Debian's OpenBLAS linked into this binary
-//             (openblas_set_num_threads(T); OPENBLAS_CORETYPE=SapphireRapids, see gemm_bench)
+//             (openblas_set_num_threads(T); OPENBLAS_CORETYPE: bitexact_bench::use_peer_environment)
 //   bitexact  bitexact::gemm / gemv / dot from the headers, compiled here with -march=native
 // Shapes (row-major): sgemm and dgemm 1024^3; sgemm decode 16 x 4096 x 4096; sgemv 4096 x 4096;
 // sdot 1Mi. The summary prints shim/openblas and shim/bitexact time ratios.
@@ -154,16 +154,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool reexec = false;
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    reexec = true;
-  }
-  if (std::getenv("OPENBLAS_CORETYPE") == nullptr && __builtin_cpu_supports("avx512f")) {
-    setenv("OPENBLAS_CORETYPE", "SapphireRapids", 1);
-    reexec = true;
-  }
-  if (reexec) execv("/proc/self/exe", argv);
+  bitexact_bench::use_peer_environment(argv);
   if (!load_shim()) return 1;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

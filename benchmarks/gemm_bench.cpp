@@ -15,9 +15,9 @@
 // here with a chain of dependent integer adds (1 per cycle); "2 FMA units" is assumed (Xeon
 // Gold/Platinum with AVX-512), so the fraction of peak is printed as an estimate.
 // Debian's OpenBLAS 0.3.21 detects this KVM guest's CPU as "Prescott" (SSE3 kernels, 5-7x slower);
-// the binary re-executes itself with OPENBLAS_CORETYPE=SapphireRapids unless it is set, so the
-// peer runs its AVX-512 kernels (the name OpenBLAS picked is printed). OMP_WAIT_POLICY=passive
-// likewise, unless set (see reduce_bench). --cpu-time: rates from the calling thread's CPU time
+// the binary re-executes itself with OPENBLAS_CORETYPE set (bitexact_bench::use_peer_environment)
+// unless it is, so the peer runs its AVX-512 kernels (the name OpenBLAS picked is printed), and
+// with OMP_WAIT_POLICY=passive likewise. --cpu-time: rates from the calling thread's CPU time
 // (for 1-thread runs on a loaded machine, where wall-clock time mostly measures other work).
 #include <benchmark/benchmark.h>
 
@@ -319,16 +319,7 @@ void print_summary(double ghz) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool reexec = false;
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    reexec = true;
-  }
-  if (std::getenv("OPENBLAS_CORETYPE") == nullptr && __builtin_cpu_supports("avx512f")) {
-    setenv("OPENBLAS_CORETYPE", "SapphireRapids", 1);
-    reexec = true;
-  }
-  if (reexec) execv("/proc/self/exe", argv);  // only returns on failure: then run as we are
+  bitexact_bench::use_peer_environment(argv);  // OpenBLAS's AVX-512 kernels, passive OpenMP waits
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--short") == 0)

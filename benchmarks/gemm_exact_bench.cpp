@@ -105,6 +105,7 @@ void register_case(std::size_t n, bool adv, int threads, who w, gemm_exact_kerne
 }  // namespace
 
 int main(int argc, char** argv) {
+  bitexact_bench::use_peer_environment(argv);  // the OpenBLAS peer on its AVX-512 kernels
   std::vector<std::size_t> sizes = {512, 1024};
   if (const char* s = std::getenv("BITEXACT_BENCH_SIZES")) {
     sizes.clear();

@@ -42,7 +42,35 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 namespace bitexact_bench {
+
+/// The environment the peers run best in, set by re-executing the binary once (main's first
+/// call; returns only when nothing had to change or execv failed):
+///   OMP_WAIT_POLICY=passive  OpenMP's default spinning makes a master that shares the machine
+///                            wait a whole scheduler slice for a descheduled worker;
+///   OPENBLAS_CORETYPE        Debian's OpenBLAS 0.3.21 names CPUs newer than it "Prescott" (SSE3
+///                            kernels, 4-7x slower): SkylakeX (its AVX-512 kernels) when the CPU
+///                            has AVX-512 F/BW/DQ/VL, Haswell with AVX2 and FMA, else left to
+///                            OpenBLAS. A variable already set is never changed.
+inline void use_peer_environment(char** argv) {
+  bool reexec = false;
+  auto set_default = [&](const char* name, const char* value) {
+    if (std::getenv(name) == nullptr && value != nullptr) {
+      setenv(name, value, 1);
+      reexec = true;
+    }
+  };
+  set_default("OMP_WAIT_POLICY", "passive");
+#if defined(__x86_64__) || defined(__i386__)
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  set_default("OPENBLAS_CORETYPE", avx512 ? "SkylakeX" : avx2 ? "Haswell" : nullptr);
+#endif
+  if (reexec) execv("/proc/self/exe", argv);  // only returns on failure: then run as we are
+}
 
 /// True when BITEXACT_BENCH_QUICK is set (and not "0"): short runs for the main job.
 inline bool quick() {

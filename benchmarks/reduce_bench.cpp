@@ -12,7 +12,8 @@
 // a 1-thread run; the peers are given what they are asked. Timings are wall clock.
 // OpenMP's default wait policy spins; on a machine shared with other work a spinning master
 // waits a whole scheduler slice for a descheduled worker (17 ms per 4Ki sum measured), so the
-// binary re-executes itself with OMP_WAIT_POLICY=passive unless the variable is set.
+// binary re-executes itself with OMP_WAIT_POLICY=passive unless the variable is set, and with
+// OPENBLAS_CORETYPE naming this CPU's kernels (Debian's OpenBLAS calls newer CPUs "Prescott").
 // The summary prints GB/s of input (10^9 B/s, medians of 3) and the ratios the issue asks for:
 //   fixed/simd  fixed_order speed over the unordered SIMD reduction at the threads bitexact really
 //               uses (bxT; goal >= 0.9 in L1/L2)
@@ -256,10 +257,7 @@ void print_summary() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);  // only returns on failure: then run as we are
-  }
+  bitexact_bench::use_peer_environment(argv);  // passive OpenMP waits, OpenBLAS's own CPU's kernels
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const std::size_t nmax = kSizes[2];
