@@ -745,4 +745,25 @@ TEST(ConvEdges, EmptyInputAllPaddingTaps) {
     }
 }
 
+TEST(ConvEdges, BackwardDataKernelColumnsPastTheInput) {
+  // Found by fuzz_conv under UBSan: with stride_w 1, a kernel column whose taps all fall past
+  // the input row left an empty copy range, for which backward_data still formed (and never
+  // used) an address before dy. The values were right; the address was undefined. Runs in the
+  // sanitizer stage of CI, on every ISA and 1-3 threads, against the reference.
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    conv2d_shape s = shape(1, 1, 2, 1, 3, 1, 3, 1, 0, 1, 1, l);
+    s.stride_h = 2, s.stride_w = 1, s.pad_h = 3, s.pad_w = 2, s.dilation_h = 2, s.dilation_w = 2;
+    ASSERT_GT(s.out_h() * s.out_w(), 0u);
+    const auto dy = data<float>(ysize(s), 81), w = data<float>(wsize(s), 82);
+    std::vector<float> want(xsize(s));
+    reference::conv2d_backward_data<float, float>(s, dy.data(), w.data(), want.data(), false);
+    for (isa i : usable_isas())
+      for (int th : {1, 2, 3}) {
+        std::vector<float> dx(xsize(s), 7.0f);
+        conv2d_backward_data<float>(s, dy.data(), w.data(), dx.data(), tier::fixed_order, {th, i});
+        EXPECT_TRUE(same(dx, want)) << "threads " << th;
+      }
+  }
+}
+
 }  // namespace

@@ -697,6 +697,24 @@ TEST(EmbeddingBag, BackwardEqualsReference) {
       }
 }
 
+TEST(EmbeddingBag, MaxOfOneRowNaNIsCanonical) {
+  // A bag of one row passes that row through the max combiner untouched: its NaN, whatever its
+  // sign and payload, must still come out as the canonical NaN (found by fuzz_scatter).
+  const std::uint32_t payload_nan = 0xffff0000u;  // negative quiet NaN with a payload
+  float nan_in;
+  std::memcpy(&nan_in, &payload_nan, sizeof nan_in);
+  const std::vector<float> table = {nan_in, 2.0f, nan_in};  // 3 rows of width 1
+  const std::vector<std::int64_t> indices = {0, 2, 1, 0}, offsets = {0, 1, 2};  // {0}, {2}, {1, 0}
+  const float canonical = std::numeric_limits<float>::quiet_NaN();
+  for (tier t : {tier::fixed_order, tier::exact})
+    for (const execution& e : configs()) {
+      std::vector<float> out(3, 9.0f);
+      bitexact::embedding_bag(out.data(), table.data(), 3, 1, indices.data(), indices.size(), offsets.data(), 3,
+                              bag_mode::max, static_cast<const float*>(nullptr), t, e);
+      for (float v : out) EXPECT_EQ(bits(v), bits(canonical)) << "threads " << e.threads;
+    }
+}
+
 TEST(EmbeddingBag, MaxPositionsAndBackward) {
   // table rows with known maxima: bag 0 = rows {0, 2, 2}, bag 1 empty, bag 2 = rows {1, 0}
   const std::size_t width = 2;

@@ -268,10 +268,12 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
               const std::size_t hi = std::min(Wd, OW + off >= s.pad_w ? OW + off - s.pad_w : 0);
               const std::size_t a0 = std::min(std::max(lo, iw0), iw0 + len), a1 = std::max(std::min(hi, iw0 + len), a0);
               std::fill(d, d + (a0 - iw0), A(0));
-              const A* src = row + (a0 + s.pad_w - off) * ys;
-              A* dd = d + (a0 - iw0);
-              if (ys == 1) for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q];
-              else for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q * ys];
+              if (a1 > a0) {  // only a non-empty range has a source column (a0 + pw >= off)
+                const A* src = row + (a0 + s.pad_w - off) * ys;
+                A* dd = d + (a0 - iw0);
+                if (ys == 1) for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q];
+                else for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = src[q * ys];
+              }
               std::fill(d + (a1 - iw0), d + len, A(0));
             } else {  // only every stride_w-th column has a source: iw + pw - off = ow * sw
               std::fill(d, d + len, A(0));

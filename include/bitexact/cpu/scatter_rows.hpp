@@ -291,7 +291,7 @@ void bag_rows_combine(const contiguous_groups& g, std::size_t n_bags, std::size_
         core::scatter_combiner<A, core::maximum> comb;
         for (std::uint64_t j = s; j < e; ++j)
           comb.push(j, A(core::widen(table[static_cast<std::size_t>(indices[j]) * width + c])));
-        o[c] = comb.finish();
+        o[c] = core::canonicalize(comb.finish());  // a one-row bag's NaN passes the combiner as it is
       }
     });
     return;
