@@ -136,7 +136,7 @@ void run(fuzz::input& in, std::uint8_t mode, std::vector<double>& storage) {
       default:
         if constexpr (std::is_same<T, In>::value) {
           // The bias is B's first n elements past W (any overlap with y must throw).
-          linear_forward(m, k, n, a, b, (nulls & 4) ? nullptr : b + (eb == SIZE_MAX ? 0 : eb), c, t, ex);
+          linear_forward(m, k, n, a, b, (nulls & 4) || b == nullptr ? nullptr : b + (eb == SIZE_MAX ? 0 : eb), c, t, ex);
         }
     }
   } catch (const std::invalid_argument&) {
@@ -155,11 +155,14 @@ void run(fuzz::input& in, std::uint8_t mode, std::vector<double>& storage) {
   const In* rb = b ? reinterpret_cast<const In*>(rbase) + ob : nullptr;
   T* rc = c ? reinterpret_cast<T*>(rbase) + oc : nullptr;
   const bool exact = t == tier::exact;
+  // A null operand (allowed when its matrix is empty) stays null: no offset is applied to it.
+  auto shift = [](auto* p, std::size_t off) { return p ? p + off : p; };
   switch (op) {
     case 0: reference_gemm<T, In>(ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, rc, ldc, exact); break;
     case 1:
       for (std::size_t q = 0; q < batch; ++q)
-        reference_gemm<T, In>(ta, tb, m, n, k, alpha, ra + q * sa, lda, rb + q * sb, ldb, beta, rc + q * sc, ldc, exact);
+        reference_gemm<T, In>(ta, tb, m, n, k, alpha, shift(ra, q * sa), lda, shift(rb, q * sb), ldb, beta, shift(rc, q * sc),
+                              ldc, exact);
       break;
     case 2:
       if (an)
@@ -168,7 +171,7 @@ void run(fuzz::input& in, std::uint8_t mode, std::vector<double>& storage) {
         reference_gemm<T, In>(transpose::no, transpose::no, 1, n, m, alpha, rb, m, ra, lda, beta, rc, n, exact);
       break;
     default: {
-      const In* bias = (nulls & 4) ? nullptr : rb + (eb == SIZE_MAX ? 0 : eb);
+      const In* bias = (nulls & 4) ? nullptr : shift(rb, eb == SIZE_MAX ? 0 : eb);
       if (bias)
         for (std::size_t i = 0; i < m; ++i)
           for (std::size_t j = 0; j < n; ++j) rc[i * n + j] = static_cast<T>(core::widen(bias[j]));
