@@ -424,30 +424,11 @@ TEST(GemmGolden, Hashes) {
 
 namespace {
 
-/// The exact tier's reference: each element from the exact accumulator, one product at a time
-/// (core::gemm_exact_element_slow; alpha == 0: core::gemm_exact_alpha_zero).
-template <class T, class In>
-void reference_gemm_exact(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const In* a,
-                          std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
-  for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      T& cij = c[i * ldc + j];
-      const T old = beta == T(0) ? T(0) : cij;
-      if (alpha == T(0)) {
-        cij = core::gemm_exact_alpha_zero(beta, old);
-        continue;
-      }
-      auto ga = [&](std::size_t q) { return static_cast<T>(core::widen(ta == transpose::no ? a[i * lda + q] : a[q * lda + i])); };
-      auto gb = [&](std::size_t q) { return static_cast<T>(core::widen(tb == transpose::no ? b[q * ldb + j] : b[j * ldb + q])); };
-      cij = core::gemm_exact_element_slow<T>(k, ga, gb, alpha, beta, old);
-    }
-}
-
 template <class T, class In>
 void reference_gemm_tier(bool exact, transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha,
                          const In* a, std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc) {
   if (exact)
-    reference_gemm_exact<T, In>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    reference::gemm_exact<T, In>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
     reference::gemm_fixed_order<T, In>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -23,22 +23,7 @@ template <class T, class In>
 void reference_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const In* a,
                     std::size_t lda, const In* b, std::size_t ldb, T beta, T* c, std::size_t ldc, bool exact) {
   if (!exact) return reference::gemm_fixed_order<T, In>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  for (std::size_t i = 0; i < m; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      T& cij = c[i * ldc + j];
-      const T old = beta == T(0) ? T(0) : cij;
-      if (alpha == T(0)) {
-        cij = core::gemm_exact_alpha_zero(beta, old);
-        continue;
-      }
-      auto ga = [&](std::size_t kk) -> T {
-        return static_cast<T>(core::widen(ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]));
-      };
-      auto gb = [&](std::size_t kk) -> T {
-        return static_cast<T>(core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]));
-      };
-      cij = core::gemm_exact_element_slow<T>(k, ga, gb, alpha, beta, old);
-    }
+  reference::gemm_exact<T, In>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /// Elements spanned by a rows x cols matrix with row stride ld, or SIZE_MAX when ld < cols
