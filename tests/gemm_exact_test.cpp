@@ -417,6 +417,36 @@ TYPED_TEST(GemmExact, LongK) {
   }
 }
 
+// Values near the top of T's range, with a wide row elsewhere so the output integers carry
+// many words, and alpha != 1 (the path that hands the words to the exact accumulator): the
+// sign-extension words of a negative sum lie above the accumulator's range although the sum
+// itself is inside it (found by fuzz_gemm: an out-of-bounds digit write).
+TYPED_TEST(GemmExact, NegativeSumsNearTheTopOfTheRange) {
+  using T = TypeParam;
+  const int emax = std::numeric_limits<T>::max_exponent;  // 128 (float), 1024 (double)
+  const std::size_t m = 4, n = 3, k = 5;
+  // Row 3 of A and column 2 of B span 91 bits (2^40 .. 2^-50): 12 digits each, the most the
+  // fast path takes, so every output integer gets the most words (the top one at weight
+  // 2^(q_a + q_b + 256)).
+  const T wide[2] = {std::ldexp(T(1), 40), std::ldexp(T(-1), -50)};
+  Mat<T> A(m, k, transpose::no, 0), B(k, n, transpose::no, 0);
+  fill(A, [&](std::size_t i, std::size_t q) {
+    return i == 3 ? wide[q % 2] : -std::ldexp(T(1) + T(q) / 8, emax - 6);  // near the top, negative
+  });
+  fill(B, [&](std::size_t q, std::size_t j) {
+    if (j == 2) return wide[q % 2];
+    // column 0: products near 2^(2 emax) (the sums overflow T); column 1: finite sums
+    return j == 0 ? std::ldexp(T(1.25), emax - 6 - static_cast<int>(q)) : std::ldexp(T(1), 8 - static_cast<int>(q));
+  });
+  std::vector<T> c0(m * n, T(3));
+  for (T alpha : {T(0.5), T(-0.25), T(1)})
+    for (T beta : {T(0), T(1)})
+      for (auto kern : kernels()) {
+        auto got = run_exact<T>(A, B, alpha, beta, c0, 1, kern);
+        expect_oracle<T>(A, B, alpha, beta, c0, got, gemm_exact_kernel_name(kern));
+      }
+}
+
 TEST(GemmExactBf16, EqualsFloatOnWidenedInputs) {
   const std::size_t m = 20, n = 35, k = 77;
   Rng r{3};

@@ -203,6 +203,19 @@ BITEXACT_HD inline void gemm_exact_offset_words(const gemm_exact_sum& sum, int S
   w[n - 1] = top;
 }
 
+/// Sign and magnitude of N (n normalized words, gemm_exact_normalize): |N| into `mag` as n
+/// words in [0, 2^32); returns whether N < 0. (A negative N's top words are sign extension,
+/// -1s far above its magnitude: consumers must see |N|, whose top nonzero word is its size.)
+BITEXACT_HD inline bool gemm_exact_magnitude(const std::int64_t* words, int n, std::int64_t* mag) {
+  for (int q = 0; q < n; ++q) mag[q] = words[q];
+  const bool negative = mag[n - 1] < 0;
+  if (negative) {
+    for (int q = 0; q < n; ++q) mag[q] = -mag[q];
+    gemm_exact_normalize(mag, n);
+  }
+  return negative;
+}
+
 /// Result of rounding an integer times a power of two.
 template <class T>
 struct gemm_exact_rounded {
@@ -219,12 +232,7 @@ BITEXACT_HD inline gemm_exact_rounded<R> gemm_exact_round(const std::int64_t* wo
   constexpr int total = static_cast<int>(sizeof(R) * 8);
   constexpr int frac_bits = O::precision - 1;
   std::int64_t w[gemm_exact_max_words + 1];
-  for (int q = 0; q < n; ++q) w[q] = words[q];
-  const bool negative = w[n - 1] < 0;
-  if (negative) {
-    for (int q = 0; q < n; ++q) w[q] = -w[q];
-    gemm_exact_normalize(w, n);
-  }
+  const bool negative = gemm_exact_magnitude(words, n, w);
   int h = n - 1;
   while (h >= 0 && w[h] == 0) --h;
   gemm_exact_rounded<R> r;
@@ -446,11 +454,14 @@ BITEXACT_HD inline T gemm_exact_element_from_words(const std::int64_t* words_in,
     return all_neg_zero() ? -T(0) : T(0);
   }
   exact_accumulator<T> acc;
+  // Added as sign and magnitude: a negative N's sign-extension words may lie above the
+  // accumulator's range although N itself is inside it.
+  std::int64_t mag[gemm_exact_max_words + 1];
+  const bool negative = gemm_exact_magnitude(words, n, mag);
   bool nonzero = false;
-  for (int q = 0; q < n; ++q) nonzero |= words[q] != 0;
-  // words are normalized: 0 .. n-2 in [0, 2^32), the top one signed.
+  for (int q = 0; q < n; ++q) nonzero |= mag[q] != 0;
   for (int q = 0; q < n; ++q)
-    if (words[q] != 0) acc.add_scaled_integer(words[q], e + 32 * q);
+    if (mag[q] != 0) acc.add_scaled_integer(negative ? -mag[q] : mag[q], e + 32 * q);
   acc.note_inputs(K > 0, K > 0 && !nonzero && all_neg_zero(), false, false, false);
   return gemm_exact_epilogue(acc, alpha, beta, c_old);
 }
