@@ -368,6 +368,14 @@ TEST(GemmErrors, BadInputLeavesCUntouched) {
   EXPECT_NO_THROW(gemm<float>(N, N, 0, 0, 0, 1.f, nullptr, 0, nullptr, 0, 0.f, nullptr, 0));
   EXPECT_NO_THROW(gemm<float>(N, N, m, n, 0, 1.f, nullptr, 0, nullptr, n, 1.f, c.data(), n));
   EXPECT_EQ(c, c0);  // k == 0, beta == 1: C = fma(1, C, 0) = C
+  // Batched with k == 0: null A and B with nonzero strides are never offset (fuzz_gemm found
+  // the null-pointer arithmetic under UBSan); each C is only scaled by beta.
+  for (int threads : {1, 2}) {
+    std::vector<float> cb = {1.f, 2.f, 3.f, 4.f, 5.f, 6.f};
+    EXPECT_NO_THROW(gemm_batched<float>(N, N, 1, 2, 0, 1.f, nullptr, 1, 7, nullptr, 2, 9, 0.5f, cb.data(), 2, 2, 3,
+                                        tier::fixed_order, execution{threads}));
+    EXPECT_EQ(cb, (std::vector<float>{0.5f, 1.f, 1.5f, 2.f, 2.5f, 3.f}));
+  }
 }
 
 #if defined(__SSE2__)

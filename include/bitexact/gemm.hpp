@@ -110,6 +110,8 @@ void gemm_batched_impl(const char* what, transpose ta, transpose tb, std::size_t
   const int threads = cpu::detail::resolve_threads(ex.threads);
   const isa simd = cpu::detail::resolve_isa(ex.simd);
   if (batch == 0 || m == 0 || n == 0) return;
+  // A and B may be null when k == 0 (nothing is read): no offset is applied to a null pointer.
+  auto at = [](auto* p, std::size_t off) { return p ? p + off : p; };
   // Many small products: one per thread at a time; otherwise each product uses every thread.
   // Either way each product is computed in full by the same kernels: the same bits.
   const bool per_thread = batch >= static_cast<std::size_t>(threads) && threads > 1 &&
@@ -118,13 +120,13 @@ void gemm_batched_impl(const char* what, transpose ta, transpose tb, std::size_t
     const std::size_t tt = static_cast<std::size_t>(threads);
     cpu::detail::thread_pool::instance().run(threads, [&](int id) {
       for (std::size_t q = batch * id / tt; q < batch * (id + 1) / tt; ++q)
-        gemm_run<T, In>(ta, tb, m, n, k, alpha, a + q * stride_a, lda, b + q * stride_b, ldb, beta, c + q * stride_c,
-                        ldc, t, ex, 1, simd);
+        gemm_run<T, In>(ta, tb, m, n, k, alpha, at(a, q * stride_a), lda, at(b, q * stride_b), ldb, beta,
+                        c + q * stride_c, ldc, t, ex, 1, simd);
     });
   } else {
     for (std::size_t q = 0; q < batch; ++q)
-      gemm_run<T, In>(ta, tb, m, n, k, alpha, a + q * stride_a, lda, b + q * stride_b, ldb, beta, c + q * stride_c,
-                      ldc, t, ex, threads, simd);
+      gemm_run<T, In>(ta, tb, m, n, k, alpha, at(a, q * stride_a), lda, at(b, q * stride_b), ldb, beta,
+                      c + q * stride_c, ldc, t, ex, threads, simd);
   }
 }
 
