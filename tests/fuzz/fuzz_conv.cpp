@@ -80,52 +80,35 @@ void run(fuzz::input& in, std::uint8_t mode, std::vector<double>& storage) {
                  op, int(t), s.batch, s.in_channels, s.in_h, s.in_w, s.out_channels, s.kernel_h, s.kernel_w, s.stride_h,
                  s.stride_w, s.pad_h, s.pad_w, s.dilation_h, s.dilation_w, s.groups, int(s.data), ox, ow, oy, ob, od,
                  nulls, ex.threads, int(ex.simd));
-  const std::vector<unsigned char> before(base, base + cap_bytes);
-  bool threw = false;
-  try {
-    switch (op) {
-      case 0: conv2d_forward(s, x, w, bias, y, t, ex); break;
-      case 1:
-        if constexpr (std::is_same<A, X>::value)
-          conv2d_backward_data(s, dy, w, y, t, ex);
-        else
-          conv2d_backward_data(s, dy, w, y, t, ex);  // float dy, bfloat16 w
-        break;
-      default:
-        if constexpr (std::is_same<A, X>::value)
-          conv2d_backward_weight(s, x, dy, y, bias, t, ex);
-        else
-          conv2d_backward_weight(s, x, dy, y, bias, t, ex);  // bfloat16 x, float dy
-    }
-  } catch (const std::invalid_argument&) {
-    threw = true;
-  }
-  if (threw) {
-    FUZZ_CHECK(std::memcmp(base, before.data(), cap_bytes) == 0);
-    return;
-  }
-  // Valid and not overlapping: the reference on a copy of the buffer, at the same offsets.
-  std::vector<double> ref_storage(storage.size());
-  unsigned char* const rbase = reinterpret_cast<unsigned char*>(ref_storage.data());
-  std::memcpy(rbase, before.data(), cap_bytes);
-  const X* rx = x ? reinterpret_cast<const X*>(rbase) + ox : nullptr;
-  const X* rw = w ? reinterpret_cast<const X*>(rbase) + ow : nullptr;
-  A* ry = y ? reinterpret_cast<A*>(rbase) + oy : nullptr;
-  A* rbias = bias ? reinterpret_cast<A*>(rbase) + ob : nullptr;
-  const A* rdy = dy ? reinterpret_cast<const A*>(rbase) + od : nullptr;
   const bool exact = t == tier::exact;
-  switch (op) {
-    case 0: reference::conv2d_forward<A, X, X>(s, rx, rw, rbias, ry, exact); break;
-    case 1: reference::conv2d_backward_data<A, X>(s, rdy, rw, ry, exact); break;
-    default: reference::conv2d_backward_weight<A, X>(s, rx, rdy, ry, rbias, exact);
-  }
-  if (std::memcmp(base, rbase, cap_bytes) != 0 && std::getenv("FUZZ_VERBOSE")) {
-    for (std::size_t q = 0; q < n_a; ++q)
-      if (std::memcmp(ba + q, reinterpret_cast<A*>(rbase) + q, sizeof(A)) != 0)
-        std::fprintf(stderr, "  A element %zu (y+%zd): got %a want %a\n", q, std::ptrdiff_t(q) - std::ptrdiff_t(oy),
-                     double(ba[q]), double(reinterpret_cast<A*>(rbase)[q]));
-  }
-  FUZZ_CHECK(std::memcmp(base, rbase, cap_bytes) == 0);
+  fuzz::expect_untouched_or_reference(
+      base, cap_bytes,
+      [&] {
+        switch (op) {
+          case 0: conv2d_forward(s, x, w, bias, y, t, ex); break;
+          case 1: conv2d_backward_data(s, dy, w, y, t, ex); break;  // bfloat16: float dy, bfloat16 w
+          default: conv2d_backward_weight(s, x, dy, y, bias, t, ex);  // bfloat16: bfloat16 x, float dy
+        }
+      },
+      [&](unsigned char* rbase) {  // valid and not overlapping: the reference at the same offsets
+        const X* rx = x ? reinterpret_cast<const X*>(rbase) + ox : nullptr;
+        const X* rw = w ? reinterpret_cast<const X*>(rbase) + ow : nullptr;
+        A* ry = y ? reinterpret_cast<A*>(rbase) + oy : nullptr;
+        A* rbias = bias ? reinterpret_cast<A*>(rbase) + ob : nullptr;
+        const A* rdy = dy ? reinterpret_cast<const A*>(rbase) + od : nullptr;
+        switch (op) {
+          case 0: reference::conv2d_forward<A, X, X>(s, rx, rw, rbias, ry, exact); break;
+          case 1: reference::conv2d_backward_data<A, X>(s, rdy, rw, ry, exact); break;
+          default: reference::conv2d_backward_weight<A, X>(s, rx, rdy, ry, rbias, exact);
+        }
+      },
+      [&](unsigned char* rbase) {
+        if (!std::getenv("FUZZ_VERBOSE")) return;
+        for (std::size_t q = 0; q < n_a; ++q)
+          if (std::memcmp(ba + q, reinterpret_cast<A*>(rbase) + q, sizeof(A)) != 0)
+            std::fprintf(stderr, "  A element %zu (y+%zd): got %a want %a\n", q, std::ptrdiff_t(q) - std::ptrdiff_t(oy),
+                         double(ba[q]), double(reinterpret_cast<A*>(rbase)[q]));
+      });
 }
 
 }  // namespace

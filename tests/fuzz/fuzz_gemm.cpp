@@ -109,69 +109,63 @@ void run(fuzz::input& in, std::uint8_t mode, std::vector<double>& storage) {
   if (!fits(oa, ea, sa, n_in) || !fits(ob, eb, sb, n_in) || !fits(oc, ec, sc, n_t)) return;
   if (op == 3 && ob + eb + n > n_in) return;  // the bias: the n elements right after W
   if (op >= 2 && !std::is_same<T, In>::value) return;  // gemv and linear_forward: float and double only
-  const std::vector<unsigned char> before(base, base + cap_bytes);
-  bool threw = false;
-  try {
-    switch (op) {
-      case 0: gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, t, ex); break;
-      case 1: gemm_batched(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, t, ex); break;
-      case 2:
-        if constexpr (std::is_same<T, In>::value) gemv(ta, m, n, alpha, a, lda, b, beta, c, t, ex);
-        break;
-      default:
-        if constexpr (std::is_same<T, In>::value) {
-          // The bias is B's first n elements past W (any overlap with y must throw).
-          linear_forward(m, k, n, a, b, (nulls & 4) || b == nullptr ? nullptr : b + (eb == SIZE_MAX ? 0 : eb), c, t, ex);
-        }
-    }
-  } catch (const std::invalid_argument&) {
-    threw = true;
-  }
-  if (threw) {
-    FUZZ_CHECK(std::memcmp(base, before.data(), cap_bytes) == 0);
-    return;
-  }
-  // No throw: the operands were valid and C overlaps neither A nor B (nor another C entry):
-  // the reference on a copy of the buffer, at the same offsets.
-  std::vector<double> ref_storage(storage.size());
-  unsigned char* const rbase = reinterpret_cast<unsigned char*>(ref_storage.data());
-  std::memcpy(rbase, before.data(), cap_bytes);
-  const In* ra = a ? reinterpret_cast<const In*>(rbase) + oa : nullptr;
-  const In* rb = b ? reinterpret_cast<const In*>(rbase) + ob : nullptr;
-  T* rc = c ? reinterpret_cast<T*>(rbase) + oc : nullptr;
   const bool exact = t == tier::exact;
-  // A null operand (allowed when its matrix is empty) stays null: no offset is applied to it.
-  auto shift = [](auto* p, std::size_t off) { return p ? p + off : p; };
-  switch (op) {
-    case 0: reference_gemm<T, In>(ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, rc, ldc, exact); break;
-    case 1:
-      for (std::size_t q = 0; q < batch; ++q)
-        reference_gemm<T, In>(ta, tb, m, n, k, alpha, shift(ra, q * sa), lda, shift(rb, q * sb), ldb, beta, shift(rc, q * sc),
-                              ldc, exact);
-      break;
-    case 2:
-      if (an)
-        reference_gemm<T, In>(transpose::no, transpose::yes, 1, m, n, alpha, rb, n, ra, lda, beta, rc, m, exact);
-      else
-        reference_gemm<T, In>(transpose::no, transpose::no, 1, n, m, alpha, rb, m, ra, lda, beta, rc, n, exact);
-      break;
-    default: {
-      const In* bias = (nulls & 4) ? nullptr : shift(rb, eb == SIZE_MAX ? 0 : eb);
-      if (bias)
-        for (std::size_t i = 0; i < m; ++i)
-          for (std::size_t j = 0; j < n; ++j) rc[i * n + j] = static_cast<T>(core::widen(bias[j]));
-      reference_gemm<T, In>(transpose::no, transpose::yes, m, n, k, T(1), ra, k, rb, k, bias ? T(1) : T(0), rc, n, exact);
-    }
-  }
-  if (std::memcmp(base, rbase, cap_bytes) != 0 && std::getenv("FUZZ_VERBOSE")) {
-    std::fprintf(stderr, "op %d tier %d ta %d tb %d m %zu n %zu k %zu lda %zu ldb %zu ldc %zu oa %zu ob %zu oc %zu batch %zu "
-                 "alpha %a beta %a threads %d isa %d\n", op, int(t), int(ta), int(tb), m, n, k, lda, ldb, ldc, oa, ob, oc,
-                 batch, double(alpha), double(beta), ex.threads, int(ex.simd));
-    for (std::size_t q = 0; q < n_t; ++q)
-      if (std::memcmp(bt + q, reinterpret_cast<T*>(rbase) + q, sizeof(T)) != 0)
-        std::fprintf(stderr, "  C element %zu: got %a want %a\n", q - oc, double(bt[q]), double(reinterpret_cast<T*>(rbase)[q]));
-  }
-  FUZZ_CHECK(std::memcmp(base, rbase, cap_bytes) == 0);
+  fuzz::expect_untouched_or_reference(
+      base, cap_bytes,
+      [&] {
+        switch (op) {
+          case 0: gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, t, ex); break;
+          case 1: gemm_batched(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, t, ex); break;
+          case 2:
+            if constexpr (std::is_same<T, In>::value) gemv(ta, m, n, alpha, a, lda, b, beta, c, t, ex);
+            break;
+          default:
+            if constexpr (std::is_same<T, In>::value) {
+              // The bias is B's first n elements past W (any overlap with y must throw).
+              linear_forward(m, k, n, a, b, (nulls & 4) || b == nullptr ? nullptr : b + (eb == SIZE_MAX ? 0 : eb), c, t,
+                             ex);
+            }
+        }
+      },
+      // No throw: the operands were valid and C overlaps neither A nor B (nor another C entry):
+      // the reference at the same offsets.
+      [&](unsigned char* rbase) {
+        const In* ra = a ? reinterpret_cast<const In*>(rbase) + oa : nullptr;
+        const In* rb = b ? reinterpret_cast<const In*>(rbase) + ob : nullptr;
+        T* rc = c ? reinterpret_cast<T*>(rbase) + oc : nullptr;
+        // A null operand (allowed when its matrix is empty) stays null: no offset is applied to it.
+        auto shift = [](auto* p, std::size_t off) { return p ? p + off : p; };
+        switch (op) {
+          case 0: reference_gemm<T, In>(ta, tb, m, n, k, alpha, ra, lda, rb, ldb, beta, rc, ldc, exact); break;
+          case 1:
+            for (std::size_t q = 0; q < batch; ++q)
+              reference_gemm<T, In>(ta, tb, m, n, k, alpha, shift(ra, q * sa), lda, shift(rb, q * sb), ldb, beta, shift(rc, q * sc),
+                                    ldc, exact);
+            break;
+          case 2:
+            if (an)
+              reference_gemm<T, In>(transpose::no, transpose::yes, 1, m, n, alpha, rb, n, ra, lda, beta, rc, m, exact);
+            else
+              reference_gemm<T, In>(transpose::no, transpose::no, 1, n, m, alpha, rb, m, ra, lda, beta, rc, n, exact);
+            break;
+          default: {
+            const In* bias = (nulls & 4) ? nullptr : shift(rb, eb == SIZE_MAX ? 0 : eb);
+            if (bias)
+              for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t j = 0; j < n; ++j) rc[i * n + j] = static_cast<T>(core::widen(bias[j]));
+            reference_gemm<T, In>(transpose::no, transpose::yes, m, n, k, T(1), ra, k, rb, k, bias ? T(1) : T(0), rc, n, exact);
+          }
+        }
+      },
+      [&](unsigned char* rbase) {
+        if (!std::getenv("FUZZ_VERBOSE")) return;
+        std::fprintf(stderr, "op %d tier %d ta %d tb %d m %zu n %zu k %zu lda %zu ldb %zu ldc %zu oa %zu ob %zu oc %zu batch %zu "
+                     "alpha %a beta %a threads %d isa %d\n", op, int(t), int(ta), int(tb), m, n, k, lda, ldb, ldc, oa, ob, oc,
+                     batch, double(alpha), double(beta), ex.threads, int(ex.simd));
+        for (std::size_t q = 0; q < n_t; ++q)
+          if (std::memcmp(bt + q, reinterpret_cast<T*>(rbase) + q, sizeof(T)) != 0)
+            std::fprintf(stderr, "  C element %zu: got %a want %a\n", q - oc, double(bt[q]), double(reinterpret_cast<T*>(rbase)[q]));
+      });
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <cstdio>
+#include <stdexcept>
+#include <vector>
 
 namespace fuzz {
 
@@ -32,5 +34,33 @@ struct input {
   do {                \
     if (!(c)) ::fuzz::fail(#c); \
   } while (0)
+
+
+/// The property every operation fuzzer checks on one buffer of `bytes` bytes at `base` (the
+/// operands live inside it at fuzzer-chosen offsets): `op()` either throws std::invalid_argument
+/// and leaves the buffer untouched, or leaves it exactly as `reference(rbase)` leaves a copy of
+/// the buffer taken before the call (`rbase`: that copy, 8-byte aligned, operands at the same
+/// offsets). `on_mismatch(rbase)` may print details first (it runs only on a mismatch).
+template <class Op, class Reference, class OnMismatch>
+void expect_untouched_or_reference(unsigned char* base, std::size_t bytes, Op op, Reference reference,
+                                   OnMismatch on_mismatch) {
+  const std::vector<unsigned char> before(base, base + bytes);
+  bool threw = false;
+  try {
+    op();
+  } catch (const std::invalid_argument&) {
+    threw = true;
+  }
+  if (threw) {
+    FUZZ_CHECK(std::memcmp(base, before.data(), bytes) == 0);
+    return;
+  }
+  std::vector<double> copy((bytes + sizeof(double) - 1) / sizeof(double));
+  unsigned char* const rbase = reinterpret_cast<unsigned char*>(copy.data());
+  std::memcpy(rbase, before.data(), bytes);
+  reference(rbase);
+  if (std::memcmp(base, rbase, bytes) != 0) on_mismatch(rbase);
+  FUZZ_CHECK(std::memcmp(base, rbase, bytes) == 0);
+}
 
 }  // namespace fuzz
