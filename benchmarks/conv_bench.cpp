@@ -3,7 +3,10 @@
 // uses) in the same run, at 1 and 2 threads, on ResNet-50 shapes, MobileNet depthwise 3x3 and a
 // 1-D audio shape. oneDNN runs its primitives on the layouts it prefers (memory format "any",
 // the reorders to and from them not timed: its best case); bitexact runs on plain NCHW.
-// The summary prints images/s and the bitexact/oneDNN speed ratios (above 1: bitexact faster).
+// PyTorch's CPU conv2d and its autograd backward (Debian's libtorch 1.13, when found) is the
+// second peer, on NCHW tensors as a torch user calls it.
+// The summary prints images/s and the speed ratio of bitexact to the fastest peer (above 1:
+// bitexact faster), naming that peer.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -20,6 +23,10 @@
 #endif
 
 #include "median_reporter.hpp"
+
+#ifdef BITEXACT_HAVE_TORCH
+#include "conv_torch_peer.hpp"
+#endif
 
 namespace {
 
@@ -173,13 +180,23 @@ void BM_onednn(benchmark::State& st, std::size_t shape_index, int op, int thread
 }
 #endif
 
+#ifdef BITEXACT_HAVE_TORCH
+void BM_torch(benchmark::State& st, std::size_t shape_index, int op, int threads) {
+  const auto run = conv_peers::torch_conv2d(shapes()[shape_index].s, op, threads);
+  for (auto _ : st) run();
+  st.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(shapes()[shape_index].s.batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+#endif
+
 std::map<std::string, double> g_seconds;
 
 void print_summary() {
-  std::printf("\nSummary: batch %zu, fp32, wall clock, median of 3; bitexact ISA %s, NCHW\n", kBatch,
-              bitexact::isa_name(bitexact::resolved_isa()));
-  std::printf("%-24s %-10s %3s %12s %12s %14s %14s\n", "shape", "op", "thr", "bitexact i/s", "oneDNN i/s",
-              "bitexact/oneDNN", "exact/fixed");
+  std::printf("\nSummary: batch %zu, fp32, wall clock, median of 3; bitexact ISA %s, NCHW; ratio = bitexact speed / "
+              "the fastest peer's (oneDNN, torch)\n",
+              kBatch, bitexact::isa_name(bitexact::resolved_isa()));
+  std::printf("%-24s %-10s %3s %12s %12s %12s %8s %-7s %12s\n", "shape", "op", "thr", "bitexact i/s", "oneDNN i/s",
+              "torch i/s", "ratio", "fastest", "exact/fixed");
   for (std::size_t i = 0; i < shapes().size(); ++i)
     for (int op : {fwd, bwd_data, bwd_weight})
       for (int t : {1, 2}) {
@@ -189,12 +206,18 @@ void print_summary() {
             if (kv.first.compare(0, key.size(), key) == 0) return kv.second;
           return 0.0;
         };
-        const double bx = get("bitexact", op), dn = get("onednn", op);
+        const double bx = get("bitexact", op), dn = get("onednn", op), th = get("torch", op);
+        if (bx == 0.0 && dn == 0.0 && th == 0.0) continue;  // filtered out
         const double ex = op == fwd ? get("bitexact", fwd_exact) : 0.0;
+        double best = 0.0;
+        const char* who = "-";
+        if (dn > 0) best = dn, who = "onednn";
+        if (th > 0 && (best == 0.0 || th < best)) best = th, who = "torch";
         char exs[32] = "-";
         if (ex > 0 && bx > 0) std::snprintf(exs, sizeof exs, "%.2f", ex / bx);
-        std::printf("%-24s %-10s %3d %12.1f %12.1f %14.2f %14s\n", shapes()[i].name, op_name(op), t,
-                    bx > 0 ? kBatch / bx : 0.0, dn > 0 ? kBatch / dn : 0.0, (bx > 0 && dn > 0) ? dn / bx : 0.0, exs);
+        auto ips = [](double sec) { return sec > 0 ? kBatch / sec : 0.0; };
+        std::printf("%-24s %-10s %3d %12.1f %12.1f %12.1f %8.2f %-7s %12s\n", shapes()[i].name, op_name(op), t, ips(bx),
+                    ips(dn), ips(th), (bx > 0 && best > 0) ? best / bx : 0.0, who, exs);
       }
 }
 
@@ -218,11 +241,22 @@ int main(int argc, char** argv) {
           if (bitexact_bench::quick()) d->Iterations(1);
         }
 #endif
+#ifdef BITEXACT_HAVE_TORCH
+        if (op != fwd_exact) {
+          auto* p = benchmark::RegisterBenchmark(bench_name(i, op, t, "torch").c_str(),
+                                                 [i, op, t](benchmark::State& st) { BM_torch(st, i, op, t); });
+          p->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
+          if (bitexact_bench::quick()) p->Iterations(1);
+        }
+#endif
       }
     }
   }
+#ifndef BITEXACT_HAVE_TORCH
+  std::printf("conv_bench: built without libtorch (apt-get install libtorch-dev): the PyTorch peer is skipped\n");
+#endif
   benchmark::Initialize(&argc, argv);
-  bitexact_bench::declare_family("conv", {{"bitexact", "bitexact"}, {"onednn", "nondeterministic"}});
+  bitexact_bench::declare_family("conv", {{"bitexact", "bitexact"}, {"onednn", "nondeterministic"}, {"torch", "nondeterministic"}});
   bitexact_bench::median_reporter reporter([](const bitexact_bench::median_reporter::Run& r) {
     if (r.iterations > 0) g_seconds[r.run_name.str()] = r.real_accumulated_time / static_cast<double>(r.iterations);
   });
