@@ -133,15 +133,50 @@ inline bool conv_is_depthwise(const conv2d_shape& s) {
 
 // ------------------------------------------------------------------ forward
 
+/// The output columns [lo, hi) whose tap at column offset `off` (= kc * dilation_w) lands inside
+/// the input row (the others read padding).
+struct conv_tap_columns {
+  std::size_t off, lo, hi;
+  conv_tap_columns(const conv2d_shape& s, std::size_t kc) : off(kc * s.dilation_w) {
+    const std::size_t OW = s.out_w(), Wd = s.in_w;
+    lo = off >= s.pad_w ? 0 : (s.pad_w - off + s.stride_w - 1) / s.stride_w;
+    hi = Wd + s.pad_w > off ? std::min(OW, (Wd + s.pad_w - off - 1) / s.stride_w + 1) : 0;
+  }
+};
+
+/// One im2col run: d[q] = x[n][c] at tap (kr, cols.off) for output row oh, columns ow0 + q,
+/// q < len (one output row), widened to A; 0 where the tap reads padding.
+template <class A, class X>
+inline void conv_gather_tap_run(const conv2d_shape& s, const X* x, std::size_t n, std::size_t c, std::size_t kr,
+                                const conv_tap_columns& cols, std::size_t oh, std::size_t ow0, std::size_t len, A* d) {
+  const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w;
+  const std::size_t xs = s.data == layout::nchw ? 1 : C;  // element stride along w
+  std::size_t ih;
+  if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) || cols.lo >= cols.hi) {
+    std::fill(d, d + len, A(0));
+    return;
+  }
+  const std::size_t a0 = std::min(std::max(cols.lo, ow0), ow0 + len), a1 = std::max(std::min(cols.hi, ow0 + len), a0);
+  std::fill(d, d + (a0 - ow0), A(0));
+  const X* src = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0) + (a0 * s.stride_w + cols.off - s.pad_w) * xs;
+  const std::size_t step = s.stride_w * xs;
+  A* dd = d + (a0 - ow0);
+  if (step == 1)
+    for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q]));
+  else
+    for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q * step]));
+  std::fill(d + (a1 - ow0), d + len, A(0));
+}
+
+
 /// y = conv(x, w) + bias; w already widened to A ([OC][K]).
 template <class Arch, class A, class X>
 void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A* bias, A* y, int threads) {
   using E = conv_engine<Arch, A>;
-  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t N = s.batch, C = s.in_channels, OC = s.out_channels;
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW;
   const bool nchw = s.data == layout::nchw;
-  const std::size_t xs = nchw ? 1 : C;  // element stride along w
   const std::size_t jt = (P + E::JT - 1) / E::JT;
   const std::size_t mb = conv_row_blocks(N * G * jt, OCg, E::MR, threads);
   const std::size_t tasks = N * G * jt * mb;
@@ -166,30 +201,12 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
       for (std::size_t r = r0; r < r1; ++r) {
         A* dst = bp + (r - r0) * ldb;
         const std::size_t c = g * Cg + icg;
-        // output columns whose tap kc lands inside the input: [lo, hi)
-        const std::size_t off = kc * s.dilation_w;
-        const std::size_t lo = off >= s.pad_w ? 0 : (s.pad_w - off + s.stride_w - 1) / s.stride_w;
-        const std::size_t hi = Wd + s.pad_w > off ? std::min(OW, (Wd + s.pad_w - off - 1) / s.stride_w + 1) : 0;
+        const conv_tap_columns cols(s, kc);
         std::size_t j = 0;
         while (j < nt) {  // one run of positions in the same output row
           const std::size_t p = p0 + j, oh = p / OW, ow0 = p % OW;
           const std::size_t len = std::min(nt - j, OW - ow0);
-          std::size_t ih;
-          A* d = dst + j;
-          if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) || lo >= hi) {
-            std::fill(d, d + len, A(0));
-          } else {
-            const std::size_t a0 = std::min(std::max(lo, ow0), ow0 + len), a1 = std::max(std::min(hi, ow0 + len), a0);
-            std::fill(d, d + (a0 - ow0), A(0));
-            const X* src = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0) + (a0 * s.stride_w + off - s.pad_w) * xs;
-            const std::size_t step = s.stride_w * xs;
-            A* dd = d + (a0 - ow0);
-            if (step == 1)
-              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q]));
-            else
-              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q * step]));
-            std::fill(d + (a1 - ow0), d + len, A(0));
-          }
+          conv_gather_tap_run(s, x, n, c, kr, cols, oh, ow0, len, dst + j);
           j += len;
         }
         std::fill(dst + nt, dst + ldb, A(0));
@@ -330,7 +347,6 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   const std::size_t jt = (OCg + E::JT - 1) / E::JT;
   const std::size_t mb = conv_row_blocks(G * jt, K, E::MR, threads);
   const std::size_t tasks = G * jt * mb;
-  const std::size_t xs = nchw ? 1 : C;
   // dy in NHWC form ([k'][OC]), so that B rows are contiguous (a transposed copy for NCHW).
   std::vector<A> dyt;
   const A* dyh = dy;
@@ -425,30 +441,13 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
       // A: im2col rows k in [i0, i1) over k' in [r0, r1)
       for (std::size_t i = 0; i < rows; ++i) {
         const std::size_t k = i0 + i, c = g * Cg + k / KK, kr = (k / KW) % KH, kc = k % KW;
-        const std::size_t off = kc * s.dilation_w;
-        const std::size_t lo = off >= s.pad_w ? 0 : (s.pad_w - off + s.stride_w - 1) / s.stride_w;
-        const std::size_t hi = Wd + s.pad_w > off ? std::min(OW, (Wd + s.pad_w - off - 1) / s.stride_w + 1) : 0;
+        const conv_tap_columns cols(s, kc);
         A* dst = sc.a.data() + i * conv_chunk;
         std::size_t r = r0;
         while (r < r1) {  // runs inside one output row of one image
           const std::size_t n = r / P, oh = (r % P) / OW, ow0 = r % OW;
           const std::size_t len = std::min(r1 - r, OW - ow0);
-          A* d = dst + (r - r0);
-          std::size_t ih;
-          if (!core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) || lo >= hi) {
-            std::fill(d, d + len, A(0));
-          } else {
-            const std::size_t a0 = std::min(std::max(lo, ow0), ow0 + len), a1 = std::max(std::min(hi, ow0 + len), a0);
-            std::fill(d, d + (a0 - ow0), A(0));
-            const X* src = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0) + (a0 * s.stride_w + off - s.pad_w) * xs;
-            const std::size_t step = s.stride_w * xs;
-            A* dd = d + (a0 - ow0);
-            if (step == 1)
-              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q]));
-            else
-              for (std::size_t q = 0; q < a1 - a0; ++q) dd[q] = static_cast<A>(core::widen(src[q * step]));
-            std::fill(d + (a1 - ow0), d + len, A(0));
-          }
+          conv_gather_tap_run(s, x, n, c, kr, cols, oh, ow0, len, dst + (r - r0));
           r += len;
         }
       }
