@@ -225,29 +225,24 @@ void print_summary() {
 
 int main(int argc, char** argv) {
   // <op>/<case>/t<threads>/<impl>: the report's naming (benchmarks/median_reporter.hpp).
+  using bench_fn = void (*)(benchmark::State&, std::size_t, int, int);
+  auto reg = [](std::size_t i, int op, int t, const char* impl, bench_fn fn) {
+    auto* b = benchmark::RegisterBenchmark(bench_name(i, op, t, impl).c_str(),
+                                           [i, op, t, fn](benchmark::State& st) { fn(st, i, op, t); });
+    b->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
+    if (op == fwd_exact || bitexact_bench::quick()) b->Iterations(1);
+  };
   for (std::size_t i = 0; i < shapes().size(); ++i) {
     for (int op : {fwd, bwd_data, bwd_weight, fwd_exact}) {
       if (op == fwd_exact && !shapes()[i].exact) continue;
       for (int t : {1, 2}) {
-        auto* b = benchmark::RegisterBenchmark(bench_name(i, op, t, "bitexact").c_str(),
-                                               [i, op, t](benchmark::State& st) { BM_bitexact(st, i, op, t); });
-        b->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
-        if (op == fwd_exact || bitexact_bench::quick()) b->Iterations(1);
+        reg(i, op, t, "bitexact", BM_bitexact);
+        if (op == fwd_exact) continue;  // the peers have no exact tier
 #ifdef BITEXACT_HAVE_DNNL
-        if (op != fwd_exact) {
-          auto* d = benchmark::RegisterBenchmark(bench_name(i, op, t, "onednn").c_str(),
-                                                 [i, op, t](benchmark::State& st) { BM_onednn(st, i, op, t); });
-          d->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
-          if (bitexact_bench::quick()) d->Iterations(1);
-        }
+        reg(i, op, t, "onednn", BM_onednn);
 #endif
 #ifdef BITEXACT_HAVE_TORCH
-        if (op != fwd_exact) {
-          auto* p = benchmark::RegisterBenchmark(bench_name(i, op, t, "torch").c_str(),
-                                                 [i, op, t](benchmark::State& st) { BM_torch(st, i, op, t); });
-          p->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
-          if (bitexact_bench::quick()) p->Iterations(1);
-        }
+        reg(i, op, t, "torch", BM_torch);
 #endif
       }
     }
