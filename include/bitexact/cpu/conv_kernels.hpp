@@ -43,7 +43,14 @@ inline constexpr std::size_t conv_chunk = core::gemm_k_chunk;
 template <class T>
 struct conv_scratch {
   std::vector<T> b, a, apad, total;
+  std::vector<T> dy_nhwc, x_nhwc;  // the calling thread's layout copies (backward-weight)
 };
+/// v with at least n elements (never shrinks, never re-zeroes: its pages stay mapped between calls).
+template <class T>
+T* conv_reserve(std::vector<T>& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
 template <class T>
 conv_scratch<T>& conv_thread_scratch() {
   static thread_local conv_scratch<T> s;
@@ -333,6 +340,26 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
 
 // ------------------------------------------------------------------ backward-weight
 
+/// dst[n][p][c] = widen(src[n][c][p]) (NCHW -> NHWC, P = H * W): 32 x 32 tiles, threads over
+/// (image, tile of channels).
+template <class A, class X>
+void conv_nchw_to_nhwc(const X* src, std::size_t N, std::size_t C, std::size_t P, A* dst, int threads) {
+  constexpr std::size_t T = 32;
+  const std::size_t ct = (C + T - 1) / T;
+  parallel_chunks(threads, canonical_chunks{N * ct, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
+    for (std::size_t q = q0; q < q1; ++q) {
+      const std::size_t n = q / ct, c0 = (q % ct) * T, c1 = std::min(C, c0 + T);
+      for (std::size_t p0 = 0; p0 < P; p0 += T) {
+        const std::size_t p1 = std::min(P, p0 + T);
+        for (std::size_t p = p0; p < p1; ++p)
+          for (std::size_t c = c0; c < c1; ++c)
+            dst[(n * P + p) * C + c] = static_cast<A>(core::widen(src[(n * C + c) * P + p]));
+      }
+    }
+  });
+}
+
+
 /// dw = sum over (n, oh, ow) of dy * x-patch; dbias (nullable) = sum of dy (same order).
 template <class Arch, class A, class X>
 void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
@@ -348,80 +375,80 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   const std::size_t mb = conv_row_blocks(G * jt, K, E::MR, threads);
   const std::size_t tasks = G * jt * mb;
   // dy in NHWC form ([k'][OC]), so that B rows are contiguous (a transposed copy for NCHW).
-  std::vector<A> dyt;
+  conv_scratch<A>& caller = conv_thread_scratch<A>();
   const A* dyh = dy;
   if (nchw) {
-    dyt.resize(R * OC);
-    parallel_chunks(threads, canonical_chunks{N * OC, 8}, [&](std::uint64_t c0, std::uint64_t c1) {
-      for (std::size_t q = c0; q < c1; ++q) {
-        const std::size_t n = q / OC, oc = q % OC;
-        const A* src = dy + q * P;
-        A* dst = dyt.data() + n * P * OC + oc;
-        for (std::size_t p = 0; p < P; ++p) dst[p * OC] = src[p];
-      }
-    });
-    dyh = dyt.data();
+    A* dyt = conv_reserve(caller.dy_nhwc, R * OC);
+    conv_nchw_to_nhwc(dy, N, OC, P, dyt, threads);
+    dyh = dyt;
   }
   if (conv_is_depthwise(s)) {
     // Depthwise: dw[c][k] = chain over k' of fma(dy[k'][c], x[n][ih][iw][c]) in 256-wide chunks
     // (left fold), vectors across channels of NHWC-form x and dy; padding taps are zero vectors.
     using V = typename gemm_arch<Arch, A>::V;
     constexpr std::size_t VW = static_cast<std::size_t>(V::W);
-    std::vector<A> xt;
     const A* xh = nullptr;
     if (nchw || !std::is_same<X, A>::value) {
-      xt.resize(N * H * Wd * C);
-      for (std::size_t n = 0; n < N; ++n)
-        for (std::size_t c = 0; c < C; ++c)
-          for (std::size_t p = 0; p < H * Wd; ++p)
-            xt[(n * H * Wd + p) * C + c] =
-                static_cast<A>(core::widen(x[core::conv_offset(s.data, C, H, Wd, n, c, p / Wd, p % Wd)]));
-      xh = xt.data();
+      A* xt = conv_reserve(caller.x_nhwc, N * H * Wd * C);
+      if (nchw)
+        conv_nchw_to_nhwc(x, N, C, H * Wd, xt, threads);
+      else
+        for (std::size_t i = 0; i < N * H * Wd * C; ++i) xt[i] = static_cast<A>(core::widen(x[i]));
+      xh = xt;
     } else {
       xh = reinterpret_cast<const A*>(x);
     }
-    const std::size_t nvec = C / VW;
-    parallel_chunks(threads, canonical_chunks{nvec + (C % VW ? 1 : 0), 1}, [&](std::uint64_t b0, std::uint64_t) {
-      const std::size_t c0 = static_cast<std::size_t>(b0) * VW;
-      const bool full = c0 + VW <= C;
-      std::vector<A> acc(KK * VW), tot(KK * VW);  // vectors kept in memory (unaligned loads)
-      std::vector<A> sacc(KK * VW), stot(KK * VW);  // the tail block, lane by lane
-      for (std::size_t r0 = 0; r0 < R || r0 == 0; r0 += conv_chunk) {
-        if (R == 0) break;
+    // A task: BV channel vectors (independent chains that hide the FMA latency) and, in the
+    // last task, a partial vector done lane by lane.
+    constexpr std::size_t BV = 4;
+    const std::size_t per_task = BV * VW;
+    parallel_chunks(threads, canonical_chunks{(C + per_task - 1) / per_task, 1}, [&](std::uint64_t g0, std::uint64_t) {
+      const std::size_t cb = static_cast<std::size_t>(g0) * per_task;
+      const std::size_t nfull = std::min(BV, (C - cb) / VW), ct = cb + nfull * VW;
+      const std::size_t tail = nfull < BV ? std::min(VW, C - ct) : 0;  // lanes of the partial vector
+      std::vector<A> tot(KK * BV * VW), stot(KK * VW);  // per tap: the chunks' running totals
+      for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
         const std::size_t r1 = std::min(R, r0 + conv_chunk);
-        std::fill(acc.begin(), acc.end(), A(0));
-        std::fill(sacc.begin(), sacc.end(), A(0));
-        std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
-        for (std::size_t r = r0; r < r1; ++r) {
-          const A* d = dyh + r * OC + c0;
-          for (std::size_t k = 0; k < KK; ++k) {
-            std::size_t ih, iw;
-            const bool in = core::conv_tap_in(oh, k / KW, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
-                            core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
+        // One tap at a time: its chains over the chunk's k' stay in registers (the same fmas,
+        // in the same order, as element by element).
+        for (std::size_t k = 0; k < KK; ++k) {
+          const std::size_t kr = k / KW, kc = k % KW;
+          typename V::reg acc[BV];
+          for (std::size_t j = 0; j < BV; ++j) acc[j] = V::zero();
+          A sacc[VW] = {};
+          std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+          std::size_t ih = 0;
+          bool row_in = core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih);
+          for (std::size_t r = r0; r < r1; ++r) {
+            const A* d = dyh + r * OC;
+            std::size_t iw;
+            const bool in = row_in && core::conv_tap_in(ow, kc, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
             // Only a tap inside the input forms an address: with in_h or in_w == 0 (every tap
             // padding) x may be null or empty, and even x + offset would be undefined.
-            const A* xp = in ? xh + ((n * H + ih) * Wd + iw) * C + c0 : nullptr;
-            if (full) {
-              V::store(acc.data() + k * VW, V::fma(V::load(d), in ? V::load(xp) : V::zero(), V::load(acc.data() + k * VW)));
-            } else {
-              for (std::size_t q = 0; c0 + q < C; ++q)
-                sacc[k * VW + q] = core::fused_fma(d[q], in ? xp[q] : A(0), sacc[k * VW + q]);
+            const A* xp = in ? xh + ((n * H + ih) * Wd + iw) * C : nullptr;
+            for (std::size_t j = 0; j < BV; ++j)
+              if (j < nfull)
+                acc[j] = V::fma(V::load(d + cb + j * VW), in ? V::load(xp + cb + j * VW) : V::zero(), acc[j]);
+            for (std::size_t q = 0; q < tail; ++q) sacc[q] = core::fused_fma(d[ct + q], in ? xp[ct + q] : A(0), sacc[q]);
+            if (++ow == OW) {
+              ow = 0;
+              if (++oh == OH) { oh = 0; ++n; }
+              row_in = core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih);
             }
           }
-          if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
-        }
-        for (std::size_t k = 0; k < KK; ++k) {
-          V::store(tot.data() + k * VW, r0 == 0 ? V::load(acc.data() + k * VW)
-                                                : V::add(V::load(tot.data() + k * VW), V::load(acc.data() + k * VW)));
-          for (std::size_t q = 0; q < VW; ++q)
-            stot[k * VW + q] = r0 == 0 ? sacc[k * VW + q] : core::gemm_combine(stot[k * VW + q], sacc[k * VW + q]);
+          for (std::size_t j = 0; j < nfull; ++j) {
+            A* t = tot.data() + (k * BV + j) * VW;
+            V::store(t, r0 == 0 ? acc[j] : V::add(V::load(t), acc[j]));
+          }
+          for (std::size_t q = 0; q < tail; ++q)
+            stot[k * VW + q] = r0 == 0 ? sacc[q] : core::gemm_combine(stot[k * VW + q], sacc[q]);
         }
       }
-      A lanes[VW];
       for (std::size_t k = 0; k < KK; ++k) {
-        if (full) V::store(lanes, R ? V::load(tot.data() + k * VW) : V::zero());
-        for (std::size_t q = 0; q < VW && c0 + q < C; ++q)
-          dw[(c0 + q) * KK + k] = conv_finish(full ? lanes[q] : (R ? stot[k * VW + q] : A(0)));
+        for (std::size_t j = 0; j < nfull; ++j)
+          for (std::size_t q = 0; q < VW; ++q)
+            dw[(cb + j * VW + q) * KK + k] = conv_finish(R ? tot[(k * BV + j) * VW + q] : A(0));
+        for (std::size_t q = 0; q < tail; ++q) dw[(ct + q) * KK + k] = conv_finish(R ? stot[k * VW + q] : A(0));
       }
     });
   } else
@@ -474,17 +501,33 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
     E::run(rows, R, nt, prepare, a_row, store);
   });
   if (dbias) {
-    parallel_chunks(threads, canonical_chunks{OC, 16}, [&](std::uint64_t c0, std::uint64_t c1) {
-      for (std::size_t oc = c0; oc < c1; ++oc) {
-        A total = A(0);
+    // dbias[oc]: per chunk of k' the chain p = p + dy[k'][oc] (= fma(dy, 1, p)), chunks combined
+    // in order. Vectors across out-channels (rows of the NHWC-form dy are contiguous), whole
+    // vectors first, the last oc's lane by lane: the same adds per element.
+    using V = typename gemm_arch<Arch, A>::V;
+    constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+    const std::size_t nvec = OC / VW;
+    parallel_chunks(threads, canonical_chunks{nvec + 1, 1}, [&](std::uint64_t v0, std::uint64_t v1) {
+      for (std::size_t v = v0; v < v1; ++v) {
+        const std::size_t oc0 = v * VW, lanes = v < nvec ? VW : OC - oc0;
+        if (lanes == 0) continue;
+        alignas(64) A total[VW] = {};
         for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
           const std::size_t r1 = std::min(R, r0 + conv_chunk);
-          A p = A(0);
-          const A* src = dyh + r0 * OC + oc;
-          for (std::size_t r = 0; r < r1 - r0; ++r) p = p + src[r * OC];  // fma(dy, 1, p)
-          total = r0 == 0 ? p : core::gemm_combine(total, p);
+          const A* src = dyh + r0 * OC + oc0;
+          if (lanes == VW) {
+            typename V::reg p = V::zero();
+            for (std::size_t r = 0; r < r1 - r0; ++r) p = V::add(p, V::load(src + r * OC));
+            V::store(total, r0 == 0 ? p : V::add(V::load(total), p));
+          } else {
+            for (std::size_t q = 0; q < lanes; ++q) {
+              A p = A(0);
+              for (std::size_t r = 0; r < r1 - r0; ++r) p = p + src[r * OC + q];
+              total[q] = r0 == 0 ? p : core::gemm_combine(total[q], p);
+            }
+          }
         }
-        dbias[oc] = conv_finish(total);
+        for (std::size_t q = 0; q < lanes; ++q) dbias[oc0 + q] = conv_finish(total[q]);
       }
     });
   }
