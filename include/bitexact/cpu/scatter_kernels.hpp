@@ -65,6 +65,34 @@ void validate_indices(const I* idx, std::size_t n, std::size_t bound, int thread
                         static_cast<std::size_t>(p), static_cast<std::int64_t>(idx[p]), bound);
 }
 
+/// validate_indices that also tells whether idx is non-decreasing (sorted), in the same pass:
+/// a branch-free loop per chunk (it vectorizes), then the lowest bad position if any.
+template <class I>
+bool validate_indices_sorted(const I* idx, std::size_t n, std::size_t bound, int threads, const char* what) {
+  const canonical_chunks chunks{n, scatter_work_chunk};
+  const std::size_t nc = static_cast<std::size_t>(chunks.count());
+  std::vector<unsigned char> bad(nc, 0), descends(nc, 0);
+  parallel_chunks(threads, chunks, [&](std::uint64_t b, std::uint64_t e) {
+    const std::size_t c = static_cast<std::size_t>(b / scatter_work_chunk);
+    // As unsigned, a negative index is above any bound. A max and a count: loops that vectorize.
+    std::uint64_t hi = static_cast<std::uint64_t>(idx[b]), drops = b > 0 && idx[b - 1] > idx[b];
+    for (std::uint64_t i = b + 1; i < e; ++i) {
+      hi = std::max(hi, static_cast<std::uint64_t>(idx[i]));
+      drops += idx[i - 1] > idx[i] ? 1u : 0u;
+    }
+    bad[c] = hi >= static_cast<std::uint64_t>(bound);
+    descends[c] = drops != 0;
+  });
+  bool sorted = true;
+  for (std::size_t c = 0; c < nc; ++c) {
+    if (bad[c]) {
+      validate_indices(idx, n, bound, threads, what);  // throws, naming the lowest bad position
+    }
+    sorted = sorted && !descends[c];
+  }
+  return sorted;
+}
+
 /// Scratch memory of the calling thread, kept between calls: a scatter over millions of
 /// sources needs tens of MB of temporaries, and fresh pages cost more than the scatter itself.
 /// Slot k holds one buffer; its contents are garbage on entry. Workers of the pool never call

@@ -17,6 +17,9 @@
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+#include <emmintrin.h>
+#endif
 
 #include "../core/bfloat16.hpp"
 #include "../core/math.hpp"
@@ -556,6 +559,150 @@ A select_bits(bool cond, A a, A b) {
   return out;
 }
 
+/// cond ? a : b without a branch, kept in the floating-point registers (select_bits goes
+/// through the integer ones, a few cycles more on a chain of dependent adds).
+inline float select_fp(bool cond, float a, float b) {
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+  const __m128 m = _mm_castsi128_ps(_mm_cvtsi32_si128(-static_cast<int>(cond)));
+  return _mm_cvtss_f32(_mm_or_ps(_mm_and_ps(m, _mm_set_ss(a)), _mm_andnot_ps(m, _mm_set_ss(b))));
+#else
+  return select_bits(cond, a, b);
+#endif
+}
+inline double select_fp(bool cond, double a, double b) {
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+  const __m128d m = _mm_castsi128_pd(_mm_cvtsi64_si128(-static_cast<long long>(cond)));
+  return _mm_cvtsd_f64(_mm_or_pd(_mm_and_pd(m, _mm_set_sd(a)), _mm_andnot_pd(m, _mm_set_sd(b))));
+#else
+  return select_bits(cond, a, b);
+#endif
+}
+
+/// 1-D index_add when idx is non-decreasing (sorted: segment sums, all to one target): every
+/// target's contributions are one run of consecutive positions, so no grouping is needed.
+/// fixed_order: each canonical chunk of 4096 positions (threads take chunks) combines its runs
+/// sequentially (step 2 of core/scatter.hpp). A run that lies strictly inside a chunk is its
+/// target's whole group: out[t] = out[t] + S_t at once, without branches (old and the partial
+/// restart with a select where the target changes; the store of the run's last position is
+/// the one that stays). The first and the last run of a chunk may continue in the chunks
+/// around it: their chunk partials are recorded, and afterwards, in chunk order, the records of
+/// one target combine by the tree over chunks (push_chunk_partial), then update out.
+/// exact: threads take ranges of whole runs (cut where the target changes); each run gives
+/// out[t] = the rounded out[t] + exact sum (one contribution: one IEEE add).
+template <class A, class I, class ValueAt>
+void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t, int threads) {
+  if (n == 0) return;
+  auto target = [idx](std::size_t i) { return static_cast<std::size_t>(idx[i]); };
+  if (t == tier::exact) {
+    const int parts = threads_for_work(threads, n, std::uint64_t(1) << 16);
+    std::vector<std::size_t> cut(static_cast<std::size_t>(parts) + 1, n);
+    cut[0] = 0;
+    for (int k = 1; k < parts; ++k) {
+      std::size_t c = std::max(cut[static_cast<std::size_t>(k - 1)], n * static_cast<std::size_t>(k) / static_cast<std::size_t>(parts));
+      if (c > 0 && c < n) c = static_cast<std::size_t>(std::upper_bound(idx + c, idx + n, idx[c - 1]) - idx);
+      cut[static_cast<std::size_t>(k)] = c;
+    }
+    thread_pool::instance().run(parts, [&](int id) {
+      std::size_t i = cut[static_cast<std::size_t>(id)];
+      const std::size_t end = cut[static_cast<std::size_t>(id) + 1];
+      while (i < end) {
+        const std::size_t k = target(i);
+        std::size_t j = i + 1;
+        while (j < end && target(j) == k) ++j;
+        if (j - i == 1)
+          out[k] = core::canonicalize(out[k] + A(value(i)));
+        else
+          out[k] = exact_sum_with_start<A>(out[k], true, j - i, [&](std::uint64_t q) { return A(value(i + q)); });
+        i = j;
+      }
+    });
+    return;
+  }
+  const canonical_chunks chunks{n, core::scatter_chunk};
+  const std::size_t nc = static_cast<std::size_t>(chunks.count());
+  struct record {
+    std::size_t target;
+    A partial;
+    bool has;
+  };
+  std::vector<record> rec(2 * nc);
+  parallel_chunks(threads, chunks, [&](std::uint64_t cb, std::uint64_t ce) {
+    const std::size_t b = static_cast<std::size_t>(cb), e = static_cast<std::size_t>(ce);
+    const std::size_t c = b / core::scatter_chunk;
+    // The first run.
+    const std::size_t t0 = target(b);
+    A s = A(value(b));
+    std::size_t i = b + 1;
+    while (i < e && target(i) == t0) s = s + A(value(i++));
+    rec[2 * c] = record{t0, s, true};
+    rec[2 * c + 1].has = false;
+    if (i == e) return;
+    // The last run: [j, e), after the first (its target is larger).
+    std::size_t j = e - 1;
+    const std::size_t tl = target(j);
+    while (target(j - 1) == tl) --j;
+    A sl = A(value(j));
+    for (std::size_t q = j + 1; q < e; ++q) sl = sl + A(value(q));
+    rec[2 * c + 1] = record{tl, sl, true};
+    if (i == j) return;
+    // The runs in between: whole groups. Cut into four streams at run starts, stepped in
+    // lockstep (one stream alone is a chain of dependent selects and adds). Each position's
+    // running value goes to a buffer - loads of out only: a store to out here would chain each
+    // load to the store before it - then the stores; a run's last store is its result.
+    A res[core::scatter_chunk];
+    struct stream {
+      std::size_t q, end, tp;
+      A old, p;
+    };
+    stream st[4];
+    std::size_t from = i;
+    for (int u = 0; u < 4; ++u) {
+      std::size_t to = u == 3 ? j : std::max(from, i + (j - i) * static_cast<std::size_t>(u + 1) / 4);
+      while (to < j && to > i && target(to) == target(to - 1)) ++to;
+      st[u] = stream{from, to, ~std::size_t(0), A(0), A(0)};
+      from = to;
+    }
+    auto step = [&](stream& x) {
+      const std::size_t k = target(x.q);
+      const A v = A(value(x.q));
+      const bool fresh = k != x.tp;
+      x.old = select_fp(fresh, out[k], x.old);
+      x.p = select_fp(fresh, v, A(x.p + v));
+      res[x.q - i] = core::canonicalize(x.old + x.p);
+      x.tp = k;
+      ++x.q;
+    };
+    while (st[0].q < st[0].end && st[1].q < st[1].end && st[2].q < st[2].end && st[3].q < st[3].end) {
+      step(st[0]);
+      step(st[1]);
+      step(st[2]);
+      step(st[3]);
+    }
+    for (int u = 0; u < 4; ++u)
+      while (st[u].q < st[u].end) step(st[u]);
+    for (std::size_t q = i; q < j; ++q) out[target(q)] = res[q - i];
+  });
+  for (std::size_t r = 0; r < 2 * nc;) {
+    if (!rec[r].has) {
+      ++r;
+      continue;
+    }
+    const std::size_t k = rec[r].target;
+    std::size_t q = r + 1;
+    while (q < 2 * nc && (!rec[q].has || rec[q].target == k)) ++q;
+    while (!rec[q - 1].has) --q;  // q: one past the last record of k
+    A s = rec[r].partial;
+    if (q - r > 1) {
+      core::scatter_combiner<A> comb;
+      for (std::size_t m = r; m < q; ++m)
+        if (rec[m].has) comb.push_chunk_partial(m / 2, rec[m].partial);
+      s = comb.finish();
+    }
+    out[k] = core::canonicalize(out[k] + s);
+    r = q;
+  }
+}
+
 /// 1-D index_add: the dense strategies for few targets. Otherwise each target with
 /// contributions gets its new value from its group: out[t] + S_t (fixed_order) or the rounded
 /// out[t] + exact sum (exact). For many targets the groups come bucket by bucket while they are
@@ -576,7 +723,10 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
       validate_indices(idx, n, n_out, threads, what);  // throws
     return;
   }
-  validate_indices(idx, n, n_out, threads, what);
+  if (validate_indices_sorted(idx, n, n_out, threads, what)) {
+    sorted_index_add<A>(out, idx, n, value, t, threads);
+    return;
+  }
   if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
     dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
     return;
