@@ -279,7 +279,7 @@ void many_targets_case(tier t) {
     for (int di = 0; di <= static_cast<int>(many_dist::descent_at_end); ++di) {
       const many_dist d = static_cast<many_dist>(di);
       const auto idx = many_target_indices(d, n, n_out, g);
-      const auto src = make_values<T>(n, g, di % 2 == 0);
+      const auto src = make_values<T>(n, g, d != many_dist::all_to_one);  // all to one: one NaN would hide the rest
       const std::vector<T> init = make_values<T>(n_out, g, di % 3 == 0);
       std::vector<T> want = init;
       if (t == tier::exact)
@@ -299,6 +299,30 @@ TEST(IndexAdd, ManyTargetsFixedOrderFloat) { many_targets_case<float>(tier::fixe
 TEST(IndexAdd, ManyTargetsFixedOrderDouble) { many_targets_case<double>(tier::fixed_order); }
 TEST(IndexAdd, ManyTargetsExactFloat) { many_targets_case<float>(tier::exact); }
 TEST(IndexAdd, ManyTargetsExactDouble) { many_targets_case<double>(tier::exact); }
+
+// The exact tier's sorted path sums a run in double while that is exact: 1 + 2^-24 + 2^-80
+// is not (the double sum rounds to the float tie 1 + 2^-24, which rounds to 1), and the
+// correctly rounded float is 1 + 2^-23. Runs of two, three and one.
+TEST(IndexAdd, ExactSortedRunsThatDoubleCannotHold) {
+  bitexact_test::split_probe probe;
+  const std::size_t n = 3 * 4096 + 5, n_out = 70001;
+  std::vector<std::int64_t> idx(n);
+  std::vector<float> src(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t seg = i / 600, len = 1 + seg % 3, k = i - seg * 600;  // runs of len in segments of 600
+    idx[i] = static_cast<std::int64_t>(seg * 1000 + k / len);
+    src[i] = (k % len == 0) ? std::ldexp(1.0f, -24) : std::ldexp(1.0f, -80);
+  }
+  ASSERT_TRUE(std::is_sorted(idx.begin(), idx.end()));
+  std::vector<float> want(n_out, 1.0f);
+  bitexact::reference::index_add_exact<float, float>(want.data(), n_out, idx.data(), src.data(), n);
+  ASSERT_EQ(want[static_cast<std::size_t>(idx[600])], 1.0f + std::ldexp(1.0f, -23));
+  for (const execution& e : configs()) {
+    std::vector<float> got(n_out, 1.0f);
+    bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, tier::exact, e);
+    ASSERT_TRUE(same(want, got)) << "threads=" << e.threads << " isa=" << bitexact::isa_name(e.simd);
+  }
+}
 
 TEST(IndexAdd, ScratchCanBeReleasedBetweenCalls) {
   std::vector<std::int64_t> idx(300000);

@@ -578,6 +578,72 @@ inline double select_fp(bool cond, double a, double b) {
 #endif
 }
 
+/// The exact tier's sorted path on a block [x, y) of whole runs (at most a chunk): each run's
+/// start out[t] and terms summed in double in four independent streams without branches, the
+/// way exact_sum_with_start's fast case does (and so with the same bits): while every TwoSum
+/// error is zero and everything is finite, that sum is exact and its rounding is the result.
+/// A run that breaks the rule (a flag) is redone by exact_sum_with_start (one term: one IEEE
+/// add, the correctly rounded sum). The stores come last, the last one of a run stays.
+template <class A, class I, class ValueAt>
+void exact_sorted_block(A* out, const I* idx, ValueAt value, std::size_t x, std::size_t y) {
+  auto target = [idx](std::size_t i) { return static_cast<std::size_t>(idx[i]); };
+  A res[core::scatter_chunk];
+  unsigned char bad[core::scatter_chunk];
+  struct stream {
+    std::size_t q, end, tp;
+    double s;
+    unsigned flag;
+  };
+  stream st[4];
+  std::size_t from = x;
+  for (int u = 0; u < 4; ++u) {
+    std::size_t to = u == 3 ? y : std::max(from, x + (y - x) * static_cast<std::size_t>(u + 1) / 4);
+    while (to < y && to > x && target(to) == target(to - 1)) ++to;
+    st[u] = stream{from, to, ~std::size_t(0), 0.0, 0u};
+    from = to;
+  }
+  unsigned any = 0;
+  auto step = [&](stream& z) {
+    const std::size_t k = target(z.q);
+    const double v = double(A(value(z.q)));
+    const bool fresh = k != z.tp;
+    const double o = double(out[k]);
+    const double base = select_fp(fresh, o, z.s);
+    const double t = base + v;
+    const double bp = t - base;
+    const double err = (base - (t - bp)) + (v - bp);
+    // Zero error also says that everything was finite: an Inf or NaN in base, v or t makes
+    // err a NaN.
+    const unsigned broken = static_cast<unsigned>(err != 0.0);
+    z.flag = (z.flag & static_cast<unsigned>(!fresh)) | broken;
+    any |= broken;
+    z.s = t;
+    res[z.q - x] = A(t);
+    bad[z.q - x] = static_cast<unsigned char>(z.flag);
+    z.tp = k;
+    ++z.q;
+  };
+  while (st[0].q < st[0].end && st[1].q < st[1].end && st[2].q < st[2].end && st[3].q < st[3].end) {
+    step(st[0]);
+    step(st[1]);
+    step(st[2]);
+    step(st[3]);
+  }
+  for (int u = 0; u < 4; ++u)
+    while (st[u].q < st[u].end) step(st[u]);
+  for (std::size_t q = x; any && q < y; ++q) {
+    if (!bad[q - x] || (q + 1 < y && target(q + 1) == target(q))) continue;
+    const std::size_t k = target(q);
+    std::size_t b = q;
+    while (b > x && target(b - 1) == k) --b;
+    if (b == q)
+      res[q - x] = core::canonicalize(out[k] + A(value(q)));
+    else
+      res[q - x] = exact_sum_with_start<A>(out[k], true, q + 1 - b, [&](std::uint64_t j) { return A(value(b + j)); });
+  }
+  for (std::size_t q = x; q < y; ++q) out[target(q)] = res[q - x];
+}
+
 /// 1-D index_add when idx is non-decreasing (sorted: segment sums, all to one target): every
 /// target's contributions are one run of consecutive positions, so no grouping is needed.
 /// fixed_order: each canonical chunk of 4096 positions (threads take chunks) combines its runs
@@ -603,17 +669,21 @@ void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t
       cut[static_cast<std::size_t>(k)] = c;
     }
     thread_pool::instance().run(parts, [&](int id) {
-      std::size_t i = cut[static_cast<std::size_t>(id)];
       const std::size_t end = cut[static_cast<std::size_t>(id) + 1];
-      while (i < end) {
-        const std::size_t k = target(i);
-        std::size_t j = i + 1;
-        while (j < end && target(j) == k) ++j;
-        if (j - i == 1)
-          out[k] = core::canonicalize(out[k] + A(value(i)));
-        else
-          out[k] = exact_sum_with_start<A>(out[k], true, j - i, [&](std::uint64_t q) { return A(value(i + q)); });
-        i = j;
+      auto run_end = [&](std::size_t i) { return static_cast<std::size_t>(std::upper_bound(idx + i, idx + end, idx[i]) - idx); };
+      for (std::size_t x = cut[static_cast<std::size_t>(id)]; x < end;) {
+        // A block of whole runs, at most a chunk long; a longer run alone, straight.
+        std::size_t y = std::min(end, x + static_cast<std::size_t>(core::scatter_chunk));
+        if (y < end && idx[y - 1] == idx[y]) y = static_cast<std::size_t>(std::lower_bound(idx + x, idx + y, idx[y - 1]) - idx);
+        if (y == x) {
+          y = run_end(x);
+          const std::size_t k = target(x);
+          out[k] = exact_sum_with_start<A>(out[k], true, y - x, [&](std::uint64_t q) { return A(value(x + q)); });
+          x = y;
+          continue;
+        }
+        exact_sorted_block<A>(out, idx, value, x, y);
+        x = y;
       }
     });
     return;
