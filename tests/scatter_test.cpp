@@ -302,21 +302,25 @@ TEST(IndexAdd, ManyTargetsExactDouble) { many_targets_case<double>(tier::exact);
 
 // The exact tier's sorted path sums a run in double while that is exact: 1 + 2^-24 + 2^-80
 // is not (the double sum rounds to the float tie 1 + 2^-24, which rounds to 1), and the
-// correctly rounded float is 1 + 2^-23. Runs of two, three and one.
+// correctly rounded float is 1 + 2^-23. Runs of two, three and one, then one run longer than
+// a chunk (the eight-sum loop).
 TEST(IndexAdd, ExactSortedRunsThatDoubleCannotHold) {
   bitexact_test::split_probe probe;
-  const std::size_t n = 3 * 4096 + 5, n_out = 70001;
+  const std::size_t n = 3 * 4096 + 5, n_out = 70001, long_from = n - 5000;
   std::vector<std::int64_t> idx(n);
   std::vector<float> src(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t seg = i / 600, len = 1 + seg % 3, k = i - seg * 600;  // runs of len in segments of 600
-    idx[i] = static_cast<std::int64_t>(seg * 1000 + k / len);
+    const std::size_t seg = i / 600, len = i >= long_from ? n : 1 + seg % 3, k = i >= long_from ? i - long_from : i - seg * 600;
+    idx[i] = i >= long_from ? 60000 : static_cast<std::int64_t>(seg * 1000 + k / len);  // runs of len in segments of 600
     src[i] = (k % len == 0) ? std::ldexp(1.0f, -24) : std::ldexp(1.0f, -80);
+    if (i >= long_from && k > 0) src[i] = k == 8 ? std::ldexp(1.0f, -80) : 0.0f;  // both in one of the eight sums
   }
+  ASSERT_EQ(idx[long_from - 1] < 60000, true);
   ASSERT_TRUE(std::is_sorted(idx.begin(), idx.end()));
   std::vector<float> want(n_out, 1.0f);
   bitexact::reference::index_add_exact<float, float>(want.data(), n_out, idx.data(), src.data(), n);
   ASSERT_EQ(want[static_cast<std::size_t>(idx[600])], 1.0f + std::ldexp(1.0f, -23));
+  ASSERT_EQ(want[60000], 1.0f + std::ldexp(1.0f, -23));
   for (const execution& e : configs()) {
     std::vector<float> got(n_out, 1.0f);
     bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, tier::exact, e);

@@ -578,6 +578,61 @@ inline double select_fp(bool cond, double a, double b) {
 #endif
 }
 
+/// exact_sum_with_start(start, true, e - b, values b .. e-1) for a long run, with the same bits,
+/// in eight independent double sums (a loop that vectorizes): while every TwoSum error - of
+/// each term's add, and of the adds that join the eight sums and the start - is zero,
+/// everything was finite and each sum is exact, so their total is the exact sum in whatever
+/// order they were added; its rounding is the result, and a zero total takes the exact tier's
+/// signed-zero rule (-0 only if the start and every term are -0). Otherwise
+/// exact_sum_with_start decides.
+template <class A, class ValueAt>
+A exact_long_run(A start, std::size_t b, std::size_t e, ValueAt value) {
+  constexpr int L = 8;
+  double s[L] = {};
+  std::uint64_t broken = 0, non_negzero = 0;
+  const std::uint64_t negzero = std::uint64_t(1) << 63;
+  std::size_t q = b;
+  for (; q + L <= e; q += L)
+    for (int j = 0; j < L; ++j) {
+      const double x = double(A(value(q + static_cast<std::size_t>(j))));
+      const double t = s[j] + x;
+      const double bp = t - s[j];
+      const double err = (s[j] - (t - bp)) + (x - bp);
+      std::uint64_t xb;
+      std::memcpy(&xb, &x, sizeof xb);
+      broken |= static_cast<std::uint64_t>(err != 0.0);
+      non_negzero |= static_cast<std::uint64_t>(xb != negzero);
+      s[j] = t;
+    }
+  for (; q < e; ++q) {  // the tail, into the first sum
+    const double x = double(A(value(q)));
+    const double t = s[0] + x;
+    const double bp = t - s[0];
+    const double err = (s[0] - (t - bp)) + (x - bp);
+    std::uint64_t xb;
+    std::memcpy(&xb, &x, sizeof xb);
+    broken |= static_cast<std::uint64_t>(err != 0.0);
+    non_negzero |= static_cast<std::uint64_t>(xb != negzero);
+    s[0] = t;
+  }
+  double total = double(start);
+  if (!(total - total == 0.0)) broken = 1;
+  for (int j = 0; j < L && !broken; ++j) {
+    const double t = total + s[j];
+    const double bp = t - total;
+    const double err = (total - (t - bp)) + (s[j] - bp);
+    broken |= static_cast<std::uint64_t>(err != 0.0);
+    total = t;
+  }
+  if (broken)
+    return exact_sum_with_start<A>(start, true, e - b, [&](std::uint64_t k) { return A(value(b + static_cast<std::size_t>(k))); });
+  if (total == 0.0) {
+    const bool start_negzero = start == A(0) && core::detail::negative_bits(start);
+    return (start_negzero && !non_negzero) ? -A(0) : A(0);
+  }
+  return A(total);
+}
+
 /// The exact tier's sorted path on a block [x, y) of whole runs (at most a chunk): each run's
 /// start out[t] and terms summed in double in four independent streams without branches, the
 /// way exact_sum_with_start's fast case does (and so with the same bits): while every TwoSum
@@ -678,7 +733,7 @@ void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t
         if (y == x) {
           y = run_end(x);
           const std::size_t k = target(x);
-          out[k] = exact_sum_with_start<A>(out[k], true, y - x, [&](std::uint64_t q) { return A(value(x + q)); });
+          out[k] = exact_long_run<A>(out[k], x, y, value);
           x = y;
           continue;
         }
