@@ -10,6 +10,9 @@
 //          counting sort inside each bucket while it is in cache); each target then combines
 //          its group (combine_group: core::scatter_combiner), targets in parallel. The 1-D
 //          index_add updates out inside each bucket (radix_for_each_bucket), so out streams too.
+//   run    (1-D index_add, non-decreasing indices, told by the index check at no extra pass):
+//          every target's contributions are one run of positions, so no grouping at all
+//          (cpu/scatter_rows.hpp sorted_index_add).
 // Which one runs depends on the problem size only; both give the same bits, and the thread
 // count only changes who computes a chunk or a target.
 #pragma once
