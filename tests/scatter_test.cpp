@@ -227,6 +227,107 @@ TEST(IndexAdd, FewCollisionsFixedOrderDouble) { few_collisions_case<double>(tier
 TEST(IndexAdd, FewCollisionsExactFloat) { few_collisions_case<float>(tier::exact); }
 TEST(IndexAdd, FewCollisionsExactDouble) { few_collisions_case<double>(tier::exact); }
 
+// Many targets (the 1-D paths past the dense strategies: more than 2^22 chunk x target
+// partials in fixed_order, more than 2^16 targets in the exact tier): every index distribution
+// the fast paths tell apart - sorted ones (all to one target; runs of one or two; runs
+// longer than a chunk, so a target spans several chunks and the tree over chunks decides;
+// a run ending exactly on a chunk boundary) and unsorted ones (uniform, zipf, reverse sorted,
+// sorted but for one descent at a chunk boundary or at the last position) - with special
+// values, at threads {1, 2, 3, 4, 7, 8} that really split the work and on every ISA.
+enum class many_dist { all_to_one, sorted, long_runs, boundary_runs, uniform, zipf, reverse_sorted, descent_at_boundary, descent_at_end };
+const char* many_dist_name(many_dist d) {
+  const char* names[] = {"all_to_one", "sorted", "long_runs", "boundary_runs", "uniform", "zipf", "reverse_sorted", "descent_at_boundary", "descent_at_end"};
+  return names[static_cast<int>(d)];
+}
+std::vector<std::int64_t> many_target_indices(many_dist d, std::size_t n, std::size_t n_out, std::mt19937_64& g) {
+  std::vector<std::int64_t> idx;
+  switch (d) {
+    case many_dist::all_to_one: return std::vector<std::int64_t>(n, static_cast<std::int64_t>(n_out - 3));
+    case many_dist::sorted: return make_indices(dist::sorted, n, n_out, g);
+    case many_dist::uniform: return make_indices(dist::uniform, n, n_out, g);
+    case many_dist::zipf: return make_indices(dist::zipf, n, n_out, g);
+    case many_dist::reverse_sorted: return make_indices(dist::reverse_sorted, n, n_out, g);
+    case many_dist::long_runs:
+    case many_dist::boundary_runs: {
+      // Runs of 1 to 9000 (long_runs) or of exactly 4096 and 2048 (boundary_runs) positions,
+      // increasing targets with gaps.
+      std::int64_t t = 5;
+      while (idx.size() < n) {
+        const std::size_t len = d == many_dist::long_runs ? 1 + g() % 9000 : (idx.size() % 3 == 0 ? 4096 : 2048);
+        for (std::size_t k = 0; k < len && idx.size() < n; ++k) idx.push_back(t);
+        t += 1 + static_cast<std::int64_t>(g() % 3);
+      }
+      return idx;
+    }
+    case many_dist::descent_at_boundary:
+      idx = make_indices(dist::sorted, n, n_out, g);
+      idx[4096] = 0;  // idx[4095] > 0: the only descent, between two chunks
+      return idx;
+    default:
+      idx = make_indices(dist::sorted, n, n_out, g);
+      idx[n - 1] = 1;
+      return idx;
+  }
+}
+
+template <class T>
+void many_targets_case(tier t) {
+  bitexact_test::split_check split_("many_targets_case");
+  std::mt19937_64 g(4242);
+  const std::size_t n_out = 300007;
+  for (std::size_t n : {std::size_t(4096) * 19 + 7, std::size_t(4096) * 20})
+    for (int di = 0; di <= static_cast<int>(many_dist::descent_at_end); ++di) {
+      const many_dist d = static_cast<many_dist>(di);
+      const auto idx = many_target_indices(d, n, n_out, g);
+      const auto src = make_values<T>(n, g, d != many_dist::all_to_one);  // all to one: one NaN would hide the rest
+      const std::vector<T> init = make_values<T>(n_out, g, di % 3 == 0);
+      std::vector<T> want = init;
+      if (t == tier::exact)
+        bitexact::reference::index_add_exact<T, T>(want.data(), n_out, idx.data(), src.data(), n);
+      else
+        bitexact::reference::index_add_fixed_order<T, T>(want.data(), n_out, idx.data(), src.data(), n);
+      for (const execution& e : configs()) {
+        std::vector<T> got = init;
+        bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, t, e);
+        ASSERT_TRUE(same(want, got)) << "n=" << n << " " << many_dist_name(d) << " threads=" << e.threads
+                                     << " isa=" << bitexact::isa_name(e.simd);
+      }
+    }
+}
+
+TEST(IndexAdd, ManyTargetsFixedOrderFloat) { many_targets_case<float>(tier::fixed_order); }
+TEST(IndexAdd, ManyTargetsFixedOrderDouble) { many_targets_case<double>(tier::fixed_order); }
+TEST(IndexAdd, ManyTargetsExactFloat) { many_targets_case<float>(tier::exact); }
+TEST(IndexAdd, ManyTargetsExactDouble) { many_targets_case<double>(tier::exact); }
+
+// The exact tier's sorted path sums a run in double while that is exact: 1 + 2^-24 + 2^-80
+// is not (the double sum rounds to the float tie 1 + 2^-24, which rounds to 1), and the
+// correctly rounded float is 1 + 2^-23. Runs of two, three and one, then one run longer than
+// a chunk (the eight-sum loop).
+TEST(IndexAdd, ExactSortedRunsThatDoubleCannotHold) {
+  bitexact_test::split_probe probe;
+  const std::size_t n = 3 * 4096 + 5, n_out = 70001, long_from = n - 5000;
+  std::vector<std::int64_t> idx(n);
+  std::vector<float> src(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t seg = i / 600, len = i >= long_from ? n : 1 + seg % 3, k = i >= long_from ? i - long_from : i - seg * 600;
+    idx[i] = i >= long_from ? 60000 : static_cast<std::int64_t>(seg * 1000 + k / len);  // runs of len in segments of 600
+    src[i] = (k % len == 0) ? std::ldexp(1.0f, -24) : std::ldexp(1.0f, -80);
+    if (i >= long_from && k > 0) src[i] = k == 8 ? std::ldexp(1.0f, -80) : 0.0f;  // both in one of the eight sums
+  }
+  ASSERT_EQ(idx[long_from - 1] < 60000, true);
+  ASSERT_TRUE(std::is_sorted(idx.begin(), idx.end()));
+  std::vector<float> want(n_out, 1.0f);
+  bitexact::reference::index_add_exact<float, float>(want.data(), n_out, idx.data(), src.data(), n);
+  ASSERT_EQ(want[static_cast<std::size_t>(idx[600])], 1.0f + std::ldexp(1.0f, -23));
+  ASSERT_EQ(want[60000], 1.0f + std::ldexp(1.0f, -23));
+  for (const execution& e : configs()) {
+    std::vector<float> got(n_out, 1.0f);
+    bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, tier::exact, e);
+    ASSERT_TRUE(same(want, got)) << "threads=" << e.threads << " isa=" << bitexact::isa_name(e.simd);
+  }
+}
+
 TEST(IndexAdd, ScratchCanBeReleasedBetweenCalls) {
   std::vector<std::int64_t> idx(300000);
   for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>((i * 7919) % 200000);

@@ -10,6 +10,9 @@
 //          counting sort inside each bucket while it is in cache); each target then combines
 //          its group (combine_group: core::scatter_combiner), targets in parallel. The 1-D
 //          index_add updates out inside each bucket (radix_for_each_bucket), so out streams too.
+//   run    (1-D index_add, non-decreasing indices, told by the index check at no extra pass):
+//          every target's contributions are one run of positions, so no grouping at all
+//          (cpu/scatter_rows.hpp sorted_index_add).
 // Which one runs depends on the problem size only; both give the same bits, and the thread
 // count only changes who computes a chunk or a target.
 #pragma once
@@ -65,6 +68,34 @@ void validate_indices(const I* idx, std::size_t n, std::size_t bound, int thread
                         static_cast<std::size_t>(p), static_cast<std::int64_t>(idx[p]), bound);
 }
 
+/// validate_indices that also tells whether idx is non-decreasing (sorted), in the same pass:
+/// a branch-free loop per chunk (it vectorizes), then the lowest bad position if any.
+template <class I>
+bool validate_indices_sorted(const I* idx, std::size_t n, std::size_t bound, int threads, const char* what) {
+  const canonical_chunks chunks{n, scatter_work_chunk};
+  const std::size_t nc = static_cast<std::size_t>(chunks.count());
+  std::vector<unsigned char> bad(nc, 0), descends(nc, 0);
+  parallel_chunks(threads, chunks, [&](std::uint64_t b, std::uint64_t e) {
+    const std::size_t c = static_cast<std::size_t>(b / scatter_work_chunk);
+    // As unsigned, a negative index is above any bound. A max and a count: loops that vectorize.
+    std::uint64_t hi = static_cast<std::uint64_t>(idx[b]), drops = b > 0 && idx[b - 1] > idx[b];
+    for (std::uint64_t i = b + 1; i < e; ++i) {
+      hi = std::max(hi, static_cast<std::uint64_t>(idx[i]));
+      drops += idx[i - 1] > idx[i] ? 1u : 0u;
+    }
+    bad[c] = hi >= static_cast<std::uint64_t>(bound);
+    descends[c] = drops != 0;
+  });
+  bool sorted = true;
+  for (std::size_t c = 0; c < nc; ++c) {
+    if (bad[c]) {
+      validate_indices(idx, n, bound, threads, what);  // throws, naming the lowest bad position
+    }
+    sorted = sorted && !descends[c];
+  }
+  return sorted;
+}
+
 /// Scratch memory of the calling thread, kept between calls: a scatter over millions of
 /// sources needs tens of MB of temporaries, and fresh pages cost more than the scatter itself.
 /// Slot k holds one buffer; its contents are garbage on entry. Workers of the pool never call
@@ -96,8 +127,17 @@ T* scratch_array(unsigned slot, std::size_t n) {
   return static_cast<T*>(scratch(slot, (n == 0 ? 1 : n) * sizeof(T)));
 }
 /// Scratch slots: 0-1 and 5 the grouping result, 2 the radix grouping's partition (or the
-/// counting sort's cursors), 5-6 the dense strategy.
-enum : unsigned { slot_start = 0, slot_position = 1, slot_key = 2, slot_partial = 5, slot_touched = 6, slot_value = 5 };
+/// counting sort's cursors), 3-4 the radix grouping's per-bucket sort, 5-6 the dense strategy.
+enum : unsigned {
+  slot_start = 0,
+  slot_position = 1,
+  slot_key = 2,
+  slot_run_position = 3,
+  slot_run_value = 4,
+  slot_partial = 5,
+  slot_touched = 6,
+  slot_value = 5
+};
 
 /// Source positions grouped by target, stable: positions of target t are
 /// position[start[t] .. start[t+1]) in increasing order. Points into the calling thread's
@@ -201,13 +241,25 @@ void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of,
     // Pass 3: per bucket, a counting sort by the low bits into buffers of this run of buckets.
     // cnt[k + 2] counts target k; after the prefix sum cnt[k + 1] is its start, and placing
     // with cnt[k + 1]++ leaves cnt[k] = the start of target k for every k <= n_t.
+    // The buffers of a run of buckets come from the calling thread's scratch, one pair per run:
+    // a hot target makes one bucket hold most sources, and fresh pages for it on every call
+    // cost more than its sort.
     const std::size_t local = std::size_t(1) << shift;
-    parallel_chunks(threads, canonical_chunks{buckets, 16}, [&](std::uint64_t b0, std::uint64_t b1) {
+    const canonical_chunks runs{buckets, 16};
+    const std::size_t n_runs = static_cast<std::size_t>(runs.count());
+    std::vector<std::size_t> offset(n_runs + 1, 0);
+    for (std::size_t r = 0; r < n_runs; ++r) {
       std::uint64_t largest = 0;
-      for (std::uint64_t bk = b0; bk < b1; ++bk) largest = std::max(largest, bstart[bk + 1] - bstart[bk]);
+      for (std::uint64_t bk = runs.begin(r); bk < runs.end(r); ++bk) largest = std::max(largest, bstart[bk + 1] - bstart[bk]);
+      offset[r + 1] = offset[r] + static_cast<std::size_t>(largest) + 2;
+    }
+    P* const pos_all = scratch_array<P>(slot_run_position, offset[n_runs]);
+    VV* const val_all = scratch_array<VV>(slot_run_value, carry ? offset[n_runs] : 1);
+    parallel_chunks(threads, runs, [&](std::uint64_t b0, std::uint64_t b1) {
+      const std::size_t r = static_cast<std::size_t>(b0 / 16);
       std::vector<P> cnt(local + 2);
-      std::unique_ptr<P[]> pos(new P[static_cast<std::size_t>(largest) + 1]);
-      std::unique_ptr<VV[]> val(new VV[carry ? static_cast<std::size_t>(largest) + 2 : 1]);
+      P* const pos = pos_all + offset[r];
+      VV* const val = carry ? val_all + offset[r] : val_all;
       for (std::uint64_t bk = b0; bk < b1; ++bk) {
         const std::size_t lo_t = static_cast<std::size_t>(bk) << shift;
         const std::size_t n_t = std::min(local, n_out - lo_t);
@@ -224,8 +276,8 @@ void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of,
         if constexpr (carry) val[m] = val[m + 1] = VV(0);
         bucket_groups<P, VV> g;
         g.start = cnt.data();
-        g.position = pos.get();
-        g.value = carry ? val.get() : nullptr;
+        g.position = pos;
+        g.value = carry ? val : nullptr;
         body(lo_t, n_t, static_cast<std::uint64_t>(bstart[bk]), g);
       }
     });

@@ -17,6 +17,9 @@
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+#include <emmintrin.h>
+#endif
 
 #include "../core/bfloat16.hpp"
 #include "../core/math.hpp"
@@ -556,6 +559,275 @@ A select_bits(bool cond, A a, A b) {
   return out;
 }
 
+/// cond ? a : b without a branch, kept in the floating-point registers (select_bits goes
+/// through the integer ones, a few cycles more on a chain of dependent adds).
+inline float select_fp(bool cond, float a, float b) {
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+  const __m128 m = _mm_castsi128_ps(_mm_cvtsi32_si128(-static_cast<int>(cond)));
+  return _mm_cvtss_f32(_mm_or_ps(_mm_and_ps(m, _mm_set_ss(a)), _mm_andnot_ps(m, _mm_set_ss(b))));
+#else
+  return select_bits(cond, a, b);
+#endif
+}
+inline double select_fp(bool cond, double a, double b) {
+#if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
+  const __m128d m = _mm_castsi128_pd(_mm_cvtsi64_si128(-static_cast<long long>(cond)));
+  return _mm_cvtsd_f64(_mm_or_pd(_mm_and_pd(m, _mm_set_sd(a)), _mm_andnot_pd(m, _mm_set_sd(b))));
+#else
+  return select_bits(cond, a, b);
+#endif
+}
+
+/// exact_sum_with_start(start, true, e - b, values b .. e-1) for a long run, with the same bits,
+/// in eight independent double sums (a loop that vectorizes): while every TwoSum error - of
+/// each term's add, and of the adds that join the eight sums and the start - is zero,
+/// everything was finite and each sum is exact, so their total is the exact sum in whatever
+/// order they were added; its rounding is the result, and a zero total takes the exact tier's
+/// signed-zero rule (-0 only if the start and every term are -0). Otherwise
+/// exact_sum_with_start decides.
+template <class A, class ValueAt>
+A exact_long_run(A start, std::size_t b, std::size_t e, ValueAt value) {
+  constexpr int L = 8;
+  double s[L] = {};
+  std::uint64_t broken = 0, non_negzero = 0;
+  const std::uint64_t negzero = std::uint64_t(1) << 63;
+  std::size_t q = b;
+  for (; q + L <= e; q += L)
+    for (int j = 0; j < L; ++j) {
+      const double x = double(A(value(q + static_cast<std::size_t>(j))));
+      const double t = s[j] + x;
+      const double bp = t - s[j];
+      const double err = (s[j] - (t - bp)) + (x - bp);
+      std::uint64_t xb;
+      std::memcpy(&xb, &x, sizeof xb);
+      broken |= static_cast<std::uint64_t>(err != 0.0);
+      non_negzero |= static_cast<std::uint64_t>(xb != negzero);
+      s[j] = t;
+    }
+  for (; q < e; ++q) {  // the tail, into the first sum
+    const double x = double(A(value(q)));
+    const double t = s[0] + x;
+    const double bp = t - s[0];
+    const double err = (s[0] - (t - bp)) + (x - bp);
+    std::uint64_t xb;
+    std::memcpy(&xb, &x, sizeof xb);
+    broken |= static_cast<std::uint64_t>(err != 0.0);
+    non_negzero |= static_cast<std::uint64_t>(xb != negzero);
+    s[0] = t;
+  }
+  double total = double(start);
+  if (!(total - total == 0.0)) broken = 1;
+  for (int j = 0; j < L && !broken; ++j) {
+    const double t = total + s[j];
+    const double bp = t - total;
+    const double err = (total - (t - bp)) + (s[j] - bp);
+    broken |= static_cast<std::uint64_t>(err != 0.0);
+    total = t;
+  }
+  if (broken)
+    return exact_sum_with_start<A>(start, true, e - b, [&](std::uint64_t k) { return A(value(b + static_cast<std::size_t>(k))); });
+  if (total == 0.0) {
+    const bool start_negzero = start == A(0) && core::detail::negative_bits(start);
+    return (start_negzero && !non_negzero) ? -A(0) : A(0);
+  }
+  return A(total);
+}
+
+/// The exact tier's sorted path on a block [x, y) of whole runs (at most a chunk): each run's
+/// start out[t] and terms summed in double in four independent streams without branches, the
+/// way exact_sum_with_start's fast case does (and so with the same bits): while every TwoSum
+/// error is zero and everything is finite, that sum is exact and its rounding is the result.
+/// A run that breaks the rule (a flag) is redone by exact_sum_with_start (one term: one IEEE
+/// add, the correctly rounded sum). The stores come last, the last one of a run stays.
+template <class A, class I, class ValueAt>
+void exact_sorted_block(A* out, const I* idx, ValueAt value, std::size_t x, std::size_t y) {
+  auto target = [idx](std::size_t i) { return static_cast<std::size_t>(idx[i]); };
+  A res[core::scatter_chunk];
+  unsigned char bad[core::scatter_chunk];
+  struct stream {
+    std::size_t q, end, tp;
+    double s;
+    unsigned flag;
+  };
+  stream st[4];
+  std::size_t from = x;
+  for (int u = 0; u < 4; ++u) {
+    std::size_t to = u == 3 ? y : std::max(from, x + (y - x) * static_cast<std::size_t>(u + 1) / 4);
+    while (to < y && to > x && target(to) == target(to - 1)) ++to;
+    st[u] = stream{from, to, ~std::size_t(0), 0.0, 0u};
+    from = to;
+  }
+  unsigned any = 0;
+  auto step = [&](stream& z) {
+    const std::size_t k = target(z.q);
+    const double v = double(A(value(z.q)));
+    const bool fresh = k != z.tp;
+    const double o = double(out[k]);
+    const double base = select_fp(fresh, o, z.s);
+    const double t = base + v;
+    const double bp = t - base;
+    const double err = (base - (t - bp)) + (v - bp);
+    // Zero error also says that everything was finite: an Inf or NaN in base, v or t makes
+    // err a NaN.
+    const unsigned broken = static_cast<unsigned>(err != 0.0);
+    z.flag = (z.flag & static_cast<unsigned>(!fresh)) | broken;
+    any |= broken;
+    z.s = t;
+    res[z.q - x] = A(t);
+    bad[z.q - x] = static_cast<unsigned char>(z.flag);
+    z.tp = k;
+    ++z.q;
+  };
+  while (st[0].q < st[0].end && st[1].q < st[1].end && st[2].q < st[2].end && st[3].q < st[3].end) {
+    step(st[0]);
+    step(st[1]);
+    step(st[2]);
+    step(st[3]);
+  }
+  for (int u = 0; u < 4; ++u)
+    while (st[u].q < st[u].end) step(st[u]);
+  for (std::size_t q = x; any && q < y; ++q) {
+    if (!bad[q - x] || (q + 1 < y && target(q + 1) == target(q))) continue;
+    const std::size_t k = target(q);
+    std::size_t b = q;
+    while (b > x && target(b - 1) == k) --b;
+    if (b == q)
+      res[q - x] = core::canonicalize(out[k] + A(value(q)));
+    else
+      res[q - x] = exact_sum_with_start<A>(out[k], true, q + 1 - b, [&](std::uint64_t j) { return A(value(b + j)); });
+  }
+  for (std::size_t q = x; q < y; ++q) out[target(q)] = res[q - x];
+}
+
+/// 1-D index_add when idx is non-decreasing (sorted: segment sums, all to one target): every
+/// target's contributions are one run of consecutive positions, so no grouping is needed.
+/// fixed_order: each canonical chunk of 4096 positions (threads take chunks) combines its runs
+/// sequentially (step 2 of core/scatter.hpp). A run that lies strictly inside a chunk is its
+/// target's whole group: out[t] = out[t] + S_t at once, without branches (old and the partial
+/// restart with a select where the target changes; the store of the run's last position is
+/// the one that stays). The first and the last run of a chunk may continue in the chunks
+/// around it: their chunk partials are recorded, and afterwards, in chunk order, the records of
+/// one target combine by the tree over chunks (push_chunk_partial), then update out.
+/// exact: threads take ranges of whole runs (cut where the target changes); each run gives
+/// out[t] = the rounded out[t] + exact sum (one contribution: one IEEE add).
+template <class A, class I, class ValueAt>
+void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t, int threads) {
+  if (n == 0) return;
+  auto target = [idx](std::size_t i) { return static_cast<std::size_t>(idx[i]); };
+  if (t == tier::exact) {
+    const int parts = threads_for_work(threads, n, std::uint64_t(1) << 16);
+    std::vector<std::size_t> cut(static_cast<std::size_t>(parts) + 1, n);
+    cut[0] = 0;
+    for (int k = 1; k < parts; ++k) {
+      std::size_t c = std::max(cut[static_cast<std::size_t>(k - 1)], n * static_cast<std::size_t>(k) / static_cast<std::size_t>(parts));
+      if (c > 0 && c < n) c = static_cast<std::size_t>(std::upper_bound(idx + c, idx + n, idx[c - 1]) - idx);
+      cut[static_cast<std::size_t>(k)] = c;
+    }
+    thread_pool::instance().run(parts, [&](int id) {
+      const std::size_t end = cut[static_cast<std::size_t>(id) + 1];
+      auto run_end = [&](std::size_t i) { return static_cast<std::size_t>(std::upper_bound(idx + i, idx + end, idx[i]) - idx); };
+      for (std::size_t x = cut[static_cast<std::size_t>(id)]; x < end;) {
+        // A block of whole runs, at most a chunk long; a longer run alone, straight.
+        std::size_t y = std::min(end, x + static_cast<std::size_t>(core::scatter_chunk));
+        if (y < end && idx[y - 1] == idx[y]) y = static_cast<std::size_t>(std::lower_bound(idx + x, idx + y, idx[y - 1]) - idx);
+        if (y == x) {
+          y = run_end(x);
+          const std::size_t k = target(x);
+          out[k] = exact_long_run<A>(out[k], x, y, value);
+          x = y;
+          continue;
+        }
+        exact_sorted_block<A>(out, idx, value, x, y);
+        x = y;
+      }
+    });
+    return;
+  }
+  const canonical_chunks chunks{n, core::scatter_chunk};
+  const std::size_t nc = static_cast<std::size_t>(chunks.count());
+  struct record {
+    std::size_t target;
+    A partial;
+    bool has;
+  };
+  std::vector<record> rec(2 * nc);
+  parallel_chunks(threads, chunks, [&](std::uint64_t cb, std::uint64_t ce) {
+    const std::size_t b = static_cast<std::size_t>(cb), e = static_cast<std::size_t>(ce);
+    const std::size_t c = b / core::scatter_chunk;
+    // The first run.
+    const std::size_t t0 = target(b);
+    A s = A(value(b));
+    std::size_t i = b + 1;
+    while (i < e && target(i) == t0) s = s + A(value(i++));
+    rec[2 * c] = record{t0, s, true};
+    rec[2 * c + 1].has = false;
+    if (i == e) return;
+    // The last run: [j, e), after the first (its target is larger).
+    std::size_t j = e - 1;
+    const std::size_t tl = target(j);
+    while (target(j - 1) == tl) --j;
+    A sl = A(value(j));
+    for (std::size_t q = j + 1; q < e; ++q) sl = sl + A(value(q));
+    rec[2 * c + 1] = record{tl, sl, true};
+    if (i == j) return;
+    // The runs in between: whole groups. Cut into four streams at run starts, stepped in
+    // lockstep (one stream alone is a chain of dependent selects and adds). Each position's
+    // running value goes to a buffer - loads of out only: a store to out here would chain each
+    // load to the store before it - then the stores; a run's last store is its result.
+    A res[core::scatter_chunk];
+    struct stream {
+      std::size_t q, end, tp;
+      A old, p;
+    };
+    stream st[4];
+    std::size_t from = i;
+    for (int u = 0; u < 4; ++u) {
+      std::size_t to = u == 3 ? j : std::max(from, i + (j - i) * static_cast<std::size_t>(u + 1) / 4);
+      while (to < j && to > i && target(to) == target(to - 1)) ++to;
+      st[u] = stream{from, to, ~std::size_t(0), A(0), A(0)};
+      from = to;
+    }
+    auto step = [&](stream& x) {
+      const std::size_t k = target(x.q);
+      const A v = A(value(x.q));
+      const bool fresh = k != x.tp;
+      x.old = select_fp(fresh, out[k], x.old);
+      x.p = select_fp(fresh, v, A(x.p + v));
+      res[x.q - i] = core::canonicalize(x.old + x.p);
+      x.tp = k;
+      ++x.q;
+    };
+    while (st[0].q < st[0].end && st[1].q < st[1].end && st[2].q < st[2].end && st[3].q < st[3].end) {
+      step(st[0]);
+      step(st[1]);
+      step(st[2]);
+      step(st[3]);
+    }
+    for (int u = 0; u < 4; ++u)
+      while (st[u].q < st[u].end) step(st[u]);
+    for (std::size_t q = i; q < j; ++q) out[target(q)] = res[q - i];
+  });
+  for (std::size_t r = 0; r < 2 * nc;) {
+    if (!rec[r].has) {
+      ++r;
+      continue;
+    }
+    const std::size_t k = rec[r].target;
+    std::size_t q = r + 1;
+    while (q < 2 * nc && (!rec[q].has || rec[q].target == k)) ++q;
+    while (!rec[q - 1].has) --q;  // q: one past the last record of k
+    A s = rec[r].partial;
+    if (q - r > 1) {
+      core::scatter_combiner<A> comb;
+      for (std::size_t m = r; m < q; ++m)
+        if (rec[m].has) comb.push_chunk_partial(m / 2, rec[m].partial);
+      s = comb.finish();
+    }
+    out[k] = core::canonicalize(out[k] + s);
+    r = q;
+  }
+}
+
 /// 1-D index_add: the dense strategies for few targets. Otherwise each target with
 /// contributions gets its new value from its group: out[t] + S_t (fixed_order) or the rounded
 /// out[t] + exact sum (exact). For many targets the groups come bucket by bucket while they are
@@ -576,7 +848,10 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
       validate_indices(idx, n, n_out, threads, what);  // throws
     return;
   }
-  validate_indices(idx, n, n_out, threads, what);
+  if (validate_indices_sorted(idx, n, n_out, threads, what)) {
+    sorted_index_add<A>(out, idx, n, value, t, threads);
+    return;
+  }
   if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
     dense_index_add_exact<A>(out, n_out, idx, n, value, threads);
     return;
