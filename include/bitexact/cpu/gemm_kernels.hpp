@@ -701,6 +701,121 @@ void gemm_rowstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t j0
   }
 }
 
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+/// Registers of gemm_ntstream: W outputs per vector, one W x W block of B (W rows, W
+/// consecutive k) transposed in registers (pure data movement, no arithmetic).
+template <class T>
+struct gemm_nt_avx512;
+template <>
+struct gemm_nt_avx512<float> {
+  using V = gemm_vec_avx512_f32;
+  using reg = __m512;
+  using mask = __mmask16;
+  static constexpr int W = 16;
+  static mask mask_of(std::size_t cnt) { return cnt >= 16 ? mask(0xFFFF) : static_cast<mask>((1u << cnt) - 1u); }
+  static reg loadz(mask mk, const float* p) { return _mm512_maskz_loadu_ps(mk, p); }
+  static void store(float* p, mask mk, reg v) { _mm512_mask_storeu_ps(p, mk, v); }
+  static void transpose(reg r[16]) { gemm_transpose16_ps(r); }
+};
+template <>
+struct gemm_nt_avx512<double> {
+  using V = gemm_vec_avx512_f64;
+  using reg = __m512d;
+  using mask = __mmask8;
+  static constexpr int W = 8;
+  static mask mask_of(std::size_t cnt) { return cnt >= 8 ? mask(0xFF) : static_cast<mask>((1u << cnt) - 1u); }
+  static reg loadz(mask mk, const double* p) { return _mm512_maskz_loadu_pd(mk, p); }
+  static void store(double* p, mask mk, reg v) { _mm512_mask_storeu_pd(p, mk, v); }
+  static void transpose(reg r[8]) { gemm_transpose8_pd(r); }
+};
+
+/// Few rows of C with op(B) = B^T stored n x k (each output a dot of a row of op(A) with a row
+/// of B: gemv, decode with nn.Linear weights). Vector lane l holds output column jg + l: a block
+/// of W rows of B x W consecutive k is loaded (one cache line per row), transposed in registers,
+/// and lane l's chain takes fma(opA[i][k], B[jg + l][k], p) for k in increasing order, from +0
+/// at each canonical chunk; the chunk partials fold left to right in registers (S = S + p), then
+/// the epilogue. Exactly core/gemm_order.hpp per element: the lane a column lands in and the
+/// group it shares a vector with change nothing. B streams once, W rows at a time (R rows of A
+/// reuse each transposed block); a chunk's last k < W steps use masked loads and only the
+/// valid FMAs (padding never enters a chain).
+template <class T, int R>
+void gemm_ntstream_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t jg, std::size_t cnt) {
+  using N = gemm_nt_avx512<T>;
+  using V = typename N::V;
+  using reg = typename N::reg;
+  constexpr int W = N::W;
+  constexpr std::size_t KC = core::gemm_k_chunk;
+  const std::size_t K = pr.k;
+  const T* row[W];
+  for (int l = 0; l < W; ++l)  // lanes past the last column re-read a valid row (never stored)
+    row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
+  const T* arow[R];
+  for (int q = 0; q < R; ++q) arow[q] = pr.a + (i0 + static_cast<std::size_t>(q)) * pr.a_rs;
+  const std::size_t aks = pr.a_ks;
+  reg s[R];
+  for (std::size_t k0 = 0; k0 < K; k0 += KC) {
+    const std::size_t k1 = std::min(K, k0 + KC);
+    reg p[R];
+    for (int q = 0; q < R; ++q) p[q] = V::zero();
+    std::size_t k = k0;
+    for (; k + W <= k1; k += W) {
+      reg r[W];
+#pragma GCC unroll 16
+      for (int l = 0; l < W; ++l) r[l] = V::load(row[l] + k);
+      N::transpose(r);
+#pragma GCC unroll 16
+      for (int t = 0; t < W; ++t)
+#pragma GCC unroll 8
+        for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k + t) * aks]), r[t], p[q]);
+    }
+    if (k < k1) {  // the chunk's last k1 - k < W steps
+      const std::size_t rem = k1 - k;
+      const typename N::mask mk = N::mask_of(rem);
+      reg r[W];
+      for (int l = 0; l < W; ++l) r[l] = N::loadz(mk, row[l] + k);
+      N::transpose(r);
+      for (std::size_t t = 0; t < rem; ++t)
+        for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k + t) * aks]), r[t], p[q]);
+    }
+    for (int q = 0; q < R; ++q) s[q] = k0 == 0 ? p[q] : V::add(s[q], p[q]);
+  }
+  const typename N::mask mk = N::mask_of(cnt);
+  const reg va = V::set1(pr.alpha), vb = V::set1(pr.beta);
+  for (int q = 0; q < R; ++q) {
+    T* crow = pr.c + (i0 + static_cast<std::size_t>(q)) * pr.ldc + jg;
+    reg t = V::mul(va, s[q]);
+    if (pr.beta != T(0)) t = V::fma(vb, N::loadz(mk, crow), t);
+    N::store(crow, mk, V::canon(t));
+  }
+}
+
+/// Rows [i0, i1) x columns [j0, j1) of C by gemm_ntstream_rows: column groups of W, rows of A in
+/// groups of up to 8 per pass over B's group (K > 0, alpha != 0, b_ks == 1).
+template <class T>
+void gemm_ntstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+  constexpr std::size_t W = gemm_nt_avx512<T>::W;
+  for (std::size_t jg = j0; jg < j1; jg += W) {
+    const std::size_t cnt = std::min(W, j1 - jg);
+    for (std::size_t i = i0; i < i1;) {
+      switch (std::min<std::size_t>(i1 - i, 8)) {
+        case 1: gemm_ntstream_rows<T, 1>(pr, i, jg, cnt); i += 1; break;
+        case 2: gemm_ntstream_rows<T, 2>(pr, i, jg, cnt); i += 2; break;
+        case 3: gemm_ntstream_rows<T, 3>(pr, i, jg, cnt); i += 3; break;
+        case 4: gemm_ntstream_rows<T, 4>(pr, i, jg, cnt); i += 4; break;
+        case 5: gemm_ntstream_rows<T, 5>(pr, i, jg, cnt); i += 5; break;
+        case 6: gemm_ntstream_rows<T, 6>(pr, i, jg, cnt); i += 6; break;
+        case 7: gemm_ntstream_rows<T, 7>(pr, i, jg, cnt); i += 7; break;
+        default: gemm_ntstream_rows<T, 8>(pr, i, jg, cnt); i += 8; break;
+      }
+    }
+  }
+}
+#endif
+
+#ifndef BITEXACT_GEMM_NTSTREAM_MAX
+#define BITEXACT_GEMM_NTSTREAM_MAX 16
+#endif
+
 #ifndef BITEXACT_GEMM_ROWSTREAM_MAX
 #define BITEXACT_GEMM_ROWSTREAM_MAX 4
 #endif
@@ -781,6 +896,11 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
     const std::size_t i0 = std::min(m, mpan * it / tm * MR), i1 = std::min(m, mpan * (it + 1) / tm * MR);
     if (i0 >= i1 || j0 >= j1) return;
     if constexpr (std::is_same<T, In>::value) {
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+      if constexpr (std::is_same<Arch, xsimd::avx512bw>::value)
+        if (pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX)
+          return gemm_ntstream<T>(pr, i0, i1, j0, j1);
+#endif
       if (pr.b_cs == 1 && i1 - i0 <= BITEXACT_GEMM_ROWSTREAM_MAX) {
         switch (i1 - i0) {
           case 1: return gemm_rowstream<Arch, T, 1>(pr, i0, j0, j1, s, lds);
