@@ -812,6 +812,165 @@ void gemm_ntstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1,
 }
 #endif
 
+#if defined(__AVX2__) && defined(__FMA__)
+/// 256-bit registers of gemm_ntstream_ymm: W outputs per vector, one block of W rows of B x KB
+/// consecutive k turned into KB vectors (lane l of vector t = B[row l][k + t]). The cross-lane
+/// step is done by the loads (two 128-bit halves from two rows), the rest by in-lane shuffles,
+/// which this ISA (and AVX-512 CPUs running 256-bit code) issues on two ports, not one.
+template <class T>
+struct gemm_nt_ymm;
+template <>
+struct gemm_nt_ymm<float> {
+  using V = gemm_vec_avx2_f32;
+  using reg = __m256;
+  static constexpr int W = 8, KB = 8;
+  static reg pair(const float* lo, const float* hi) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
+  }
+  static void block(const float* const* row, std::size_t k, reg* v) {
+    for (int h = 0; h < 2; ++h) {  // k .. k+3, then k+4 .. k+7
+      const std::size_t kk = k + 4 * static_cast<std::size_t>(h);
+      // z_p, 128-bit lane L: row 4L + p at kk .. kk+3; an in-lane 4 x 4 transpose of z_0..z_3
+      const reg z0 = pair(row[0] + kk, row[4] + kk), z1 = pair(row[1] + kk, row[5] + kk);
+      const reg z2 = pair(row[2] + kk, row[6] + kk), z3 = pair(row[3] + kk, row[7] + kk);
+      const reg t0 = _mm256_unpacklo_ps(z0, z1), t1 = _mm256_unpackhi_ps(z0, z1);
+      const reg t2 = _mm256_unpacklo_ps(z2, z3), t3 = _mm256_unpackhi_ps(z2, z3);
+      v[4 * h + 0] = _mm256_shuffle_ps(t0, t2, 0x44);
+      v[4 * h + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+      v[4 * h + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+      v[4 * h + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    }
+  }
+};
+template <>
+struct gemm_nt_ymm<double> {
+  using V = gemm_vec_avx2_f64;
+  using reg = __m256d;
+  static constexpr int W = 4, KB = 4;
+  static reg pair(const double* lo, const double* hi) {
+    return _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(lo)), _mm_loadu_pd(hi), 1);
+  }
+  static void block(const double* const* row, std::size_t k, reg* v) {
+    for (int h = 0; h < 2; ++h) {  // z0 lanes: rows 0 | 2, z1: rows 1 | 3, at kk, kk+1
+      const std::size_t kk = k + 2 * static_cast<std::size_t>(h);
+      const reg z0 = pair(row[0] + kk, row[2] + kk), z1 = pair(row[1] + kk, row[3] + kk);
+      v[2 * h + 0] = _mm256_unpacklo_pd(z0, z1);
+      v[2 * h + 1] = _mm256_unpackhi_pd(z0, z1);
+    }
+  }
+};
+
+/// gemm_ntstream's 256-bit kernel: R rows of op(A) x G groups of W output columns (cnt <= G * W
+/// valid), each lane one output's canonical chain as in gemm_ntstream_rows; G independent groups
+/// keep G * R chains in flight (one chain alone waits on the FMA latency).
+template <class T, int G, int R>
+void gemm_ntstream_ymm_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t jg, std::size_t cnt) {
+  using N = gemm_nt_ymm<T>;
+  using V = typename N::V;
+  using reg = typename N::reg;
+  constexpr int W = N::W, KB = N::KB, L = G * W;
+  constexpr std::size_t KC = core::gemm_k_chunk;
+  const std::size_t K = pr.k;
+  const T* row[L];
+  for (int l = 0; l < L; ++l)  // lanes past the last column re-read a valid row (never stored)
+    row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
+  const T* arow[R];
+  for (int q = 0; q < R; ++q) arow[q] = pr.a + (i0 + static_cast<std::size_t>(q)) * pr.a_rs;
+  const std::size_t aks = pr.a_ks;
+  reg s[G][R];
+  for (std::size_t k0 = 0; k0 < K; k0 += KC) {
+    const std::size_t k1 = std::min(K, k0 + KC);
+    reg p[G][R];
+    for (int g = 0; g < G; ++g)
+      for (int q = 0; q < R; ++q) p[g][q] = V::zero();
+    std::size_t k = k0;
+    // A group's W rows advance a whole cache line (LK = 2 KB values) before the next group's:
+    // rows ldb apart often share their L1 set (ldb a power of two), so a line left half read
+    // while the other groups load theirs would be evicted and fetched again.
+    constexpr std::size_t LK = 2 * KB;
+    for (; k + LK <= k1; k += LK) {
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g)
+#pragma GCC unroll 2
+        for (std::size_t h = 0; h < LK; h += KB) {
+          reg v[KB];
+          N::block(row + g * W, k + h, v);
+#pragma GCC unroll 8
+          for (int t = 0; t < KB; ++t)
+#pragma GCC unroll 4
+            for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + h + t) * aks]), v[t], p[g][q]);
+        }
+    }
+    for (; k + KB <= k1; k += KB)
+      for (int g = 0; g < G; ++g) {
+        reg v[KB];
+        N::block(row + g * W, k, v);
+        for (int t = 0; t < KB; ++t)
+          for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + t) * aks]), v[t], p[g][q]);
+      }
+    if (k < k1) {  // the chunk's last k1 - k < KB steps, from a zero-padded copy (padding unused)
+      const std::size_t rem = k1 - k;
+      T buf[L][KB] = {};
+      const T* brow[L];
+      for (int l = 0; l < L; ++l) {
+        for (std::size_t t = 0; t < rem; ++t) buf[l][t] = row[l][k + t];
+        brow[l] = buf[l];
+      }
+      for (int g = 0; g < G; ++g) {
+        reg v[KB];
+        N::block(brow + g * W, 0, v);
+        for (std::size_t t = 0; t < rem; ++t)
+          for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + t) * aks]), v[t], p[g][q]);
+      }
+    }
+    for (int g = 0; g < G; ++g)
+      for (int q = 0; q < R; ++q) s[g][q] = k0 == 0 ? p[g][q] : V::add(s[g][q], p[g][q]);
+  }
+  const reg va = V::set1(pr.alpha), vb = V::set1(pr.beta);
+  for (int q = 0; q < R; ++q) {
+    T* crow = pr.c + (i0 + static_cast<std::size_t>(q)) * pr.ldc + jg;
+    for (int g = 0; g < G; ++g) {
+      const std::size_t c0 = static_cast<std::size_t>(g) * W;
+      if (c0 >= cnt) break;
+      if (cnt - c0 >= static_cast<std::size_t>(W)) {
+        reg t = V::mul(va, s[g][q]);
+        if (pr.beta != T(0)) t = V::fma(vb, V::load(crow + c0), t);
+        V::store(crow + c0, V::canon(t));
+      } else {  // a partial group: the same epilogue, one element at a time
+        alignas(32) T sv[W];
+        V::store(sv, s[g][q]);
+        for (std::size_t j = 0; c0 + j < cnt; ++j)
+          crow[c0 + j] = core::gemm_epilogue(pr.alpha, sv[j], pr.beta, pr.beta == T(0) ? T(0) : crow[c0 + j]);
+      }
+    }
+  }
+}
+
+/// Rows [i0, i1) x columns [j0, j1) by the 256-bit kernel: one row of op(A) with 4 column groups,
+/// two rows with 2, three or four rows with 1 (at most 4 rows per pass over B).
+template <class T>
+void gemm_ntstream_ymm(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+  constexpr std::size_t W = gemm_nt_ymm<T>::W;
+  for (std::size_t i = i0; i < i1;) {
+    const std::size_t r = std::min<std::size_t>(i1 - i, 4);
+    const std::size_t span = (r == 1 ? 4 : r == 2 ? 2 : 1) * W;
+    for (std::size_t jg = j0; jg < j1; jg += span) {
+      const std::size_t cnt = std::min(span, j1 - jg);
+      switch (r) {
+        case 1: gemm_ntstream_ymm_rows<T, 4, 1>(pr, i, jg, cnt); break;
+        case 2: gemm_ntstream_ymm_rows<T, 2, 2>(pr, i, jg, cnt); break;
+        case 3: gemm_ntstream_ymm_rows<T, 1, 3>(pr, i, jg, cnt); break;
+        default: gemm_ntstream_ymm_rows<T, 1, 4>(pr, i, jg, cnt); break;
+      }
+    }
+    i += r;
+  }
+}
+#endif
+
+#ifndef BITEXACT_GEMM_NT_YMM_MAX
+#define BITEXACT_GEMM_NT_YMM_MAX 2
+#endif
 #ifndef BITEXACT_GEMM_NTSTREAM_MAX
 #define BITEXACT_GEMM_NTSTREAM_MAX 16
 #endif
@@ -896,10 +1055,17 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
     const std::size_t i0 = std::min(m, mpan * it / tm * MR), i1 = std::min(m, mpan * (it + 1) / tm * MR);
     if (i0 >= i1 || j0 >= j1) return;
     if constexpr (std::is_same<T, In>::value) {
+#if defined(__AVX2__) && defined(__FMA__) && XSIMD_WITH_FMA3_AVX2
+      if constexpr (std::is_same<Arch, xsimd::fma3<xsimd::avx2>>::value)
+        if (pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX)
+          return gemm_ntstream_ymm<T>(pr, i0, i1, j0, j1);
+#endif
 #if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
       if constexpr (std::is_same<Arch, xsimd::avx512bw>::value)
-        if (pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX)
+        if (pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX) {
+          if (i1 - i0 <= BITEXACT_GEMM_NT_YMM_MAX) return gemm_ntstream_ymm<T>(pr, i0, i1, j0, j1);
           return gemm_ntstream<T>(pr, i0, i1, j0, j1);
+        }
 #endif
       if (pr.b_cs == 1 && i1 - i0 <= BITEXACT_GEMM_ROWSTREAM_MAX) {
         switch (i1 - i0) {
