@@ -24,6 +24,11 @@
 //      whole micro-panels) and runs every K chunk of it in order; when C has too few panels to
 //      keep the threads busy, threads split K by whole chunks, each chunk's partials go to their
 //      own buffer, and the buffers fold in chunk order (step 3), then the epilogue.
+//   5. Streams for few rows of C (gemv, decode), where B is read once and memory bound:
+//      gemm_rowstream (op(B) = B, m <= 4: B row by row into rows of partials in L1) and
+//      gemm_ntstream / gemm_ntstream_ymm (op(B) = B^T, m <= 16, AVX-512 and AVX2+FMA: blocks of
+//      B rows transposed in registers so that each vector lane carries one output's chain).
+//      Same per-element order; threads still split C's columns only.
 #pragma once
 #include <algorithm>
 #include <cstddef>
