@@ -706,6 +706,12 @@ void gemm_rowstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t j0
   }
 }
 
+#ifndef BITEXACT_GEMM_NTSTREAM_MAX
+#define BITEXACT_GEMM_NTSTREAM_MAX 16
+#endif
+#ifndef BITEXACT_GEMM_NT_PANEL
+#define BITEXACT_GEMM_NT_PANEL 1
+#endif
 #if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
 /// Registers of gemm_ntstream: W outputs per vector, one W x W block of B (W rows, W
 /// consecutive k) transposed in registers (pure data movement, no arithmetic).
@@ -794,6 +800,79 @@ void gemm_ntstream_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_
   }
 }
 
+/// gemm_ntstream for more than 8 rows of op(A): each canonical chunk of a W-column group is
+/// transposed once into an L1 panel (kc x W), then every row pass of up to 8 rows reads it; the
+/// running totals S of all rows live in a small buffer. The same chains as gemm_ntstream_rows.
+template <class T, int R>
+void gemm_ntstream_panel_rows(const T* panel, std::size_t kc, const T* const* arow, std::size_t aks, std::size_t k0,
+                              T* srows, bool first) {
+  using N = gemm_nt_avx512<T>;
+  using V = typename N::V;
+  using reg = typename N::reg;
+  constexpr int W = N::W;
+  reg p[R];
+  for (int q = 0; q < R; ++q) p[q] = V::zero();
+  for (std::size_t t = 0; t < kc; ++t) {
+    const reg v = V::load(panel + t * W);
+#pragma GCC unroll 8
+    for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k0 + t) * aks]), v, p[q]);
+  }
+  for (int q = 0; q < R; ++q) V::store(srows + q * W, first ? p[q] : V::add(V::load(srows + q * W), p[q]));
+}
+
+template <class T>
+void gemm_ntstream_panel(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t jg,
+                         std::size_t cnt) {
+  using N = gemm_nt_avx512<T>;
+  using V = typename N::V;
+  using reg = typename N::reg;
+  constexpr int W = N::W;
+  constexpr std::size_t KC = core::gemm_k_chunk, MAXR = BITEXACT_GEMM_NTSTREAM_MAX;
+  alignas(64) T panel[KC * W];
+  alignas(64) T srow[MAXR * W];
+  const std::size_t K = pr.k, m = i1 - i0;
+  const T* row[W];
+  for (int l = 0; l < W; ++l)
+    row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
+  const T* arow[MAXR];
+  for (std::size_t q = 0; q < m; ++q) arow[q] = pr.a + (i0 + q) * pr.a_rs;
+  for (std::size_t k0 = 0; k0 < K; k0 += KC) {
+    const std::size_t k1 = std::min(K, k0 + KC), kc = k1 - k0;
+    for (std::size_t k = k0; k < k1; k += W) {  // the panel: W x W blocks, the last one masked
+      const typename N::mask mk = N::mask_of(k1 - k);
+      reg r[W];
+#pragma GCC unroll 16
+      for (int l = 0; l < W; ++l) r[l] = N::loadz(mk, row[l] + k);
+      N::transpose(r);
+#pragma GCC unroll 16
+      for (int t = 0; t < W; ++t) V::store(panel + (k - k0 + static_cast<std::size_t>(t)) * W, r[t]);
+    }
+    for (std::size_t q = 0; q < m;) {  // rows past kc in the panel are never read
+      const std::size_t r = std::min<std::size_t>(m - q, 8);
+      T* sr = srow + q * W;
+      switch (r) {
+        case 1: gemm_ntstream_panel_rows<T, 1>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 2: gemm_ntstream_panel_rows<T, 2>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 3: gemm_ntstream_panel_rows<T, 3>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 4: gemm_ntstream_panel_rows<T, 4>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 5: gemm_ntstream_panel_rows<T, 5>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 6: gemm_ntstream_panel_rows<T, 6>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 7: gemm_ntstream_panel_rows<T, 7>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        default: gemm_ntstream_panel_rows<T, 8>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+      }
+      q += r;
+    }
+  }
+  const typename N::mask mk = N::mask_of(cnt);
+  const reg va = V::set1(pr.alpha), vb = V::set1(pr.beta);
+  for (std::size_t q = 0; q < m; ++q) {
+    T* crow = pr.c + (i0 + q) * pr.ldc + jg;
+    reg t = V::mul(va, V::load(srow + q * W));
+    if (pr.beta != T(0)) t = V::fma(vb, N::loadz(mk, crow), t);
+    N::store(crow, mk, V::canon(t));
+  }
+}
+
 /// Rows [i0, i1) x columns [j0, j1) of C by gemm_ntstream_rows: column groups of W, rows of A in
 /// groups of up to 8 per pass over B's group (K > 0, alpha != 0, b_ks == 1).
 template <class T>
@@ -801,6 +880,10 @@ void gemm_ntstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1,
   constexpr std::size_t W = gemm_nt_avx512<T>::W;
   for (std::size_t jg = j0; jg < j1; jg += W) {
     const std::size_t cnt = std::min(W, j1 - jg);
+    if (BITEXACT_GEMM_NT_PANEL && i1 - i0 > 8) {
+      gemm_ntstream_panel<T>(pr, i0, i1, jg, cnt);
+      continue;
+    }
     for (std::size_t i = i0; i < i1;) {
       switch (std::min<std::size_t>(i1 - i, 8)) {
         case 1: gemm_ntstream_rows<T, 1>(pr, i, jg, cnt); i += 1; break;
@@ -975,9 +1058,6 @@ void gemm_ntstream_ymm(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t
 
 #ifndef BITEXACT_GEMM_NT_YMM_MAX
 #define BITEXACT_GEMM_NT_YMM_MAX 2
-#endif
-#ifndef BITEXACT_GEMM_NTSTREAM_MAX
-#define BITEXACT_GEMM_NTSTREAM_MAX 16
 #endif
 
 #ifndef BITEXACT_GEMM_ROWSTREAM_MAX
