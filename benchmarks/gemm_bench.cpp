@@ -6,6 +6,10 @@
 //   openblas   cblas_sgemm / cblas_dgemm (openblas_set_num_threads(T)); bmm as a loop of calls
 //   onednn     dnnl_sgemm (row-major, OpenMP: omp_set_num_threads(T)); float only
 //   naive      a plain serial triple loop (i, j, k; mul then add), decode shapes only
+//   sweep      decode shapes: a plain read of B's bytes (a sum of its 64-bit words, T threads, each
+//              a contiguous part): the memory bandwidth the streamed decode products can reach.
+//              The summary's second table gives each decode row in GB/s of B (n * k * sizeof(T)
+//              bytes per product) against it.
 // Shapes (m x n x k, row-major, "nt" = B transposed as nn.Linear's weight):
 //   1024^3, 4096x1024x1024, 2048x4096x4096 (the transformer shape at the size the box allows),
 //   decode m = 1, 4, 16 with n = k = 4096 (nn and nt), bmm 64 x (128x128x64) (attention scores),
@@ -94,7 +98,7 @@ std::vector<T> filled(std::size_t n, std::uint64_t seed) {
   return v;
 }
 
-enum class impl { bitexact, bx_bf16, openblas, onednn, naive };
+enum class impl { bitexact, bx_bf16, openblas, onednn, naive, sweep };
 const char* impl_name(impl i) {
   switch (i) {
     case impl::bitexact: return "bitexact";
@@ -102,6 +106,7 @@ const char* impl_name(impl i) {
     case impl::openblas: return "openblas";
     case impl::onednn: return "onednn";
     case impl::naive: return "naive";
+    case impl::sweep: return "sweep";
   }
   return "?";
 }
@@ -130,6 +135,7 @@ void run_case(benchmark::State& st, const shape& s, impl im, int threads) {
   omp_set_num_threads(threads);
 #endif
   const bitexact::execution ex{threads};
+  std::vector<std::uint64_t> sweep_sums(static_cast<std::size_t>(threads) * 8, 0);
   for (auto _ : st) {
     switch (im) {
       case impl::bitexact:
@@ -170,6 +176,17 @@ void run_case(benchmark::State& st, const shape& s, impl im, int threads) {
                        0.0f, c.data() + q * sc, ldc);
 #endif
         break;
+      case impl::sweep: {
+        const std::size_t words = b.size() * sizeof(T) / 8, tt = static_cast<std::size_t>(threads);
+        const auto* w = reinterpret_cast<const std::uint64_t*>(b.data());
+        bitexact::cpu::detail::thread_pool::instance().run(threads, [&](int id) {
+          std::uint64_t acc = 0;  // integer adds: the compiler vectorises and unrolls freely
+          for (std::size_t q = words * id / tt; q < words * (id + 1) / tt; ++q) acc += w[q];
+          sweep_sums[static_cast<std::size_t>(id) * 8] += acc;
+        });
+        benchmark::DoNotOptimize(sweep_sums.data());
+        break;
+      }
       case impl::naive:
         for (std::size_t q = 0; q < s.batch; ++q)
           for (std::size_t i = 0; i < s.m; ++i)
@@ -192,7 +209,8 @@ void register_all() {
   for (const shape& s : shapes())
     for (int bytes : {4, 8})
       for (int t : {1, 2})
-        for (impl im : {impl::bitexact, impl::bx_bf16, impl::openblas, impl::onednn, impl::naive}) {
+        for (impl im : {impl::bitexact, impl::bx_bf16, impl::openblas, impl::onednn, impl::naive, impl::sweep}) {
+          if (im == impl::sweep && (s.m > 16 || s.batch > 1)) continue;
           if (bytes == 8 && (g_short || im == impl::bx_bf16 || im == impl::onednn)) continue;
           if (bytes == 8 && s.batch > 1) continue;
           if (im == impl::naive && (t != 1 || s.m > 1)) continue;
@@ -304,6 +322,31 @@ void print_summary(double ghz) {
         else
           std::printf(" %7s\n", "-");
       }
+  // Decode shapes stream B once: GB/s of B against the plain sweep of the same bytes.
+  std::printf("\nDecode shapes: GB/s of B (n x k x sizeof(T) per product); sweep = a plain read of B\n");
+  std::printf("%-2s %-22s %2s %9s %9s %9s %9s | %9s %9s\n", "t", "shape", "T", "bitexact", "openblas", "onednn",
+              "sweep", "bx/sweep", "bx/best");
+  for (int bytes : {4, 8})
+    for (const shape& s : shapes())
+      for (int t : {1, 2}) {
+        const double sw = get(s, bytes, t, impl::sweep);
+        const double bx = get(s, bytes, t, impl::bitexact);
+        if (sw == 0 || bx == 0) continue;
+        const double gb = static_cast<double>(bytes) / (2.0 * s.m);  // GFLOP/s -> GB/s of B
+        const double ob = get(s, bytes, t, impl::openblas), dn = get(s, bytes, t, impl::onednn);
+        auto cell = [&](double v) {
+          if (v > 0)
+            std::printf(" %9.2f", v * gb);
+          else
+            std::printf(" %9s", "-");
+        };
+        std::printf("%-2s %-22s %2d", bytes == 4 ? "s" : "d", s.name.c_str(), t);
+        cell(bx);
+        cell(ob);
+        cell(dn);
+        cell(sw);
+        std::printf(" | %8.2fx %8.2fx\n", bx / sw, bx / std::max(ob, dn));
+      }
   std::printf("Ratios are speed ratios (GFLOP/s over GFLOP/s; 1.00x = as fast, > 1 = bitexact faster).\n");
 #if defined(BITEXACT_HAVE_OPENBLAS)
   std::printf("OpenBLAS core: %s (OPENBLAS_CORETYPE=%s)\n", openblas_get_corename(),
@@ -337,7 +380,8 @@ int main(int argc, char** argv) {
   const double ghz = measure_ghz();
   register_all();
   bitexact_bench::declare_family("gemm", {{"bitexact", "bitexact"}, {"bx_bf16", "bitexact"}, {"openblas", "nondeterministic"},
-                                          {"onednn", "nondeterministic"}, {"naive", "deterministic"}});
+                                          {"onednn", "nondeterministic"}, {"naive", "deterministic"},
+                                          {"sweep", "floor"}});
   bitexact_bench::median_reporter reporter(capture);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   print_summary(ghz);

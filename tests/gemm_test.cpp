@@ -397,6 +397,120 @@ TEST(GemmErrors, FlushToZeroIsRefused) {
 }
 #endif
 
+// ---------------------------------------------------------------- few rows, streamed B (gemv branch)
+// gemv and decode shapes stream B once: m <= 16 with op(B) = B^T takes cpu::detail::gemm_ntstream
+// on AVX-512 (W outputs per vector, B blocks transposed in registers), op(B) = B takes
+// gemm_rowstream. Both against the reference bit for bit: every ISA (the others keep the blocked
+// path), threads that really split the outputs (n above the split-K threshold: asserted), n and
+// k off the vector width and the chunk, unaligned pointers, padded strides, alpha/beta variants,
+// and special values inside the chains.
+
+/// As check_one, with optional specials sprinkled into A and B (Inf, NaN, -0, huge values that
+/// overflow a chunk) and a row of B of zeros against negative A (a chain of -0 products).
+template <class T>
+void check_stream(const shape& s, transpose ta, transpose tb, T alpha, T beta, execution ex, std::uint64_t seed,
+                  bool specials) {
+  const bool an = ta == transpose::no, bn = tb == transpose::no;
+  const std::size_t ar = an ? s.m : s.k, ac = an ? s.k : s.m, br = bn ? s.k : s.n, bc = bn ? s.n : s.k;
+  const std::size_t pad = 5, off = 1;
+  const std::size_t lda = ac + pad, ldb = bc + pad + 2, ldc = s.n + pad;
+  std::vector<T> a = data<T>(ar * lda + off, seed), b = data<T>(br * ldb + off, seed + 1);
+  if (specials) {
+    const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+    for (std::size_t q = off; q < a.size(); q += 89) a[q] = -T(0);
+    for (std::size_t q = off + 3; q < b.size(); q += 997) b[q] = inf;
+    for (std::size_t q = off + 5; q < b.size(); q += 1733) b[q] = nan;
+    for (std::size_t q = off + 7; q < b.size(); q += 1291) b[q] = std::numeric_limits<T>::max();
+    // output column 2 (when it exists): B's entries 0 and A's entries negative -> -0 products
+    if (s.n > 2) {
+      for (std::size_t kk = 0; kk < s.k; ++kk) b[off + (bn ? kk * ldb + 2 : 2 * ldb + kk)] = T(0);
+      for (std::size_t kk = 0; kk < s.k; ++kk) {
+        T& v = a[off + (an ? kk : kk * lda)];  // row 0 of op(A)
+        v = -std::fabs(v);
+      }
+    }
+  }
+  const std::vector<T> c0 = data<T>(s.m * ldc + off + pad, seed + 2);
+  std::vector<T> want = c0, got = c0;
+  reference::gemm_fixed_order<T, T>(ta, tb, s.m, s.n, s.k, alpha, a.data() + off, lda, b.data() + off, ldb, beta,
+                                    want.data() + off, ldc);
+  gemm<T>(ta, tb, s.m, s.n, s.k, alpha, a.data() + off, lda, b.data() + off, ldb, beta, got.data() + off, ldc,
+          tier::fixed_order, ex);
+  ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(T)))
+      << "m=" << s.m << " n=" << s.n << " k=" << s.k << " ta=" << int(ta) << " tb=" << int(tb) << " alpha=" << alpha
+      << " beta=" << beta << " isa=" << isa_name(ex.simd) << " threads=" << ex.threads << " specials=" << specials;
+}
+
+template <class T>
+void stream_matrix() {
+  // n above 2 * 8 micro-panels (no split-K at 8 threads, see the plan check below), odd; k: below
+  // the vector width, one chunk plus a tail, several chunks with a tail off the vector width.
+  const std::size_t ns[] = {1031, 517};
+  const std::size_t ks[] = {13, 263, 555};
+  const std::size_t ms[] = {1, 2, 3, 9, 16, 17};
+  std::uint64_t seed = 7000;
+  for (isa i : usable_isas())
+    for (int threads : {1, 2, 3, 4, 7, 8})
+      for (std::size_t m : ms)
+        for (int t = 0; t < 4; ++t) {
+          const transpose ta = (t & 1) ? transpose::yes : transpose::no, tb = (t & 2) ? transpose::no : transpose::yes;
+          const std::size_t n = ns[(m + t) % 2], k = ks[(m + t + threads) % 3];
+          ++seed;
+          const T alpha = (seed % 2) ? T(1) : T(-0.75);
+          const T beta = (seed % 3 == 0) ? T(0) : (seed % 3 == 1) ? T(1) : T(0.5);
+          check_stream<T>({m, n, k}, ta, tb, alpha, beta, execution{threads, i}, seed, m <= 2 && t < 2);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+}
+
+TEST(GemmStream, Float) { stream_matrix<float>(); }
+TEST(GemmStream, Double) { stream_matrix<double>(); }
+
+/// The shapes above really split the outputs among the threads (no split-K, one part per thread).
+TEST(GemmStream, ThreadsSplitOutputs) {
+  cpu::detail::with_arch(best_isa(), [](auto arch) {
+    using A = decltype(arch);
+    for (int t : {2, 3, 4, 7, 8})
+      for (std::size_t m : {1, 16, 17})
+        for (std::size_t k : {13, 263, 555}) {
+          const auto p = cpu::detail::gemm_plan_for<A, float>(m, 517, k, t);
+          EXPECT_FALSE(p.split_k) << t;
+          EXPECT_EQ(p.parts, static_cast<std::size_t>(t)) << t << " m=" << m;
+          const auto q = cpu::detail::gemm_plan_for<A, double>(m, 517, k, t);
+          EXPECT_FALSE(q.split_k) << t;
+          EXPECT_EQ(q.parts, static_cast<std::size_t>(t)) << t << " m=" << m;
+        }
+  });
+}
+
+/// gemv (both transposes, lda > n, unaligned x, y and A) against the reference with x as one row.
+template <class T>
+void gemv_stream() {
+  const std::size_t m = 523, n = 1037, lda = 1043;
+  const std::vector<T> a = data<T>(m * lda + 1, 31), x = data<T>(std::max(m, n) + 1, 32);
+  const std::vector<T> y0 = data<T>(std::max(m, n) + 1, 33);
+  for (isa i : usable_isas())
+    for (int threads : {1, 2, 3, 4, 7, 8})
+      for (T beta : {T(0), T(0.5)}) {
+        std::vector<T> y = y0, want = y0;
+        gemv<T>(transpose::no, m, n, T(1.5), a.data() + 1, lda, x.data() + 1, beta, y.data() + 1, tier::fixed_order,
+                {threads, i});
+        reference::gemm_fixed_order<T, T>(transpose::no, transpose::yes, 1, m, n, T(1.5), x.data() + 1, n,
+                                          a.data() + 1, lda, beta, want.data() + 1, m);
+        ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(T))) << isa_name(i) << " " << threads;
+        y = y0;
+        want = y0;
+        gemv<T>(transpose::yes, m, n, T(1.5), a.data() + 1, lda, x.data() + 1, beta, y.data() + 1, tier::fixed_order,
+                {threads, i});
+        reference::gemm_fixed_order<T, T>(transpose::no, transpose::no, 1, n, m, T(1.5), x.data() + 1, m,
+                                          a.data() + 1, lda, beta, want.data() + 1, n);
+        ASSERT_EQ(0, std::memcmp(y.data(), want.data(), y.size() * sizeof(T))) << isa_name(i) << " " << threads;
+      }
+}
+
+TEST(GemmStream, GemvFloat) { gemv_stream<float>(); }
+TEST(GemmStream, GemvDouble) { gemv_stream<double>(); }
+
 // ---------------------------------------------------------------- golden hashes
 
 /// Pinned to gemm_order_version: a change of any bit fails here until the version is bumped.

@@ -24,6 +24,11 @@
 //      whole micro-panels) and runs every K chunk of it in order; when C has too few panels to
 //      keep the threads busy, threads split K by whole chunks, each chunk's partials go to their
 //      own buffer, and the buffers fold in chunk order (step 3), then the epilogue.
+//   5. Streams for few rows of C (gemv, decode), where B is read once and memory bound:
+//      gemm_rowstream (op(B) = B, m <= 4: B row by row into rows of partials in L1) and
+//      gemm_ntstream / gemm_ntstream_ymm (op(B) = B^T, m <= 16, AVX-512 and AVX2+FMA: blocks of
+//      B rows transposed in registers so that each vector lane carries one output's chain).
+//      Same per-element order; threads still split C's columns only.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -701,6 +706,360 @@ void gemm_rowstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t j0
   }
 }
 
+#ifndef BITEXACT_GEMM_NTSTREAM_MAX
+#define BITEXACT_GEMM_NTSTREAM_MAX 16
+#endif
+#ifndef BITEXACT_GEMM_NT_PANEL
+#define BITEXACT_GEMM_NT_PANEL 1
+#endif
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+/// Registers of gemm_ntstream: W outputs per vector, one W x W block of B (W rows, W
+/// consecutive k) transposed in registers (pure data movement, no arithmetic).
+template <class T>
+struct gemm_nt_avx512;
+template <>
+struct gemm_nt_avx512<float> {
+  using V = gemm_vec_avx512_f32;
+  using reg = __m512;
+  using mask = __mmask16;
+  static constexpr int W = 16;
+  static mask mask_of(std::size_t cnt) { return cnt >= 16 ? mask(0xFFFF) : static_cast<mask>((1u << cnt) - 1u); }
+  static reg loadz(mask mk, const float* p) { return _mm512_maskz_loadu_ps(mk, p); }
+  static void store(float* p, mask mk, reg v) { _mm512_mask_storeu_ps(p, mk, v); }
+  static void transpose(reg r[16]) { gemm_transpose16_ps(r); }
+};
+template <>
+struct gemm_nt_avx512<double> {
+  using V = gemm_vec_avx512_f64;
+  using reg = __m512d;
+  using mask = __mmask8;
+  static constexpr int W = 8;
+  static mask mask_of(std::size_t cnt) { return cnt >= 8 ? mask(0xFF) : static_cast<mask>((1u << cnt) - 1u); }
+  static reg loadz(mask mk, const double* p) { return _mm512_maskz_loadu_pd(mk, p); }
+  static void store(double* p, mask mk, reg v) { _mm512_mask_storeu_pd(p, mk, v); }
+  static void transpose(reg r[8]) { gemm_transpose8_pd(r); }
+};
+
+/// Few rows of C with op(B) = B^T stored n x k (each output a dot of a row of op(A) with a row
+/// of B: gemv, decode with nn.Linear weights). Vector lane l holds output column jg + l: a block
+/// of W rows of B x W consecutive k is loaded (one cache line per row), transposed in registers,
+/// and lane l's chain takes fma(opA[i][k], B[jg + l][k], p) for k in increasing order, from +0
+/// at each canonical chunk; the chunk partials fold left to right in registers (S = S + p), then
+/// the epilogue. Exactly core/gemm_order.hpp per element: the lane a column lands in and the
+/// group it shares a vector with change nothing. B streams once, W rows at a time (R rows of A
+/// reuse each transposed block); a chunk's last k < W steps use masked loads and only the
+/// valid FMAs (padding never enters a chain).
+template <class T, int R>
+void gemm_ntstream_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t jg, std::size_t cnt) {
+  using N = gemm_nt_avx512<T>;
+  using V = typename N::V;
+  using reg = typename N::reg;
+  constexpr int W = N::W;
+  constexpr std::size_t KC = core::gemm_k_chunk;
+  const std::size_t K = pr.k;
+  const T* row[W];
+  for (int l = 0; l < W; ++l)  // lanes past the last column re-read a valid row (never stored)
+    row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
+  const T* arow[R];
+  for (int q = 0; q < R; ++q) arow[q] = pr.a + (i0 + static_cast<std::size_t>(q)) * pr.a_rs;
+  const std::size_t aks = pr.a_ks;
+  reg s[R];
+  for (std::size_t k0 = 0; k0 < K; k0 += KC) {
+    const std::size_t k1 = std::min(K, k0 + KC);
+    reg p[R];
+    for (int q = 0; q < R; ++q) p[q] = V::zero();
+    std::size_t k = k0;
+    for (; k + W <= k1; k += W) {
+      reg r[W];
+#pragma GCC unroll 16
+      for (int l = 0; l < W; ++l) r[l] = V::load(row[l] + k);
+      N::transpose(r);
+#pragma GCC unroll 16
+      for (int t = 0; t < W; ++t)
+#pragma GCC unroll 8
+        for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k + t) * aks]), r[t], p[q]);
+    }
+    if (k < k1) {  // the chunk's last k1 - k < W steps
+      const std::size_t rem = k1 - k;
+      const typename N::mask mk = N::mask_of(rem);
+      reg r[W];
+      for (int l = 0; l < W; ++l) r[l] = N::loadz(mk, row[l] + k);
+      N::transpose(r);
+      for (std::size_t t = 0; t < rem; ++t)
+        for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k + t) * aks]), r[t], p[q]);
+    }
+    for (int q = 0; q < R; ++q) s[q] = k0 == 0 ? p[q] : V::add(s[q], p[q]);
+  }
+  const typename N::mask mk = N::mask_of(cnt);
+  const reg va = V::set1(pr.alpha), vb = V::set1(pr.beta);
+  for (int q = 0; q < R; ++q) {
+    T* crow = pr.c + (i0 + static_cast<std::size_t>(q)) * pr.ldc + jg;
+    reg t = V::mul(va, s[q]);
+    if (pr.beta != T(0)) t = V::fma(vb, N::loadz(mk, crow), t);
+    N::store(crow, mk, V::canon(t));
+  }
+}
+
+/// gemm_ntstream for more than 8 rows of op(A): each canonical chunk of a W-column group is
+/// transposed once into an L1 panel (kc x W), then every row pass of up to 8 rows reads it; the
+/// running totals S of all rows live in a small buffer. The same chains as gemm_ntstream_rows.
+template <class T, int R>
+void gemm_ntstream_panel_rows(const T* panel, std::size_t kc, const T* const* arow, std::size_t aks, std::size_t k0,
+                              T* srows, bool first) {
+  using N = gemm_nt_avx512<T>;
+  using V = typename N::V;
+  using reg = typename N::reg;
+  constexpr int W = N::W;
+  reg p[R];
+  for (int q = 0; q < R; ++q) p[q] = V::zero();
+  for (std::size_t t = 0; t < kc; ++t) {
+    const reg v = V::load(panel + t * W);
+#pragma GCC unroll 8
+    for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k0 + t) * aks]), v, p[q]);
+  }
+  for (int q = 0; q < R; ++q) V::store(srows + q * W, first ? p[q] : V::add(V::load(srows + q * W), p[q]));
+}
+
+template <class T>
+void gemm_ntstream_panel(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t jg,
+                         std::size_t cnt) {
+  using N = gemm_nt_avx512<T>;
+  using V = typename N::V;
+  using reg = typename N::reg;
+  constexpr int W = N::W;
+  constexpr std::size_t KC = core::gemm_k_chunk, MAXR = BITEXACT_GEMM_NTSTREAM_MAX;
+  alignas(64) T panel[KC * W];
+  alignas(64) T srow[MAXR * W];
+  const std::size_t K = pr.k, m = i1 - i0;
+  const T* row[W];
+  for (int l = 0; l < W; ++l)
+    row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
+  const T* arow[MAXR];
+  for (std::size_t q = 0; q < m; ++q) arow[q] = pr.a + (i0 + q) * pr.a_rs;
+  for (std::size_t k0 = 0; k0 < K; k0 += KC) {
+    const std::size_t k1 = std::min(K, k0 + KC), kc = k1 - k0;
+    for (std::size_t k = k0; k < k1; k += W) {  // the panel: W x W blocks, the last one masked
+      const typename N::mask mk = N::mask_of(k1 - k);
+      reg r[W];
+#pragma GCC unroll 16
+      for (int l = 0; l < W; ++l) r[l] = N::loadz(mk, row[l] + k);
+      N::transpose(r);
+#pragma GCC unroll 16
+      for (int t = 0; t < W; ++t) V::store(panel + (k - k0 + static_cast<std::size_t>(t)) * W, r[t]);
+    }
+    for (std::size_t q = 0; q < m;) {  // rows past kc in the panel are never read
+      const std::size_t r = std::min<std::size_t>(m - q, 8);
+      T* sr = srow + q * W;
+      switch (r) {
+        case 1: gemm_ntstream_panel_rows<T, 1>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 2: gemm_ntstream_panel_rows<T, 2>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 3: gemm_ntstream_panel_rows<T, 3>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 4: gemm_ntstream_panel_rows<T, 4>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 5: gemm_ntstream_panel_rows<T, 5>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 6: gemm_ntstream_panel_rows<T, 6>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 7: gemm_ntstream_panel_rows<T, 7>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        default: gemm_ntstream_panel_rows<T, 8>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+      }
+      q += r;
+    }
+  }
+  const typename N::mask mk = N::mask_of(cnt);
+  const reg va = V::set1(pr.alpha), vb = V::set1(pr.beta);
+  for (std::size_t q = 0; q < m; ++q) {
+    T* crow = pr.c + (i0 + q) * pr.ldc + jg;
+    reg t = V::mul(va, V::load(srow + q * W));
+    if (pr.beta != T(0)) t = V::fma(vb, N::loadz(mk, crow), t);
+    N::store(crow, mk, V::canon(t));
+  }
+}
+
+/// Rows [i0, i1) x columns [j0, j1) of C by gemm_ntstream_rows: column groups of W, rows of A in
+/// groups of up to 8 per pass over B's group (K > 0, alpha != 0, b_ks == 1).
+template <class T>
+void gemm_ntstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+  constexpr std::size_t W = gemm_nt_avx512<T>::W;
+  for (std::size_t jg = j0; jg < j1; jg += W) {
+    const std::size_t cnt = std::min(W, j1 - jg);
+    if (BITEXACT_GEMM_NT_PANEL && i1 - i0 > 8) {
+      gemm_ntstream_panel<T>(pr, i0, i1, jg, cnt);
+      continue;
+    }
+    for (std::size_t i = i0; i < i1;) {
+      switch (std::min<std::size_t>(i1 - i, 8)) {
+        case 1: gemm_ntstream_rows<T, 1>(pr, i, jg, cnt); i += 1; break;
+        case 2: gemm_ntstream_rows<T, 2>(pr, i, jg, cnt); i += 2; break;
+        case 3: gemm_ntstream_rows<T, 3>(pr, i, jg, cnt); i += 3; break;
+        case 4: gemm_ntstream_rows<T, 4>(pr, i, jg, cnt); i += 4; break;
+        case 5: gemm_ntstream_rows<T, 5>(pr, i, jg, cnt); i += 5; break;
+        case 6: gemm_ntstream_rows<T, 6>(pr, i, jg, cnt); i += 6; break;
+        case 7: gemm_ntstream_rows<T, 7>(pr, i, jg, cnt); i += 7; break;
+        default: gemm_ntstream_rows<T, 8>(pr, i, jg, cnt); i += 8; break;
+      }
+    }
+  }
+}
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+/// 256-bit registers of gemm_ntstream_ymm: W outputs per vector, one block of W rows of B x KB
+/// consecutive k turned into KB vectors (lane l of vector t = B[row l][k + t]). The cross-lane
+/// step is done by the loads (two 128-bit halves from two rows), the rest by in-lane shuffles,
+/// which this ISA (and AVX-512 CPUs running 256-bit code) issues on two ports, not one.
+template <class T>
+struct gemm_nt_ymm;
+template <>
+struct gemm_nt_ymm<float> {
+  using V = gemm_vec_avx2_f32;
+  using reg = __m256;
+  static constexpr int W = 8, KB = 8;
+  static reg pair(const float* lo, const float* hi) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
+  }
+  static void block(const float* const* row, std::size_t k, reg* v) {
+    for (int h = 0; h < 2; ++h) {  // k .. k+3, then k+4 .. k+7
+      const std::size_t kk = k + 4 * static_cast<std::size_t>(h);
+      // z_p, 128-bit lane L: row 4L + p at kk .. kk+3; an in-lane 4 x 4 transpose of z_0..z_3
+      const reg z0 = pair(row[0] + kk, row[4] + kk), z1 = pair(row[1] + kk, row[5] + kk);
+      const reg z2 = pair(row[2] + kk, row[6] + kk), z3 = pair(row[3] + kk, row[7] + kk);
+      const reg t0 = _mm256_unpacklo_ps(z0, z1), t1 = _mm256_unpackhi_ps(z0, z1);
+      const reg t2 = _mm256_unpacklo_ps(z2, z3), t3 = _mm256_unpackhi_ps(z2, z3);
+      v[4 * h + 0] = _mm256_shuffle_ps(t0, t2, 0x44);
+      v[4 * h + 1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+      v[4 * h + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
+      v[4 * h + 3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+    }
+  }
+};
+template <>
+struct gemm_nt_ymm<double> {
+  using V = gemm_vec_avx2_f64;
+  using reg = __m256d;
+  static constexpr int W = 4, KB = 4;
+  static reg pair(const double* lo, const double* hi) {
+    return _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(lo)), _mm_loadu_pd(hi), 1);
+  }
+  static void block(const double* const* row, std::size_t k, reg* v) {
+    for (int h = 0; h < 2; ++h) {  // z0 lanes: rows 0 | 2, z1: rows 1 | 3, at kk, kk+1
+      const std::size_t kk = k + 2 * static_cast<std::size_t>(h);
+      const reg z0 = pair(row[0] + kk, row[2] + kk), z1 = pair(row[1] + kk, row[3] + kk);
+      v[2 * h + 0] = _mm256_unpacklo_pd(z0, z1);
+      v[2 * h + 1] = _mm256_unpackhi_pd(z0, z1);
+    }
+  }
+};
+
+/// gemm_ntstream's 256-bit kernel: R rows of op(A) x G groups of W output columns (cnt <= G * W
+/// valid), each lane one output's canonical chain as in gemm_ntstream_rows; G independent groups
+/// keep G * R chains in flight (one chain alone waits on the FMA latency).
+template <class T, int G, int R>
+void gemm_ntstream_ymm_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t jg, std::size_t cnt) {
+  using N = gemm_nt_ymm<T>;
+  using V = typename N::V;
+  using reg = typename N::reg;
+  constexpr int W = N::W, KB = N::KB, L = G * W;
+  constexpr std::size_t KC = core::gemm_k_chunk;
+  const std::size_t K = pr.k;
+  const T* row[L];
+  for (int l = 0; l < L; ++l)  // lanes past the last column re-read a valid row (never stored)
+    row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
+  const T* arow[R];
+  for (int q = 0; q < R; ++q) arow[q] = pr.a + (i0 + static_cast<std::size_t>(q)) * pr.a_rs;
+  const std::size_t aks = pr.a_ks;
+  reg s[G][R];
+  for (std::size_t k0 = 0; k0 < K; k0 += KC) {
+    const std::size_t k1 = std::min(K, k0 + KC);
+    reg p[G][R];
+    for (int g = 0; g < G; ++g)
+      for (int q = 0; q < R; ++q) p[g][q] = V::zero();
+    std::size_t k = k0;
+    // A group's W rows advance a whole cache line (LK = 2 KB values) before the next group's:
+    // rows ldb apart often share their L1 set (ldb a power of two), so a line left half read
+    // while the other groups load theirs would be evicted and fetched again.
+    constexpr std::size_t LK = 2 * KB;
+    for (; k + LK <= k1; k += LK) {
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g)
+#pragma GCC unroll 2
+        for (std::size_t h = 0; h < LK; h += KB) {
+          reg v[KB];
+          N::block(row + g * W, k + h, v);
+#pragma GCC unroll 8
+          for (int t = 0; t < KB; ++t)
+#pragma GCC unroll 4
+            for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + h + t) * aks]), v[t], p[g][q]);
+        }
+    }
+    for (; k + KB <= k1; k += KB)
+      for (int g = 0; g < G; ++g) {
+        reg v[KB];
+        N::block(row + g * W, k, v);
+        for (int t = 0; t < KB; ++t)
+          for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + t) * aks]), v[t], p[g][q]);
+      }
+    if (k < k1) {  // the chunk's last k1 - k < KB steps, from a zero-padded copy (padding unused)
+      const std::size_t rem = k1 - k;
+      T buf[L][KB] = {};
+      const T* brow[L];
+      for (int l = 0; l < L; ++l) {
+        for (std::size_t t = 0; t < rem; ++t) buf[l][t] = row[l][k + t];
+        brow[l] = buf[l];
+      }
+      for (int g = 0; g < G; ++g) {
+        reg v[KB];
+        N::block(brow + g * W, 0, v);
+        for (std::size_t t = 0; t < rem; ++t)
+          for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + t) * aks]), v[t], p[g][q]);
+      }
+    }
+    for (int g = 0; g < G; ++g)
+      for (int q = 0; q < R; ++q) s[g][q] = k0 == 0 ? p[g][q] : V::add(s[g][q], p[g][q]);
+  }
+  const reg va = V::set1(pr.alpha), vb = V::set1(pr.beta);
+  for (int q = 0; q < R; ++q) {
+    T* crow = pr.c + (i0 + static_cast<std::size_t>(q)) * pr.ldc + jg;
+    for (int g = 0; g < G; ++g) {
+      const std::size_t c0 = static_cast<std::size_t>(g) * W;
+      if (c0 >= cnt) break;
+      if (cnt - c0 >= static_cast<std::size_t>(W)) {
+        reg t = V::mul(va, s[g][q]);
+        if (pr.beta != T(0)) t = V::fma(vb, V::load(crow + c0), t);
+        V::store(crow + c0, V::canon(t));
+      } else {  // a partial group: the same epilogue, one element at a time
+        alignas(32) T sv[W];
+        V::store(sv, s[g][q]);
+        for (std::size_t j = 0; c0 + j < cnt; ++j)
+          crow[c0 + j] = core::gemm_epilogue(pr.alpha, sv[j], pr.beta, pr.beta == T(0) ? T(0) : crow[c0 + j]);
+      }
+    }
+  }
+}
+
+/// Rows [i0, i1) x columns [j0, j1) by the 256-bit kernel: one row of op(A) with 4 column groups,
+/// two rows with 2, three or four rows with 1 (at most 4 rows per pass over B).
+template <class T>
+void gemm_ntstream_ymm(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+  constexpr std::size_t W = gemm_nt_ymm<T>::W;
+  for (std::size_t i = i0; i < i1;) {
+    const std::size_t r = std::min<std::size_t>(i1 - i, 4);
+    const std::size_t span = (r == 1 ? 4 : r == 2 ? 2 : 1) * W;
+    for (std::size_t jg = j0; jg < j1; jg += span) {
+      const std::size_t cnt = std::min(span, j1 - jg);
+      switch (r) {
+        case 1: gemm_ntstream_ymm_rows<T, 4, 1>(pr, i, jg, cnt); break;
+        case 2: gemm_ntstream_ymm_rows<T, 2, 2>(pr, i, jg, cnt); break;
+        case 3: gemm_ntstream_ymm_rows<T, 1, 3>(pr, i, jg, cnt); break;
+        default: gemm_ntstream_ymm_rows<T, 1, 4>(pr, i, jg, cnt); break;
+      }
+    }
+    i += r;
+  }
+}
+#endif
+
+#ifndef BITEXACT_GEMM_NT_YMM_MAX
+#define BITEXACT_GEMM_NT_YMM_MAX 2
+#endif
+
 #ifndef BITEXACT_GEMM_ROWSTREAM_MAX
 #define BITEXACT_GEMM_ROWSTREAM_MAX 4
 #endif
@@ -781,6 +1140,18 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
     const std::size_t i0 = std::min(m, mpan * it / tm * MR), i1 = std::min(m, mpan * (it + 1) / tm * MR);
     if (i0 >= i1 || j0 >= j1) return;
     if constexpr (std::is_same<T, In>::value) {
+#if defined(__AVX2__) && defined(__FMA__) && XSIMD_WITH_FMA3_AVX2
+      if constexpr (std::is_same<Arch, xsimd::fma3<xsimd::avx2>>::value)
+        if (pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX)
+          return gemm_ntstream_ymm<T>(pr, i0, i1, j0, j1);
+#endif
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+      if constexpr (std::is_same<Arch, xsimd::avx512bw>::value)
+        if (pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX) {
+          if (i1 - i0 <= BITEXACT_GEMM_NT_YMM_MAX) return gemm_ntstream_ymm<T>(pr, i0, i1, j0, j1);
+          return gemm_ntstream<T>(pr, i0, i1, j0, j1);
+        }
+#endif
       if (pr.b_cs == 1 && i1 - i0 <= BITEXACT_GEMM_ROWSTREAM_MAX) {
         switch (i1 - i0) {
           case 1: return gemm_rowstream<Arch, T, 1>(pr, i0, j0, j1, s, lds);
