@@ -585,6 +585,33 @@ inline double select_fp(bool cond, double a, double b) {
 /// order they were added; its rounding is the result, and a zero total takes the exact tier's
 /// signed-zero rule (-0 only if the start and every term are -0). Otherwise
 /// exact_sum_with_start decides.
+/// Cuts [x, y) into four streams of about equal length, each cut moved forward to where the
+/// target changes (a run of one target stays in one stream): stream u is [cut[u], cut[u + 1]).
+template <class Target>
+inline void four_stream_cuts(std::size_t x, std::size_t y, Target target, std::size_t (&cut)[5]) {
+  cut[0] = x;
+  for (int u = 0; u < 4; ++u) {
+    std::size_t to = u == 3 ? y : std::max(cut[u], x + (y - x) * static_cast<std::size_t>(u + 1) / 4);
+    while (to < y && to > x && target(to) == target(to - 1)) ++to;
+    cut[u + 1] = to;
+  }
+}
+
+/// Runs step(stream) on four independent streams (each with positions q < end) interleaved while
+/// all four have work, then each to its end: the streams' dependency chains overlap, and each
+/// stream's own steps keep their order.
+template <class Stream, class Step>
+inline void run_four_streams(Stream (&st)[4], Step& step) {
+  while (st[0].q < st[0].end && st[1].q < st[1].end && st[2].q < st[2].end && st[3].q < st[3].end) {
+    step(st[0]);
+    step(st[1]);
+    step(st[2]);
+    step(st[3]);
+  }
+  for (int u = 0; u < 4; ++u)
+    while (st[u].q < st[u].end) step(st[u]);
+}
+
 template <class A, class ValueAt>
 A exact_long_run(A start, std::size_t b, std::size_t e, ValueAt value) {
   constexpr int L = 8;
@@ -650,13 +677,9 @@ void exact_sorted_block(A* out, const I* idx, ValueAt value, std::size_t x, std:
     unsigned flag;
   };
   stream st[4];
-  std::size_t from = x;
-  for (int u = 0; u < 4; ++u) {
-    std::size_t to = u == 3 ? y : std::max(from, x + (y - x) * static_cast<std::size_t>(u + 1) / 4);
-    while (to < y && to > x && target(to) == target(to - 1)) ++to;
-    st[u] = stream{from, to, ~std::size_t(0), 0.0, 0u};
-    from = to;
-  }
+  std::size_t cut[5];
+  four_stream_cuts(x, y, target, cut);
+  for (int u = 0; u < 4; ++u) st[u] = stream{cut[u], cut[u + 1], ~std::size_t(0), 0.0, 0u};
   unsigned any = 0;
   auto step = [&](stream& z) {
     const std::size_t k = target(z.q);
@@ -678,14 +701,7 @@ void exact_sorted_block(A* out, const I* idx, ValueAt value, std::size_t x, std:
     z.tp = k;
     ++z.q;
   };
-  while (st[0].q < st[0].end && st[1].q < st[1].end && st[2].q < st[2].end && st[3].q < st[3].end) {
-    step(st[0]);
-    step(st[1]);
-    step(st[2]);
-    step(st[3]);
-  }
-  for (int u = 0; u < 4; ++u)
-    while (st[u].q < st[u].end) step(st[u]);
+  run_four_streams(st, step);
   for (std::size_t q = x; any && q < y; ++q) {
     if (!bad[q - x] || (q + 1 < y && target(q + 1) == target(q))) continue;
     const std::size_t k = target(q);
@@ -780,13 +796,9 @@ void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t
       A old, p;
     };
     stream st[4];
-    std::size_t from = i;
-    for (int u = 0; u < 4; ++u) {
-      std::size_t to = u == 3 ? j : std::max(from, i + (j - i) * static_cast<std::size_t>(u + 1) / 4);
-      while (to < j && to > i && target(to) == target(to - 1)) ++to;
-      st[u] = stream{from, to, ~std::size_t(0), A(0), A(0)};
-      from = to;
-    }
+    std::size_t cut[5];
+    four_stream_cuts(i, j, target, cut);
+    for (int u = 0; u < 4; ++u) st[u] = stream{cut[u], cut[u + 1], ~std::size_t(0), A(0), A(0)};
     auto step = [&](stream& x) {
       const std::size_t k = target(x.q);
       const A v = A(value(x.q));
@@ -797,14 +809,7 @@ void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t
       x.tp = k;
       ++x.q;
     };
-    while (st[0].q < st[0].end && st[1].q < st[1].end && st[2].q < st[2].end && st[3].q < st[3].end) {
-      step(st[0]);
-      step(st[1]);
-      step(st[2]);
-      step(st[3]);
-    }
-    for (int u = 0; u < 4; ++u)
-      while (st[u].q < st[u].end) step(st[u]);
+    run_four_streams(st, step);
     for (std::size_t q = i; q < j; ++q) out[target(q)] = res[q - i];
   });
   for (std::size_t r = 0; r < 2 * nc;) {
