@@ -52,11 +52,6 @@
 namespace bitexact {
 namespace detail {
 
-template <class T>
-struct conv_identity {
-  using type = T;
-};
-
 template <class A, class W>
 const A* conv_widened(const W* w, std::size_t n, std::vector<A>& buf) {
   if constexpr (std::is_same<A, W>::value) {

@@ -17,6 +17,12 @@
 namespace bitexact {
 namespace detail {
 
+/// T in a non-deduced context (bias and dbias parameters may be nullptr).
+template <class T>
+struct conv_identity {
+  using type = T;
+};
+
 inline void conv_check(bool ok, const char* what, const std::string& msg) {
   if (!ok) throw std::invalid_argument(std::string("bitexact::") + what + ": " + msg);
 }

@@ -62,7 +62,7 @@ inline launch_shape pool_shape(pool_launch opt, std::uint64_t items) {
 template <class A, class X, class Wt>
 void emulated_conv2d_forward(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, tier t,
                              conv_launch opt = {}, block_order order = block_order::shuffled, unsigned sm_count = 8) {
-  const detail::conv_sizes z = conv_detail::validate_forward<A, X, Wt>(s, x, w, bias, y, t, opt.block);
+  const bitexact::detail::conv_sizes z = conv_detail::validate_forward<A, X, Wt>(s, x, w, bias, y, t, opt.block);
   if (z.y == 0) return;
   conv_detail::emulate_op<A>(conv_forward_op<A, X, Wt>(s, x, w, bias, y), t, opt, order, sm_count);
 }
@@ -70,7 +70,7 @@ void emulated_conv2d_forward(const conv2d_shape& s, const X* x, const Wt* w, con
 template <class A, class Wt>
 void emulated_conv2d_backward_data(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, tier t, conv_launch opt = {},
                                    block_order order = block_order::shuffled, unsigned sm_count = 8) {
-  const detail::conv_sizes z = conv_detail::validate_backward_data<A, Wt>(s, dy, w, dx, t, opt.block);
+  const bitexact::detail::conv_sizes z = conv_detail::validate_backward_data<A, Wt>(s, dy, w, dx, t, opt.block);
   if (z.x == 0) return;
   conv_detail::emulate_op<A>(conv_backward_data_op<A, Wt>(s, dy, w, dx), t, opt, order, sm_count);
 }
@@ -88,8 +88,8 @@ template <class T>
 void emulated_max_pool2d_forward(const pool2d_shape& s, const T* x, T* y, std::int64_t* indices, pool_launch opt = {},
                                  block_order order = block_order::shuffled) {
   const char* what = "cuda::max_pool2d_forward";
-  const core::pool_geometry g = detail::pool_validate(s, what);
-  detail::pool_check_max_forward_io(g, x, y, indices, what);
+  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
+  bitexact::detail::pool_check_max_forward_io(g, x, y, indices, what);
   conv_detail::check_launch(opt.block, what);
   emulate_launch(conv_detail::pool_shape(opt, std::uint64_t(g.N) * g.C * g.OH * g.OW),
                  [&](const thread_index& ti) { max_pool_forward_body<T>(ti, g, x, y, indices); }, order);
@@ -99,8 +99,8 @@ template <class T>
 void emulated_max_pool2d_backward(const pool2d_shape& s, const T* dy, const std::int64_t* indices, T* dx,
                                   pool_launch opt = {}, block_order order = block_order::shuffled) {
   const char* what = "cuda::max_pool2d_backward";
-  const core::pool_geometry g = detail::pool_validate(s, what);
-  detail::pool_check_max_backward_io(g, dy, indices, dx, what);
+  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
+  bitexact::detail::pool_check_max_backward_io(g, dy, indices, dx, what);
   conv_detail::check_launch(opt.block, what);
   const unsigned owners = opt.owners ? opt.owners : default_pool_owners;
   emulate_launch(conv_detail::pool_shape(opt, std::uint64_t(g.N) * g.C * owners),
@@ -110,16 +110,16 @@ void emulated_max_pool2d_backward(const pool2d_shape& s, const T* dy, const std:
 namespace conv_detail {
 template <class T, class Shape>
 void emulated_avg_forward(const Shape& s, const T* x, T* y, pool_launch opt, block_order order, const char* what) {
-  const core::pool_geometry g = detail::pool_validate(s, what);
-  detail::pool_check_io(g, x, g.N * g.C * g.H * g.W, y, g.N * g.C * g.OH * g.OW * sizeof(T), what);
+  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
+  bitexact::detail::pool_check_io(g, x, g.N * g.C * g.H * g.W, y, g.N * g.C * g.OH * g.OW * sizeof(T), what);
   check_launch(opt.block, what);
   emulate_launch(pool_shape(opt, std::uint64_t(g.N) * g.C * g.OH * g.OW),
                  [&](const thread_index& ti) { avg_pool_forward_body<T>(ti, g, x, y); }, order);
 }
 template <class T, class Shape>
 void emulated_avg_backward(const Shape& s, const T* dy, T* dx, pool_launch opt, block_order order, const char* what) {
-  const core::pool_geometry g = detail::pool_validate(s, what);
-  detail::pool_check_io(g, dy, g.N * g.C * g.OH * g.OW, dx, g.N * g.C * g.H * g.W * sizeof(T), what);
+  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
+  bitexact::detail::pool_check_io(g, dy, g.N * g.C * g.OH * g.OW, dx, g.N * g.C * g.H * g.W * sizeof(T), what);
   check_launch(opt.block, what);
   emulate_launch(pool_shape(opt, std::uint64_t(g.N) * g.C * g.H * g.W),
                  [&](const thread_index& ti) { avg_pool_backward_body<T>(ti, g, dy, dx); }, order);

@@ -260,31 +260,31 @@ inline void check_launch(unsigned block, const char* what) {
 
 /// The CPU API's checks (conv_checks.hpp), for the launchers and the emulation alike.
 template <class A, class X, class Wt>
-detail::conv_sizes validate_forward(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, const A* y, tier t,
+bitexact::detail::conv_sizes validate_forward(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, const A* y, tier t,
                                     unsigned block) {
   const char* what = "cuda::conv2d_forward";
-  const detail::conv_sizes z = detail::conv_validate(s, what);
-  detail::conv_check_forward_io<A, X, Wt>(s, z, x, w, bias, y, what);
+  const bitexact::detail::conv_sizes z = bitexact::detail::conv_validate(s, what);
+  bitexact::detail::conv_check_forward_io<A, X, Wt>(s, z, x, w, bias, y, what);
   check_tier(t, what);
   check_launch(block, what);
   return z;
 }
 template <class A, class Wt>
-detail::conv_sizes validate_backward_data(const conv2d_shape& s, const A* dy, const Wt* w, const A* dx, tier t,
+bitexact::detail::conv_sizes validate_backward_data(const conv2d_shape& s, const A* dy, const Wt* w, const A* dx, tier t,
                                           unsigned block) {
   const char* what = "cuda::conv2d_backward_data";
-  const detail::conv_sizes z = detail::conv_validate(s, what);
-  detail::conv_check_backward_data_io<A, Wt>(z, dy, w, dx, what);
+  const bitexact::detail::conv_sizes z = bitexact::detail::conv_validate(s, what);
+  bitexact::detail::conv_check_backward_data_io<A, Wt>(z, dy, w, dx, what);
   check_tier(t, what);
   check_launch(block, what);
   return z;
 }
 template <class A, class X>
-detail::conv_sizes validate_backward_weight(const conv2d_shape& s, const X* x, const A* dy, const A* dw, const A* dbias,
+bitexact::detail::conv_sizes validate_backward_weight(const conv2d_shape& s, const X* x, const A* dy, const A* dw, const A* dbias,
                                             tier t, unsigned block) {
   const char* what = "cuda::conv2d_backward_weight";
-  const detail::conv_sizes z = detail::conv_validate(s, what);
-  detail::conv_check_backward_weight_io<A, X>(s, z, x, dy, dw, dbias, what);
+  const bitexact::detail::conv_sizes z = bitexact::detail::conv_validate(s, what);
+  bitexact::detail::conv_check_backward_weight_io<A, X>(s, z, x, dy, dw, dbias, what);
   check_tier(t, what);
   check_launch(block, what);
   return z;
