@@ -124,16 +124,16 @@ bitexact::conv2d_shape conv_shape(std::size_t n, std::size_t c, std::size_t hw, 
 }
 
 TEST(CudaConvLauncher, WorkspaceQuery) {
-  // backward-weight: E = 5 * 3 * 9 = 135 dw elements, K' = 4 * 23 * 23 = 2116 (9 chunks).
+  // backward-weight: E = 5 * 3 * 9 = 135 dw elements (+ 5 dbias), K' = 4 * 23 * 23 = 2116 (9 chunks).
   const bitexact::conv2d_shape s = conv_shape(4, 3, 23, 5, 3);
   std::vector<float> x(4 * 3 * 23 * 23), dy(4 * 5 * 23 * 23), dw(135), db(5);
   std::size_t bytes = 0;
   bc::conv2d_backward_weight(nullptr, bytes, s, x.data(), dy.data(), dw.data(), db.data(), tier::fixed_order, nullptr,
                              bc::conv_launch{0, 3, 0});
-  EXPECT_EQ(bytes, 9u * 135 * sizeof(float));  // per-chunk partials of dw (dbias needs fewer)
+  EXPECT_EQ(bytes, 9u * 140 * sizeof(float));  // per-chunk partials of dw and dbias
   bc::conv2d_backward_weight(nullptr, bytes, s, x.data(), dy.data(), dw.data(), db.data(), tier::exact, nullptr,
                              bc::conv_launch{0, 3, 0});
-  EXPECT_EQ(bytes, 3u * 135 * bc::gemm_exact_words<float> * 8);
+  EXPECT_EQ(bytes, 3u * 140 * bc::gemm_exact_words<float> * 8);
   bc::conv2d_backward_weight(nullptr, bytes, s, x.data(), dy.data(), dw.data(), nullptr, tier::fixed_order, nullptr,
                              bc::conv_launch{0, 1, 0});
   EXPECT_EQ(bytes, 1u);  // no split, no workspace
@@ -144,7 +144,7 @@ TEST(CudaConvLauncher, WorkspaceQuery) {
   std::vector<bitexact::bfloat16> xh(x.size());
   bc::conv2d_backward_weight(nullptr, bytes, s, xh.data(), dy.data(), dw.data(), db.data(), tier::fixed_order, nullptr,
                              bc::conv_launch{0, 2, 0});
-  EXPECT_EQ(bytes, 9u * 135 * sizeof(float));
+  EXPECT_EQ(bytes, 9u * 140 * sizeof(float));
   // forward and backward-data: K = 3 * 9 = 27 (one chunk): never split.
   std::vector<float> w(135), y(dy.size());
   bc::conv2d_forward(nullptr, bytes, s, x.data(), w.data(), nullptr, y.data(), tier::exact, nullptr,

@@ -126,12 +126,13 @@ struct conv_dims {
 };
 
 // The terms of the three K indices (the table at the top), one definition for the reference
-// and the CUDA kernels. A is the accumulation type; padding taps and missing output positions
-// are +0 (a zero product, never skipped).
+// and the CUDA kernels. A is the accumulation type; x and w are pointers (or anything indexable
+// whose elements core::widen takes); padding taps and missing output positions are +0 (a zero
+// product, never skipped).
 
 /// Forward, y[n][oc][oh][ow]: the x factor of term k (w's is w[oc * K + k]).
-template <class A, class X>
-BITEXACT_HD A conv_forward_x_term(const conv2d_shape& s, const conv_dims& d, const X* x, std::size_t n,
+template <class A, class XPtr>
+BITEXACT_HD A conv_forward_x_term(const conv2d_shape& s, const conv_dims& d, XPtr x, std::size_t n,
                                   std::size_t oc, std::size_t oh, std::size_t ow, std::size_t k) {
   const std::size_t icg = k / (d.KH * d.KW), r = (k / d.KW) % d.KH, c = k % d.KW;
   std::size_t ih, iw;
@@ -154,8 +155,8 @@ BITEXACT_HD A conv_backward_data_dy_term(const conv2d_shape& s, const conv_dims&
 }
 
 /// Backward-data: the w factor of term k of in-channel ic.
-template <class A, class Wt>
-BITEXACT_HD A conv_backward_data_w_term(const conv_dims& d, const Wt* w, std::size_t ic, std::size_t k) {
+template <class A, class WPtr>
+BITEXACT_HD A conv_backward_data_w_term(const conv_dims& d, WPtr w, std::size_t ic, std::size_t k) {
   const std::size_t ocg = k / (d.KH * d.KW), rc = k % (d.KH * d.KW);
   return static_cast<A>(widen(w[(((ic / d.Cg) * d.OCg + ocg) * d.Cg + ic % d.Cg) * d.KH * d.KW + rc]));
 }
@@ -169,8 +170,8 @@ BITEXACT_HD A conv_backward_weight_dy_term(const conv2d_shape& s, const conv_dim
 }
 
 /// Backward-weight: the x factor of term k' of dw[oc][icg][r][c].
-template <class A, class X>
-BITEXACT_HD A conv_backward_weight_x_term(const conv2d_shape& s, const conv_dims& d, const X* x, std::size_t oc,
+template <class A, class XPtr>
+BITEXACT_HD A conv_backward_weight_x_term(const conv2d_shape& s, const conv_dims& d, XPtr x, std::size_t oc,
                                           std::size_t icg, std::size_t r, std::size_t c, std::size_t k) {
   const std::size_t n = k / (d.OH * d.OW), oh = (k / d.OW) % d.OH, ow = k % d.OW;
   std::size_t ih, iw;

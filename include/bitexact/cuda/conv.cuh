@@ -20,8 +20,8 @@
 //
 // Workspace (CUB's two-phase style): d_temp == nullptr only sets temp_bytes (>= 1; nothing is
 // launched). Only split-K needs one: fixed_order chunks x elements values, exact splits x
-// elements accumulators (176 bytes float, 1088 bytes double); backward-weight with dbias takes
-// the larger of its two passes. The size depends on the shape, the tier, launch.splits and
+// elements accumulators (176 bytes float, 1088 bytes double); backward-weight's elements are dw's
+// and (when dbias is not null) dbias's. The size depends on the shape, the tier, launch.splits and
 // (when it is 0) the current device's SM count: query with the same arguments on the same device.
 //
 // Guarantees (cuda/conv_kernels.hpp has the kernels): the bits of bitexact::conv2d_* and
@@ -51,7 +51,6 @@
 
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -74,20 +73,12 @@ namespace cuda {
 namespace conv_kernels {
 
 template <class A, class Op>
-__global__ void fixed_order_kernel(Op op, gemm_plan p, A* partials) {
-  conv_fixed_order_body<A>(current_thread_index(), op, p, partials);
+__global__ void fixed_order_kernel(Op op, gemm_plan p, A* partials, bool fold) {
+  conv_fixed_order_body<A>(current_thread_index(), op, p, partials, fold);
 }
 template <class A, class Op>
-__global__ void fold_kernel(Op op, gemm_plan p, const A* partials) {
-  conv_fold_body<A>(current_thread_index(), op, p, partials);
-}
-template <class A, class Op>
-__global__ void exact_kernel(Op op, gemm_plan p, std::int64_t* ws) {
-  conv_exact_body<A>(current_thread_index(), op, p, ws);
-}
-template <class A, class Op>
-__global__ void exact_merge_kernel(Op op, gemm_plan p, const std::int64_t* ws) {
-  conv_exact_merge_body<A>(current_thread_index(), op, p, ws);
+__global__ void exact_kernel(Op op, gemm_plan p, std::int64_t* ws, bool merge) {
+  conv_exact_body<A>(current_thread_index(), op, p, ws, merge);
 }
 template <class T>
 __global__ void max_pool_forward_kernel(core::pool_geometry g, const T* x, T* y, std::int64_t* idx) {
@@ -135,47 +126,40 @@ void execute(const Op& op, const gemm_plan& p, tier t, void* ws, cudaStream_t st
   const unsigned block = opt.block ? opt.block : default_conv_block;
   if (t == tier::fixed_order) {
     A* partials = static_cast<A*>(ws);
-    conv_kernels::fixed_order_kernel<A, Op><<<grid_for(opt, p.units()), block, 0, st>>>(op, p, partials);
+    conv_kernels::fixed_order_kernel<A, Op><<<grid_for(opt, p.units()), block, 0, st>>>(op, p, partials, false);
     throw_on_error(cudaGetLastError(), name, "fixed_order kernel launch");
     if (p.splits > 1) {
-      conv_kernels::fold_kernel<A, Op><<<grid_for(opt, p.m), block, 0, st>>>(op, p, partials);
+      conv_kernels::fixed_order_kernel<A, Op><<<grid_for(opt, p.m), block, 0, st>>>(op, p, partials, true);
       throw_on_error(cudaGetLastError(), name, "fold launch");
     }
     return;
   }
   std::int64_t* digits = static_cast<std::int64_t*>(ws);
-  conv_kernels::exact_kernel<A, Op><<<grid_for(opt, p.units()), block, 0, st>>>(op, p, digits);
+  conv_kernels::exact_kernel<A, Op><<<grid_for(opt, p.units()), block, 0, st>>>(op, p, digits, false);
   throw_on_error(cudaGetLastError(), name, "exact kernel launch");
   if (p.splits > 1) {
-    conv_kernels::exact_merge_kernel<A, Op><<<grid_for(opt, p.m), block, 0, st>>>(op, p, digits);
+    conv_kernels::exact_kernel<A, Op><<<grid_for(opt, p.m), block, 0, st>>>(op, p, digits, true);
     throw_on_error(cudaGetLastError(), name, "exact merge launch");
   }
 }
 
-/// Up to two ops (backward-weight: dw, then dbias) run one after the other on the stream,
-/// sharing one workspace.
-template <class A, class Op1, class Op2 = Op1>
+/// One validated call: its plan and workspace, the outputs the workspace must not overlap.
+template <class A, class Op>
 struct call {
   const char* name;
   tier t;
   conv_launch opt;
-  Op1 op1;
-  gemm_plan p1{};
-  const Op2* op2 = nullptr;
-  gemm_plan p2{};
+  Op op;
+  gemm_plan p{};
   std::size_t workspace = 0;
   const void* out1 = nullptr;
   std::size_t out1_bytes = 0;
   const void* out2 = nullptr;
   std::size_t out2_bytes = 0;
 
-  call(const char* n, tier tt, conv_launch o, const Op1& a, const Op2* b) : name(n), t(tt), opt(o), op1(a), op2(b) {
-    p1 = plan_of<A>(op1, t, opt, name);
-    workspace = workspace_bytes<A>(p1, t);
-    if (op2) {
-      p2 = plan_of<A>(*op2, t, opt, name);
-      workspace = std::max(workspace, workspace_bytes<A>(p2, t));
-    }
+  call(const char* n, tier tt, conv_launch o, const Op& a) : name(n), t(tt), opt(o), op(a) {
+    p = plan_of<A>(op, t, opt, name);
+    workspace = workspace_bytes<A>(p, t);
   }
 
   /// CUB's two-phase protocol: d_temp == nullptr sets temp_bytes (>= 1) and launches nothing.
@@ -190,27 +174,21 @@ struct call {
     if (workspace > 0 && (bitexact::detail::conv_overlap(d_temp, workspace, out1, out1_bytes) ||
                           bitexact::detail::conv_overlap(d_temp, workspace, out2, out2_bytes)))
       throw std::invalid_argument(std::string("bitexact::") + name + ": the workspace overlaps an output");
-    launch_all(d_temp, st);
+    execute<A>(op, p, t, d_temp, st, opt, name);
   }
 
   /// With a workspace of its own (cudaMallocAsync / cudaFreeAsync on st, also on throw).
   void run_owned(cudaStream_t st) const {
-    if (workspace == 0) return launch_all(nullptr, st);
-    void* p = nullptr;
-    throw_on_error(cudaMallocAsync(&p, workspace, st), name, "cudaMallocAsync(workspace)");
+    if (workspace == 0) return execute<A>(op, p, t, nullptr, st, opt, name);
+    void* w = nullptr;
+    throw_on_error(cudaMallocAsync(&w, workspace, st), name, "cudaMallocAsync(workspace)");
     try {
-      launch_all(p, st);
+      execute<A>(op, p, t, w, st, opt, name);
     } catch (...) {
-      cudaFreeAsync(p, st);
+      cudaFreeAsync(w, st);
       throw;
     }
-    throw_on_error(cudaFreeAsync(p, st), name, "cudaFreeAsync(workspace)");
-  }
-
- private:
-  void launch_all(void* ws, cudaStream_t st) const {
-    execute<A>(op1, p1, t, ws, st, opt, name);
-    if (op2) execute<A>(*op2, p2, t, ws, st, opt, name);
+    throw_on_error(cudaFreeAsync(w, st), name, "cudaFreeAsync(workspace)");
   }
 };
 
@@ -222,8 +200,7 @@ void forward(void* d_temp, std::size_t* temp_bytes, const conv2d_shape& s, const
     if (temp_bytes && !d_temp) *temp_bytes = 1;
     return;
   }
-  call<A, conv_forward_op<A, X, Wt>> c("cuda::conv2d_forward", t, opt, conv_forward_op<A, X, Wt>(s, x, w, bias, y),
-                                      nullptr);
+  call<A, conv_forward_op<A>> c("cuda::conv2d_forward", t, opt, conv_forward_op<A>(s, x, w, bias, y));
   c.out1 = y;
   c.out1_bytes = z.y * sizeof(A);
   temp_bytes ? c.run(d_temp, *temp_bytes, st) : c.run_owned(st);
@@ -237,8 +214,7 @@ void backward_data(void* d_temp, std::size_t* temp_bytes, const conv2d_shape& s,
     if (temp_bytes && !d_temp) *temp_bytes = 1;
     return;
   }
-  call<A, conv_backward_data_op<A, Wt>> c("cuda::conv2d_backward_data", t, opt,
-                                          conv_backward_data_op<A, Wt>(s, dy, w, dx), nullptr);
+  call<A, conv_backward_data_op<A>> c("cuda::conv2d_backward_data", t, opt, conv_backward_data_op<A>(s, dy, w, dx));
   c.out1 = dx;
   c.out1_bytes = z.x * sizeof(A);
   temp_bytes ? c.run(d_temp, *temp_bytes, st) : c.run_owned(st);
@@ -248,9 +224,8 @@ template <class A, class X>
 void backward_weight(void* d_temp, std::size_t* temp_bytes, const conv2d_shape& s, const X* x, const A* dy, A* dw,
                      A* dbias, tier t, cudaStream_t st, conv_launch opt) {
   const bitexact::detail::conv_sizes z = validate_backward_weight<A, X>(s, x, dy, dw, dbias, t, opt.block);
-  const conv_backward_bias_op<A> bias_op(s, dy, dbias);
-  call<A, conv_backward_weight_op<A, X>, conv_backward_bias_op<A>> c(
-      "cuda::conv2d_backward_weight", t, opt, conv_backward_weight_op<A, X>(s, x, dy, dw), dbias ? &bias_op : nullptr);
+  call<A, conv_backward_weight_op<A>> c("cuda::conv2d_backward_weight", t, opt,
+                                       conv_backward_weight_op<A>(s, x, dy, dw, dbias));
   c.out1 = dw;
   c.out1_bytes = z.w * sizeof(A);
   c.out2 = dbias;

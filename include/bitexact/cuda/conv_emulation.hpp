@@ -39,17 +39,18 @@ void emulate_op(const Op& op, tier t, conv_launch opt, block_order order, unsign
   if (t == tier::fixed_order) {
     std::vector<A> partials(p.splits > 1 ? p.chunks * p.m : 0);
     if (!partials.empty()) std::memset(static_cast<void*>(partials.data()), 0xFF, partials.size() * sizeof(A));
-    emulate_launch(shape(p.units()), [&](const thread_index& ti) { conv_fixed_order_body<A>(ti, op, p, partials.data()); },
-                   order);
+    emulate_launch(shape(p.units()),
+                   [&](const thread_index& ti) { conv_fixed_order_body<A>(ti, op, p, partials.data(), false); }, order);
     if (p.splits > 1)
-      emulate_launch(shape(p.m), [&](const thread_index& ti) { conv_fold_body<A>(ti, op, p, partials.data()); }, order);
+      emulate_launch(shape(p.m), [&](const thread_index& ti) { conv_fixed_order_body<A>(ti, op, p, partials.data(), true); },
+                     order);
     return;
   }
   std::vector<std::int64_t> ws(p.splits > 1 ? p.splits * p.m * gemm_exact_words<A> : 0);
   if (!ws.empty()) std::memset(static_cast<void*>(ws.data()), 0xFF, ws.size() * sizeof(std::int64_t));
-  emulate_launch(shape(p.units()), [&](const thread_index& ti) { conv_exact_body<A>(ti, op, p, ws.data()); }, order);
+  emulate_launch(shape(p.units()), [&](const thread_index& ti) { conv_exact_body<A>(ti, op, p, ws.data(), false); }, order);
   if (p.splits > 1)
-    emulate_launch(shape(p.m), [&](const thread_index& ti) { conv_exact_merge_body<A>(ti, op, p, ws.data()); }, order);
+    emulate_launch(shape(p.m), [&](const thread_index& ti) { conv_exact_body<A>(ti, op, p, ws.data(), true); }, order);
 }
 
 inline launch_shape pool_shape(pool_launch opt, std::uint64_t items) {
@@ -64,7 +65,7 @@ void emulated_conv2d_forward(const conv2d_shape& s, const X* x, const Wt* w, con
                              conv_launch opt = {}, block_order order = block_order::shuffled, unsigned sm_count = 8) {
   const bitexact::detail::conv_sizes z = conv_detail::validate_forward<A, X, Wt>(s, x, w, bias, y, t, opt.block);
   if (z.y == 0) return;
-  conv_detail::emulate_op<A>(conv_forward_op<A, X, Wt>(s, x, w, bias, y), t, opt, order, sm_count);
+  conv_detail::emulate_op<A>(conv_forward_op<A>(s, x, w, bias, y), t, opt, order, sm_count);
 }
 
 template <class A, class Wt>
@@ -72,7 +73,7 @@ void emulated_conv2d_backward_data(const conv2d_shape& s, const A* dy, const Wt*
                                    block_order order = block_order::shuffled, unsigned sm_count = 8) {
   const bitexact::detail::conv_sizes z = conv_detail::validate_backward_data<A, Wt>(s, dy, w, dx, t, opt.block);
   if (z.x == 0) return;
-  conv_detail::emulate_op<A>(conv_backward_data_op<A, Wt>(s, dy, w, dx), t, opt, order, sm_count);
+  conv_detail::emulate_op<A>(conv_backward_data_op<A>(s, dy, w, dx), t, opt, order, sm_count);
 }
 
 template <class A, class X>
@@ -80,8 +81,7 @@ void emulated_conv2d_backward_weight(const conv2d_shape& s, const X* x, const A*
                                      conv_launch opt = {}, block_order order = block_order::shuffled,
                                      unsigned sm_count = 8) {
   conv_detail::validate_backward_weight<A, X>(s, x, dy, dw, dbias, t, opt.block);
-  conv_detail::emulate_op<A>(conv_backward_weight_op<A, X>(s, x, dy, dw), t, opt, order, sm_count);
-  if (dbias) conv_detail::emulate_op<A>(conv_backward_bias_op<A>(s, dy, dbias), t, opt, order, sm_count);
+  conv_detail::emulate_op<A>(conv_backward_weight_op<A>(s, x, dy, dw, dbias), t, opt, order, sm_count);
 }
 
 template <class T>

@@ -12,18 +12,18 @@
 //   forward          E = y's elements (memory order), K = in/groups x kh x kw, + bias[oc]
 //   backward-data    E = dx's elements (memory order), K = out/groups x kh x kw
 //   backward-weight  E = dw's elements [oc][icg][r][c], K' = batch x out_h x out_w;
-//                    dbias: E = out_channels, the same K' of dy * 1
+//                    + dbias: out_channels more elements, the same K' of dy * 1
 // fixed_order: the work unit is (element, split); split s owns the whole canonical chunks
 //   [chunks * s / S, chunks * (s + 1) / S) (gemm_plan's rule). With S == 1 a thread computes
 //   core::gemm_fixed_order_sum (256-wide chunks of fused FMAs from +0, partials folded left to
 //   right) and the epilogue; with S > 1 it writes core::gemm_chunk_partial of each chunk it owns
-//   to the workspace (partials[chunk][e]) and conv_fold_body folds them left to right with
+//   to the workspace (partials[chunk][e]) and the fold pass folds them left to right with
 //   core::gemm_combine and applies the epilogue - the same operations in the same order. No
 //   atomics. Epilogue: forward with bias core::gemm_epilogue(1, S, 1, bias[oc]) (one rounded
 //   add), else gemm_epilogue(1, S, 0, 0) (S, NaN made canonical): the reference's.
 // exact: per (element, split) a core::exact_accumulator of the exact products of k in
 //   [K * s / S, K * (s + 1) / S); S > 1 stores normalized digits and flags (gemm_exact_words)
-//   and conv_exact_merge_body merges them (integer addition: any split, same state), adds the
+//   and the merge pass merges them (integer addition: any split, same state), adds the
 //   bias exactly and rounds once (core::exact_accumulator::round: canonical NaN).
 // Backward-weight's large K' is what split-K is for: blocks split it without atomics.
 //
@@ -86,19 +86,42 @@ struct pool_launch {
 // ---------------------------------------------------------------------------------------------
 // The three convolution ops as sets of chains. Each op: elements(), k(), at(e) -> element,
 // a(el, k) and b(el, k) (the factors of term k), has_start() / start(el) (bias), store(el, v).
+// They are templates over the accumulation type only: x and w are conv_operand<A>, so one
+// kernel serves float and bfloat16 storage (nvcc compiles each exact-tier kernel once per A).
 
-template <class A, class X, class Wt>
+/// A read-only input of the kernels: float kernels read float or bfloat16 storage (chosen at
+/// run time, the same for every thread of a launch; bfloat16 widened exactly), double kernels
+/// double.
+template <class A>
+struct conv_operand;
+template <>
+struct conv_operand<float> {
+  const void* p;
+  bool bf16;
+  conv_operand(const float* q) : p(q), bf16(false) {}
+  conv_operand(const bfloat16* q) : p(q), bf16(true) {}
+  BITEXACT_HD float operator[](std::size_t i) const {
+    return bf16 ? static_cast<const bfloat16*>(p)[i].to_float() : static_cast<const float*>(p)[i];
+  }
+};
+template <>
+struct conv_operand<double> {
+  const double* p;
+  conv_operand(const double* q) : p(q) {}
+  BITEXACT_HD double operator[](std::size_t i) const { return p[i]; }
+};
+
+template <class A>
 struct conv_forward_op {
   struct element {
     std::size_t n, oc, oh, ow, off;
   };
   conv2d_shape s;
   core::conv_dims d;
-  const X* x;
-  const Wt* w;
+  conv_operand<A> x, w;
   const A* bias;
   A* y;
-  conv_forward_op(const conv2d_shape& s_, const X* x_, const Wt* w_, const A* bias_, A* y_)
+  conv_forward_op(const conv2d_shape& s_, conv_operand<A> x_, conv_operand<A> w_, const A* bias_, A* y_)
       : s(s_), d(s_), x(x_), w(w_), bias(bias_), y(y_) {}
   BITEXACT_HD std::size_t elements() const { return d.N * d.OC * d.OH * d.OW; }
   BITEXACT_HD std::size_t k() const { return d.k_forward(); }
@@ -111,15 +134,13 @@ struct conv_forward_op {
   BITEXACT_HD A a(const element& el, std::size_t k) const {
     return core::conv_forward_x_term<A>(s, d, x, el.n, el.oc, el.oh, el.ow, k);
   }
-  BITEXACT_HD A b(const element& el, std::size_t k) const {
-    return static_cast<A>(core::widen(w[el.oc * d.k_forward() + k]));
-  }
+  BITEXACT_HD A b(const element& el, std::size_t k) const { return w[el.oc * d.k_forward() + k]; }
   BITEXACT_HD bool has_start() const { return bias != nullptr; }
   BITEXACT_HD A start(const element& el) const { return bias[el.oc]; }
   BITEXACT_HD void store(const element& el, A v) const { y[el.off] = v; }
 };
 
-template <class A, class Wt>
+template <class A>
 struct conv_backward_data_op {
   struct element {
     std::size_t n, ic, ih, iw, off;
@@ -127,9 +148,9 @@ struct conv_backward_data_op {
   conv2d_shape s;
   core::conv_dims d;
   const A* dy;
-  const Wt* w;
+  conv_operand<A> w;
   A* dx;
-  conv_backward_data_op(const conv2d_shape& s_, const A* dy_, const Wt* w_, A* dx_)
+  conv_backward_data_op(const conv2d_shape& s_, const A* dy_, conv_operand<A> w_, A* dx_)
       : s(s_), d(s_), dy(dy_), w(w_), dx(dx_) {}
   BITEXACT_HD std::size_t elements() const { return d.N * d.C * d.H * d.W; }
   BITEXACT_HD std::size_t k() const { return d.k_backward_data(); }
@@ -148,23 +169,35 @@ struct conv_backward_data_op {
   BITEXACT_HD void store(const element& el, A v) const { dx[el.off] = v; }
 };
 
-template <class A, class X>
+/// dw[oc][icg][r][c] (elements [0, OC * Cg * kh * kw), dw's order) and, when dbias is not null,
+/// dbias[oc] (the OC elements after them: the same K' of dy * 1, each step a rounded add; exact:
+/// the exact sum).
+template <class A>
 struct conv_backward_weight_op {
   struct element {
     std::size_t oc, icg, r, c, off;
+    bool bias;
   };
   conv2d_shape s;
   core::conv_dims d;
-  const X* x;
+  conv_operand<A> x;
   const A* dy;
   A* dw;
-  conv_backward_weight_op(const conv2d_shape& s_, const X* x_, const A* dy_, A* dw_)
-      : s(s_), d(s_), x(x_), dy(dy_), dw(dw_) {}
-  BITEXACT_HD std::size_t elements() const { return d.OC * d.k_forward(); }
+  A* dbias;
+  conv_backward_weight_op(const conv2d_shape& s_, conv_operand<A> x_, const A* dy_, A* dw_, A* dbias_)
+      : s(s_), d(s_), x(x_), dy(dy_), dw(dw_), dbias(dbias_) {}
+  BITEXACT_HD std::size_t weights() const { return d.OC * d.k_forward(); }
+  BITEXACT_HD std::size_t elements() const { return weights() + (dbias ? d.OC : 0); }
   BITEXACT_HD std::size_t k() const { return d.k_backward_weight(); }
   BITEXACT_HD element at(std::size_t e) const {
     element el;
-    el.off = e;  // dw[oc][icg][r][c]
+    el.off = e;
+    el.bias = e >= weights();
+    if (el.bias) {
+      el.oc = e - weights();
+      el.icg = el.r = el.c = 0;
+      return el;
+    }
     el.c = e % d.KW;
     el.r = (e / d.KW) % d.KH;
     el.icg = (e / (d.KW * d.KH)) % d.Cg;
@@ -175,34 +208,16 @@ struct conv_backward_weight_op {
     return core::conv_backward_weight_dy_term<A>(s, d, dy, el.oc, k);
   }
   BITEXACT_HD A b(const element& el, std::size_t k) const {
-    return core::conv_backward_weight_x_term<A>(s, d, x, el.oc, el.icg, el.r, el.c, k);
+    return el.bias ? A(1) : core::conv_backward_weight_x_term<A>(s, d, x, el.oc, el.icg, el.r, el.c, k);
   }
   BITEXACT_HD bool has_start() const { return false; }
   BITEXACT_HD A start(const element&) const { return A(0); }
-  BITEXACT_HD void store(const element& el, A v) const { dw[el.off] = v; }
-};
-
-/// dbias[oc]: backward-weight's K' of dy * 1 (each step a rounded add; exact: the exact sum).
-template <class A>
-struct conv_backward_bias_op {
-  struct element {
-    std::size_t oc;
-  };
-  conv2d_shape s;
-  core::conv_dims d;
-  const A* dy;
-  A* dbias;
-  conv_backward_bias_op(const conv2d_shape& s_, const A* dy_, A* dbias_) : s(s_), d(s_), dy(dy_), dbias(dbias_) {}
-  BITEXACT_HD std::size_t elements() const { return d.OC; }
-  BITEXACT_HD std::size_t k() const { return d.k_backward_weight(); }
-  BITEXACT_HD element at(std::size_t e) const { return element{e}; }
-  BITEXACT_HD A a(const element& el, std::size_t k) const {
-    return core::conv_backward_weight_dy_term<A>(s, d, dy, el.oc, k);
+  BITEXACT_HD void store(const element& el, A v) const {
+    if (el.bias)
+      dbias[el.oc] = v;
+    else
+      dw[el.off] = v;
   }
-  BITEXACT_HD A b(const element&, std::size_t) const { return A(1); }
-  BITEXACT_HD bool has_start() const { return false; }
-  BITEXACT_HD A start(const element&) const { return A(0); }
-  BITEXACT_HD void store(const element& el, A v) const { dbias[el.oc] = v; }
 };
 
 namespace conv_detail {
@@ -308,83 +323,76 @@ BITEXACT_HD A finish_exact(const Op& op, const typename Op::element& el, core::e
 // ---------------------------------------------------------------------------------------------
 // Convolution bodies
 
-/// fixed_order: one thread per (element, split), split-major. S == 1: the whole chain and the
-/// epilogue; S > 1: the partials of the split's chunks into partials[chunk * E + e].
+/// fixed_order, two passes of one body (one kernel). fold == false: one thread per (element,
+/// split), split-major; S == 1: the whole chain and the epilogue; S > 1: the partials of the
+/// split's chunks into partials[chunk * E + e]. fold == true (S > 1 only): one thread per
+/// element folds its chunk partials left to right, then the epilogue.
 template <class A, class Op>
-BITEXACT_HD void conv_fixed_order_body(const thread_index& ti, const Op& op, const gemm_plan& p, A* partials) {
+BITEXACT_HD void conv_fixed_order_body(const thread_index& ti, const Op& op, const gemm_plan& p, A* partials,
+                                       bool fold) {
   const std::uint64_t E = p.m;
-  const std::uint64_t units = E * p.splits;
+  const std::uint64_t units = fold ? E : E * p.splits;
   for (std::uint64_t u = ti.global(); u < units; u += ti.threads()) {
-    const unsigned s = static_cast<unsigned>(u / E);
-    const std::size_t e = static_cast<std::size_t>(u % E);
+    const unsigned s = fold ? 0u : static_cast<unsigned>(u / E);
+    const std::size_t e = static_cast<std::size_t>(fold ? u : u % E);
     const typename Op::element el = op.at(e);
     auto av = [&](std::size_t k) { return op.a(el, k); };
     auto bv = [&](std::size_t k) { return op.b(el, k); };
-    if (p.splits == 1) {
-      op.store(el, conv_detail::finish_fixed<A>(op, el, core::gemm_fixed_order_sum<A>(p.k, av, bv)));
+    if (!fold && p.splits > 1) {
+      const std::size_t c1 = p.chunk_begin(s + 1);
+      for (std::size_t ch = p.chunk_begin(s); ch < c1; ++ch) {
+        const std::size_t k0 = ch * core::gemm_k_chunk;
+        const std::size_t k1 = (p.k - k0 < core::gemm_k_chunk) ? p.k : k0 + core::gemm_k_chunk;
+        partials[ch * E + e] = core::gemm_chunk_partial<A>(k0, k1, av, bv);
+      }
       continue;
     }
-    const std::size_t c1 = p.chunk_begin(s + 1);
-    for (std::size_t ch = p.chunk_begin(s); ch < c1; ++ch) {
-      const std::size_t k0 = ch * core::gemm_k_chunk;
-      const std::size_t k1 = (p.k - k0 < core::gemm_k_chunk) ? p.k : k0 + core::gemm_k_chunk;
-      partials[ch * E + e] = core::gemm_chunk_partial<A>(k0, k1, av, bv);
+    A sum = A(0);
+    if (fold) {
+      for (std::size_t ch = 0; ch < p.chunks; ++ch) {
+        const A part = partials[ch * E + e];
+        sum = ch == 0 ? part : core::gemm_combine(sum, part);
+      }
+    } else {
+      sum = core::gemm_fixed_order_sum<A>(p.k, av, bv);
     }
+    op.store(el, conv_detail::finish_fixed<A>(op, el, sum));
   }
 }
 
-/// fixed_order with S > 1: folds each element's chunk partials left to right, then the epilogue.
+/// exact, two passes of one body (one kernel). merge == false: one thread per (element, split);
+/// the exact products of k in [K * s / S, K * (s + 1) / S); S == 1 rounds into the output, S > 1
+/// stores the normalized accumulator (gemm_exact_words<A> int64 per (split, element),
+/// split-major). merge == true (S > 1 only): one thread per element merges its splits'
+/// accumulators (integer addition) and rounds once.
 template <class A, class Op>
-BITEXACT_HD void conv_fold_body(const thread_index& ti, const Op& op, const gemm_plan& p, const A* partials) {
+BITEXACT_HD void conv_exact_body(const thread_index& ti, const Op& op, const gemm_plan& p, std::int64_t* ws,
+                                 bool merge) {
+  using acc_t = core::exact_accumulator<A>;
   const std::uint64_t E = p.m;
-  for (std::uint64_t e = ti.global(); e < E; e += ti.threads()) {
-    A s = A(0);
-    for (std::size_t ch = 0; ch < p.chunks; ++ch) {
-      const A part = partials[ch * E + e];
-      s = ch == 0 ? part : core::gemm_combine(s, part);
-    }
-    const typename Op::element el = op.at(static_cast<std::size_t>(e));
-    op.store(el, conv_detail::finish_fixed<A>(op, el, s));
-  }
-}
-
-/// exact: one thread per (element, split); S == 1 rounds into the output, S > 1 stores the
-/// normalized accumulator (gemm_exact_words<A> int64 per (split, element), split-major).
-template <class A, class Op>
-BITEXACT_HD void conv_exact_body(const thread_index& ti, const Op& op, const gemm_plan& p, std::int64_t* ws) {
-  const std::uint64_t E = p.m;
-  const std::uint64_t units = E * p.splits;
+  const std::uint64_t units = merge ? E : E * p.splits;
   for (std::uint64_t u = ti.global(); u < units; u += ti.threads()) {
-    const unsigned s = static_cast<unsigned>(u / E);
-    const std::size_t e = static_cast<std::size_t>(u % E);
+    const unsigned s = merge ? 0u : static_cast<unsigned>(u / E);
+    const std::size_t e = static_cast<std::size_t>(merge ? u : u % E);
     const typename Op::element el = op.at(e);
-    core::exact_accumulator<A> acc;
-    const std::size_t k1 = p.k_begin(s + 1);
-    for (std::size_t k = p.k_begin(s); k < k1; ++k) acc.add_product(op.a(el, k), op.b(el, k));
-    if (p.splits == 1) {
+    acc_t acc;
+    if (merge) {
+      for (unsigned q = 0; q < p.splits; ++q) {
+        const std::int64_t* w = ws + (q * E + e) * gemm_exact_words<A>;
+        acc.merge(acc_t::from_digits(w, static_cast<std::uint32_t>(w[acc_t::digit_count])));
+      }
+    } else {
+      const std::size_t k1 = p.k_begin(s + 1);
+      for (std::size_t k = p.k_begin(s); k < k1; ++k) acc.add_product(op.a(el, k), op.b(el, k));
+    }
+    if (merge || p.splits == 1) {
       op.store(el, conv_detail::finish_exact<A>(op, el, acc));
     } else {
       acc.normalize();
       std::int64_t* w = ws + u * gemm_exact_words<A>;
-      for (int dg = 0; dg < core::exact_accumulator<A>::digit_count; ++dg) w[dg] = acc.digit(dg);
-      w[core::exact_accumulator<A>::digit_count] = static_cast<std::int64_t>(acc.flags());
+      for (int dg = 0; dg < acc_t::digit_count; ++dg) w[dg] = acc.digit(dg);
+      w[acc_t::digit_count] = static_cast<std::int64_t>(acc.flags());
     }
-  }
-}
-
-/// exact with S > 1: merges the splits' accumulators (integer addition) and rounds once.
-template <class A, class Op>
-BITEXACT_HD void conv_exact_merge_body(const thread_index& ti, const Op& op, const gemm_plan& p, const std::int64_t* ws) {
-  using acc_t = core::exact_accumulator<A>;
-  const std::uint64_t E = p.m;
-  for (std::uint64_t e = ti.global(); e < E; e += ti.threads()) {
-    acc_t acc;
-    for (unsigned s = 0; s < p.splits; ++s) {
-      const std::int64_t* w = ws + (s * E + e) * gemm_exact_words<A>;
-      acc.merge(acc_t::from_digits(w, static_cast<std::uint32_t>(w[acc_t::digit_count])));
-    }
-    const typename Op::element el = op.at(static_cast<std::size_t>(e));
-    op.store(el, conv_detail::finish_exact<A>(op, el, acc));
   }
 }
 
