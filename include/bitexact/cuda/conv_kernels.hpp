@@ -311,11 +311,41 @@ BITEXACT_HD A finish_fixed(const Op& op, const typename Op::element& el, A s) {
   return op.has_start() ? core::gemm_epilogue(A(1), s, A(1), op.start(el)) : core::gemm_epilogue(A(1), s, A(0), A(0));
 }
 
+// The exact accumulator's operations, out of line in device code: compiled once per type and
+// architecture and shared by every op's kernel (inlined into each, they were most of nvcc's
+// time on this header). Host code (the emulation) inlines as usual.
+#if defined(__CUDACC__)
+#define BITEXACT_CONV_NOINLINE __noinline__
+#else
+#define BITEXACT_CONV_NOINLINE
+#endif
+template <class A>
+BITEXACT_HD BITEXACT_CONV_NOINLINE void exact_add_product(core::exact_accumulator<A>& acc, A a, A b) {
+  acc.add_product(a, b);
+}
+template <class A>
+BITEXACT_HD BITEXACT_CONV_NOINLINE void exact_merge_stored(core::exact_accumulator<A>& acc, const std::int64_t* w) {
+  using acc_t = core::exact_accumulator<A>;
+  acc.merge(acc_t::from_digits(w, static_cast<std::uint32_t>(w[acc_t::digit_count])));
+}
+template <class A>
+BITEXACT_HD BITEXACT_CONV_NOINLINE void exact_store(core::exact_accumulator<A>& acc, std::int64_t* w) {
+  using acc_t = core::exact_accumulator<A>;
+  acc.normalize();
+  for (int dg = 0; dg < acc_t::digit_count; ++dg) w[dg] = acc.digit(dg);
+  w[acc_t::digit_count] = static_cast<std::int64_t>(acc.flags());
+}
+/// + start (when has_start) exactly, then one rounding.
+template <class A>
+BITEXACT_HD BITEXACT_CONV_NOINLINE A exact_round(core::exact_accumulator<A>& acc, bool has_start, A start) {
+  if (has_start) acc.add(start);
+  return acc.round();
+}
+
 /// The exact epilogue: + start exactly, one rounding.
 template <class A, class Op>
 BITEXACT_HD A finish_exact(const Op& op, const typename Op::element& el, core::exact_accumulator<A>& acc) {
-  if (op.has_start()) acc.add(op.start(el));
-  return acc.round();
+  return exact_round<A>(acc, op.has_start(), op.has_start() ? op.start(el) : A(0));
 }
 
 }  // namespace conv_detail
@@ -377,22 +407,15 @@ BITEXACT_HD void conv_exact_body(const thread_index& ti, const Op& op, const gem
     const typename Op::element el = op.at(e);
     acc_t acc;
     if (merge) {
-      for (unsigned q = 0; q < p.splits; ++q) {
-        const std::int64_t* w = ws + (q * E + e) * gemm_exact_words<A>;
-        acc.merge(acc_t::from_digits(w, static_cast<std::uint32_t>(w[acc_t::digit_count])));
-      }
+      for (unsigned q = 0; q < p.splits; ++q) conv_detail::exact_merge_stored<A>(acc, ws + (q * E + e) * gemm_exact_words<A>);
     } else {
       const std::size_t k1 = p.k_begin(s + 1);
-      for (std::size_t k = p.k_begin(s); k < k1; ++k) acc.add_product(op.a(el, k), op.b(el, k));
+      for (std::size_t k = p.k_begin(s); k < k1; ++k) conv_detail::exact_add_product<A>(acc, op.a(el, k), op.b(el, k));
     }
-    if (merge || p.splits == 1) {
+    if (merge || p.splits == 1)
       op.store(el, conv_detail::finish_exact<A>(op, el, acc));
-    } else {
-      acc.normalize();
-      std::int64_t* w = ws + u * gemm_exact_words<A>;
-      for (int dg = 0; dg < acc_t::digit_count; ++dg) w[dg] = acc.digit(dg);
-      w[acc_t::digit_count] = static_cast<std::int64_t>(acc.flags());
-    }
+    else
+      conv_detail::exact_store<A>(acc, ws + u * gemm_exact_words<A>);
   }
 }
 
