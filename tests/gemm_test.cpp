@@ -407,36 +407,48 @@ TEST(GemmErrors, FlushToZeroIsRefused) {
 
 /// As check_one, with optional specials sprinkled into A and B (Inf, NaN, -0, huge values that
 /// overflow a chunk) and a row of B of zeros against negative A (a chain of -0 products).
+/// T is the input type (float, double, or bfloat16 with float C).
 template <class T>
-void check_stream(const shape& s, transpose ta, transpose tb, T alpha, T beta, execution ex, std::uint64_t seed,
-                  bool specials) {
+void check_stream(const shape& s, transpose ta, transpose tb, out_t<T> alpha, out_t<T> beta, execution ex,
+                  std::uint64_t seed, bool specials) {
+  using C = out_t<T>;
+  auto in = [](C v) {
+    if constexpr (std::is_same<T, bfloat16>::value)
+      return bfloat16::from_float(v);
+    else
+      return v;
+  };
   const bool an = ta == transpose::no, bn = tb == transpose::no;
   const std::size_t ar = an ? s.m : s.k, ac = an ? s.k : s.m, br = bn ? s.k : s.n, bc = bn ? s.n : s.k;
   const std::size_t pad = 5, off = 1;
   const std::size_t lda = ac + pad, ldb = bc + pad + 2, ldc = s.n + pad;
   std::vector<T> a = data<T>(ar * lda + off, seed), b = data<T>(br * ldb + off, seed + 1);
   if (specials) {
-    const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
-    for (std::size_t q = off; q < a.size(); q += 89) a[q] = -T(0);
+    const T inf = in(std::numeric_limits<C>::infinity()), nan = in(std::numeric_limits<C>::quiet_NaN());
+    T biggest;  // the largest finite value of T (bfloat16: 0x7f7f)
+    if constexpr (std::is_same<T, bfloat16>::value)
+      biggest = bfloat16::from_bits(0x7f7f);
+    else
+      biggest = std::numeric_limits<T>::max();
+    for (std::size_t q = off; q < a.size(); q += 89) a[q] = in(-C(0));
     for (std::size_t q = off + 3; q < b.size(); q += 997) b[q] = inf;
     for (std::size_t q = off + 5; q < b.size(); q += 1733) b[q] = nan;
-    for (std::size_t q = off + 7; q < b.size(); q += 1291) b[q] = std::numeric_limits<T>::max();
+    for (std::size_t q = off + 7; q < b.size(); q += 1291) b[q] = biggest;
     // output column 2 (when it exists): B's entries 0 and A's entries negative -> -0 products
     if (s.n > 2) {
-      for (std::size_t kk = 0; kk < s.k; ++kk) b[off + (bn ? kk * ldb + 2 : 2 * ldb + kk)] = T(0);
+      for (std::size_t kk = 0; kk < s.k; ++kk) b[off + (bn ? kk * ldb + 2 : 2 * ldb + kk)] = in(C(0));
       for (std::size_t kk = 0; kk < s.k; ++kk) {
         T& v = a[off + (an ? kk : kk * lda)];  // row 0 of op(A)
-        v = -std::fabs(v);
+        v = in(-std::fabs(static_cast<C>(core::widen(v))));
       }
     }
   }
-  const std::vector<T> c0 = data<T>(s.m * ldc + off + pad, seed + 2);
-  std::vector<T> want = c0, got = c0;
-  reference::gemm_fixed_order<T, T>(ta, tb, s.m, s.n, s.k, alpha, a.data() + off, lda, b.data() + off, ldb, beta,
+  const std::vector<C> c0 = data<C>(s.m * ldc + off + pad, seed + 2);
+  std::vector<C> want = c0, got = c0;
+  reference::gemm_fixed_order<C, T>(ta, tb, s.m, s.n, s.k, alpha, a.data() + off, lda, b.data() + off, ldb, beta,
                                     want.data() + off, ldc);
-  gemm<T>(ta, tb, s.m, s.n, s.k, alpha, a.data() + off, lda, b.data() + off, ldb, beta, got.data() + off, ldc,
-          tier::fixed_order, ex);
-  ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(T)))
+  call_gemm<T>(ta, tb, s.m, s.n, s.k, alpha, a.data() + off, lda, b.data() + off, ldb, beta, got.data() + off, ldc, ex);
+  ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(C)))
       << "m=" << s.m << " n=" << s.n << " k=" << s.k << " ta=" << int(ta) << " tb=" << int(tb) << " alpha=" << alpha
       << " beta=" << beta << " isa=" << isa_name(ex.simd) << " threads=" << ex.threads << " specials=" << specials;
 }
@@ -456,8 +468,9 @@ void stream_matrix() {
           const transpose ta = (t & 1) ? transpose::yes : transpose::no, tb = (t & 2) ? transpose::no : transpose::yes;
           const std::size_t n = ns[(m + t) % 2], k = ks[(m + t + threads) % 3];
           ++seed;
-          const T alpha = (seed % 2) ? T(1) : T(-0.75);
-          const T beta = (seed % 3 == 0) ? T(0) : (seed % 3 == 1) ? T(1) : T(0.5);
+          using C = out_t<T>;
+          const C alpha = (seed % 2) ? C(1) : C(-0.75);
+          const C beta = (seed % 3 == 0) ? C(0) : (seed % 3 == 1) ? C(1) : C(0.5);
           check_stream<T>({m, n, k}, ta, tb, alpha, beta, execution{threads, i}, seed, m <= 2 && t < 2);
           if (::testing::Test::HasFatalFailure()) return;
         }
@@ -465,6 +478,8 @@ void stream_matrix() {
 
 TEST(GemmStream, Float) { stream_matrix<float>(); }
 TEST(GemmStream, Double) { stream_matrix<double>(); }
+/// bfloat16 A and B (float C): the stream kernels widen in registers on AVX2+FMA3 and AVX-512.
+TEST(GemmStream, Bfloat16) { stream_matrix<bfloat16>(); }
 
 /// The shapes above really split the outputs among the threads (no split-K, one part per thread).
 TEST(GemmStream, ThreadsSplitOutputs) {

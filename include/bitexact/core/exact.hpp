@@ -350,16 +350,23 @@ class exact_accumulator {
     if (++pending_ >= (1u << 30)) normalize();
   }
 
-  /// `count` (<= 64) bits starting at bit index `from` of the normalized non-negative value.
+  /// `count` (<= 64) bits starting at bit index `from` of the normalized non-negative value
+  /// (bits below index 0 are dropped: the result then holds bits 0 .. from + count - 1). Reads
+  /// the (at most three) 32-bit digits that hold them, not bit by bit.
   BITEXACT_HD std::uint64_t bits(int from, int count) const {
-    if (count <= 0) return 0;
-    std::uint64_t r = 0;
-    for (int i = count - 1; i >= 0; --i) {
-      const int b = from + i;
-      if (b < 0) continue;
-      r = (r << 1) | ((static_cast<std::uint64_t>(d_[b >> 5]) >> (b & 31)) & 1);
+    if (from < 0) {
+      count += from;
+      from = 0;
     }
-    return r;
+    if (count <= 0) return 0;
+    const int k = from >> 5, s = from & 31;
+    const std::uint64_t lo = digit32(k) | (digit32(k + 1) << 32);
+    const std::uint64_t v = s ? (lo >> s) | (digit32(k + 2) << (64 - s)) : lo;
+    return count >= 64 ? v : v & ((std::uint64_t(1) << count) - 1);
+  }
+  /// Digit j's 32 bits (0 above the top digit).
+  BITEXACT_HD std::uint64_t digit32(int j) const {
+    return j < digit_count ? static_cast<std::uint64_t>(d_[j]) & 0xffffffffu : 0;
   }
   /// Whether any bit below index `to` is set.
   BITEXACT_HD bool any_below(int to) const {

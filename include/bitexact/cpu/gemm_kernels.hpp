@@ -81,6 +81,9 @@ struct gemm_vec_avx512_f32 {
   using reg = __m512;
   static constexpr int W = 16;
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static reg load(const bfloat16* p) {  // exact widening: bits << 16
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+  }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
   static reg set1(float x) { return _mm512_set1_ps(x); }
@@ -116,6 +119,9 @@ struct gemm_vec_avx2_f32 {
   using reg = __m256;
   static constexpr int W = 8;
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static reg load(const bfloat16* p) {  // exact widening: bits << 16
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static reg set1(float x) { return _mm256_set1_ps(x); }
@@ -425,10 +431,7 @@ inline void gemm_transpose8_pd(__m512d r[8]) {
   }
 }
 inline __m512 gemm_load16(const float* p) { return _mm512_loadu_ps(p); }
-inline __m512 gemm_load16(const bfloat16* p) {  // exact widening: bits << 16
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
+inline __m512 gemm_load16(const bfloat16* p) { return gemm_vec_avx512_f32::load(p); }
 
 /// op(B) stored transposed (columns contiguous in k): full NR-wide panels by 16 x 16 (float,
 /// bfloat16) or 8 x 8 (double) register transposes; returns the k handled (a multiple of the tile).
@@ -583,11 +586,12 @@ T* gemm_scratch(std::size_t count) {
 #endif
 
 /// One gemm problem, row-major; op(A)(i, k) = a[i * a_rs + k * a_ks], op(B)(k, j) = b[k * b_ks + j * b_cs].
-template <class T, class In>
+/// InA: the type of A (the stream kernels read bfloat16 B with A already widened to float).
+template <class T, class In, class InA = In>
 struct gemm_problem {
   std::size_t m, n, k;
   T alpha, beta;
-  const In* a;
+  const InA* a;
   std::size_t a_rs, a_ks;
   const In* b;
   std::size_t b_ks, b_cs;
@@ -659,8 +663,8 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
 /// Few rows of C (decode shapes, m <= 4) and B rows contiguous: B streams row by row (the
 /// order the hardware prefetcher follows) into M rows of chunk partials held in L1, over
 /// column blocks of NB; each element's chain is still fma over k in order from +0 per chunk.
-template <class Arch, class T, int M>
-void gemm_rowstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t j0, std::size_t j1, T* s,
+template <class Arch, class T, int M, class In, class InA>
+void gemm_rowstream(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::size_t j0, std::size_t j1, T* s,
                     std::size_t lds) {
   using MK = gemm_micro<Arch, T>;
   using V = typename MK::V;
@@ -680,21 +684,22 @@ void gemm_rowstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t j0
       const std::size_t k0 = ch * KC, k1 = std::min(pr.k, k0 + KC);
       std::fill(p, p + M * NB, T(0));
       for (std::size_t k = k0; k < k1; ++k) {
-        const T* brow = pr.b + k * pr.b_ks + jb;
+        const In* brow = pr.b + k * pr.b_ks + jb;
         T av[M];
         reg va[M];
         for (int i = 0; i < M; ++i) {
-          av[i] = pr.a[(i0 + i) * pr.a_rs + k * pr.a_ks];
+          av[i] = static_cast<T>(core::widen(pr.a[(i0 + i) * pr.a_rs + k * pr.a_ks]));
           va[i] = V::set1(av[i]);
         }
         for (std::size_t j = 0; j < nv; j += W) {
-          if (j % (64 / sizeof(T)) == 0) gemm_prefetch(brow + j + 2048 / sizeof(T) * 2);
+          if (j % (64 / sizeof(In)) == 0) gemm_prefetch(brow + j + 2048 / sizeof(In) * 2);
           const reg bv = V::load(brow + j);
 #pragma GCC unroll 8
           for (int i = 0; i < M; ++i) V::store(p + i * NB + j, V::fma(va[i], bv, V::load(p + i * NB + j)));
         }
         for (std::size_t j = nv; j < nb; ++j)
-          for (int i = 0; i < M; ++i) p[i * NB + j] = core::fused_fma(av[i], brow[j], p[i * NB + j]);
+          for (int i = 0; i < M; ++i)
+            p[i * NB + j] = core::fused_fma(av[i], static_cast<T>(core::widen(brow[j])), p[i * NB + j]);
       }
       for (int i = 0; i < M; ++i) {
         const std::size_t row = i0 + static_cast<std::size_t>(i);
@@ -725,6 +730,9 @@ struct gemm_nt_avx512<float> {
   static constexpr int W = 16;
   static mask mask_of(std::size_t cnt) { return cnt >= 16 ? mask(0xFFFF) : static_cast<mask>((1u << cnt) - 1u); }
   static reg loadz(mask mk, const float* p) { return _mm512_maskz_loadu_ps(mk, p); }
+  static reg loadz(mask mk, const bfloat16* p) {  // exact widening: bits << 16
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mk, p)), 16));
+  }
   static void store(float* p, mask mk, reg v) { _mm512_mask_storeu_ps(p, mk, v); }
   static void transpose(reg r[16]) { gemm_transpose16_ps(r); }
 };
@@ -749,18 +757,18 @@ struct gemm_nt_avx512<double> {
 /// group it shares a vector with change nothing. B streams once, W rows at a time (R rows of A
 /// reuse each transposed block); a chunk's last k < W steps use masked loads and only the
 /// valid FMAs (padding never enters a chain).
-template <class T, int R>
-void gemm_ntstream_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t jg, std::size_t cnt) {
+template <class T, int R, class In, class InA>
+void gemm_ntstream_rows(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::size_t jg, std::size_t cnt) {
   using N = gemm_nt_avx512<T>;
   using V = typename N::V;
   using reg = typename N::reg;
   constexpr int W = N::W;
   constexpr std::size_t KC = core::gemm_k_chunk;
   const std::size_t K = pr.k;
-  const T* row[W];
+  const In* row[W];
   for (int l = 0; l < W; ++l)  // lanes past the last column re-read a valid row (never stored)
     row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
-  const T* arow[R];
+  const InA* arow[R];
   for (int q = 0; q < R; ++q) arow[q] = pr.a + (i0 + static_cast<std::size_t>(q)) * pr.a_rs;
   const std::size_t aks = pr.a_ks;
   reg s[R];
@@ -777,7 +785,7 @@ void gemm_ntstream_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_
 #pragma GCC unroll 16
       for (int t = 0; t < W; ++t)
 #pragma GCC unroll 8
-        for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k + t) * aks]), r[t], p[q]);
+        for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(core::widen(arow[q][(k + t) * aks])), r[t], p[q]);
     }
     if (k < k1) {  // the chunk's last k1 - k < W steps
       const std::size_t rem = k1 - k;
@@ -786,7 +794,7 @@ void gemm_ntstream_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_
       for (int l = 0; l < W; ++l) r[l] = N::loadz(mk, row[l] + k);
       N::transpose(r);
       for (std::size_t t = 0; t < rem; ++t)
-        for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k + t) * aks]), r[t], p[q]);
+        for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(core::widen(arow[q][(k + t) * aks])), r[t], p[q]);
     }
     for (int q = 0; q < R; ++q) s[q] = k0 == 0 ? p[q] : V::add(s[q], p[q]);
   }
@@ -803,8 +811,8 @@ void gemm_ntstream_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_
 /// gemm_ntstream for more than 8 rows of op(A): each canonical chunk of a W-column group is
 /// transposed once into an L1 panel (kc x W), then every row pass of up to 8 rows reads it; the
 /// running totals S of all rows live in a small buffer. The same chains as gemm_ntstream_rows.
-template <class T, int R>
-void gemm_ntstream_panel_rows(const T* panel, std::size_t kc, const T* const* arow, std::size_t aks, std::size_t k0,
+template <class T, int R, class InA>
+void gemm_ntstream_panel_rows(const T* panel, std::size_t kc, const InA* const* arow, std::size_t aks, std::size_t k0,
                               T* srows, bool first) {
   using N = gemm_nt_avx512<T>;
   using V = typename N::V;
@@ -815,13 +823,13 @@ void gemm_ntstream_panel_rows(const T* panel, std::size_t kc, const T* const* ar
   for (std::size_t t = 0; t < kc; ++t) {
     const reg v = V::load(panel + t * W);
 #pragma GCC unroll 8
-    for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(arow[q][(k0 + t) * aks]), v, p[q]);
+    for (int q = 0; q < R; ++q) p[q] = V::fma(V::set1(core::widen(arow[q][(k0 + t) * aks])), v, p[q]);
   }
   for (int q = 0; q < R; ++q) V::store(srows + q * W, first ? p[q] : V::add(V::load(srows + q * W), p[q]));
 }
 
-template <class T>
-void gemm_ntstream_panel(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t jg,
+template <class T, class In, class InA>
+void gemm_ntstream_panel(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::size_t i1, std::size_t jg,
                          std::size_t cnt) {
   using N = gemm_nt_avx512<T>;
   using V = typename N::V;
@@ -831,10 +839,10 @@ void gemm_ntstream_panel(const gemm_problem<T, T>& pr, std::size_t i0, std::size
   alignas(64) T panel[KC * W];
   alignas(64) T srow[MAXR * W];
   const std::size_t K = pr.k, m = i1 - i0;
-  const T* row[W];
+  const In* row[W];
   for (int l = 0; l < W; ++l)
     row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
-  const T* arow[MAXR];
+  const InA* arow[MAXR];
   for (std::size_t q = 0; q < m; ++q) arow[q] = pr.a + (i0 + q) * pr.a_rs;
   for (std::size_t k0 = 0; k0 < K; k0 += KC) {
     const std::size_t k1 = std::min(K, k0 + KC), kc = k1 - k0;
@@ -851,14 +859,14 @@ void gemm_ntstream_panel(const gemm_problem<T, T>& pr, std::size_t i0, std::size
       const std::size_t r = std::min<std::size_t>(m - q, 8);
       T* sr = srow + q * W;
       switch (r) {
-        case 1: gemm_ntstream_panel_rows<T, 1>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
-        case 2: gemm_ntstream_panel_rows<T, 2>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
-        case 3: gemm_ntstream_panel_rows<T, 3>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
-        case 4: gemm_ntstream_panel_rows<T, 4>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
-        case 5: gemm_ntstream_panel_rows<T, 5>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
-        case 6: gemm_ntstream_panel_rows<T, 6>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
-        case 7: gemm_ntstream_panel_rows<T, 7>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
-        default: gemm_ntstream_panel_rows<T, 8>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 1: gemm_ntstream_panel_rows<T, 1, InA>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 2: gemm_ntstream_panel_rows<T, 2, InA>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 3: gemm_ntstream_panel_rows<T, 3, InA>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 4: gemm_ntstream_panel_rows<T, 4, InA>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 5: gemm_ntstream_panel_rows<T, 5, InA>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 6: gemm_ntstream_panel_rows<T, 6, InA>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        case 7: gemm_ntstream_panel_rows<T, 7, InA>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
+        default: gemm_ntstream_panel_rows<T, 8, InA>(panel, kc, arow + q, pr.a_ks, k0, sr, k0 == 0); break;
       }
       q += r;
     }
@@ -875,25 +883,25 @@ void gemm_ntstream_panel(const gemm_problem<T, T>& pr, std::size_t i0, std::size
 
 /// Rows [i0, i1) x columns [j0, j1) of C by gemm_ntstream_rows: column groups of W, rows of A in
 /// groups of up to 8 per pass over B's group (K > 0, alpha != 0, b_ks == 1).
-template <class T>
-void gemm_ntstream(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+template <class T, class In, class InA>
+void gemm_ntstream(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
   constexpr std::size_t W = gemm_nt_avx512<T>::W;
   for (std::size_t jg = j0; jg < j1; jg += W) {
     const std::size_t cnt = std::min(W, j1 - jg);
     if (BITEXACT_GEMM_NT_PANEL && i1 - i0 > 8) {
-      gemm_ntstream_panel<T>(pr, i0, i1, jg, cnt);
+      gemm_ntstream_panel<T, In, InA>(pr, i0, i1, jg, cnt);
       continue;
     }
     for (std::size_t i = i0; i < i1;) {
       switch (std::min<std::size_t>(i1 - i, 8)) {
-        case 1: gemm_ntstream_rows<T, 1>(pr, i, jg, cnt); i += 1; break;
-        case 2: gemm_ntstream_rows<T, 2>(pr, i, jg, cnt); i += 2; break;
-        case 3: gemm_ntstream_rows<T, 3>(pr, i, jg, cnt); i += 3; break;
-        case 4: gemm_ntstream_rows<T, 4>(pr, i, jg, cnt); i += 4; break;
-        case 5: gemm_ntstream_rows<T, 5>(pr, i, jg, cnt); i += 5; break;
-        case 6: gemm_ntstream_rows<T, 6>(pr, i, jg, cnt); i += 6; break;
-        case 7: gemm_ntstream_rows<T, 7>(pr, i, jg, cnt); i += 7; break;
-        default: gemm_ntstream_rows<T, 8>(pr, i, jg, cnt); i += 8; break;
+        case 1: gemm_ntstream_rows<T, 1, In, InA>(pr, i, jg, cnt); i += 1; break;
+        case 2: gemm_ntstream_rows<T, 2, In, InA>(pr, i, jg, cnt); i += 2; break;
+        case 3: gemm_ntstream_rows<T, 3, In, InA>(pr, i, jg, cnt); i += 3; break;
+        case 4: gemm_ntstream_rows<T, 4, In, InA>(pr, i, jg, cnt); i += 4; break;
+        case 5: gemm_ntstream_rows<T, 5, In, InA>(pr, i, jg, cnt); i += 5; break;
+        case 6: gemm_ntstream_rows<T, 6, In, InA>(pr, i, jg, cnt); i += 6; break;
+        case 7: gemm_ntstream_rows<T, 7, In, InA>(pr, i, jg, cnt); i += 7; break;
+        default: gemm_ntstream_rows<T, 8, In, InA>(pr, i, jg, cnt); i += 8; break;
       }
     }
   }
@@ -915,7 +923,13 @@ struct gemm_nt_ymm<float> {
   static reg pair(const float* lo, const float* hi) {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(lo)), _mm_loadu_ps(hi), 1);
   }
-  static void block(const float* const* row, std::size_t k, reg* v) {
+  static reg pair(const bfloat16* lo, const bfloat16* hi) {  // exact widening: bits << 16
+    const __m128i h = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(lo)),
+                                         _mm_loadl_epi64(reinterpret_cast<const __m128i*>(hi)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  template <class In>
+  static void block(const In* const* row, std::size_t k, reg* v) {
     for (int h = 0; h < 2; ++h) {  // k .. k+3, then k+4 .. k+7
       const std::size_t kk = k + 4 * static_cast<std::size_t>(h);
       // z_p, 128-bit lane L: row 4L + p at kk .. kk+3; an in-lane 4 x 4 transpose of z_0..z_3
@@ -938,7 +952,8 @@ struct gemm_nt_ymm<double> {
   static reg pair(const double* lo, const double* hi) {
     return _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_loadu_pd(lo)), _mm_loadu_pd(hi), 1);
   }
-  static void block(const double* const* row, std::size_t k, reg* v) {
+  template <class In>
+  static void block(const In* const* row, std::size_t k, reg* v) {
     for (int h = 0; h < 2; ++h) {  // z0 lanes: rows 0 | 2, z1: rows 1 | 3, at kk, kk+1
       const std::size_t kk = k + 2 * static_cast<std::size_t>(h);
       const reg z0 = pair(row[0] + kk, row[2] + kk), z1 = pair(row[1] + kk, row[3] + kk);
@@ -951,18 +966,18 @@ struct gemm_nt_ymm<double> {
 /// gemm_ntstream's 256-bit kernel: R rows of op(A) x G groups of W output columns (cnt <= G * W
 /// valid), each lane one output's canonical chain as in gemm_ntstream_rows; G independent groups
 /// keep G * R chains in flight (one chain alone waits on the FMA latency).
-template <class T, int G, int R>
-void gemm_ntstream_ymm_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t jg, std::size_t cnt) {
+template <class T, int G, int R, class In, class InA>
+void gemm_ntstream_ymm_rows(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::size_t jg, std::size_t cnt) {
   using N = gemm_nt_ymm<T>;
   using V = typename N::V;
   using reg = typename N::reg;
   constexpr int W = N::W, KB = N::KB, L = G * W;
   constexpr std::size_t KC = core::gemm_k_chunk;
   const std::size_t K = pr.k;
-  const T* row[L];
+  const In* row[L];
   for (int l = 0; l < L; ++l)  // lanes past the last column re-read a valid row (never stored)
     row[l] = pr.b + (jg + std::min<std::size_t>(static_cast<std::size_t>(l), cnt - 1)) * pr.b_cs;
-  const T* arow[R];
+  const InA* arow[R];
   for (int q = 0; q < R; ++q) arow[q] = pr.a + (i0 + static_cast<std::size_t>(q)) * pr.a_rs;
   const std::size_t aks = pr.a_ks;
   reg s[G][R];
@@ -986,7 +1001,7 @@ void gemm_ntstream_ymm_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::s
 #pragma GCC unroll 8
           for (int t = 0; t < KB; ++t)
 #pragma GCC unroll 4
-            for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + h + t) * aks]), v[t], p[g][q]);
+            for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(core::widen(arow[q][(k + h + t) * aks])), v[t], p[g][q]);
         }
     }
     for (; k + KB <= k1; k += KB)
@@ -994,12 +1009,12 @@ void gemm_ntstream_ymm_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::s
         reg v[KB];
         N::block(row + g * W, k, v);
         for (int t = 0; t < KB; ++t)
-          for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + t) * aks]), v[t], p[g][q]);
+          for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(core::widen(arow[q][(k + t) * aks])), v[t], p[g][q]);
       }
     if (k < k1) {  // the chunk's last k1 - k < KB steps, from a zero-padded copy (padding unused)
       const std::size_t rem = k1 - k;
-      T buf[L][KB] = {};
-      const T* brow[L];
+      In buf[L][KB] = {};
+      const In* brow[L];
       for (int l = 0; l < L; ++l) {
         for (std::size_t t = 0; t < rem; ++t) buf[l][t] = row[l][k + t];
         brow[l] = buf[l];
@@ -1008,7 +1023,7 @@ void gemm_ntstream_ymm_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::s
         reg v[KB];
         N::block(brow + g * W, 0, v);
         for (std::size_t t = 0; t < rem; ++t)
-          for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(arow[q][(k + t) * aks]), v[t], p[g][q]);
+          for (int q = 0; q < R; ++q) p[g][q] = V::fma(V::set1(core::widen(arow[q][(k + t) * aks])), v[t], p[g][q]);
       }
     }
     for (int g = 0; g < G; ++g)
@@ -1036,8 +1051,8 @@ void gemm_ntstream_ymm_rows(const gemm_problem<T, T>& pr, std::size_t i0, std::s
 
 /// Rows [i0, i1) x columns [j0, j1) by the 256-bit kernel: one row of op(A) with 4 column groups,
 /// two rows with 2, three or four rows with 1 (at most 4 rows per pass over B).
-template <class T>
-void gemm_ntstream_ymm(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
+template <class T, class In, class InA>
+void gemm_ntstream_ymm(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1) {
   constexpr std::size_t W = gemm_nt_ymm<T>::W;
   for (std::size_t i = i0; i < i1;) {
     const std::size_t r = std::min<std::size_t>(i1 - i, 4);
@@ -1045,10 +1060,10 @@ void gemm_ntstream_ymm(const gemm_problem<T, T>& pr, std::size_t i0, std::size_t
     for (std::size_t jg = j0; jg < j1; jg += span) {
       const std::size_t cnt = std::min(span, j1 - jg);
       switch (r) {
-        case 1: gemm_ntstream_ymm_rows<T, 4, 1>(pr, i, jg, cnt); break;
-        case 2: gemm_ntstream_ymm_rows<T, 2, 2>(pr, i, jg, cnt); break;
-        case 3: gemm_ntstream_ymm_rows<T, 1, 3>(pr, i, jg, cnt); break;
-        default: gemm_ntstream_ymm_rows<T, 1, 4>(pr, i, jg, cnt); break;
+        case 1: gemm_ntstream_ymm_rows<T, 4, 1, In, InA>(pr, i, jg, cnt); break;
+        case 2: gemm_ntstream_ymm_rows<T, 2, 2, In, InA>(pr, i, jg, cnt); break;
+        case 3: gemm_ntstream_ymm_rows<T, 1, 3, In, InA>(pr, i, jg, cnt); break;
+        default: gemm_ntstream_ymm_rows<T, 1, 4, In, InA>(pr, i, jg, cnt); break;
       }
     }
     i += r;
@@ -1091,6 +1106,47 @@ gemm_plan gemm_plan_for(std::size_t m, std::size_t n, std::size_t k, int threads
   p.tm = std::max<std::size_t>(1, std::min(t / p.tn, mpan));
   p.parts = p.tn * p.tm;
   return p;
+}
+
+
+/// Whether Arch has the op(B) = B^T stream kernels (gemm_ntstream*, which also widen bfloat16).
+template <class Arch>
+constexpr bool gemm_nt_arch() {
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+  if (std::is_same<Arch, xsimd::avx512bw>::value) return true;
+#endif
+#if defined(__AVX2__) && defined(__FMA__) && XSIMD_WITH_FMA3_AVX2
+  if (std::is_same<Arch, xsimd::fma3<xsimd::avx2>>::value) return true;
+#endif
+  return false;
+}
+
+/// The stream paths for the rows [0, r) of w (A already in T): gemm_ntstream* when nt, else
+/// gemm_rowstream. s / lds: the running total of those rows (see gemm_rowstream).
+template <class Arch, class T, class In>
+void gemm_stream(const gemm_problem<T, In, T>& w, std::size_t r, std::size_t j0, std::size_t j1, T* s, std::size_t lds,
+                 bool nt) {
+  if (nt) {
+#if defined(__AVX2__) && defined(__FMA__) && XSIMD_WITH_FMA3_AVX2
+    if constexpr (std::is_same<Arch, xsimd::fma3<xsimd::avx2>>::value) return gemm_ntstream_ymm<T, In, T>(w, 0, r, j0, j1);
+#endif
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+    if constexpr (std::is_same<Arch, xsimd::avx512bw>::value) {
+      if (r <= BITEXACT_GEMM_NT_YMM_MAX) return gemm_ntstream_ymm<T, In, T>(w, 0, r, j0, j1);
+      return gemm_ntstream<T, In, T>(w, 0, r, j0, j1);
+    }
+#endif
+  }
+  switch (r) {
+    case 1: return gemm_rowstream<Arch, T, 1>(w, 0, j0, j1, s, lds);
+    case 2: return gemm_rowstream<Arch, T, 2>(w, 0, j0, j1, s, lds);
+    case 3: return gemm_rowstream<Arch, T, 3>(w, 0, j0, j1, s, lds);
+    case 4: return gemm_rowstream<Arch, T, 4>(w, 0, j0, j1, s, lds);
+    case 5: return gemm_rowstream<Arch, T, 5>(w, 0, j0, j1, s, lds);
+    case 6: return gemm_rowstream<Arch, T, 6>(w, 0, j0, j1, s, lds);
+    case 7: return gemm_rowstream<Arch, T, 7>(w, 0, j0, j1, s, lds);
+    default: return gemm_rowstream<Arch, T, 8>(w, 0, j0, j1, s, lds);
+  }
 }
 
 /// C = alpha op(A) op(B) + beta C for m, n, k > 0 and alpha != 0, on `threads` threads.
@@ -1139,30 +1195,28 @@ void gemm_fixed_order_run(const gemm_problem<T, In>& pr, int threads) {
     const std::size_t j0 = std::min(n, npan * jt / tn * NR), j1 = std::min(n, npan * (jt + 1) / tn * NR);
     const std::size_t i0 = std::min(m, mpan * it / tm * MR), i1 = std::min(m, mpan * (it + 1) / tm * MR);
     if (i0 >= i1 || j0 >= j1) return;
-    if constexpr (std::is_same<T, In>::value) {
-#if defined(__AVX2__) && defined(__FMA__) && XSIMD_WITH_FMA3_AVX2
-      if constexpr (std::is_same<Arch, xsimd::fma3<xsimd::avx2>>::value)
-        if (pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX)
-          return gemm_ntstream_ymm<T>(pr, i0, i1, j0, j1);
-#endif
-#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
-      if constexpr (std::is_same<Arch, xsimd::avx512bw>::value)
-        if (pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX) {
-          if (i1 - i0 <= BITEXACT_GEMM_NT_YMM_MAX) return gemm_ntstream_ymm<T>(pr, i0, i1, j0, j1);
-          return gemm_ntstream<T>(pr, i0, i1, j0, j1);
+    // The stream paths: float/double, or bfloat16 B widened in registers with the rows [i0, i1)
+    // of op(A) widened once into a float copy (AVX2+FMA3 and AVX-512; other ISAs pack bfloat16
+    // through gemm_block). Widening is exact, so the chains are the same.
+    constexpr bool same = std::is_same<T, In>::value;
+    if constexpr (same || gemm_nt_arch<Arch>()) {
+      const bool nt = gemm_nt_arch<Arch>() && pr.b_ks == 1 && pr.b_cs != 1 && i1 - i0 <= BITEXACT_GEMM_NTSTREAM_MAX;
+      const bool rows = pr.b_cs == 1 && i1 - i0 <= BITEXACT_GEMM_ROWSTREAM_MAX;
+      if (nt || rows) {
+        std::vector<T> aw;
+        gemm_problem<T, In, T> w{pr.m, pr.n, pr.k, pr.alpha, pr.beta, nullptr, pr.a_rs, pr.a_ks, pr.b, pr.b_ks, pr.b_cs,
+                                 pr.c + i0 * pr.ldc, pr.ldc};
+        if constexpr (same) {
+          w.a = pr.a + i0 * pr.a_rs;
+        } else {
+          aw.resize((i1 - i0) * k);
+          for (std::size_t i = i0; i < i1; ++i)
+            for (std::size_t kk = 0; kk < k; ++kk) aw[(i - i0) * k + kk] = core::widen(pr.a[i * pr.a_rs + kk * pr.a_ks]);
+          w.a = aw.data();
+          w.a_rs = k;
+          w.a_ks = 1;
         }
-#endif
-      if (pr.b_cs == 1 && i1 - i0 <= BITEXACT_GEMM_ROWSTREAM_MAX) {
-        switch (i1 - i0) {
-          case 1: return gemm_rowstream<Arch, T, 1>(pr, i0, j0, j1, s, lds);
-          case 2: return gemm_rowstream<Arch, T, 2>(pr, i0, j0, j1, s, lds);
-          case 3: return gemm_rowstream<Arch, T, 3>(pr, i0, j0, j1, s, lds);
-          case 4: return gemm_rowstream<Arch, T, 4>(pr, i0, j0, j1, s, lds);
-          case 5: return gemm_rowstream<Arch, T, 5>(pr, i0, j0, j1, s, lds);
-          case 6: return gemm_rowstream<Arch, T, 6>(pr, i0, j0, j1, s, lds);
-          case 7: return gemm_rowstream<Arch, T, 7>(pr, i0, j0, j1, s, lds);
-          default: return gemm_rowstream<Arch, T, 8>(pr, i0, j0, j1, s, lds);
-        }
+        return gemm_stream<Arch>(w, i1 - i0, j0, j1, s + i0 * lds, lds, nt);
       }
     }
     gemm_block<Arch, T, In>(pr, i0, i1, j0, j1, 0, nchunks, s, lds, false, 0);

@@ -332,6 +332,19 @@ struct dvec {
   static D load(const float* p) { return load_f32_as_f64<Arch>(p); }
   static D splat(double v) { return D(v); }
   static void store(double* p, const D& v) { v.store_unaligned(p); }
+  /// The sum of the lanes of v[0 .. K), each an integer of magnitude <= 2^53 (the total must
+  /// fit an int64): exact conversions (AVX-512DQ and NEON64 in registers, elsewhere per lane).
+  template <std::size_t K>
+  static std::int64_t sum_integers(const D (&v)[K]) {
+    using L = xsimd::batch<std::int64_t, Arch>;
+    L t(std::int64_t(0));
+    for (std::size_t k = 0; k < K; ++k) t += xsimd::to_int(v[k]);
+    alignas(64) std::int64_t lanes[N];
+    t.store_aligned(lanes);
+    std::int64_t total = 0;
+    for (std::size_t j = 0; j < N; ++j) total += lanes[j];
+    return total;
+  }
 };
 template <class Arch>
 struct dvec<Arch, true> {
@@ -341,6 +354,12 @@ struct dvec<Arch, true> {
   static D load(const float* p) { return *p; }
   static D splat(double v) { return v; }
   static void store(double* p, const D& v) { *p = v; }
+  template <std::size_t K>
+  static std::int64_t sum_integers(const D (&v)[K]) {
+    std::int64_t total = 0;
+    for (std::size_t k = 0; k < K; ++k) total += static_cast<std::int64_t>(v[k]);
+    return total;
+  }
 };
 
 /// Magnitude summary of a block: the largest |t| bits and the smallest non-zero |t| bits.
@@ -579,14 +598,12 @@ class exact_engine {
   void drain(D (&r)[K], int g) {
     const int a = -g > 1000 ? 1000 : -g;
     const D s1 = ops::splat(pow2(a)), s2 = ops::splat(pow2(-g - a));
-    std::int64_t total = 0;
+    D scaled[K];
     for (std::size_t k = 0; k < K; ++k) {
-      alignas(64) double lanes[N];
-      ops::store(lanes, (r[k] * s1) * s2);
-      for (std::size_t j = 0; j < N; ++j) total += static_cast<std::int64_t>(lanes[j]);
+      scaled[k] = (r[k] * s1) * s2;
       r[k] = ops::splat(0.0);
     }
-    acc_.add_scaled_integer(total, g);
+    acc_.add_scaled_integer(ops::sum_integers(scaled), g);
   }
   void reset() {
     for (std::size_t k = 0; k < K; ++k) hi_[k] = lo_[k] = ops::splat(0.0);
