@@ -465,6 +465,17 @@ TEST(CudaPoolEmulation, BadInputThrowsOutputsUntouched) {
   EXPECT_THROW(cuda::emulated_max_pool2d_forward(good, x.data(), x.data() + 4, idx.data()), std::invalid_argument);
   EXPECT_THROW(cuda::emulated_max_pool2d_backward(good, y.data(), static_cast<const std::int64_t*>(nullptr), dx.data()),
                std::invalid_argument);
+  // An index outside its plane (the CPU API's check, done on the device): nothing written.
+  for (std::int64_t badi : {std::int64_t(-1), std::int64_t(36), std::int64_t(1) << 40}) {
+    std::vector<std::int64_t> bi(18, 3);
+    bi[11] = badi;
+    try {
+      cuda::emulated_max_pool2d_backward(good, y.data(), bi.data(), dx.data(), pool_launch{2, 32, 3});
+      ADD_FAILURE() << "index " << badi << " accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("output 11"), std::string::npos) << e.what();
+    }
+  }
   EXPECT_THROW(cuda::emulated_avg_pool2d_forward(good, x.data(), y.data(), pool_launch{0, 1025, 0}),
                std::invalid_argument);
   adaptive_pool2d_shape a;

@@ -34,9 +34,10 @@
 // Errors: arguments the CPU API refuses (conv_checks.hpp, pool_checks.hpp: shapes, null
 // pointers with non-zero sizes, outputs overlapping inputs), an unknown tier, launch.block over
 // 1024, a workspace too small or overlapping an output throw std::invalid_argument before
-// anything is launched; CUDA errors throw std::runtime_error (cuda/runtime.cuh). Not checked on
-// the device: max_pool2d_backward's indices (device memory); one outside its plane adds to no
-// element (the CPU API throws for it).
+// anything is launched; CUDA errors throw std::runtime_error (cuda/runtime.cuh).
+// max_pool2d_backward checks its indices on the device first (an index outside its plane:
+// std::invalid_argument naming the lowest such output, dx untouched), which synchronizes the
+// stream once.
 //
 // What is proven without a GPU (see README): the kernel bodies' bits, by CPU emulation over
 // several grids, blocks, split counts and block orders (tests/cuda_conv_emulation_test.cpp), and
@@ -88,6 +89,11 @@ template <class T>
 __global__ void max_pool_backward_kernel(core::pool_geometry g, const T* dy, const std::int64_t* idx, T* dx,
                                          unsigned owners) {
   max_pool_backward_body<T>(current_thread_index(), g, dy, idx, dx, owners);
+}
+template <class Unused = void>
+__global__ void max_pool_index_check_kernel(std::uint64_t n, const std::int64_t* idx, std::uint64_t plane,
+                                            unsigned long long* first_bad) {
+  max_pool_index_check_body(current_thread_index(), n, idx, plane, first_bad);
 }
 template <class T>
 __global__ void avg_pool_forward_kernel(core::pool_geometry g, const T* x, T* y) {
@@ -233,6 +239,29 @@ void backward_weight(void* d_temp, std::size_t* temp_bytes, const conv2d_shape& 
   temp_bytes ? c.run(d_temp, *temp_bytes, st) : c.run_owned(st);
 }
 
+/// Refuses indices outside their plane before anything is written: a check kernel, then one
+/// synchronization of the stream to read its answer (as the scatter family's index checks).
+inline void check_pool_indices(const core::pool_geometry& g, const std::int64_t* indices, cudaStream_t st,
+                               pool_launch opt, const char* what) {
+  const std::uint64_t ny = static_cast<std::uint64_t>(g.N) * g.C * g.OH * g.OW;
+  if (ny == 0) return;
+  unsigned long long* d_bad = nullptr;
+  unsigned long long bad = pool_no_bad_index;
+  const launch_shape sh = detail::pick_shape(launch_shape{opt.grid, opt.block}, ny, what);
+  throw_on_error(cudaMallocAsync(reinterpret_cast<void**>(&d_bad), sizeof bad, st), what, "cudaMallocAsync");
+  cudaError_t e = cudaMemsetAsync(d_bad, 0xFF, sizeof bad, st);  // pool_no_bad_index
+  if (e == cudaSuccess) {
+    conv_kernels::max_pool_index_check_kernel<<<sh.grid, sh.block, 0, st>>>(ny, indices,
+                                                                           static_cast<std::uint64_t>(g.H) * g.W, d_bad);
+    e = cudaGetLastError();
+  }
+  if (e == cudaSuccess) e = cudaMemcpyAsync(&bad, d_bad, sizeof bad, cudaMemcpyDeviceToHost, st);
+  cudaFreeAsync(d_bad, st);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(st);
+  throw_on_error(e, what, "index check");
+  if (bad != pool_no_bad_index) throw_bad_pool_index(what, bad);
+}
+
 template <class T>
 void pool_type_check() {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "bitexact::cuda pooling: float or double");
@@ -371,6 +400,7 @@ void max_pool2d_backward(const pool2d_shape& s, const T* dy, const std::int64_t*
   const std::size_t planes = g.N * g.C;
   if (planes * g.H * g.W == 0) return;
   const unsigned owners = launch.owners ? launch.owners : default_pool_owners;
+  conv_detail::check_pool_indices(g, indices, st, launch, what);
   detail::launch(what, conv_kernels::max_pool_backward_kernel<T>, conv_detail::pool_shape(launch),
                  static_cast<std::uint64_t>(planes) * owners, st, g, dy, indices, dx, owners);
 }

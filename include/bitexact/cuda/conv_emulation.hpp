@@ -103,6 +103,12 @@ void emulated_max_pool2d_backward(const pool2d_shape& s, const T* dy, const std:
   bitexact::detail::pool_check_max_backward_io(g, dy, indices, dx, what);
   conv_detail::check_launch(opt.block, what);
   const unsigned owners = opt.owners ? opt.owners : default_pool_owners;
+  const std::uint64_t ny = std::uint64_t(g.N) * g.C * g.OH * g.OW;
+  unsigned long long bad = pool_no_bad_index;
+  emulate_launch(conv_detail::pool_shape(opt, ny),
+                 [&](const thread_index& ti) { max_pool_index_check_body(ti, ny, indices, std::uint64_t(g.H) * g.W, &bad); },
+                 order);
+  if (bad != pool_no_bad_index) conv_detail::throw_bad_pool_index(what, bad);
   emulate_launch(conv_detail::pool_shape(opt, std::uint64_t(g.N) * g.C * owners),
                  [&](const thread_index& ti) { max_pool_backward_body<T>(ti, g, dy, indices, dx, owners); }, order);
 }

@@ -39,7 +39,8 @@
 //                 the plane's outputs in increasing index adding dy[o] where indices[o] == i is
 //                 one of its own. Each element has one owner and sees its contributions in
 //                 increasing output index (the reference's order) whatever `owners` is. Indices
-//                 outside the plane match no element.
+//                 outside the plane match no element; the launchers refuse them first
+//                 (max_pool_index_check_body), as the CPU API does.
 //   NaN results are canonical. No atomics anywhere.
 //
 // Launch requirements: none; every body grid-strides over its work units (any grid, any block).
@@ -305,6 +306,11 @@ bitexact::detail::conv_sizes validate_backward_weight(const conv2d_shape& s, con
   return z;
 }
 
+[[noreturn]] inline void throw_bad_pool_index(const char* what, unsigned long long position) {
+  throw std::invalid_argument(std::string("bitexact::") + what + ": an index is outside the input plane (output " +
+                              std::to_string(position) + ")");
+}
+
 /// The fixed_order epilogue of an element (the reference's).
 template <class A, class Op>
 BITEXACT_HD A finish_fixed(const Op& op, const typename Op::element& el, A s) {
@@ -482,6 +488,24 @@ BITEXACT_HD void avg_pool_backward_body(const thread_index& ti, const core::pool
     }
     dx[i] = pool_canon(s);
   }
+}
+
+/// No bad index found (the start value of max_pool_index_check_body's word).
+inline constexpr unsigned long long pool_no_bad_index = ~0ull;
+
+/// max_pool2d backward's index check: the lowest output position o (of n) whose index is
+/// outside its plane ([0, plane)) goes to *first_bad by an atomic minimum (an integer: the result
+/// does not depend on the order; nothing else is written).
+BITEXACT_HD inline void max_pool_index_check_body(const thread_index& ti, std::uint64_t n, const std::int64_t* idx,
+                                                  std::uint64_t plane, unsigned long long* first_bad) {
+  for (std::uint64_t o = ti.global(); o < n; o += ti.threads())
+    if (idx[o] < 0 || static_cast<std::uint64_t>(idx[o]) >= plane) {
+#if defined(__CUDA_ARCH__)
+      atomicMin(first_bad, static_cast<unsigned long long>(o));
+#else
+      if (o < *first_bad) *first_bad = o;
+#endif
+    }
 }
 
 /// max_pool2d backward: unit (plane, owner) with `owners` owners per plane (see the top).
