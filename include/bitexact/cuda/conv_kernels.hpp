@@ -41,7 +41,8 @@
 //                 increasing output index (the reference's order) whatever `owners` is. Indices
 //                 outside the plane match no element; the launchers refuse them first
 //                 (max_pool_index_check_body), as the CPU API does.
-//   NaN results are canonical. No atomics anywhere.
+//   NaN results are canonical. No float atomics (the index check's integer minimum is the only
+//   atomic).
 //
 // Launch requirements: none; every body grid-strides over its work units (any grid, any block).
 #pragma once
