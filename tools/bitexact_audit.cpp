@@ -29,6 +29,7 @@
 #include <bitexact/reference/reduce.hpp>
 #include <bitexact/reference/scatter.hpp>
 #include <bitexact/reference/conv.hpp>  // conv family
+#include <bitexact/cuda/conv_emulation.hpp>  // conv family, CUDA kernels emulated (cudaconv)
 #include <bitexact/reference/pool.hpp>
 #include <bitexact/cuda/scatter_kernels.hpp>
 
@@ -534,6 +535,49 @@ int run_conv() {
       std::printf("conv    %-18s %-5s reference %016llx\n", op.name, lay, static_cast<unsigned long long>(want));
       std::printf("conv    %-18s %-5s %2d configurations (ISAs x threads) %s\n", op.name, lay, n,
                   bad ? "MISMATCH" : "all agree");
+    }
+    // --- the CUDA kernels (cuda/conv_kernels.hpp) under the CPU emulation (cudaconv branch):
+    // three launch shapes {grid, K splits, block} per op; pooling {grid, block, owners}.
+    const cuda::conv_launch claunch[] = {{1, 1, 32}, {7, 3, 96}, {0, 0, 256}};
+    const cuda::pool_launch plaunch[] = {{1, 32, 1}, {7, 96, 5}, {0, 256, 0}};
+    struct emu_op {
+      const char* name;
+      std::size_t n;
+      std::function<void(float*)> ref;
+      std::function<void(float*, int)> run;  // the launch shape's index
+    };
+    const std::vector<emu_op> emu_ops = {
+        {"conv2d_fwd", ny, ops[0].ref, [&](float* o, int e) {
+           cuda::emulated_conv2d_forward<float>(s, x.data(), w.data(), b.data(), o, tier::fixed_order, claunch[e]); }},
+        {"conv2d_fwd_exact", ny, ops[1].ref, [&](float* o, int e) {
+           cuda::emulated_conv2d_forward<float>(s, x.data(), w.data(), b.data(), o, tier::exact, claunch[e]); }},
+        {"conv2d_bwd_data", nx, ops[2].ref, [&](float* o, int e) {
+           cuda::emulated_conv2d_backward_data<float>(s, dy.data(), w.data(), o, tier::fixed_order, claunch[e]); }},
+        {"conv2d_bwd_weight", nw, ops[3].ref, [&](float* o, int e) {
+           cuda::emulated_conv2d_backward_weight<float>(s, x.data(), dy.data(), o, nullptr, tier::fixed_order, claunch[e]); }},
+        {"max_pool2d_fwd", npy, ops[4].ref, [&](float* o, int e) {
+           cuda::emulated_max_pool2d_forward(ps, x.data(), o, static_cast<std::int64_t*>(nullptr), plaunch[e]); }},
+        {"max_pool2d_bwd", nx, ops[5].ref, [&](float* o, int e) {
+           cuda::emulated_max_pool2d_backward(ps, pdy.data(), pidx.data(), o, plaunch[e]); }},
+        {"avg_pool2d_fwd", npy, ops[6].ref, [&](float* o, int e) {
+           cuda::emulated_avg_pool2d_forward(ps, x.data(), o, plaunch[e]); }},
+        {"avg_pool2d_bwd", nx, ops[7].ref, [&](float* o, int e) {
+           cuda::emulated_avg_pool2d_backward(ps, pdy.data(), o, plaunch[e]); }},
+    };
+    for (const emu_op& op : emu_ops) {
+      std::vector<float> buf(op.n);
+      op.ref(buf.data());
+      const std::uint64_t want = fnv1a64(buf.data(), op.n * 4);
+      int bad = 0;
+      for (int shape = 0; shape < 3; ++shape) {
+        std::fill(buf.begin(), buf.end(), 0.0f);
+        op.run(buf.data(), shape);
+        if (fnv1a64(buf.data(), op.n * 4) != want) ++bad;
+      }
+      configs += 3;
+      mismatches += bad;
+      std::printf("conv    %-18s %-5s  3 cuda-emu launches (grid x splits x block) %s\n", op.name,
+                  l == layout::nchw ? "nchw" : "nhwc", bad ? "MISMATCH" : "all agree");
     }
   }
   std::printf("\nconv: %d configurations, %d disagree with the reference: %s\n\n",

@@ -33,6 +33,7 @@
 #pragma once
 #include <cstddef>
 
+#include "bfloat16.hpp"
 #include "config.hpp"
 
 namespace bitexact {
@@ -94,6 +95,90 @@ BITEXACT_HD inline bool conv_tap_out(std::size_t i, std::size_t r, std::size_t s
   if (u % s != 0 || u / s >= out) return false;
   o = u / s;
   return true;
+}
+
+/// Inverse of conv_offset: the (n, c, h, w) of element offset e.
+BITEXACT_HD inline void conv_coords(layout l, std::size_t C, std::size_t H, std::size_t W, std::size_t e,
+                                    std::size_t& n, std::size_t& c, std::size_t& h, std::size_t& w) {
+  if (l == layout::nchw) {
+    w = e % W;
+    h = (e / W) % H;
+    c = (e / (W * H)) % C;
+    n = e / (W * H * C);
+  } else {
+    c = e % C;
+    w = (e / C) % W;
+    h = (e / (C * W)) % H;
+    n = e / (C * W * H);
+  }
+}
+
+/// The extents of a (validated) shape, and the lengths of the three K indices above.
+struct conv_dims {
+  std::size_t N, C, H, W, OC, KH, KW, OH, OW, G, Cg, OCg;
+  BITEXACT_HD explicit conv_dims(const conv2d_shape& s)
+      : N(s.batch), C(s.in_channels), H(s.in_h), W(s.in_w), OC(s.out_channels), KH(s.kernel_h),
+        KW(s.kernel_w), OH(s.out_h()), OW(s.out_w()), G(s.groups), Cg(s.in_channels / s.groups),
+        OCg(s.out_channels / s.groups) {}
+  BITEXACT_HD std::size_t k_forward() const { return Cg * KH * KW; }
+  BITEXACT_HD std::size_t k_backward_data() const { return OCg * KH * KW; }
+  BITEXACT_HD std::size_t k_backward_weight() const { return N * OH * OW; }
+};
+
+// The terms of the three K indices (the table at the top), one definition for the reference
+// and the CUDA kernels. A is the accumulation type; x and w are pointers (or anything indexable
+// whose elements core::widen takes); padding taps and missing output positions are +0 (a zero
+// product, never skipped).
+
+/// Forward, y[n][oc][oh][ow]: the x factor of term k (w's is w[oc * K + k]).
+template <class A, class XPtr>
+BITEXACT_HD A conv_forward_x_term(const conv2d_shape& s, const conv_dims& d, XPtr x, std::size_t n,
+                                  std::size_t oc, std::size_t oh, std::size_t ow, std::size_t k) {
+  const std::size_t icg = k / (d.KH * d.KW), r = (k / d.KW) % d.KH, c = k % d.KW;
+  std::size_t ih, iw;
+  if (!conv_tap_in(oh, r, s.stride_h, s.pad_h, s.dilation_h, d.H, ih) ||
+      !conv_tap_in(ow, c, s.stride_w, s.pad_w, s.dilation_w, d.W, iw))
+    return A(0);
+  return static_cast<A>(widen(x[conv_offset(s.data, d.C, d.H, d.W, n, (oc / d.OCg) * d.Cg + icg, ih, iw)]));
+}
+
+/// Backward-data, dx[n][ic][ih][iw]: the dy factor of term k.
+template <class A>
+BITEXACT_HD A conv_backward_data_dy_term(const conv2d_shape& s, const conv_dims& d, const A* dy, std::size_t n,
+                                         std::size_t ic, std::size_t ih, std::size_t iw, std::size_t k) {
+  const std::size_t ocg = k / (d.KH * d.KW), r = (k / d.KW) % d.KH, c = k % d.KW;
+  std::size_t oh, ow;
+  if (!conv_tap_out(ih, r, s.stride_h, s.pad_h, s.dilation_h, d.OH, oh) ||
+      !conv_tap_out(iw, c, s.stride_w, s.pad_w, s.dilation_w, d.OW, ow))
+    return A(0);
+  return dy[conv_offset(s.data, d.OC, d.OH, d.OW, n, (ic / d.Cg) * d.OCg + ocg, oh, ow)];
+}
+
+/// Backward-data: the w factor of term k of in-channel ic.
+template <class A, class WPtr>
+BITEXACT_HD A conv_backward_data_w_term(const conv_dims& d, WPtr w, std::size_t ic, std::size_t k) {
+  const std::size_t ocg = k / (d.KH * d.KW), rc = k % (d.KH * d.KW);
+  return static_cast<A>(widen(w[(((ic / d.Cg) * d.OCg + ocg) * d.Cg + ic % d.Cg) * d.KH * d.KW + rc]));
+}
+
+/// Backward-weight, dw[oc][icg][r][c] (and dbias[oc]): the dy factor of term k'.
+template <class A>
+BITEXACT_HD A conv_backward_weight_dy_term(const conv2d_shape& s, const conv_dims& d, const A* dy, std::size_t oc,
+                                           std::size_t k) {
+  const std::size_t n = k / (d.OH * d.OW), oh = (k / d.OW) % d.OH, ow = k % d.OW;
+  return dy[conv_offset(s.data, d.OC, d.OH, d.OW, n, oc, oh, ow)];
+}
+
+/// Backward-weight: the x factor of term k' of dw[oc][icg][r][c].
+template <class A, class XPtr>
+BITEXACT_HD A conv_backward_weight_x_term(const conv2d_shape& s, const conv_dims& d, XPtr x, std::size_t oc,
+                                          std::size_t icg, std::size_t r, std::size_t c, std::size_t k) {
+  const std::size_t n = k / (d.OH * d.OW), oh = (k / d.OW) % d.OH, ow = k % d.OW;
+  std::size_t ih, iw;
+  if (!conv_tap_in(oh, r, s.stride_h, s.pad_h, s.dilation_h, d.H, ih) ||
+      !conv_tap_in(ow, c, s.stride_w, s.pad_w, s.dilation_w, d.W, iw))
+    return A(0);
+  return static_cast<A>(widen(x[conv_offset(s.data, d.C, d.H, d.W, n, (oc / d.OCg) * d.Cg + icg, ih, iw)]));
 }
 
 }  // namespace core

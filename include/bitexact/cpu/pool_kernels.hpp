@@ -17,22 +17,7 @@ namespace bitexact {
 namespace cpu {
 namespace detail {
 
-struct pool_geometry {
-  std::size_t N, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw;
-  bool include_pad, adaptive;
-  layout l;
-  core::pool_window wh(std::size_t oh) const {
-    return adaptive ? core::adaptive_window_of(oh, OH, H) : core::pool_window_of(oh, kh, sh, ph, H);
-  }
-  core::pool_window ww(std::size_t ow) const {
-    return adaptive ? core::adaptive_window_of(ow, OW, W) : core::pool_window_of(ow, kw, sw, pw, W);
-  }
-  std::size_t divisor(const core::pool_window& a, const core::pool_window& b) const {
-    return include_pad ? a.padded * b.padded : (a.end - a.begin) * (b.end - b.begin);
-  }
-  // element strides of a plane: along w, along h (input and output)
-  std::size_t xs() const { return l == layout::nchw ? 1 : C; }
-};
+using pool_geometry = core::pool_geometry;
 
 template <class T>
 inline T pool_canon(T v) {

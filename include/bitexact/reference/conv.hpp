@@ -17,13 +17,7 @@ namespace bitexact {
 namespace reference {
 namespace conv_detail {
 
-struct dims {
-  std::size_t N, C, H, W, OC, KH, KW, OH, OW, G, Cg, OCg;
-  explicit dims(const conv2d_shape& s)
-      : N(s.batch), C(s.in_channels), H(s.in_h), W(s.in_w), OC(s.out_channels), KH(s.kernel_h),
-        KW(s.kernel_w), OH(s.out_h()), OW(s.out_w()), G(s.groups), Cg(s.in_channels / s.groups),
-        OCg(s.out_channels / s.groups) {}
-};
+using dims = core::conv_dims;
 
 template <class A>
 A finish(A s) {
@@ -43,15 +37,7 @@ void conv2d_forward(const conv2d_shape& s, const X* x, const Wt* w, const A* bia
     for (std::size_t oc = 0; oc < d.OC; ++oc)
       for (std::size_t oh = 0; oh < d.OH; ++oh)
         for (std::size_t ow = 0; ow < d.OW; ++ow) {
-          const std::size_t g = oc / d.OCg;
-          auto xk = [&](std::size_t k) -> A {
-            const std::size_t icg = k / (d.KH * d.KW), r = (k / d.KW) % d.KH, c = k % d.KW;
-            std::size_t ih, iw;
-            if (!core::conv_tap_in(oh, r, s.stride_h, s.pad_h, s.dilation_h, d.H, ih) ||
-                !core::conv_tap_in(ow, c, s.stride_w, s.pad_w, s.dilation_w, d.W, iw))
-              return A(0);
-            return core::widen(x[core::conv_offset(s.data, d.C, d.H, d.W, n, g * d.Cg + icg, ih, iw)]);
-          };
+          auto xk = [&](std::size_t k) -> A { return core::conv_forward_x_term<A>(s, d, x, n, oc, oh, ow, k); };
           auto wk = [&](std::size_t k) -> A { return core::widen(w[oc * K + k]); };
           A out;
           if (exact) {
@@ -76,19 +62,8 @@ void conv2d_backward_data(const conv2d_shape& s, const A* dy, const Wt* w, A* dx
     for (std::size_t ic = 0; ic < d.C; ++ic)
       for (std::size_t ih = 0; ih < d.H; ++ih)
         for (std::size_t iw = 0; iw < d.W; ++iw) {
-          const std::size_t g = ic / d.Cg, icg = ic % d.Cg;
-          auto dyk = [&](std::size_t k) -> A {
-            const std::size_t ocg = k / (d.KH * d.KW), r = (k / d.KW) % d.KH, c = k % d.KW;
-            std::size_t oh, ow;
-            if (!core::conv_tap_out(ih, r, s.stride_h, s.pad_h, s.dilation_h, d.OH, oh) ||
-                !core::conv_tap_out(iw, c, s.stride_w, s.pad_w, s.dilation_w, d.OW, ow))
-              return A(0);
-            return dy[core::conv_offset(s.data, d.OC, d.OH, d.OW, n, g * d.OCg + ocg, oh, ow)];
-          };
-          auto wk = [&](std::size_t k) -> A {
-            const std::size_t ocg = k / (d.KH * d.KW), rc = k % (d.KH * d.KW);
-            return core::widen(w[((g * d.OCg + ocg) * d.Cg + icg) * d.KH * d.KW + rc]);
-          };
+          auto dyk = [&](std::size_t k) -> A { return core::conv_backward_data_dy_term<A>(s, d, dy, n, ic, ih, iw, k); };
+          auto wk = [&](std::size_t k) -> A { return core::conv_backward_data_w_term<A>(d, w, ic, k); };
           A out;
           if (exact) {
             core::exact_accumulator<A> acc;
@@ -107,23 +82,14 @@ template <class A, class X>
 void conv2d_backward_weight(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, bool exact) {
   const conv_detail::dims d(s);
   const std::size_t Kp = d.N * d.OH * d.OW;
-  auto dy_at = [&](std::size_t oc, std::size_t k) -> A {
-    const std::size_t n = k / (d.OH * d.OW), oh = (k / d.OW) % d.OH, ow = k % d.OW;
-    return dy[core::conv_offset(s.data, d.OC, d.OH, d.OW, n, oc, oh, ow)];
-  };
+  auto dy_at = [&](std::size_t oc, std::size_t k) -> A { return core::conv_backward_weight_dy_term<A>(s, d, dy, oc, k); };
   for (std::size_t oc = 0; oc < d.OC; ++oc) {
-    const std::size_t g = oc / d.OCg;
     for (std::size_t icg = 0; icg < d.Cg; ++icg)
       for (std::size_t r = 0; r < d.KH; ++r)
         for (std::size_t c = 0; c < d.KW; ++c) {
           auto dyk = [&](std::size_t k) -> A { return dy_at(oc, k); };
           auto xk = [&](std::size_t k) -> A {
-            const std::size_t n = k / (d.OH * d.OW), oh = (k / d.OW) % d.OH, ow = k % d.OW;
-            std::size_t ih, iw;
-            if (!core::conv_tap_in(oh, r, s.stride_h, s.pad_h, s.dilation_h, d.H, ih) ||
-                !core::conv_tap_in(ow, c, s.stride_w, s.pad_w, s.dilation_w, d.W, iw))
-              return A(0);
-            return core::widen(x[core::conv_offset(s.data, d.C, d.H, d.W, n, g * d.Cg + icg, ih, iw)]);
+            return core::conv_backward_weight_x_term<A>(s, d, x, oc, icg, r, c, k);
           };
           A out;
           if (exact) {

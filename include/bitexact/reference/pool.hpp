@@ -25,18 +25,10 @@ void max_pool2d_forward(std::size_t N, std::size_t C, std::size_t H, std::size_t
       for (std::size_t oh = 0; oh < OH; ++oh)
         for (std::size_t ow = 0; ow < OW; ++ow) {
           const core::pool_window wh = core::pool_window_of(oh, kh, sh, ph, H), ww = core::pool_window_of(ow, kw, sw, pw, W);
-          bool have = false;
-          T best = T(0);
-          std::size_t bi = 0;
-          for (std::size_t ih = wh.begin; ih < wh.end; ++ih)
-            for (std::size_t iw = ww.begin; iw < ww.end; ++iw) {
-              const T v = x[core::conv_offset(l, C, H, W, n, c, ih, iw)];
-              if (!have || (best == best && (v != v || v > best))) {
-                best = v;
-                bi = ih * W + iw;
-                have = true;
-              }
-            }
+          T best;
+          std::size_t bi;
+          core::pool_window_max<T>(wh, ww, W, [&](std::size_t i) { return x[core::conv_offset(l, C, H, W, n, c, i / W, i % W)]; },
+                                   best, bi);
           const std::size_t o = core::conv_offset(l, C, OH, OW, n, c, oh, ow);
           y[o] = best != best ? core::detail::gemm_canonical_nan(best) : best;
           if (idx) idx[o] = static_cast<std::int64_t>(bi);
@@ -74,9 +66,8 @@ void avg_pool2d_forward(std::size_t N, std::size_t C, std::size_t H, std::size_t
         for (std::size_t ow = 0; ow < OW; ++ow) {
           const core::pool_window wh = adaptive ? core::adaptive_window_of(oh, OH, H) : core::pool_window_of(oh, kh, sh, ph, H);
           const core::pool_window ww = adaptive ? core::adaptive_window_of(ow, OW, W) : core::pool_window_of(ow, kw, sw, pw, W);
-          T s = T(0);
-          for (std::size_t ih = wh.begin; ih < wh.end; ++ih)
-            for (std::size_t iw = ww.begin; iw < ww.end; ++iw) s = s + x[core::conv_offset(l, C, H, W, n, c, ih, iw)];
+          const T s = core::pool_window_sum<T>(
+              wh, ww, W, [&](std::size_t i) { return x[core::conv_offset(l, C, H, W, n, c, i / W, i % W)]; });
           const std::size_t div = include_pad ? wh.padded * ww.padded : (wh.end - wh.begin) * (ww.end - ww.begin);
           const T v = s / static_cast<T>(div);
           y[core::conv_offset(l, C, OH, OW, n, c, oh, ow)] = v != v ? core::detail::gemm_canonical_nan(v) : v;
