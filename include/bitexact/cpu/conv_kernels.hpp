@@ -83,7 +83,8 @@ struct conv_engine {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
     const std::size_t rows_pad = (rows + MR - 1) / MR * MR;
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
-    sc.total.assign(rows_pad * JT, T(0));
+    // Running totals, rows ntv apart; the first chunk writes every one of them (S = p).
+    if (sc.total.size() < rows_pad * ntv) sc.total.resize(rows_pad * ntv);
     if (sc.b.size() < 2 * conv_chunk * JT) sc.b.resize(2 * conv_chunk * JT);
     if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
     T* const bpanel = sc.b.data() + conv_chunk * JT;
@@ -104,11 +105,11 @@ struct conv_engine {
           for (std::size_t r = 0; r < klen; ++r) ap[r * MR + q] = src[r];
         }
         for (std::size_t jj = 0; jj < ntv; jj += NT)
-          micro(static_cast<int>(mr), ap, bpanel + jj * klen, klen, sc.total.data() + i * JT + jj, JT, first);
+          micro(static_cast<int>(mr), ap, bpanel + jj * klen, klen, sc.total.data() + i * ntv + jj, ntv, first);
       }
       first = false;
     }
-    for (std::size_t i = 0; i < rows; ++i) store(i, sc.total.data() + i * JT);
+    for (std::size_t i = 0; i < rows; ++i) store(i, sc.total.data() + i * ntv);
   }
 };
 
@@ -136,6 +137,92 @@ inline void conv_row_block(std::size_t rows, std::size_t mb, std::size_t mr, std
 /// most 256 taps (one canonical chunk: the chain is fma over (kernel row, column) from +0).
 inline bool conv_is_depthwise(const conv2d_shape& s) {
   return s.groups == s.in_channels && s.groups == s.out_channels && s.kernel_h * s.kernel_w <= core::gemm_k_chunk;
+}
+
+/// The column tiles of forward and backward-data: columns are (image, position) pairs, q = n * P
+/// + p. Images of at least JT positions are cut into tiles of JT positions (a tile never crosses
+/// an image); smaller ones are packed JT / P whole images to a tile, so that small images (late
+/// CNN layers, small inputs) still fill the micro kernel's columns. A tiling choice only: every
+/// column's chain is the same.
+struct conv_column_tiles {
+  std::size_t N, P, JT, per_image, images_per_tile, count;
+  conv_column_tiles(std::size_t n, std::size_t p, std::size_t jt) : N(n), P(p), JT(jt) {
+    if (P >= JT) {
+      per_image = (P + JT - 1) / JT;
+      images_per_tile = 1;
+      count = N * per_image;
+    } else {
+      per_image = 1;
+      images_per_tile = JT / P;
+      count = (N + images_per_tile - 1) / images_per_tile;
+    }
+  }
+  bool packed() const { return images_per_tile > 1; }
+  /// Tile t: the columns [q0, q0 + nt).
+  void tile(std::size_t t, std::size_t& q0, std::size_t& nt) const {
+    if (!packed()) {
+      const std::size_t n = t / per_image, p0 = (t % per_image) * JT;
+      q0 = n * P + p0;
+      nt = std::min(JT, P - p0);
+    } else {
+      const std::size_t n0 = t * images_per_tile;
+      q0 = n0 * P;
+      nt = (std::min(N, n0 + images_per_tile) - n0) * P;
+    }
+  }
+};
+
+/// For packed tiles: where each kernel tap reads for each position of an image, as an offset
+/// into the image's channel 0 (channel c adds c * channel_stride), or -1 for a zero (padding, or
+/// for backward-data a position off the stride grid). map[kk * P + p], kk = kernel row * KW +
+/// kernel column; from core::conv_tap_in (forward: x at output position p) or core::conv_tap_out
+/// (backward-data: dy at input position p).
+inline void conv_tap_map(const conv2d_shape& s, bool backward_data, std::vector<std::ptrdiff_t>& map) {
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w;
+  const bool nchw = s.data == layout::nchw;
+  // forward: positions are (oh, ow) of y, sources (ih, iw) of x; backward-data the reverse.
+  const std::size_t PH = backward_data ? s.in_h : s.out_h(), PW = backward_data ? s.in_w : s.out_w();
+  const std::size_t SH = backward_data ? s.out_h() : s.in_h, SW = backward_data ? s.out_w() : s.in_w;
+  const std::size_t SC = backward_data ? s.out_channels : s.in_channels;
+  const std::size_t P = PH * PW;
+  map.resize(KH * KW * P);
+  for (std::size_t kr = 0; kr < KH; ++kr)
+    for (std::size_t kc = 0; kc < KW; ++kc)
+      for (std::size_t ph = 0; ph < PH; ++ph)
+        for (std::size_t pw = 0; pw < PW; ++pw) {
+          std::size_t sh, sw;
+          const bool in = backward_data
+                              ? core::conv_tap_out(ph, kr, s.stride_h, s.pad_h, s.dilation_h, SH, sh) &&
+                                    core::conv_tap_out(pw, kc, s.stride_w, s.pad_w, s.dilation_w, SW, sw)
+                              : core::conv_tap_in(ph, kr, s.stride_h, s.pad_h, s.dilation_h, SH, sh) &&
+                                    core::conv_tap_in(pw, kc, s.stride_w, s.pad_w, s.dilation_w, SW, sw);
+          const std::size_t spos = sh * SW + sw;
+          map[(kr * KW + kc) * P + ph * PW + pw] = in ? static_cast<std::ptrdiff_t>(nchw ? spos : spos * SC) : -1;
+        }
+}
+
+/// One tap's im2col row over the columns [q0, q0 + nt) (q = image * P + position): d[j] = the
+/// source of image (q0 + j) / P at channel offset `base` and the tap's map entry of position
+/// (q0 + j) % P, widened to A; 0 where the map says -1.
+template <class A, class X>
+inline void conv_gather_mapped(const X* src, std::size_t image_stride, std::size_t base, const std::ptrdiff_t* m,
+                               std::size_t P, std::size_t q0, std::size_t nt, A* d) {
+  if (image_stride == 0) {  // an empty input (all taps in the padding): nothing to read
+    std::fill(d, d + nt, A(0));
+    return;
+  }
+  for (std::size_t j = 0; j < nt;) {  // per image
+    const std::size_t q = q0 + j, p0 = q % P, len = std::min(nt - j, P - p0);
+    const X* img = src + (q / P) * image_stride + base;
+    const std::ptrdiff_t* mp = m + p0;
+    A* dd = d + j;
+    for (std::size_t u = 0; u < len; ++u) {  // branch-free: a padding tap reads img[0], then drops it
+      const std::ptrdiff_t o = mp[u];
+      const A v = static_cast<A>(core::widen(img[o < 0 ? 0 : o]));
+      dd[u] = o < 0 ? A(0) : v;
+    }
+    j += len;
+  }
 }
 
 // ------------------------------------------------------------------ forward
@@ -184,21 +271,25 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW;
   const bool nchw = s.data == layout::nchw;
-  const std::size_t jt = (P + E::JT - 1) / E::JT;
-  const std::size_t mb = conv_row_blocks(N * G * jt, OCg, E::MR, threads);
-  const std::size_t tasks = N * G * jt * mb;
+  const conv_column_tiles tiles(N, P, E::JT);
+  std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets
+  if (tiles.packed()) conv_tap_map(s, false, map);
+  const std::size_t image = C * s.in_h * s.in_w, cstride = nchw ? s.in_h * s.in_w : 1;
+  const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, E::MR, threads);
+  const std::size_t tasks = G * tiles.count * mb;
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
-    const std::size_t tj = t % jt; t /= jt;
-    const std::size_t g = t % G, n = t / G;
+    const std::size_t tile = t % tiles.count, g = t / tiles.count;
     std::size_t i0, i1;
     conv_row_block(OCg, mb, E::MR, b, i0, i1);
     if (i0 >= i1) return;
-    const std::size_t p0 = tj * E::JT, nt = std::min(E::JT, P - p0);
-    // 1x1, stride 1, no padding, NCHW, full tile: B is x itself.
+    std::size_t q0, nt;
+    tiles.tile(tile, q0, nt);
+    const std::size_t n = q0 / P, p0 = q0 % P;  // the first column's image and position
+    // 1x1, stride 1, no padding, NCHW, full tile of one image: B is x itself.
     const bool direct = std::is_same<X, A>::value && nchw && KH == 1 && KW == 1 && s.stride_h == 1 &&
-                        s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && nt == E::JT;
+                        s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0 && nt == E::JT && !tiles.packed();
     auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
       if (direct) {
         ldb = P;
@@ -208,13 +299,17 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
       for (std::size_t r = r0; r < r1; ++r) {
         A* dst = bp + (r - r0) * ldb;
         const std::size_t c = g * Cg + icg;
-        const conv_tap_columns cols(s, kc);
-        std::size_t j = 0;
-        while (j < nt) {  // one run of positions in the same output row
-          const std::size_t p = p0 + j, oh = p / OW, ow0 = p % OW;
-          const std::size_t len = std::min(nt - j, OW - ow0);
-          conv_gather_tap_run(s, x, n, c, kr, cols, oh, ow0, len, dst + j);
-          j += len;
+        if (tiles.packed()) {
+          conv_gather_mapped(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
+        } else {
+          const conv_tap_columns cols(s, kc);
+          std::size_t j = 0;
+          while (j < nt) {  // one run of positions in the same output row
+            const std::size_t p = p0 + j, oh = p / OW, ow0 = p % OW;
+            const std::size_t len = std::min(nt - j, OW - ow0);
+            conv_gather_tap_run(s, x, n, c, kr, cols, oh, ow0, len, dst + j);
+            j += len;
+          }
         }
         std::fill(dst + nt, dst + ldb, A(0));
         if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++icg; } }
@@ -227,14 +322,19 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
     };
     auto store = [&](std::size_t i, const A* tot) {
       const std::size_t oc = g * OCg + i0 + i;
-      if (nchw) {
-        A* dst = y + (n * OC + oc) * P + p0;
-        if (bias) for (std::size_t j = 0; j < nt; ++j) dst[j] = core::gemm_epilogue(A(1), tot[j], A(1), bias[oc]);
-        else for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
-      } else {
-        A* dst = y + (n * P + p0) * OC + oc;
-        if (bias) for (std::size_t j = 0; j < nt; ++j) dst[j * OC] = core::gemm_epilogue(A(1), tot[j], A(1), bias[oc]);
-        else for (std::size_t j = 0; j < nt; ++j) dst[j * OC] = conv_finish(tot[j]);
+      for (std::size_t j = 0; j < nt;) {  // per image of the tile
+        const std::size_t q = q0 + j, nn = q / P, p = q % P, len = std::min(nt - j, P - p);
+        const A* tj = tot + j;
+        if (nchw) {
+          A* dst = y + (nn * OC + oc) * P + p;
+          if (bias) for (std::size_t u = 0; u < len; ++u) dst[u] = core::gemm_epilogue(A(1), tj[u], A(1), bias[oc]);
+          else for (std::size_t u = 0; u < len; ++u) dst[u] = conv_finish(tj[u]);
+        } else {
+          A* dst = y + (nn * P + p) * OC + oc;
+          if (bias) for (std::size_t u = 0; u < len; ++u) dst[u * OC] = core::gemm_epilogue(A(1), tj[u], A(1), bias[oc]);
+          else for (std::size_t u = 0; u < len; ++u) dst[u * OC] = conv_finish(tj[u]);
+        }
+        j += len;
       }
     };
     E::run(i1 - i0, K, nt, prepare, a_row, store);
@@ -259,18 +359,22 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
       for (std::size_t ocg = 0; ocg < OCg; ++ocg)
         for (std::size_t q = 0; q < KK; ++q)
           wt[(g * Cg + icg) * R + ocg * KK + q] = w[((g * OCg + ocg) * Cg + icg) * KK + q];
-  const std::size_t jt = (P + E::JT - 1) / E::JT;
-  const std::size_t mb = conv_row_blocks(N * G * jt, Cg, E::MR, threads);
-  const std::size_t tasks = N * G * jt * mb;
+  const conv_column_tiles tiles(N, P, E::JT);
+  std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets in dy
+  if (tiles.packed()) conv_tap_map(s, true, map);
+  const std::size_t image = OC * OH * OW, cstride = nchw ? OH * OW : 1;
+  const std::size_t mb = conv_row_blocks(G * tiles.count, Cg, E::MR, threads);
+  const std::size_t tasks = G * tiles.count * mb;
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
-    const std::size_t tj = t % jt; t /= jt;
-    const std::size_t g = t % G, n = t / G;
+    const std::size_t tile = t % tiles.count, g = t / tiles.count;
     std::size_t i0, i1;
     conv_row_block(Cg, mb, E::MR, b, i0, i1);
     if (i0 >= i1) return;
-    const std::size_t p0 = tj * E::JT, nt = std::min(E::JT, P - p0);
+    std::size_t q0, nt;
+    tiles.tile(tile, q0, nt);
+    const std::size_t n = q0 / P, p0 = q0 % P;  // the first column's image and position
     auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
       std::size_t ocg = r0 / KK, kr = (r0 / KW) % KH, kc = r0 % KW;
       for (std::size_t r = r0; r < r1; ++r) {
@@ -278,6 +382,10 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         const std::size_t oc = g * OCg + ocg;
         const std::size_t off = kc * s.dilation_w;
         std::size_t j = 0;
+        if (tiles.packed()) {
+          conv_gather_mapped(dy, image, oc * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
+          j = nt;
+        }
         while (j < nt) {
           const std::size_t p = p0 + j, ih = p / Wd, iw0 = p % Wd;
           const std::size_t len = std::min(nt - j, Wd - iw0);
@@ -326,12 +434,16 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
     };
     auto store = [&](std::size_t i, const A* tot) {
       const std::size_t ic = g * Cg + i0 + i;
-      if (nchw) {
-        A* dst = dx + (n * C + ic) * P + p0;
-        for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
-      } else {
-        A* dst = dx + (n * P + p0) * C + ic;
-        for (std::size_t j = 0; j < nt; ++j) dst[j * C] = conv_finish(tot[j]);
+      for (std::size_t j = 0; j < nt;) {  // per image of the tile
+        const std::size_t q = q0 + j, nn = q / P, p = q % P, len = std::min(nt - j, P - p);
+        if (nchw) {
+          A* dst = dx + (nn * C + ic) * P + p;
+          for (std::size_t u = 0; u < len; ++u) dst[u] = conv_finish(tot[j + u]);
+        } else {
+          A* dst = dx + (nn * P + p) * C + ic;
+          for (std::size_t u = 0; u < len; ++u) dst[u * C] = conv_finish(tot[j + u]);
+        }
+        j += len;
       }
     };
     E::run(i1 - i0, R, nt, prepare, a_row, store);
@@ -368,6 +480,12 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, K = Cg * KK, P = OH * OW, R = N * P;
   const bool nchw = s.data == layout::nchw;
+  // Short output rows: the im2col rows come from one tap map (as forward's packed tiles)
+  // instead of runs of a few columns each.
+  const bool mapped = OW < 16 && KK * P <= (std::size_t(1) << 16);
+  std::vector<std::ptrdiff_t> map;
+  if (mapped) conv_tap_map(s, false, map);
+  const std::size_t image = C * H * Wd, cstride = nchw ? H * Wd : 1;
   // C^T: rows are the forward K index k (im2col rows), columns the out-channels of the group,
   // reduction over k' = (n, oh, ow); dw[oc][k] = C^T[k][oc]. Same products, same chain per dw
   // element, so the same bits as the reference's dw[oc][k] loop.
@@ -468,8 +586,12 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
       // A: im2col rows k in [i0, i1) over k' in [r0, r1)
       for (std::size_t i = 0; i < rows; ++i) {
         const std::size_t k = i0 + i, c = g * Cg + k / KK, kr = (k / KW) % KH, kc = k % KW;
-        const conv_tap_columns cols(s, kc);
         A* dst = sc.a.data() + i * conv_chunk;
+        if (mapped) {  // small output images: one tap map instead of runs of a few columns
+          conv_gather_mapped(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, r0, r1 - r0, dst);
+          continue;
+        }
+        const conv_tap_columns cols(s, kc);
         std::size_t r = r0;
         while (r < r1) {  // runs inside one output row of one image
           const std::size_t n = r / P, oh = (r % P) / OW, ow0 = r % OW;
