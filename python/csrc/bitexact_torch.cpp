@@ -595,20 +595,21 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& bia
   return y;
 }
 
-// (dx, dw, db): conv2d_backward_data and conv2d_backward_weight (with dbias when need_bias).
+// (dx, dw, db): conv2d_backward_data (when need_input; else dx is undefined) and
+// conv2d_backward_weight (with dbias when need_bias).
 std::tuple<Tensor, Tensor, Tensor> conv2d_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
                                                    std::vector<int64_t> stride, std::vector<int64_t> padding,
                                                    std::vector<int64_t> dilation, int64_t groups, bool need_bias,
-                                                   bool exact) {
+                                                   bool exact, bool need_input) {
   check_float(dy, "conv2d_backward", "grad");
   const bitexact::conv2d_shape s = conv_shape(x, w, stride, padding, dilation, groups);
   const Tensor dyc = dy.contiguous(), xc = x.contiguous(), wc = w.contiguous();
-  Tensor dx = at::zeros_like(xc), dw = at::zeros_like(wc);
+  Tensor dx = need_input ? at::zeros_like(xc) : Tensor(), dw = at::zeros_like(wc);
   Tensor db = need_bias ? at::zeros({w.size(0)}, w.options()) : Tensor();
   if (x.numel() == 0) return {dx, dw, db};
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
-    BX_RUN(T, conv2d_backward, &s, dyc.data_ptr<T>(), xc.data_ptr<T>(), wc.data_ptr<T>(), dx.data_ptr<T>(),
-           dw.data_ptr<T>(), need_bias ? db.data_ptr<T>() : nullptr, exact);
+    BX_RUN(T, conv2d_backward, &s, dyc.data_ptr<T>(), xc.data_ptr<T>(), wc.data_ptr<T>(),
+           need_input ? dx.data_ptr<T>() : nullptr, dw.data_ptr<T>(), need_bias ? db.data_ptr<T>() : nullptr, exact);
   });
   return {dx, dw, db};
 }
@@ -894,7 +895,7 @@ TORCH_LIBRARY(bitexact, m) {
         &linear_backward);
   m.def("conv2d(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, int groups, bool exact) -> Tensor",
         &conv2d);
-  m.def("conv2d_backward(Tensor grad, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, int groups, bool need_bias, bool exact) -> (Tensor, Tensor, Tensor)",
+  m.def("conv2d_backward(Tensor grad, Tensor input, Tensor weight, int[] stride, int[] padding, int[] dilation, int groups, bool need_bias, bool exact, bool need_input=True) -> (Tensor, Tensor, Tensor)",
         &conv2d_backward);
   m.def("max_pool2d(Tensor self, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode) -> (Tensor, Tensor)",
         &max_pool2d);

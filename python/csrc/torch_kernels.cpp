@@ -162,7 +162,7 @@ struct k {
   static const char* conv2d_backward(int isa, int th, const conv_shape* s, const T* dy, const T* x, const T* w, T* dx,
                                      T* dw, T* db, int exact) {
     return guarded([&] {
-      bitexact::conv2d_backward_data<T>(*s, dy, w, dx, tier_of(exact), ex(isa, th));
+      if (dx != nullptr) bitexact::conv2d_backward_data<T>(*s, dy, w, dx, tier_of(exact), ex(isa, th));  // null: not needed
       bitexact::conv2d_backward_weight<T>(*s, x, dy, dw, db, tier_of(exact), ex(isa, th));
     });
   }

@@ -374,6 +374,12 @@ def test_gemm_conv_equal_reference(dtype):
     ry, rdx, rdw, rdb = ops.ref_conv2d(x, w, bias, dy, *args)
     dx, dw, db = ops.conv2d_backward(dy, x, w, *args, True, False)
     assert same_bits(y, ry) and same_bits(dx, rdx) and same_bits(dw, rdw) and same_bits(db, rdb)
+    # An input that needs no gradient (a first layer): dx is skipped, dw and db are the same bits.
+    _, dw2, db2 = ops.conv2d_backward(dy, x, w, *args, True, False, False)
+    assert same_bits(dw2, rdw) and same_bits(db2, rdb)
+    wg, bg = w.clone().requires_grad_(), bias.clone().requires_grad_()
+    bt.conv2d(x, wg, bg, *args).backward(dy)
+    assert same_bits(wg.grad, rdw) and same_bits(bg.grad, rdb)
 
 
 def test_gemm_conv_threads_isas_and_batch_invariance():

@@ -477,8 +477,9 @@ class _Conv2d(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x, w = ctx.saved_tensors
-        dx, dw, db = ops.conv2d_backward(g, x, w, *ctx.args, ctx.has_b, ctx.exact)
-        return dx, dw, (db if ctx.has_b else None), None, None, None, None, None
+        need_input = ctx.needs_input_grad[0]  # e.g. a network's first layer: no dx to compute
+        dx, dw, db = ops.conv2d_backward(g, x, w, *ctx.args, ctx.has_b, ctx.exact, need_input)
+        return (dx if need_input else None), dw, (db if ctx.has_b else None), None, None, None, None, None
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, exact=False):
