@@ -1,5 +1,5 @@
-// conv_bench: bitexact conv2d (forward, backward-data, backward-weight; fixed_order, and exact
-// forward on the smaller shapes) against oneDNN (libdnnl, the library PyTorch's CPU convolution
+// conv_bench: bitexact conv2d (forward, backward-data, backward-weight; fixed_order, and the
+// exact tier of all three, its time printed as exact/fixed) against oneDNN (libdnnl, the library PyTorch's CPU convolution
 // uses) in the same run, at 1 and 2 threads, on ResNet-50 shapes, MobileNet depthwise 3x3 and a
 // 1-D audio shape. oneDNN runs its primitives on the layouts it prefers (memory format "any",
 // the reorders to and from them not timed: its best case); bitexact runs on plain NCHW.
@@ -33,7 +33,7 @@ namespace {
 struct bench_shape {
   const char* name;
   bitexact::conv2d_shape s;
-  bool exact;  // also time the exact tier (forward)
+  bool exact;  // also time the exact tier (forward, backward-data, backward-weight)
 };
 
 bitexact::conv2d_shape mk(std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t oc, std::size_t k,
@@ -58,14 +58,14 @@ constexpr std::size_t kBatch = 2;
 
 const std::vector<bench_shape>& shapes() {
   static const std::vector<bench_shape> v = {
-      {"stem7x7s2_3-64_224", mk(kBatch, 3, 224, 224, 64, 7, 2, 3, 1), false},
-      {"3x3_64-64_56", mk(kBatch, 64, 56, 56, 64, 3, 1, 1, 1), false},
-      {"1x1_256-64_56", mk(kBatch, 256, 56, 56, 64, 1, 1, 0, 1), false},
-      {"1x1_64-256_56", mk(kBatch, 64, 56, 56, 256, 1, 1, 0, 1), false},
+      {"stem7x7s2_3-64_224", mk(kBatch, 3, 224, 224, 64, 7, 2, 3, 1), true},
+      {"3x3_64-64_56", mk(kBatch, 64, 56, 56, 64, 3, 1, 1, 1), true},
+      {"1x1_256-64_56", mk(kBatch, 256, 56, 56, 64, 1, 1, 0, 1), true},
+      {"1x1_64-256_56", mk(kBatch, 64, 56, 56, 256, 1, 1, 0, 1), true},
       {"3x3_256-256_14", mk(kBatch, 256, 14, 14, 256, 3, 1, 1, 1), true},
       {"dw3x3_32_112", mk(kBatch, 32, 112, 112, 32, 3, 1, 1, 32), true},
       {"dw3x3_512_14", mk(kBatch, 512, 14, 14, 512, 3, 1, 1, 512), true},
-      {"conv1d_k3_64-64_L16000", mk(kBatch, 64, 1, 16000, 64, 3, 1, 1, 1, 1), false},
+      {"conv1d_k3_64-64_L16000", mk(kBatch, 64, 1, 16000, 64, 3, 1, 1, 1, 1), true},
   };
   return v;
 }
@@ -86,16 +86,18 @@ std::vector<float> rnd(std::size_t n, std::uint32_t seed) {
   return v;
 }
 
-enum op_kind { fwd = 0, bwd_data = 1, bwd_weight = 2, fwd_exact = 3 };
+enum op_kind { fwd = 0, bwd_data = 1, bwd_weight = 2, fwd_exact = 3, bwd_data_exact = 4, bwd_weight_exact = 5 };
 const char* op_name(int op) {
-  static const char* n[] = {"fwd", "bwd_data", "bwd_weight", "fwd_exact"};
+  static const char* n[] = {"fwd", "bwd_data", "bwd_weight", "fwd_exact", "bwd_data_exact", "bwd_weight_exact"};
   return n[op];
 }
+bool is_exact(int op) { return op >= fwd_exact; }
+int fixed_of(int op) { return is_exact(op) ? op - fwd_exact : op; }
 
-/// conv2d_<op>/<shape>/t<threads>/<impl>; the exact forward is op fwd, impl "exact".
+/// conv2d_<op>/<shape>/t<threads>/<impl>; an exact op is its fixed_order op with impl "exact".
 std::string bench_name(std::size_t shape_index, int op, int threads, const std::string& impl) {
-  const bool ex = op == fwd_exact;
-  return std::string("conv2d_") + op_name(ex ? fwd : op) + "/" + shapes()[shape_index].name + "/t" +
+  const bool ex = is_exact(op);
+  return std::string("conv2d_") + op_name(fixed_of(op)) + "/" + shapes()[shape_index].name + "/t" +
          std::to_string(threads) + "/" + (ex && impl == "bitexact" ? std::string("exact") : impl);
 }
 
@@ -109,6 +111,8 @@ void BM_bitexact(benchmark::State& st, std::size_t shape_index, int op, int thre
       case fwd: bitexact::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), bitexact::tier::fixed_order, ex); break;
       case fwd_exact: bitexact::conv2d_forward(s, x.data(), w.data(), b.data(), y.data(), bitexact::tier::exact, ex); break;
       case bwd_data: bitexact::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), bitexact::tier::fixed_order, ex); break;
+      case bwd_data_exact: bitexact::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), bitexact::tier::exact, ex); break;
+      case bwd_weight_exact: bitexact::conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data(), bitexact::tier::exact, ex); break;
       default: bitexact::conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data(), bitexact::tier::fixed_order, ex);
     }
     benchmark::ClobberMemory();
@@ -208,7 +212,7 @@ void print_summary() {
         };
         const double bx = get("bitexact", op), dn = get("onednn", op), th = get("torch", op);
         if (bx == 0.0 && dn == 0.0 && th == 0.0) continue;  // filtered out
-        const double ex = op == fwd ? get("bitexact", fwd_exact) : 0.0;
+        const double ex = get("bitexact", op + fwd_exact);
         double best = 0.0;
         const char* who = "-";
         if (dn > 0) best = dn, who = "onednn";
@@ -230,14 +234,14 @@ int main(int argc, char** argv) {
     auto* b = benchmark::RegisterBenchmark(bench_name(i, op, t, impl).c_str(),
                                            [i, op, t, fn](benchmark::State& st) { fn(st, i, op, t); });
     b->UseRealTime()->Unit(benchmark::kMillisecond)->Repetitions(bitexact_bench::repetitions(3))->ReportAggregatesOnly(true);
-    if (op == fwd_exact || bitexact_bench::quick()) b->Iterations(1);
+    if (is_exact(op) || bitexact_bench::quick()) b->Iterations(1);
   };
   for (std::size_t i = 0; i < shapes().size(); ++i) {
-    for (int op : {fwd, bwd_data, bwd_weight, fwd_exact}) {
-      if (op == fwd_exact && !shapes()[i].exact) continue;
+    for (int op : {fwd, bwd_data, bwd_weight, fwd_exact, bwd_data_exact, bwd_weight_exact}) {
+      if (is_exact(op) && !shapes()[i].exact) continue;
       for (int t : {1, 2}) {
         reg(i, op, t, "bitexact", BM_bitexact);
-        if (op == fwd_exact) continue;  // the peers have no exact tier
+        if (is_exact(op)) continue;  // the peers have no exact tier
 #ifdef BITEXACT_HAVE_DNNL
         reg(i, op, t, "onednn", BM_onednn);
 #endif

@@ -29,6 +29,7 @@
 #include "../core/gemm_order.hpp"
 #include "../core/scatter.hpp"
 #include "dispatch.hpp"
+#include "gemm_exact.hpp"
 #include "gemm_kernels.hpp"
 #include "threads.hpp"
 
@@ -660,7 +661,8 @@ void conv_depthwise_backward_data(const conv2d_shape& s, const A* dy, const A* w
   });
 }
 
-// ------------------------------------------------------------------ exact tier
+// The exact tier element by element (core::exact_sum_with_start per output): the path for small
+// problems and for ISAs without an integer matrix engine.
 
 /// The exact tier: out[e] for e in [0, count) = the correctly rounded (start +) exact sum of
 /// terms(e, k) for k < K (core::exact_sum_with_start: exact double sums when no rounding
@@ -677,7 +679,7 @@ void conv_exact_elements(std::size_t count, std::size_t K, int threads, Terms te
 }
 
 template <class A, class X, class Wt>
-void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads) {
+void conv_forward_exact_elements(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads) {
   const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
                     KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
                     K = Cg * KH * KW;
@@ -705,7 +707,7 @@ void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A*
 }
 
 template <class A, class Wt>
-void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads) {
+void conv_backward_data_exact_elements(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads) {
   const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
                     KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
                     KK = KH * KW;
@@ -732,7 +734,7 @@ void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A
 }
 
 template <class A, class X>
-void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
+void conv_backward_weight_exact_elements(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
   const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
                     KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
                     K = Cg * KH * KW, P = OH * OW, R = s.batch * P;
@@ -760,6 +762,201 @@ void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, 
     conv_exact_elements<A>(
         OC, R, threads, [&](std::size_t oc, std::size_t k) { return dy_at(oc, k); }, no_start,
         [&](std::size_t oc, A v) { dbias[oc] = v; });
+}
+
+
+// ------------------------------------------------------------------ exact tier
+//
+// Each element is the correctly rounded exact sum of its K products (forward: and bias[oc]):
+// order-independent, so any decomposition gives the same bits. The three ops are lowered onto
+// the GEMM exact tier (cpu/gemm_exact.hpp: integer digit GEMMs on AMX / AVX-512 VNNI / loops,
+// the exact accumulator for rows or columns with NaN/Inf or too wide a span), whose rule for
+// alpha = 1, beta = 0 is exactly this one (round(S), NaN/Inf/-0 by core/exact.hpp):
+//   forward          C[ocg][(n, oh, ow)] = sum_k w[oc][k] * im2col[k][(n, oh, ow)], plus one more
+//                    term bias[oc] * 1 (the exact sum then holds the bias, rounded once with
+//                    the rest: the same value and the same signed-zero rule as a start value);
+//   backward-data    C[icg][(n, ih, iw)] = sum_(ocg, r, c) w^T * (zero-upsampled dy);
+//   backward-weight  C^T[k][ocg] = sum_(n, oh, ow) im2col[k][.] * dy[oc][.]; dbias is one more
+//                    row of ones (dy * 1).
+// Padding taps and missing output positions are +0 entries of the packed matrix, as in the
+// reference's chain (a term +0 * w, so Inf * padding is NaN). The packed operand is built in
+// tiles of at most conv_exact_tile elements, so memory stays bounded on large shapes.
+
+inline constexpr std::size_t conv_exact_tile = std::size_t(1) << 22;
+
+/// Whether an m x n (per group) exact product takes the GEMM exact tier: with an integer matrix
+/// engine (AMX, AVX-512 VNNI) and enough rows and columns to fill its 32 x 32 blocks; else the
+/// element path above (the same bits).
+inline bool conv_exact_use_gemm(gemm_exact_kernel kern, std::size_t m, std::size_t n) {
+  return kern != gemm_exact_kernel::loops && m >= 4 && n >= 4;
+}
+
+/// Rows [0, rows) of a packed operand filled by fill_row(r, dst), split over threads.
+template <class FillRow>
+void conv_exact_fill(std::size_t rows, int threads, FillRow fill_row) {
+  parallel_chunks(threads, canonical_chunks{rows, 16}, [&](std::uint64_t r0, std::uint64_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) fill_row(r);
+  });
+}
+
+template <class A, class X, class Wt>
+void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads,
+                        isa simd = isa::automatic) {
+  const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW, cols = N * P;
+  const std::size_t R = K + (bias ? 1 : 0);
+  if (!conv_exact_use_gemm(kern, OCg, cols)) return conv_forward_exact_elements<A>(s, x, w, bias, y, threads);
+  const std::size_t jt = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
+  std::vector<A> b, c;
+  for (std::size_t g = 0; g < G; ++g) {
+    auto geta = [&](std::size_t i, std::size_t k) -> A {
+      return k < K ? static_cast<A>(core::widen(w[(g * OCg + i) * K + k])) : bias[g * OCg + i];
+    };
+    for (std::size_t j0 = 0; j0 < cols; j0 += jt) {
+      const std::size_t nt = std::min(jt, cols - j0);
+      b.resize(R * nt);
+      c.resize(OCg * nt);
+      conv_exact_fill(R, threads, [&](std::size_t k) {
+        A* row = b.data() + k * nt;
+        if (k == K) return std::fill(row, row + nt, A(1));
+        const std::size_t icg = k / (KH * KW), kr = (k / KW) % KH, kc = k % KW;
+        const conv_tap_columns tc(s, kc);
+        std::size_t j = 0;
+        while (j < nt) {  // runs inside one output row of one image
+          const std::size_t q = j0 + j, n = q / P, p = q % P, oh = p / OW, ow0 = p % OW;
+          const std::size_t len = std::min(nt - j, OW - ow0);
+          conv_gather_tap_run(s, x, n, g * Cg + icg, kr, tc, oh, ow0, len, row + j);
+          j += len;
+        }
+      });
+      const A* bp = b.data();
+      gemm_exact_run<A>(OCg, nt, R, A(1), geta, [bp, nt](std::size_t k, std::size_t j) { return bp[k * nt + j]; },
+                        A(0), c.data(), nt, threads, kern);
+      conv_exact_fill(OCg, threads, [&](std::size_t i) {
+        const std::size_t oc = g * OCg + i;
+        for (std::size_t jj = 0; jj < nt; ++jj) {
+          const std::size_t q = j0 + jj, n = q / P, p = q % P;
+          y[core::conv_offset(s.data, OC, OH, OW, n, oc, p / OW, p % OW)] = c[i * nt + jj];
+        }
+      });
+    }
+  }
+  (void)H;
+  (void)Wd;
+}
+
+template <class A, class Wt>
+void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads,
+                              isa simd = isa::automatic) {
+  const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, R = OCg * KK, P = H * Wd, cols = N * P;
+  if (!conv_exact_use_gemm(kern, Cg, cols)) return conv_backward_data_exact_elements<A>(s, dy, w, dx, threads);
+  const std::size_t jt = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
+  std::vector<A> b, c;
+  for (std::size_t g = 0; g < G; ++g) {
+    auto geta = [&](std::size_t i, std::size_t k) -> A {
+      return static_cast<A>(core::widen(w[((g * OCg + k / KK) * Cg + i) * KK + k % KK]));
+    };
+    for (std::size_t j0 = 0; j0 < cols; j0 += jt) {
+      const std::size_t nt = std::min(jt, cols - j0);
+      b.resize(R * nt);
+      c.resize(Cg * nt);
+      conv_exact_fill(R, threads, [&](std::size_t k) {
+        A* row = b.data() + k * nt;
+        const std::size_t oc = g * OCg + k / KK, kr = (k / KW) % KH, kc = k % KW;
+        std::size_t j = 0;
+        while (j < nt) {  // runs inside one input row of one image
+          const std::size_t q = j0 + j, n = q / P, p = q % P, ih = p / Wd, iw0 = p % Wd;
+          const std::size_t len = std::min(nt - j, Wd - iw0);
+          std::size_t oh, ow;
+          if (!core::conv_tap_out(ih, kr, s.stride_h, s.pad_h, s.dilation_h, OH, oh)) {
+            std::fill(row + j, row + j + len, A(0));
+          } else {
+            for (std::size_t t = 0; t < len; ++t)
+              row[j + t] = core::conv_tap_out(iw0 + t, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow)
+                               ? dy[core::conv_offset(s.data, OC, OH, OW, n, oc, oh, ow)]
+                               : A(0);
+          }
+          j += len;
+        }
+      });
+      const A* bp = b.data();
+      gemm_exact_run<A>(Cg, nt, R, A(1), geta, [bp, nt](std::size_t k, std::size_t j) { return bp[k * nt + j]; },
+                        A(0), c.data(), nt, threads, kern);
+      conv_exact_fill(Cg, threads, [&](std::size_t i) {
+        const std::size_t ic = g * Cg + i;
+        for (std::size_t jj = 0; jj < nt; ++jj) {
+          const std::size_t q = j0 + jj, n = q / P, p = q % P;
+          dx[core::conv_offset(s.data, C, H, Wd, n, ic, p / Wd, p % Wd)] = c[i * nt + jj];
+        }
+      });
+    }
+  }
+}
+
+template <class A, class X>
+void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads,
+                                isa simd = isa::automatic) {
+  const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
+  const std::size_t N = s.batch, C = s.in_channels, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW, R = N * P;
+  const std::size_t rows = K + (dbias ? 1 : 0);  // row K: ones (dbias)
+  if (!conv_exact_use_gemm(kern, rows, OCg))
+    return conv_backward_weight_exact_elements<A>(s, x, dy, dw, dbias, threads);
+  if (R == 0) {  // no term: every exact sum is +0
+    std::fill(dw, dw + OC * K, A(0));
+    if (dbias) std::fill(dbias, dbias + OC, A(0));
+    return;
+  }
+  const std::size_t it = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
+  std::vector<A> a, bt, c;
+  for (std::size_t g = 0; g < G; ++g) {
+    // B[r][ocg] = dy[n][g * OCg + ocg][oh][ow], r = (n, oh, ow).
+    bt.resize(R * OCg);
+    conv_exact_fill(R, threads, [&](std::size_t r) {
+      const std::size_t n = r / P, p = r % P;
+      for (std::size_t i = 0; i < OCg; ++i)
+        bt[r * OCg + i] = dy[core::conv_offset(s.data, OC, OH, OW, n, g * OCg + i, p / OW, p % OW)];
+    });
+    const A* bp = bt.data();
+    for (std::size_t i0 = 0; i0 < rows; i0 += it) {
+      const std::size_t mt = std::min(it, rows - i0);
+      a.resize(mt * R);
+      c.resize(mt * OCg);
+      conv_exact_fill(mt, threads, [&](std::size_t ii) {
+        A* row = a.data() + ii * R;
+        const std::size_t k = i0 + ii;
+        if (k == K) return std::fill(row, row + R, A(1));
+        const std::size_t icg = k / (KH * KW), kr = (k / KW) % KH, kc = k % KW;
+        const conv_tap_columns tc(s, kc);
+        std::size_t r = 0;
+        while (r < R) {  // runs inside one output row of one image
+          const std::size_t n = r / P, oh = (r % P) / OW, ow0 = r % OW;
+          const std::size_t len = std::min(R - r, OW - ow0);
+          conv_gather_tap_run(s, x, n, g * Cg + icg, kr, tc, oh, ow0, len, row + r);
+          r += len;
+        }
+      });
+      const A* ap = a.data();
+      gemm_exact_run<A>(mt, OCg, R, A(1), [ap, R](std::size_t i, std::size_t r) { return ap[i * R + r]; },
+                        [bp, OCg](std::size_t r, std::size_t j) { return bp[r * OCg + j]; }, A(0), c.data(), OCg,
+                        threads, kern);
+      for (std::size_t ii = 0; ii < mt; ++ii) {
+        const std::size_t k = i0 + ii;
+        for (std::size_t i = 0; i < OCg; ++i) {
+          if (k == K)
+            dbias[g * OCg + i] = c[ii * OCg + i];
+          else
+            dw[(g * OCg + i) * K + k] = c[ii * OCg + i];
+        }
+      }
+    }
+  }
 }
 
 }  // namespace detail
