@@ -31,6 +31,7 @@
 #include "dispatch.hpp"
 #include "gemm_exact.hpp"
 #include "gemm_kernels.hpp"
+#include "reduce_kernels.hpp"
 #include "threads.hpp"
 
 namespace bitexact {
@@ -765,6 +766,189 @@ void conv_backward_weight_exact_elements(const conv2d_shape& s, const X* x, cons
 }
 
 
+// ------------------------------------------------------------------ exact tier: depthwise (float)
+//
+// Depthwise forward and backward-data (NCHW, unit column stride; backward-data unit strides) in
+// float: each output is the exact sum of at most 256 products of two floats (48 significant
+// bits: exact in double) and the bias. Per plane, from the largest and smallest non-zero
+// magnitudes of the plane, the filter and the bias: every term t is below 2^E and a multiple of
+// 2^Q. With n terms (2^kb >= n, kb >= 2) and the split s = E + kb - 53, each term is cut into
+// h = (t + 1.5 * 2^(s+52)) - 1.5 * 2^(s+52) (a multiple of 2^s, exact: |t| < 2^(s+51)) and
+// l = t - h (exact, |l| <= 2^(s-1)). Sums of n h's stay below 2^(s+53) on the grid 2^s, sums of
+// n l's below 2^(Q+53) on the grid 2^Q when s <= Q + 54 - kb: both exact in double. The exact
+// value hi + lo is then rounded once: TwoSum gives it as t + e, round-to-odd in double (t's last
+// bit set toward e when e != 0 and t's last bit is 0) keeps the information, and the conversion
+// to float rounds it to nearest even correctly (53 >= 24 + 2 bits). Vectors run across output
+// columns (double lanes). Planes outside the bound (a magnitude spread over ~50 bits, NaN/Inf,
+// all zeros) and outputs whose exact sum is 0 (their sign needs the terms) take the element path.
+
+/// round(hi + lo) to float for exact doubles hi, lo; false when the sum is 0.
+inline bool conv_exact_round_pair(double hi, double lo, float& out) {
+  const double t = hi + lo, bp = t - hi, err = (hi - (t - bp)) + (lo - bp);
+  if (t == 0.0) return false;  // then err == 0 too
+  std::uint64_t u;
+  std::memcpy(&u, &t, sizeof u);
+  if (err != 0.0 && (u & 1) == 0) {
+    if ((err > 0) == (t > 0)) ++u;
+    else --u;
+  }
+  double r;
+  std::memcpy(&r, &u, sizeof r);
+  out = static_cast<float>(r);
+  return true;
+}
+
+/// The split exponent s of the block bound above, or false when it does not hold.
+inline bool conv_exact_dw_split(const magnitude_range& rx, const magnitude_range& rw, const float* bias,
+                                std::size_t K, int& s) {
+  constexpr std::uint64_t inf = 0x7f800000u;
+  if (rx.max_abs == 0 || rw.max_abs == 0 || rx.max_abs >= inf || rw.max_abs >= inf) return false;
+  auto E_of = [](std::uint64_t b) { return std::max(static_cast<int>(b >> 23), 1) - 126; };
+  auto Q_of = [](std::uint64_t b) { return std::max(static_cast<int>(b >> 23), 1) - 150; };
+  int E = E_of(rx.max_abs) + E_of(rw.max_abs), Q = Q_of(rx.min_nonzero_abs) + Q_of(rw.min_nonzero_abs);
+  if (bias) {
+    std::uint32_t bb;
+    std::memcpy(&bb, bias, sizeof bb);
+    bb &= 0x7fffffffu;
+    if (bb >= inf) return false;
+    if (bb != 0) {
+      E = std::max(E, E_of(bb));
+      Q = std::min(Q, Q_of(bb));
+    }
+  }
+  const std::size_t n = K + (bias ? 1 : 0);
+  int kb = 2;
+  while ((std::size_t(1) << kb) < n) ++kb;
+  s = E + kb - 53;
+  return s <= Q + 54 - kb;
+}
+
+/// out[i][j] (i < OH, j < OW) = round(bias + sum_k in[i * sh + offh[k]][j + offw[k]] * w[k]) on a
+/// zero-padded double plane (row stride ld, >= N columns of zero slack); element(i, j) computes an
+/// output the bound does not cover.
+template <class Arch, class Element>
+void conv_exact_dw_plane(const double* in, std::size_t ld, std::size_t sh, const std::size_t* offh,
+                         const std::size_t* offw, const float* w, std::size_t K, const float* bias, int s,
+                         float* out, std::size_t OH, std::size_t OW, Element element) {
+  using ops = dvec<Arch>;
+  using D = typename ops::D;
+  constexpr std::size_t N = ops::N;
+  const double c = core::double_of(static_cast<std::uint64_t>(s + 52 + 1023) << 52) * 1.5;
+  double hb = 0.0, lb = 0.0;
+  if (bias) {
+    const double b = *bias;
+    hb = (b + c) - c;
+    lb = b - hb;
+  }
+  const D cv = ops::splat(c);
+  double wk[256];
+  for (std::size_t k = 0; k < K; ++k) wk[k] = w[k];
+  for (std::size_t i = 0; i < OH; ++i) {
+    const double* base = in + i * sh * ld;
+    for (std::size_t j = 0; j < OW; j += N) {
+      D hi = ops::splat(hb), lo = ops::splat(lb);
+      for (std::size_t k = 0; k < K; ++k) {
+        const D p = ops::load(base + offh[k] * ld + offw[k] + j) * ops::splat(wk[k]);
+        const D h = (p + cv) - cv;
+        hi = hi + h;
+        lo = lo + (p - h);
+      }
+      alignas(64) double th[N], tl[N];
+      ops::store(th, hi);
+      ops::store(tl, lo);
+      const std::size_t lanes = std::min(N, OW - j);
+      for (std::size_t l = 0; l < lanes; ++l)
+        if (!conv_exact_round_pair(th[l], tl[l], out[i * OW + j + l])) out[i * OW + j + l] = element(i, j + l);
+    }
+  }
+}
+
+/// Depthwise forward, float, NCHW, stride_w == 1.
+template <class Arch>
+void conv_depthwise_forward_exact(const conv2d_shape& s, const float* x, const float* w, const float* bias, float* y,
+                                  int threads) {
+  constexpr std::size_t N = dvec<Arch>::N;
+  const std::size_t B = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
+  const std::size_t Hp = H + 2 * s.pad_h, Wp = Wd + 2 * s.pad_w + N;
+  std::vector<std::size_t> offh(K), offw(K);
+  for (std::size_t k = 0; k < K; ++k) offh[k] = (k / KW) * s.dilation_h, offw[k] = (k % KW) * s.dilation_w;
+  parallel_chunks(threads, canonical_chunks{B * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t q = static_cast<std::size_t>(q0), n = q / C, c = q % C;
+    const float* xp = x + q * H * Wd;
+    const float* wc = w + c * K;
+    const float* bc = bias ? bias + c : nullptr;
+    float* yp = y + q * OH * OW;
+    auto element = [&](std::size_t oh, std::size_t ow) {
+      return core::exact_sum_with_start<float>(bc ? *bc : 0.0f, bc != nullptr, K, [&](std::uint64_t k) {
+        std::size_t ih, iw;
+        float xv = 0.0f;
+        if (core::conv_tap_in(oh, k / KW, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+            core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw))
+          xv = xp[ih * Wd + iw];
+        return core::product_term<float>{xv, wc[k]};
+      });
+    };
+    int sp;
+    if (!conv_exact_dw_split(block_magnitudes<Arch>(xp, H * Wd), block_magnitudes<Arch>(wc, K), bc, K, sp)) {
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) yp[oh * OW + ow] = element(oh, ow);
+      return;
+    }
+    std::vector<double>& buf = conv_thread_scratch<double>().b;
+    buf.assign(Hp * Wp, 0.0);
+    for (std::size_t h = 0; h < H; ++h)
+      for (std::size_t ww = 0; ww < Wd; ++ww) buf[(h + s.pad_h) * Wp + ww + s.pad_w] = xp[h * Wd + ww];
+    conv_exact_dw_plane<Arch>(buf.data(), Wp, s.stride_h, offh.data(), offw.data(), wc, K, bc, sp, yp, OH, OW,
+                              element);
+    (void)n;
+  });
+}
+
+/// Depthwise backward-data, float, NCHW, unit strides: the forward plane kernel on the
+/// zero-padded dy plane with the kernel flipped.
+template <class Arch>
+void conv_depthwise_backward_data_exact(const conv2d_shape& s, const float* dy, const float* w, float* dx,
+                                        int threads) {
+  constexpr std::size_t N = dvec<Arch>::N;
+  const std::size_t B = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
+  const std::size_t Th = (KH - 1) * s.dilation_h, Tw = (KW - 1) * s.dilation_w;
+  const std::size_t Hp = std::max(OH, H + s.pad_h) + Th + 1, Wp = std::max(OW, Wd + s.pad_w) + Tw + N + 1;
+  std::vector<std::size_t> offh(K), offw(K);
+  for (std::size_t k = 0; k < K; ++k) {
+    offh[k] = s.pad_h + Th - (k / KW) * s.dilation_h;
+    offw[k] = s.pad_w + Tw - (k % KW) * s.dilation_w;
+  }
+  parallel_chunks(threads, canonical_chunks{B * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
+    const float* src = dy + q * OH * OW;
+    const float* wc = w + c * K;
+    float* dxp = dx + q * H * Wd;
+    auto element = [&](std::size_t ih, std::size_t iw) {
+      return core::exact_sum_with_start<float>(0.0f, false, K, [&](std::uint64_t k) {
+        std::size_t oh, ow;
+        float dv = 0.0f;
+        if (core::conv_tap_out(ih, k / KW, s.stride_h, s.pad_h, s.dilation_h, OH, oh) &&
+            core::conv_tap_out(iw, k % KW, s.stride_w, s.pad_w, s.dilation_w, OW, ow))
+          dv = src[oh * OW + ow];
+        return core::product_term<float>{dv, wc[k]};
+      });
+    };
+    int sp;
+    if (!conv_exact_dw_split(block_magnitudes<Arch>(src, OH * OW), block_magnitudes<Arch>(wc, K), nullptr, K, sp)) {
+      for (std::size_t ih = 0; ih < H; ++ih)
+        for (std::size_t iw = 0; iw < Wd; ++iw) dxp[ih * Wd + iw] = element(ih, iw);
+      return;
+    }
+    std::vector<double>& buf = conv_thread_scratch<double>().b;
+    buf.assign(Hp * Wp, 0.0);
+    for (std::size_t h = 0; h < OH; ++h)
+      for (std::size_t ww = 0; ww < OW; ++ww) buf[(h + Th) * Wp + Tw + ww] = src[h * OW + ww];
+    conv_exact_dw_plane<Arch>(buf.data(), Wp, 1, offh.data(), offw.data(), wc, K, nullptr, sp, dxp, H, Wd, element);
+  });
+}
+
 // ------------------------------------------------------------------ exact tier
 //
 // Each element is the correctly rounded exact sum of its K products (forward: and bias[oc]):
@@ -802,6 +986,12 @@ void conv_exact_fill(std::size_t rows, int threads, FillRow fill_row) {
 template <class A, class X, class Wt>
 void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads,
                         isa simd = isa::automatic) {
+  if constexpr (std::is_same<A, float>::value && std::is_same<X, float>::value && std::is_same<Wt, float>::value) {
+    if (conv_is_depthwise(s) && s.data == layout::nchw && s.stride_w == 1)
+      return with_arch(resolve_isa(simd), [&](auto arch) {
+        conv_depthwise_forward_exact<decltype(arch)>(s, x, w, bias, y, threads);
+      });
+  }
   const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
   const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
@@ -850,6 +1040,12 @@ void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A*
 template <class A, class Wt>
 void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads,
                               isa simd = isa::automatic) {
+  if constexpr (std::is_same<A, float>::value && std::is_same<Wt, float>::value) {
+    if (conv_is_depthwise(s) && s.data == layout::nchw && s.stride_h == 1 && s.stride_w == 1)
+      return with_arch(resolve_isa(simd), [&](auto arch) {
+        conv_depthwise_backward_data_exact<decltype(arch)>(s, dy, w, dx, threads);
+      });
+  }
   const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
   const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
