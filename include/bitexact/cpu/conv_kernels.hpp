@@ -949,6 +949,47 @@ void conv_depthwise_backward_data_exact(const conv2d_shape& s, const float* dy, 
   });
 }
 
+/// Depthwise backward-weight, float, any layout and stride: dw[c][k] is the exact dot of the
+/// channel's dy (over n, oh, ow) with the tap-k im2col row of its input, and dbias[c] the exact
+/// sum of its dy - the reduction family's exact dot/sum engines (cpu/reduce_kernels.hpp:
+/// exact pre-accumulation in double registers), one channel per task.
+template <class Arch>
+void conv_depthwise_backward_weight_exact(const conv2d_shape& s, const float* x, const float* dy, float* dw,
+                                          float* dbias, int threads) {
+  const std::size_t B = s.batch, C = s.in_channels, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW, P = OH * OW, R = B * P;
+  parallel_chunks(threads, canonical_chunks{C, 1}, [&](std::uint64_t c0, std::uint64_t) {
+    const std::size_t c = static_cast<std::size_t>(c0);
+    conv_scratch<float>& sc = conv_thread_scratch<float>();
+    float* dyc = conv_reserve(sc.dy_nhwc, R);
+    float* xk = conv_reserve(sc.x_nhwc, R);
+    for (std::size_t r = 0; r < R; ++r) {
+      const std::size_t n = r / P, p = r % P;
+      dyc[r] = dy[core::conv_offset(s.data, C, OH, OW, n, c, p / OW, p % OW)];
+    }
+    for (std::size_t k = 0; k < K; ++k) {
+      const conv_tap_columns tc(s, k % KW);
+      for (std::size_t r = 0; r < R;) {  // runs inside one output row of one image
+        const std::size_t n = r / P, oh = (r % P) / OW, ow0 = r % OW, len = std::min(R - r, OW - ow0);
+        conv_gather_tap_run(s, x, n, c, k / KW, tc, oh, ow0, len, xk + r);
+        r += len;
+      }
+      core::exact_accumulator<float> acc;
+      exact_products_range<Arch>(R, acc, [&](std::size_t i, std::size_t, float*, float*, const float*& a,
+                                             const float*& b) {
+        a = dyc + i;
+        b = xk + i;
+      });
+      dw[c * K + k] = acc.round();
+    }
+    if (dbias) {
+      core::exact_accumulator<float> acc;
+      exact_sum_range<Arch>(dyc, R, acc);
+      dbias[c] = acc.round();
+    }
+  });
+}
+
 // ------------------------------------------------------------------ exact tier
 //
 // Each element is the correctly rounded exact sum of its K products (forward: and bias[oc]):
@@ -1097,6 +1138,12 @@ void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A
 template <class A, class X>
 void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads,
                                 isa simd = isa::automatic) {
+  if constexpr (std::is_same<A, float>::value && std::is_same<X, float>::value) {
+    if (s.groups == s.in_channels && s.groups == s.out_channels)
+      return with_arch(resolve_isa(simd), [&](auto arch) {
+        conv_depthwise_backward_weight_exact<decltype(arch)>(s, x, dy, dw, dbias, threads);
+      });
+  }
   const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
   const std::size_t N = s.batch, C = s.in_channels, OC = s.out_channels;
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
