@@ -303,7 +303,7 @@ TEST(ConvExact, BackwardWeightIndependentOfImageOrder) {
 // drives each fallback: NaN, +-Inf, -0, all -0 products, magnitudes spread beyond the planes'
 // bound and the GEMM digits' span, subnormals.
 
-enum class exact_data { plain, specials, wide, negative_zeros };
+enum class exact_data { plain, specials, wide, medium, negative_zeros };
 
 std::vector<float> exact_test_data(std::size_t n, std::uint64_t seed, exact_data kind) {
   splitmix g{seed};
@@ -314,6 +314,11 @@ std::vector<float> exact_test_data(std::size_t n, std::uint64_t seed, exact_data
       case exact_data::plain: x = static_cast<float>(u * 4.0); break;
       case exact_data::wide: {  // 2^-149 .. 2^100 (subnormals included)
         const int e = static_cast<int>(g() % 250) - 149;
+        x = static_cast<float>(std::ldexp(u, e));
+        break;
+      }
+      case exact_data::medium: {  // 2^-12 .. 2^12: inside the depthwise planes' bound, yet sums far wider than 53 bits
+        const int e = static_cast<int>(g() % 25) - 12;
         x = static_cast<float>(std::ldexp(u, e));
         break;
       }
@@ -381,6 +386,7 @@ TEST(ConvExact, FastPathsEqualReferenceSpecialValues) {
     check_exact_fast_paths(s, seed += 10, exact_data::plain, exact_data::specials, true);
     check_exact_fast_paths(s, seed += 10, exact_data::wide, exact_data::plain, true);
     check_exact_fast_paths(s, seed += 10, exact_data::wide, exact_data::wide, false);
+    check_exact_fast_paths(s, seed += 10, exact_data::medium, exact_data::medium, true);
     check_exact_fast_paths(s, seed += 10, exact_data::negative_zeros, exact_data::plain, true);
   }
 }
