@@ -1010,10 +1010,11 @@ void conv_depthwise_backward_weight_exact(const conv2d_shape& s, const float* x,
 inline constexpr std::size_t conv_exact_tile = std::size_t(1) << 22;
 
 /// Whether an m x n (per group) exact product takes the GEMM exact tier: with an integer matrix
-/// engine (AMX, AVX-512 VNNI) and enough rows and columns to fill its 32 x 32 blocks; else the
-/// element path above (the same bits).
+/// engine (AMX, AVX-512 VNNI) and enough rows and columns to fill its 32 x 32 blocks, or few rows
+/// but many columns (the stem's backward-data: m = 3, 4x faster than elements even with idle
+/// block rows); else the element path above (the same bits).
 inline bool conv_exact_use_gemm(gemm_exact_kernel kern, std::size_t m, std::size_t n) {
-  return kern != gemm_exact_kernel::loops && m >= 4 && n >= 4;
+  return kern != gemm_exact_kernel::loops && ((m >= 4 && n >= 4) || (m >= 1 && n >= 4096));
 }
 
 /// Rows [0, rows) of a packed operand filled by fill_row(r, dst), split over threads.
