@@ -1009,6 +1009,18 @@ void conv_depthwise_backward_weight_exact(const conv2d_shape& s, const float* x,
 
 inline constexpr std::size_t conv_exact_tile = std::size_t(1) << 22;
 
+/// The calling thread's packed operands of the exact lowering (kept between calls: their pages
+/// stay mapped).
+template <class T>
+struct conv_exact_buffers {
+  std::vector<T> a, b, c;
+};
+template <class T>
+conv_exact_buffers<T>& conv_exact_thread_buffers() {
+  static thread_local conv_exact_buffers<T> s;
+  return s;
+}
+
 /// Whether an m x n (per group) exact product takes the GEMM exact tier: with an integer matrix
 /// engine (AMX, AVX-512 VNNI) and enough rows and columns to fill its 32 x 32 blocks, or few rows
 /// but many columns (the stem's backward-data: m = 3, 4x faster than elements even with idle
@@ -1041,7 +1053,8 @@ void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A*
   const std::size_t R = K + (bias ? 1 : 0);
   if (!conv_exact_use_gemm(kern, OCg, cols)) return conv_forward_exact_elements<A>(s, x, w, bias, y, threads);
   const std::size_t jt = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
-  std::vector<A> b, c;
+  conv_exact_buffers<A>& buf = conv_exact_thread_buffers<A>();
+  std::vector<A>&b = buf.b, &c = buf.c;
   for (std::size_t g = 0; g < G; ++g) {
     auto geta = [&](std::size_t i, std::size_t k) -> A {
       return k < K ? static_cast<A>(core::widen(w[(g * OCg + i) * K + k])) : bias[g * OCg + i];
@@ -1094,7 +1107,8 @@ void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A
   const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, R = OCg * KK, P = H * Wd, cols = N * P;
   if (!conv_exact_use_gemm(kern, Cg, cols)) return conv_backward_data_exact_elements<A>(s, dy, w, dx, threads);
   const std::size_t jt = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
-  std::vector<A> b, c;
+  conv_exact_buffers<A>& buf = conv_exact_thread_buffers<A>();
+  std::vector<A>&b = buf.b, &c = buf.c;
   for (std::size_t g = 0; g < G; ++g) {
     auto geta = [&](std::size_t i, std::size_t k) -> A {
       return static_cast<A>(core::widen(w[((g * OCg + k / KK) * Cg + i) * KK + k % KK]));
@@ -1158,7 +1172,8 @@ void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, 
     return;
   }
   const std::size_t it = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
-  std::vector<A> a, bt, c;
+  conv_exact_buffers<A>& buf = conv_exact_thread_buffers<A>();
+  std::vector<A>&a = buf.a, &bt = buf.b, &c = buf.c;
   for (std::size_t g = 0; g < G; ++g) {
     // B[r][ocg] = dy[n][g * OCg + ocg][oh][ow], r = (n, oh, ow).
     bt.resize(R * OCg);
