@@ -295,6 +295,128 @@ TEST(ConvExact, BackwardWeightIndependentOfImageOrder) {
   EXPECT_FALSE(same(dw, dwr));
 }
 
+// ---------------------------------------------------------------- exact tier fast paths
+//
+// The exact tier's fast paths (the GEMM exact lowering on AMX/VNNI, the depthwise double-register
+// planes, the depthwise backward-weight on the reduction engines) and their fallbacks, against
+// the reference's exact tier, on every ISA and thread count {1, 2, 3, 4, 7, 8}, with data that
+// drives each fallback: NaN, +-Inf, -0, all -0 products, magnitudes spread beyond the planes'
+// bound and the GEMM digits' span, subnormals.
+
+enum class exact_data { plain, specials, wide, medium, negative_zeros };
+
+std::vector<float> exact_test_data(std::size_t n, std::uint64_t seed, exact_data kind) {
+  splitmix g{seed};
+  std::vector<float> v(n);
+  for (auto& x : v) {
+    const double u = g.uniform() - 0.5;
+    switch (kind) {
+      case exact_data::plain: x = static_cast<float>(u * 4.0); break;
+      case exact_data::wide: {  // 2^-149 .. 2^100 (subnormals included)
+        const int e = static_cast<int>(g() % 250) - 149;
+        x = static_cast<float>(std::ldexp(u, e));
+        break;
+      }
+      case exact_data::medium: {  // 2^-12 .. 2^12: inside the depthwise planes' bound, yet sums far wider than 53 bits
+        const int e = static_cast<int>(g() % 25) - 12;
+        x = static_cast<float>(std::ldexp(u, e));
+        break;
+      }
+      case exact_data::negative_zeros: x = (g() % 4 == 0) ? static_cast<float>(u) : -0.0f; break;
+      case exact_data::specials: {
+        const std::uint64_t r = g() % 64;
+        const float inf = std::numeric_limits<float>::infinity();
+        x = r == 0 ? std::numeric_limits<float>::quiet_NaN() : r == 1 ? inf : r == 2 ? -inf : r < 8 ? -0.0f
+                                                                                           : static_cast<float>(u);
+        break;
+      }
+    }
+  }
+  return v;
+}
+
+// Plain data runs every thread count; the special data sets {1, 3, 8} (the sanitizer builds run
+// these tests too).
+void check_exact_fast_paths(const conv2d_shape& s, std::uint64_t seed, exact_data xk, exact_data wk, bool with_bias) {
+  const auto x = exact_test_data(xsize(s), seed, xk), w = exact_test_data(wsize(s), seed + 1, wk);
+  const auto bias = exact_test_data(s.out_channels, seed + 2, wk), dy = exact_test_data(ysize(s), seed + 3, xk);
+  const float* b = with_bias ? bias.data() : nullptr;
+  std::vector<float> y_ref(ysize(s)), dx_ref(xsize(s)), dw_ref(wsize(s)), db_ref(s.out_channels);
+  reference::conv2d_forward<float>(s, x.data(), w.data(), b, y_ref.data(), true);
+  reference::conv2d_backward_data<float>(s, dy.data(), w.data(), dx_ref.data(), true);
+  reference::conv2d_backward_weight<float>(s, x.data(), dy.data(), dw_ref.data(), with_bias ? db_ref.data() : nullptr,
+                                           true);
+  for (isa i : usable_isas())
+    for (int th : kThreads) {
+      if (xk != exact_data::plain && th != 1 && th != 3 && th != 8) continue;
+      SCOPED_TRACE(std::string("isa ") + isa_name(i) + " threads " + std::to_string(th));
+      std::vector<float> y(ysize(s), 7.0f), dx(xsize(s), 7.0f), dw(wsize(s), 7.0f), db(s.out_channels, 7.0f);
+      conv2d_forward(s, x.data(), w.data(), b, y.data(), tier::exact, {th, i});
+      EXPECT_TRUE(same(y, y_ref)) << "forward";
+      conv2d_backward_data(s, dy.data(), w.data(), dx.data(), tier::exact, {th, i});
+      EXPECT_TRUE(same(dx, dx_ref)) << "backward-data";
+      conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr, tier::exact, {th, i});
+      EXPECT_TRUE(same(dw, dw_ref)) << "backward-weight";
+      if (with_bias) EXPECT_TRUE(same(db, db_ref)) << "dbias";
+    }
+}
+
+std::vector<conv2d_shape> exact_fast_shapes() {
+  return {
+      shape(2, 16, 9, 13, 16, 3, 3, 1, 1, 1, 16),                 // depthwise, unit strides: every dw path
+      shape(2, 10, 11, 9, 10, 3, 3, 2, 1, 1, 10),                 // depthwise, stride_h 2 (fwd plane; bwd-data elements)
+      shape(2, 9, 8, 7, 9, 3, 3, 1, 1, 1, 9, layout::nhwc),       // depthwise NHWC: element paths, dw bwd-weight
+      shape(2, 6, 7, 9, 10, 3, 3, 1, 1, 1, 1),                    // dense: the GEMM lowering (m >= 4)
+      shape(3, 8, 6, 7, 12, 3, 2, 2, 1, 1, 2, layout::nhwc),      // groups 2, stride 2 x 1, NHWC
+      shape(1, 5, 23, 17, 6, 5, 4, 1, 3, 1, 1),                   // large pad
+      shape(1, 3, 64, 64, 8, 3, 3, 2, 1, 1, 1),                   // 3 in-channels, 4096 positions: bwd-data GEMM with m = 3
+  };
+}
+
+TEST(ConvExact, FastPathsEqualReferencePlainData) {
+  std::uint64_t seed = 900;
+  for (const conv2d_shape& s : exact_fast_shapes()) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    check_exact_fast_paths(s, seed += 10, exact_data::plain, exact_data::plain, true);
+    check_exact_fast_paths(s, seed += 10, exact_data::plain, exact_data::plain, false);
+  }
+}
+
+TEST(ConvExact, FastPathsEqualReferenceSpecialValues) {
+  std::uint64_t seed = 1900;
+  for (const conv2d_shape& s : exact_fast_shapes()) {
+    if (xsize(s) > 10000) continue;  // the large shape runs plain data only (test time)
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    check_exact_fast_paths(s, seed += 10, exact_data::specials, exact_data::plain, true);
+    check_exact_fast_paths(s, seed += 10, exact_data::plain, exact_data::specials, true);
+    check_exact_fast_paths(s, seed += 10, exact_data::wide, exact_data::plain, true);
+    check_exact_fast_paths(s, seed += 10, exact_data::wide, exact_data::wide, false);
+    check_exact_fast_paths(s, seed += 10, exact_data::medium, exact_data::medium, true);
+    check_exact_fast_paths(s, seed += 10, exact_data::negative_zeros, exact_data::plain, true);
+  }
+}
+
+// Exact sums that land just beside a float midpoint (1 + 2^-24 + 2^-55, 1 + 2^-24 - 2^-55 and
+// the tie 1 + 2^-24 itself): one rounding must see the tiny term (rounding to double first
+// would turn the first two into ties). A depthwise 1 x 3 filter on rows (1, 2^-24, +-2^-55):
+// inside the depthwise planes' bound (a spread of 55 bits), so the double-register path runs.
+TEST(ConvExact, DepthwiseNearMidpointsRoundOnce) {
+  conv2d_shape s = shape(1, 3, 1, 3, 3, 1, 3, 1, 0, 1, 3);
+  const float t = std::ldexp(1.0f, -55);
+  const std::vector<float> x = {1.0f, std::ldexp(1.0f, -24), t, 1.0f, std::ldexp(1.0f, -24), -t,
+                                1.0f, std::ldexp(1.0f, -24), 0.0f};
+  const std::vector<float> w(9, 1.0f), dy = {1.0f, 1.0f, 1.0f};
+  std::vector<float> y_ref(3), y(3);
+  reference::conv2d_forward<float>(s, x.data(), w.data(), nullptr, y_ref.data(), true);
+  EXPECT_EQ(y_ref[0], 1.0f + std::ldexp(1.0f, -23));
+  EXPECT_EQ(y_ref[1], 1.0f);
+  EXPECT_EQ(y_ref[2], 1.0f);
+  for (isa i : usable_isas()) {
+    conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), tier::exact, {1, i});
+    EXPECT_TRUE(same(y, y_ref)) << isa_name(i);
+  }
+}
+
 // ---------------------------------------------------------------- special values
 
 TEST(ConvSpecial, NanWeightAndInfMeetingPadding) {
@@ -600,7 +722,8 @@ void conv_golden_rows(bitexact_test::golden_table& table, const char* tname, std
   auto fast_equal = [&](const std::string& name, const auto& want, auto&& run) {
     const bool exact = name.find(".exact") != std::string::npos;
     bitexact_test::for_each_fast_path([&](const execution& e, const std::string& label) {
-      // The exact tier does not read the ISA (conv.hpp): its thread counts once, not per ISA.
+      // The exact tier: its thread counts once, not per ISA (each ISA is checked against the
+      // reference by ConvExact.FastPaths*; the golden rows keep their layout).
       if (exact && e.simd != isa::automatic && e.simd != usable_isas().front()) return;
       auto got = want;
       std::fill(got.begin(), got.end(), decltype(got[0] + 0)(7));

@@ -72,7 +72,7 @@ void conv_forward_impl(const conv2d_shape& s, const X* x, const X* w, const A* b
   const int threads = resolved_threads(ex);
   const isa simd = resolved_isa(ex);
   if (z.y == 0) return;
-  if (t == tier::exact) return cpu::detail::conv_forward_exact<A>(s, x, w, bias, y, threads);
+  if (t == tier::exact) return cpu::detail::conv_forward_exact<A>(s, x, w, bias, y, threads, simd);
   std::vector<A> wbuf;
   const A* wa = conv_widened<A>(w, z.w, wbuf);
   cpu::detail::with_arch(simd, [&](auto arch) {
@@ -93,7 +93,7 @@ void conv_backward_data_impl(const conv2d_shape& s, const A* dy, const W* w, A* 
   const int threads = resolved_threads(ex);
   const isa simd = resolved_isa(ex);
   if (z.x == 0) return;
-  if (t == tier::exact) return cpu::detail::conv_backward_data_exact<A>(s, dy, w, dx, threads);
+  if (t == tier::exact) return cpu::detail::conv_backward_data_exact<A>(s, dy, w, dx, threads, simd);
   std::vector<A> wbuf;
   const A* wa = conv_widened<A>(w, z.w, wbuf);
   cpu::detail::with_arch(simd, [&](auto arch) {
@@ -114,7 +114,7 @@ void conv_backward_weight_impl(const conv2d_shape& s, const X* x, const A* dy, A
   require_ieee_environment(what);
   const int threads = resolved_threads(ex);
   const isa simd = resolved_isa(ex);
-  if (t == tier::exact) return cpu::detail::conv_backward_weight_exact<A>(s, x, dy, dw, dbias, threads);
+  if (t == tier::exact) return cpu::detail::conv_backward_weight_exact<A>(s, x, dy, dw, dbias, threads, simd);
   cpu::detail::with_arch(simd, [&](auto arch) {
     cpu::detail::conv_backward_weight_kernel<decltype(arch), A, X>(s, x, dy, dw, dbias, threads);
   });

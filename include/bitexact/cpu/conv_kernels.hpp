@@ -29,7 +29,9 @@
 #include "../core/gemm_order.hpp"
 #include "../core/scatter.hpp"
 #include "dispatch.hpp"
+#include "gemm_exact.hpp"
 #include "gemm_kernels.hpp"
+#include "reduce_kernels.hpp"
 #include "threads.hpp"
 
 namespace bitexact {
@@ -782,7 +784,8 @@ void conv_depthwise_backward_data(const conv2d_shape& s, const A* dy, const A* w
   });
 }
 
-// ------------------------------------------------------------------ exact tier
+// The exact tier element by element (core::exact_sum_with_start per output): the path for small
+// problems and for ISAs without an integer matrix engine.
 
 /// The exact tier: out[e] for e in [0, count) = the correctly rounded (start +) exact sum of
 /// terms(e, k) for k < K (core::exact_sum_with_start: exact double sums when no rounding
@@ -799,7 +802,7 @@ void conv_exact_elements(std::size_t count, std::size_t K, int threads, Terms te
 }
 
 template <class A, class X, class Wt>
-void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads) {
+void conv_forward_exact_elements(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads) {
   const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
                     KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
                     K = Cg * KH * KW;
@@ -827,7 +830,7 @@ void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A*
 }
 
 template <class A, class Wt>
-void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads) {
+void conv_backward_data_exact_elements(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads) {
   const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
                     KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
                     KK = KH * KW;
@@ -854,7 +857,7 @@ void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A
 }
 
 template <class A, class X>
-void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
+void conv_backward_weight_exact_elements(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
   const std::size_t C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, KH = s.kernel_h,
                     KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), Cg = C / s.groups, OCg = OC / s.groups,
                     K = Cg * KH * KW, P = OH * OW, R = s.batch * P;
@@ -882,6 +885,459 @@ void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, 
     conv_exact_elements<A>(
         OC, R, threads, [&](std::size_t oc, std::size_t k) { return dy_at(oc, k); }, no_start,
         [&](std::size_t oc, A v) { dbias[oc] = v; });
+}
+
+
+// ------------------------------------------------------------------ exact tier: depthwise (float)
+//
+// Depthwise forward and backward-data (NCHW, unit column stride; backward-data unit strides) in
+// float: each output is the exact sum of at most 256 products of two floats (48 significant
+// bits: exact in double) and the bias. Per plane, from the largest and smallest non-zero
+// magnitudes of the plane, the filter and the bias: every term t is below 2^E and a multiple of
+// 2^Q. With n terms (2^kb >= n, kb >= 2) and the split s = E + kb - 53, each term is cut into
+// h = (t + 1.5 * 2^(s+52)) - 1.5 * 2^(s+52) (a multiple of 2^s, exact: |t| < 2^(s+51)) and
+// l = t - h (exact, |l| <= 2^(s-1)). Sums of n h's stay below 2^(s+53) on the grid 2^s, sums of
+// n l's below 2^(Q+53) on the grid 2^Q when s <= Q + 54 - kb: both exact in double. The exact
+// value hi + lo is then rounded once: TwoSum gives it as t + e, round-to-odd in double (t's last
+// bit set toward e when e != 0 and t's last bit is 0) keeps the information, and the conversion
+// to float rounds it to nearest even correctly (53 >= 24 + 2 bits). Vectors run across output
+// columns (double lanes). Planes outside the bound (a magnitude spread over ~50 bits, NaN/Inf,
+// all zeros) and outputs whose exact sum is 0 (their sign needs the terms) take the element path.
+
+/// round(hi + lo) to float for exact doubles hi, lo; false when the sum is 0.
+inline bool conv_exact_round_pair(double hi, double lo, float& out) {
+  const double t = hi + lo, bp = t - hi, err = (hi - (t - bp)) + (lo - bp);
+  if (t == 0.0) return false;  // then err == 0 too
+  std::uint64_t u;
+  std::memcpy(&u, &t, sizeof u);
+  if (err != 0.0 && (u & 1) == 0) {
+    if ((err > 0) == (t > 0)) ++u;
+    else --u;
+  }
+  double r;
+  std::memcpy(&r, &u, sizeof r);
+  out = static_cast<float>(r);
+  return true;
+}
+
+/// The split exponent s of the block bound above, or false when it does not hold.
+inline bool conv_exact_dw_split(const magnitude_range& rx, const magnitude_range& rw, const float* bias,
+                                std::size_t K, int& s) {
+  constexpr std::uint64_t inf = 0x7f800000u;
+  if (rx.max_abs == 0 || rw.max_abs == 0 || rx.max_abs >= inf || rw.max_abs >= inf) return false;
+  auto E_of = [](std::uint64_t b) { return std::max(static_cast<int>(b >> 23), 1) - 126; };
+  auto Q_of = [](std::uint64_t b) { return std::max(static_cast<int>(b >> 23), 1) - 150; };
+  int E = E_of(rx.max_abs) + E_of(rw.max_abs), Q = Q_of(rx.min_nonzero_abs) + Q_of(rw.min_nonzero_abs);
+  if (bias) {
+    std::uint32_t bb;
+    std::memcpy(&bb, bias, sizeof bb);
+    bb &= 0x7fffffffu;
+    if (bb >= inf) return false;
+    if (bb != 0) {
+      E = std::max(E, E_of(bb));
+      Q = std::min(Q, Q_of(bb));
+    }
+  }
+  const std::size_t n = K + (bias ? 1 : 0);
+  int kb = 2;
+  while ((std::size_t(1) << kb) < n) ++kb;
+  s = E + kb - 53;
+  return s <= Q + 54 - kb;
+}
+
+/// out[i][j] (i < OH, j < OW) = round(bias + sum_k in[i * sh + offh[k]][j + offw[k]] * w[k]) on a
+/// zero-padded double plane (row stride ld, >= N columns of zero slack); element(i, j) computes an
+/// output the bound does not cover.
+template <class Arch, class Element>
+void conv_exact_dw_plane(const double* in, std::size_t ld, std::size_t sh, const std::size_t* offh,
+                         const std::size_t* offw, const float* w, std::size_t K, const float* bias, int s,
+                         float* out, std::size_t OH, std::size_t OW, Element element) {
+  using ops = dvec<Arch>;
+  using D = typename ops::D;
+  constexpr std::size_t N = ops::N;
+  const double c = core::double_of(static_cast<std::uint64_t>(s + 52 + 1023) << 52) * 1.5;
+  double hb = 0.0, lb = 0.0;
+  if (bias) {
+    const double b = *bias;
+    hb = (b + c) - c;
+    lb = b - hb;
+  }
+  const D cv = ops::splat(c);
+  double wk[256];
+  for (std::size_t k = 0; k < K; ++k) wk[k] = w[k];
+  for (std::size_t i = 0; i < OH; ++i) {
+    const double* base = in + i * sh * ld;
+    for (std::size_t j = 0; j < OW; j += N) {
+      D hi = ops::splat(hb), lo = ops::splat(lb);
+      for (std::size_t k = 0; k < K; ++k) {
+        const D p = ops::load(base + offh[k] * ld + offw[k] + j) * ops::splat(wk[k]);
+        const D h = (p + cv) - cv;
+        hi = hi + h;
+        lo = lo + (p - h);
+      }
+      alignas(64) double th[N], tl[N];
+      ops::store(th, hi);
+      ops::store(tl, lo);
+      const std::size_t lanes = std::min(N, OW - j);
+      for (std::size_t l = 0; l < lanes; ++l)
+        if (!conv_exact_round_pair(th[l], tl[l], out[i * OW + j + l])) out[i * OW + j + l] = element(i, j + l);
+    }
+  }
+}
+
+/// Depthwise forward, float, NCHW, stride_w == 1.
+template <class Arch>
+void conv_depthwise_forward_exact(const conv2d_shape& s, const float* x, const float* w, const float* bias, float* y,
+                                  int threads) {
+  constexpr std::size_t N = dvec<Arch>::N;
+  const std::size_t B = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
+  const std::size_t Hp = H + 2 * s.pad_h, Wp = Wd + 2 * s.pad_w + N;
+  std::vector<std::size_t> offh(K), offw(K);
+  for (std::size_t k = 0; k < K; ++k) offh[k] = (k / KW) * s.dilation_h, offw[k] = (k % KW) * s.dilation_w;
+  parallel_chunks(threads, canonical_chunks{B * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t q = static_cast<std::size_t>(q0), n = q / C, c = q % C;
+    const float* xp = x + q * H * Wd;
+    const float* wc = w + c * K;
+    const float* bc = bias ? bias + c : nullptr;
+    float* yp = y + q * OH * OW;
+    auto element = [&](std::size_t oh, std::size_t ow) {
+      return core::exact_sum_with_start<float>(bc ? *bc : 0.0f, bc != nullptr, K, [&](std::uint64_t k) {
+        std::size_t ih, iw;
+        float xv = 0.0f;
+        if (core::conv_tap_in(oh, k / KW, s.stride_h, s.pad_h, s.dilation_h, H, ih) &&
+            core::conv_tap_in(ow, k % KW, s.stride_w, s.pad_w, s.dilation_w, Wd, iw))
+          xv = xp[ih * Wd + iw];
+        return core::product_term<float>{xv, wc[k]};
+      });
+    };
+    int sp;
+    if (!conv_exact_dw_split(block_magnitudes<Arch>(xp, H * Wd), block_magnitudes<Arch>(wc, K), bc, K, sp)) {
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) yp[oh * OW + ow] = element(oh, ow);
+      return;
+    }
+    std::vector<double>& buf = conv_thread_scratch<double>().b;
+    buf.assign(Hp * Wp, 0.0);
+    for (std::size_t h = 0; h < H; ++h)
+      for (std::size_t ww = 0; ww < Wd; ++ww) buf[(h + s.pad_h) * Wp + ww + s.pad_w] = xp[h * Wd + ww];
+    conv_exact_dw_plane<Arch>(buf.data(), Wp, s.stride_h, offh.data(), offw.data(), wc, K, bc, sp, yp, OH, OW,
+                              element);
+    (void)n;
+  });
+}
+
+/// Depthwise backward-data, float, NCHW, unit strides: the forward plane kernel on the
+/// zero-padded dy plane with the kernel flipped.
+template <class Arch>
+void conv_depthwise_backward_data_exact(const conv2d_shape& s, const float* dy, const float* w, float* dx,
+                                        int threads) {
+  constexpr std::size_t N = dvec<Arch>::N;
+  const std::size_t B = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
+  const std::size_t Th = (KH - 1) * s.dilation_h, Tw = (KW - 1) * s.dilation_w;
+  const std::size_t Hp = std::max(OH, H + s.pad_h) + Th + 1, Wp = std::max(OW, Wd + s.pad_w) + Tw + N + 1;
+  std::vector<std::size_t> offh(K), offw(K);
+  for (std::size_t k = 0; k < K; ++k) {
+    offh[k] = s.pad_h + Th - (k / KW) * s.dilation_h;
+    offw[k] = s.pad_w + Tw - (k % KW) * s.dilation_w;
+  }
+  parallel_chunks(threads, canonical_chunks{B * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
+    const float* src = dy + q * OH * OW;
+    const float* wc = w + c * K;
+    float* dxp = dx + q * H * Wd;
+    auto element = [&](std::size_t ih, std::size_t iw) {
+      return core::exact_sum_with_start<float>(0.0f, false, K, [&](std::uint64_t k) {
+        std::size_t oh, ow;
+        float dv = 0.0f;
+        if (core::conv_tap_out(ih, k / KW, s.stride_h, s.pad_h, s.dilation_h, OH, oh) &&
+            core::conv_tap_out(iw, k % KW, s.stride_w, s.pad_w, s.dilation_w, OW, ow))
+          dv = src[oh * OW + ow];
+        return core::product_term<float>{dv, wc[k]};
+      });
+    };
+    int sp;
+    if (!conv_exact_dw_split(block_magnitudes<Arch>(src, OH * OW), block_magnitudes<Arch>(wc, K), nullptr, K, sp)) {
+      for (std::size_t ih = 0; ih < H; ++ih)
+        for (std::size_t iw = 0; iw < Wd; ++iw) dxp[ih * Wd + iw] = element(ih, iw);
+      return;
+    }
+    std::vector<double>& buf = conv_thread_scratch<double>().b;
+    buf.assign(Hp * Wp, 0.0);
+    for (std::size_t h = 0; h < OH; ++h)
+      for (std::size_t ww = 0; ww < OW; ++ww) buf[(h + Th) * Wp + Tw + ww] = src[h * OW + ww];
+    conv_exact_dw_plane<Arch>(buf.data(), Wp, 1, offh.data(), offw.data(), wc, K, nullptr, sp, dxp, H, Wd, element);
+  });
+}
+
+/// Depthwise backward-weight, float, any layout and stride: dw[c][k] is the exact dot of the
+/// channel's dy (over n, oh, ow) with the tap-k im2col row of its input, and dbias[c] the exact
+/// sum of its dy - the reduction family's exact dot/sum engines (cpu/reduce_kernels.hpp:
+/// exact pre-accumulation in double registers), one channel per task.
+template <class Arch>
+void conv_depthwise_backward_weight_exact(const conv2d_shape& s, const float* x, const float* dy, float* dw,
+                                          float* dbias, int threads) {
+  const std::size_t B = s.batch, C = s.in_channels, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW, P = OH * OW, R = B * P;
+  parallel_chunks(threads, canonical_chunks{C, 1}, [&](std::uint64_t c0, std::uint64_t) {
+    const std::size_t c = static_cast<std::size_t>(c0);
+    conv_scratch<float>& sc = conv_thread_scratch<float>();
+    float* dyc = conv_reserve(sc.dy_nhwc, R);
+    float* xk = conv_reserve(sc.x_nhwc, R);
+    for (std::size_t r = 0; r < R; ++r) {
+      const std::size_t n = r / P, p = r % P;
+      dyc[r] = dy[core::conv_offset(s.data, C, OH, OW, n, c, p / OW, p % OW)];
+    }
+    for (std::size_t k = 0; k < K; ++k) {
+      const conv_tap_columns tc(s, k % KW);
+      for (std::size_t r = 0; r < R;) {  // runs inside one output row of one image
+        const std::size_t n = r / P, oh = (r % P) / OW, ow0 = r % OW, len = std::min(R - r, OW - ow0);
+        conv_gather_tap_run(s, x, n, c, k / KW, tc, oh, ow0, len, xk + r);
+        r += len;
+      }
+      core::exact_accumulator<float> acc;
+      exact_products_range<Arch>(R, acc, [&](std::size_t i, std::size_t, float*, float*, const float*& a,
+                                             const float*& b) {
+        a = dyc + i;
+        b = xk + i;
+      });
+      dw[c * K + k] = acc.round();
+    }
+    if (dbias) {
+      core::exact_accumulator<float> acc;
+      exact_sum_range<Arch>(dyc, R, acc);
+      dbias[c] = acc.round();
+    }
+  });
+}
+
+// ------------------------------------------------------------------ exact tier
+//
+// Each element is the correctly rounded exact sum of its K products (forward: and bias[oc]):
+// order-independent, so any decomposition gives the same bits. The three ops are lowered onto
+// the GEMM exact tier (cpu/gemm_exact.hpp: integer digit GEMMs on AMX / AVX-512 VNNI / loops,
+// the exact accumulator for rows or columns with NaN/Inf or too wide a span), whose rule for
+// alpha = 1, beta = 0 is exactly this one (round(S), NaN/Inf/-0 by core/exact.hpp):
+//   forward          C[ocg][(n, oh, ow)] = sum_k w[oc][k] * im2col[k][(n, oh, ow)], plus one more
+//                    term bias[oc] * 1 (the exact sum then holds the bias, rounded once with
+//                    the rest: the same value and the same signed-zero rule as a start value);
+//   backward-data    C[icg][(n, ih, iw)] = sum_(ocg, r, c) w^T * (zero-upsampled dy);
+//   backward-weight  C^T[k][ocg] = sum_(n, oh, ow) im2col[k][.] * dy[oc][.]; dbias is one more
+//                    row of ones (dy * 1).
+// Padding taps and missing output positions are +0 entries of the packed matrix, as in the
+// reference's chain (a term +0 * w, so Inf * padding is NaN). The packed operand is built in
+// tiles of at most conv_exact_tile elements, so memory stays bounded on large shapes.
+
+inline constexpr std::size_t conv_exact_tile = std::size_t(1) << 22;
+
+/// The calling thread's packed operands of the exact lowering (kept between calls: their pages
+/// stay mapped).
+template <class T>
+struct conv_exact_buffers {
+  std::vector<T> a, b, c;
+};
+template <class T>
+conv_exact_buffers<T>& conv_exact_thread_buffers() {
+  static thread_local conv_exact_buffers<T> s;
+  return s;
+}
+
+/// Whether an m x n (per group) exact product takes the GEMM exact tier: with an integer matrix
+/// engine (AMX, AVX-512 VNNI) and enough rows and columns to fill its 32 x 32 blocks, or few rows
+/// but many columns (the stem's backward-data: m = 3, 4x faster than elements even with idle
+/// block rows); else the element path above (the same bits).
+inline bool conv_exact_use_gemm(gemm_exact_kernel kern, std::size_t m, std::size_t n) {
+  return kern != gemm_exact_kernel::loops && ((m >= 4 && n >= 4) || (m >= 1 && n >= 4096));
+}
+
+/// Rows [0, rows) of a packed operand filled by fill_row(r, dst), split over threads.
+template <class FillRow>
+void conv_exact_fill(std::size_t rows, int threads, FillRow fill_row) {
+  parallel_chunks(threads, canonical_chunks{rows, 16}, [&](std::uint64_t r0, std::uint64_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) fill_row(r);
+  });
+}
+
+template <class A, class X, class Wt>
+void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A* bias, A* y, int threads,
+                        isa simd = isa::automatic) {
+  if constexpr (std::is_same<A, float>::value && std::is_same<X, float>::value && std::is_same<Wt, float>::value) {
+    if (conv_is_depthwise(s) && s.data == layout::nchw && s.stride_w == 1)
+      return with_arch(resolve_isa(simd), [&](auto arch) {
+        conv_depthwise_forward_exact<decltype(arch)>(s, x, w, bias, y, threads);
+      });
+  }
+  const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW, cols = N * P;
+  const std::size_t R = K + (bias ? 1 : 0);
+  if (!conv_exact_use_gemm(kern, OCg, cols)) return conv_forward_exact_elements<A>(s, x, w, bias, y, threads);
+  const std::size_t jt = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
+  conv_exact_buffers<A>& buf = conv_exact_thread_buffers<A>();
+  std::vector<A>&b = buf.b, &c = buf.c;
+  for (std::size_t g = 0; g < G; ++g) {
+    auto geta = [&](std::size_t i, std::size_t k) -> A {
+      return k < K ? static_cast<A>(core::widen(w[(g * OCg + i) * K + k])) : bias[g * OCg + i];
+    };
+    for (std::size_t j0 = 0; j0 < cols; j0 += jt) {
+      const std::size_t nt = std::min(jt, cols - j0);
+      b.resize(R * nt);
+      c.resize(OCg * nt);
+      conv_exact_fill(R, threads, [&](std::size_t k) {
+        A* row = b.data() + k * nt;
+        if (k == K) return std::fill(row, row + nt, A(1));
+        const std::size_t icg = k / (KH * KW), kr = (k / KW) % KH, kc = k % KW;
+        const conv_tap_columns tc(s, kc);
+        std::size_t j = 0;
+        while (j < nt) {  // runs inside one output row of one image
+          const std::size_t q = j0 + j, n = q / P, p = q % P, oh = p / OW, ow0 = p % OW;
+          const std::size_t len = std::min(nt - j, OW - ow0);
+          conv_gather_tap_run(s, x, n, g * Cg + icg, kr, tc, oh, ow0, len, row + j);
+          j += len;
+        }
+      });
+      const A* bp = b.data();
+      gemm_exact_run<A>(OCg, nt, R, A(1), geta, [bp, nt](std::size_t k, std::size_t j) { return bp[k * nt + j]; },
+                        A(0), c.data(), nt, threads, kern);
+      conv_exact_fill(OCg, threads, [&](std::size_t i) {
+        const std::size_t oc = g * OCg + i;
+        for (std::size_t jj = 0; jj < nt; ++jj) {
+          const std::size_t q = j0 + jj, n = q / P, p = q % P;
+          y[core::conv_offset(s.data, OC, OH, OW, n, oc, p / OW, p % OW)] = c[i * nt + jj];
+        }
+      });
+    }
+  }
+  (void)H;
+  (void)Wd;
+}
+
+template <class A, class Wt>
+void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A* dx, int threads,
+                              isa simd = isa::automatic) {
+  if constexpr (std::is_same<A, float>::value && std::is_same<Wt, float>::value) {
+    if (conv_is_depthwise(s) && s.data == layout::nchw && s.stride_h == 1 && s.stride_w == 1)
+      return with_arch(resolve_isa(simd), [&](auto arch) {
+        conv_depthwise_backward_data_exact<decltype(arch)>(s, dy, w, dx, threads);
+      });
+  }
+  const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, R = OCg * KK, P = H * Wd, cols = N * P;
+  if (!conv_exact_use_gemm(kern, Cg, cols)) return conv_backward_data_exact_elements<A>(s, dy, w, dx, threads);
+  const std::size_t jt = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
+  conv_exact_buffers<A>& buf = conv_exact_thread_buffers<A>();
+  std::vector<A>&b = buf.b, &c = buf.c;
+  for (std::size_t g = 0; g < G; ++g) {
+    auto geta = [&](std::size_t i, std::size_t k) -> A {
+      return static_cast<A>(core::widen(w[((g * OCg + k / KK) * Cg + i) * KK + k % KK]));
+    };
+    for (std::size_t j0 = 0; j0 < cols; j0 += jt) {
+      const std::size_t nt = std::min(jt, cols - j0);
+      b.resize(R * nt);
+      c.resize(Cg * nt);
+      conv_exact_fill(R, threads, [&](std::size_t k) {
+        A* row = b.data() + k * nt;
+        const std::size_t oc = g * OCg + k / KK, kr = (k / KW) % KH, kc = k % KW;
+        std::size_t j = 0;
+        while (j < nt) {  // runs inside one input row of one image
+          const std::size_t q = j0 + j, n = q / P, p = q % P, ih = p / Wd, iw0 = p % Wd;
+          const std::size_t len = std::min(nt - j, Wd - iw0);
+          std::size_t oh, ow;
+          if (!core::conv_tap_out(ih, kr, s.stride_h, s.pad_h, s.dilation_h, OH, oh)) {
+            std::fill(row + j, row + j + len, A(0));
+          } else {
+            for (std::size_t t = 0; t < len; ++t)
+              row[j + t] = core::conv_tap_out(iw0 + t, kc, s.stride_w, s.pad_w, s.dilation_w, OW, ow)
+                               ? dy[core::conv_offset(s.data, OC, OH, OW, n, oc, oh, ow)]
+                               : A(0);
+          }
+          j += len;
+        }
+      });
+      const A* bp = b.data();
+      gemm_exact_run<A>(Cg, nt, R, A(1), geta, [bp, nt](std::size_t k, std::size_t j) { return bp[k * nt + j]; },
+                        A(0), c.data(), nt, threads, kern);
+      conv_exact_fill(Cg, threads, [&](std::size_t i) {
+        const std::size_t ic = g * Cg + i;
+        for (std::size_t jj = 0; jj < nt; ++jj) {
+          const std::size_t q = j0 + jj, n = q / P, p = q % P;
+          dx[core::conv_offset(s.data, C, H, Wd, n, ic, p / Wd, p % Wd)] = c[i * nt + jj];
+        }
+      });
+    }
+  }
+}
+
+template <class A, class X>
+void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads,
+                                isa simd = isa::automatic) {
+  if constexpr (std::is_same<A, float>::value && std::is_same<X, float>::value) {
+    if (s.groups == s.in_channels && s.groups == s.out_channels)
+      return with_arch(resolve_isa(simd), [&](auto arch) {
+        conv_depthwise_backward_weight_exact<decltype(arch)>(s, x, dy, dw, dbias, threads);
+      });
+  }
+  const gemm_exact_kernel kern = gemm_exact_kernel_for(resolve_isa(simd));
+  const std::size_t N = s.batch, C = s.in_channels, OC = s.out_channels;
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW, R = N * P;
+  const std::size_t rows = K + (dbias ? 1 : 0);  // row K: ones (dbias)
+  if (!conv_exact_use_gemm(kern, rows, OCg))
+    return conv_backward_weight_exact_elements<A>(s, x, dy, dw, dbias, threads);
+  if (R == 0) {  // no term: every exact sum is +0
+    std::fill(dw, dw + OC * K, A(0));
+    if (dbias) std::fill(dbias, dbias + OC, A(0));
+    return;
+  }
+  const std::size_t it = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
+  conv_exact_buffers<A>& buf = conv_exact_thread_buffers<A>();
+  std::vector<A>&a = buf.a, &bt = buf.b, &c = buf.c;
+  for (std::size_t g = 0; g < G; ++g) {
+    // B[r][ocg] = dy[n][g * OCg + ocg][oh][ow], r = (n, oh, ow).
+    bt.resize(R * OCg);
+    conv_exact_fill(R, threads, [&](std::size_t r) {
+      const std::size_t n = r / P, p = r % P;
+      for (std::size_t i = 0; i < OCg; ++i)
+        bt[r * OCg + i] = dy[core::conv_offset(s.data, OC, OH, OW, n, g * OCg + i, p / OW, p % OW)];
+    });
+    const A* bp = bt.data();
+    for (std::size_t i0 = 0; i0 < rows; i0 += it) {
+      const std::size_t mt = std::min(it, rows - i0);
+      a.resize(mt * R);
+      c.resize(mt * OCg);
+      conv_exact_fill(mt, threads, [&](std::size_t ii) {
+        A* row = a.data() + ii * R;
+        const std::size_t k = i0 + ii;
+        if (k == K) return std::fill(row, row + R, A(1));
+        const std::size_t icg = k / (KH * KW), kr = (k / KW) % KH, kc = k % KW;
+        const conv_tap_columns tc(s, kc);
+        std::size_t r = 0;
+        while (r < R) {  // runs inside one output row of one image
+          const std::size_t n = r / P, oh = (r % P) / OW, ow0 = r % OW;
+          const std::size_t len = std::min(R - r, OW - ow0);
+          conv_gather_tap_run(s, x, n, g * Cg + icg, kr, tc, oh, ow0, len, row + r);
+          r += len;
+        }
+      });
+      const A* ap = a.data();
+      gemm_exact_run<A>(mt, OCg, R, A(1), [ap, R](std::size_t i, std::size_t r) { return ap[i * R + r]; },
+                        [bp, OCg](std::size_t r, std::size_t j) { return bp[r * OCg + j]; }, A(0), c.data(), OCg,
+                        threads, kern);
+      for (std::size_t ii = 0; ii < mt; ++ii) {
+        const std::size_t k = i0 + ii;
+        for (std::size_t i = 0; i < OCg; ++i) {
+          if (k == K)
+            dbias[g * OCg + i] = c[ii * OCg + i];
+          else
+            dw[(g * OCg + i) * K + k] = c[ii * OCg + i];
+        }
+      }
+    }
+  }
 }
 
 }  // namespace detail
