@@ -846,6 +846,25 @@ TEST(ConvGolden, EveryOpKnownAnswerFile) {
 // kernel, every tap is padding) x may be null, and the kernel formed x + offset for padding
 // taps too. Fails under -fsanitize=undefined (the fuzz build; seen with the scalar ISA) before
 // the fix; the values are the reference's (zeros) in every build.
+// Backward-weight of an empty batch is the empty sum: dw = +0 (and dbias), even right after a
+// call that left other values in the thread's scratch buffers (found by fuzz_conv).
+TEST(ConvEdges, EmptyBatchBackwardWeightIsZeroAfterOtherCalls) {
+  for (isa i : usable_isas())
+    for (layout l : {layout::nchw, layout::nhwc}) {
+      conv2d_shape s = shape(2, 6, 5, 4, 6, 3, 2, 2, 3, 1, 3, l);
+      std::vector<float> x(xsize(s)), dy(ysize(s)), dw(wsize(s)), db(s.out_channels);
+      for (std::size_t q = 0; q < x.size(); ++q) x[q] = 1.0f + float(q % 7);
+      for (std::size_t q = 0; q < dy.size(); ++q) dy[q] = 2.0f - float(q % 5);
+      conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data(), tier::fixed_order, {1, i});
+      s.batch = 0;
+      std::fill(dw.begin(), dw.end(), 7.0f);
+      std::fill(db.begin(), db.end(), 7.0f);
+      conv2d_backward_weight<float>(s, nullptr, nullptr, dw.data(), db.data(), tier::fixed_order, {1, i});
+      for (float v : dw) ASSERT_TRUE(v == 0.0f && !std::signbit(v)) << isa_name(i) << " " << v;
+      for (float v : db) ASSERT_TRUE(v == 0.0f && !std::signbit(v)) << isa_name(i) << " " << v;
+    }
+}
+
 TEST(ConvEdges, EmptyInputAllPaddingTaps) {
   for (layout l : {layout::nchw, layout::nhwc})
     for (std::size_t groups : {std::size_t(1), std::size_t(4)}) {

@@ -85,8 +85,10 @@ struct conv_engine {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
     const std::size_t rows_pad = (rows + MR - 1) / MR * MR;
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
-    // Running totals, rows ntv apart; the first chunk writes every one of them (S = p).
+    // Running totals, rows ntv apart; the first chunk writes every one of them (S = p). With no
+    // chunk at all (R == 0: backward-weight of an empty batch) every total is the empty sum +0.
     if (sc.total.size() < rows_pad * ntv) sc.total.resize(rows_pad * ntv);
+    if (R == 0) std::fill(sc.total.begin(), sc.total.begin() + static_cast<std::ptrdiff_t>(rows_pad * ntv), T(0));
     if (sc.b.size() < 2 * conv_chunk * JT) sc.b.resize(2 * conv_chunk * JT);
     if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
     T* const bpanel = sc.b.data() + conv_chunk * JT;
