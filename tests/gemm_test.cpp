@@ -462,7 +462,7 @@ void stream_matrix() {
   const std::size_t ms[] = {1, 2, 3, 9, 16, 17};
   std::uint64_t seed = 7000;
   for (isa i : usable_isas())
-    for (int threads : {1, 2, 3, 4, 7, 8})
+    for (int threads : bitexact_test::matrix_threads)
       for (std::size_t m : ms)
         for (int t = 0; t < 4; ++t) {
           const transpose ta = (t & 1) ? transpose::yes : transpose::no, tb = (t & 2) ? transpose::no : transpose::yes;
@@ -505,7 +505,7 @@ void gemv_stream() {
   const std::vector<T> a = data<T>(m * lda + 1, 31), x = data<T>(std::max(m, n) + 1, 32);
   const std::vector<T> y0 = data<T>(std::max(m, n) + 1, 33);
   for (isa i : usable_isas())
-    for (int threads : {1, 2, 3, 4, 7, 8})
+    for (int threads : bitexact_test::matrix_threads)
       for (T beta : {T(0), T(0.5)}) {
         std::vector<T> y = y0, want = y0;
         gemv<T>(transpose::no, m, n, T(1.5), a.data() + 1, lda, x.data() + 1, beta, y.data() + 1, tier::fixed_order,

@@ -89,7 +89,7 @@ void check_all_configs(const T* x, std::size_t n, const std::string& what) {
   const std::size_t rmin = reference::argmin(x, n), rmax = reference::argmax(x, n);
   const std::uint64_t vmin = bits_of(reference::min(x, n)), vmax = bits_of(reference::max(x, n));
   for (isa i : usable_isas())
-    for (int t : {1, 2, 3, 4, 7, 8}) {
+    for (int t : bitexact_test::matrix_threads) {
       const execution e{t, i};
       SCOPED_TRACE(what + " isa=" + isa_name(i) + " threads=" + std::to_string(t));
       ASSERT_EQ(argmin(x, n, e), rmin);

@@ -63,7 +63,7 @@ struct small_grain {
 std::vector<execution> all_configs() {
   std::vector<execution> v;
   for (isa i : usable_isas())
-    for (int t : {1, 2, 3, 4, 7, 8}) v.push_back(execution{t, i});
+    for (int t : bitexact_test::matrix_threads) v.push_back(execution{t, i});
   return v;
 }
 std::string cfg_name(const execution& e) {
