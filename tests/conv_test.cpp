@@ -442,6 +442,57 @@ TEST(ConvSpecial, NanWeightAndInfMeetingPadding) {
   }
 }
 
+/// Every NaN a convolution writes is the canonical quiet NaN 0x7fc00000, whichever path writes
+/// it (the vector stores of whole rows, their scalar tails, packed small images, NHWC): inputs
+/// carry NaNs with the sign bit and a payload, which x86 and ARM propagate through fma unless
+/// the store canonicalises them.
+TEST(ConvSpecial, NanOutputsAreCanonicalOnEveryPath) {
+  const std::uint32_t odd_nan_bits = 0xffc01234u;  // negative quiet NaN with a payload
+  float odd_nan;
+  std::memcpy(&odd_nan, &odd_nan_bits, 4);
+  auto all_canonical = [](const std::vector<float>& v) {
+    for (float f : v) {
+      std::uint32_t u;
+      std::memcpy(&u, &f, 4);
+      if (f != f && u != 0x7fc00000u) return false;
+    }
+    return true;
+  };
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (const conv2d_shape& base : {shape(2, 5, 9, 21, 6, 3, 3, 1, 1, 1, 1, l),    // rows of 21: vectors + tails
+                                     shape(3, 4, 4, 5, 7, 1, 1, 1, 0, 1, 1, l),     // 1x1, small packed images
+                                     shape(2, 6, 7, 37, 6, 3, 3, 1, 1, 1, 6, l)}) {  // depthwise
+      conv2d_shape s = base;
+      auto x = data<float>(xsize(s), 900), w = data<float>(wsize(s), 901), dy = data<float>(ysize(s), 902);
+      const auto bias = data<float>(s.out_channels, 903);
+      for (std::size_t q = 3; q < x.size(); q += 29) x[q] = odd_nan;
+      for (std::size_t q = 5; q < dy.size(); q += 31) dy[q] = odd_nan;
+      std::vector<float> y_ref(ysize(s)), yb_ref(ysize(s)), dx_ref(xsize(s)), dw_ref(wsize(s)), db_ref(s.out_channels);
+      reference::conv2d_forward<float>(s, x.data(), w.data(), nullptr, y_ref.data(), false);
+      reference::conv2d_forward<float>(s, x.data(), w.data(), bias.data(), yb_ref.data(), false);
+      reference::conv2d_backward_data<float>(s, dy.data(), w.data(), dx_ref.data(), false);
+      reference::conv2d_backward_weight<float>(s, x.data(), dy.data(), dw_ref.data(), db_ref.data(), false);
+      ASSERT_TRUE(all_canonical(y_ref) && all_canonical(yb_ref) && all_canonical(dx_ref) && all_canonical(dw_ref));
+      ASSERT_TRUE(std::any_of(y_ref.begin(), y_ref.end(), [](float f) { return f != f; }));
+      ASSERT_TRUE(std::any_of(dx_ref.begin(), dx_ref.end(), [](float f) { return f != f; }));
+      for (isa i : usable_isas())
+        for (int th : {1, 3}) {
+          SCOPED_TRACE(std::string("isa ") + isa_name(i) + " threads " + std::to_string(th) +
+                       (l == layout::nchw ? " nchw" : " nhwc") + " groups " + std::to_string(s.groups));
+          std::vector<float> y(ysize(s)), yb(ysize(s)), dx(xsize(s)), dw(wsize(s)), db(s.out_channels);
+          conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), tier::fixed_order, {th, i});
+          conv2d_forward(s, x.data(), w.data(), bias.data(), yb.data(), tier::fixed_order, {th, i});
+          conv2d_backward_data(s, dy.data(), w.data(), dx.data(), tier::fixed_order, {th, i});
+          conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data(), tier::fixed_order, {th, i});
+          EXPECT_TRUE(same(y, y_ref)) << "forward";
+          EXPECT_TRUE(same(yb, yb_ref)) << "forward with bias";
+          EXPECT_TRUE(same(dx, dx_ref)) << "backward-data";
+          EXPECT_TRUE(same(dw, dw_ref)) << "backward-weight";
+          EXPECT_TRUE(same(db, db_ref)) << "dbias";
+        }
+    }
+}
+
 // ---------------------------------------------------------------- golden hashes
 
 TEST(ConvGolden, HashesUnderOrderVersion) {

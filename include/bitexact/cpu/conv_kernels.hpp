@@ -46,6 +46,7 @@ template <class T>
 struct conv_scratch {
   std::vector<T> b, a, apad, total;
   std::vector<T> dy_nhwc, x_nhwc;  // the calling thread's layout copies (backward-weight)
+  std::vector<T> apack;            // the calling thread's A panels, packed once per call
 };
 /// v with at least n elements (never shrinks, never re-zeroes: its pages stay mapped between calls).
 template <class T>
@@ -82,6 +83,26 @@ struct conv_engine {
   /// streams contiguous memory); copies never change a value.
   template <class Prepare, class ARow, class Store>
   static void run(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, ARow a_row, Store store) {
+    auto a_panel = [&](std::size_t i, std::size_t r0, std::size_t klen) -> const T* {
+      conv_scratch<T>& sc = conv_thread_scratch<T>();
+      if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
+      T* ap = sc.apad.data();
+      const std::size_t mr = std::min(MR, rows - i);
+      for (std::size_t q = 0; q < mr; ++q) {  // A -> panel [r][MR]; rows past mr are not read
+        std::size_t lda;
+        const T* src = a_row(i + q, r0, lda);
+        for (std::size_t r = 0; r < klen; ++r) ap[r * MR + q] = src[r];
+      }
+      return ap;
+    };
+    run_panels(rows, R, nt, prepare, a_panel, store);
+  }
+
+  /// run() with A already in panels: a_panel(i, r0, klen) points at the [klen][MR] panel of rows
+  /// [i, i + MR) for the chunk starting at r0 (i a multiple of MR; see packed_a).
+  template <class Prepare, class APanel, class Store>
+  static void run_panels(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, APanel a_panel,
+                         Store store) {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
     const std::size_t rows_pad = (rows + MR - 1) / MR * MR;
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
@@ -90,7 +111,6 @@ struct conv_engine {
     if (sc.total.size() < rows_pad * ntv) sc.total.resize(rows_pad * ntv);
     if (R == 0) std::fill(sc.total.begin(), sc.total.begin() + static_cast<std::ptrdiff_t>(rows_pad * ntv), T(0));
     if (sc.b.size() < 2 * conv_chunk * JT) sc.b.resize(2 * conv_chunk * JT);
-    if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
     T* const bpanel = sc.b.data() + conv_chunk * JT;
     bool first = true;
     for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
@@ -102,12 +122,7 @@ struct conv_engine {
           std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
       for (std::size_t i = 0; i < rows; i += MR) {
         const std::size_t mr = std::min(MR, rows - i);
-        T* ap = sc.apad.data();
-        for (std::size_t q = 0; q < mr; ++q) {  // A -> panel [r][MR], zero rows past the end
-          std::size_t lda;
-          const T* src = a_row(i + q, r0, lda);
-          for (std::size_t r = 0; r < klen; ++r) ap[r * MR + q] = src[r];
-        }
+        const T* ap = a_panel(i, r0, klen);
         for (std::size_t jj = 0; jj < ntv; jj += NT)
           micro(static_cast<int>(mr), ap, bpanel + jj * klen, klen, sc.total.data() + i * ntv + jj, ntv, first);
       }
@@ -115,11 +130,58 @@ struct conv_engine {
     }
     for (std::size_t i = 0; i < rows; ++i) store(i, sc.total.data() + i * ntv);
   }
+
+  /// A packed once per call (the weights of forward and backward-data, the same for every
+  /// column tile): for each of `groups` groups of `rows` rows, MR-row panels per canonical chunk
+  /// of R, [group][panel][chunk][r][MR], rows past the group's end zero. a_at(g, i, r) reads A.
+  struct packed_a {
+    std::size_t panels, chunks;
+    const T* data;
+    /// The panel of rows [i, i + MR) of group g (i a multiple of MR) for the chunk at r0.
+    const T* panel(std::size_t g, std::size_t i, std::size_t r0) const {
+      return data + ((g * panels + i / MR) * chunks + r0 / conv_chunk) * conv_chunk * MR;
+    }
+  };
+  template <class AAt>
+  static packed_a pack_a(std::size_t groups, std::size_t rows, std::size_t R, AAt a_at, int threads) {
+    const std::size_t panels = (rows + MR - 1) / MR, chunks = (R + conv_chunk - 1) / conv_chunk;
+    T* out = conv_reserve(conv_thread_scratch<T>().apack, groups * panels * chunks * conv_chunk * MR);
+    parallel_chunks(threads, canonical_chunks{groups * panels, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
+      for (std::size_t q = q0; q < q1; ++q) {
+        const std::size_t g = q / panels, i0 = (q % panels) * MR;
+        for (std::size_t c = 0; c < chunks; ++c) {
+          T* dst = out + (q * chunks + c) * conv_chunk * MR;
+          const std::size_t r0 = c * conv_chunk, klen = std::min(conv_chunk, R - r0);
+          for (std::size_t r = 0; r < klen; ++r)
+            for (std::size_t u = 0; u < MR; ++u) dst[r * MR + u] = i0 + u < rows ? a_at(g, i0 + u, r0 + r) : T(0);
+        }
+      }
+    });
+    return packed_a{panels, chunks, out};
+  }
 };
 
 template <class T>
 inline T conv_finish(T s) {
   return core::gemm_epilogue(T(1), s, T(0), T(0));
+}
+
+/// dst[u] = conv_finish(tot[u]), or with a bias gemm_epilogue(1, tot[u], 1, *bias), for u < len
+/// (contiguous dst): whole vectors, then the rest element by element - the same operations
+/// (1 * S is S; fma(1, bias, S) is the rounded sum; NaN becomes the canonical NaN).
+template <class Arch, class A>
+void conv_finish_run(const A* tot, A* dst, std::size_t len, const A* bias) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t W = static_cast<std::size_t>(V::W);
+  std::size_t u = 0;
+  if (bias) {
+    const auto one = V::set1(A(1)), vb = V::set1(*bias);
+    for (; u + W <= len; u += W) V::store(dst + u, V::canon(V::fma(one, vb, V::load(tot + u))));
+    for (; u < len; ++u) dst[u] = core::gemm_epilogue(A(1), tot[u], A(1), *bias);
+  } else {
+    for (; u + W <= len; u += W) V::store(dst + u, V::canon(V::load(tot + u)));
+    for (; u < len; ++u) dst[u] = conv_finish(tot[u]);
+  }
 }
 
 /// Row blocks per (image, group, column tile) so that small problems still feed every thread.
@@ -281,6 +343,9 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   const std::size_t image = C * s.in_h * s.in_w, cstride = nchw ? s.in_h * s.in_w : 1;
   const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, E::MR, threads);
   const std::size_t tasks = G * tiles.count * mb;
+  // The weights as MR-row panels, once (every column tile reads the same ones).
+  const auto ap = E::pack_a(G, OCg, K, [&](std::size_t g, std::size_t i, std::size_t r) { return w[(g * OCg + i) * K + r]; },
+                            threads);
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
@@ -320,19 +385,14 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
       }
       return bp;
     };
-    auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) {
-      lda = K;
-      return w + (g * OCg + i0 + i) * K + r0;
-    };
+    auto a_panel = [&](std::size_t i, std::size_t r0, std::size_t) { return ap.panel(g, i0 + i, r0); };
     auto store = [&](std::size_t i, const A* tot) {
       const std::size_t oc = g * OCg + i0 + i;
       for (std::size_t j = 0; j < nt;) {  // per image of the tile
         const std::size_t q = q0 + j, nn = q / P, p = q % P, len = std::min(nt - j, P - p);
         const A* tj = tot + j;
         if (nchw) {
-          A* dst = y + (nn * OC + oc) * P + p;
-          if (bias) for (std::size_t u = 0; u < len; ++u) dst[u] = core::gemm_epilogue(A(1), tj[u], A(1), bias[oc]);
-          else for (std::size_t u = 0; u < len; ++u) dst[u] = conv_finish(tj[u]);
+          conv_finish_run<Arch>(tj, y + (nn * OC + oc) * P + p, len, bias ? bias + oc : nullptr);
         } else {
           A* dst = y + (nn * P + p) * OC + oc;
           if (bias) for (std::size_t u = 0; u < len; ++u) dst[u * OC] = core::gemm_epilogue(A(1), tj[u], A(1), bias[oc]);
@@ -341,7 +401,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         j += len;
       }
     };
-    E::run(i1 - i0, K, nt, prepare, a_row, store);
+    E::run_panels(i1 - i0, K, nt, prepare, a_panel, store);
   });
 }
 
@@ -356,13 +416,11 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
   const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, R = OCg * KK, P = H * Wd;
   const bool nchw = s.data == layout::nchw;
   const std::size_t ys = nchw ? 1 : OC;
-  // wt[g][icg][(ocg, r, c)]: the weights as the backward-data A matrix.
-  std::vector<A> wt(G * Cg * R);
-  for (std::size_t g = 0; g < G; ++g)
-    for (std::size_t icg = 0; icg < Cg; ++icg)
-      for (std::size_t ocg = 0; ocg < OCg; ++ocg)
-        for (std::size_t q = 0; q < KK; ++q)
-          wt[(g * Cg + icg) * R + ocg * KK + q] = w[((g * OCg + ocg) * Cg + icg) * KK + q];
+  // The backward-data A matrix, A[g][icg][(ocg, r, c)] = w[g * OCg + ocg][icg][r][c], as MR-row
+  // panels, once (every column tile reads the same ones).
+  const auto ap = E::pack_a(
+      G, Cg, R, [&](std::size_t g, std::size_t icg, std::size_t r) { return w[((g * OCg + r / KK) * Cg + icg) * KK + r % KK]; },
+      threads);
   const conv_column_tiles tiles(N, P, E::JT);
   std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets in dy
   if (tiles.packed()) conv_tap_map(s, true, map);
@@ -432,17 +490,13 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
       }
       return bp;
     };
-    auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) {
-      lda = R;
-      return wt.data() + (g * Cg + i0 + i) * R + r0;
-    };
+    auto a_panel = [&](std::size_t i, std::size_t r0, std::size_t) { return ap.panel(g, i0 + i, r0); };
     auto store = [&](std::size_t i, const A* tot) {
       const std::size_t ic = g * Cg + i0 + i;
       for (std::size_t j = 0; j < nt;) {  // per image of the tile
         const std::size_t q = q0 + j, nn = q / P, p = q % P, len = std::min(nt - j, P - p);
         if (nchw) {
-          A* dst = dx + (nn * C + ic) * P + p;
-          for (std::size_t u = 0; u < len; ++u) dst[u] = conv_finish(tot[j + u]);
+          conv_finish_run<Arch>(tot + j, dx + (nn * C + ic) * P + p, len, static_cast<const A*>(nullptr));
         } else {
           A* dst = dx + (nn * P + p) * C + ic;
           for (std::size_t u = 0; u < len; ++u) dst[u * C] = conv_finish(tot[j + u]);
@@ -450,7 +504,7 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         j += len;
       }
     };
-    E::run(i1 - i0, R, nt, prepare, a_row, store);
+    E::run_panels(i1 - i0, R, nt, prepare, a_panel, store);
   });
 }
 
