@@ -47,6 +47,7 @@ struct conv_scratch {
   std::vector<T> b, a, apad, total;
   std::vector<T> dy_nhwc, x_nhwc;  // the calling thread's layout copies (backward-weight)
   std::vector<T> apack;            // the calling thread's A panels, packed once per call
+  std::vector<T> x_pad, dy_pad;    // depthwise backward-weight: padded NHWC copies
 };
 /// v with at least n elements (never shrinks, never re-zeroes: its pages stay mapped between calls).
 template <class T>
@@ -510,29 +511,211 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
 
 // ------------------------------------------------------------------ backward-weight
 
-/// dst[n][p][c] = widen(src[n][c][p]) (NCHW -> NHWC, P = H * W): 32 x 32 tiles, threads over
-/// (image, tile of channels).
-template <class A, class X>
-void conv_nchw_to_nhwc(const X* src, std::size_t N, std::size_t C, std::size_t P, A* dst, int threads) {
+#if defined(__AVX512F__)
+/// rows[p][c] = src[c][p] for a 16 x 16 float block (src rows lds apart; rows: the 16 output
+/// rows), in registers: unpack pairs of rows, shuffle 64-bit pairs, then two rounds of 128-bit
+/// lane moves.
+inline void conv_transpose16_avx512(const float* src, std::size_t lds, float* const* rows) {
+  __m512 r[16], t[16], u[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {  // u[4k + j], lane L: rows 4k..4k+3 of column 4L + j
+    u[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    u[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    u[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    u[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {  // column 4L + j = lanes L of u[j], u[4 + j], u[8 + j], u[12 + j]
+    const __m512 x0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), x1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+    const __m512 y0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), y1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+    _mm512_storeu_ps(rows[0 + j], _mm512_shuffle_f32x4(x0, y0, 0x88));
+    _mm512_storeu_ps(rows[4 + j], _mm512_shuffle_f32x4(x1, y1, 0x88));
+    _mm512_storeu_ps(rows[8 + j], _mm512_shuffle_f32x4(x0, y0, 0xDD));
+    _mm512_storeu_ps(rows[12 + j], _mm512_shuffle_f32x4(x1, y1, 0xDD));
+  }
+}
+#endif
+
+/// *dst_of(n, p, c) = widen(src[n][c][p]) (NCHW -> an NHWC form, P = H * W; dst_of(n, p, c)
+/// points at channel c of position p, and channels c .. c + 15 from a c that is a multiple of 16
+/// must be contiguous: rows may be padded, placed in a padded plane, or blocked by channel): 32 x
+/// 32 tiles, threads over (image, tile of channels). A copy, so any method gives the same values
+/// (AVX-512 float: whole 16 x 16 blocks in registers).
+template <class Arch, class A, class X, class DstOf>
+void conv_nchw_to_nhwc(const X* src, std::size_t N, std::size_t C, std::size_t P, DstOf dst_of, int threads,
+                       std::size_t cbegin = 0, std::size_t cend = ~std::size_t(0)) {
   constexpr std::size_t T = 32;
-  const std::size_t ct = (C + T - 1) / T;
+  cend = std::min(cend, C);
+  const std::size_t ct = (cend - cbegin + T - 1) / T;
   parallel_chunks(threads, canonical_chunks{N * ct, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
     for (std::size_t q = q0; q < q1; ++q) {
-      const std::size_t n = q / ct, c0 = (q % ct) * T, c1 = std::min(C, c0 + T);
+      const std::size_t n = q / ct, c0 = cbegin + (q % ct) * T, c1 = std::min(cend, c0 + T);
       for (std::size_t p0 = 0; p0 < P; p0 += T) {
         const std::size_t p1 = std::min(P, p0 + T);
+        std::size_t cdone = c0, pdone = p0;  // [c0, cdone) x [p0, pdone) done in 16 x 16 blocks
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+        if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, float>::value &&
+                      std::is_same<X, float>::value) {
+          cdone = c0 + (c1 - c0) / 16 * 16;
+          pdone = p0 + (p1 - p0) / 16 * 16;
+          float* rows[16];
+          for (std::size_t p = p0; p < pdone; p += 16)
+            for (std::size_t c = c0; c < cdone; c += 16) {
+              for (std::size_t i = 0; i < 16; ++i) rows[i] = dst_of(n, p + i, c);
+              conv_transpose16_avx512(src + (n * C + c) * P + p, P, rows);
+            }
+        }
+#endif
         for (std::size_t p = p0; p < p1; ++p)
-          for (std::size_t c = c0; c < c1; ++c)
-            dst[(n * P + p) * C + c] = static_cast<A>(core::widen(src[(n * C + c) * P + p]));
+          for (std::size_t c = (p < pdone ? cdone : c0); c < c1; ++c)
+            *dst_of(n, p, c) = static_cast<A>(core::widen(src[(n * C + c) * P + p]));
       }
     }
   });
 }
 
+/// The dbias chains of one vector of out-channels: for each 256-wide chunk of k', p = p + dy from
+/// +0 (= fma(dy, 1, p)) over rows ld apart, chunks combined in order into total[0 .. W).
+template <class V, class A>
+void conv_dbias_vector(const A* src, std::size_t ld, std::size_t R, A* total) {
+  for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+    const std::size_t r1 = std::min(R, r0 + conv_chunk);
+    typename V::reg p = V::zero();
+    for (std::size_t r = r0; r < r1; ++r) p = V::add(p, V::load(src + r * ld));
+    V::store(total, r0 == 0 ? p : V::add(V::load(total), p));
+  }
+}
+
+/// Up to 12 taps' chains at once for NV channel vectors over the k' of [r0, r1): per k', one dy
+/// load serves every tap of the group (TG x NV independent chains held in registers).
+template <class V, std::size_t NV, std::size_t TG, class A>
+void conv_depthwise_weight_group(const conv2d_shape& s, const A* dyp, const A* xpad, std::size_t BW, std::size_t Hp,
+                                 std::size_t Wp, const std::size_t* tapoff, std::size_t r0, std::size_t r1, A* tot,
+                                 bool first) {
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW;
+  typename V::reg acc[TG][NV];
+  for (std::size_t t = 0; t < TG; ++t)
+    for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::zero();
+  std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+  for (std::size_t r = r0; r < r1; ++r) {
+    const A* d = dyp + r * BW;
+    const A* xb = xpad + ((n * Hp + oh * s.stride_h) * Wp + ow * s.stride_w) * BW;
+    typename V::reg dv[NV];
+    for (std::size_t j = 0; j < NV; ++j) dv[j] = V::load(d + j * VW);
+    for (std::size_t t = 0; t < TG; ++t)
+      for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::fma(dv[j], V::load(xb + tapoff[t] + j * VW), acc[t][j]);
+    if (++ow == OW) {
+      ow = 0;
+      if (++oh == OH) { oh = 0; ++n; }
+    }
+  }
+  for (std::size_t t = 0; t < TG; ++t)
+    for (std::size_t j = 0; j < NV; ++j) {
+      A* q = tot + t * NV * VW + j * VW;
+      V::store(q, first ? acc[t][j] : V::add(V::load(q), acc[t][j]));
+    }
+}
+
+/// conv_depthwise_weight_group with TG chosen at run time (1 .. 12).
+template <class V, std::size_t NV, std::size_t TG = 12, class A>
+void conv_depthwise_weight_groups(std::size_t tg, const conv2d_shape& s, const A* dyp, const A* xpad, std::size_t BW,
+                                  std::size_t Hp, std::size_t Wp, const std::size_t* tapoff, std::size_t r0,
+                                  std::size_t r1, A* tot, bool first) {
+  if constexpr (TG > 1)
+    if (tg < TG)
+      return conv_depthwise_weight_groups<V, NV, TG - 1>(tg, s, dyp, xpad, BW, Hp, Wp, tapoff, r0, r1, tot, first);
+  conv_depthwise_weight_group<V, NV, TG>(s, dyp, xpad, BW, Hp, Wp, tapoff, r0, r1, tot, first);
+}
+
+/// Depthwise backward-weight (fixed_order): dw[c][k] = the chain over k' = (n, oh, ow) of
+/// fma(dy[k'][c], x at tap k, p) in 256-wide chunks folded left to right, as every conv; dbias
+/// as conv_dbias_vector. A task is a block of BW = NF vectors of channels: it copies its slice of
+/// x and dy into channel-blocked forms, [n][h][w][BW] and [k'][BW] (extra lanes past C zero,
+/// never stored), so that its data is contiguous and stays in cache. The x copy is zero-padded (a
+/// padding tap reads +0: the reference's zero product), so no tap needs a bounds test. Per chunk
+/// it runs groups of up to 12 (AVX-512) or 6 taps at once, one dy load serving every tap of the
+/// group. Vectors run across channels: each lane is one dw element's own chain.
+template <class Arch, class A, class X>
+void conv_depthwise_backward_weight(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W), NF = 2, BW = NF * VW, TGmax = VW >= 16 ? 12 : 6;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), KK = KH * KW, P = OH * OW, R = N * P;
+  const bool nchw = s.data == layout::nchw;
+  if (R == 0) {  // the empty sums
+    for (std::size_t i = 0; i < C * KK; ++i) dw[i] = conv_finish(A(0));
+    if (dbias)
+      for (std::size_t c = 0; c < C; ++c) dbias[c] = conv_finish(A(0));
+    return;
+  }
+  const std::size_t Hp = std::max(H + s.pad_h, (OH - 1) * s.stride_h + (KH - 1) * s.dilation_h + 1);
+  const std::size_t Wp = std::max(Wd + s.pad_w, (OW - 1) * s.stride_w + (KW - 1) * s.dilation_w + 1);
+  std::vector<std::size_t> tapoff(KK);  // tap k's offset from its window's corner in the x copy
+  for (std::size_t k = 0; k < KK; ++k) tapoff[k] = ((k / KW) * s.dilation_h * Wp + (k % KW) * s.dilation_w) * BW;
+  parallel_chunks(threads, canonical_chunks{(C + BW - 1) / BW, 1}, [&](std::uint64_t b0, std::uint64_t) {
+    const std::size_t cb = static_cast<std::size_t>(b0) * BW, lanes = std::min(BW, C - cb), nv = (lanes + VW - 1) / VW;
+    conv_scratch<A>& sc = conv_thread_scratch<A>();
+    A* xq = conv_reserve(sc.x_pad, N * Hp * Wp * BW);
+    A* dq = conv_reserve(sc.dy_pad, R * BW);
+    // Zeros where no x lands (padding rows and columns, lanes past C), then the slices.
+    for (std::size_t q = 0; q < N * Hp; ++q) {
+      A* row = xq + q * Wp * BW;
+      const std::size_t h = q % Hp;
+      if (h < s.pad_h || h >= s.pad_h + H) {
+        std::fill(row, row + Wp * BW, A(0));
+        continue;
+      }
+      std::fill(row, row + s.pad_w * BW, A(0));
+      std::fill(row + (s.pad_w + Wd) * BW, row + Wp * BW, A(0));
+      if (lanes != BW)
+        for (std::size_t w = 0; w < Wd; ++w) std::fill(row + (s.pad_w + w) * BW + lanes, row + (s.pad_w + w + 1) * BW, A(0));
+    }
+    if (lanes != BW)
+      for (std::size_t r = 0; r < R; ++r) std::fill(dq + r * BW + lanes, dq + (r + 1) * BW, A(0));
+    auto x_at = [&](std::size_t n, std::size_t p, std::size_t c) {
+      return xq + ((n * Hp + p / Wd + s.pad_h) * Wp + p % Wd + s.pad_w) * BW + (c - cb);
+    };
+    auto dy_at = [&](std::size_t n, std::size_t p, std::size_t c) { return dq + (n * P + p) * BW + (c - cb); };
+    if (nchw) {
+      conv_nchw_to_nhwc<Arch, A>(x, N, C, H * Wd, x_at, 1, cb, cb + lanes);
+      conv_nchw_to_nhwc<Arch, A>(dy, N, C, P, dy_at, 1, cb, cb + lanes);
+    } else {
+      for (std::size_t q = 0; q < N * H * Wd; ++q) {
+        A* d = x_at(q / (H * Wd), q % (H * Wd), cb);
+        for (std::size_t l = 0; l < lanes; ++l) d[l] = static_cast<A>(core::widen(x[q * C + cb + l]));
+      }
+      for (std::size_t r = 0; r < R; ++r) std::copy(dy + r * C + cb, dy + r * C + cb + lanes, dq + r * BW);
+    }
+    std::vector<A> tot(KK * NF * VW);  // [tap][nv vectors]: the chunks' running totals
+    for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+      const std::size_t r1 = std::min(R, r0 + conv_chunk);
+      for (std::size_t k0 = 0; k0 < KK; k0 += TGmax) {
+        const std::size_t tg = std::min(TGmax, KK - k0);
+        A* t = tot.data() + k0 * nv * VW;
+        if (nv == 2)
+          conv_depthwise_weight_groups<V, 2, TGmax>(tg, s, dq, xq, BW, Hp, Wp, tapoff.data() + k0, r0, r1, t, r0 == 0);
+        else
+          conv_depthwise_weight_groups<V, 1, TGmax>(tg, s, dq, xq, BW, Hp, Wp, tapoff.data() + k0, r0, r1, t, r0 == 0);
+      }
+    }
+    for (std::size_t k = 0; k < KK; ++k)
+      for (std::size_t l = 0; l < lanes; ++l) dw[(cb + l) * KK + k] = conv_finish(tot[k * nv * VW + l]);
+    if (dbias) {
+      alignas(64) A total[BW];
+      for (std::size_t j = 0; j < nv; ++j) conv_dbias_vector<V>(dq + j * VW, BW, R, total + j * VW);
+      for (std::size_t l = 0; l < lanes; ++l) dbias[cb + l] = conv_finish(total[l]);
+    }
+  });
+}
 
 /// dw = sum over (n, oh, ow) of dy * x-patch; dbias (nullable) = sum of dy (same order).
 template <class Arch, class A, class X>
 void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
+  if (conv_is_depthwise(s)) return conv_depthwise_backward_weight<Arch>(s, x, dy, dw, dbias, threads);
   using E = conv_engine<Arch, A>;
   const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
@@ -551,83 +734,15 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   const std::size_t mb = conv_row_blocks(G * jt, K, E::MR, threads);
   const std::size_t tasks = G * jt * mb;
   // dy in NHWC form ([k'][OC]), so that B rows are contiguous (a transposed copy for NCHW).
-  conv_scratch<A>& caller = conv_thread_scratch<A>();
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
   const A* dyh = dy;
   if (nchw) {
-    A* dyt = conv_reserve(caller.dy_nhwc, R * OC);
-    conv_nchw_to_nhwc(dy, N, OC, P, dyt, threads);
+    A* dyt = conv_reserve(conv_thread_scratch<A>().dy_nhwc, R * OC);
+    conv_nchw_to_nhwc<Arch, A>(dy, N, OC, P, [&](std::size_t n, std::size_t p, std::size_t c) { return dyt + (n * P + p) * OC + c; },
+                               threads);
     dyh = dyt;
   }
-  if (conv_is_depthwise(s)) {
-    // Depthwise: dw[c][k] = chain over k' of fma(dy[k'][c], x[n][ih][iw][c]) in 256-wide chunks
-    // (left fold), vectors across channels of NHWC-form x and dy; padding taps are zero vectors.
-    using V = typename gemm_arch<Arch, A>::V;
-    constexpr std::size_t VW = static_cast<std::size_t>(V::W);
-    const A* xh = nullptr;
-    if (nchw || !std::is_same<X, A>::value) {
-      A* xt = conv_reserve(caller.x_nhwc, N * H * Wd * C);
-      if (nchw)
-        conv_nchw_to_nhwc(x, N, C, H * Wd, xt, threads);
-      else
-        for (std::size_t i = 0; i < N * H * Wd * C; ++i) xt[i] = static_cast<A>(core::widen(x[i]));
-      xh = xt;
-    } else {
-      xh = reinterpret_cast<const A*>(x);
-    }
-    // A task: BV channel vectors (independent chains that hide the FMA latency) and, in the
-    // last task, a partial vector done lane by lane.
-    constexpr std::size_t BV = 4;
-    const std::size_t per_task = BV * VW;
-    parallel_chunks(threads, canonical_chunks{(C + per_task - 1) / per_task, 1}, [&](std::uint64_t g0, std::uint64_t) {
-      const std::size_t cb = static_cast<std::size_t>(g0) * per_task;
-      const std::size_t nfull = std::min(BV, (C - cb) / VW), ct = cb + nfull * VW;
-      const std::size_t tail = nfull < BV ? std::min(VW, C - ct) : 0;  // lanes of the partial vector
-      std::vector<A> tot(KK * BV * VW), stot(KK * VW);  // per tap: the chunks' running totals
-      for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
-        const std::size_t r1 = std::min(R, r0 + conv_chunk);
-        // One tap at a time: its chains over the chunk's k' stay in registers (the same fmas,
-        // in the same order, as element by element).
-        for (std::size_t k = 0; k < KK; ++k) {
-          const std::size_t kr = k / KW, kc = k % KW;
-          typename V::reg acc[BV];
-          for (std::size_t j = 0; j < BV; ++j) acc[j] = V::zero();
-          A sacc[VW] = {};
-          std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
-          std::size_t ih = 0;
-          bool row_in = core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih);
-          for (std::size_t r = r0; r < r1; ++r) {
-            const A* d = dyh + r * OC;
-            std::size_t iw;
-            const bool in = row_in && core::conv_tap_in(ow, kc, s.stride_w, s.pad_w, s.dilation_w, Wd, iw);
-            // Only a tap inside the input forms an address: with in_h or in_w == 0 (every tap
-            // padding) x may be null or empty, and even x + offset would be undefined.
-            const A* xp = in ? xh + ((n * H + ih) * Wd + iw) * C : nullptr;
-            for (std::size_t j = 0; j < BV; ++j)
-              if (j < nfull)
-                acc[j] = V::fma(V::load(d + cb + j * VW), in ? V::load(xp + cb + j * VW) : V::zero(), acc[j]);
-            for (std::size_t q = 0; q < tail; ++q) sacc[q] = core::fused_fma(d[ct + q], in ? xp[ct + q] : A(0), sacc[q]);
-            if (++ow == OW) {
-              ow = 0;
-              if (++oh == OH) { oh = 0; ++n; }
-              row_in = core::conv_tap_in(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih);
-            }
-          }
-          for (std::size_t j = 0; j < nfull; ++j) {
-            A* t = tot.data() + (k * BV + j) * VW;
-            V::store(t, r0 == 0 ? acc[j] : V::add(V::load(t), acc[j]));
-          }
-          for (std::size_t q = 0; q < tail; ++q)
-            stot[k * VW + q] = r0 == 0 ? sacc[q] : core::gemm_combine(stot[k * VW + q], sacc[q]);
-        }
-      }
-      for (std::size_t k = 0; k < KK; ++k) {
-        for (std::size_t j = 0; j < nfull; ++j)
-          for (std::size_t q = 0; q < VW; ++q)
-            dw[(cb + j * VW + q) * KK + k] = conv_finish(R ? tot[(k * BV + j) * VW + q] : A(0));
-        for (std::size_t q = 0; q < tail; ++q) dw[(ct + q) * KK + k] = conv_finish(R ? stot[k * VW + q] : A(0));
-      }
-    });
-  } else
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
@@ -684,22 +799,18 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
     // dbias[oc]: per chunk of k' the chain p = p + dy[k'][oc] (= fma(dy, 1, p)), chunks combined
     // in order. Vectors across out-channels (rows of the NHWC-form dy are contiguous), whole
     // vectors first, the last oc's lane by lane: the same adds per element.
-    using V = typename gemm_arch<Arch, A>::V;
-    constexpr std::size_t VW = static_cast<std::size_t>(V::W);
     const std::size_t nvec = OC / VW;
     parallel_chunks(threads, canonical_chunks{nvec + 1, 1}, [&](std::uint64_t v0, std::uint64_t v1) {
       for (std::size_t v = v0; v < v1; ++v) {
         const std::size_t oc0 = v * VW, lanes = v < nvec ? VW : OC - oc0;
         if (lanes == 0) continue;
         alignas(64) A total[VW] = {};
-        for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
-          const std::size_t r1 = std::min(R, r0 + conv_chunk);
-          const A* src = dyh + r0 * OC + oc0;
-          if (lanes == VW) {
-            typename V::reg p = V::zero();
-            for (std::size_t r = 0; r < r1 - r0; ++r) p = V::add(p, V::load(src + r * OC));
-            V::store(total, r0 == 0 ? p : V::add(V::load(total), p));
-          } else {
+        if (lanes == VW) {
+          conv_dbias_vector<V>(dyh + oc0, OC, R, total);
+        } else {
+          for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+            const std::size_t r1 = std::min(R, r0 + conv_chunk);
+            const A* src = dyh + r0 * OC + oc0;
             for (std::size_t q = 0; q < lanes; ++q) {
               A p = A(0);
               for (std::size_t r = 0; r < r1 - r0; ++r) p = p + src[r * OC + q];
