@@ -806,7 +806,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
         if (lanes == 0) continue;
         alignas(64) A total[VW] = {};
         if (lanes == VW) {
-          conv_dbias_vector<V>(dyh + oc0, OC, R, total);
+          if (R) conv_dbias_vector<V>(dyh + oc0, OC, R, total);  // R == 0: dy may be null; the empty sum
         } else {
           for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
             const std::size_t r1 = std::min(R, r0 + conv_chunk);
