@@ -114,43 +114,46 @@ void emulated_max_pool2d_backward(const pool2d_shape& s, const T* dy, const std:
 }
 
 namespace conv_detail {
+/// avg (or adaptive avg) pooling, forward (in = x, out = y) or backward (in = dy, out = dx):
+/// the checks, then one thread per output element.
 template <class T, class Shape>
-void emulated_avg_forward(const Shape& s, const T* x, T* y, pool_launch opt, block_order order, const char* what) {
+void emulated_avg(const Shape& s, const T* in, T* out, bool backward, pool_launch opt, block_order order,
+                  const char* what) {
   const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
-  bitexact::detail::pool_check_io(g, x, g.N * g.C * g.H * g.W, y, g.N * g.C * g.OH * g.OW * sizeof(T), what);
+  const std::size_t nx = g.N * g.C * g.H * g.W, ny = g.N * g.C * g.OH * g.OW;
+  const std::size_t n_in = backward ? ny : nx, n_out = backward ? nx : ny;
+  bitexact::detail::pool_check_io(g, in, n_in, out, n_out * sizeof(T), what);
   check_launch(opt.block, what);
-  emulate_launch(pool_shape(opt, std::uint64_t(g.N) * g.C * g.OH * g.OW),
-                 [&](const thread_index& ti) { avg_pool_forward_body<T>(ti, g, x, y); }, order);
-}
-template <class T, class Shape>
-void emulated_avg_backward(const Shape& s, const T* dy, T* dx, pool_launch opt, block_order order, const char* what) {
-  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
-  bitexact::detail::pool_check_io(g, dy, g.N * g.C * g.OH * g.OW, dx, g.N * g.C * g.H * g.W * sizeof(T), what);
-  check_launch(opt.block, what);
-  emulate_launch(pool_shape(opt, std::uint64_t(g.N) * g.C * g.H * g.W),
-                 [&](const thread_index& ti) { avg_pool_backward_body<T>(ti, g, dy, dx); }, order);
+  emulate_launch(pool_shape(opt, n_out),
+                 [&](const thread_index& ti) {
+                   if (backward)
+                     avg_pool_backward_body<T>(ti, g, in, out);
+                   else
+                     avg_pool_forward_body<T>(ti, g, in, out);
+                 },
+                 order);
 }
 }  // namespace conv_detail
 
 template <class T>
 void emulated_avg_pool2d_forward(const pool2d_shape& s, const T* x, T* y, pool_launch opt = {},
                                  block_order order = block_order::shuffled) {
-  conv_detail::emulated_avg_forward(s, x, y, opt, order, "cuda::avg_pool2d_forward");
+  conv_detail::emulated_avg(s, x, y, false, opt, order, "cuda::avg_pool2d_forward");
 }
 template <class T>
 void emulated_avg_pool2d_backward(const pool2d_shape& s, const T* dy, T* dx, pool_launch opt = {},
                                   block_order order = block_order::shuffled) {
-  conv_detail::emulated_avg_backward(s, dy, dx, opt, order, "cuda::avg_pool2d_backward");
+  conv_detail::emulated_avg(s, dy, dx, true, opt, order, "cuda::avg_pool2d_backward");
 }
 template <class T>
 void emulated_adaptive_avg_pool2d_forward(const adaptive_pool2d_shape& s, const T* x, T* y, pool_launch opt = {},
                                           block_order order = block_order::shuffled) {
-  conv_detail::emulated_avg_forward(s, x, y, opt, order, "cuda::adaptive_avg_pool2d_forward");
+  conv_detail::emulated_avg(s, x, y, false, opt, order, "cuda::adaptive_avg_pool2d_forward");
 }
 template <class T>
 void emulated_adaptive_avg_pool2d_backward(const adaptive_pool2d_shape& s, const T* dy, T* dx, pool_launch opt = {},
                                            block_order order = block_order::shuffled) {
-  conv_detail::emulated_avg_backward(s, dy, dx, opt, order, "cuda::adaptive_avg_pool2d_backward");
+  conv_detail::emulated_avg(s, dy, dx, true, opt, order, "cuda::adaptive_avg_pool2d_backward");
 }
 
 }  // namespace cuda
