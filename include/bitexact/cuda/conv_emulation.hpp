@@ -17,7 +17,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "../tier.hpp"
@@ -37,8 +36,7 @@ void emulate_op(const Op& op, tier t, conv_launch opt, block_order order, unsign
     return launch_shape{opt.grid ? opt.grid : static_cast<unsigned>((items + block - 1) / block), block};
   };
   if (t == tier::fixed_order) {
-    std::vector<A> partials(p.splits > 1 ? p.chunks * p.m : 0);
-    if (!partials.empty()) std::memset(static_cast<void*>(partials.data()), 0xFF, partials.size() * sizeof(A));
+    std::vector<A> partials = emulated_device_memory<A>(workspace_bytes<A>(p, t) / sizeof(A));
     emulate_launch(shape(p.units()),
                    [&](const thread_index& ti) { conv_fixed_order_body<A>(ti, op, p, partials.data(), false); }, order);
     if (p.splits > 1)
@@ -46,8 +44,7 @@ void emulate_op(const Op& op, tier t, conv_launch opt, block_order order, unsign
                      order);
     return;
   }
-  std::vector<std::int64_t> ws(p.splits > 1 ? p.splits * p.m * gemm_exact_words<A> : 0);
-  if (!ws.empty()) std::memset(static_cast<void*>(ws.data()), 0xFF, ws.size() * sizeof(std::int64_t));
+  std::vector<std::int64_t> ws = emulated_device_memory<std::int64_t>(workspace_bytes<A>(p, t) / sizeof(std::int64_t));
   emulate_launch(shape(p.units()), [&](const thread_index& ti) { conv_exact_body<A>(ti, op, p, ws.data(), false); }, order);
   if (p.splits > 1)
     emulate_launch(shape(p.m), [&](const thread_index& ti) { conv_exact_body<A>(ti, op, p, ws.data(), true); }, order);
