@@ -274,11 +274,8 @@ inline launch_shape pool_shape(pool_launch opt) { return launch_shape{opt.grid, 
 template <class T, class Shape>
 void avg_pool(const Shape& s, const T* in, T* out, bool backward, cudaStream_t st, pool_launch opt, const char* what) {
   pool_type_check<T>();
-  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
-  const std::size_t nx = g.N * g.C * g.H * g.W, ny = g.N * g.C * g.OH * g.OW;
-  const std::size_t n_in = backward ? ny : nx, n_out = backward ? nx : ny;
-  bitexact::detail::pool_check_io(g, in, n_in, out, n_out * sizeof(T), what);
-  check_launch(opt.block, what);
+  std::size_t n_out;
+  const core::pool_geometry g = validate_avg_pool(s, in, out, backward, opt.block, what, n_out);
   if (n_out == 0) return;
   void (*kernel)(core::pool_geometry, const T*, T*) =
       backward ? &conv_kernels::avg_pool_backward_kernel<T> : &conv_kernels::avg_pool_forward_kernel<T>;

@@ -116,11 +116,8 @@ namespace conv_detail {
 template <class T, class Shape>
 void emulated_avg(const Shape& s, const T* in, T* out, bool backward, pool_launch opt, block_order order,
                   const char* what) {
-  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
-  const std::size_t nx = g.N * g.C * g.H * g.W, ny = g.N * g.C * g.OH * g.OW;
-  const std::size_t n_in = backward ? ny : nx, n_out = backward ? nx : ny;
-  bitexact::detail::pool_check_io(g, in, n_in, out, n_out * sizeof(T), what);
-  check_launch(opt.block, what);
+  std::size_t n_out;
+  const core::pool_geometry g = validate_avg_pool(s, in, out, backward, opt.block, what, n_out);
   emulate_launch(pool_shape(opt, n_out),
                  [&](const thread_index& ti) {
                    if (backward)

@@ -288,6 +288,20 @@ bitexact::detail::conv_sizes validate_backward_weight(const conv2d_shape& s, con
   return z;
 }
 
+/// The checks of an avg (or adaptive avg) pooling call, forward (in = x, out = y) or backward
+/// (in = dy, out = dx), for the launchers and the emulation alike: returns the geometry and sets
+/// n_out to the output's element count.
+template <class T, class Shape>
+core::pool_geometry validate_avg_pool(const Shape& s, const T* in, const T* out, bool backward, unsigned block,
+                                      const char* what, std::size_t& n_out) {
+  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
+  const std::size_t nx = g.N * g.C * g.H * g.W, ny = g.N * g.C * g.OH * g.OW;
+  n_out = backward ? nx : ny;
+  bitexact::detail::pool_check_io(g, in, backward ? ny : nx, out, n_out * sizeof(T), what);
+  check_launch(block, what);
+  return g;
+}
+
 [[noreturn]] inline void throw_bad_pool_index(const char* what, unsigned long long position) {
   throw std::invalid_argument(std::string("bitexact::") + what + ": an index is outside the input plane (output " +
                               std::to_string(position) + ")");
