@@ -137,59 +137,68 @@ void BM_serial(benchmark::State& st, std::size_t shape_index, int op, int) {
     i = t - p;
     return true;
   };
-  // Every output element (n, oc, oh, ow) in memory order, with its offset in y / dy.
-  auto for_each_output = [&](auto&& f) {
-    for (std::size_t n = 0; n < N; ++n)
-      for (std::size_t oc = 0; oc < OC; ++oc)
-        for (std::size_t oh = 0; oh < OH; ++oh)
-          for (std::size_t ow = 0; ow < OW; ++ow) f(n, oc, oh, ow, ((n * OC + oc) * OH + oh) * OW + ow);
-  };
-  // f(x offset, w offset) for every tap of output (n, oc, oh, ow) inside the input, in (icg, kr, kc) order.
-  auto for_each_tap = [&](std::size_t n, std::size_t oc, std::size_t oh, std::size_t ow, auto&& f) {
-    const std::size_t g = oc / OCg;
-    for (std::size_t icg = 0; icg < Cg; ++icg)
-      for (std::size_t kr = 0; kr < KH; ++kr)
-        for (std::size_t kc = 0; kc < KW; ++kc) {
-          std::size_t ih, iw;
-          if (!tap(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) ||
-              !tap(ow, kc, s.stride_w, s.pad_w, s.dilation_w, W, iw))
-            continue;
-          f(((n * C + g * Cg + icg) * H + ih) * W + iw, ((oc * Cg + icg) * KH + kr) * KW + kc);
-        }
-  };
   for (auto _ : st) {
     if (op == fwd) {
-      for_each_output([&](std::size_t n, std::size_t oc, std::size_t oh, std::size_t ow, std::size_t o) {
-        float acc = b[oc];
-        for_each_tap(n, oc, oh, ow, [&](std::size_t xi, std::size_t wi) {
-          const float prod = x[xi] * w[wi];
-          acc = acc + prod;
-        });
-        y[o] = acc;
-      });
+      for (std::size_t n = 0; n < N; ++n)
+        for (std::size_t oc = 0; oc < OC; ++oc)
+          for (std::size_t oh = 0; oh < OH; ++oh)
+            for (std::size_t ow = 0; ow < OW; ++ow) {
+              float acc = b[oc];
+              const std::size_t g = oc / OCg;
+              for (std::size_t icg = 0; icg < Cg; ++icg)
+                for (std::size_t kr = 0; kr < KH; ++kr)
+                  for (std::size_t kc = 0; kc < KW; ++kc) {
+                    std::size_t ih, iw;
+                    if (!tap(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) ||
+                        !tap(ow, kc, s.stride_w, s.pad_w, s.dilation_w, W, iw))
+                      continue;
+                    const float prod = x[((n * C + g * Cg + icg) * H + ih) * W + iw] * w[((oc * Cg + icg) * KH + kr) * KW + kc];
+                    acc = acc + prod;
+                  }
+              y[((n * OC + oc) * OH + oh) * OW + ow] = acc;
+            }
     } else if (op == bwd_data) {
       std::fill(dx.begin(), dx.end(), 0.0f);
-      // scatter form, serial: each dx element in a fixed order
-      for_each_output([&](std::size_t n, std::size_t oc, std::size_t oh, std::size_t ow, std::size_t o) {
-        const float d = dy[o];
-        for_each_tap(n, oc, oh, ow, [&](std::size_t xi, std::size_t wi) {
-          float& t = dx[xi];
-          const float prod = d * w[wi];
-          t = t + prod;
-        });
-      });
+      for (std::size_t n = 0; n < N; ++n)  // scatter form, serial: each dx element in a fixed order
+        for (std::size_t oc = 0; oc < OC; ++oc)
+          for (std::size_t oh = 0; oh < OH; ++oh)
+            for (std::size_t ow = 0; ow < OW; ++ow) {
+              const float d = dy[((n * OC + oc) * OH + oh) * OW + ow];
+              const std::size_t g = oc / OCg;
+              for (std::size_t icg = 0; icg < Cg; ++icg)
+                for (std::size_t kr = 0; kr < KH; ++kr)
+                  for (std::size_t kc = 0; kc < KW; ++kc) {
+                    std::size_t ih, iw;
+                    if (!tap(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) ||
+                        !tap(ow, kc, s.stride_w, s.pad_w, s.dilation_w, W, iw))
+                      continue;
+                    float& t = dx[((n * C + g * Cg + icg) * H + ih) * W + iw];
+                    const float prod = d * w[((oc * Cg + icg) * KH + kr) * KW + kc];
+                    t = t + prod;
+                  }
+            }
     } else {
       std::fill(dw.begin(), dw.end(), 0.0f);
       std::fill(db.begin(), db.end(), 0.0f);
-      for_each_output([&](std::size_t n, std::size_t oc, std::size_t oh, std::size_t ow, std::size_t o) {
-        const float d = dy[o];
-        db[oc] = db[oc] + d;
-        for_each_tap(n, oc, oh, ow, [&](std::size_t xi, std::size_t wi) {
-          float& t = dw[wi];
-          const float prod = d * x[xi];
-          t = t + prod;
-        });
-      });
+      for (std::size_t n = 0; n < N; ++n)
+        for (std::size_t oc = 0; oc < OC; ++oc)
+          for (std::size_t oh = 0; oh < OH; ++oh)
+            for (std::size_t ow = 0; ow < OW; ++ow) {
+              const float d = dy[((n * OC + oc) * OH + oh) * OW + ow];
+              db[oc] = db[oc] + d;
+              const std::size_t g = oc / OCg;
+              for (std::size_t icg = 0; icg < Cg; ++icg)
+                for (std::size_t kr = 0; kr < KH; ++kr)
+                  for (std::size_t kc = 0; kc < KW; ++kc) {
+                    std::size_t ih, iw;
+                    if (!tap(oh, kr, s.stride_h, s.pad_h, s.dilation_h, H, ih) ||
+                        !tap(ow, kc, s.stride_w, s.pad_w, s.dilation_w, W, iw))
+                      continue;
+                    float& t = dw[((oc * Cg + icg) * KH + kr) * KW + kc];
+                    const float prod = d * x[((n * C + g * Cg + icg) * H + ih) * W + iw];
+                    t = t + prod;
+                  }
+            }
     }
     benchmark::ClobberMemory();
   }
