@@ -1152,6 +1152,36 @@ void conv_exact_dw_plane(const double* in, std::size_t ld, std::size_t sh, const
   }
 }
 
+/// Where the depthwise exact drivers put a source plane for conv_exact_dw_plane: a zero buffer
+/// of hp x wp doubles with the plane at row `top`, column `left`; the kernel reads row
+/// i * stride_h + offh[k], column j + offw[k] for tap k of output (i, j).
+struct conv_dw_plane_layout {
+  std::size_t hp, wp, top, left, stride_h;
+  std::vector<std::size_t> offh, offw;
+};
+
+/// One (image, channel) plane of a depthwise exact driver: out (oh x ow) from the source plane
+/// src (src_h x src_w) and the channel's K weights (+ *bias when not null). When conv_exact_dw_split
+/// finds a split, the plane kernel on the zero-padded copy of src (l); otherwise element(i, j)
+/// for every output, in memory order.
+template <class Arch, class Element>
+void conv_exact_dw_plane_of(const conv_dw_plane_layout& l, const float* src, std::size_t src_h, std::size_t src_w,
+                            const float* w, std::size_t K, const float* bias, float* out, std::size_t oh,
+                            std::size_t ow, const Element& element) {
+  int sp;
+  if (!conv_exact_dw_split(block_magnitudes<Arch>(src, src_h * src_w), block_magnitudes<Arch>(w, K), bias, K, sp)) {
+    for (std::size_t i = 0; i < oh; ++i)
+      for (std::size_t j = 0; j < ow; ++j) out[i * ow + j] = element(i, j);
+    return;
+  }
+  std::vector<double>& buf = conv_thread_scratch<double>().b;
+  buf.assign(l.hp * l.wp, 0.0);
+  for (std::size_t h = 0; h < src_h; ++h)
+    for (std::size_t c = 0; c < src_w; ++c) buf[(h + l.top) * l.wp + l.left + c] = src[h * src_w + c];
+  conv_exact_dw_plane<Arch>(buf.data(), l.wp, l.stride_h, l.offh.data(), l.offw.data(), w, K, bias, sp, out, oh, ow,
+                            element);
+}
+
 /// Depthwise forward, float, NCHW, stride_w == 1.
 template <class Arch>
 void conv_depthwise_forward_exact(const conv2d_shape& s, const float* x, const float* w, const float* bias, float* y,
@@ -1159,11 +1189,11 @@ void conv_depthwise_forward_exact(const conv2d_shape& s, const float* x, const f
   constexpr std::size_t N = dvec<Arch>::N;
   const std::size_t B = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
   const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
-  const std::size_t Hp = H + 2 * s.pad_h, Wp = Wd + 2 * s.pad_w + N;
-  std::vector<std::size_t> offh(K), offw(K);
-  for (std::size_t k = 0; k < K; ++k) offh[k] = (k / KW) * s.dilation_h, offw[k] = (k % KW) * s.dilation_w;
+  conv_dw_plane_layout l{H + 2 * s.pad_h, Wd + 2 * s.pad_w + N, s.pad_h, s.pad_w, s.stride_h, {}, {}};
+  l.offh.resize(K), l.offw.resize(K);
+  for (std::size_t k = 0; k < K; ++k) l.offh[k] = (k / KW) * s.dilation_h, l.offw[k] = (k % KW) * s.dilation_w;
   parallel_chunks(threads, canonical_chunks{B * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
-    const std::size_t q = static_cast<std::size_t>(q0), n = q / C, c = q % C;
+    const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
     const float* xp = x + q * H * Wd;
     const float* wc = w + c * K;
     const float* bc = bias ? bias + c : nullptr;
@@ -1178,19 +1208,7 @@ void conv_depthwise_forward_exact(const conv2d_shape& s, const float* x, const f
         return core::product_term<float>{xv, wc[k]};
       });
     };
-    int sp;
-    if (!conv_exact_dw_split(block_magnitudes<Arch>(xp, H * Wd), block_magnitudes<Arch>(wc, K), bc, K, sp)) {
-      for (std::size_t oh = 0; oh < OH; ++oh)
-        for (std::size_t ow = 0; ow < OW; ++ow) yp[oh * OW + ow] = element(oh, ow);
-      return;
-    }
-    std::vector<double>& buf = conv_thread_scratch<double>().b;
-    buf.assign(Hp * Wp, 0.0);
-    for (std::size_t h = 0; h < H; ++h)
-      for (std::size_t ww = 0; ww < Wd; ++ww) buf[(h + s.pad_h) * Wp + ww + s.pad_w] = xp[h * Wd + ww];
-    conv_exact_dw_plane<Arch>(buf.data(), Wp, s.stride_h, offh.data(), offw.data(), wc, K, bc, sp, yp, OH, OW,
-                              element);
-    (void)n;
+    conv_exact_dw_plane_of<Arch>(l, xp, H, Wd, wc, K, bc, yp, OH, OW, element);
   });
 }
 
@@ -1203,11 +1221,12 @@ void conv_depthwise_backward_data_exact(const conv2d_shape& s, const float* dy, 
   const std::size_t B = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
   const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
   const std::size_t Th = (KH - 1) * s.dilation_h, Tw = (KW - 1) * s.dilation_w;
-  const std::size_t Hp = std::max(OH, H + s.pad_h) + Th + 1, Wp = std::max(OW, Wd + s.pad_w) + Tw + N + 1;
-  std::vector<std::size_t> offh(K), offw(K);
+  conv_dw_plane_layout l{std::max(OH, H + s.pad_h) + Th + 1, std::max(OW, Wd + s.pad_w) + Tw + N + 1, Th, Tw, 1,
+                         {}, {}};
+  l.offh.resize(K), l.offw.resize(K);
   for (std::size_t k = 0; k < K; ++k) {
-    offh[k] = s.pad_h + Th - (k / KW) * s.dilation_h;
-    offw[k] = s.pad_w + Tw - (k % KW) * s.dilation_w;
+    l.offh[k] = s.pad_h + Th - (k / KW) * s.dilation_h;
+    l.offw[k] = s.pad_w + Tw - (k % KW) * s.dilation_w;
   }
   parallel_chunks(threads, canonical_chunks{B * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
     const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
@@ -1224,17 +1243,7 @@ void conv_depthwise_backward_data_exact(const conv2d_shape& s, const float* dy, 
         return core::product_term<float>{dv, wc[k]};
       });
     };
-    int sp;
-    if (!conv_exact_dw_split(block_magnitudes<Arch>(src, OH * OW), block_magnitudes<Arch>(wc, K), nullptr, K, sp)) {
-      for (std::size_t ih = 0; ih < H; ++ih)
-        for (std::size_t iw = 0; iw < Wd; ++iw) dxp[ih * Wd + iw] = element(ih, iw);
-      return;
-    }
-    std::vector<double>& buf = conv_thread_scratch<double>().b;
-    buf.assign(Hp * Wp, 0.0);
-    for (std::size_t h = 0; h < OH; ++h)
-      for (std::size_t ww = 0; ww < OW; ++ww) buf[(h + Th) * Wp + Tw + ww] = src[h * OW + ww];
-    conv_exact_dw_plane<Arch>(buf.data(), Wp, 1, offh.data(), offw.data(), wc, K, nullptr, sp, dxp, H, Wd, element);
+    conv_exact_dw_plane_of<Arch>(l, src, OH, OW, wc, K, nullptr, dxp, H, Wd, element);
   });
 }
 

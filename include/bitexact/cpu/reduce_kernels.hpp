@@ -64,37 +64,28 @@ namespace detail {
 
 // ------------------------------------------------------------------ per-Arch loads
 
+/// Whether the xsimd architecture Arch is Base or extends it (avx512bw is an avx512f, avx2 an
+/// avx, ...), and Base is compiled in (xsimd declares every architecture; Base::supported() is
+/// its XSIMD_WITH_* switch).
+template <class Arch, class Base>
+constexpr bool arch_extends() {
+  return Base::supported() && std::is_base_of<Base, Arch>::value;
+}
 template <class Arch>
 constexpr bool is_avx512() {
-#if XSIMD_WITH_AVX512F
-  return std::is_base_of<xsimd::avx512f, Arch>::value;
-#else
-  return false;
-#endif
+  return arch_extends<Arch, xsimd::avx512f>();
 }
 template <class Arch>
 constexpr bool is_avx() {
-#if XSIMD_WITH_AVX
-  return std::is_base_of<xsimd::avx, Arch>::value;
-#else
-  return false;
-#endif
+  return arch_extends<Arch, xsimd::avx>();
 }
 template <class Arch>
 constexpr bool is_sse2() {
-#if XSIMD_WITH_SSE2
-  return std::is_base_of<xsimd::sse2, Arch>::value;
-#else
-  return false;
-#endif
+  return arch_extends<Arch, xsimd::sse2>();
 }
 template <class Arch>
 constexpr bool is_neon64() {
-#if XSIMD_WITH_NEON64
-  return std::is_base_of<xsimd::neon64, Arch>::value;
-#else
-  return false;
-#endif
+  return arch_extends<Arch, xsimd::neon64>();
 }
 
 /// Pins a computed batch in a register so that it is rounded on its own (a product is never

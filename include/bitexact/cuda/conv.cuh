@@ -269,26 +269,17 @@ void pool_type_check() {
 
 inline launch_shape pool_shape(pool_launch opt) { return launch_shape{opt.grid, opt.block}; }
 
+/// avg (or adaptive avg) pooling, forward (in = x, out = y) or backward (in = dy, out = dx):
+/// the checks, then one thread per output element.
 template <class T, class Shape>
-void avg_forward(const Shape& s, const T* x, T* y, cudaStream_t st, pool_launch opt, const char* what) {
+void avg_pool(const Shape& s, const T* in, T* out, bool backward, cudaStream_t st, pool_launch opt, const char* what) {
   pool_type_check<T>();
-  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
-  const std::size_t ny = g.N * g.C * g.OH * g.OW;
-  bitexact::detail::pool_check_io(g, x, g.N * g.C * g.H * g.W, y, ny * sizeof(T), what);
-  check_launch(opt.block, what);
-  if (ny == 0) return;
-  detail::launch(what, conv_kernels::avg_pool_forward_kernel<T>, pool_shape(opt), ny, st, g, x, y);
-}
-
-template <class T, class Shape>
-void avg_backward(const Shape& s, const T* dy, T* dx, cudaStream_t st, pool_launch opt, const char* what) {
-  pool_type_check<T>();
-  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
-  const std::size_t nx = g.N * g.C * g.H * g.W;
-  bitexact::detail::pool_check_io(g, dy, g.N * g.C * g.OH * g.OW, dx, nx * sizeof(T), what);
-  check_launch(opt.block, what);
-  if (nx == 0) return;
-  detail::launch(what, conv_kernels::avg_pool_backward_kernel<T>, pool_shape(opt), nx, st, g, dy, dx);
+  std::size_t n_out;
+  const core::pool_geometry g = validate_avg_pool(s, in, out, backward, opt.block, what, n_out);
+  if (n_out == 0) return;
+  void (*kernel)(core::pool_geometry, const T*, T*) =
+      backward ? &conv_kernels::avg_pool_backward_kernel<T> : &conv_kernels::avg_pool_forward_kernel<T>;
+  detail::launch(what, kernel, pool_shape(opt), n_out, st, g, in, out);
 }
 
 }  // namespace conv_detail
@@ -407,21 +398,21 @@ void max_pool2d_backward(const pool2d_shape& s, const T* dy, const std::int64_t*
 
 template <class T>
 void avg_pool2d_forward(const pool2d_shape& s, const T* x, T* y, cudaStream_t st = nullptr, pool_launch launch = {}) {
-  conv_detail::avg_forward(s, x, y, st, launch, "cuda::avg_pool2d_forward");
+  conv_detail::avg_pool(s, x, y, false, st, launch, "cuda::avg_pool2d_forward");
 }
 template <class T>
 void avg_pool2d_backward(const pool2d_shape& s, const T* dy, T* dx, cudaStream_t st = nullptr, pool_launch launch = {}) {
-  conv_detail::avg_backward(s, dy, dx, st, launch, "cuda::avg_pool2d_backward");
+  conv_detail::avg_pool(s, dy, dx, true, st, launch, "cuda::avg_pool2d_backward");
 }
 template <class T>
 void adaptive_avg_pool2d_forward(const adaptive_pool2d_shape& s, const T* x, T* y, cudaStream_t st = nullptr,
                                  pool_launch launch = {}) {
-  conv_detail::avg_forward(s, x, y, st, launch, "cuda::adaptive_avg_pool2d_forward");
+  conv_detail::avg_pool(s, x, y, false, st, launch, "cuda::adaptive_avg_pool2d_forward");
 }
 template <class T>
 void adaptive_avg_pool2d_backward(const adaptive_pool2d_shape& s, const T* dy, T* dx, cudaStream_t st = nullptr,
                                   pool_launch launch = {}) {
-  conv_detail::avg_backward(s, dy, dx, st, launch, "cuda::adaptive_avg_pool2d_backward");
+  conv_detail::avg_pool(s, dy, dx, true, st, launch, "cuda::adaptive_avg_pool2d_backward");
 }
 
 }  // namespace cuda

@@ -17,7 +17,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "../tier.hpp"
@@ -37,8 +36,7 @@ void emulate_op(const Op& op, tier t, conv_launch opt, block_order order, unsign
     return launch_shape{opt.grid ? opt.grid : static_cast<unsigned>((items + block - 1) / block), block};
   };
   if (t == tier::fixed_order) {
-    std::vector<A> partials(p.splits > 1 ? p.chunks * p.m : 0);
-    if (!partials.empty()) std::memset(static_cast<void*>(partials.data()), 0xFF, partials.size() * sizeof(A));
+    std::vector<A> partials = emulated_device_memory<A>(workspace_bytes<A>(p, t) / sizeof(A));
     emulate_launch(shape(p.units()),
                    [&](const thread_index& ti) { conv_fixed_order_body<A>(ti, op, p, partials.data(), false); }, order);
     if (p.splits > 1)
@@ -46,8 +44,7 @@ void emulate_op(const Op& op, tier t, conv_launch opt, block_order order, unsign
                      order);
     return;
   }
-  std::vector<std::int64_t> ws(p.splits > 1 ? p.splits * p.m * gemm_exact_words<A> : 0);
-  if (!ws.empty()) std::memset(static_cast<void*>(ws.data()), 0xFF, ws.size() * sizeof(std::int64_t));
+  std::vector<std::int64_t> ws = emulated_device_memory<std::int64_t>(workspace_bytes<A>(p, t) / sizeof(std::int64_t));
   emulate_launch(shape(p.units()), [&](const thread_index& ti) { conv_exact_body<A>(ti, op, p, ws.data(), false); }, order);
   if (p.splits > 1)
     emulate_launch(shape(p.m), [&](const thread_index& ti) { conv_exact_body<A>(ti, op, p, ws.data(), true); }, order);
@@ -114,43 +111,43 @@ void emulated_max_pool2d_backward(const pool2d_shape& s, const T* dy, const std:
 }
 
 namespace conv_detail {
+/// avg (or adaptive avg) pooling, forward (in = x, out = y) or backward (in = dy, out = dx):
+/// the checks, then one thread per output element.
 template <class T, class Shape>
-void emulated_avg_forward(const Shape& s, const T* x, T* y, pool_launch opt, block_order order, const char* what) {
-  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
-  bitexact::detail::pool_check_io(g, x, g.N * g.C * g.H * g.W, y, g.N * g.C * g.OH * g.OW * sizeof(T), what);
-  check_launch(opt.block, what);
-  emulate_launch(pool_shape(opt, std::uint64_t(g.N) * g.C * g.OH * g.OW),
-                 [&](const thread_index& ti) { avg_pool_forward_body<T>(ti, g, x, y); }, order);
-}
-template <class T, class Shape>
-void emulated_avg_backward(const Shape& s, const T* dy, T* dx, pool_launch opt, block_order order, const char* what) {
-  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
-  bitexact::detail::pool_check_io(g, dy, g.N * g.C * g.OH * g.OW, dx, g.N * g.C * g.H * g.W * sizeof(T), what);
-  check_launch(opt.block, what);
-  emulate_launch(pool_shape(opt, std::uint64_t(g.N) * g.C * g.H * g.W),
-                 [&](const thread_index& ti) { avg_pool_backward_body<T>(ti, g, dy, dx); }, order);
+void emulated_avg(const Shape& s, const T* in, T* out, bool backward, pool_launch opt, block_order order,
+                  const char* what) {
+  std::size_t n_out;
+  const core::pool_geometry g = validate_avg_pool(s, in, out, backward, opt.block, what, n_out);
+  emulate_launch(pool_shape(opt, n_out),
+                 [&](const thread_index& ti) {
+                   if (backward)
+                     avg_pool_backward_body<T>(ti, g, in, out);
+                   else
+                     avg_pool_forward_body<T>(ti, g, in, out);
+                 },
+                 order);
 }
 }  // namespace conv_detail
 
 template <class T>
 void emulated_avg_pool2d_forward(const pool2d_shape& s, const T* x, T* y, pool_launch opt = {},
                                  block_order order = block_order::shuffled) {
-  conv_detail::emulated_avg_forward(s, x, y, opt, order, "cuda::avg_pool2d_forward");
+  conv_detail::emulated_avg(s, x, y, false, opt, order, "cuda::avg_pool2d_forward");
 }
 template <class T>
 void emulated_avg_pool2d_backward(const pool2d_shape& s, const T* dy, T* dx, pool_launch opt = {},
                                   block_order order = block_order::shuffled) {
-  conv_detail::emulated_avg_backward(s, dy, dx, opt, order, "cuda::avg_pool2d_backward");
+  conv_detail::emulated_avg(s, dy, dx, true, opt, order, "cuda::avg_pool2d_backward");
 }
 template <class T>
 void emulated_adaptive_avg_pool2d_forward(const adaptive_pool2d_shape& s, const T* x, T* y, pool_launch opt = {},
                                           block_order order = block_order::shuffled) {
-  conv_detail::emulated_avg_forward(s, x, y, opt, order, "cuda::adaptive_avg_pool2d_forward");
+  conv_detail::emulated_avg(s, x, y, false, opt, order, "cuda::adaptive_avg_pool2d_forward");
 }
 template <class T>
 void emulated_adaptive_avg_pool2d_backward(const adaptive_pool2d_shape& s, const T* dy, T* dx, pool_launch opt = {},
                                            block_order order = block_order::shuffled) {
-  conv_detail::emulated_avg_backward(s, dy, dx, opt, order, "cuda::adaptive_avg_pool2d_backward");
+  conv_detail::emulated_avg(s, dy, dx, true, opt, order, "cuda::adaptive_avg_pool2d_backward");
 }
 
 }  // namespace cuda

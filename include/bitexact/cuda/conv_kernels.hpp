@@ -62,6 +62,7 @@
 #include "../tier.hpp"
 #include "gemm_kernels.hpp"
 #include "launch.hpp"
+#include "split_plan.hpp"
 
 namespace bitexact {
 namespace cuda {
@@ -113,11 +114,23 @@ struct conv_operand<double> {
   BITEXACT_HD double operator[](std::size_t i) const { return p[i]; }
 };
 
+/// An element of an N x C x H x W tensor in the call's layout, found by its memory-order
+/// offset: forward's y element (c = oc, h = oh, w = ow) and backward-data's dx element (c = ic,
+/// h = ih, w = iw) are both this.
+struct conv_tensor_element {
+  std::size_t n, c, h, w, off;
+};
+BITEXACT_HD inline conv_tensor_element conv_tensor_element_at(layout l, std::size_t C, std::size_t H,
+                                                            std::size_t W, std::size_t e) {
+  conv_tensor_element el;
+  el.off = e;
+  core::conv_coords(l, C, H, W, e, el.n, el.c, el.h, el.w);
+  return el;
+}
+
 template <class A>
 struct conv_forward_op {
-  struct element {
-    std::size_t n, oc, oh, ow, off;
-  };
+  using element = conv_tensor_element;  ///< of y: c = oc, h = oh, w = ow
   conv2d_shape s;
   core::conv_dims d;
   conv_operand<A> x, w;
@@ -127,26 +140,19 @@ struct conv_forward_op {
       : s(s_), d(s_), x(x_), w(w_), bias(bias_), y(y_) {}
   BITEXACT_HD std::size_t elements() const { return d.N * d.OC * d.OH * d.OW; }
   BITEXACT_HD std::size_t k() const { return d.k_forward(); }
-  BITEXACT_HD element at(std::size_t e) const {
-    element el;
-    el.off = e;
-    core::conv_coords(s.data, d.OC, d.OH, d.OW, e, el.n, el.oc, el.oh, el.ow);
-    return el;
-  }
+  BITEXACT_HD element at(std::size_t e) const { return conv_tensor_element_at(s.data, d.OC, d.OH, d.OW, e); }
   BITEXACT_HD A a(const element& el, std::size_t k) const {
-    return core::conv_forward_x_term<A>(s, d, x, el.n, el.oc, el.oh, el.ow, k);
+    return core::conv_forward_x_term<A>(s, d, x, el.n, el.c, el.h, el.w, k);
   }
-  BITEXACT_HD A b(const element& el, std::size_t k) const { return w[el.oc * d.k_forward() + k]; }
+  BITEXACT_HD A b(const element& el, std::size_t k) const { return w[el.c * d.k_forward() + k]; }
   BITEXACT_HD bool has_start() const { return bias != nullptr; }
-  BITEXACT_HD A start(const element& el) const { return bias[el.oc]; }
+  BITEXACT_HD A start(const element& el) const { return bias[el.c]; }
   BITEXACT_HD void store(const element& el, A v) const { y[el.off] = v; }
 };
 
 template <class A>
 struct conv_backward_data_op {
-  struct element {
-    std::size_t n, ic, ih, iw, off;
-  };
+  using element = conv_tensor_element;  ///< of dx: c = ic, h = ih, w = iw
   conv2d_shape s;
   core::conv_dims d;
   const A* dy;
@@ -156,16 +162,11 @@ struct conv_backward_data_op {
       : s(s_), d(s_), dy(dy_), w(w_), dx(dx_) {}
   BITEXACT_HD std::size_t elements() const { return d.N * d.C * d.H * d.W; }
   BITEXACT_HD std::size_t k() const { return d.k_backward_data(); }
-  BITEXACT_HD element at(std::size_t e) const {
-    element el;
-    el.off = e;
-    core::conv_coords(s.data, d.C, d.H, d.W, e, el.n, el.ic, el.ih, el.iw);
-    return el;
-  }
+  BITEXACT_HD element at(std::size_t e) const { return conv_tensor_element_at(s.data, d.C, d.H, d.W, e); }
   BITEXACT_HD A a(const element& el, std::size_t k) const {
-    return core::conv_backward_data_dy_term<A>(s, d, dy, el.n, el.ic, el.ih, el.iw, k);
+    return core::conv_backward_data_dy_term<A>(s, d, dy, el.n, el.c, el.h, el.w, k);
   }
-  BITEXACT_HD A b(const element& el, std::size_t k) const { return core::conv_backward_data_w_term<A>(d, w, el.ic, k); }
+  BITEXACT_HD A b(const element& el, std::size_t k) const { return core::conv_backward_data_w_term<A>(d, w, el.c, k); }
   BITEXACT_HD bool has_start() const { return false; }
   BITEXACT_HD A start(const element&) const { return A(0); }
   BITEXACT_HD void store(const element& el, A v) const { dx[el.off] = v; }
@@ -224,7 +225,8 @@ struct conv_backward_weight_op {
 
 namespace conv_detail {
 
-inline std::size_t ceil_div(std::size_t a, std::size_t b) { return a / b + (a % b != 0); }
+using split_detail::ceil_div;
+using split_detail::workspace_bytes;  // n == 1: E elements
 
 /// The K split of one op: gemm_plan with m = E elements, n = 1 (its chunk_begin / k_begin are
 /// the split rules). `splits` 0 picks one from the SM count: split K only when E leaves fewer
@@ -239,30 +241,9 @@ inline gemm_plan make_plan(std::size_t E, std::size_t K, tier t, unsigned splits
   p.tiles_m = E;
   p.tiles_n = 1;
   p.chunks = ceil_div(K, core::gemm_k_chunk);
-  const bool exact = t == tier::exact;
-  const std::size_t max_splits = p.chunks == 0 ? 1 : p.chunks;
-  std::size_t s = splits;
-  if (s == 0) {
-    const std::size_t want = 2 * static_cast<std::size_t>(sm_count == 0 ? 1 : sm_count) * default_conv_block;
-    s = (E == 0 || E >= want) ? 1 : ceil_div(want, E);
-    if (s > max_splits) s = max_splits;
-    if (exact && s > 64) s = 64;
-    const std::size_t per_split = exact ? E * gemm_exact_words<A> * 8 : E * sizeof(A);
-    const std::size_t slices = exact ? s : p.chunks;
-    if (s > 1 && per_split > gemm_auto_split_max_bytes / slices) s = 1;
-  }
-  if (s > max_splits) s = max_splits;
-  if (s == 0) s = 1;
-  p.splits = static_cast<unsigned>(s);
+  // one thread per element: 2 x sm_count blocks of default_conv_block elements keep the device busy
+  p.splits = split_detail::choose_splits<A>(splits, E, E, p.chunks, t, sm_count, default_conv_block);
   return p;
-}
-
-/// Workspace bytes of a plan (0 without split-K).
-template <class A>
-inline std::size_t workspace_bytes(const gemm_plan& p, tier t) {
-  if (p.splits <= 1) return 0;
-  if (t == tier::exact) return static_cast<std::size_t>(p.splits) * p.m * gemm_exact_words<A> * 8;
-  return p.chunks * p.m * sizeof(A);
 }
 
 inline void check_tier(tier t, const char* what) {
@@ -305,6 +286,20 @@ bitexact::detail::conv_sizes validate_backward_weight(const conv2d_shape& s, con
   check_tier(t, what);
   check_launch(block, what);
   return z;
+}
+
+/// The checks of an avg (or adaptive avg) pooling call, forward (in = x, out = y) or backward
+/// (in = dy, out = dx), for the launchers and the emulation alike: returns the geometry and sets
+/// n_out to the output's element count.
+template <class T, class Shape>
+core::pool_geometry validate_avg_pool(const Shape& s, const T* in, const T* out, bool backward, unsigned block,
+                                      const char* what, std::size_t& n_out) {
+  const core::pool_geometry g = bitexact::detail::pool_validate(s, what);
+  const std::size_t nx = g.N * g.C * g.H * g.W, ny = g.N * g.C * g.OH * g.OW;
+  n_out = backward ? nx : ny;
+  bitexact::detail::pool_check_io(g, in, backward ? ny : nx, out, n_out * sizeof(T), what);
+  check_launch(block, what);
+  return g;
 }
 
 [[noreturn]] inline void throw_bad_pool_index(const char* what, unsigned long long position) {

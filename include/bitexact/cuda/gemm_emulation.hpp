@@ -15,7 +15,6 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -51,8 +50,7 @@ void emulated_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std
   }
   const gemm_plan p = gemm_detail::make_plan<T, Tile>(m, n, k, t, opt.splits, sm_count);
   if (t == tier::fixed_order) {
-    std::vector<T> partials(p.splits > 1 ? p.chunks * m * n : 0);
-    if (!partials.empty()) std::memset(static_cast<void*>(partials.data()), 0xFF, partials.size() * sizeof(T));
+    std::vector<T> partials = emulated_device_memory<T>(gemm_detail::workspace_bytes<T>(p, t) / sizeof(T));
     const launch_shape main{opt.grid ? opt.grid : static_cast<unsigned>(p.units()), Tile::threads};
     emulate_block_launch<gemm_tile_shared<T, Tile>>(
         main,
@@ -66,8 +64,8 @@ void emulated_gemm(transpose ta, transpose tb, std::size_t m, std::size_t n, std
                      order);
     return;
   }
-  std::vector<std::int64_t> ws(p.splits > 1 ? p.splits * m * n * gemm_exact_words<T> : 0);
-  if (!ws.empty()) std::memset(static_cast<void*>(ws.data()), 0xFF, ws.size() * sizeof(std::int64_t));
+  std::vector<std::int64_t> ws =
+      emulated_device_memory<std::int64_t>(gemm_detail::workspace_bytes<T>(p, t) / sizeof(std::int64_t));
   emulate_launch(small_grid(p.units()),
                  [&](const thread_index& ti) { gemm_exact_body<T>(ti, p, A, B, alpha, beta, c, ldc, ws.data()); }, order);
   if (p.splits > 1)

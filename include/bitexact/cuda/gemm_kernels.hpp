@@ -49,6 +49,7 @@
 #include "../tier.hpp"
 #include "block_context.hpp"
 #include "launch.hpp"
+#include "split_plan.hpp"
 
 // Register-tile loops are unrolled in device code, so the per-thread arrays stay in registers.
 #if defined(__CUDA_ARCH__)
@@ -104,32 +105,9 @@ struct gemm_operand {
   BITEXACT_HD In at(std::size_t r, std::size_t c) const { return trans ? p[c * ld + r] : p[r * ld + c]; }
 };
 
-/// Sizes and the K split of one call, shared by the launcher and the emulation.
-struct gemm_plan {
-  std::size_t m, n, k;
-  std::size_t tiles_m, tiles_n;  ///< fixed_order tiles (exact: tiles_m = m, tiles_n = n)
-  std::size_t chunks;            ///< canonical K chunks, ceil(k / 256)
-  unsigned splits;               ///< >= 1
-  BITEXACT_HD std::uint64_t units() const { return static_cast<std::uint64_t>(tiles_m) * tiles_n * splits; }
-  /// fixed_order: first chunk of split s (split s owns [chunk_begin(s), chunk_begin(s + 1))).
-  BITEXACT_HD std::size_t chunk_begin(unsigned s) const {
-    return static_cast<std::size_t>(static_cast<std::uint64_t>(chunks) * s / splits);
-  }
-  /// exact: first k of split s.
-  BITEXACT_HD std::size_t k_begin(unsigned s) const {
-    return static_cast<std::size_t>(static_cast<std::uint64_t>(k) * s / splits);
-  }
-};
-
-/// int64 words per (split, element) of the exact workspace: the digits, then the flags.
-template <class T>
-inline constexpr std::size_t gemm_exact_words = static_cast<std::size_t>(core::exact_accumulator<T>::digit_count) + 1;
-
-/// Most bytes an automatic split-K may take for its workspace (beyond it the launcher does not split).
-inline constexpr std::size_t gemm_auto_split_max_bytes = std::size_t(256) << 20;
-
 namespace gemm_detail {
-inline std::size_t ceil_div(std::size_t a, std::size_t b) { return a / b + (a % b != 0); }
+using split_detail::ceil_div;
+using split_detail::workspace_bytes;
 
 /// Throws std::invalid_argument("bitexact::cuda::gemm: ...") for exactly the operands the CPU API
 /// refuses (the one definition in bitexact/gemm_checks.hpp) and for an unknown tier. Nothing is
@@ -150,9 +128,10 @@ inline bool epilogue_only(std::size_t k, T alpha, tier t) {
   return alpha == T(0) || (k == 0 && t == tier::fixed_order);
 }
 
-/// The plan of a call: tiles, chunks and the K split. `splits` 0 picks one from the SM count:
-/// split K only when m x n has fewer tiles (fixed_order) or elements per 128 threads (exact)
-/// than 2 x sm_count and the workspace stays under gemm_auto_split_max_bytes.
+/// The plan of a call: tiles, chunks and the K split. `splits` 0 picks one from the SM count
+/// (split_detail::choose_splits): split K only when m x n has fewer tiles (fixed_order) or
+/// elements per 128 threads (exact) than 2 x sm_count and the workspace stays under
+/// gemm_auto_split_max_bytes.
 template <class T, class Tile>
 inline gemm_plan make_plan(std::size_t m, std::size_t n, std::size_t k, tier t, unsigned splits, unsigned sm_count) {
   gemm_plan p{};
@@ -163,32 +142,11 @@ inline gemm_plan make_plan(std::size_t m, std::size_t n, std::size_t k, tier t, 
   const bool exact = t == tier::exact;
   p.tiles_m = exact ? m : ceil_div(m, Tile::bm);
   p.tiles_n = exact ? n : ceil_div(n, Tile::bn);
-  const std::size_t max_splits = p.chunks == 0 ? 1 : p.chunks;  // whole chunks in both tiers
-  std::size_t s = splits;
-  if (s == 0) {
-    const std::size_t sms = sm_count == 0 ? 1 : sm_count;
-    const std::size_t per_unit = exact ? default_gemm_block : 1;  // exact: one thread per element
-    const std::size_t units = p.tiles_m * p.tiles_n;
-    const std::size_t want = 2 * sms * per_unit;
-    s = (units == 0 || units >= want) ? 1 : ceil_div(want, units);
-    if (s > max_splits) s = max_splits;
-    if (exact && s > 64) s = 64;
-    const std::size_t per_split = exact ? m * n * gemm_exact_words<T> * 8 : m * n * sizeof(T);
-    const std::size_t slices = exact ? s : p.chunks;
-    if (s > 1 && per_split > gemm_auto_split_max_bytes / slices) s = 1;
-  }
-  if (s > max_splits) s = max_splits;
-  if (s == 0) s = 1;
-  p.splits = static_cast<unsigned>(s);
+  // exact: one thread per element, so 2 x sm_count blocks of default_gemm_block elements;
+  // fixed_order: a unit is a tile (a block), so 2 x sm_count tiles.
+  p.splits = split_detail::choose_splits<T>(splits, p.tiles_m * p.tiles_n, m * n, p.chunks, t, sm_count,
+                                            exact ? default_gemm_block : 1);
   return p;
-}
-
-/// Workspace bytes the plan needs (0 without split-K).
-template <class T>
-inline std::size_t workspace_bytes(const gemm_plan& p, tier t) {
-  if (p.splits <= 1) return 0;
-  if (t == tier::exact) return static_cast<std::size_t>(p.splits) * p.m * p.n * gemm_exact_words<T> * 8;
-  return p.chunks * p.m * p.n * sizeof(T);
 }
 }  // namespace gemm_detail
 

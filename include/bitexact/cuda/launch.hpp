@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <stdexcept>
 #include <utility>
@@ -96,6 +97,15 @@ inline std::vector<unsigned> emulated_block_sequence(launch_shape shape, block_o
     }
   }
   return blocks;
+}
+
+/// Device memory as an emulated launch finds it: `count` values of W with every byte 0xFF (a NaN
+/// pattern for floats), so a pass that read a workspace slot before writing it shows in the tests.
+template <class W>
+std::vector<W> emulated_device_memory(std::size_t count) {
+  std::vector<W> v(count);
+  if (count != 0) std::memset(static_cast<void*>(v.data()), 0xFF, count * sizeof(W));
+  return v;
 }
 
 /// Runs body(thread_index) for every block and thread of `shape` on the calling CPU thread,

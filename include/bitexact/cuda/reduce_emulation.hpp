@@ -58,8 +58,7 @@ A emulated_reduce(const Values& v, std::uint64_t n, tier t, launch_shape shape,
   if (t == tier::fixed_order) {
     core::leaf_grouping g = fixed_order_grouping<A>(n, shape.block);
     if (group_level >= 0) g.group_level = group_level;
-    std::vector<A> partials(g.groups() + 1);
-    std::memset(static_cast<void*>(partials.data()), 0xFF, partials.size() * sizeof(A));  // garbage
+    std::vector<A> partials = emulated_device_memory<A>(g.groups() + 1);
     if (n > 0) {
       emulate_block_launch<fixed_order_shared<A>>(
           shape,

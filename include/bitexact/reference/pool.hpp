@@ -55,21 +55,21 @@ void max_pool2d_backward(std::size_t N, std::size_t C, std::size_t H, std::size_
 }
 
 /// Average pooling window sum and divisor: s = +0 + x over the window's input taps in window
-/// order; divisor = the count_include_pad extent or the number of input taps.
+/// order; divisor = the count_include_pad extent or the number of input taps (the windows and
+/// divisors are core::pool_geometry's).
 template <class T>
 void avg_pool2d_forward(std::size_t N, std::size_t C, std::size_t H, std::size_t W, std::size_t OH, std::size_t OW,
                         std::size_t kh, std::size_t kw, std::size_t sh, std::size_t sw, std::size_t ph, std::size_t pw,
                         bool include_pad, bool adaptive, layout l, const T* x, T* y) {
+  const core::pool_geometry g{N, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, include_pad, adaptive, l};
   for (std::size_t n = 0; n < N; ++n)
     for (std::size_t c = 0; c < C; ++c)
       for (std::size_t oh = 0; oh < OH; ++oh)
         for (std::size_t ow = 0; ow < OW; ++ow) {
-          const core::pool_window wh = adaptive ? core::adaptive_window_of(oh, OH, H) : core::pool_window_of(oh, kh, sh, ph, H);
-          const core::pool_window ww = adaptive ? core::adaptive_window_of(ow, OW, W) : core::pool_window_of(ow, kw, sw, pw, W);
+          const core::pool_window wh = g.wh(oh), ww = g.ww(ow);
           const T s = core::pool_window_sum<T>(
               wh, ww, W, [&](std::size_t i) { return x[core::conv_offset(l, C, H, W, n, c, i / W, i % W)]; });
-          const std::size_t div = include_pad ? wh.padded * ww.padded : (wh.end - wh.begin) * (ww.end - ww.begin);
-          const T v = s / static_cast<T>(div);
+          const T v = s / static_cast<T>(g.divisor(wh, ww));
           y[core::conv_offset(l, C, OH, OW, n, c, oh, ow)] = v != v ? core::detail::gemm_canonical_nan(v) : v;
         }
 }
@@ -80,6 +80,7 @@ template <class T>
 void avg_pool2d_backward(std::size_t N, std::size_t C, std::size_t H, std::size_t W, std::size_t OH, std::size_t OW,
                          std::size_t kh, std::size_t kw, std::size_t sh, std::size_t sw, std::size_t ph, std::size_t pw,
                          bool include_pad, bool adaptive, layout l, const T* dy, T* dx) {
+  const core::pool_geometry g{N, C, H, W, OH, OW, kh, kw, sh, sw, ph, pw, include_pad, adaptive, l};
   for (std::size_t n = 0; n < N; ++n)
     for (std::size_t c = 0; c < C; ++c)
       for (std::size_t ih = 0; ih < H; ++ih)
@@ -87,11 +88,9 @@ void avg_pool2d_backward(std::size_t N, std::size_t C, std::size_t H, std::size_
           T s = T(0);
           for (std::size_t oh = 0; oh < OH; ++oh)
             for (std::size_t ow = 0; ow < OW; ++ow) {
-              const core::pool_window wh = adaptive ? core::adaptive_window_of(oh, OH, H) : core::pool_window_of(oh, kh, sh, ph, H);
-              const core::pool_window ww = adaptive ? core::adaptive_window_of(ow, OW, W) : core::pool_window_of(ow, kw, sw, pw, W);
+              const core::pool_window wh = g.wh(oh), ww = g.ww(ow);
               if (ih < wh.begin || ih >= wh.end || iw < ww.begin || iw >= ww.end) continue;
-              const std::size_t div = include_pad ? wh.padded * ww.padded : (wh.end - wh.begin) * (ww.end - ww.begin);
-              s = s + dy[core::conv_offset(l, C, OH, OW, n, c, oh, ow)] / static_cast<T>(div);
+              s = s + dy[core::conv_offset(l, C, OH, OW, n, c, oh, ow)] / static_cast<T>(g.divisor(wh, ww));
             }
           dx[core::conv_offset(l, C, H, W, n, c, ih, iw)] = s != s ? core::detail::gemm_canonical_nan(s) : s;
         }
