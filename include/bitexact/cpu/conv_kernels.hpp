@@ -122,6 +122,25 @@ inline T conv_finish(T s) {
   return core::gemm_epilogue(T(1), s, T(0), T(0));
 }
 
+/// dst[u] = gemm_epilogue(1, tot[u], bias ? 1 : 0, *bias) for u < len (contiguous dst): whole
+/// vectors with the epilogue's own steps (t = 1 * S rounded, then fma(1, bias, t), canonical
+/// NaN), the rest element by element - the same operations, so the same bits.
+template <class Arch, class A>
+inline void conv_store_row(A* dst, const A* tot, std::size_t len, const A* bias) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  const typename V::reg one = V::set1(A(1));
+  std::size_t u = 0;
+  if (bias) {
+    const typename V::reg b = V::set1(*bias);
+    for (; u + VW <= len; u += VW) V::store(dst + u, V::canon(V::fma(one, b, V::mul(one, V::load(tot + u)))));
+    for (; u < len; ++u) dst[u] = core::gemm_epilogue(A(1), tot[u], A(1), *bias);
+  } else {
+    for (; u + VW <= len; u += VW) V::store(dst + u, V::canon(V::mul(one, V::load(tot + u))));
+    for (; u < len; ++u) dst[u] = conv_finish(tot[u]);
+  }
+}
+
 /// Row blocks per (image, group, column tile) so that small problems still feed every thread.
 inline std::size_t conv_row_blocks(std::size_t tasks, std::size_t rows, std::size_t mr, int threads) {
   std::size_t mb = 1;
@@ -207,8 +226,10 @@ inline void conv_tap_map(const conv2d_shape& s, bool backward_data, std::vector<
 
 /// One tap's im2col row over the columns [q0, q0 + nt) (q = image * P + position): d[j] = the
 /// source of image (q0 + j) / P at channel offset `base` and the tap's map entry of position
-/// (q0 + j) % P, widened to A; 0 where the map says -1.
-template <class A, class X>
+/// (q0 + j) % P, widened to A; 0 where the map says -1. On AVX-512 (float or double, no
+/// widening) eight entries at a time with masked gathers (a -1 entry is masked off: never read,
+/// left +0): the same copies, so the same bits.
+template <class Arch, class A, class X>
 inline void conv_gather_mapped(const X* src, std::size_t image_stride, std::size_t base, const std::ptrdiff_t* m,
                                std::size_t P, std::size_t q0, std::size_t nt, A* d) {
   if (image_stride == 0) {  // an empty input (all taps in the padding): nothing to read
@@ -220,7 +241,23 @@ inline void conv_gather_mapped(const X* src, std::size_t image_stride, std::size
     const X* img = src + (q / P) * image_stride + base;
     const std::ptrdiff_t* mp = m + p0;
     A* dd = d + j;
-    for (std::size_t u = 0; u < len; ++u) {  // branch-free: a padding tap reads img[0], then drops it
+    std::size_t u = 0;
+#if XSIMD_WITH_AVX512BW
+    if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
+                  (std::is_same<A, float>::value || std::is_same<A, double>::value) &&
+                  sizeof(std::ptrdiff_t) == 8) {
+      const __m512i zero = _mm512_setzero_si512();
+      for (; u + 8 <= len; u += 8) {
+        const __m512i o = _mm512_loadu_si512(static_cast<const void*>(mp + u));
+        const __mmask8 k = _mm512_cmpge_epi64_mask(o, zero);
+        if constexpr (std::is_same<A, float>::value)
+          _mm256_storeu_ps(dd + u, _mm512_mask_i64gather_ps(_mm256_setzero_ps(), k, o, img, 4));
+        else
+          _mm512_storeu_pd(dd + u, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), k, o, img, 8));
+      }
+    }
+#endif
+    for (; u < len; ++u) {  // branch-free: a padding tap reads img[0], then drops it
       const std::ptrdiff_t o = mp[u];
       const A v = static_cast<A>(core::widen(img[o < 0 ? 0 : o]));
       dd[u] = o < 0 ? A(0) : v;
@@ -304,7 +341,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         A* dst = bp + (r - r0) * ldb;
         const std::size_t c = g * Cg + icg;
         if (tiles.packed()) {
-          conv_gather_mapped(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
+          conv_gather_mapped<Arch>(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
         } else {
           const conv_tap_columns cols(s, kc);
           std::size_t j = 0;
@@ -330,9 +367,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         const std::size_t q = q0 + j, nn = q / P, p = q % P, len = std::min(nt - j, P - p);
         const A* tj = tot + j;
         if (nchw) {
-          A* dst = y + (nn * OC + oc) * P + p;
-          if (bias) for (std::size_t u = 0; u < len; ++u) dst[u] = core::gemm_epilogue(A(1), tj[u], A(1), bias[oc]);
-          else for (std::size_t u = 0; u < len; ++u) dst[u] = conv_finish(tj[u]);
+          conv_store_row<Arch>(y + (nn * OC + oc) * P + p, tj, len, bias ? bias + oc : nullptr);
         } else {
           A* dst = y + (nn * P + p) * OC + oc;
           if (bias) for (std::size_t u = 0; u < len; ++u) dst[u * OC] = core::gemm_epilogue(A(1), tj[u], A(1), bias[oc]);
@@ -387,7 +422,7 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         const std::size_t off = kc * s.dilation_w;
         std::size_t j = 0;
         if (tiles.packed()) {
-          conv_gather_mapped(dy, image, oc * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
+          conv_gather_mapped<Arch>(dy, image, oc * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
           j = nt;
         }
         while (j < nt) {
@@ -441,8 +476,7 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
       for (std::size_t j = 0; j < nt;) {  // per image of the tile
         const std::size_t q = q0 + j, nn = q / P, p = q % P, len = std::min(nt - j, P - p);
         if (nchw) {
-          A* dst = dx + (nn * C + ic) * P + p;
-          for (std::size_t u = 0; u < len; ++u) dst[u] = conv_finish(tot[j + u]);
+          conv_store_row<Arch, A>(dx + (nn * C + ic) * P + p, tot + j, len, nullptr);
         } else {
           A* dst = dx + (nn * P + p) * C + ic;
           for (std::size_t u = 0; u < len; ++u) dst[u * C] = conv_finish(tot[j + u]);
@@ -592,7 +626,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
         const std::size_t k = i0 + i, c = g * Cg + k / KK, kr = (k / KW) % KH, kc = k % KW;
         A* dst = sc.a.data() + i * conv_chunk;
         if (mapped) {  // small output images: one tap map instead of runs of a few columns
-          conv_gather_mapped(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, r0, r1 - r0, dst);
+          conv_gather_mapped<Arch>(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, r0, r1 - r0, dst);
           continue;
         }
         const conv_tap_columns cols(s, kc);
