@@ -177,6 +177,19 @@ TEST(ConvMatrix, ExactEqualsReference) {
 
 // A chunk boundary inside K' that cuts an image, a tall K (two K chunks) and many tiles: the
 // work really splits over 8 threads (forward: 3 images x 2 column tiles x row blocks).
+// Tiny planes (at most 16 positions, sources inside 16 elements): the AVX-512 float im2col
+// rows come from one permute per image (cpu/conv_kernels.hpp conv_gather_mapped); with padding
+// 0, 1, 2 (taps outside the plane), odd batch and channel counts, every ISA and thread count.
+TEST(ConvMatrix, TinyPlanesPermutePath) {
+  std::uint64_t seed = 1300;
+  for (std::size_t hw : {2, 3, 4})
+    for (std::size_t pad : {0, 1, 2}) {
+      if (hw + 2 * pad < 3) continue;
+      check_all_paths<float, float>(shape(21, 5, hw, hw, 7, 3, 3, 1, pad, 1, 1), seed++, tier::fixed_order);
+    }
+  check_all_paths<float, float>(shape(32, 16, 4, 4, 32, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);  // digits CNN
+}
+
 TEST(ConvMatrix, LargerShapesSplitAcrossThreads) {
   check_all_paths<float, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), 7, tier::fixed_order);
   check_all_paths<float, float>(shape(2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1, layout::nhwc), 8, tier::fixed_order);

@@ -236,6 +236,33 @@ inline void conv_gather_mapped(const X* src, std::size_t image_stride, std::size
     std::fill(d, d + nt, A(0));
     return;
   }
+#if XSIMD_WITH_AVX512BW
+  // float, whole images of at most 16 positions reading at most 16 source elements (offsets <
+  // 16: NCHW planes of up to 4x4): one masked load of the source plane, one permute by the map
+  // (entries -1 masked to +0), one masked store of the image's P entries.
+  bool perm = false;
+  __m512i pidx = _mm512_setzero_si512();
+  __mmask16 pvalid = 0, pload = 0;
+  if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
+                std::is_same<A, float>::value) {
+    if (P <= 16) {
+      alignas(64) std::int32_t ix[16] = {};
+      std::ptrdiff_t top = -1;
+      for (std::size_t p = 0; p < P; ++p) {
+        if (m[p] >= 0) {
+          ix[p] = static_cast<std::int32_t>(m[p] < 16 ? m[p] : 0);
+          pvalid = static_cast<__mmask16>(pvalid | (1u << p));
+        }
+        top = std::max(top, m[p]);
+      }
+      if (top < 16) {
+        perm = true;
+        pidx = _mm512_load_si512(static_cast<const void*>(ix));
+        pload = static_cast<__mmask16>((1u << static_cast<unsigned>(top + 1)) - 1u);
+      }
+    }
+  }
+#endif
   for (std::size_t j = 0; j < nt;) {  // per image
     const std::size_t q = q0 + j, p0 = q % P, len = std::min(nt - j, P - p0);
     const X* img = src + (q / P) * image_stride + base;
@@ -243,6 +270,15 @@ inline void conv_gather_mapped(const X* src, std::size_t image_stride, std::size
     A* dd = d + j;
     std::size_t u = 0;
 #if XSIMD_WITH_AVX512BW
+    if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
+                  std::is_same<A, float>::value) {
+      if (perm && p0 == 0 && len == P) {
+        const __m512 v = _mm512_maskz_loadu_ps(pload, img);
+        _mm512_mask_storeu_ps(dd, static_cast<__mmask16>((1u << P) - 1u), _mm512_maskz_permutexvar_ps(pvalid, pidx, v));
+        j += len;
+        continue;
+      }
+    }
     if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
                   (std::is_same<A, float>::value || std::is_same<A, double>::value) &&
                   sizeof(std::ptrdiff_t) == 8) {
