@@ -130,14 +130,17 @@ inline void conv_store_row(A* dst, const A* tot, std::size_t len, const A* bias)
   using V = typename gemm_arch<Arch, A>::V;
   constexpr std::size_t VW = static_cast<std::size_t>(V::W);
   const typename V::reg one = V::set1(A(1));
-  std::size_t u = 0;
+  const std::size_t nv = len / VW, rest = len % VW;  // whole vectors, then the rest
+  A* const dt = dst + nv * VW;
+  const A* const tt = tot + nv * VW;
   if (bias) {
     const typename V::reg b = V::set1(*bias);
-    for (; u + VW <= len; u += VW) V::store(dst + u, V::canon(V::fma(one, b, V::mul(one, V::load(tot + u)))));
-    for (; u < len; ++u) dst[u] = core::gemm_epilogue(A(1), tot[u], A(1), *bias);
+    for (std::size_t v = 0; v < nv; ++v)
+      V::store(dst + v * VW, V::canon(V::fma(one, b, V::mul(one, V::load(tot + v * VW)))));
+    for (std::size_t u = 0; u < rest; ++u) dt[u] = core::gemm_epilogue(A(1), tt[u], A(1), *bias);
   } else {
-    for (; u + VW <= len; u += VW) V::store(dst + u, V::canon(V::mul(one, V::load(tot + u))));
-    for (; u < len; ++u) dst[u] = conv_finish(tot[u]);
+    for (std::size_t v = 0; v < nv; ++v) V::store(dst + v * VW, V::canon(V::mul(one, V::load(tot + v * VW))));
+    for (std::size_t u = 0; u < rest; ++u) dt[u] = conv_finish(tt[u]);
   }
 }
 
