@@ -20,6 +20,7 @@
 #include <bitexact/reference/pool.hpp>
 
 #include "random_test_util.hpp"
+#include "split_probe.hpp"
 
 #if defined(__SSE2__)
 #include <xmmintrin.h>
@@ -176,6 +177,19 @@ TEST(ConvMatrix, ExactEqualsReference) {
 
 // A chunk boundary inside K' that cuts an image, a tall K (two K chunks) and many tiles: the
 // work really splits over 8 threads (forward: 3 images x 2 column tiles x row blocks).
+// Tiny planes (at most 16 positions, sources inside 16 elements): the AVX-512 float im2col
+// rows come from one permute per image (cpu/conv_kernels.hpp conv_gather_mapped); with padding
+// 0, 1, 2 (taps outside the plane), odd batch and channel counts, every ISA and thread count.
+TEST(ConvMatrix, TinyPlanesPermutePath) {
+  std::uint64_t seed = 1300;
+  for (std::size_t hw : {2, 3, 4})
+    for (std::size_t pad : {0, 1, 2}) {
+      if (hw + 2 * pad < 3) continue;
+      check_all_paths<float, float>(shape(21, 5, hw, hw, 7, 3, 3, 1, pad, 1, 1), seed++, tier::fixed_order);
+    }
+  check_all_paths<float, float>(shape(32, 16, 4, 4, 32, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);  // digits CNN
+}
+
 TEST(ConvMatrix, LargerShapesSplitAcrossThreads) {
   check_all_paths<float, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), 7, tier::fixed_order);
   check_all_paths<float, float>(shape(2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1, layout::nhwc), 8, tier::fixed_order);
@@ -705,6 +719,70 @@ TEST(Pool, TiesNanAndCeilMode) {
   EXPECT_EQ(c.out_h(), 3u);
   c.pad_h = 1, c.in_h = 4;  // (4 + 2 - 2) / 2 = 2, ceil 2 + 1 = 3 -> kept: 2 * 2 = 4 < 4 + 1
   EXPECT_EQ(c.out_h(), 3u);
+}
+
+// ---- max_pool2d forward across output lanes (cpu/pool_kernels.hpp max_pool_forward_lanes):
+// every ISA of this CPU, threads that really split (grain lowered to one lane block), odd
+// sizes, padding, ceil_mode, both layouts, and values full of ties, -0/+0, -inf, +inf and NaNs
+// (payloads and signs) at every position of the window; plus a plane too large for the lane map
+// (the row path). Equal to reference/pool.hpp, values and indices, bit for bit.
+template <class T>
+std::vector<T> pool_special_data(std::size_t n, std::uint64_t seed) {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  const T menu[] = {T(0), -T(0), T(1), T(-1), T(2), -inf, inf, nan, -nan, T(0.5)};
+  std::vector<T> x(n);
+  splitmix gen{seed};
+  for (auto& v : x) {
+    const std::uint64_t r = gen();
+    const unsigned k = static_cast<unsigned>(r % 40);
+    v = k < 10 ? menu[k] : static_cast<T>(static_cast<double>((r >> 20) % 7) - 3.0);
+    if (k == 7 && (r >> 40) % 2) {  // another NaN payload
+      typename std::conditional<sizeof(T) == 4, std::uint32_t, std::uint64_t>::type b;
+      std::memcpy(&b, &v, sizeof b);
+      b |= 5;
+      std::memcpy(&v, &b, sizeof b);
+    }
+  }
+  return x;
+}
+
+template <class T>
+void check_max_pool_lanes(const pool2d_shape& s, std::uint64_t seed) {
+  const std::size_t nx = s.batch * s.channels * s.in_h * s.in_w, OH = s.out_h(), OW = s.out_w();
+  const std::size_t ny = s.batch * s.channels * OH * OW;
+  const auto x = pool_special_data<T>(nx, seed);
+  std::vector<T> y_ref(ny);
+  std::vector<std::int64_t> i_ref(ny);
+  reference::max_pool2d_forward(s.batch, s.channels, s.in_h, s.in_w, OH, OW, s.kernel_h, s.kernel_w, s.stride_h,
+                                s.stride_w, s.pad_h, s.pad_w, s.data, x.data(), y_ref.data(), i_ref.data());
+  for (isa i : usable_isas())
+    for (int th : kThreads) {
+      SCOPED_TRACE(std::string("isa ") + isa_name(i) + " threads " + std::to_string(th));
+      std::vector<T> y(ny, T(7));
+      std::vector<std::int64_t> idx(ny, -5);
+      max_pool2d_forward(s, x.data(), y.data(), idx.data(), execution{th, i});
+      ASSERT_TRUE(same(y, y_ref));
+      ASSERT_TRUE(same(idx, i_ref));
+      std::vector<T> y2(ny, T(7));  // without indices
+      max_pool2d_forward(s, x.data(), y2.data(), static_cast<std::int64_t*>(nullptr), execution{th, i});
+      ASSERT_TRUE(same(y2, y_ref));
+    }
+}
+
+TEST(Pool, MaxLanesEveryIsaSplitSpecialValues) {
+  bitexact_test::split_check probe("max_pool2d lanes");
+  std::uint64_t seed = 1200;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (bool ceil_mode : {false, true}) {
+      check_max_pool_lanes<float>(pshape(3, 5, 11, 10, 3, 2, 1, ceil_mode, true, l), seed++);
+      check_max_pool_lanes<float>(pshape(2, 3, 9, 13, 4, 3, 2, ceil_mode, true, l), seed++);
+      check_max_pool_lanes<double>(pshape(2, 4, 7, 8, 2, 1, 1, ceil_mode, true, l), seed++);
+      check_max_pool_lanes<float>(pshape(32, 16, 8, 8, 2, 2, 0, ceil_mode, true, l), seed++);  // the digits CNN's
+      check_max_pool_lanes<double>(pshape(1, 3, 5, 5, 5, 1, 2, ceil_mode, true, l), seed++);  // 5x4 windows, 1 plane row
+      check_max_pool_lanes<float>(pshape(1, 1, 1, 3, 1, 1, 0, ceil_mode, true, l), seed++);   // fewer outputs than lanes
+    }
+  // a plane too large for the lane map: the row path (every ISA gives its bits too)
+  check_max_pool_lanes<float>(pshape(1, 2, 300, 301, 3, 2, 1, true, true, layout::nchw), seed++);
 }
 
 TEST(Pool, BadInputRejectedWithOutputsUntouched) {

@@ -72,7 +72,7 @@ void max_pool2d_forward(const pool2d_shape& s, const T* x, T* y, std::int64_t* i
   const auto g = detail::pool_validate(s, what);
   detail::pool_check_max_forward_io(g, x, y, indices, what);
   detail::require_ieee_environment(what);
-  cpu::detail::max_pool_forward_kernel(g, x, y, indices, resolved_threads(ex));
+  cpu::detail::max_pool_forward_kernel(g, x, y, indices, resolved_threads(ex), resolved_isa(ex));
 }
 
 /// max_pool2d backward from the forward's indices.

@@ -604,9 +604,13 @@ std::tuple<Tensor, Tensor, Tensor> conv2d_backward(const Tensor& dy, const Tenso
   check_float(dy, "conv2d_backward", "grad");
   const bitexact::conv2d_shape s = conv_shape(x, w, stride, padding, dilation, groups);
   const Tensor dyc = dy.contiguous(), xc = x.contiguous(), wc = w.contiguous();
-  Tensor dx = need_input ? at::zeros_like(xc) : Tensor(), dw = at::zeros_like(wc);
-  Tensor db = need_bias ? at::zeros({w.size(0)}, w.options()) : Tensor();
-  if (x.numel() == 0) return {dx, dw, db};
+  // The kernels write every element of dx, dw and db (an empty batch gives dw = db = +0): no
+  // zero-fill, except for an empty input, where nothing runs.
+  const bool empty = x.numel() == 0;
+  auto out = [empty](const Tensor& like) { return empty ? at::zeros_like(like) : at::empty_like(like); };
+  Tensor dx = need_input ? out(xc) : Tensor(), dw = out(wc);
+  Tensor db = need_bias ? (empty ? at::zeros({w.size(0)}, w.options()) : at::empty({w.size(0)}, w.options())) : Tensor();
+  if (empty) return {dx, dw, db};
   BITEXACT_FLOATING(T, x.scalar_type(), [&] {
     BX_RUN(T, conv2d_backward, &s, dyc.data_ptr<T>(), xc.data_ptr<T>(), wc.data_ptr<T>(),
            need_input ? dx.data_ptr<T>() : nullptr, dw.data_ptr<T>(), need_bias ? db.data_ptr<T>() : nullptr, exact);
@@ -663,7 +667,7 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Tensor
   check_float(dy, "max_pool2d_backward", "grad");
   const bitexact::pool2d_shape sh = pool_shape(x, k, s, p, ceil_mode, true, "max_pool2d");
   const Tensor g = dy.contiguous(), ic = indices.contiguous();
-  Tensor dx = at::zeros(x.sizes(), dy.options());
+  Tensor dx = at::empty(x.sizes(), dy.options());  // the kernel writes every element (+0 first)
   if (dx.numel() == 0) return dx;
   BITEXACT_FLOATING(T, dy.scalar_type(), [&] {
     BX_RUN(T, max_pool2d_backward, &sh, g.data_ptr<T>(), ic.data_ptr<int64_t>(), dx.data_ptr<T>());

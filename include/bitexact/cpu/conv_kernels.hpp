@@ -174,14 +174,18 @@ template <class Arch, class A>
 void conv_finish_run(const A* tot, A* dst, std::size_t len, const A* bias) {
   using V = typename gemm_arch<Arch, A>::V;
   constexpr std::size_t W = static_cast<std::size_t>(V::W);
-  std::size_t u = 0;
+  // Whole vectors counted up front, then the rest (a `u + W <= len` loop drew a false
+  // -Waggressive-loop-optimizations warning from GCC 12 at -O1).
+  const std::size_t nv = len / W, rest = len % W;
+  A* const dt = dst + nv * W;
+  const A* const tt = tot + nv * W;
   if (bias) {
     const auto one = V::set1(A(1)), vb = V::set1(*bias);
-    for (; u + W <= len; u += W) V::store(dst + u, V::canon(V::fma(one, vb, V::load(tot + u))));
-    for (; u < len; ++u) dst[u] = core::gemm_epilogue(A(1), tot[u], A(1), *bias);
+    for (std::size_t v = 0; v < nv; ++v) V::store(dst + v * W, V::canon(V::fma(one, vb, V::load(tot + v * W))));
+    for (std::size_t u = 0; u < rest; ++u) dt[u] = core::gemm_epilogue(A(1), tt[u], A(1), *bias);
   } else {
-    for (; u + W <= len; u += W) V::store(dst + u, V::canon(V::load(tot + u)));
-    for (; u < len; ++u) dst[u] = conv_finish(tot[u]);
+    for (std::size_t v = 0; v < nv; ++v) V::store(dst + v * W, V::canon(V::load(tot + v * W)));
+    for (std::size_t u = 0; u < rest; ++u) dt[u] = conv_finish(tt[u]);
   }
 }
 
@@ -270,20 +274,74 @@ inline void conv_tap_map(const conv2d_shape& s, bool backward_data, std::vector<
 
 /// One tap's im2col row over the columns [q0, q0 + nt) (q = image * P + position): d[j] = the
 /// source of image (q0 + j) / P at channel offset `base` and the tap's map entry of position
-/// (q0 + j) % P, widened to A; 0 where the map says -1.
-template <class A, class X>
+/// (q0 + j) % P, widened to A; 0 where the map says -1. On AVX-512 (float or double, no
+/// widening) eight entries at a time with masked gathers (a -1 entry is masked off: never read,
+/// left +0): the same copies, so the same bits.
+template <class Arch, class A, class X>
 inline void conv_gather_mapped(const X* src, std::size_t image_stride, std::size_t base, const std::ptrdiff_t* m,
                                std::size_t P, std::size_t q0, std::size_t nt, A* d) {
   if (image_stride == 0) {  // an empty input (all taps in the padding): nothing to read
     std::fill(d, d + nt, A(0));
     return;
   }
+#if XSIMD_WITH_AVX512BW
+  // float, whole images of at most 16 positions reading at most 16 source elements (offsets <
+  // 16: NCHW planes of up to 4x4): one masked load of the source plane, one permute by the map
+  // (entries -1 masked to +0), one masked store of the image's P entries.
+  bool perm = false;
+  __m512i pidx = _mm512_setzero_si512();
+  __mmask16 pvalid = 0, pload = 0;
+  if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
+                std::is_same<A, float>::value) {
+    if (P <= 16) {
+      alignas(64) std::int32_t ix[16] = {};
+      std::ptrdiff_t top = -1;
+      for (std::size_t p = 0; p < P; ++p) {
+        if (m[p] >= 0) {
+          ix[p] = static_cast<std::int32_t>(m[p] < 16 ? m[p] : 0);
+          pvalid = static_cast<__mmask16>(pvalid | (1u << p));
+        }
+        top = std::max(top, m[p]);
+      }
+      if (top < 16) {
+        perm = true;
+        pidx = _mm512_load_si512(static_cast<const void*>(ix));
+        pload = static_cast<__mmask16>((1u << static_cast<unsigned>(top + 1)) - 1u);
+      }
+    }
+  }
+#endif
   for (std::size_t j = 0; j < nt;) {  // per image
     const std::size_t q = q0 + j, p0 = q % P, len = std::min(nt - j, P - p0);
     const X* img = src + (q / P) * image_stride + base;
     const std::ptrdiff_t* mp = m + p0;
     A* dd = d + j;
-    for (std::size_t u = 0; u < len; ++u) {  // branch-free: a padding tap reads img[0], then drops it
+    std::size_t u = 0;
+#if XSIMD_WITH_AVX512BW
+    if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
+                  std::is_same<A, float>::value) {
+      if (perm && p0 == 0 && len == P) {
+        const __m512 v = _mm512_maskz_loadu_ps(pload, img);
+        _mm512_mask_storeu_ps(dd, static_cast<__mmask16>((1u << P) - 1u), _mm512_maskz_permutexvar_ps(pvalid, pidx, v));
+        j += len;
+        continue;
+      }
+    }
+    if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
+                  (std::is_same<A, float>::value || std::is_same<A, double>::value) &&
+                  sizeof(std::ptrdiff_t) == 8) {
+      const __m512i zero = _mm512_setzero_si512();
+      for (; u + 8 <= len; u += 8) {
+        const __m512i o = _mm512_loadu_si512(static_cast<const void*>(mp + u));
+        const __mmask8 k = _mm512_cmpge_epi64_mask(o, zero);
+        if constexpr (std::is_same<A, float>::value)
+          _mm256_storeu_ps(dd + u, _mm512_mask_i64gather_ps(_mm256_setzero_ps(), k, o, img, 4));
+        else
+          _mm512_storeu_pd(dd + u, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), k, o, img, 8));
+      }
+    }
+#endif
+    for (; u < len; ++u) {  // branch-free: a padding tap reads img[0], then drops it
       const std::ptrdiff_t o = mp[u];
       const A v = static_cast<A>(core::widen(img[o < 0 ? 0 : o]));
       dd[u] = o < 0 ? A(0) : v;
@@ -370,7 +428,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         A* dst = bp + (r - r0) * ldb;
         const std::size_t c = g * Cg + icg;
         if (tiles.packed()) {
-          conv_gather_mapped(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
+          conv_gather_mapped<Arch>(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
         } else {
           const conv_tap_columns cols(s, kc);
           std::size_t j = 0;
@@ -446,7 +504,7 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         const std::size_t off = kc * s.dilation_w;
         std::size_t j = 0;
         if (tiles.packed()) {
-          conv_gather_mapped(dy, image, oc * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
+          conv_gather_mapped<Arch>(dy, image, oc * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
           j = nt;
         }
         while (j < nt) {
@@ -761,7 +819,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
         const std::size_t k = i0 + i, c = g * Cg + k / KK, kr = (k / KW) % KH, kc = k % KW;
         A* dst = sc.a.data() + i * conv_chunk;
         if (mapped) {  // small output images: one tap map instead of runs of a few columns
-          conv_gather_mapped(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, r0, r1 - r0, dst);
+          conv_gather_mapped<Arch>(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, r0, r1 - r0, dst);
           continue;
         }
         const conv_tap_columns cols(s, kc);
