@@ -371,7 +371,9 @@ void check_exact_fast_paths(const conv2d_shape& s, std::uint64_t seed, exact_dat
       EXPECT_TRUE(same(dx, dx_ref)) << "backward-data";
       conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr, tier::exact, {th, i});
       EXPECT_TRUE(same(dw, dw_ref)) << "backward-weight";
-      if (with_bias) EXPECT_TRUE(same(db, db_ref)) << "dbias";
+      if (with_bias) {
+        EXPECT_TRUE(same(db, db_ref)) << "dbias";
+      }
     }
 }
 
@@ -893,7 +895,9 @@ void conv_golden_rows(bitexact_test::golden_table& table, const char* tname, std
           fast_equal(name, dw, [&](const execution& e, std::vector<A>& out) {
             std::vector<A> db2(s.out_channels, A(7));
             conv2d_backward_weight(s, x.data(), dy.data(), out.data(), with_bias ? db2.data() : nullptr, t, e);
-            if (with_bias) EXPECT_TRUE(same(db2, db)) << name << " dbias";
+            if (with_bias) {
+              EXPECT_TRUE(same(db2, db)) << name << " dbias";
+            }
           });
         }
       }

@@ -574,25 +574,31 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
 /// rows), in registers: unpack pairs of rows, shuffle 64-bit pairs, then two rounds of 128-bit
 /// lane moves.
 inline void conv_transpose16_avx512(const float* src, std::size_t lds, float* const* rows) {
+  // The masked forms with an all-ones mask: the same results, and GCC 12's plain forms (which
+  // start from _mm512_undefined_ps) draw false -Wuninitialized warnings.
+  constexpr __mmask16 all = 0xFFFF;
   __m512 r[16], t[16], u[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
   for (int k = 0; k < 8; ++k) {
-    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k] = _mm512_mask_unpacklo_ps(r[2 * k], all, r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_mask_unpackhi_ps(r[2 * k], all, r[2 * k], r[2 * k + 1]);
   }
   for (int k = 0; k < 4; ++k) {  // u[4k + j], lane L: rows 4k..4k+3 of column 4L + j
-    u[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
-    u[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
-    u[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
-    u[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+    u[4 * k] = _mm512_mask_shuffle_ps(t[4 * k], all, t[4 * k], t[4 * k + 2], 0x44);
+    u[4 * k + 1] = _mm512_mask_shuffle_ps(t[4 * k], all, t[4 * k], t[4 * k + 2], 0xEE);
+    u[4 * k + 2] = _mm512_mask_shuffle_ps(t[4 * k + 1], all, t[4 * k + 1], t[4 * k + 3], 0x44);
+    u[4 * k + 3] = _mm512_mask_shuffle_ps(t[4 * k + 1], all, t[4 * k + 1], t[4 * k + 3], 0xEE);
   }
+  auto lanes = [&](__m512 a, __m512 b, int imm) {
+    return imm == 0x88 ? _mm512_mask_shuffle_f32x4(a, all, a, b, 0x88) : _mm512_mask_shuffle_f32x4(a, all, a, b, 0xDD);
+  };
   for (int j = 0; j < 4; ++j) {  // column 4L + j = lanes L of u[j], u[4 + j], u[8 + j], u[12 + j]
-    const __m512 x0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), x1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-    const __m512 y0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), y1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-    _mm512_storeu_ps(rows[0 + j], _mm512_shuffle_f32x4(x0, y0, 0x88));
-    _mm512_storeu_ps(rows[4 + j], _mm512_shuffle_f32x4(x1, y1, 0x88));
-    _mm512_storeu_ps(rows[8 + j], _mm512_shuffle_f32x4(x0, y0, 0xDD));
-    _mm512_storeu_ps(rows[12 + j], _mm512_shuffle_f32x4(x1, y1, 0xDD));
+    const __m512 x0 = lanes(u[j], u[4 + j], 0x88), x1 = lanes(u[j], u[4 + j], 0xDD);
+    const __m512 y0 = lanes(u[8 + j], u[12 + j], 0x88), y1 = lanes(u[8 + j], u[12 + j], 0xDD);
+    _mm512_storeu_ps(rows[0 + j], lanes(x0, y0, 0x88));
+    _mm512_storeu_ps(rows[4 + j], lanes(x1, y1, 0x88));
+    _mm512_storeu_ps(rows[8 + j], lanes(x0, y0, 0xDD));
+    _mm512_storeu_ps(rows[12 + j], lanes(x1, y1, 0xDD));
   }
 }
 #endif
