@@ -42,8 +42,11 @@ struct split_check : split_probe {
   explicit split_check(std::string what) : what_(std::move(what)) {}
   ~split_check() {
     if (::testing::Test::HasFatalFailure()) return;
-    for (int t : matrix_threads)
-      if (t > 1) EXPECT_TRUE(saw(t)) << what_ << ": no parallel region ran on " << t << " threads";
+    for (int t : matrix_threads) {
+      if (t > 1) {
+        EXPECT_TRUE(saw(t)) << what_ << ": no parallel region ran on " << t << " threads";
+      }
+    }
   }
   std::string what_;
 };
