@@ -193,6 +193,26 @@ TEST(ConvMatrix, TinyPlanesPermutePath) {
 TEST(ConvMatrix, LargerShapesSplitAcrossThreads) {
   check_all_paths<float, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), 7, tier::fixed_order);
   check_all_paths<float, float>(shape(2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1, layout::nhwc), 8, tier::fixed_order);
+  // Depthwise with 100 channels: backward-weight's channel blocks (2 vectors each) split over threads.
+  check_all_paths<float, float>(shape(2, 100, 9, 11, 100, 3, 3, 1, 1, 1, 100), 9, tier::fixed_order);
+  check_all_paths<float, float>(shape(2, 100, 9, 11, 100, 3, 3, 1, 1, 1, 100, layout::nhwc), 10, tier::fixed_order);
+}
+
+/// The depthwise backward-weight of the shape above really runs its channel blocks on several
+/// threads (the only parallel region of that call), with the reference's bits.
+TEST(ConvMatrix, DepthwiseBackwardWeightSplitsChannelBlocks) {
+  const conv2d_shape s = shape(2, 100, 9, 11, 100, 3, 3, 1, 1, 1, 100);
+  const auto x = data<float>(xsize(s), 11), dy = data<float>(ysize(s), 12);
+  std::vector<float> dw_ref(wsize(s)), db_ref(s.out_channels);
+  reference::conv2d_backward_weight<float>(s, x.data(), dy.data(), dw_ref.data(), db_ref.data(), false);
+  for (isa i : usable_isas())
+    for (int t : {2, 3, 4}) {
+      std::vector<float> dw(wsize(s)), db(s.out_channels);
+      bitexact_test::split_probe probe;
+      conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), db.data(), tier::fixed_order, {t, i});
+      EXPECT_GE(probe.widest(), 2) << isa_name(i) << " threads " << t;
+      EXPECT_TRUE(same(dw, dw_ref) && same(db, db_ref)) << isa_name(i) << " threads " << t;
+    }
 }
 
 // Each image of a batch equals that image alone (forward and backward-data).
