@@ -100,6 +100,13 @@ std::vector<conv2d_shape> shapes() {
       shape(2, 2, 4, 4, 3, 5, 5, 1, 2, 1, 1),     // kernel = padded input
       shape(2, 20, 18, 35, 20, 3, 3, 1, 1, 1, 20),  // depthwise fast path: vectors and tails
       shape(1, 17, 21, 40, 17, 5, 5, 2, 2, 2, 17),  // depthwise 5x5, stride 2 x 1, dilation 2
+      // The depthwise planes' compile-time kernels (3x3, 5x5, 1 x 3 at dilation 1; forward and the
+      // flipped backward-data), 4-row blocks and row tails, rows narrower than a vector whose
+      // stores spill into the next rows, and stride 2 x 1.
+      shape(2, 7, 11, 19, 7, 5, 5, 1, 2, 1, 7),
+      shape(2, 9, 3, 37, 9, 1, 3, 1, 1, 1, 9),
+      shape(3, 5, 6, 3, 5, 3, 3, 1, 1, 1, 5),
+      shape(2, 6, 13, 21, 6, 3, 3, 2, 1, 1, 6),
   };
 }
 

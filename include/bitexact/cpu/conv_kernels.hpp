@@ -890,39 +890,152 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
 
 // ------------------------------------------------------------------ depthwise
 
-/// out[i][j] for i < OH, j < OW = chain over k of fma(in[i * sh + offh[k]][j + offw[k]], w[k])
-/// from +0 on a zero-padded plane `in` (row stride ld, enough slack on the right), then the
-/// epilogue (+ bias once, canonical NaN). Vectors run across j. `in` must hold at least
-/// (OH - 1) * sh + max offh + 1 rows of ld >= OW + max offw + VW columns (zero slack).
-template <class Arch, class A>
-void conv_depthwise_plane(const A* in, std::size_t ld, std::size_t sh, const std::size_t* offh, const std::size_t* offw,
-                          const A* w, std::size_t K, const A* bias, A* out, std::size_t OH, std::size_t OW) {
+/// out[i][j] for i < OH, j < OW = chain over k of fma(in[i * sh * ld + off[k] + j], w[k]) from +0
+/// on a zero-padded plane `in` (row stride ld, enough slack on the right), then the epilogue
+/// (+ bias once, canonical NaN). Vectors run across j. KH, KW > 0: the kernel's size as
+/// compile-time constants with dilation 1, so off[k] = off[0] + (k / KW) * ld + k % KW (or minus
+/// that for Flip: backward-data) and the taps are immediate offsets, the weights stay broadcast in
+/// registers (forward has off[0] = 0); 0: any K and `off`.
+/// `in` must hold at least (OH - 1) * sh + max row of off + 1 rows of ld >= OW + max column of
+/// off + VW columns (zero slack).
+template <class Arch, class A, std::size_t KH, std::size_t KW, bool Flip>
+void conv_depthwise_plane_k(const A* in, std::size_t ld, std::size_t sh, const std::size_t* off, const A* w,
+                            std::size_t Kr, const A* bias, A* out, std::size_t OH, std::size_t OW) {
   using V = typename gemm_arch<Arch, A>::V;
   constexpr std::size_t VW = static_cast<std::size_t>(V::W);
-  for (std::size_t i = 0; i < OH; ++i) {
-    const A* base = in + i * sh * ld;
-    A* o = out + i * OW;
-    std::size_t j = 0;
-    // Whole vectors; the last one may run past OW into the plane's zero slack (those lanes
-    // are computed and dropped: every lane is its own chain).
-    for (; j < OW && VW > 1; j += VW) {
-      auto acc = V::zero();
-      for (std::size_t k = 0; k < K; ++k) acc = V::fma(V::load(base + offh[k] * ld + offw[k] + j), V::bcast(w + k), acc);
-      if (bias) acc = V::add(acc, V::set1(*bias));  // = fma(1, bias, S), the GEMM epilogue
-      if (j + VW <= OW) {
-        V::store(o + j, V::canon(acc));
-      } else {
-        A tmp[VW];
-        V::store(tmp, V::canon(acc));
-        std::copy(tmp, tmp + (OW - j), o + j);
+  constexpr std::size_t KC = KH * KW;
+  constexpr std::size_t RB = 4;  // output rows in flight: independent chains hide the FMA latency
+  const std::size_t K = KC ? KC : Kr;
+  using reg = decltype(V::zero());
+  reg wv[KC ? KC : 1];
+  if constexpr (KC > 0)
+    for (std::size_t k = 0; k < KC; ++k) wv[k] = V::bcast(w + k);
+  auto tap = [&](const A* p, std::size_t k) {  // in[p + off[k]]
+    if constexpr (KC > 0 && Flip)
+      return V::load(p + off[0] - (k / KW) * ld - k % KW);
+    else if constexpr (KC > 0)
+      return V::load(p + (k / KW) * ld + k % KW);
+    else
+      return V::load(p + off[k]);
+  };
+  auto weight = [&](std::size_t k) {
+    if constexpr (KC > 0)
+      return wv[k];
+    else
+      return V::bcast(w + k);
+  };
+  const reg bv = bias ? V::set1(*bias) : V::zero();
+  A* const end = out + OH * OW;
+  // Stores one finished vector at o + j (canonical NaN). Lanes past OW land on the next rows'
+  // first elements, which are stored later: rows go in increasing order, and within a block of
+  // RB rows each vector index j runs over the rows before index j - 1, the last (partial) vector
+  // first. Only the plane's very end takes the partial copy.
+  auto put = [&](A* o, std::size_t j, reg acc) {
+    if (bias) acc = V::add(acc, bv);  // = fma(1, bias, S), the GEMM epilogue
+    acc = V::canon(acc);
+    if (o + j + VW <= end) {
+      V::store(o + j, acc);
+    } else {
+      A tmp[VW];
+      V::store(tmp, acc);
+      std::copy(tmp, tmp + (OW - j), o + j);
+    }
+  };
+  std::size_t i = 0;
+  if constexpr (VW > 1) {
+    // Vectors across j (the last one of a row may run past OW into the plane's zero slack: those
+    // lanes are computed and dropped, every lane is its own chain), RB rows at a time.
+    const std::size_t nv = (OW + VW - 1) / VW;
+    for (; i + RB <= OH; i += RB)
+      for (std::size_t jv = nv; jv-- > 0;) {  // the row's last vector first: see put
+        const std::size_t j = jv * VW;
+        reg acc[RB];
+        for (std::size_t r = 0; r < RB; ++r) acc[r] = V::zero();
+        const A* base = in + i * sh * ld + j;
+#pragma GCC unroll 32
+        for (std::size_t k = 0; k < K; ++k) {
+          const reg wk = weight(k);
+          for (std::size_t r = 0; r < RB; ++r) acc[r] = V::fma(tap(base + r * sh * ld, k), wk, acc[r]);
+        }
+        for (std::size_t r = 0; r < RB; ++r) put(out + (i + r) * OW, j, acc[r]);
+      }
+    for (; i < OH; ++i)
+      for (std::size_t j = 0; j < OW; j += VW) {
+        reg acc = V::zero();
+        const A* base = in + i * sh * ld + j;
+#pragma GCC unroll 32
+        for (std::size_t k = 0; k < K; ++k) acc = V::fma(tap(base, k), weight(k), acc);
+        put(out + i * OW, j, acc);
+      }
+    return;
+  }
+  for (; i < OH; ++i)
+    for (std::size_t j = 0; j < OW; ++j) {
+      const A* base = in + i * sh * ld + j;
+      A acc = A(0);
+      for (std::size_t k = 0; k < K; ++k) acc = core::fused_fma(base[off[k]], w[k], acc);
+      out[i * OW + j] = bias ? core::gemm_epilogue(A(1), acc, A(1), *bias) : conv_finish(acc);
+    }
+}
+
+/// conv_depthwise_plane_k with the kernel's size at compile time where it is a common one
+/// (3x3, 5x5, 1 x 3; dilation 1), any K otherwise. The chain is the same either way. Flip:
+/// backward-data's offsets, off[k] = off[0] - (k / KW) * ld - k % KW.
+template <class Arch, class A, bool Flip>
+void conv_depthwise_plane(const A* in, std::size_t ld, std::size_t sh, const std::size_t* off, const A* w,
+                          const conv2d_shape& s, const A* bias, A* out, std::size_t OH, std::size_t OW) {
+  const std::size_t KH = s.kernel_h, KW = s.kernel_w, K = KH * KW;
+  if (s.dilation_h == 1 && s.dilation_w == 1) {
+    if (KH == 3 && KW == 3) return conv_depthwise_plane_k<Arch, A, 3, 3, Flip>(in, ld, sh, off, w, K, bias, out, OH, OW);
+    if (KH == 5 && KW == 5) return conv_depthwise_plane_k<Arch, A, 5, 5, Flip>(in, ld, sh, off, w, K, bias, out, OH, OW);
+    if (KH == 1 && KW == 3) return conv_depthwise_plane_k<Arch, A, 1, 3, Flip>(in, ld, sh, off, w, K, bias, out, OH, OW);
+  }
+  conv_depthwise_plane_k<Arch, A, 0, 0, Flip>(in, ld, sh, off, w, K, bias, out, OH, OW);
+}
+
+/// Copies `rows` rows of `cols` elements (row stride cols, widened exactly) from src to dst (row
+/// stride ld) and leaves dst[r][cols, cols + VW) zero. With X == A it moves whole vectors (the
+/// last may read past a row's end, never past src_end, and write into the zeroed slack, which
+/// it then re-zeroes); dst rows need cols + VW elements.
+template <class V, class A, class X>
+void conv_copy_rows(A* dst, std::size_t ld, const X* src, std::size_t rows, std::size_t cols, const X* src_end) {
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const X* sp = src + r * cols;
+    A* dp = dst + r * ld;
+    if constexpr (std::is_same<X, A>::value && VW > 1) {
+      const std::size_t nv = (cols + VW - 1) / VW;
+      if (sp + nv * VW <= src_end) {
+        if (nv == 1)  // small planes: GCC turns the loop below into a memmove call, costly per row
+          V::store(dp, V::load(sp));
+        else
+          for (std::size_t v = 0; v < nv; ++v) V::store(dp + v * VW, V::load(sp + v * VW));
+        V::store(dp + cols, V::zero());
+        continue;
       }
     }
-    for (; j < OW; ++j) {
-      A acc = A(0);
-      for (std::size_t k = 0; k < K; ++k) acc = core::fused_fma(base[offh[k] * ld + offw[k] + j], w[k], acc);
-      o[j] = bias ? core::gemm_epilogue(A(1), acc, A(1), *bias) : conv_finish(acc);
-    }
+    for (std::size_t c = 0; c < cols; ++c) dp[c] = static_cast<A>(core::widen(sp[c]));
   }
+}
+
+/// Runs fill(q, buf) then plane(q, buf) for the (image, channel) planes q in [0, NC) on `threads`
+/// threads, with the calling thread's two padded buffers of `size` elements, zeroed once per chunk
+/// of planes (fill() writes only the same interior positions, so the padding stays zero). Plane
+/// q + 1 is filled before plane q is computed: its stores have left the store buffer by the time
+/// the kernel's unaligned loads read them.
+template <class A, class Fill, class Plane>
+void conv_depthwise_planes(std::size_t NC, std::size_t size, int threads, Fill fill, Plane plane) {
+  const std::size_t per = std::max<std::size_t>(1, NC / (4 * static_cast<std::size_t>(std::max(threads, 1))));
+  parallel_chunks(threads, canonical_chunks{NC, per}, [&](std::uint64_t q0, std::uint64_t q1) {
+    std::vector<A>& buf = conv_thread_scratch<A>().b;
+    buf.assign(2 * size, A(0));
+    A* const two[2] = {buf.data(), buf.data() + size};
+    fill(static_cast<std::size_t>(q0), two[0]);
+    for (std::uint64_t q = q0; q < q1; ++q) {
+      if (q + 1 < q1) fill(static_cast<std::size_t>(q + 1), two[(q + 1 - q0) & 1]);
+      plane(static_cast<std::size_t>(q), two[(q - q0) & 1]);
+    }
+  });
 }
 
 /// Depthwise forward, NCHW with stride_w == 1 (zero-padded planes, vectors across output
@@ -935,18 +1048,17 @@ void conv_depthwise_forward(const conv2d_shape& s, const X* x, const A* w, const
   const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
   if (s.data == layout::nchw) {
     const std::size_t Hp = H + 2 * s.pad_h, Wp = Wd + 2 * s.pad_w + VW;
-    std::vector<std::size_t> offh(K), offw(K);
-    for (std::size_t k = 0; k < K; ++k) offh[k] = (k / KW) * s.dilation_h, offw[k] = (k % KW) * s.dilation_w;
-    parallel_chunks(threads, canonical_chunks{N * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
-      const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
-      std::vector<A>& buf = conv_thread_scratch<A>().b;
-      buf.assign(Hp * Wp, A(0));
-      const X* xp = x + q * H * Wd;
-      for (std::size_t h = 0; h < H; ++h)
-        for (std::size_t ww = 0; ww < Wd; ++ww) buf[(h + s.pad_h) * Wp + ww + s.pad_w] = static_cast<A>(core::widen(xp[h * Wd + ww]));
-      conv_depthwise_plane<Arch, A>(buf.data(), Wp, s.stride_h, offh.data(), offw.data(), w + c * K, K,
-                                    bias ? bias + c : nullptr, y + q * OH * OW, OH, OW);
-    });
+    std::vector<std::size_t> off(K);
+    for (std::size_t k = 0; k < K; ++k) off[k] = (k / KW) * s.dilation_h * Wp + (k % KW) * s.dilation_w;
+    conv_depthwise_planes<A>(
+        N * C, Hp * Wp, threads,
+        [&](std::size_t q, A* buf) {
+          conv_copy_rows<V>(buf + s.pad_h * Wp + s.pad_w, Wp, x + q * H * Wd, H, Wd, x + N * C * H * Wd);
+        },
+        [&](std::size_t q, A* buf) {
+      conv_depthwise_plane<Arch, A, false>(buf, Wp, s.stride_h, off.data(), w + (q % C) * K, s, bias ? bias + q % C : nullptr,
+                                    y + q * OH * OW, OH, OW);
+        });
     return;
   }
   std::vector<A> wt(K * C);  // wt[k][c]
@@ -998,20 +1110,14 @@ void conv_depthwise_backward_data(const conv2d_shape& s, const A* dy, const A* w
   const std::size_t OH = s.out_h(), OW = s.out_w(), K = KH * KW;
   const std::size_t Th = (KH - 1) * s.dilation_h, Tw = (KW - 1) * s.dilation_w;  // top / left padding
   const std::size_t Hp = std::max(OH, H + s.pad_h) + Th + 1, Wp = std::max(OW, Wd + s.pad_w) + Tw + VW + 1;
-  std::vector<std::size_t> offh(K), offw(K);  // row (column) of the padded plane minus the dx row (column)
-  for (std::size_t k = 0; k < K; ++k) {
-    offh[k] = s.pad_h + Th - (k / KW) * s.dilation_h;
-    offw[k] = s.pad_w + Tw - (k % KW) * s.dilation_w;
-  }
-  parallel_chunks(threads, canonical_chunks{N * C, 1}, [&](std::uint64_t q0, std::uint64_t) {
-    const std::size_t q = static_cast<std::size_t>(q0), c = q % C;
-    std::vector<A>& buf = conv_thread_scratch<A>().b;
-    buf.assign(Hp * Wp, A(0));
-    const A* src = dy + q * OH * OW;
-    for (std::size_t h = 0; h < OH; ++h)
-      std::copy(src + h * OW, src + (h + 1) * OW, buf.data() + (h + Th) * Wp + Tw);
-    conv_depthwise_plane<Arch, A>(buf.data(), Wp, 1, offh.data(), offw.data(), w + c * K, K, nullptr, dx + q * H * Wd,
-                                  H, Wd);
+  std::vector<std::size_t> off(K);  // (row, column) of the padded plane minus the dx (row, column)
+  for (std::size_t k = 0; k < K; ++k)
+    off[k] = (s.pad_h + Th - (k / KW) * s.dilation_h) * Wp + (s.pad_w + Tw - (k % KW) * s.dilation_w);
+  conv_depthwise_planes<A>(
+      N * C, Hp * Wp, threads,
+      [&](std::size_t q, A* buf) { conv_copy_rows<V>(buf + Th * Wp + Tw, Wp, dy + q * OH * OW, OH, OW, dy + N * C * OH * OW); },
+      [&](std::size_t q, A* buf) {
+    conv_depthwise_plane<Arch, A, true>(buf, Wp, 1, off.data(), w + (q % C) * K, s, nullptr, dx + q * H * Wd, H, Wd);
   });
 }
 
