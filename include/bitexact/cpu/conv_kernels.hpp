@@ -134,7 +134,8 @@ struct conv_engine {
 
   /// A packed once per call (the weights of forward and backward-data, the same for every
   /// column tile): for each of `groups` groups of `rows` rows, MR-row panels per canonical chunk
-  /// of R, [group][panel][chunk][r][MR], rows past the group's end zero. a_at(g, i, r) reads A.
+  /// of R, [group][panel][chunk][r][MR], rows past the group's end zero. row_at(g, i, r0, klen,
+  /// dst) writes A[g][i][r0 + r] to dst[r * MR] for r < klen (one row's run, read in order).
   struct packed_a {
     std::size_t panels, chunks;
     const T* data;
@@ -143,8 +144,8 @@ struct conv_engine {
       return data + ((g * panels + i / MR) * chunks + r0 / conv_chunk) * conv_chunk * MR;
     }
   };
-  template <class AAt>
-  static packed_a pack_a(std::size_t groups, std::size_t rows, std::size_t R, AAt a_at, int threads) {
+  template <class RowAt>
+  static packed_a pack_a(std::size_t groups, std::size_t rows, std::size_t R, RowAt row_at, int threads) {
     const std::size_t panels = (rows + MR - 1) / MR, chunks = (R + conv_chunk - 1) / conv_chunk;
     T* out = conv_reserve(conv_thread_scratch<T>().apack, groups * panels * chunks * conv_chunk * MR);
     parallel_chunks(threads, canonical_chunks{groups * panels, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
@@ -153,8 +154,12 @@ struct conv_engine {
         for (std::size_t c = 0; c < chunks; ++c) {
           T* dst = out + (q * chunks + c) * conv_chunk * MR;
           const std::size_t r0 = c * conv_chunk, klen = std::min(conv_chunk, R - r0);
-          for (std::size_t r = 0; r < klen; ++r)
-            for (std::size_t u = 0; u < MR; ++u) dst[r * MR + u] = i0 + u < rows ? a_at(g, i0 + u, r0 + r) : T(0);
+          for (std::size_t u = 0; u < MR; ++u) {
+            if (i0 + u < rows)
+              row_at(g, i0 + u, r0, klen, dst + u);
+            else
+              for (std::size_t r = 0; r < klen; ++r) dst[r * MR + u] = T(0);
+          }
         }
       }
     });
@@ -403,8 +408,13 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, E::MR, threads);
   const std::size_t tasks = G * tiles.count * mb;
   // The weights as MR-row panels, once (every column tile reads the same ones).
-  const auto ap = E::pack_a(G, OCg, K, [&](std::size_t g, std::size_t i, std::size_t r) { return w[(g * OCg + i) * K + r]; },
-                            threads);
+  const auto ap = E::pack_a(
+      G, OCg, K,
+      [&](std::size_t g, std::size_t i, std::size_t r0, std::size_t klen, A* dst) {
+        const A* src = w + (g * OCg + i) * K + r0;
+        for (std::size_t r = 0; r < klen; ++r) dst[r * E::MR] = src[r];
+      },
+      threads);
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
@@ -478,7 +488,14 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
   // The backward-data A matrix, A[g][icg][(ocg, r, c)] = w[g * OCg + ocg][icg][r][c], as MR-row
   // panels, once (every column tile reads the same ones).
   const auto ap = E::pack_a(
-      G, Cg, R, [&](std::size_t g, std::size_t icg, std::size_t r) { return w[((g * OCg + r / KK) * Cg + icg) * KK + r % KK]; },
+      G, Cg, R,
+      [&](std::size_t g, std::size_t icg, std::size_t r0, std::size_t klen, A* dst) {
+        std::size_t ocg = r0 / KK, kk = r0 % KK;  // r = ocg * KK + kk, stepped without divisions
+        for (std::size_t r = 0; r < klen; ++r) {
+          dst[r * E::MR] = w[((g * OCg + ocg) * Cg + icg) * KK + kk];
+          if (++kk == KK) kk = 0, ++ocg;
+        }
+      },
       threads);
   const conv_column_tiles tiles(N, P, E::JT);
   std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets in dy
