@@ -106,11 +106,12 @@ struct conv_engine {
 
   /// run() with A already in panels: a_panel(i, r0, klen) points at the [klen][MR] panel of rows
   /// [i, i + MR) for the chunk starting at r0 (i a multiple of MR; see packed_a).
+  /// Panels of `step` rows (<= MR; the last may be shorter).
   template <class Prepare, class APanel, class Store>
   static void run_panels(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, APanel a_panel,
-                         Store store) {
+                         Store store, std::size_t step = MR) {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
-    const std::size_t rows_pad = (rows + MR - 1) / MR * MR;
+    const std::size_t rows_pad = (rows + step - 1) / step * step;
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
     // Running totals, rows ntv apart; the first chunk writes every one of them (S = p). With no
     // chunk at all (R == 0: backward-weight of an empty batch) every total is the empty sum +0.
@@ -124,14 +125,14 @@ struct conv_engine {
       std::size_t ldb = ntv;
       const T* bp = prepare(r0, r0 + klen, sc.b.data(), ldb);
       const T* panels = bp;
-      if (ldb != in_panels) {
+      if (ldb != in_panels && !(ldb == NT && ntv == NT)) {  // (one panel, rows NT apart: already its layout)
         for (std::size_t jj = 0; jj < ntv; jj += NT)  // B -> panels [jj / NT][r][NT]
           for (std::size_t r = 0; r < klen; ++r)
             std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
         panels = bpanel;
       }
-      for (std::size_t i = 0; i < rows; i += MR) {
-        const std::size_t mr = std::min(MR, rows - i);
+      for (std::size_t i = 0; i < rows; i += step) {
+        const std::size_t mr = std::min(step, rows - i);
         const T* ap = a_panel(i, r0, klen);
         for (std::size_t jj = 0; jj < ntv; jj += NT)
           micro(static_cast<int>(mr), ap, panels + jj * klen, klen, sc.total.data() + i * ntv + jj, ntv, first);
@@ -147,28 +148,34 @@ struct conv_engine {
   /// dst[r * MR] for r < klen. Rows past the group's end are left unwritten: the micro kernel
   /// reads only the mr rows of a short panel.
   struct packed_a {
-    std::size_t panels, chunks;
+    std::size_t panels, chunks, h;  // h: rows per panel (panel_height)
     const T* data;
-    /// The panel of rows [i, i + MR) of group g (i a multiple of MR) for the chunk at r0.
+    /// The panel of rows [i, i + h) of group g (i a multiple of h) for the chunk at r0.
     const T* panel(std::size_t g, std::size_t i, std::size_t r0) const {
-      return data + ((g * panels + i / MR) * chunks + r0 / conv_chunk) * conv_chunk * MR;
+      return data + ((g * panels + i / h) * chunks + r0 / conv_chunk) * conv_chunk * MR;
     }
   };
+  /// Rows per A panel for a group of `rows` rows: as many panels as MR-row panels would need, of
+  /// balanced heights (16 rows: 8 + 8 instead of 14 + 2, whose 2-row tile waits on FMA latency).
+  static std::size_t panel_height(std::size_t rows) {
+    const std::size_t n = (rows + MR - 1) / MR;
+    return n ? (rows + n - 1) / n : MR;
+  }
   template <class ARow>
   static packed_a pack_a(std::size_t groups, std::size_t rows, std::size_t R, ARow a_row, int threads) {
-    const std::size_t panels = (rows + MR - 1) / MR, chunks = (R + conv_chunk - 1) / conv_chunk;
+    const std::size_t h = panel_height(rows), panels = (rows + h - 1) / h, chunks = (R + conv_chunk - 1) / conv_chunk;
     T* out = conv_reserve(conv_thread_scratch<T>().apack, groups * panels * chunks * conv_chunk * MR);
     parallel_chunks(threads, canonical_chunks{groups * panels, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
       for (std::size_t q = q0; q < q1; ++q) {
-        const std::size_t g = q / panels, i0 = (q % panels) * MR;
+        const std::size_t g = q / panels, i0 = (q % panels) * h;
         for (std::size_t c = 0; c < chunks; ++c) {
           T* dst = out + (q * chunks + c) * conv_chunk * MR;
           const std::size_t r0 = c * conv_chunk, klen = std::min(conv_chunk, R - r0);
-          for (std::size_t u = 0; u < MR && i0 + u < rows; ++u) a_row(g, i0 + u, r0, klen, dst + u);
+          for (std::size_t u = 0; u < h && i0 + u < rows; ++u) a_row(g, i0 + u, r0, klen, dst + u);
         }
       }
     });
-    return packed_a{panels, chunks, out};
+    return packed_a{panels, chunks, h, out};
   }
 };
 
@@ -487,9 +494,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets
   if (tiles.packed()) conv_tap_map(s, false, map);
   const std::size_t image = C * s.in_h * s.in_w, cstride = nchw ? s.in_h * s.in_w : 1;
-  const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, E::MR, threads);
-  const std::size_t tasks = G * tiles.count * mb;
-  // The weights as MR-row panels, once (every column tile reads the same ones).
+  // The weights as A panels, once (every column tile reads the same ones).
   const auto ap = E::pack_a(
       G, OCg, K,
       [&](std::size_t g, std::size_t i, std::size_t r0, std::size_t klen, A* d) {
@@ -499,12 +504,14 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
       threads);
   std::vector<conv_tap_perm> perms;
   if (tiles.packed()) conv_tap_perms(map, P, perms);
+  const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, ap.h, threads);
+  const std::size_t tasks = G * tiles.count * mb;
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
     const std::size_t tile = t % tiles.count, g = t / tiles.count;
     std::size_t i0, i1;
-    conv_row_block(OCg, mb, E::MR, b, i0, i1);
+    conv_row_block(OCg, mb, ap.h, b, i0, i1);
     if (i0 >= i1) return;
     std::size_t q0, nt;
     tiles.tile(tile, q0, nt);
@@ -562,7 +569,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         j += len;
       }
     };
-    E::run_panels(i1 - i0, K, nt, prepare, a_panel, store);
+    E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h);
   });
 }
 
@@ -597,14 +604,14 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
     conv_tap_perms(map, P, perms);
   }
   const std::size_t image = OC * OH * OW, cstride = nchw ? OH * OW : 1;
-  const std::size_t mb = conv_row_blocks(G * tiles.count, Cg, E::MR, threads);
+  const std::size_t mb = conv_row_blocks(G * tiles.count, Cg, ap.h, threads);
   const std::size_t tasks = G * tiles.count * mb;
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
     const std::size_t tile = t % tiles.count, g = t / tiles.count;
     std::size_t i0, i1;
-    conv_row_block(Cg, mb, E::MR, b, i0, i1);
+    conv_row_block(Cg, mb, ap.h, b, i0, i1);
     if (i0 >= i1) return;
     std::size_t q0, nt;
     tiles.tile(tile, q0, nt);
@@ -684,7 +691,7 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         j += len;
       }
     };
-    E::run_panels(i1 - i0, R, nt, prepare, a_panel, store);
+    E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, ap.h);
   });
 }
 
@@ -907,6 +914,17 @@ inline void conv_copy_run(const A* src, std::size_t len, A* dst) {
   for (std::size_t v = 0; v < nv; ++v) V::store(dst + v * W, V::load(src + v * W));
   for (std::size_t u = nv * W; u < len; ++u) dst[u] = src[u];
 }
+/// B rows padded to whole panels: dst[r][0 .. len) = src[r][0 .. len) for r < rows (rows lds and
+/// ld apart); the columns len .. ld are zeroed only when `pad` (once per task: nothing else
+/// writes them, and a memset call per row cost more than the copy).
+template <class Arch, class A>
+inline void conv_copy_rows_padded(const A* src, std::size_t lds, std::size_t len, A* dst, std::size_t ld,
+                                  std::size_t rows, bool pad) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    conv_copy_run<Arch>(src + r * lds, len, dst + r * ld);
+    if (pad) std::fill(dst + r * ld + len, dst + (r + 1) * ld, A(0));
+  }
+}
 struct conv_channel_run {
   std::size_t tap, c, len, off;  // channels [c, c + len) of tap `tap`, at patch column off
 };
@@ -985,10 +1003,7 @@ void conv_backward_weight_tapmajor(const conv2d_shape& s, const X* x, const A* d
         const A* bsrc = dyh + r0 * OC + g * OCg + j0;
         std::size_t ldb = OC;
         if (nt % E::NT) {
-          for (std::size_t r = 0; r < klen; ++r) {
-            std::copy(bsrc + r * OC, bsrc + r * OC + nt, bbuf + r * ntv);
-            std::fill(bbuf + r * ntv + nt, bbuf + (r + 1) * ntv, A(0));
-          }
+          conv_copy_rows_padded<Arch>(bsrc, OC, nt, bbuf, ntv, klen, r0 == 0);  // r0 == 0: the longest chunk
           bsrc = bbuf;
           ldb = ntv;
         }
@@ -1085,10 +1100,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
         ldb = OC;
         return src;
       }
-      for (std::size_t r = r0; r < r1; ++r) {
-        std::copy(src + (r - r0) * OC, src + (r - r0) * OC + nt, bp + (r - r0) * ldb);
-        std::fill(bp + (r - r0) * ldb + nt, bp + (r - r0 + 1) * ldb, A(0));
-      }
+      conv_copy_rows_padded<Arch>(src, OC, nt, bp, ldb, r1 - r0, r0 == 0);  // r0 == 0: the longest chunk
       return bp;
     };
     auto a_row = [&](std::size_t i, std::size_t, std::size_t& lda) {
