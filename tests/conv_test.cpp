@@ -203,6 +203,9 @@ TEST(ConvMatrix, LargerShapesSplitAcrossThreads) {
   // Depthwise with 100 channels: backward-weight's channel blocks (2 vectors each) split over threads.
   check_all_paths<float, float>(shape(2, 100, 9, 11, 100, 3, 3, 1, 1, 1, 100), 9, tier::fixed_order);
   check_all_paths<float, float>(shape(2, 100, 9, 11, 100, 3, 3, 1, 1, 1, 100, layout::nhwc), 10, tier::fixed_order);
+  // Backward-weight's tap-major form (short output rows) with K = 1080 rows: a task holds more
+  // than the 512 rows of one patch at 1 thread, so its rows run in two sub-blocks.
+  check_all_paths<float, float>(shape(2, 120, 5, 5, 20, 3, 3, 1, 1, 1, 1), 13, tier::fixed_order);
 }
 
 /// The depthwise backward-weight of the shape above really runs its channel blocks on several

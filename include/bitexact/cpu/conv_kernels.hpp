@@ -99,13 +99,19 @@ struct conv_engine {
     run_panels(rows, R, nt, prepare, a_panel, store);
   }
 
+  /// A prepare() that sets ldb = in_panels has written B straight into the micro kernel's
+  /// layout, NT-wide panels [jj / NT][r][NT] at b (columns nt .. ntv zero), so run_panels copies
+  /// nothing.
+  static constexpr std::size_t in_panels = 0;
+
   /// run() with A already in panels: a_panel(i, r0, klen) points at the [klen][MR] panel of rows
   /// [i, i + MR) for the chunk starting at r0 (i a multiple of MR; see packed_a).
+  /// Panels of `step` rows (<= MR; the last may be shorter).
   template <class Prepare, class APanel, class Store>
   static void run_panels(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, APanel a_panel,
-                         Store store) {
+                         Store store, std::size_t step = MR) {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
-    const std::size_t rows_pad = (rows + MR - 1) / MR * MR;
+    const std::size_t rows_pad = (rows + step - 1) / step * step;
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
     // Running totals, rows ntv apart; the first chunk writes every one of them (S = p). With no
     // chunk at all (R == 0: backward-weight of an empty batch) every total is the empty sum +0.
@@ -118,14 +124,18 @@ struct conv_engine {
       const std::size_t klen = std::min(conv_chunk, R - r0);
       std::size_t ldb = ntv;
       const T* bp = prepare(r0, r0 + klen, sc.b.data(), ldb);
-      for (std::size_t jj = 0; jj < ntv; jj += NT)  // B -> panels [jj / NT][r][NT]
-        for (std::size_t r = 0; r < klen; ++r)
-          std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
-      for (std::size_t i = 0; i < rows; i += MR) {
-        const std::size_t mr = std::min(MR, rows - i);
+      const T* panels = bp;
+      if (ldb != in_panels && !(ldb == NT && ntv == NT)) {  // (one panel, rows NT apart: already its layout)
+        for (std::size_t jj = 0; jj < ntv; jj += NT)  // B -> panels [jj / NT][r][NT]
+          for (std::size_t r = 0; r < klen; ++r)
+            std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
+        panels = bpanel;
+      }
+      for (std::size_t i = 0; i < rows; i += step) {
+        const std::size_t mr = std::min(step, rows - i);
         const T* ap = a_panel(i, r0, klen);
         for (std::size_t jj = 0; jj < ntv; jj += NT)
-          micro(static_cast<int>(mr), ap, bpanel + jj * klen, klen, sc.total.data() + i * ntv + jj, ntv, first);
+          micro(static_cast<int>(mr), ap, panels + jj * klen, klen, sc.total.data() + i * ntv + jj, ntv, first);
       }
       first = false;
     }
@@ -134,36 +144,38 @@ struct conv_engine {
 
   /// A packed once per call (the weights of forward and backward-data, the same for every
   /// column tile): for each of `groups` groups of `rows` rows, MR-row panels per canonical chunk
-  /// of R, [group][panel][chunk][r][MR], rows past the group's end zero. row_at(g, i, r0, klen,
-  /// dst) writes A[g][i][r0 + r] to dst[r * MR] for r < klen (one row's run, read in order).
+  /// of R, [group][panel][chunk][r][MR]. a_row(g, i, r0, klen, dst) writes A[g][i][r0 + r] to
+  /// dst[r * MR] for r < klen. Rows past the group's end are left unwritten: the micro kernel
+  /// reads only the mr rows of a short panel.
   struct packed_a {
-    std::size_t panels, chunks;
+    std::size_t panels, chunks, h;  // h: rows per panel (panel_height)
     const T* data;
-    /// The panel of rows [i, i + MR) of group g (i a multiple of MR) for the chunk at r0.
+    /// The panel of rows [i, i + h) of group g (i a multiple of h) for the chunk at r0.
     const T* panel(std::size_t g, std::size_t i, std::size_t r0) const {
-      return data + ((g * panels + i / MR) * chunks + r0 / conv_chunk) * conv_chunk * MR;
+      return data + ((g * panels + i / h) * chunks + r0 / conv_chunk) * conv_chunk * MR;
     }
   };
-  template <class RowAt>
-  static packed_a pack_a(std::size_t groups, std::size_t rows, std::size_t R, RowAt row_at, int threads) {
-    const std::size_t panels = (rows + MR - 1) / MR, chunks = (R + conv_chunk - 1) / conv_chunk;
+  /// Rows per A panel for a group of `rows` rows: as many panels as MR-row panels would need, of
+  /// balanced heights (16 rows: 8 + 8 instead of 14 + 2, whose 2-row tile waits on FMA latency).
+  static std::size_t panel_height(std::size_t rows) {
+    const std::size_t n = (rows + MR - 1) / MR;
+    return n ? (rows + n - 1) / n : MR;
+  }
+  template <class ARow>
+  static packed_a pack_a(std::size_t groups, std::size_t rows, std::size_t R, ARow a_row, int threads) {
+    const std::size_t h = panel_height(rows), panels = (rows + h - 1) / h, chunks = (R + conv_chunk - 1) / conv_chunk;
     T* out = conv_reserve(conv_thread_scratch<T>().apack, groups * panels * chunks * conv_chunk * MR);
     parallel_chunks(threads, canonical_chunks{groups * panels, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
       for (std::size_t q = q0; q < q1; ++q) {
-        const std::size_t g = q / panels, i0 = (q % panels) * MR;
+        const std::size_t g = q / panels, i0 = (q % panels) * h;
         for (std::size_t c = 0; c < chunks; ++c) {
           T* dst = out + (q * chunks + c) * conv_chunk * MR;
           const std::size_t r0 = c * conv_chunk, klen = std::min(conv_chunk, R - r0);
-          for (std::size_t u = 0; u < MR; ++u) {
-            if (i0 + u < rows)
-              row_at(g, i0 + u, r0, klen, dst + u);
-            else
-              for (std::size_t r = 0; r < klen; ++r) dst[r * MR + u] = T(0);
-          }
+          for (std::size_t u = 0; u < h && i0 + u < rows; ++u) a_row(g, i0 + u, r0, klen, dst + u);
         }
       }
     });
-    return packed_a{panels, chunks, out};
+    return packed_a{panels, chunks, h, out};
   }
 };
 
@@ -277,59 +289,76 @@ inline void conv_tap_map(const conv2d_shape& s, bool backward_data, std::vector<
         }
 }
 
-/// One tap's im2col row over the columns [q0, q0 + nt) (q = image * P + position): d[j] = the
-/// source of image (q0 + j) / P at channel offset `base` and the tap's map entry of position
-/// (q0 + j) % P, widened to A; 0 where the map says -1. On AVX-512 (float or double, no
-/// widening) eight entries at a time with masked gathers (a -1 entry is masked off: never read,
-/// left +0): the same copies, so the same bits.
+/// The AVX-512 tiny-image permute of one tap (see conv_gather_mapped), from the tap's map row:
+/// lane p of an image takes source element ix[p] where bit p of `valid` is set (+0 elsewhere);
+/// `load` masks the source elements read. `ok`: whole images of at most 16 positions whose
+/// sources lie within the first 16 elements (NCHW planes of up to 4x4). Built once per call.
+struct conv_tap_perm {
+  alignas(64) std::int32_t ix[16] = {};
+  std::uint32_t valid = 0, load = 0;
+  bool ok = false;
+};
+inline void conv_tap_perms(const std::vector<std::ptrdiff_t>& map, std::size_t P, std::vector<conv_tap_perm>& perms) {
+  const std::size_t taps = P ? map.size() / P : 0;
+  perms.assign(taps, conv_tap_perm{});
+  if (P > 16) return;
+  for (std::size_t t = 0; t < taps; ++t) {
+    conv_tap_perm& q = perms[t];
+    const std::ptrdiff_t* m = map.data() + t * P;
+    std::ptrdiff_t top = -1;
+    for (std::size_t p = 0; p < P; ++p) {
+      if (m[p] >= 0) {
+        q.ix[p] = static_cast<std::int32_t>(m[p] < 16 ? m[p] : 0);
+        q.valid |= 1u << p;
+      }
+      top = std::max(top, m[p]);
+    }
+    q.ok = top < 16;
+    q.load = (1u << static_cast<unsigned>(top + 1)) - 1u;
+  }
+}
+
+/// One tap's im2col row over the columns [q0, q0 + nt) (q = image * P + position): column j =
+/// the source of image (q0 + j) / P at channel offset `base` and the tap's map entry of position
+/// (q0 + j) % P, widened to A; 0 where the map says -1. Column j is stored at
+/// d[(j / seg) * seg_stride + j % seg] (seg >= nt, seg_stride 0: a plain row; seg = NT,
+/// seg_stride = klen * NT: straight into the micro kernel's B panels). On AVX-512 float with
+/// the tap's permute plan `perm` (nullable) whole tiny images take one masked load, one permute
+/// and one masked store; otherwise (float or double, no widening) eight entries at a time with
+/// masked gathers (a -1 entry is masked off: never read, left +0). The same copies, so the same
+/// bits. No division per image: the image and position advance with the columns.
 template <class Arch, class A, class X>
 inline void conv_gather_mapped(const X* src, std::size_t image_stride, std::size_t base, const std::ptrdiff_t* m,
-                               std::size_t P, std::size_t q0, std::size_t nt, A* d) {
+                               const conv_tap_perm* perm, std::size_t P, std::size_t q0, std::size_t nt, A* d,
+                               std::size_t seg, std::size_t seg_stride) {
+  std::size_t n = q0 / P, p = q0 % P, sj = 0;  // image, position, column within the segment
+  A* dseg = d;
   if (image_stride == 0) {  // an empty input (all taps in the padding): nothing to read
-    std::fill(d, d + nt, A(0));
+    for (std::size_t j = 0; j < nt;) {
+      const std::size_t len = std::min(nt - j, seg - sj);
+      std::fill(dseg + sj, dseg + sj + len, A(0));
+      j += len;
+      sj += len;
+      if (sj == seg) { sj = 0; dseg += seg_stride; }
+    }
     return;
   }
-#if XSIMD_WITH_AVX512BW
-  // float, whole images of at most 16 positions reading at most 16 source elements (offsets <
-  // 16: NCHW planes of up to 4x4): one masked load of the source plane, one permute by the map
-  // (entries -1 masked to +0), one masked store of the image's P entries.
-  bool perm = false;
-  __m512i pidx = _mm512_setzero_si512();
-  __mmask16 pvalid = 0, pload = 0;
-  if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
-                std::is_same<A, float>::value) {
-    if (P <= 16) {
-      alignas(64) std::int32_t ix[16] = {};
-      std::ptrdiff_t top = -1;
-      for (std::size_t p = 0; p < P; ++p) {
-        if (m[p] >= 0) {
-          ix[p] = static_cast<std::int32_t>(m[p] < 16 ? m[p] : 0);
-          pvalid = static_cast<__mmask16>(pvalid | (1u << p));
-        }
-        top = std::max(top, m[p]);
-      }
-      if (top < 16) {
-        perm = true;
-        pidx = _mm512_load_si512(static_cast<const void*>(ix));
-        pload = static_cast<__mmask16>((1u << static_cast<unsigned>(top + 1)) - 1u);
-      }
-    }
-  }
-#endif
-  for (std::size_t j = 0; j < nt;) {  // per image
-    const std::size_t q = q0 + j, p0 = q % P, len = std::min(nt - j, P - p0);
-    const X* img = src + (q / P) * image_stride + base;
-    const std::ptrdiff_t* mp = m + p0;
-    A* dd = d + j;
+  (void)perm;
+  for (std::size_t j = 0; j < nt;) {  // runs inside one image and one segment
+    const std::size_t len = std::min(std::min(nt - j, P - p), seg - sj);
+    const X* img = src + n * image_stride + base;
+    const std::ptrdiff_t* mp = m + p;
+    A* dd = dseg + sj;
     std::size_t u = 0;
 #if XSIMD_WITH_AVX512BW
     if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
                   std::is_same<A, float>::value) {
-      if (perm && p0 == 0 && len == P) {
-        const __m512 v = _mm512_maskz_loadu_ps(pload, img);
-        _mm512_mask_storeu_ps(dd, static_cast<__mmask16>((1u << P) - 1u), _mm512_maskz_permutexvar_ps(pvalid, pidx, v));
-        j += len;
-        continue;
+      if (perm && perm->ok && p == 0 && len == P) {
+        const __m512 v = _mm512_maskz_loadu_ps(static_cast<__mmask16>(perm->load), img);
+        const __m512i ix = _mm512_load_si512(static_cast<const void*>(perm->ix));
+        _mm512_mask_storeu_ps(dd, static_cast<__mmask16>((1u << P) - 1u),
+                              _mm512_maskz_permutexvar_ps(static_cast<__mmask16>(perm->valid), ix, v));
+        u = len;
       }
     }
     if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
@@ -352,7 +381,67 @@ inline void conv_gather_mapped(const X* src, std::size_t image_stride, std::size
       dd[u] = o < 0 ? A(0) : v;
     }
     j += len;
+    p += len;
+    if (p == P) { p = 0; ++n; }
+    sj += len;
+    if (sj == seg) { sj = 0; dseg += seg_stride; }
   }
+}
+
+/// The rows [r0, r1) of a packed tile's B, r = (channel - c0) * KK + tap, straight into the micro
+/// kernel's NT-wide panels ([jj / NT][r - r0][NT]), when every image is tiny enough for the
+/// AVX-512 permute (each tap's plan ok, P divides NT, the tile starts at image n0 and holds
+/// `images` whole images): per channel and image, one masked load of the source plane serves all
+/// of that channel's taps in the chunk, each one permute and one masked store. The same copies
+/// as conv_gather_mapped, so the same bits. Returns false (nothing written) when it does not apply.
+template <class Arch, class E, class A, class X>
+inline bool conv_tiny_panels(const X* src, std::size_t image_stride, std::size_t chan_stride, std::size_t c0,
+                             std::size_t KK, const std::vector<conv_tap_perm>& perms, std::size_t P, std::size_t n0,
+                             std::size_t images, std::size_t r0, std::size_t r1, A* bp) {
+#if XSIMD_WITH_AVX512BW
+  if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, X>::value &&
+                std::is_same<A, float>::value) {
+    if (image_stride == 0 || P == 0 || E::NT % P != 0 || perms.size() != KK) return false;
+    std::uint32_t load = 0;
+    for (const conv_tap_perm& q : perms) {
+      if (!q.ok) return false;
+      load |= q.load;
+    }
+    const std::size_t klen = r1 - r0, NT = E::NT;
+    const __mmask16 lm = static_cast<__mmask16>(load), sm = static_cast<__mmask16>((1u << P) - 1u);
+    for (std::size_t r = r0; r < r1;) {
+      const std::size_t ch = c0 + r / KK, t0 = r % KK, t1 = std::min(KK, t0 + (r1 - r));
+      const X* plane = src + n0 * image_stride + ch * chan_stride;
+      A* row = bp + (r - r0) * NT;
+      for (std::size_t i = 0; i < images; ++i) {
+        const std::size_t col = i * P;
+        A* d = row + (col / NT) * klen * NT + col % NT;
+        const __m512 v = _mm512_maskz_loadu_ps(lm, plane + i * image_stride);
+        for (std::size_t t = t0; t < t1; ++t) {
+          const conv_tap_perm& q = perms[t];
+          const __m512i ix = _mm512_load_si512(static_cast<const void*>(q.ix));
+          _mm512_mask_storeu_ps(d + (t - t0) * NT, sm,
+                                _mm512_maskz_permutexvar_ps(static_cast<__mmask16>(q.valid), ix, v));
+        }
+      }
+      r += t1 - t0;
+    }
+    return true;
+  }
+#endif
+  (void)src, (void)image_stride, (void)chan_stride, (void)c0, (void)KK, (void)perms, (void)P, (void)n0;
+  (void)images, (void)r0, (void)r1, (void)bp;
+  return false;
+}
+
+/// Zeros the columns nt .. ntv of B panels written in place ([jj / NT][r][NT], klen rows): the
+/// last panel's columns past nt, which the micro kernel multiplies but no store reads.
+template <class E, class T>
+inline void conv_zero_panel_tail(T* b, std::size_t klen, std::size_t nt) {
+  const std::size_t full = nt / E::NT, used = nt % E::NT;
+  if (used == 0) return;
+  T* pan = b + full * klen * E::NT;
+  for (std::size_t r = 0; r < klen; ++r) std::fill(pan + r * E::NT + used, pan + (r + 1) * E::NT, T(0));
 }
 
 // ------------------------------------------------------------------ forward
@@ -405,22 +494,24 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets
   if (tiles.packed()) conv_tap_map(s, false, map);
   const std::size_t image = C * s.in_h * s.in_w, cstride = nchw ? s.in_h * s.in_w : 1;
-  const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, E::MR, threads);
-  const std::size_t tasks = G * tiles.count * mb;
-  // The weights as MR-row panels, once (every column tile reads the same ones).
+  // The weights as A panels, once (every column tile reads the same ones).
   const auto ap = E::pack_a(
       G, OCg, K,
-      [&](std::size_t g, std::size_t i, std::size_t r0, std::size_t klen, A* dst) {
+      [&](std::size_t g, std::size_t i, std::size_t r0, std::size_t klen, A* d) {
         const A* src = w + (g * OCg + i) * K + r0;
-        for (std::size_t r = 0; r < klen; ++r) dst[r * E::MR] = src[r];
+        for (std::size_t r = 0; r < klen; ++r) d[r * E::MR] = src[r];
       },
       threads);
+  std::vector<conv_tap_perm> perms;
+  if (tiles.packed()) conv_tap_perms(map, P, perms);
+  const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, ap.h, threads);
+  const std::size_t tasks = G * tiles.count * mb;
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
     const std::size_t tile = t % tiles.count, g = t / tiles.count;
     std::size_t i0, i1;
-    conv_row_block(OCg, mb, E::MR, b, i0, i1);
+    conv_row_block(OCg, mb, ap.h, b, i0, i1);
     if (i0 >= i1) return;
     std::size_t q0, nt;
     tiles.tile(tile, q0, nt);
@@ -434,20 +525,28 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         return reinterpret_cast<const A*>(x) + (n * C + g * Cg + r0) * P + p0;
       }
       std::size_t icg = r0 / (KH * KW), kr = (r0 / KW) % KH, kc = r0 % KW;
+      if (tiles.packed()) {  // straight into the micro kernel's B panels
+        if (!conv_tiny_panels<Arch, E>(x, image, cstride, g * Cg, KH * KW, perms, P, n, nt / P, r0, r1, bp))
+        for (std::size_t r = r0; r < r1; ++r) {
+          const std::size_t kk = kr * KW + kc;
+          conv_gather_mapped<Arch>(x, image, (g * Cg + icg) * cstride, map.data() + kk * P, perms.data() + kk, P, q0,
+                                   nt, bp + (r - r0) * E::NT, E::NT, (r1 - r0) * E::NT);
+          if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++icg; } }
+        }
+        conv_zero_panel_tail<E>(bp, r1 - r0, nt);
+        ldb = E::in_panels;
+        return bp;
+      }
       for (std::size_t r = r0; r < r1; ++r) {
         A* dst = bp + (r - r0) * ldb;
         const std::size_t c = g * Cg + icg;
-        if (tiles.packed()) {
-          conv_gather_mapped<Arch>(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
-        } else {
-          const conv_tap_columns cols(s, kc);
-          std::size_t j = 0;
-          while (j < nt) {  // one run of positions in the same output row
-            const std::size_t p = p0 + j, oh = p / OW, ow0 = p % OW;
-            const std::size_t len = std::min(nt - j, OW - ow0);
-            conv_gather_tap_run(s, x, n, c, kr, cols, oh, ow0, len, dst + j);
-            j += len;
-          }
+        const conv_tap_columns cols(s, kc);
+        std::size_t j = 0;
+        while (j < nt) {  // one run of positions in the same output row
+          const std::size_t p = p0 + j, oh = p / OW, ow0 = p % OW;
+          const std::size_t len = std::min(nt - j, OW - ow0);
+          conv_gather_tap_run(s, x, n, c, kr, cols, oh, ow0, len, dst + j);
+          j += len;
         }
         std::fill(dst + nt, dst + ldb, A(0));
         if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++icg; } }
@@ -470,7 +569,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         j += len;
       }
     };
-    E::run_panels(i1 - i0, K, nt, prepare, a_panel, store);
+    E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h);
   });
 }
 
@@ -489,41 +588,53 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
   // panels, once (every column tile reads the same ones).
   const auto ap = E::pack_a(
       G, Cg, R,
-      [&](std::size_t g, std::size_t icg, std::size_t r0, std::size_t klen, A* dst) {
-        std::size_t ocg = r0 / KK, kk = r0 % KK;  // r = ocg * KK + kk, stepped without divisions
+      [&](std::size_t g, std::size_t icg, std::size_t r0, std::size_t klen, A* d) {
+        std::size_t ocg = r0 / KK, t = r0 % KK;
         for (std::size_t r = 0; r < klen; ++r) {
-          dst[r * E::MR] = w[((g * OCg + ocg) * Cg + icg) * KK + kk];
-          if (++kk == KK) kk = 0, ++ocg;
+          d[r * E::MR] = w[((g * OCg + ocg) * Cg + icg) * KK + t];
+          if (++t == KK) { t = 0; ++ocg; }
         }
       },
       threads);
   const conv_column_tiles tiles(N, P, E::JT);
   std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets in dy
-  if (tiles.packed()) conv_tap_map(s, true, map);
+  std::vector<conv_tap_perm> perms;
+  if (tiles.packed()) {
+    conv_tap_map(s, true, map);
+    conv_tap_perms(map, P, perms);
+  }
   const std::size_t image = OC * OH * OW, cstride = nchw ? OH * OW : 1;
-  const std::size_t mb = conv_row_blocks(G * tiles.count, Cg, E::MR, threads);
+  const std::size_t mb = conv_row_blocks(G * tiles.count, Cg, ap.h, threads);
   const std::size_t tasks = G * tiles.count * mb;
   parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
     const std::size_t tile = t % tiles.count, g = t / tiles.count;
     std::size_t i0, i1;
-    conv_row_block(Cg, mb, E::MR, b, i0, i1);
+    conv_row_block(Cg, mb, ap.h, b, i0, i1);
     if (i0 >= i1) return;
     std::size_t q0, nt;
     tiles.tile(tile, q0, nt);
     const std::size_t n = q0 / P, p0 = q0 % P;  // the first column's image and position
     auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
       std::size_t ocg = r0 / KK, kr = (r0 / KW) % KH, kc = r0 % KW;
+      if (tiles.packed()) {  // straight into the micro kernel's B panels
+        if (!conv_tiny_panels<Arch, E>(dy, image, cstride, g * OCg, KK, perms, P, n, nt / P, r0, r1, bp))
+        for (std::size_t r = r0; r < r1; ++r) {
+          const std::size_t kk = kr * KW + kc;
+          conv_gather_mapped<Arch>(dy, image, (g * OCg + ocg) * cstride, map.data() + kk * P, perms.data() + kk, P, q0,
+                                   nt, bp + (r - r0) * E::NT, E::NT, (r1 - r0) * E::NT);
+          if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++ocg; } }
+        }
+        conv_zero_panel_tail<E>(bp, r1 - r0, nt);
+        ldb = E::in_panels;
+        return bp;
+      }
       for (std::size_t r = r0; r < r1; ++r) {
         A* dst = bp + (r - r0) * ldb;
         const std::size_t oc = g * OCg + ocg;
         const std::size_t off = kc * s.dilation_w;
         std::size_t j = 0;
-        if (tiles.packed()) {
-          conv_gather_mapped<Arch>(dy, image, oc * cstride, map.data() + (kr * KW + kc) * P, P, q0, nt, dst);
-          j = nt;
-        }
         while (j < nt) {
           const std::size_t p = p0 + j, ih = p / Wd, iw0 = p % Wd;
           const std::size_t len = std::min(nt - j, Wd - iw0);
@@ -580,7 +691,7 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         j += len;
       }
     };
-    E::run_panels(i1 - i0, R, nt, prepare, a_panel, store);
+    E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, ap.h);
   });
 }
 
@@ -793,6 +904,127 @@ void conv_depthwise_backward_weight(const conv2d_shape& s, const X* x, const A* 
   });
 }
 
+/// len contiguous elements from src to dst (whole vectors, then the rest; no library call for
+/// the short runs of small channel counts).
+template <class Arch, class A>
+inline void conv_copy_run(const A* src, std::size_t len, A* dst) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t W = static_cast<std::size_t>(V::W);
+  const std::size_t nv = len / W;
+  for (std::size_t v = 0; v < nv; ++v) V::store(dst + v * W, V::load(src + v * W));
+  for (std::size_t u = nv * W; u < len; ++u) dst[u] = src[u];
+}
+/// B rows padded to whole panels: dst[r][0 .. len) = src[r][0 .. len) for r < rows (rows lds and
+/// ld apart); the columns len .. ld are zeroed only when `pad` (once per task: nothing else
+/// writes them, and a memset call per row cost more than the copy).
+template <class Arch, class A>
+inline void conv_copy_rows_padded(const A* src, std::size_t lds, std::size_t len, A* dst, std::size_t ld,
+                                  std::size_t rows, bool pad) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    conv_copy_run<Arch>(src + r * lds, len, dst + r * ld);
+    if (pad) std::fill(dst + r * ld + len, dst + (r + 1) * ld, A(0));
+  }
+}
+struct conv_channel_run {
+  std::size_t tap, c, len, off;  // channels [c, c + len) of tap `tap`, at patch column off
+};
+
+/// Backward-weight for short output rows (small images, late CNN layers), dbias apart:
+/// C[k~][oc] over the reduction k' = (n, oh, ow), where the rows k~ = tap * Cg + icg take the
+/// forward K index k = icg * KK + tap in tap-major order. Only the order in which the dw elements
+/// are computed changes: each element's chain over k' (its products, 256-wide chunks, the fold)
+/// is the canonical one, so the bits are the reference's. x is copied once into an NHWC form with
+/// one extra all-zero position per image (the source of every padding tap); the im2col^T of a
+/// chunk, patch[k' - r0][k~ - i0], is then built from whole runs of channels (one run per tap and
+/// k') and read in place by the micro kernel as its A (rows k~, stride ld), and the NHWC-form dy
+/// (dyh, [k'][OC]) is its B in place. map[tap * P + p]: the input position of the tap at output
+/// position p, or -1.
+template <class Arch, class A, class X>
+void conv_backward_weight_tapmajor(const conv2d_shape& s, const X* x, const A* dyh, A* dw, int threads) {
+  using E = conv_engine<Arch, A>;
+  using M = typename E::M;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, KK = s.kernel_h * s.kernel_w, K = Cg * KK;
+  const std::size_t P = s.out_h() * s.out_w(), R = N * P, Pin = H * Wd, Pz = Pin + 1;
+  conv2d_shape sp = s;
+  sp.data = layout::nchw;  // the map as input positions (NCHW offsets within a channel plane)
+  std::vector<std::ptrdiff_t> map;
+  conv_tap_map(sp, false, map);
+  // x as [n][Pin + 1][C], position Pin all zeros.
+  A* xt = conv_reserve(conv_thread_scratch<A>().x_nhwc, N * Pz * C);
+  for (std::size_t n = 0; n < N; ++n) std::fill(xt + (n * Pz + Pin) * C, xt + (n * Pz + Pz) * C, A(0));
+  if (s.data == layout::nchw) {
+    conv_nchw_to_nhwc<Arch, A>(x, N, C, Pin, [&](std::size_t n, std::size_t p, std::size_t c) { return xt + (n * Pz + p) * C + c; },
+                               threads);
+  } else {
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t q = 0; q < Pin * C; ++q) xt[n * Pz * C + q] = static_cast<A>(core::widen(x[n * Pin * C + q]));
+  }
+  const std::size_t jt = (OCg + E::JT - 1) / E::JT;
+  const std::size_t mb = conv_row_blocks(G * jt, K, E::MR, threads);
+  const std::size_t tasks = G * jt * mb;
+  constexpr std::size_t SB = 512;  // rows of one patch (at most 512 x 256 elements)
+  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    std::size_t t = static_cast<std::size_t>(t0);
+    const std::size_t b = t % mb; t /= mb;
+    const std::size_t tj = t % jt, g = t / jt;
+    std::size_t i0, i1;
+    conv_row_block(K, mb, E::MR, b, i0, i1);
+    if (i0 >= i1) return;
+    const std::size_t j0 = tj * E::JT, nt = std::min(E::JT, OCg - j0), ntv = (nt + E::NT - 1) / E::NT * E::NT;
+    conv_scratch<A>& sc = conv_thread_scratch<A>();
+    std::vector<conv_channel_run> runs;
+    for (std::size_t s0 = i0; s0 < i1; s0 += SB) {
+      const std::size_t s1 = std::min(i1, s0 + SB), rows = s1 - s0, ld = rows;
+      A* patch = conv_reserve(sc.a, conv_chunk * ld);
+      A* total = conv_reserve(sc.total, rows * ntv);
+      if (R == 0) std::fill(total, total + rows * ntv, A(0));  // the empty sums
+      runs.clear();  // the rows [s0, s1) as runs of channels of one tap
+      for (std::size_t k = s0; k < s1;) {
+        const std::size_t tap = k / Cg, c = k % Cg, len = std::min(Cg - c, s1 - k);
+        runs.push_back(conv_channel_run{tap, c, len, k - s0});
+        k += len;
+      }
+      A* bbuf = conv_reserve(sc.b, nt % E::NT ? conv_chunk * ntv : 0);
+      for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+        const std::size_t r1 = std::min(R, r0 + conv_chunk), klen = r1 - r0;
+        std::size_t n = r0 / P, p = r0 % P;
+        for (std::size_t r = r0; r < r1; ++r) {  // patch row k': one channel run per tap
+          A* dst = patch + (r - r0) * ld;
+          const A* img = xt + n * Pz * C + g * Cg;
+          for (const conv_channel_run& u : runs) {
+            const std::ptrdiff_t m = map[u.tap * P + p];
+            conv_copy_run<Arch>(img + (m < 0 ? Pin : static_cast<std::size_t>(m)) * C + u.c, u.len, dst + u.off);
+          }
+          if (++p == P) { p = 0; ++n; }
+        }
+        // B[k' - r0][j] = dy of out-channel g * OCg + j0 + j: rows of the NHWC-form dy, in place
+        // when whole panels; otherwise copied with zero columns up to ntv.
+        const A* bsrc = dyh + r0 * OC + g * OCg + j0;
+        std::size_t ldb = OC;
+        if (nt % E::NT) {
+          conv_copy_rows_padded<Arch>(bsrc, OC, nt, bbuf, ntv, klen, r0 == 0);  // r0 == 0: the longest chunk
+          bsrc = bbuf;
+          ldb = ntv;
+        }
+        for (std::size_t i = 0; i < rows; i += E::MR) {
+          const int mr = static_cast<int>(std::min(E::MR, rows - i));
+          for (std::size_t jj = 0; jj < ntv; jj += E::NT) {
+            gemm_merge<A> m{total + i * ntv + jj, ntv, r0 == 0, false, nullptr, 0, A(1), A(0)};
+            M::tile(mr, klen, patch + i, ld, bsrc + jj, ldb, E::NT, m);
+          }
+        }
+      }
+      for (std::size_t i = 0; i < rows; ++i) {  // row k~ = tap * Cg + icg -> dw[oc][icg * KK + tap]
+        const std::size_t k = s0 + i, kf = (k % Cg) * KK + k / Cg;
+        A* dst = dw + (g * OCg + j0) * K + kf;
+        const A* tot = total + i * ntv;
+        for (std::size_t j = 0; j < nt; ++j) dst[j * K] = conv_finish(tot[j]);
+      }
+    }
+  });
+}
+
 /// dw = sum over (n, oh, ow) of dy * x-patch; dbias (nullable) = sum of dy (same order).
 template <class Arch, class A, class X>
 void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
@@ -806,7 +1038,11 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   // instead of runs of a few columns each.
   const bool mapped = OW < 16 && KK * P <= (std::size_t(1) << 16);
   std::vector<std::ptrdiff_t> map;
-  if (mapped) conv_tap_map(s, false, map);
+  std::vector<conv_tap_perm> perms;
+  if (mapped) {
+    conv_tap_map(s, false, map);
+    conv_tap_perms(map, P, perms);
+  }
   const std::size_t image = C * H * Wd, cstride = nchw ? H * Wd : 1;
   // C^T: rows are the forward K index k (im2col rows), columns the out-channels of the group,
   // reduction over k' = (n, oh, ow); dw[oc][k] = C^T[k][oc]. Same products, same chain per dw
@@ -824,7 +1060,10 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
                                threads);
     dyh = dyt;
   }
-  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+  // Short output rows and at least 4 channels per group: the tap-major form (whole channel runs;
+  // with fewer channels per run the mapped gathers below cost less).
+  if (mapped && Cg >= 4) conv_backward_weight_tapmajor<Arch, A>(s, x, dyh, dw, threads);
+  else parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
     const std::size_t tj = t % jt;
@@ -842,7 +1081,8 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
         const std::size_t k = i0 + i, c = g * Cg + k / KK, kr = (k / KW) % KH, kc = k % KW;
         A* dst = sc.a.data() + i * conv_chunk;
         if (mapped) {  // small output images: one tap map instead of runs of a few columns
-          conv_gather_mapped<Arch>(x, image, c * cstride, map.data() + (kr * KW + kc) * P, P, r0, r1 - r0, dst);
+          conv_gather_mapped<Arch>(x, image, c * cstride, map.data() + (kr * KW + kc) * P, perms.data() + kr * KW + kc,
+                                   P, r0, r1 - r0, dst, conv_chunk, 0);
           continue;
         }
         const conv_tap_columns cols(s, kc);
@@ -860,10 +1100,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
         ldb = OC;
         return src;
       }
-      for (std::size_t r = r0; r < r1; ++r) {
-        std::copy(src + (r - r0) * OC, src + (r - r0) * OC + nt, bp + (r - r0) * ldb);
-        std::fill(bp + (r - r0) * ldb + nt, bp + (r - r0 + 1) * ldb, A(0));
-      }
+      conv_copy_rows_padded<Arch>(src, OC, nt, bp, ldb, r1 - r0, r0 == 0);  // r0 == 0: the longest chunk
       return bp;
     };
     auto a_row = [&](std::size_t i, std::size_t, std::size_t& lda) {
