@@ -249,6 +249,92 @@ __attribute__((target("amx-tile,amx-int8"))) inline void gemm_exact_block_amx(co
   }
   _tile_release();
 }
+
+/// The common epilogue (alpha = 1, beta = 0, one K block, |N| < 2^127) for one row of a block,
+/// 8 columns per step in int64 lanes: the same steps as core::gemm_exact_round_normal128 after
+/// the scalar Horner fold (N = sum_g G_g 2^(8 g) - offset_j, exact in 128-bit two's complement,
+/// its top 64 bits with a sticky bit, one integer-to-float conversion in the current rounding mode,
+/// two exact power-of-two products). Lanes it cannot finish (N == 0, a result that is subnormal or
+/// may round to Inf, columns that are not on the integer path) are left for the caller's general
+/// loop and not marked in `done`.
+template <class T>
+__attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline void gemm_exact_epilogue_row_avx512(
+    const std::int32_t* G, int groups, std::size_t cols, const unsigned char* fast_b, int qa, const int* qb,
+    const std::uint64_t* off_lo, const std::uint64_t* off_hi, T* c, unsigned char* done) {
+  using O = core::detail::ieee<T>;
+  constexpr int frac_bits = O::precision - 1;
+  const __m512i low32 = _mm512_set1_epi64(0xffffffff);
+  const __m512i zero = _mm512_setzero_si512();
+  for (std::size_t jb = 0; jb < cols; jb += 8) {
+    const std::size_t len = std::min<std::size_t>(8, cols - jb);
+    __mmask8 lane = static_cast<__mmask8>((1u << len) - 1);
+    const __m128i fb = _mm_maskz_loadu_epi8(lane, fast_b + jb);
+    lane &= _mm_test_epi8_mask(fb, fb);
+    if (!lane) continue;
+    __m512i W[4] = {zero, zero, zero, zero};  // words of weight 2^(32 q), |W_q| < 2^57
+    for (int g = 0; g < groups; ++g) {
+      const __m512i v = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(G + g * 1024 + jb)));
+      W[g >> 2] = _mm512_add_epi64(W[g >> 2], _mm512_slli_epi64(v, static_cast<unsigned>(8 * (g & 3))));
+    }
+    // Carries: words 0..2 into [0, 2^32), word 3 signed; then N mod 2^128 as lo + hi 2^64.
+    const __m512i w0 = _mm512_and_si512(W[0], low32);
+    const __m512i t1 = _mm512_add_epi64(W[1], _mm512_srai_epi64(W[0], 32));
+    const __m512i w1 = _mm512_and_si512(t1, low32);
+    const __m512i t2 = _mm512_add_epi64(W[2], _mm512_srai_epi64(t1, 32));
+    const __m512i w2 = _mm512_and_si512(t2, low32);
+    const __m512i t3 = _mm512_add_epi64(W[3], _mm512_srai_epi64(t2, 32));
+    __m512i lo = _mm512_or_si512(w0, _mm512_slli_epi64(w1, 32));
+    __m512i hi = _mm512_or_si512(w2, _mm512_slli_epi64(t3, 32));
+    const __m512i olo = _mm512_maskz_loadu_epi64(lane, off_lo + jb);
+    const __m512i ohi = _mm512_maskz_loadu_epi64(lane, off_hi + jb);
+    const __mmask8 borrow = _mm512_cmplt_epu64_mask(lo, olo);
+    lo = _mm512_sub_epi64(lo, olo);
+    hi = _mm512_mask_sub_epi64(_mm512_sub_epi64(hi, ohi), borrow, _mm512_sub_epi64(hi, ohi), _mm512_set1_epi64(1));
+    // Sign and magnitude.
+    const __mmask8 neg = _mm512_cmplt_epi64_mask(hi, zero);
+    const __mmask8 lo_nz = _mm512_test_epi64_mask(lo, lo);
+    const __m512i nhi = _mm512_mask_sub_epi64(_mm512_sub_epi64(zero, hi), lo_nz, _mm512_sub_epi64(zero, hi),
+                                              _mm512_set1_epi64(1));
+    lo = _mm512_mask_sub_epi64(lo, neg, zero, lo);
+    hi = _mm512_mask_mov_epi64(hi, neg, nhi);
+    const __mmask8 nonzero = lo_nz | _mm512_test_epi64_mask(hi, hi);
+    // Top 64 bits, sticky bit for the rest.
+    const __mmask8 hi_nz = _mm512_test_epi64_mask(hi, hi);
+    const __m512i c64 = _mm512_set1_epi64(64);
+    const __m512i cl = _mm512_mask_mov_epi64(_mm512_add_epi64(c64, _mm512_lzcnt_epi64(lo)), hi_nz,
+                                             _mm512_lzcnt_epi64(hi));
+    const __m512i top_hi = _mm512_or_si512(_mm512_sllv_epi64(hi, cl), _mm512_srlv_epi64(lo, _mm512_sub_epi64(c64, cl)));
+    const __m512i top_lo = _mm512_sllv_epi64(lo, _mm512_sub_epi64(cl, c64));  // cl >= 64: lo moves up
+    const __m512i top = _mm512_mask_mov_epi64(top_lo, hi_nz, top_hi);
+    const __m512i rest = _mm512_maskz_sllv_epi64(hi_nz, lo, cl);  // bits below top (cl >= 64: none)
+    const __m512i topx = _mm512_mask_or_epi64(top, _mm512_test_epi64_mask(rest, rest), top, _mm512_set1_epi64(1));
+    const __m512i qbv = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(lane, qb + jb));
+    const __m512i e_msb = _mm512_sub_epi64(_mm512_add_epi64(qbv, _mm512_set1_epi64(qa + 127)), cl);
+    const __mmask8 ok = lane & nonzero & _mm512_cmpge_epi64_mask(e_msb, _mm512_set1_epi64(O::emin)) &
+                        _mm512_cmple_epi64_mask(e_msb, _mm512_set1_epi64(O::emax - 1));
+    if (!ok) continue;
+    const __m512i e_ok = _mm512_maskz_mov_epi64(ok, e_msb);  // other lanes: scale 1, no exception
+    if constexpr (sizeof(T) == 4) {
+      const __m256 f = _mm512_cvtepu64_ps(topx);  // current rounding mode, as static_cast
+      const __m256 two_m63 = _mm256_set1_ps(0x1p-63f);
+      const __m256i eb = _mm256_slli_epi32(_mm256_add_epi32(_mm512_cvtepi64_epi32(e_ok), _mm256_set1_epi32(O::bias)),
+                                           frac_bits);
+      __m256 v = _mm256_mul_ps(_mm256_mul_ps(f, two_m63), _mm256_castsi256_ps(eb));
+      v = _mm256_castsi256_ps(_mm256_mask_xor_epi32(_mm256_castps_si256(v), neg, _mm256_castps_si256(v),
+                                                    _mm256_set1_epi32(static_cast<int>(0x80000000u))));
+      _mm256_mask_storeu_ps(reinterpret_cast<float*>(c) + jb, ok, v);
+    } else {
+      const __m512d f = _mm512_cvtepu64_pd(topx);
+      const __m512d two_m63 = _mm512_set1_pd(0x1p-63);
+      const __m512i eb = _mm512_slli_epi64(_mm512_add_epi64(e_ok, _mm512_set1_epi64(O::bias)), frac_bits);
+      __m512d v = _mm512_mul_pd(_mm512_mul_pd(f, two_m63), _mm512_castsi512_pd(eb));
+      v = _mm512_castsi512_pd(_mm512_mask_xor_epi64(_mm512_castpd_si512(v), neg, _mm512_castpd_si512(v),
+                                                    _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ull))));
+      _mm512_mask_storeu_pd(reinterpret_cast<double*>(c) + jb, ok, v);
+    }
+    _mm_mask_storeu_epi8(done + jb, ok, _mm_set1_epi8(1));
+  }
+}
 #endif
 
 inline void gemm_exact_block(gemm_exact_kernel kern, const gemm_exact_packed& p, std::size_t i0, std::size_t j0,
@@ -370,11 +456,18 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   const std::size_t nbm = mp / mb, nbn = np / nb;
   const int groups = sa + sb - 1;
   std::vector<__int128> off128(limbs <= 2 ? n : 0);  // the offset words as one integer (mod 2^128)
+  std::vector<std::uint64_t> off_lo(off128.size()), off_hi(off128.size());  // its halves
   for (std::size_t j = 0; j < off128.size(); ++j) {
     unsigned __int128 v = 0;
     for (int q = 0; q < nw && q < 4; ++q) v += static_cast<unsigned __int128>(off[j * nw + q]) << (32 * q);
     off128[j] = static_cast<__int128>(v);
+    off_lo[j] = static_cast<std::uint64_t>(v);
+    off_hi[j] = static_cast<std::uint64_t>(v >> 64);
   }
+#if BITEXACT_GEMM_EXACT_X86
+  // The AVX-512 epilogue goes with the AVX-512 kernels (isa::avx512); the loops keep the scalar one.
+  const bool vector_epilogue = kern != gemm_exact_kernel::loops;
+#endif
   const bool one_k_block = kp <= core::gemm_exact_k_block;
   const bool plain = alpha == T(1) && beta == T(0);
   auto blocks = [&](auto limbs_c) {
@@ -420,6 +513,14 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
           if (one_k_block && plain) {  // the common case: N in 128 bits, alpha = 1, beta = 0
             for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i) {
               if (!fast_a[i]) continue;
+#if BITEXACT_GEMM_EXACT_X86
+              if (vector_epilogue) {
+                gemm_exact_epilogue_row_avx512<T>(G.data() + (i - i0) * 32, groups, std::min(n, j0 + nb) - j0,
+                                                  fast_b.data() + j0, qa[i], qb.data() + j0, off_lo.data() + j0,
+                                                  off_hi.data() + j0, c + i * ldc + j0, done.data() + (i - i0) * 32);
+                continue;
+              }
+#endif
               for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
                 if (!fast_b[j]) continue;
                 const std::size_t e = (i - i0) * 32 + (j - j0);
