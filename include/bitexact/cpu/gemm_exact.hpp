@@ -335,6 +335,99 @@ __attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline vo
     _mm_mask_storeu_epi8(done + jb, ok, _mm_set1_epi8(1));
   }
 }
+
+/// gemm_exact_epilogue_row_avx512 for |N| < 2^191 (three 64-bit limbs; double's usual case):
+/// the same steps as core::gemm_exact_round_normal<T, 3> on the folded words.
+template <class T>
+__attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline void gemm_exact_epilogue_row3_avx512(
+    const std::int32_t* G, int groups, std::size_t cols, const unsigned char* fast_b, int qa, const int* qb,
+    const std::uint64_t* off0, const std::uint64_t* off1, const std::uint64_t* off2, T* c, unsigned char* done) {
+  using O = core::detail::ieee<T>;
+  constexpr int frac_bits = O::precision - 1;
+  const __m512i low32 = _mm512_set1_epi64(0xffffffff);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi64(1);
+  for (std::size_t jb = 0; jb < cols; jb += 8) {
+    const std::size_t len = std::min<std::size_t>(8, cols - jb);
+    __mmask8 lane = static_cast<__mmask8>((1u << len) - 1);
+    const __m128i fb = _mm_maskz_loadu_epi8(lane, fast_b + jb);
+    lane &= _mm_test_epi8_mask(fb, fb);
+    if (!lane) continue;
+    __m512i W[6] = {zero, zero, zero, zero, zero, zero};  // words of weight 2^(32 q), |W_q| < 2^57
+    for (int g = 0; g < groups; ++g) {
+      const __m512i v = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(G + g * 1024 + jb)));
+      W[g >> 2] = _mm512_add_epi64(W[g >> 2], _mm512_slli_epi64(v, static_cast<unsigned>(8 * (g & 3))));
+    }
+    __m512i w[6];  // words 0..4 into [0, 2^32), word 5 signed
+    __m512i carry = zero;
+    for (int q = 0; q < 5; ++q) {
+      const __m512i t = _mm512_add_epi64(W[q], carry);
+      w[q] = _mm512_and_si512(t, low32);
+      carry = _mm512_srai_epi64(t, 32);
+    }
+    w[5] = _mm512_add_epi64(W[5], carry);
+    __m512i l0 = _mm512_or_si512(w[0], _mm512_slli_epi64(w[1], 32));  // N mod 2^192 in three limbs
+    __m512i l1 = _mm512_or_si512(w[2], _mm512_slli_epi64(w[3], 32));
+    __m512i l2 = _mm512_or_si512(w[4], _mm512_slli_epi64(w[5], 32));
+    const __m512i o0 = _mm512_maskz_loadu_epi64(lane, off0 + jb);
+    const __m512i o1 = _mm512_maskz_loadu_epi64(lane, off1 + jb);
+    const __m512i o2 = _mm512_maskz_loadu_epi64(lane, off2 + jb);
+    const __mmask8 b0 = _mm512_cmplt_epu64_mask(l0, o0);
+    const __mmask8 b1 = _mm512_cmplt_epu64_mask(l1, o1) | (_mm512_cmpeq_epi64_mask(l1, o1) & b0);
+    l0 = _mm512_sub_epi64(l0, o0);
+    l1 = _mm512_sub_epi64(l1, o1);
+    l1 = _mm512_mask_sub_epi64(l1, b0, l1, one);
+    l2 = _mm512_sub_epi64(l2, o2);
+    l2 = _mm512_mask_sub_epi64(l2, b1, l2, one);
+    // Sign and magnitude: |N| = ~N + 1.
+    const __mmask8 neg = _mm512_cmplt_epi64_mask(l2, zero);
+    const __mmask8 z0 = _mm512_cmpeq_epi64_mask(l0, zero), z1 = _mm512_cmpeq_epi64_mask(l1, zero);
+    const __m512i ones = _mm512_set1_epi64(-1);
+    const __m512i n0 = _mm512_sub_epi64(zero, l0);
+    const __m512i n1 = _mm512_mask_add_epi64(_mm512_xor_si512(l1, ones), z0, _mm512_xor_si512(l1, ones), one);
+    const __m512i n2 = _mm512_mask_add_epi64(_mm512_xor_si512(l2, ones), z0 & z1, _mm512_xor_si512(l2, ones), one);
+    l0 = _mm512_mask_mov_epi64(l0, neg, n0);
+    l1 = _mm512_mask_mov_epi64(l1, neg, n1);
+    l2 = _mm512_mask_mov_epi64(l2, neg, n2);
+    const __mmask8 nz0 = _mm512_test_epi64_mask(l0, l0), nz1 = _mm512_test_epi64_mask(l1, l1),
+                   nz2 = _mm512_test_epi64_mask(l2, l2);
+    // The top nonzero limb H (index h), the next one M, and whether anything lies below M.
+    const __m512i H = _mm512_mask_mov_epi64(_mm512_mask_mov_epi64(l0, nz1, l1), nz2, l2);
+    const __m512i M = _mm512_mask_mov_epi64(_mm512_maskz_mov_epi64(nz1, l0), nz2, l1);
+    const __mmask8 below = nz2 & nz0;
+    const __m512i h64 = _mm512_mask_mov_epi64(_mm512_maskz_mov_epi64(nz1, _mm512_set1_epi64(64)), nz2,
+                                              _mm512_set1_epi64(128));
+    const __m512i cl = _mm512_lzcnt_epi64(H);
+    const __m512i top = _mm512_or_si512(_mm512_sllv_epi64(H, cl),
+                                        _mm512_srlv_epi64(M, _mm512_sub_epi64(_mm512_set1_epi64(64), cl)));
+    const __m512i rest = _mm512_sllv_epi64(M, cl);
+    const __mmask8 sticky = _mm512_test_epi64_mask(rest, rest) | below;
+    const __m512i topx = _mm512_mask_or_epi64(top, sticky, top, one);
+    const __m512i qbv = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(lane, qb + jb));
+    const __m512i e_msb = _mm512_sub_epi64(_mm512_add_epi64(_mm512_add_epi64(qbv, h64), _mm512_set1_epi64(qa + 63)), cl);
+    const __mmask8 ok = lane & (nz0 | nz1 | nz2) & _mm512_cmpge_epi64_mask(e_msb, _mm512_set1_epi64(O::emin)) &
+                        _mm512_cmple_epi64_mask(e_msb, _mm512_set1_epi64(O::emax - 1));
+    if (!ok) continue;
+    const __m512i e_ok = _mm512_maskz_mov_epi64(ok, e_msb);
+    if constexpr (sizeof(T) == 4) {
+      const __m256 f = _mm512_cvtepu64_ps(topx);
+      const __m256i eb = _mm256_slli_epi32(_mm256_add_epi32(_mm512_cvtepi64_epi32(e_ok), _mm256_set1_epi32(O::bias)),
+                                           frac_bits);
+      __m256 v = _mm256_mul_ps(_mm256_mul_ps(f, _mm256_set1_ps(0x1p-63f)), _mm256_castsi256_ps(eb));
+      v = _mm256_castsi256_ps(_mm256_mask_xor_epi32(_mm256_castps_si256(v), neg, _mm256_castps_si256(v),
+                                                    _mm256_set1_epi32(static_cast<int>(0x80000000u))));
+      _mm256_mask_storeu_ps(reinterpret_cast<float*>(c) + jb, ok, v);
+    } else {
+      const __m512d f = _mm512_cvtepu64_pd(topx);
+      const __m512i eb = _mm512_slli_epi64(_mm512_add_epi64(e_ok, _mm512_set1_epi64(O::bias)), frac_bits);
+      __m512d v = _mm512_mul_pd(_mm512_mul_pd(f, _mm512_set1_pd(0x1p-63)), _mm512_castsi512_pd(eb));
+      v = _mm512_castsi512_pd(_mm512_mask_xor_epi64(_mm512_castpd_si512(v), neg, _mm512_castpd_si512(v),
+                                                    _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ull))));
+      _mm512_mask_storeu_pd(reinterpret_cast<double*>(c) + jb, ok, v);
+    }
+    _mm_mask_storeu_epi8(done + jb, ok, _mm_set1_epi8(1));
+  }
+}
 #endif
 
 inline void gemm_exact_block(gemm_exact_kernel kern, const gemm_exact_packed& p, std::size_t i0, std::size_t j0,
@@ -457,6 +550,18 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   const int groups = sa + sb - 1;
   std::vector<__int128> off128(limbs <= 2 ? n : 0);  // the offset words as one integer (mod 2^128)
   std::vector<std::uint64_t> off_lo(off128.size()), off_hi(off128.size());  // its halves
+  std::vector<std::uint64_t> off3(limbs == 3 ? 3 * n : 0);  // limbs == 3: the offset mod 2^192, limb r at r n + j
+  for (std::size_t j = 0; j < n && limbs == 3; ++j) {
+    unsigned __int128 acc = 0;  // the words are normalized (0 .. 2^32) but the top one, which is signed
+    for (int r = 0; r < 3; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        const int q = 2 * r + h;
+        if (q < nw) acc += static_cast<unsigned __int128>(static_cast<__int128>(off[j * nw + q])) << (32 * h);
+      }
+      off3[static_cast<std::size_t>(r) * n + j] = static_cast<std::uint64_t>(acc);
+      acc = static_cast<unsigned __int128>(static_cast<__int128>(acc) >> 64);
+    }
+  }
   for (std::size_t j = 0; j < off128.size(); ++j) {
     unsigned __int128 v = 0;
     for (int q = 0; q < nw && q < 4; ++q) v += static_cast<unsigned __int128>(off[j * nw + q]) << (32 * q);
@@ -538,6 +643,17 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
             }
           }
         }
+#if BITEXACT_GEMM_EXACT_X86
+        if constexpr (NL == 3) {
+          if (one_k_block && plain && vector_epilogue)
+            for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i)
+              if (fast_a[i])
+                gemm_exact_epilogue_row3_avx512<T>(G.data() + (i - i0) * 32, groups, std::min(n, j0 + nb) - j0,
+                                                   fast_b.data() + j0, qa[i], qb.data() + j0, off3.data() + j0,
+                                                   off3.data() + n + j0, off3.data() + 2 * n + j0, c + i * ldc + j0,
+                                                   done.data() + (i - i0) * 32);
+        }
+#endif
         for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i)
           for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
             if (done[(i - i0) * 32 + (j - j0)]) {
