@@ -428,6 +428,103 @@ __attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline vo
     _mm_mask_storeu_epi8(done + jb, ok, _mm_set1_epi8(1));
   }
 }
+
+/// B's digits for one group of 16 columns [j0, j0 + 16) (j0 a multiple of 16; columns from j1
+/// on, and those not on the integer path, get zero digits and add nothing), sb <= 8: the same
+/// integers as the scalar loop (Y = b / 2^qb exactly, gemm_exact_fixed64; digit t is byte t of
+/// Y + 0x8080.. xor 0x80), 4 k x 16 columns per step, each digit plane written as one 64-byte
+/// piece of its tile. sums[c] gets the exact sum of column j0 + c's Y.
+template <class T, class GetB>
+__attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline void gemm_exact_b_digits_avx512(
+    GetB getb, std::size_t K, std::size_t j0, std::size_t j1, const unsigned char* fast_b, const int* qb, int sb,
+    std::int8_t* bd, std::size_t plane, std::size_t kp, core::gemm_exact_sum* sums) {
+  using I = core::detail::ieee<T>;
+  using Bits = typename I::bits_type;
+  constexpr int frac_bits = I::precision - 1;
+  constexpr int total = static_cast<int>(sizeof(T) * 8);
+  const __m512i emask = _mm512_set1_epi64((std::int64_t(1) << (total - 1 - frac_bits)) - 1);
+  const __m512i fmask = _mm512_set1_epi64((std::int64_t(1) << frac_bits) - 1);
+  const __m512i implicit = _mm512_set1_epi64(std::int64_t(1) << frac_bits);
+  const __m512i zero = _mm512_setzero_si512();
+  std::uint64_t biasv = 0;
+  for (int t = 0; t < sb; ++t) biasv = (biasv << 8) | 0x80;
+  const __m512i bias = _mm512_set1_epi64(static_cast<std::int64_t>(biasv));
+  __mmask8 live[2] = {0, 0};
+  __m512i qv[2];
+  for (int h = 0; h < 2; ++h) {
+    for (int l = 0; l < 8; ++l) {
+      const std::size_t j = j0 + 8 * h + l;
+      if (j < j1 && fast_b[j]) live[h] |= static_cast<__mmask8>(1u << l);
+    }
+    qv[h] = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(live[h], qb + j0 + 8 * h));
+  }
+  __m512i lo[2] = {zero, zero}, hi[2] = {zero, zero};  // sum = lo + hi 2^64 (lo unsigned)
+  const std::size_t jn = std::min<std::size_t>(16, j1 - j0);
+  for (std::size_t k0 = 0; k0 < K; k0 += 4) {
+    __m128i bytes[8][4];  // [digit][k - k0]: 16 columns' bytes
+    for (int kk = 0; kk < 4; ++kk) {
+      const std::size_t k = k0 + kk;
+      alignas(64) Bits raw[16] = {};
+      if (k < K)
+        for (std::size_t c = 0; c < jn; ++c) {
+          const T x = getb(k, j0 + c);
+          std::memcpy(&raw[c], &x, sizeof x);
+        }
+      __m512i v[2];
+      for (int h = 0; h < 2; ++h) {
+        __m512i bits;
+        if constexpr (sizeof(T) == 4)
+          bits = _mm512_cvtepu32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(raw + 8 * h)));
+        else
+          bits = _mm512_load_si512(raw + 8 * h);
+        const __m512i e = _mm512_and_si512(_mm512_srli_epi64(bits, frac_bits), emask);
+        const __mmask8 normal = _mm512_test_epi64_mask(e, e);
+        const __m512i mant = _mm512_mask_or_epi64(_mm512_and_si512(bits, fmask), normal,
+                                                  _mm512_and_si512(bits, fmask), implicit);
+        const __m512i eff = _mm512_mask_mov_epi64(_mm512_set1_epi64(1), normal, e);
+        const __m512i sh = _mm512_sub_epi64(_mm512_sub_epi64(eff, _mm512_set1_epi64(I::bias + frac_bits)), qv[h]);
+        const __mmask8 left = _mm512_cmpge_epi64_mask(sh, zero);
+        // Counts of 64 and more give 0 (vpsllvq / vpsrlvq), as gemm_exact_fixed64 requires.
+        const __m512i mag = _mm512_mask_mov_epi64(_mm512_srlv_epi64(mant, _mm512_sub_epi64(zero, sh)), left,
+                                                  _mm512_sllv_epi64(mant, sh));
+        const __mmask8 neg = _mm512_test_epi64_mask(bits, _mm512_set1_epi64(static_cast<std::int64_t>(std::uint64_t(1) << (total - 1))));
+        __m512i y = _mm512_mask_sub_epi64(mag, neg, zero, mag);
+        y = _mm512_maskz_mov_epi64(live[h], y);
+        const __m512i nl = _mm512_add_epi64(lo[h], y);
+        hi[h] = _mm512_mask_add_epi64(hi[h], _mm512_cmplt_epu64_mask(nl, lo[h]), hi[h], _mm512_set1_epi64(1));
+        hi[h] = _mm512_mask_sub_epi64(hi[h], _mm512_cmplt_epi64_mask(y, zero), hi[h], _mm512_set1_epi64(1));
+        lo[h] = nl;
+        v[h] = _mm512_add_epi64(y, bias);
+      }
+      const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+      for (int t = 0; t < sb; ++t) {
+        const __m128i b0 = _mm512_cvtepi64_epi8(_mm512_srli_epi64(v[0], static_cast<unsigned>(8 * t)));
+        const __m128i b1 = _mm512_cvtepi64_epi8(_mm512_srli_epi64(v[1], static_cast<unsigned>(8 * t)));
+        bytes[t][kk] = _mm_xor_si128(_mm_unpacklo_epi64(b0, b1), flip);
+      }
+    }
+    std::int8_t* dst = bd + gemm_exact_packed::b_at(k0, j0, kp);
+    for (int t = 0; t < sb; ++t) {
+      const __m128i p01l = _mm_unpacklo_epi8(bytes[t][0], bytes[t][1]), p01h = _mm_unpackhi_epi8(bytes[t][0], bytes[t][1]);
+      const __m128i p23l = _mm_unpacklo_epi8(bytes[t][2], bytes[t][3]), p23h = _mm_unpackhi_epi8(bytes[t][2], bytes[t][3]);
+      std::int8_t* d = dst + static_cast<std::size_t>(t) * plane;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm_unpacklo_epi16(p01l, p23l));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16), _mm_unpackhi_epi16(p01l, p23l));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 32), _mm_unpacklo_epi16(p01h, p23h));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 48), _mm_unpackhi_epi16(p01h, p23h));
+    }
+  }
+  alignas(64) std::uint64_t l[16];
+  alignas(64) std::int64_t hh[16];
+  _mm512_store_si512(l, lo[0]);
+  _mm512_store_si512(l + 8, lo[1]);
+  _mm512_store_si512(hh, hi[0]);
+  _mm512_store_si512(hh + 8, hi[1]);
+  for (std::size_t c = 0; c < jn; ++c) {
+    sums[c].lo = l[c];
+    sums[c].hi = hh[c];
+  }
+}
 #endif
 
 inline void gemm_exact_block(gemm_exact_kernel kern, const gemm_exact_packed& p, std::size_t i0, std::size_t j0,
@@ -519,6 +616,11 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
     core::gemm_exact_sum sums[16];
     for (std::size_t j = j0; j < j1; ++j)
       if (fast_b[j]) qb[j] = cb[j].zero() ? 0 : cb[j].lsb;
+#if BITEXACT_GEMM_EXACT_X86
+    if (sb <= 8 && kern != gemm_exact_kernel::loops && j0 % 16 == 0) {
+      gemm_exact_b_digits_avx512<T>(getb, K, j0, j1, fast_b.data(), qb.data(), sb, bd.data(), kp * np, kp, sums);
+    } else
+#endif
     if (sb <= 8) {  // Y + bias in 64 bits; digits are its bytes xor 0x80
       std::uint64_t bias = 0;
       for (int t = 0; t < sb; ++t) bias = (bias << 8) | 0x80;
