@@ -582,8 +582,18 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   const std::size_t mb = gemm_exact_mb, nb = gemm_exact_nb;
   const std::size_t kp = (K + 63) / 64 * 64, mp = (m + mb - 1) / mb * mb, np = (n + nb - 1) / nb * nb;
   // 2. Digits (threads over rows of A, column groups of B) and each column's sum of Y.
-  std::vector<std::uint8_t> ad(static_cast<std::size_t>(sa) * mp * kp, 0);
-  std::vector<std::int8_t> bd(static_cast<std::size_t>(sb) * kp * np, 0);
+  // The digit buffers: this thread's, kept between calls up to 32 MiB each (fresh pages cost a
+  // fault each; calls above the cap allocate and free their own, so no thread keeps more).
+  constexpr std::size_t keep = std::size_t(32) << 20;
+  static thread_local std::vector<std::uint8_t> ad_kept;
+  static thread_local std::vector<std::int8_t> bd_kept;
+  std::vector<std::uint8_t> ad_own;
+  std::vector<std::int8_t> bd_own;
+  const std::size_t ad_size = static_cast<std::size_t>(sa) * mp * kp, bd_size = static_cast<std::size_t>(sb) * kp * np;
+  std::vector<std::uint8_t>& ad = ad_size <= keep ? ad_kept : ad_own;
+  std::vector<std::int8_t>& bd = bd_size <= keep ? bd_kept : bd_own;
+  ad.assign(ad_size, 0);
+  bd.assign(bd_size, 0);
   std::vector<int> qa(m, 0), qb(n, 0);
   const int nw = (8 * (sa + sb) + 40) / 32 + 2;
   const int limbs = core::gemm_exact_limbs(sa, sb, K);
