@@ -447,6 +447,25 @@ TYPED_TEST(GemmExact, NegativeSumsNearTheTopOfTheRange) {
       }
 }
 
+// Double sums that need three 64-bit limbs (A's row spans 63 bits: 8 digits; B's columns up to
+// 76 bits: 10 digits), built so that the AVX-512 three-limb epilogue meets its rare carries: a
+// borrow that crosses a whole limb while subtracting the offset (column 0: N = -2^62), the +1
+// of a negation carried past a zero low limb (column 1: N = -2^65), and a halfway case whose
+// sticky bit lies in the lowest limb only (columns 2, 3: N = +-(2^128 + 2^75 + 1)).
+TEST(GemmExactDouble, ThreeLimbCarriesAndSticky) {
+  const std::size_t m = 2, n = 4, k = 3;
+  Mat<double> A(m, k, transpose::no, 0), B(k, n, transpose::no, 0);
+  fill(A, [&](std::size_t i, std::size_t q) { return q < 2 ? 1.0 : (i ? -0x1p62 : 0x1p62); });
+  const double cols[4][3] = {{0x1p70, -0x1p70, -1.0}, {1.0, -1.0, -8.0}, {1.0, 0x1p75, 0x1p66},
+                             {-1.0, -0x1p75, -0x1p66}};
+  fill(B, [&](std::size_t q, std::size_t j) { return cols[j][q]; });
+  std::vector<double> c0(m * n, 0.0);
+  for (auto kern : kernels()) {
+    auto got = run_exact<double>(A, B, 1.0, 0.0, c0, 1, kern);
+    expect_oracle<double>(A, B, 1.0, 0.0, c0, got, gemm_exact_kernel_name(kern));
+  }
+}
+
 TEST(GemmExactBf16, EqualsFloatOnWidenedInputs) {
   const std::size_t m = 20, n = 35, k = 77;
   Rng r{3};

@@ -249,6 +249,282 @@ __attribute__((target("amx-tile,amx-int8"))) inline void gemm_exact_block_amx(co
   }
   _tile_release();
 }
+
+/// The common epilogue (alpha = 1, beta = 0, one K block, |N| < 2^127) for one row of a block,
+/// 8 columns per step in int64 lanes: the same steps as core::gemm_exact_round_normal128 after
+/// the scalar Horner fold (N = sum_g G_g 2^(8 g) - offset_j, exact in 128-bit two's complement,
+/// its top 64 bits with a sticky bit, one integer-to-float conversion in the current rounding mode,
+/// two exact power-of-two products). Lanes it cannot finish (N == 0, a result that is subnormal or
+/// may round to Inf, columns that are not on the integer path) are left for the caller's general
+/// loop and not marked in `done`.
+template <class T>
+__attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline void gemm_exact_epilogue_row_avx512(
+    const std::int32_t* G, int groups, std::size_t cols, const unsigned char* fast_b, int qa, const int* qb,
+    const std::uint64_t* off_lo, const std::uint64_t* off_hi, T* c, unsigned char* done) {
+  using O = core::detail::ieee<T>;
+  constexpr int frac_bits = O::precision - 1;
+  const __m512i low32 = _mm512_set1_epi64(0xffffffff);
+  const __m512i zero = _mm512_setzero_si512();
+  for (std::size_t jb = 0; jb < cols; jb += 8) {
+    const std::size_t len = std::min<std::size_t>(8, cols - jb);
+    __mmask8 lane = static_cast<__mmask8>((1u << len) - 1);
+    const __m128i fb = _mm_maskz_loadu_epi8(lane, fast_b + jb);
+    lane &= _mm_test_epi8_mask(fb, fb);
+    if (!lane) continue;
+    __m512i W[4] = {zero, zero, zero, zero};  // words of weight 2^(32 q), |W_q| < 2^57
+    for (int g = 0; g < groups; ++g) {
+      const __m512i v = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(G + g * 1024 + jb)));
+      W[g >> 2] = _mm512_add_epi64(W[g >> 2], _mm512_slli_epi64(v, static_cast<unsigned>(8 * (g & 3))));
+    }
+    // Carries: words 0..2 into [0, 2^32), word 3 signed; then N mod 2^128 as lo + hi 2^64.
+    const __m512i w0 = _mm512_and_si512(W[0], low32);
+    const __m512i t1 = _mm512_add_epi64(W[1], _mm512_srai_epi64(W[0], 32));
+    const __m512i w1 = _mm512_and_si512(t1, low32);
+    const __m512i t2 = _mm512_add_epi64(W[2], _mm512_srai_epi64(t1, 32));
+    const __m512i w2 = _mm512_and_si512(t2, low32);
+    const __m512i t3 = _mm512_add_epi64(W[3], _mm512_srai_epi64(t2, 32));
+    __m512i lo = _mm512_or_si512(w0, _mm512_slli_epi64(w1, 32));
+    __m512i hi = _mm512_or_si512(w2, _mm512_slli_epi64(t3, 32));
+    const __m512i olo = _mm512_maskz_loadu_epi64(lane, off_lo + jb);
+    const __m512i ohi = _mm512_maskz_loadu_epi64(lane, off_hi + jb);
+    const __mmask8 borrow = _mm512_cmplt_epu64_mask(lo, olo);
+    lo = _mm512_sub_epi64(lo, olo);
+    hi = _mm512_mask_sub_epi64(_mm512_sub_epi64(hi, ohi), borrow, _mm512_sub_epi64(hi, ohi), _mm512_set1_epi64(1));
+    // Sign and magnitude.
+    const __mmask8 neg = _mm512_cmplt_epi64_mask(hi, zero);
+    const __mmask8 lo_nz = _mm512_test_epi64_mask(lo, lo);
+    const __m512i nhi = _mm512_mask_sub_epi64(_mm512_sub_epi64(zero, hi), lo_nz, _mm512_sub_epi64(zero, hi),
+                                              _mm512_set1_epi64(1));
+    lo = _mm512_mask_sub_epi64(lo, neg, zero, lo);
+    hi = _mm512_mask_mov_epi64(hi, neg, nhi);
+    const __mmask8 nonzero = lo_nz | _mm512_test_epi64_mask(hi, hi);
+    // Top 64 bits, sticky bit for the rest.
+    const __mmask8 hi_nz = _mm512_test_epi64_mask(hi, hi);
+    const __m512i c64 = _mm512_set1_epi64(64);
+    const __m512i cl = _mm512_mask_mov_epi64(_mm512_add_epi64(c64, _mm512_lzcnt_epi64(lo)), hi_nz,
+                                             _mm512_lzcnt_epi64(hi));
+    const __m512i top_hi = _mm512_or_si512(_mm512_sllv_epi64(hi, cl), _mm512_srlv_epi64(lo, _mm512_sub_epi64(c64, cl)));
+    const __m512i top_lo = _mm512_sllv_epi64(lo, _mm512_sub_epi64(cl, c64));  // cl >= 64: lo moves up
+    const __m512i top = _mm512_mask_mov_epi64(top_lo, hi_nz, top_hi);
+    const __m512i rest = _mm512_maskz_sllv_epi64(hi_nz, lo, cl);  // bits below top (cl >= 64: none)
+    const __m512i topx = _mm512_mask_or_epi64(top, _mm512_test_epi64_mask(rest, rest), top, _mm512_set1_epi64(1));
+    const __m512i qbv = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(lane, qb + jb));
+    const __m512i e_msb = _mm512_sub_epi64(_mm512_add_epi64(qbv, _mm512_set1_epi64(qa + 127)), cl);
+    const __mmask8 ok = lane & nonzero & _mm512_cmpge_epi64_mask(e_msb, _mm512_set1_epi64(O::emin)) &
+                        _mm512_cmple_epi64_mask(e_msb, _mm512_set1_epi64(O::emax - 1));
+    if (!ok) continue;
+    const __m512i e_ok = _mm512_maskz_mov_epi64(ok, e_msb);  // other lanes: scale 1, no exception
+    if constexpr (sizeof(T) == 4) {
+      const __m256 f = _mm512_cvtepu64_ps(topx);  // current rounding mode, as static_cast
+      const __m256 two_m63 = _mm256_set1_ps(0x1p-63f);
+      const __m256i eb = _mm256_slli_epi32(_mm256_add_epi32(_mm512_cvtepi64_epi32(e_ok), _mm256_set1_epi32(O::bias)),
+                                           frac_bits);
+      __m256 v = _mm256_mul_ps(_mm256_mul_ps(f, two_m63), _mm256_castsi256_ps(eb));
+      v = _mm256_castsi256_ps(_mm256_mask_xor_epi32(_mm256_castps_si256(v), neg, _mm256_castps_si256(v),
+                                                    _mm256_set1_epi32(static_cast<int>(0x80000000u))));
+      _mm256_mask_storeu_ps(reinterpret_cast<float*>(c) + jb, ok, v);
+    } else {
+      const __m512d f = _mm512_cvtepu64_pd(topx);
+      const __m512d two_m63 = _mm512_set1_pd(0x1p-63);
+      const __m512i eb = _mm512_slli_epi64(_mm512_add_epi64(e_ok, _mm512_set1_epi64(O::bias)), frac_bits);
+      __m512d v = _mm512_mul_pd(_mm512_mul_pd(f, two_m63), _mm512_castsi512_pd(eb));
+      v = _mm512_castsi512_pd(_mm512_mask_xor_epi64(_mm512_castpd_si512(v), neg, _mm512_castpd_si512(v),
+                                                    _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ull))));
+      _mm512_mask_storeu_pd(reinterpret_cast<double*>(c) + jb, ok, v);
+    }
+    _mm_mask_storeu_epi8(done + jb, ok, _mm_set1_epi8(1));
+  }
+}
+
+/// gemm_exact_epilogue_row_avx512 for |N| < 2^191 (three 64-bit limbs; double's usual case):
+/// the same steps as core::gemm_exact_round_normal<T, 3> on the folded words.
+template <class T>
+__attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline void gemm_exact_epilogue_row3_avx512(
+    const std::int32_t* G, int groups, std::size_t cols, const unsigned char* fast_b, int qa, const int* qb,
+    const std::uint64_t* off0, const std::uint64_t* off1, const std::uint64_t* off2, T* c, unsigned char* done) {
+  using O = core::detail::ieee<T>;
+  constexpr int frac_bits = O::precision - 1;
+  const __m512i low32 = _mm512_set1_epi64(0xffffffff);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi64(1);
+  for (std::size_t jb = 0; jb < cols; jb += 8) {
+    const std::size_t len = std::min<std::size_t>(8, cols - jb);
+    __mmask8 lane = static_cast<__mmask8>((1u << len) - 1);
+    const __m128i fb = _mm_maskz_loadu_epi8(lane, fast_b + jb);
+    lane &= _mm_test_epi8_mask(fb, fb);
+    if (!lane) continue;
+    __m512i W[6] = {zero, zero, zero, zero, zero, zero};  // words of weight 2^(32 q), |W_q| < 2^57
+    for (int g = 0; g < groups; ++g) {
+      const __m512i v = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(G + g * 1024 + jb)));
+      W[g >> 2] = _mm512_add_epi64(W[g >> 2], _mm512_slli_epi64(v, static_cast<unsigned>(8 * (g & 3))));
+    }
+    __m512i w[6];  // words 0..4 into [0, 2^32), word 5 signed
+    __m512i carry = zero;
+    for (int q = 0; q < 5; ++q) {
+      const __m512i t = _mm512_add_epi64(W[q], carry);
+      w[q] = _mm512_and_si512(t, low32);
+      carry = _mm512_srai_epi64(t, 32);
+    }
+    w[5] = _mm512_add_epi64(W[5], carry);
+    __m512i l0 = _mm512_or_si512(w[0], _mm512_slli_epi64(w[1], 32));  // N mod 2^192 in three limbs
+    __m512i l1 = _mm512_or_si512(w[2], _mm512_slli_epi64(w[3], 32));
+    __m512i l2 = _mm512_or_si512(w[4], _mm512_slli_epi64(w[5], 32));
+    const __m512i o0 = _mm512_maskz_loadu_epi64(lane, off0 + jb);
+    const __m512i o1 = _mm512_maskz_loadu_epi64(lane, off1 + jb);
+    const __m512i o2 = _mm512_maskz_loadu_epi64(lane, off2 + jb);
+    const __mmask8 b0 = _mm512_cmplt_epu64_mask(l0, o0);
+    const __mmask8 b1 = _mm512_cmplt_epu64_mask(l1, o1) | (_mm512_cmpeq_epi64_mask(l1, o1) & b0);
+    l0 = _mm512_sub_epi64(l0, o0);
+    l1 = _mm512_sub_epi64(l1, o1);
+    l1 = _mm512_mask_sub_epi64(l1, b0, l1, one);
+    l2 = _mm512_sub_epi64(l2, o2);
+    l2 = _mm512_mask_sub_epi64(l2, b1, l2, one);
+    // Sign and magnitude: |N| = ~N + 1.
+    const __mmask8 neg = _mm512_cmplt_epi64_mask(l2, zero);
+    const __mmask8 z0 = _mm512_cmpeq_epi64_mask(l0, zero), z1 = _mm512_cmpeq_epi64_mask(l1, zero);
+    const __m512i ones = _mm512_set1_epi64(-1);
+    const __m512i n0 = _mm512_sub_epi64(zero, l0);
+    const __m512i n1 = _mm512_mask_add_epi64(_mm512_xor_si512(l1, ones), z0, _mm512_xor_si512(l1, ones), one);
+    const __m512i n2 = _mm512_mask_add_epi64(_mm512_xor_si512(l2, ones), z0 & z1, _mm512_xor_si512(l2, ones), one);
+    l0 = _mm512_mask_mov_epi64(l0, neg, n0);
+    l1 = _mm512_mask_mov_epi64(l1, neg, n1);
+    l2 = _mm512_mask_mov_epi64(l2, neg, n2);
+    const __mmask8 nz0 = _mm512_test_epi64_mask(l0, l0), nz1 = _mm512_test_epi64_mask(l1, l1),
+                   nz2 = _mm512_test_epi64_mask(l2, l2);
+    // The top nonzero limb H (index h), the next one M, and whether anything lies below M.
+    const __m512i H = _mm512_mask_mov_epi64(_mm512_mask_mov_epi64(l0, nz1, l1), nz2, l2);
+    const __m512i M = _mm512_mask_mov_epi64(_mm512_maskz_mov_epi64(nz1, l0), nz2, l1);
+    const __mmask8 below = nz2 & nz0;
+    const __m512i h64 = _mm512_mask_mov_epi64(_mm512_maskz_mov_epi64(nz1, _mm512_set1_epi64(64)), nz2,
+                                              _mm512_set1_epi64(128));
+    const __m512i cl = _mm512_lzcnt_epi64(H);
+    const __m512i top = _mm512_or_si512(_mm512_sllv_epi64(H, cl),
+                                        _mm512_srlv_epi64(M, _mm512_sub_epi64(_mm512_set1_epi64(64), cl)));
+    const __m512i rest = _mm512_sllv_epi64(M, cl);
+    const __mmask8 sticky = _mm512_test_epi64_mask(rest, rest) | below;
+    const __m512i topx = _mm512_mask_or_epi64(top, sticky, top, one);
+    const __m512i qbv = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(lane, qb + jb));
+    const __m512i e_msb = _mm512_sub_epi64(_mm512_add_epi64(_mm512_add_epi64(qbv, h64), _mm512_set1_epi64(qa + 63)), cl);
+    const __mmask8 ok = lane & (nz0 | nz1 | nz2) & _mm512_cmpge_epi64_mask(e_msb, _mm512_set1_epi64(O::emin)) &
+                        _mm512_cmple_epi64_mask(e_msb, _mm512_set1_epi64(O::emax - 1));
+    if (!ok) continue;
+    const __m512i e_ok = _mm512_maskz_mov_epi64(ok, e_msb);
+    if constexpr (sizeof(T) == 4) {
+      const __m256 f = _mm512_cvtepu64_ps(topx);
+      const __m256i eb = _mm256_slli_epi32(_mm256_add_epi32(_mm512_cvtepi64_epi32(e_ok), _mm256_set1_epi32(O::bias)),
+                                           frac_bits);
+      __m256 v = _mm256_mul_ps(_mm256_mul_ps(f, _mm256_set1_ps(0x1p-63f)), _mm256_castsi256_ps(eb));
+      v = _mm256_castsi256_ps(_mm256_mask_xor_epi32(_mm256_castps_si256(v), neg, _mm256_castps_si256(v),
+                                                    _mm256_set1_epi32(static_cast<int>(0x80000000u))));
+      _mm256_mask_storeu_ps(reinterpret_cast<float*>(c) + jb, ok, v);
+    } else {
+      const __m512d f = _mm512_cvtepu64_pd(topx);
+      const __m512i eb = _mm512_slli_epi64(_mm512_add_epi64(e_ok, _mm512_set1_epi64(O::bias)), frac_bits);
+      __m512d v = _mm512_mul_pd(_mm512_mul_pd(f, _mm512_set1_pd(0x1p-63)), _mm512_castsi512_pd(eb));
+      v = _mm512_castsi512_pd(_mm512_mask_xor_epi64(_mm512_castpd_si512(v), neg, _mm512_castpd_si512(v),
+                                                    _mm512_set1_epi64(static_cast<long long>(0x8000000000000000ull))));
+      _mm512_mask_storeu_pd(reinterpret_cast<double*>(c) + jb, ok, v);
+    }
+    _mm_mask_storeu_epi8(done + jb, ok, _mm_set1_epi8(1));
+  }
+}
+
+/// B's digits for one group of 16 columns [j0, j0 + 16) (j0 a multiple of 16; columns from j1
+/// on, and those not on the integer path, get zero digits and add nothing), sb <= 8: the same
+/// integers as the scalar loop (Y = b / 2^qb exactly, gemm_exact_fixed64; digit t is byte t of
+/// Y + 0x8080.. xor 0x80), 4 k x 16 columns per step, each digit plane written as one 64-byte
+/// piece of its tile. sums[c] gets the exact sum of column j0 + c's Y.
+template <class T, class GetB>
+__attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline void gemm_exact_b_digits_avx512(
+    GetB getb, std::size_t K, std::size_t j0, std::size_t j1, const unsigned char* fast_b, const int* qb, int sb,
+    std::int8_t* bd, std::size_t plane, std::size_t kp, core::gemm_exact_sum* sums) {
+  using I = core::detail::ieee<T>;
+  using Bits = typename I::bits_type;
+  constexpr int frac_bits = I::precision - 1;
+  constexpr int total = static_cast<int>(sizeof(T) * 8);
+  const __m512i emask = _mm512_set1_epi64((std::int64_t(1) << (total - 1 - frac_bits)) - 1);
+  const __m512i fmask = _mm512_set1_epi64((std::int64_t(1) << frac_bits) - 1);
+  const __m512i implicit = _mm512_set1_epi64(std::int64_t(1) << frac_bits);
+  const __m512i zero = _mm512_setzero_si512();
+  std::uint64_t biasv = 0;
+  for (int t = 0; t < sb; ++t) biasv = (biasv << 8) | 0x80;
+  const __m512i bias = _mm512_set1_epi64(static_cast<std::int64_t>(biasv));
+  __mmask8 live[2] = {0, 0};
+  __m512i qv[2];
+  for (int h = 0; h < 2; ++h) {
+    for (int l = 0; l < 8; ++l) {
+      const std::size_t j = j0 + 8 * h + l;
+      if (j < j1 && fast_b[j]) live[h] |= static_cast<__mmask8>(1u << l);
+    }
+    qv[h] = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(live[h], qb + j0 + 8 * h));
+  }
+  __m512i lo[2] = {zero, zero}, hi[2] = {zero, zero};  // sum = lo + hi 2^64 (lo unsigned)
+  const std::size_t jn = std::min<std::size_t>(16, j1 - j0);
+  for (std::size_t k0 = 0; k0 < K; k0 += 4) {
+    __m128i bytes[8][4];  // [digit][k - k0]: 16 columns' bytes
+    for (int kk = 0; kk < 4; ++kk) {
+      const std::size_t k = k0 + kk;
+      alignas(64) Bits raw[16] = {};
+      if (k < K)
+        for (std::size_t c = 0; c < jn; ++c) {
+          const T x = getb(k, j0 + c);
+          std::memcpy(&raw[c], &x, sizeof x);
+        }
+      __m512i v[2];
+      for (int h = 0; h < 2; ++h) {
+        __m512i bits;
+        if constexpr (sizeof(T) == 4)
+          bits = _mm512_cvtepu32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(raw + 8 * h)));
+        else
+          bits = _mm512_load_si512(raw + 8 * h);
+        const __m512i e = _mm512_and_si512(_mm512_srli_epi64(bits, frac_bits), emask);
+        const __mmask8 normal = _mm512_test_epi64_mask(e, e);
+        const __m512i mant = _mm512_mask_or_epi64(_mm512_and_si512(bits, fmask), normal,
+                                                  _mm512_and_si512(bits, fmask), implicit);
+        const __m512i eff = _mm512_mask_mov_epi64(_mm512_set1_epi64(1), normal, e);
+        const __m512i sh = _mm512_sub_epi64(_mm512_sub_epi64(eff, _mm512_set1_epi64(I::bias + frac_bits)), qv[h]);
+        const __mmask8 left = _mm512_cmpge_epi64_mask(sh, zero);
+        // Counts of 64 and more give 0 (vpsllvq / vpsrlvq), as gemm_exact_fixed64 requires.
+        const __m512i mag = _mm512_mask_mov_epi64(_mm512_srlv_epi64(mant, _mm512_sub_epi64(zero, sh)), left,
+                                                  _mm512_sllv_epi64(mant, sh));
+        const __mmask8 neg = _mm512_test_epi64_mask(bits, _mm512_set1_epi64(static_cast<std::int64_t>(std::uint64_t(1) << (total - 1))));
+        __m512i y = _mm512_mask_sub_epi64(mag, neg, zero, mag);
+        y = _mm512_maskz_mov_epi64(live[h], y);
+        const __m512i nl = _mm512_add_epi64(lo[h], y);
+        hi[h] = _mm512_mask_add_epi64(hi[h], _mm512_cmplt_epu64_mask(nl, lo[h]), hi[h], _mm512_set1_epi64(1));
+        hi[h] = _mm512_mask_sub_epi64(hi[h], _mm512_cmplt_epi64_mask(y, zero), hi[h], _mm512_set1_epi64(1));
+        lo[h] = nl;
+        v[h] = _mm512_add_epi64(y, bias);
+      }
+      const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+      for (int t = 0; t < sb; ++t) {
+        const __m128i b0 = _mm512_cvtepi64_epi8(_mm512_srli_epi64(v[0], static_cast<unsigned>(8 * t)));
+        const __m128i b1 = _mm512_cvtepi64_epi8(_mm512_srli_epi64(v[1], static_cast<unsigned>(8 * t)));
+        bytes[t][kk] = _mm_xor_si128(_mm_unpacklo_epi64(b0, b1), flip);
+      }
+    }
+    std::int8_t* dst = bd + gemm_exact_packed::b_at(k0, j0, kp);
+    for (int t = 0; t < sb; ++t) {
+      const __m128i p01l = _mm_unpacklo_epi8(bytes[t][0], bytes[t][1]), p01h = _mm_unpackhi_epi8(bytes[t][0], bytes[t][1]);
+      const __m128i p23l = _mm_unpacklo_epi8(bytes[t][2], bytes[t][3]), p23h = _mm_unpackhi_epi8(bytes[t][2], bytes[t][3]);
+      std::int8_t* d = dst + static_cast<std::size_t>(t) * plane;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm_unpacklo_epi16(p01l, p23l));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16), _mm_unpackhi_epi16(p01l, p23l));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 32), _mm_unpacklo_epi16(p01h, p23h));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 48), _mm_unpackhi_epi16(p01h, p23h));
+    }
+  }
+  alignas(64) std::uint64_t l[16];
+  alignas(64) std::int64_t hh[16];
+  _mm512_store_si512(l, lo[0]);
+  _mm512_store_si512(l + 8, lo[1]);
+  _mm512_store_si512(hh, hi[0]);
+  _mm512_store_si512(hh + 8, hi[1]);
+  for (std::size_t c = 0; c < jn; ++c) {
+    sums[c].lo = l[c];
+    sums[c].hi = hh[c];
+  }
+}
 #endif
 
 inline void gemm_exact_block(gemm_exact_kernel kern, const gemm_exact_packed& p, std::size_t i0, std::size_t j0,
@@ -306,8 +582,18 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   const std::size_t mb = gemm_exact_mb, nb = gemm_exact_nb;
   const std::size_t kp = (K + 63) / 64 * 64, mp = (m + mb - 1) / mb * mb, np = (n + nb - 1) / nb * nb;
   // 2. Digits (threads over rows of A, column groups of B) and each column's sum of Y.
-  std::vector<std::uint8_t> ad(static_cast<std::size_t>(sa) * mp * kp, 0);
-  std::vector<std::int8_t> bd(static_cast<std::size_t>(sb) * kp * np, 0);
+  // The digit buffers: this thread's, kept between calls up to 32 MiB each (fresh pages cost a
+  // fault each; calls above the cap allocate and free their own, so no thread keeps more).
+  constexpr std::size_t keep = std::size_t(32) << 20;
+  static thread_local std::vector<std::uint8_t> ad_kept;
+  static thread_local std::vector<std::int8_t> bd_kept;
+  std::vector<std::uint8_t> ad_own;
+  std::vector<std::int8_t> bd_own;
+  const std::size_t ad_size = static_cast<std::size_t>(sa) * mp * kp, bd_size = static_cast<std::size_t>(sb) * kp * np;
+  std::vector<std::uint8_t>& ad = ad_size <= keep ? ad_kept : ad_own;
+  std::vector<std::int8_t>& bd = bd_size <= keep ? bd_kept : bd_own;
+  ad.assign(ad_size, 0);
+  bd.assign(bd_size, 0);
   std::vector<int> qa(m, 0), qb(n, 0);
   const int nw = (8 * (sa + sb) + 40) / 32 + 2;
   const int limbs = core::gemm_exact_limbs(sa, sb, K);
@@ -340,6 +626,11 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
     core::gemm_exact_sum sums[16];
     for (std::size_t j = j0; j < j1; ++j)
       if (fast_b[j]) qb[j] = cb[j].zero() ? 0 : cb[j].lsb;
+#if BITEXACT_GEMM_EXACT_X86
+    if (sb <= 8 && kern != gemm_exact_kernel::loops && j0 % 16 == 0) {
+      gemm_exact_b_digits_avx512<T>(getb, K, j0, j1, fast_b.data(), qb.data(), sb, bd.data(), kp * np, kp, sums);
+    } else
+#endif
     if (sb <= 8) {  // Y + bias in 64 bits; digits are its bytes xor 0x80
       std::uint64_t bias = 0;
       for (int t = 0; t < sb; ++t) bias = (bias << 8) | 0x80;
@@ -370,11 +661,30 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   const std::size_t nbm = mp / mb, nbn = np / nb;
   const int groups = sa + sb - 1;
   std::vector<__int128> off128(limbs <= 2 ? n : 0);  // the offset words as one integer (mod 2^128)
+  std::vector<std::uint64_t> off_lo(off128.size()), off_hi(off128.size());  // its halves
+  std::vector<std::uint64_t> off3(limbs == 3 ? 3 * n : 0);  // limbs == 3: the offset mod 2^192, limb r at r n + j
+  for (std::size_t j = 0; j < n && limbs == 3; ++j) {
+    unsigned __int128 acc = 0;  // the words are normalized (0 .. 2^32) but the top one, which is signed
+    for (int r = 0; r < 3; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        const int q = 2 * r + h;
+        if (q < nw) acc += static_cast<unsigned __int128>(static_cast<__int128>(off[j * nw + q])) << (32 * h);
+      }
+      off3[static_cast<std::size_t>(r) * n + j] = static_cast<std::uint64_t>(acc);
+      acc = static_cast<unsigned __int128>(static_cast<__int128>(acc) >> 64);
+    }
+  }
   for (std::size_t j = 0; j < off128.size(); ++j) {
     unsigned __int128 v = 0;
     for (int q = 0; q < nw && q < 4; ++q) v += static_cast<unsigned __int128>(off[j * nw + q]) << (32 * q);
     off128[j] = static_cast<__int128>(v);
+    off_lo[j] = static_cast<std::uint64_t>(v);
+    off_hi[j] = static_cast<std::uint64_t>(v >> 64);
   }
+#if BITEXACT_GEMM_EXACT_X86
+  // The AVX-512 epilogue goes with the AVX-512 kernels (isa::avx512); the loops keep the scalar one.
+  const bool vector_epilogue = kern != gemm_exact_kernel::loops;
+#endif
   const bool one_k_block = kp <= core::gemm_exact_k_block;
   const bool plain = alpha == T(1) && beta == T(0);
   auto blocks = [&](auto limbs_c) {
@@ -420,6 +730,14 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
           if (one_k_block && plain) {  // the common case: N in 128 bits, alpha = 1, beta = 0
             for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i) {
               if (!fast_a[i]) continue;
+#if BITEXACT_GEMM_EXACT_X86
+              if (vector_epilogue) {
+                gemm_exact_epilogue_row_avx512<T>(G.data() + (i - i0) * 32, groups, std::min(n, j0 + nb) - j0,
+                                                  fast_b.data() + j0, qa[i], qb.data() + j0, off_lo.data() + j0,
+                                                  off_hi.data() + j0, c + i * ldc + j0, done.data() + (i - i0) * 32);
+                continue;
+              }
+#endif
               for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
                 if (!fast_b[j]) continue;
                 const std::size_t e = (i - i0) * 32 + (j - j0);
@@ -437,6 +755,17 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
             }
           }
         }
+#if BITEXACT_GEMM_EXACT_X86
+        if constexpr (NL == 3) {
+          if (one_k_block && plain && vector_epilogue)
+            for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i)
+              if (fast_a[i])
+                gemm_exact_epilogue_row3_avx512<T>(G.data() + (i - i0) * 32, groups, std::min(n, j0 + nb) - j0,
+                                                   fast_b.data() + j0, qa[i], qb.data() + j0, off3.data() + j0,
+                                                   off3.data() + n + j0, off3.data() + 2 * n + j0, c + i * ldc + j0,
+                                                   done.data() + (i - i0) * 32);
+        }
+#endif
         for (std::size_t i = i0; i < std::min(m, i0 + mb); ++i)
           for (std::size_t j = j0; j < std::min(n, j0 + nb); ++j) {
             if (done[(i - i0) * 32 + (j - j0)]) {
