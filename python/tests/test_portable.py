@@ -160,6 +160,16 @@ def test_each_module_is_compiled_for_its_isa_and_the_front_for_the_baseline():
             for m in re.finditer(r"__attribute__\(\(target\(\"[^\"]*\"\)\)\)", text):
                 targeted.add(re.findall(r"(\w+)\s*$", text[m.end():text.index("(", m.end())])[0])
 
+    def base_name(fn):
+        # The function's own name: template arguments removed first (they may name other
+        # functions, e.g. gemm_exact_b_digits_avx512<float, conv_forward_exact<...>(...)::lambda>),
+        # then the parameters, the scopes and the return type.
+        prev = None
+        while prev != fn:
+            prev, fn = fn, re.sub(r"<[^<>]*>", "", fn)
+        fn = re.sub(r"\(.*", "", fn).split("::")[-1].split()
+        return fn[-1] if fn else ""
+
     def functions_using(name, regs):
         text = subprocess.run([objdump, "-d", "--no-show-raw-insn", "-C", os.path.join(folder, name)],
                               capture_output=True, text=True, check=True).stdout
@@ -169,7 +179,7 @@ def test_each_module_is_compiled_for_its_isa_and_the_front_for_the_baseline():
             if m:
                 fn = m.group(1)
             elif any(r in line for r in regs):
-                out.add(re.sub(r"\(.*", "", fn).split("::")[-1])
+                out.add(base_name(fn))
         return out
 
     assert functions_using("libbitexact_torch.so", ("%ymm", "%zmm")) == set()
