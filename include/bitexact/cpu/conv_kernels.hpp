@@ -314,7 +314,8 @@ inline void conv_tap_perms(const std::vector<std::ptrdiff_t>& map, std::size_t P
       top = std::max(top, m[p]);
     }
     q.ok = top < 16;
-    q.load = (1u << static_cast<unsigned>(top + 1)) - 1u;
+    // The sources read: elements [0, top]; only for a usable plan (top may reach far past 31).
+    q.load = q.ok ? (1u << static_cast<unsigned>(top + 1)) - 1u : 0u;
   }
 }
 
