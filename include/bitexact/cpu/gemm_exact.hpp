@@ -250,6 +250,24 @@ __attribute__((target("amx-tile,amx-int8"))) inline void gemm_exact_block_amx(co
   _tile_release();
 }
 
+/// The shared first steps of the AVX-512 epilogues for the 8 columns at jb (len = 8 or fewer at
+/// the row's end): the lanes whose columns are on the integer path (fast_b), and the digit-group
+/// sums G_g folded into NW words of weight 2^(32 q) (W[g / 4] += G_g 2^(8 (g mod 4)), exact).
+template <int NW>
+__attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline __mmask8 gemm_exact_fold_words(
+    const std::int32_t* G, int groups, std::size_t jb, std::size_t len, const unsigned char* fast_b, __m512i* W) {
+  __mmask8 lane = static_cast<__mmask8>((1u << len) - 1);
+  const __m128i fb = _mm_maskz_loadu_epi8(lane, fast_b + jb);
+  lane &= _mm_test_epi8_mask(fb, fb);
+  if (!lane) return lane;
+  for (int q = 0; q < NW; ++q) W[q] = _mm512_setzero_si512();
+  for (int g = 0; g < groups; ++g) {
+    const __m512i v = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(G + g * 1024 + jb)));
+    W[g >> 2] = _mm512_add_epi64(W[g >> 2], _mm512_slli_epi64(v, static_cast<unsigned>(8 * (g & 3))));
+  }
+  return lane;
+}
+
 /// The common epilogue (alpha = 1, beta = 0, one K block, |N| < 2^127) for one row of a block,
 /// 8 columns per step in int64 lanes: the same steps as core::gemm_exact_round_normal128 after
 /// the scalar Horner fold (N = sum_g G_g 2^(8 g) - offset_j, exact in 128-bit two's complement,
@@ -267,15 +285,9 @@ __attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline vo
   const __m512i zero = _mm512_setzero_si512();
   for (std::size_t jb = 0; jb < cols; jb += 8) {
     const std::size_t len = std::min<std::size_t>(8, cols - jb);
-    __mmask8 lane = static_cast<__mmask8>((1u << len) - 1);
-    const __m128i fb = _mm_maskz_loadu_epi8(lane, fast_b + jb);
-    lane &= _mm_test_epi8_mask(fb, fb);
+    __m512i W[4];  // words of weight 2^(32 q), |W_q| < 2^57
+    __mmask8 lane = gemm_exact_fold_words<4>(G, groups, jb, len, fast_b, W);
     if (!lane) continue;
-    __m512i W[4] = {zero, zero, zero, zero};  // words of weight 2^(32 q), |W_q| < 2^57
-    for (int g = 0; g < groups; ++g) {
-      const __m512i v = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(G + g * 1024 + jb)));
-      W[g >> 2] = _mm512_add_epi64(W[g >> 2], _mm512_slli_epi64(v, static_cast<unsigned>(8 * (g & 3))));
-    }
     // Carries: words 0..2 into [0, 2^32), word 3 signed; then N mod 2^128 as lo + hi 2^64.
     const __m512i w0 = _mm512_and_si512(W[0], low32);
     const __m512i t1 = _mm512_add_epi64(W[1], _mm512_srai_epi64(W[0], 32));
@@ -349,15 +361,9 @@ __attribute__((target("avx512f,avx512dq,avx512cd,avx512vl,avx512bw"))) inline vo
   const __m512i one = _mm512_set1_epi64(1);
   for (std::size_t jb = 0; jb < cols; jb += 8) {
     const std::size_t len = std::min<std::size_t>(8, cols - jb);
-    __mmask8 lane = static_cast<__mmask8>((1u << len) - 1);
-    const __m128i fb = _mm_maskz_loadu_epi8(lane, fast_b + jb);
-    lane &= _mm_test_epi8_mask(fb, fb);
+    __m512i W[6];  // words of weight 2^(32 q), |W_q| < 2^57
+    __mmask8 lane = gemm_exact_fold_words<6>(G, groups, jb, len, fast_b, W);
     if (!lane) continue;
-    __m512i W[6] = {zero, zero, zero, zero, zero, zero};  // words of weight 2^(32 q), |W_q| < 2^57
-    for (int g = 0; g < groups; ++g) {
-      const __m512i v = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(G + g * 1024 + jb)));
-      W[g >> 2] = _mm512_add_epi64(W[g >> 2], _mm512_slli_epi64(v, static_cast<unsigned>(8 * (g & 3))));
-    }
     __m512i w[6];  // words 0..4 into [0, 2^32), word 5 signed
     __m512i carry = zero;
     for (int q = 0; q < 5; ++q) {
