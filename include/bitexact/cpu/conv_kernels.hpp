@@ -16,6 +16,7 @@
 // core::fused_fma on SSE2 and scalar), fed MR-interleaved A panels and NR-wide B panels.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -48,6 +49,7 @@ struct conv_scratch {
   std::vector<T> dy_nhwc, x_nhwc;  // the calling thread's layout copies (backward-weight)
   std::vector<T> apack;            // the calling thread's A panels, packed once per call
   std::vector<T> x_pad, dy_pad;    // depthwise backward-weight: padded NHWC copies
+  std::vector<T> dy_phase;         // strided backward-data: the calling thread's padded dy planes
 };
 /// v with at least n elements (never shrinks, never re-zeroes: its pages stay mapped between calls).
 template <class T>
@@ -696,6 +698,224 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
   });
 }
 
+
+// ------------------------------------------------------------------ backward-data, strided
+
+/// Backward-data with a stride leaves (stride_h * stride_w - 1) of every (stride_h * stride_w)
+/// terms of an input position's chain zero by construction: the dy position is off the stride
+/// grid. The lowered GEMM multiplies them all; with few input channels per group (the 7x7/2
+/// stem's 3) its rows are also too few to fill the micro kernel. This path splits the input
+/// positions by their phase (ih mod stride_h, iw mod stride_w): within a phase every position
+/// has the same taps on the grid, and it runs only those, over zero-padded dy planes, in the
+/// canonical order (increasing K index, the 256-wide chunk partials from +0 folded left to
+/// right; a chunk without a grid tap is left out).
+///
+/// Why the bits are the reference's. A left-out term is fma(w, +0, p): with w finite its product
+/// is a zero, and adding a zero to p changes nothing unless p is itself a zero, where only the
+/// zero's sign can change (-0 + +0 = +0); an empty chunk's partial is +0, likewise. So the two
+/// chains hold the same values step by step, except that where both hold a zero, the reference's
+/// zero is -0 only if this chain's is -0 too (a left-out term can only turn -0 into +0; a term
+/// both run treats both zeros alike; a non-zero term makes them equal again). Hence a result
+/// other than -0 is the reference's result, and a -0 result (only reachable through a product
+/// or sum that underflows to -0) is recomputed term by term with core::gemm_fixed_order_sum.
+/// A non-finite weight (Inf * 0 is NaN) makes the caller take the lowered GEMM instead.
+struct conv_phase_tap {
+  std::size_t tap;       // the kernel row (or column)
+  std::ptrdiff_t base;   // dy coordinate = position's index within its phase + base
+};
+/// For one axis (input extent `in`, stride st, pad p, dilation d, kernel k): per phase a in
+/// [0, st), the taps r with (a + p - r * d) divisible by st, in increasing r, and base = (a + p -
+/// r * d) / st; `lo` = how far below 0 any base reaches (the zero rows or columns to add in front).
+struct conv_phase_axis {
+  std::vector<std::vector<conv_phase_tap>> taps;
+  std::size_t lo = 0, hi = 0;  // padded extent needed: [-lo, hi) in dy coordinates
+  conv_phase_axis(std::size_t in, std::size_t out, std::size_t st, std::size_t p, std::size_t d, std::size_t k,
+                  std::size_t slack) {
+    taps.resize(st);
+    hi = out;
+    const auto sst = static_cast<std::ptrdiff_t>(st);
+    for (std::size_t a = 0; a < st; ++a) {
+      const std::size_t count = in > a ? (in - a + st - 1) / st : 0;  // positions of the phase
+      for (std::size_t r = 0; r < k; ++r) {
+        const std::ptrdiff_t v = static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(r * d);
+        if (((v % sst) + sst) % sst != 0) continue;
+        const std::ptrdiff_t base = v / sst;  // exact
+        taps[a].push_back({r, base});
+        if (base < 0) lo = std::max(lo, static_cast<std::size_t>(-base));
+        if (count) hi = std::max<std::size_t>(hi, static_cast<std::size_t>(std::max<std::ptrdiff_t>(
+                                                      0, base + static_cast<std::ptrdiff_t>(count + slack))));
+      }
+    }
+  }
+};
+
+/// out[c][j] (+ the phase's lanes) for CB input channels and NJ vectors of positions j0 + ...:
+/// per term, NJ dy vectors at p + terms[t].off and CB broadcast weights wts[t * CB + c]; a chunk
+/// change folds the partials into the totals (total = partial for the first).
+template <class V, int CB, int NJ, class A>
+inline void conv_phase_vectors(const A* p, const std::size_t* off, const std::uint32_t* chunk, const A* wts,
+                               std::size_t nterms, A* out, std::size_t ldo) {
+  using reg = typename V::reg;
+  constexpr int W = V::W;
+  reg acc[CB][NJ];
+  for (int c = 0; c < CB; ++c)
+    for (int j = 0; j < NJ; ++j) acc[c][j] = V::zero();
+  // The totals stay in memory (out): a fold comes once per 256-wide chunk.
+  bool first = true;
+  std::uint32_t cur = nterms ? chunk[0] : 0;
+  auto fold = [&] {
+    for (int c = 0; c < CB; ++c)
+      for (int j = 0; j < NJ; ++j) {
+        A* o = out + c * ldo + j * W;
+        V::store(o, first ? acc[c][j] : V::add(V::load(o), acc[c][j]));
+        acc[c][j] = V::zero();
+      }
+    first = false;
+  };
+  for (std::size_t t = 0; t < nterms; ++t) {
+    if (chunk[t] != cur) { fold(); cur = chunk[t]; }
+    const A* q = p + off[t];
+    reg d[NJ];
+#pragma GCC unroll 8
+    for (int j = 0; j < NJ; ++j) d[j] = V::load(q + j * W);
+#pragma GCC unroll 8
+    for (int c = 0; c < CB; ++c) {
+      const reg wv = V::bcast(wts + t * CB + c);
+#pragma GCC unroll 8
+      for (int j = 0; j < NJ; ++j) acc[c][j] = V::fma(d[j], wv, acc[c][j]);
+    }
+  }
+  fold();  // with no term at all: the empty sum, +0
+}
+
+template <class V, int CB, int NJ, class A>
+inline void conv_phase_vectors_n(int nj, const A* p, const std::size_t* off, const std::uint32_t* chunk, const A* wts,
+                                 std::size_t nterms, A* out, std::size_t ldo) {
+  if constexpr (NJ > 1) {
+    if (nj < NJ) return conv_phase_vectors_n<V, CB, NJ - 1>(nj, p, off, chunk, wts, nterms, out, ldo);
+  }
+  conv_phase_vectors<V, CB, NJ>(p, off, chunk, wts, nterms, out, ldo);
+}
+
+/// Whether conv_backward_data_phases applies: a stride above 1, at most 4 input channels per
+/// group, and finite weights (w already widened).
+template <class A>
+bool conv_backward_data_phases_apply(const conv2d_shape& s, const A* w) {
+  if (s.stride_h == 1 && s.stride_w == 1) return false;
+  if (s.in_channels / s.groups > 4) return false;
+  const std::size_t n = s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!(w[i] - w[i] == A(0))) return false;  // Inf or NaN
+  return true;
+}
+
+/// dx = conv_transpose(dy, w) by phases (see above); w already widened to A ([OC][Cg][KH][KW]).
+template <class Arch, class A>
+void conv_backward_data_phases(const conv2d_shape& s, const A* dy, const A* w, A* dx, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W), NJmax = VW >= 16 ? 4 : 2;
+  const core::conv_dims d(s);
+  const std::size_t N = d.N, C = d.C, H = d.H, Wd = d.W, OC = d.OC, OH = d.OH, OW = d.OW, G = d.G, Cg = d.Cg,
+                    OCg = d.OCg, KH = d.KH, KW = d.KW, KK = KH * KW, K = OCg * KK;
+  const std::size_t sh = s.stride_h, sw = s.stride_w;
+  const conv_phase_axis ah(H, OH, sh, s.pad_h, s.dilation_h, KH, 0);
+  const conv_phase_axis aw(Wd, OW, sw, s.pad_w, s.dilation_w, KW, NJmax * VW);
+  // dy as zero-padded planes [n][oc][lo + oh][lo + ow]: every grid tap of every phase position
+  // (and a vector's lanes past the phase's end) reads inside.
+  const std::size_t Hq = ah.lo + ah.hi, Wq = aw.lo + aw.hi, plane = Hq * Wq;
+  A* dyq = conv_reserve(conv_thread_scratch<A>().dy_phase, N * OC * plane);
+  const bool nchw = s.data == layout::nchw;
+  parallel_chunks(threads, canonical_chunks{N * OC, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
+    for (std::size_t q = q0; q < q1; ++q) {
+      const std::size_t n = q / OC, oc = q % OC;
+      A* dst = dyq + q * plane;
+      std::fill(dst, dst + ah.lo * Wq, A(0));
+      for (std::size_t oh = 0; oh < OH; ++oh) {
+        A* row = dst + (ah.lo + oh) * Wq;
+        std::fill(row, row + aw.lo, A(0));
+        if (nchw) {
+          std::copy(dy + ((n * OC + oc) * OH + oh) * OW, dy + ((n * OC + oc) * OH + oh + 1) * OW, row + aw.lo);
+        } else {
+          const A* src = dy + (n * OH + oh) * OW * OC + oc;
+          for (std::size_t ow = 0; ow < OW; ++ow) row[aw.lo + ow] = src[ow * OC];
+        }
+        std::fill(row + aw.lo + OW, row + Wq, A(0));
+      }
+      std::fill(dst + (ah.lo + OH) * Wq, dst + plane, A(0));
+    }
+  });
+  // The terms of each (group, phase), in increasing K index k = (ocg * KH + r) * KW + c: the dy
+  // offset from the phase's (row 0, column 0) in image n's planes, the chunk, the Cg weights.
+  struct terms {
+    std::vector<std::size_t> off;
+    std::vector<std::uint32_t> chunk;
+    std::vector<A> wts;
+  };
+  std::vector<terms> ph(G * sh * sw);
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t a = 0; a < sh; ++a)
+      for (std::size_t b = 0; b < sw; ++b) {
+        terms& t = ph[(g * sh + a) * sw + b];
+        for (std::size_t ocg = 0; ocg < OCg; ++ocg)
+          for (const conv_phase_tap& r : ah.taps[a])
+            for (const conv_phase_tap& c : aw.taps[b]) {
+              const std::size_t oc = g * OCg + ocg, k = (ocg * KH + r.tap) * KW + c.tap;
+              t.off.push_back(oc * plane + static_cast<std::size_t>(r.base + static_cast<std::ptrdiff_t>(ah.lo)) * Wq +
+                              static_cast<std::size_t>(c.base + static_cast<std::ptrdiff_t>(aw.lo)));
+              t.chunk.push_back(static_cast<std::uint32_t>(k / conv_chunk));
+              for (std::size_t icg = 0; icg < Cg; ++icg) t.wts.push_back(w[(oc * Cg + icg) * KK + r.tap * KW + c.tap]);
+            }
+      }
+  // Tasks: (image, group, block of input rows). Each input row runs its sw column phases into
+  // rowbuf[icg][iw], then finishes and stores it.
+  const std::size_t RB = 4, blocks = (H + RB - 1) / RB;
+  parallel_chunks(threads, canonical_chunks{N * G * blocks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const std::size_t blk = static_cast<std::size_t>(t0) % blocks, ng = static_cast<std::size_t>(t0) / blocks;
+    const std::size_t n = ng / G, g = ng % G;
+    const std::size_t WaMax = (Wd + sw - 1) / sw, ldo = (WaMax + NJmax * VW) / VW * VW;
+    conv_scratch<A>& sc = conv_thread_scratch<A>();
+    A* phase_out = conv_reserve(sc.total, Cg * ldo);  // [icg][j] of one phase
+    A* rowbuf = conv_reserve(sc.a, Cg * Wd);          // [icg][iw]
+    for (std::size_t ih = blk * RB; ih < std::min(H, (blk + 1) * RB); ++ih) {
+      const std::size_t a = ih % sh, i = ih / sh;
+      for (std::size_t b = 0; b < sw && b < Wd; ++b) {
+        const terms& t = ph[(g * sh + a) * sw + b];
+        const std::size_t Wa = (Wd - b + sw - 1) / sw;
+        const A* base = dyq + n * OC * plane + i * Wq;
+        for (std::size_t j0 = 0; j0 < Wa; j0 += NJmax * VW) {
+          const int nj = static_cast<int>(std::min(NJmax, (Wa - j0 + VW - 1) / VW));
+          const std::size_t nt = t.off.size();
+          A* o = phase_out + j0;
+          switch (Cg) {
+            case 1: conv_phase_vectors_n<V, 1, NJmax>(nj, base + j0, t.off.data(), t.chunk.data(), t.wts.data(), nt, o, ldo); break;
+            case 2: conv_phase_vectors_n<V, 2, NJmax>(nj, base + j0, t.off.data(), t.chunk.data(), t.wts.data(), nt, o, ldo); break;
+            case 3: conv_phase_vectors_n<V, 3, NJmax>(nj, base + j0, t.off.data(), t.chunk.data(), t.wts.data(), nt, o, ldo); break;
+            default: conv_phase_vectors_n<V, 4, NJmax>(nj, base + j0, t.off.data(), t.chunk.data(), t.wts.data(), nt, o, ldo); break;
+          }
+        }
+        for (std::size_t icg = 0; icg < Cg; ++icg)
+          for (std::size_t j = 0; j < Wa; ++j) rowbuf[icg * Wd + b + j * sw] = phase_out[icg * ldo + j];
+      }
+      for (std::size_t icg = 0; icg < Cg; ++icg) {
+        const std::size_t ic = g * Cg + icg;
+        A* r = rowbuf + icg * Wd;
+        for (std::size_t iw = 0; iw < Wd; ++iw) {
+          if (r[iw] == A(0) && std::signbit(r[iw])) {  // -0: the reference's sign of zero, term by term
+            r[iw] = core::gemm_fixed_order_sum<A>(
+                K, [&](std::size_t k) { return core::conv_backward_data_dy_term<A>(s, d, dy, n, ic, ih, iw, k); },
+                [&](std::size_t k) { return core::conv_backward_data_w_term<A>(d, w, ic, k); });
+          }
+        }
+        if (nchw) {
+          conv_finish_run<Arch>(r, dx + ((n * C + ic) * H + ih) * Wd, Wd, static_cast<const A*>(nullptr));
+        } else {
+          A* dst = dx + (n * H + ih) * Wd * C + ic;
+          for (std::size_t iw = 0; iw < Wd; ++iw) dst[iw * C] = conv_finish(r[iw]);
+        }
+      }
+    }
+  });
+}
 // ------------------------------------------------------------------ backward-weight
 
 #if defined(__AVX512F__)
