@@ -229,6 +229,19 @@ TEST(ConvMatrix, StridedBackwardDataPhases) {
                                   tier::fixed_order);
 }
 
+/// Backward-weight with at most 4 input channels per group and output rows of 16 or more (NCHW)
+/// takes the forward K index as columns (conv_backward_weight_taps_as_columns): a stem-like 7x7/2
+/// (K = 147: panels of 32 taps, the last partial; runs cut by panel edges; 4 chunks of k'),
+/// groups with dilation, and double.
+TEST(ConvMatrix, SmallChannelBackwardWeightTapsAsColumns) {
+  std::uint64_t seed = 1500;
+  conv2d_shape stem = shape(2, 3, 40, 45, 40, 7, 7, 1, 3, 1, 1);
+  stem.stride_h = stem.stride_w = 2, stem.pad_w = 3;  // out 20 x 23
+  check_all_paths<float, float>(stem, seed++, tier::fixed_order);
+  check_all_paths<float, float>(shape(2, 4, 12, 37, 6, 3, 3, 1, 1, 2, 2), seed++, tier::fixed_order);
+  check_all_paths<double, double>(shape(1, 2, 9, 33, 5, 5, 3, 1, 2, 1, 1), seed++, tier::fixed_order);
+}
+
 /// The depthwise backward-weight of the shape above really runs its channel blocks on several
 /// threads (the only parallel region of that call), with the reference's bits.
 TEST(ConvMatrix, DepthwiseBackwardWeightSplitsChannelBlocks) {

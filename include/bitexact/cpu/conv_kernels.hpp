@@ -73,9 +73,10 @@ struct conv_engine {
 
   /// total[i][0..NT) (+)= one canonical chunk's chain over klen r of a[r][i] * b[r][0..NT),
   /// i < mr: gemm_micro::tile with S = first ? p : S + p and no epilogue.
-  static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first) {
+  static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first,
+                    std::size_t a_ks = MR) {
     gemm_merge<T> g{total, ldt, first, false, nullptr, 0, T(1), T(0)};
-    M::tile(mr, klen, a, MR, b, NT, NT, g);
+    M::tile(mr, klen, a, a_ks, b, NT, NT, g);
   }
 
   /// One output tile: rows x nt (nt <= JT) over R reduction indices in canonical chunks.
@@ -108,10 +109,11 @@ struct conv_engine {
 
   /// run() with A already in panels: a_panel(i, r0, klen) points at the [klen][MR] panel of rows
   /// [i, i + MR) for the chunk starting at r0 (i a multiple of MR; see packed_a).
-  /// Panels of `step` rows (<= MR; the last may be shorter).
+  /// Panels of `step` rows (<= MR; the last may be shorter), the rows of a panel a_ks apart
+  /// (MR: packed; more: A read in place, a row's MR values contiguous).
   template <class Prepare, class APanel, class Store>
   static void run_panels(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, APanel a_panel,
-                         Store store, std::size_t step = MR) {
+                         Store store, std::size_t step = MR, std::size_t a_ks = MR) {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
     const std::size_t rows_pad = (rows + step - 1) / step * step;
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
@@ -137,7 +139,7 @@ struct conv_engine {
         const std::size_t mr = std::min(step, rows - i);
         const T* ap = a_panel(i, r0, klen);
         for (std::size_t jj = 0; jj < ntv; jj += NT)
-          micro(static_cast<int>(mr), ap, panels + jj * klen, klen, sc.total.data() + i * ntv + jj, ntv, first);
+          micro(static_cast<int>(mr), ap, panels + jj * klen, klen, sc.total.data() + i * ntv + jj, ntv, first, a_ks);
       }
       first = false;
     }
@@ -1246,6 +1248,101 @@ void conv_backward_weight_tapmajor(const conv2d_shape& s, const X* x, const A* d
   });
 }
 
+/// Backward-weight with few input channels per group (the 7x7/2 stem's 3: K = 147 forward taps)
+/// and output rows of at least 16, NCHW: C[oc][k] = dw[oc][k] directly. Rows are the
+/// out-channels (A: the NHWC-form dy read in place, a k' row OC apart), columns the forward K
+/// index (B: per k', the taps' x values, copied from whole kernel-row runs of x straight into the
+/// micro kernel's panel). The other form gathers im2col rows and transposes them into A panels
+/// element by element, which cost more than the micro kernel for this shape. Same products, same
+/// chain per dw element (256-wide chunks of k' from +0, folded left to right), so the same bits.
+/// Tasks: (group, one 32-tap panel, block of out-channels).
+template <class Arch, class A, class X>
+void conv_backward_weight_taps_as_columns(const conv2d_shape& s, const X* x, const A* dyh, A* dw, int threads) {
+  using E = conv_engine<Arch, A>;
+  const core::conv_dims d(s);
+  const std::size_t H = d.H, Wd = d.W, OC = d.OC, OH = d.OH, OW = d.OW, Cg = d.Cg, OCg = d.OCg, KH = d.KH,
+                    KW = d.KW, KK = KH * KW, K = Cg * KK, P = OH * OW, R = d.N * P, NT = E::NT;
+  const std::size_t panels = (K + NT - 1) / NT;
+  const std::size_t h = E::panel_height(OCg), hpanels = (OCg + h - 1) / h;
+  const std::size_t rb = std::min(hpanels, d.G * panels >= 2 * static_cast<std::size_t>(threads) ? std::size_t(1) : 2);
+  // A run: taps j .. j + len of a panel share (channel, kernel row) and take kernel columns kc0 ...
+  struct run { std::size_t j, len, c, kr, kc0; };
+  std::vector<std::vector<run>> runs(panels);
+  for (std::size_t p = 0; p < panels; ++p)
+    for (std::size_t k = p * NT; k < std::min(K, (p + 1) * NT);) {
+      const std::size_t kc = k % KW, len = std::min(KW - kc, std::min(K, (p + 1) * NT) - k);
+      runs[p].push_back({k - p * NT, len, k / KK, (k / KW) % KH, kc});
+      k += len;
+    }
+  const std::size_t sh = s.stride_h, sw = s.stride_w, ph = s.pad_h, pw = s.pad_w, dh = s.dilation_h, dwl = s.dilation_w;
+  parallel_chunks(threads, canonical_chunks{d.G * panels * rb, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const std::size_t t = static_cast<std::size_t>(t0), b = t % rb, p = (t / rb) % panels, g = t / (rb * panels);
+    const std::size_t hp0 = b * hpanels / rb, hp1 = (b + 1) * hpanels / rb;
+    const std::size_t i0 = hp0 * h, i1 = std::min(OCg, hp1 * h);
+    if (i0 >= i1) return;
+    const std::size_t k0 = p * NT, nt = std::min(NT, K - k0);
+    const std::vector<run>& rp = runs[p];
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+      for (std::size_t r = r0; r < r1; ++r) {
+        A* row = bp + (r - r0) * NT;
+        const std::ptrdiff_t iw0 = static_cast<std::ptrdiff_t>(ow * sw) - static_cast<std::ptrdiff_t>(pw);
+#if XSIMD_WITH_AVX512BW
+        if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, float>::value &&
+                      std::is_same<X, float>::value && E::NT == 32) {
+          // Every run inside its x row and contiguous: the panel row is built in two registers,
+          // each run one or two merge-masked loads into its lanes, then stored whole.
+          if (dwl == 1 && iw0 >= 0 && iw0 + static_cast<std::ptrdiff_t>(KW) <= static_cast<std::ptrdiff_t>(Wd)) {
+            __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+            for (const run& u : rp) {
+              const std::size_t ihp = oh * sh + u.kr * dh;
+              if (ihp < ph || ihp - ph >= H) continue;  // a padding row: zeros
+              const float* lane0 = x + ((n * d.C + g * Cg + u.c) * H + (ihp - ph)) * Wd + iw0 +
+                                   static_cast<std::ptrdiff_t>(u.kc0) - static_cast<std::ptrdiff_t>(u.j);
+              const std::uint32_t m = ((std::uint32_t(1) << u.len) - 1u) << u.j;  // lanes j .. j + len
+              if (m & 0xffffu) lo = _mm512_mask_loadu_ps(lo, static_cast<__mmask16>(m), lane0);
+              if (m >> 16) hi = _mm512_mask_loadu_ps(hi, static_cast<__mmask16>(m >> 16), lane0 + 16);
+            }
+            _mm512_storeu_ps(row, lo);
+            _mm512_storeu_ps(row + 16, hi);
+            if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
+            continue;
+          }
+        }
+#endif
+        for (const run& u : rp) {
+          A* dst = row + u.j;
+          const std::size_t ihp = oh * sh + u.kr * dh;  // ih + pad_h
+          if (ihp < ph || ihp - ph >= H) {
+            for (std::size_t q = 0; q < u.len; ++q) dst[q] = A(0);
+            continue;
+          }
+          const X* src = x + ((n * d.C + g * Cg + u.c) * H + (ihp - ph)) * Wd;
+          const std::ptrdiff_t a = iw0 + static_cast<std::ptrdiff_t>(u.kc0 * dwl);
+          const std::ptrdiff_t e = a + static_cast<std::ptrdiff_t>((u.len - 1) * dwl);
+          if (a >= 0 && e < static_cast<std::ptrdiff_t>(Wd)) {
+            for (std::size_t q = 0; q < u.len; ++q) dst[q] = static_cast<A>(core::widen(src[a + static_cast<std::ptrdiff_t>(q * dwl)]));
+          } else {
+            for (std::size_t q = 0; q < u.len; ++q) {
+              const std::ptrdiff_t iw = a + static_cast<std::ptrdiff_t>(q * dwl);
+              dst[q] = iw >= 0 && iw < static_cast<std::ptrdiff_t>(Wd) ? static_cast<A>(core::widen(src[iw])) : A(0);
+            }
+          }
+        }
+        for (std::size_t j = nt; j < NT; ++j) row[j] = A(0);
+        if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
+      }
+      ldb = E::in_panels;
+      return bp;
+    };
+    auto a_panel = [&](std::size_t i, std::size_t r0, std::size_t) { return dyh + r0 * OC + g * OCg + i0 + i; };
+    auto store = [&](std::size_t i, const A* tot) {
+      conv_finish_run<Arch>(tot, dw + (g * OCg + i0 + i) * K + k0, nt, static_cast<const A*>(nullptr));
+    };
+    E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, h, OC);
+  });
+}
+
 /// dw = sum over (n, oh, ow) of dy * x-patch; dbias (nullable) = sum of dy (same order).
 template <class Arch, class A, class X>
 void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
@@ -1284,6 +1381,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   // Short output rows and at least 4 channels per group: the tap-major form (whole channel runs;
   // with fewer channels per run the mapped gathers below cost less).
   if (mapped && Cg >= 4) conv_backward_weight_tapmajor<Arch, A>(s, x, dyh, dw, threads);
+  else if (!mapped && nchw && Cg <= 4 && K <= 4 * conv_chunk) conv_backward_weight_taps_as_columns<Arch, A>(s, x, dyh, dw, threads);
   else parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
