@@ -1248,88 +1248,96 @@ void conv_backward_weight_tapmajor(const conv2d_shape& s, const X* x, const A* d
   });
 }
 
+/// Taps j .. j + len of a panel of im2col^T (a row per k', a lane per forward K index) that
+/// share (channel within the group c, kernel row kr) and take kernel columns kc0, kc0 + 1, ...
+struct conv_tap_run {
+  std::size_t j, len, c, kr, kc0;
+};
+/// The runs of each panel of `width` consecutive K indices (forward K = Cg * KH * KW).
+inline std::vector<std::vector<conv_tap_run>> conv_tap_runs(std::size_t K, std::size_t KH, std::size_t KW,
+                                                            std::size_t width) {
+  const std::size_t KK = KH * KW, panels = (K + width - 1) / width;
+  std::vector<std::vector<conv_tap_run>> runs(panels);
+  for (std::size_t p = 0; p < panels; ++p)
+    for (std::size_t k = p * width; k < std::min(K, (p + 1) * width);) {
+      const std::size_t kc = k % KW, len = std::min(KW - kc, std::min(K, (p + 1) * width) - k);
+      runs[p].push_back({k - p * width, len, k / KK, (k / KW) % KH, kc});
+      k += len;
+    }
+  return runs;
+}
+
+/// One k' row of a panel of im2col^T, NCHW: dst[u.j + q] = x[c0 + u.c][oh * sh - ph + u.kr * dh]
+/// [ow * sw - pw + (u.kc0 + q) * dw] (+0 for padding) for every run u; lanes [0, width) without a
+/// run are +0. xc = x of image n at channel c0. width <= 32; with AVX-512 float the row is built
+/// in registers (each run one or two merge-masked loads into its lanes) and stored as whole
+/// 16-lane vectors, so dst must have room for width rounded up to 16 (lanes past width are
+/// zeros). A copy, so the same values either way.
+template <class Arch, class A, class X>
+inline void conv_tap_row(const conv2d_shape& s, const X* xc, const std::vector<conv_tap_run>& runs, std::size_t oh,
+                         std::size_t ow, std::size_t width, A* dst) {
+  const std::size_t H = s.in_h, Wd = s.in_w;
+  const std::ptrdiff_t iw0 = static_cast<std::ptrdiff_t>(ow * s.stride_w) - static_cast<std::ptrdiff_t>(s.pad_w);
+#if XSIMD_WITH_AVX512BW
+  if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, float>::value &&
+                std::is_same<X, float>::value) {
+    if (s.dilation_w == 1 && iw0 >= 0 && iw0 + static_cast<std::ptrdiff_t>(s.kernel_w) <= static_cast<std::ptrdiff_t>(Wd)) {
+      __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+      for (const conv_tap_run& u : runs) {
+        const std::size_t ihp = oh * s.stride_h + u.kr * s.dilation_h;  // ih + pad_h
+        if (ihp < s.pad_h || ihp - s.pad_h >= H) continue;                // a padding row: zeros
+        const float* lane0 = xc + (u.c * H + (ihp - s.pad_h)) * Wd + iw0 + static_cast<std::ptrdiff_t>(u.kc0) -
+                             static_cast<std::ptrdiff_t>(u.j);
+        const std::uint32_t m = ((std::uint32_t(1) << u.len) - 1u) << u.j;  // lanes j .. j + len
+        if (m & 0xffffu) lo = _mm512_mask_loadu_ps(lo, static_cast<__mmask16>(m), lane0);
+        if (m >> 16) hi = _mm512_mask_loadu_ps(hi, static_cast<__mmask16>(m >> 16), lane0 + 16);
+      }
+      _mm512_storeu_ps(dst, lo);
+      if (width > 16) _mm512_storeu_ps(dst + 16, hi);
+      return;
+    }
+  }
+#endif
+  std::fill(dst, dst + width, A(0));
+  for (const conv_tap_run& u : runs) {
+    const std::size_t ihp = oh * s.stride_h + u.kr * s.dilation_h;
+    if (ihp < s.pad_h || ihp - s.pad_h >= H) continue;
+    const X* src = xc + (u.c * H + (ihp - s.pad_h)) * Wd;
+    for (std::size_t q = 0; q < u.len; ++q) {
+      const std::ptrdiff_t iw = iw0 + static_cast<std::ptrdiff_t>((u.kc0 + q) * s.dilation_w);
+      if (iw >= 0 && iw < static_cast<std::ptrdiff_t>(Wd)) dst[u.j + q] = static_cast<A>(core::widen(src[iw]));
+    }
+  }
+}
+
 /// Backward-weight with few input channels per group (the 7x7/2 stem's 3: K = 147 forward taps)
 /// and output rows of at least 16, NCHW: C[oc][k] = dw[oc][k] directly. Rows are the
 /// out-channels (A: the NHWC-form dy read in place, a k' row OC apart), columns the forward K
-/// index (B: per k', the taps' x values, copied from whole kernel-row runs of x straight into the
-/// micro kernel's panel). The other form gathers im2col rows and transposes them into A panels
-/// element by element, which cost more than the micro kernel for this shape. Same products, same
-/// chain per dw element (256-wide chunks of k' from +0, folded left to right), so the same bits.
-/// Tasks: (group, one 32-tap panel, block of out-channels).
+/// index (B: per k', conv_tap_row straight into the micro kernel's panel). The other form
+/// gathers im2col rows and then transposes them into A panels, which cost more than the micro
+/// kernel for this shape. Same products, same chain per dw element (256-wide chunks of k' from
+/// +0, folded left to right), so the same bits. Tasks: (group, one panel of taps, block of
+/// out-channels).
 template <class Arch, class A, class X>
 void conv_backward_weight_taps_as_columns(const conv2d_shape& s, const X* x, const A* dyh, A* dw, int threads) {
   using E = conv_engine<Arch, A>;
   const core::conv_dims d(s);
   const std::size_t H = d.H, Wd = d.W, OC = d.OC, OH = d.OH, OW = d.OW, Cg = d.Cg, OCg = d.OCg, KH = d.KH,
-                    KW = d.KW, KK = KH * KW, K = Cg * KK, P = OH * OW, R = d.N * P, NT = E::NT;
-  const std::size_t panels = (K + NT - 1) / NT;
+                    KW = d.KW, K = Cg * KH * KW, P = OH * OW, R = d.N * P, NT = E::NT;
+  const auto runs = conv_tap_runs(K, KH, KW, NT);
+  const std::size_t panels = runs.size();
   const std::size_t h = E::panel_height(OCg), hpanels = (OCg + h - 1) / h;
   const std::size_t rb = std::min(hpanels, d.G * panels >= 2 * static_cast<std::size_t>(threads) ? std::size_t(1) : 2);
-  // A run: taps j .. j + len of a panel share (channel, kernel row) and take kernel columns kc0 ...
-  struct run { std::size_t j, len, c, kr, kc0; };
-  std::vector<std::vector<run>> runs(panels);
-  for (std::size_t p = 0; p < panels; ++p)
-    for (std::size_t k = p * NT; k < std::min(K, (p + 1) * NT);) {
-      const std::size_t kc = k % KW, len = std::min(KW - kc, std::min(K, (p + 1) * NT) - k);
-      runs[p].push_back({k - p * NT, len, k / KK, (k / KW) % KH, kc});
-      k += len;
-    }
-  const std::size_t sh = s.stride_h, sw = s.stride_w, ph = s.pad_h, pw = s.pad_w, dh = s.dilation_h, dwl = s.dilation_w;
   parallel_chunks(threads, canonical_chunks{d.G * panels * rb, 1}, [&](std::uint64_t t0, std::uint64_t) {
     const std::size_t t = static_cast<std::size_t>(t0), b = t % rb, p = (t / rb) % panels, g = t / (rb * panels);
     const std::size_t hp0 = b * hpanels / rb, hp1 = (b + 1) * hpanels / rb;
     const std::size_t i0 = hp0 * h, i1 = std::min(OCg, hp1 * h);
     if (i0 >= i1) return;
     const std::size_t k0 = p * NT, nt = std::min(NT, K - k0);
-    const std::vector<run>& rp = runs[p];
     auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
       std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
       for (std::size_t r = r0; r < r1; ++r) {
-        A* row = bp + (r - r0) * NT;
-        const std::ptrdiff_t iw0 = static_cast<std::ptrdiff_t>(ow * sw) - static_cast<std::ptrdiff_t>(pw);
-#if XSIMD_WITH_AVX512BW
-        if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, float>::value &&
-                      std::is_same<X, float>::value && E::NT == 32) {
-          // Every run inside its x row and contiguous: the panel row is built in two registers,
-          // each run one or two merge-masked loads into its lanes, then stored whole.
-          if (dwl == 1 && iw0 >= 0 && iw0 + static_cast<std::ptrdiff_t>(KW) <= static_cast<std::ptrdiff_t>(Wd)) {
-            __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
-            for (const run& u : rp) {
-              const std::size_t ihp = oh * sh + u.kr * dh;
-              if (ihp < ph || ihp - ph >= H) continue;  // a padding row: zeros
-              const float* lane0 = x + ((n * d.C + g * Cg + u.c) * H + (ihp - ph)) * Wd + iw0 +
-                                   static_cast<std::ptrdiff_t>(u.kc0) - static_cast<std::ptrdiff_t>(u.j);
-              const std::uint32_t m = ((std::uint32_t(1) << u.len) - 1u) << u.j;  // lanes j .. j + len
-              if (m & 0xffffu) lo = _mm512_mask_loadu_ps(lo, static_cast<__mmask16>(m), lane0);
-              if (m >> 16) hi = _mm512_mask_loadu_ps(hi, static_cast<__mmask16>(m >> 16), lane0 + 16);
-            }
-            _mm512_storeu_ps(row, lo);
-            _mm512_storeu_ps(row + 16, hi);
-            if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
-            continue;
-          }
-        }
-#endif
-        for (const run& u : rp) {
-          A* dst = row + u.j;
-          const std::size_t ihp = oh * sh + u.kr * dh;  // ih + pad_h
-          if (ihp < ph || ihp - ph >= H) {
-            for (std::size_t q = 0; q < u.len; ++q) dst[q] = A(0);
-            continue;
-          }
-          const X* src = x + ((n * d.C + g * Cg + u.c) * H + (ihp - ph)) * Wd;
-          const std::ptrdiff_t a = iw0 + static_cast<std::ptrdiff_t>(u.kc0 * dwl);
-          const std::ptrdiff_t e = a + static_cast<std::ptrdiff_t>((u.len - 1) * dwl);
-          if (a >= 0 && e < static_cast<std::ptrdiff_t>(Wd)) {
-            for (std::size_t q = 0; q < u.len; ++q) dst[q] = static_cast<A>(core::widen(src[a + static_cast<std::ptrdiff_t>(q * dwl)]));
-          } else {
-            for (std::size_t q = 0; q < u.len; ++q) {
-              const std::ptrdiff_t iw = a + static_cast<std::ptrdiff_t>(q * dwl);
-              dst[q] = iw >= 0 && iw < static_cast<std::ptrdiff_t>(Wd) ? static_cast<A>(core::widen(src[iw])) : A(0);
-            }
-          }
-        }
-        for (std::size_t j = nt; j < NT; ++j) row[j] = A(0);
+        conv_tap_row<Arch, A>(s, x + (n * d.C + g * Cg) * H * Wd, runs[p], oh, ow, NT, bp + (r - r0) * NT);
         if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
       }
       ldb = E::in_panels;
