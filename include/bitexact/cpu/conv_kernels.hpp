@@ -731,6 +731,36 @@ inline void conv_transpose16_avx512(const float* src, std::size_t lds, float* co
   }
 }
 
+/// conv_transpose16_avx512 with its first stage done by the loads: each register gathers four
+/// 128-bit pieces (rows i, i + 4, i + 8, i + 12 of a column group) with inserts from memory,
+/// which issue on the load ports and port 0 as well as 5, so only the two in-lane unpack stages
+/// (32 shuffles instead of 64) need the shuffle port.
+inline void conv_transpose16_avx512_ins(const float* src, std::size_t lds, float* const* rows) {
+  constexpr __mmask16 all = 0xFFFF;
+  for (int j = 0; j < 4; ++j) {  // column group 4j .. 4j + 3
+    __m512 a[4];
+    for (int i = 0; i < 4; ++i) {  // lane L: row 4L + i, columns 4j .. 4j + 3
+      const float* p = src + static_cast<std::size_t>(i) * lds + 4 * j;
+      __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(p));
+      v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 4 * lds), 1);
+      v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 8 * lds), 2);
+      a[i] = _mm512_insertf32x4(v, _mm_loadu_ps(p + 12 * lds), 3);
+    }
+    const __m512 t0 = _mm512_mask_unpacklo_ps(a[0], all, a[0], a[1]), t1 = _mm512_mask_unpackhi_ps(a[0], all, a[0], a[1]);
+    const __m512 t2 = _mm512_mask_unpacklo_ps(a[2], all, a[2], a[3]), t3 = _mm512_mask_unpackhi_ps(a[2], all, a[2], a[3]);
+    auto lo = [](__m512 x, __m512 y) {
+      return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(x), _mm512_castps_pd(y)));
+    };
+    auto hi = [](__m512 x, __m512 y) {
+      return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(x), _mm512_castps_pd(y)));
+    };
+    _mm512_storeu_ps(rows[4 * j + 0], lo(t0, t2));
+    _mm512_storeu_ps(rows[4 * j + 1], hi(t0, t2));
+    _mm512_storeu_ps(rows[4 * j + 2], lo(t1, t3));
+    _mm512_storeu_ps(rows[4 * j + 3], hi(t1, t3));
+  }
+}
+
 /// conv_transpose16_avx512 for a partial block: source rows i < nrows (the rest read as +0),
 /// the positions of pmask (the rest +0); rows[p] must be writable for all 16 p.
 inline void conv_transpose16_avx512_part(const float* src, std::size_t lds, std::size_t nrows, __mmask16 pmask,
@@ -738,7 +768,7 @@ inline void conv_transpose16_avx512_part(const float* src, std::size_t lds, std:
   alignas(64) float tmp[16 * 16];
   for (std::size_t i = 0; i < 16; ++i)
     _mm512_store_ps(tmp + i * 16, i < nrows ? _mm512_maskz_loadu_ps(pmask, src + i * lds) : _mm512_setzero_ps());
-  conv_transpose16_avx512(tmp, 16, rows);
+  conv_transpose16_avx512_ins(tmp, 16, rows);
 }
 #endif
 
@@ -825,10 +855,10 @@ void conv_depthwise_weight_group(const conv2d_shape& s, const A* dyp, XRow xrow,
 /// MobileNet case): the taps' addresses are one pointer per kernel row (rs elements apart) plus
 /// compile-time column offsets, so no tap offset occupies a register. The same chains. DB: the
 /// chunk's dbias chains too (p = p + dy, conv_dbias_vector's), stored at part + KHc * KWc * BW.
-template <class V, std::size_t NV, std::size_t KHc, std::size_t KWc, bool DB, class A, class XRow>
+template <class V, std::size_t BW, std::size_t NV, std::size_t KHc, std::size_t KWc, bool DB, class A, class XRow>
 void conv_depthwise_weight_kernel(const conv2d_shape& s, const A* dyp, XRow xrow, const std::size_t rs,
                                   std::size_t r0, std::size_t r1, A* part) {
-  constexpr std::size_t VW = static_cast<std::size_t>(V::W), BW = 2 * VW;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
   const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW, xs = s.stride_w * BW;
   typename V::reg acc[KHc][KWc][NV], db[NV];
   for (std::size_t j = 0; j < NV; ++j) db[j] = V::zero();
@@ -872,22 +902,31 @@ void conv_depthwise_weight_groups(std::size_t tg, const conv2d_shape& s, const A
 /// planes lds apart into [position][BW] rows), lanes lanes .. BW zero. A copy: any method gives
 /// the same values (AVX-512 float: 16 x 16 blocks in registers).
 template <class Arch, class A, class X>
-void conv_dw_gather_nchw(const X* src, std::size_t lds, std::size_t len, std::size_t lanes, A* dst, std::size_t BW) {
+void conv_dw_gather_nchw(const X* src, std::size_t lds, std::size_t len, std::size_t lanes, A* dst, std::size_t BW,
+                         std::size_t Lr = 0, std::size_t rstride = 0) {
+  if (Lr == 0) Lr = len;  // position i lands at dst + (i / Lr) * rstride + (i % Lr) * BW
+  A* drow = dst;          // the destination of position i0 (i0 = rc * Lr + cc), stepped
+  std::size_t cc = 0;
 #if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
   if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, float>::value &&
                 std::is_same<X, float>::value) {
     if (BW % 16 == 0) {
       alignas(64) float spill[16];  // the stores of positions past len
       float* rows[16];
+      float* base[16];
       for (std::size_t i = 0; i < len; i += 16) {
         const std::size_t rem = std::min<std::size_t>(16, len - i);
+        for (std::size_t q = 0; q < rem; ++q) {
+          base[q] = drow + cc * BW;
+          if (++cc == Lr) cc = 0, drow += rstride;
+        }
         for (std::size_t l = 0; l < BW; l += 16) {
-          for (std::size_t q = 0; q < 16; ++q) rows[q] = q < rem ? dst + (i + q) * BW + l : spill;
+          for (std::size_t q = 0; q < 16; ++q) rows[q] = q < rem ? base[q] + l : spill;
           const std::size_t nr = lanes > l ? std::min<std::size_t>(16, lanes - l) : 0;
           if (rem == 16 && nr == 16) {
             for (std::size_t q = 0; q < 16; ++q)
               _mm_prefetch(reinterpret_cast<const char*>(src + (l + q) * lds + i + 64), _MM_HINT_T0);
-            conv_transpose16_avx512(src + l * lds + i, lds, rows);
+            conv_transpose16_avx512_ins(src + l * lds + i, lds, rows);
           } else {
             conv_transpose16_avx512_part(src + l * lds + i, lds, nr, static_cast<__mmask16>((1u << rem) - 1), rows);
           }
@@ -898,7 +937,8 @@ void conv_dw_gather_nchw(const X* src, std::size_t lds, std::size_t len, std::si
   }
 #endif
   for (std::size_t i = 0; i < len; ++i) {
-    A* row = dst + i * BW;
+    A* row = drow + cc * BW;
+    if (++cc == Lr) cc = 0, drow += rstride;
     for (std::size_t l = 0; l < lanes; ++l) row[l] = static_cast<A>(core::widen(src[l * lds + i]));
     for (std::size_t l = lanes; l < BW; ++l) row[l] = A(0);
   }
@@ -918,7 +958,7 @@ void conv_dw_gather_nchw(const X* src, std::size_t lds, std::size_t len, std::si
 template <class Arch, class A, class X>
 void conv_depthwise_backward_weight(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
   using V = typename gemm_arch<Arch, A>::V;
-  constexpr std::size_t VW = static_cast<std::size_t>(V::W), NF = 2, BW = NF * VW, TGmax = VW >= 16 ? 12 : 6;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W), NF = VW >= 16 ? 1 : 2, BW = NF * VW, TGmax = VW >= 16 ? 12 : 6;
   const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
   const std::size_t OH = s.out_h(), OW = s.out_w(), KK = KH * KW, P = OH * OW, R = N * P;
   const bool nchw = s.data == layout::nchw;
@@ -952,11 +992,9 @@ void conv_depthwise_backward_weight(const conv2d_shape& s, const X* x, const A* 
     conv_scratch<A>& sc = conv_thread_scratch<A>();
     A* xq = conv_reserve(sc.x_pad, (f1 - f0) * Wp * BW);
     A* dq = conv_reserve(sc.dy_pad, (R1 - R0) * BW);
-    // Short NCHW rows: each image's span of input rows is contiguous per channel, so it is
-    // gathered whole into a staging buffer ([position][BW]) and its rows copied from there.
-    const bool staged = nchw && Wd < 32;
-    A* stage = nullptr;
-    std::size_t sn = ~std::size_t(0), sh0 = 0;  // the staged image and its first input row
+    // NCHW: each image's span of input rows is contiguous per channel, so it is gathered in one
+    // pass (16 x 16 blocks across row ends) straight into the padded rows.
+    std::size_t sn = ~std::size_t(0);  // the image whose rows are gathered
     for (std::size_t f = f0; f < f1; ++f) {
       A* row = xq + (f - f0) * Wp * BW;
       const std::size_t n = f / Hp, h = f % Hp;
@@ -968,18 +1006,13 @@ void conv_depthwise_backward_weight(const conv2d_shape& s, const X* x, const A* 
       std::fill(row + (s.pad_w + Wd) * BW, row + Wp * BW, A(0));
       A* dst = row + s.pad_w * BW;
       const std::size_t ih = h - s.pad_h;
-      if (staged) {
-        if (n != sn) {  // this image's input rows [ih, last] of the piece
+      if (nchw) {
+        if (n != sn) {  // this image's input rows [ih, last] of the piece, straight into their rows
           const std::size_t hend = (f1 - 1) / Hp == n ? (f1 - 1) % Hp + 1 : Hp;
           const std::size_t rows = std::min(H + s.pad_h, hend) - h;
-          stage = conv_reserve(sc.b, rows * Wd * BW);
-          conv_dw_gather_nchw<Arch>(x + ((n * C + cb) * H + ih) * Wd, H * Wd, rows * Wd, lanes, stage, BW);
+          conv_dw_gather_nchw<Arch>(x + ((n * C + cb) * H + ih) * Wd, H * Wd, rows * Wd, lanes, dst, BW, Wd, Wp * BW);
           sn = n;
-          sh0 = ih;
         }
-        std::copy(stage + (ih - sh0) * Wd * BW, stage + (ih - sh0 + 1) * Wd * BW, dst);
-      } else if (nchw) {
-        conv_dw_gather_nchw<Arch>(x + ((n * C + cb) * H + ih) * Wd, H * Wd, Wd, lanes, dst, BW);
       } else {
         for (std::size_t w = 0; w < Wd; ++w) {
           const X* src = x + ((n * H + ih) * Wd + w) * C + cb;
@@ -1009,13 +1042,13 @@ void conv_depthwise_backward_weight(const conv2d_shape& s, const X* x, const A* 
       const bool k3x3 = VW >= 16 && KH == 3 && KW == 3 && s.dilation_w == 1;
       const std::size_t rs = s.dilation_h * Wp * BW;
       if (k3x3 && nv == 2 && dbias)
-        conv_depthwise_weight_kernel<V, 2, 3, 3, true>(s, d0, xrow, rs, r0, r1, pt);
+        conv_depthwise_weight_kernel<V, BW, (NF > 1 ? 2 : 1), 3, 3, true>(s, d0, xrow, rs, r0, r1, pt);
       else if (k3x3 && nv == 2)
-        conv_depthwise_weight_kernel<V, 2, 3, 3, false>(s, d0, xrow, rs, r0, r1, pt);
+        conv_depthwise_weight_kernel<V, BW, (NF > 1 ? 2 : 1), 3, 3, false>(s, d0, xrow, rs, r0, r1, pt);
       else if (k3x3 && dbias)
-        conv_depthwise_weight_kernel<V, 1, 3, 3, true>(s, d0, xrow, rs, r0, r1, pt);
+        conv_depthwise_weight_kernel<V, BW, 1, 3, 3, true>(s, d0, xrow, rs, r0, r1, pt);
       else if (k3x3)
-        conv_depthwise_weight_kernel<V, 1, 3, 3, false>(s, d0, xrow, rs, r0, r1, pt);
+        conv_depthwise_weight_kernel<V, BW, 1, 3, 3, false>(s, d0, xrow, rs, r0, r1, pt);
       for (std::size_t k0 = 0; k0 < (k3x3 ? 0 : KK); k0 += TGmax) {
         const std::size_t tg = std::min(TGmax, KK - k0);
         A* t = pt + k0 * nv * VW;
