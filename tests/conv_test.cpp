@@ -247,9 +247,13 @@ TEST(ConvMatrix, DepthwiseBackwardWeightSplitsChunks) {
           bitexact_test::split_probe probe;
           conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr, tier::fixed_order,
                                  {t, i});
-          if (t > 1) EXPECT_GE(probe.widest(), 2) << isa_name(i) << " threads " << t;
+          if (t > 1) {
+            EXPECT_GE(probe.widest(), 2) << isa_name(i) << " threads " << t;
+          }
           EXPECT_TRUE(same(dw, dw_ref)) << isa_name(i) << " threads " << t << " C " << s.in_channels;
-          if (with_bias) EXPECT_TRUE(same(db, db_ref)) << isa_name(i) << " threads " << t << " C " << s.in_channels;
+          if (with_bias) {
+            EXPECT_TRUE(same(db, db_ref)) << isa_name(i) << " threads " << t << " C " << s.in_channels;
+          }
         }
   }
 }

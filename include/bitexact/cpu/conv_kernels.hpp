@@ -836,8 +836,9 @@ void conv_depthwise_weight_group(const conv2d_shape& s, const A* dyp, XRow xrow,
   for (std::size_t t = 0; t < TG; ++t)
     for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::zero();
   const A* d = dyp;
-  for (std::size_t r = r0; r < r1;) {
-    const std::size_t n = r / P, oh = (r % P) / OW, ow = r % OW, len = std::min(r1 - r, OW - ow);
+  std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+  for (std::size_t r = r0; r < r1;) {  // runs along one output row; (n, oh, ow) stepped, never divided
+    const std::size_t len = std::min(r1 - r, OW - ow);
     const A* xb = xrow(n, oh * s.stride_h) + ow * xs;
     for (std::size_t u = 0; u < len; ++u, d += BW, xb += xs) {
       typename V::reg dv[NV];
@@ -846,6 +847,8 @@ void conv_depthwise_weight_group(const conv2d_shape& s, const A* dyp, XRow xrow,
         for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::fma(dv[j], V::load(xb + tapoff[t] + j * VW), acc[t][j]);
     }
     r += len;
+    ow = 0;
+    if (++oh == OH) oh = 0, ++n;
   }
   for (std::size_t t = 0; t < TG; ++t)
     for (std::size_t j = 0; j < NV; ++j) V::store(part + t * NV * VW + j * VW, acc[t][j]);
@@ -866,8 +869,9 @@ void conv_depthwise_weight_kernel(const conv2d_shape& s, const A* dyp, XRow xrow
     for (std::size_t c = 0; c < KWc; ++c)
       for (std::size_t j = 0; j < NV; ++j) acc[i][c][j] = V::zero();
   const A* d = dyp;
-  for (std::size_t r = r0; r < r1;) {
-    const std::size_t n = r / P, oh = (r % P) / OW, ow = r % OW, len = std::min(r1 - r, OW - ow);
+  std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+  for (std::size_t r = r0; r < r1;) {  // runs along one output row; (n, oh, ow) stepped, never divided
+    const std::size_t len = std::min(r1 - r, OW - ow);
     const A* xb = xrow(n, oh * s.stride_h) + ow * xs;
     for (std::size_t u = 0; u < len; ++u, d += BW, xb += xs) {
       typename V::reg dv[NV];
@@ -881,6 +885,8 @@ void conv_depthwise_weight_kernel(const conv2d_shape& s, const A* dyp, XRow xrow
       }
     }
     r += len;
+    ow = 0;
+    if (++oh == OH) oh = 0, ++n;
   }
   for (std::size_t i = 0; i < KHc; ++i)
     for (std::size_t c = 0; c < KWc; ++c)
