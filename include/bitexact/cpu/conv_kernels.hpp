@@ -11,7 +11,8 @@
 // across j, never across r, so every ISA, tile size and thread split gives the same bits.
 //
 // Threads take whole output tiles (image, group, row block, column tile) - never a piece of r -
-// so no partial ever crosses threads. The register kernel is the GEMM family's
+// so no partial ever crosses threads; the one exception, depthwise backward-weight, gives
+// threads whole canonical chunks of r and folds their partials in chunk order afterwards. The register kernel is the GEMM family's
 // (gemm_micro<Arch, T>::tile of cpu/gemm_kernels.hpp: AVX-512, AVX2+FMA3 and NEON fused FMAs,
 // core::fused_fma on SSE2 and scalar), fed MR-interleaved A panels and NR-wide B panels.
 #pragma once
