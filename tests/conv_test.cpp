@@ -259,6 +259,39 @@ TEST(ConvMatrix, DepthwiseBackwardWeightSplitsChannelBlocks) {
     }
 }
 
+/// The depthwise backward-weight splits k' too: one channel block (32 channels, 2 AVX-512
+/// vectors) over many canonical chunks runs as pieces of chunks on several threads, each
+/// chunk's partials folded in chunk order afterwards. Shapes: 3 x 3 (the register kernel, with
+/// and without dbias), rows of at least 32 (gathered per row, 37: a masked tail) and shorter
+/// (staged per image), channel tails (20, 8), stride 2, NHWC, and 5 x 5 (the tap groups).
+TEST(ConvMatrix, DepthwiseBackwardWeightSplitsChunks) {
+  std::uint64_t seed = 1700;
+  for (const conv2d_shape& s :
+       {shape(2, 32, 20, 20, 32, 3, 3, 1, 1, 1, 32), shape(3, 32, 11, 37, 32, 3, 3, 1, 1, 1, 32),
+        shape(4, 20, 31, 23, 20, 3, 3, 2, 1, 1, 20), shape(2, 8, 30, 13, 8, 3, 3, 1, 1, 1, 8),
+        shape(2, 32, 20, 20, 32, 3, 3, 1, 1, 1, 32, layout::nhwc), shape(3, 24, 17, 18, 24, 5, 5, 1, 2, 1, 24)}) {
+    const auto x = data<float>(xsize(s), seed++), dy = data<float>(ysize(s), seed++);
+    ASSERT_GE(s.batch * s.out_h() * s.out_w(), 3 * 256u);  // at least 3 chunks of k'
+    std::vector<float> dw_ref(wsize(s)), db_ref(s.out_channels);
+    reference::conv2d_backward_weight<float>(s, x.data(), dy.data(), dw_ref.data(), db_ref.data(), false);
+    for (isa i : usable_isas())
+      for (int t : {1, 2, 3, 4, 7, 8})
+        for (bool with_bias : {true, false}) {
+          std::vector<float> dw(wsize(s)), db(s.out_channels);
+          bitexact_test::split_probe probe;
+          conv2d_backward_weight(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr, tier::fixed_order,
+                                 {t, i});
+          if (t > 1) {
+            EXPECT_GE(probe.widest(), 2) << isa_name(i) << " threads " << t;
+          }
+          EXPECT_TRUE(same(dw, dw_ref)) << isa_name(i) << " threads " << t << " C " << s.in_channels;
+          if (with_bias) {
+            EXPECT_TRUE(same(db, db_ref)) << isa_name(i) << " threads " << t << " C " << s.in_channels;
+          }
+        }
+  }
+}
+
 // Each image of a batch equals that image alone (forward and backward-data).
 TEST(ConvBatch, ImageAloneEqualsImageInBatch) {
   for (layout l : {layout::nchw, layout::nhwc}) {

@@ -11,7 +11,8 @@
 // across j, never across r, so every ISA, tile size and thread split gives the same bits.
 //
 // Threads take whole output tiles (image, group, row block, column tile) - never a piece of r -
-// so no partial ever crosses threads. The register kernel is the GEMM family's
+// so no partial ever crosses threads; the one exception, depthwise backward-weight, gives
+// threads whole canonical chunks of r and folds their partials in chunk order afterwards. The register kernel is the GEMM family's
 // (gemm_micro<Arch, T>::tile of cpu/gemm_kernels.hpp: AVX-512, AVX2+FMA3 and NEON fused FMAs,
 // core::fused_fma on SSE2 and scalar), fed MR-interleaved A panels and NR-wide B panels.
 #pragma once
@@ -952,6 +953,46 @@ inline void conv_transpose16_avx512(const float* src, std::size_t lds, float* co
     _mm512_storeu_ps(rows[12 + j], lanes(x1, y1, 0xDD));
   }
 }
+
+/// conv_transpose16_avx512 with its first stage done by the loads: each register gathers four
+/// 128-bit pieces (rows i, i + 4, i + 8, i + 12 of a column group) with inserts from memory,
+/// which issue on the load ports and port 0 as well as 5, so only the two in-lane unpack stages
+/// (32 shuffles instead of 64) need the shuffle port.
+inline void conv_transpose16_avx512_ins(const float* src, std::size_t lds, float* const* rows) {
+  constexpr __mmask16 all = 0xFFFF;
+  for (int j = 0; j < 4; ++j) {  // column group 4j .. 4j + 3
+    __m512 a[4];
+    for (int i = 0; i < 4; ++i) {  // lane L: row 4L + i, columns 4j .. 4j + 3
+      const float* p = src + static_cast<std::size_t>(i) * lds + 4 * j;
+      __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(p));
+      v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 4 * lds), 1);
+      v = _mm512_insertf32x4(v, _mm_loadu_ps(p + 8 * lds), 2);
+      a[i] = _mm512_insertf32x4(v, _mm_loadu_ps(p + 12 * lds), 3);
+    }
+    const __m512 t0 = _mm512_mask_unpacklo_ps(a[0], all, a[0], a[1]), t1 = _mm512_mask_unpackhi_ps(a[0], all, a[0], a[1]);
+    const __m512 t2 = _mm512_mask_unpacklo_ps(a[2], all, a[2], a[3]), t3 = _mm512_mask_unpackhi_ps(a[2], all, a[2], a[3]);
+    auto lo = [](__m512 x, __m512 y) {
+      return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(x), _mm512_castps_pd(y)));
+    };
+    auto hi = [](__m512 x, __m512 y) {
+      return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(x), _mm512_castps_pd(y)));
+    };
+    _mm512_storeu_ps(rows[4 * j + 0], lo(t0, t2));
+    _mm512_storeu_ps(rows[4 * j + 1], hi(t0, t2));
+    _mm512_storeu_ps(rows[4 * j + 2], lo(t1, t3));
+    _mm512_storeu_ps(rows[4 * j + 3], hi(t1, t3));
+  }
+}
+
+/// conv_transpose16_avx512 for a partial block: source rows i < nrows (the rest read as +0),
+/// the positions of pmask (the rest +0); rows[p] must be writable for all 16 p.
+inline void conv_transpose16_avx512_part(const float* src, std::size_t lds, std::size_t nrows, __mmask16 pmask,
+                                         float* const* rows) {
+  alignas(64) float tmp[16 * 16];
+  for (std::size_t i = 0; i < 16; ++i)
+    _mm512_store_ps(tmp + i * 16, i < nrows ? _mm512_maskz_loadu_ps(pmask, src + i * lds) : _mm512_setzero_ps());
+  conv_transpose16_avx512_ins(tmp, 16, rows);
+}
 #endif
 
 /// *dst_of(n, p, c) = widen(src[n][c][p]) (NCHW -> an NHWC form, P = H * W; dst_of(n, p, c)
@@ -1004,60 +1045,149 @@ void conv_dbias_vector(const A* src, std::size_t ld, std::size_t R, A* total) {
   }
 }
 
-/// Up to 12 taps' chains at once for NV channel vectors over the k' of [r0, r1): per k', one dy
-/// load serves every tap of the group (TG x NV independent chains held in registers).
-template <class V, std::size_t NV, std::size_t TG, class A>
-void conv_depthwise_weight_group(const conv2d_shape& s, const A* dyp, const A* xpad, std::size_t BW, std::size_t Hp,
-                                 std::size_t Wp, const std::size_t* tapoff, std::size_t r0, std::size_t r1, A* tot,
-                                 bool first) {
+/// Up to 12 taps' chains at once for NV channel vectors over the k' of [r0, r1), one canonical
+/// chunk: per k', one dy load serves every tap of the group (TG x NV independent chains held in
+/// registers), each chain from +0, stored into part[t][NV vectors] (the chunk's partials). dyp
+/// points at k' = r0 (rows BW apart); xrow(n, h) at padded row h of image n of the x copy.
+/// Runs go along one output row, so the loop steps pointers and never divides.
+template <class V, std::size_t NV, std::size_t TG, class A, class XRow>
+void conv_depthwise_weight_group(const conv2d_shape& s, const A* dyp, XRow xrow, std::size_t BW,
+                                 const std::size_t* tapoff, std::size_t r0, std::size_t r1, A* part) {
   constexpr std::size_t VW = static_cast<std::size_t>(V::W);
-  const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW, xs = s.stride_w * BW;
   typename V::reg acc[TG][NV];
   for (std::size_t t = 0; t < TG; ++t)
     for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::zero();
+  const A* d = dyp;
   std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
-  for (std::size_t r = r0; r < r1; ++r) {
-    const A* d = dyp + r * BW;
-    const A* xb = xpad + ((n * Hp + oh * s.stride_h) * Wp + ow * s.stride_w) * BW;
-    typename V::reg dv[NV];
-    for (std::size_t j = 0; j < NV; ++j) dv[j] = V::load(d + j * VW);
-    for (std::size_t t = 0; t < TG; ++t)
-      for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::fma(dv[j], V::load(xb + tapoff[t] + j * VW), acc[t][j]);
-    if (++ow == OW) {
-      ow = 0;
-      if (++oh == OH) { oh = 0; ++n; }
+  for (std::size_t r = r0; r < r1;) {  // runs along one output row; (n, oh, ow) stepped, never divided
+    const std::size_t len = std::min(r1 - r, OW - ow);
+    const A* xb = xrow(n, oh * s.stride_h) + ow * xs;
+    for (std::size_t u = 0; u < len; ++u, d += BW, xb += xs) {
+      typename V::reg dv[NV];
+      for (std::size_t j = 0; j < NV; ++j) dv[j] = V::load(d + j * VW);
+      for (std::size_t t = 0; t < TG; ++t)
+        for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::fma(dv[j], V::load(xb + tapoff[t] + j * VW), acc[t][j]);
     }
+    r += len;
+    ow = 0;
+    if (++oh == OH) oh = 0, ++n;
   }
   for (std::size_t t = 0; t < TG; ++t)
-    for (std::size_t j = 0; j < NV; ++j) {
-      A* q = tot + t * NV * VW + j * VW;
-      V::store(q, first ? acc[t][j] : V::add(V::load(q), acc[t][j]));
+    for (std::size_t j = 0; j < NV; ++j) V::store(part + t * NV * VW + j * VW, acc[t][j]);
+}
+
+/// conv_depthwise_weight_group for a whole KHc x KWc kernel at dilation_w 1 (3 x 3: the
+/// MobileNet case): the taps' addresses are one pointer per kernel row (rs elements apart) plus
+/// compile-time column offsets, so no tap offset occupies a register. The same chains. DB: the
+/// chunk's dbias chains too (p = p + dy, conv_dbias_vector's), stored at part + KHc * KWc * BW.
+template <class V, std::size_t BW, std::size_t NV, std::size_t KHc, std::size_t KWc, bool DB, class A, class XRow>
+void conv_depthwise_weight_kernel(const conv2d_shape& s, const A* dyp, XRow xrow, const std::size_t rs,
+                                  std::size_t r0, std::size_t r1, A* part) {
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW, xs = s.stride_w * BW;
+  typename V::reg acc[KHc][KWc][NV], db[NV];
+  for (std::size_t j = 0; j < NV; ++j) db[j] = V::zero();
+  for (std::size_t i = 0; i < KHc; ++i)
+    for (std::size_t c = 0; c < KWc; ++c)
+      for (std::size_t j = 0; j < NV; ++j) acc[i][c][j] = V::zero();
+  const A* d = dyp;
+  std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+  for (std::size_t r = r0; r < r1;) {  // runs along one output row; (n, oh, ow) stepped, never divided
+    const std::size_t len = std::min(r1 - r, OW - ow);
+    const A* xb = xrow(n, oh * s.stride_h) + ow * xs;
+    for (std::size_t u = 0; u < len; ++u, d += BW, xb += xs) {
+      typename V::reg dv[NV];
+      for (std::size_t j = 0; j < NV; ++j) dv[j] = V::load(d + j * VW);
+      if (DB)
+        for (std::size_t j = 0; j < NV; ++j) db[j] = V::add(db[j], dv[j]);
+      for (std::size_t i = 0; i < KHc; ++i) {
+        const A* xr = xb + i * rs;
+        for (std::size_t c = 0; c < KWc; ++c)
+          for (std::size_t j = 0; j < NV; ++j) acc[i][c][j] = V::fma(dv[j], V::load(xr + c * BW + j * VW), acc[i][c][j]);
+      }
     }
+    r += len;
+    ow = 0;
+    if (++oh == OH) oh = 0, ++n;
+  }
+  for (std::size_t i = 0; i < KHc; ++i)
+    for (std::size_t c = 0; c < KWc; ++c)
+      for (std::size_t j = 0; j < NV; ++j) V::store(part + ((i * KWc + c) * NV + j) * VW, acc[i][c][j]);
+  if (DB)
+    for (std::size_t j = 0; j < NV; ++j) V::store(part + KHc * KWc * BW + j * VW, db[j]);
 }
 
 /// conv_depthwise_weight_group with TG chosen at run time (1 .. 12).
-template <class V, std::size_t NV, std::size_t TG = 12, class A>
-void conv_depthwise_weight_groups(std::size_t tg, const conv2d_shape& s, const A* dyp, const A* xpad, std::size_t BW,
-                                  std::size_t Hp, std::size_t Wp, const std::size_t* tapoff, std::size_t r0,
-                                  std::size_t r1, A* tot, bool first) {
+template <class V, std::size_t NV, std::size_t TG = 12, class A, class XRow>
+void conv_depthwise_weight_groups(std::size_t tg, const conv2d_shape& s, const A* dyp, XRow xrow, std::size_t BW,
+                                  const std::size_t* tapoff, std::size_t r0, std::size_t r1, A* part) {
   if constexpr (TG > 1)
-    if (tg < TG)
-      return conv_depthwise_weight_groups<V, NV, TG - 1>(tg, s, dyp, xpad, BW, Hp, Wp, tapoff, r0, r1, tot, first);
-  conv_depthwise_weight_group<V, NV, TG>(s, dyp, xpad, BW, Hp, Wp, tapoff, r0, r1, tot, first);
+    if (tg < TG) return conv_depthwise_weight_groups<V, NV, TG - 1>(tg, s, dyp, xrow, BW, tapoff, r0, r1, part);
+  conv_depthwise_weight_group<V, NV, TG>(s, dyp, xrow, BW, tapoff, r0, r1, part);
+}
+
+/// dst[i * BW + l] = widen(src[l * lds + i]) for i < len, l < lanes (a channel block of NCHW
+/// planes lds apart into [position][BW] rows), lanes lanes .. BW zero. A copy: any method gives
+/// the same values (AVX-512 float: 16 x 16 blocks in registers).
+template <class Arch, class A, class X>
+void conv_dw_gather_nchw(const X* src, std::size_t lds, std::size_t len, std::size_t lanes, A* dst, std::size_t BW,
+                         std::size_t Lr = 0, std::size_t rstride = 0) {
+  if (Lr == 0) Lr = len;  // position i lands at dst + (i / Lr) * rstride + (i % Lr) * BW
+  A* drow = dst;          // the destination of position i0 (i0 = rc * Lr + cc), stepped
+  std::size_t cc = 0;
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+  if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, float>::value &&
+                std::is_same<X, float>::value) {
+    if (BW % 16 == 0) {
+      alignas(64) float spill[16];  // the stores of positions past len
+      float* rows[16];
+      float* base[16];
+      for (std::size_t i = 0; i < len; i += 16) {
+        const std::size_t rem = std::min<std::size_t>(16, len - i);
+        for (std::size_t q = 0; q < rem; ++q) {
+          base[q] = drow + cc * BW;
+          if (++cc == Lr) cc = 0, drow += rstride;
+        }
+        for (std::size_t l = 0; l < BW; l += 16) {
+          for (std::size_t q = 0; q < 16; ++q) rows[q] = q < rem ? base[q] + l : spill;
+          const std::size_t nr = lanes > l ? std::min<std::size_t>(16, lanes - l) : 0;
+          if (rem == 16 && nr == 16) {
+            for (std::size_t q = 0; q < 16; ++q)
+              _mm_prefetch(reinterpret_cast<const char*>(src + (l + q) * lds + i + 64), _MM_HINT_T0);
+            conv_transpose16_avx512_ins(src + l * lds + i, lds, rows);
+          } else {
+            conv_transpose16_avx512_part(src + l * lds + i, lds, nr, static_cast<__mmask16>((1u << rem) - 1), rows);
+          }
+        }
+      }
+      return;
+    }
+  }
+#endif
+  for (std::size_t i = 0; i < len; ++i) {
+    A* row = drow + cc * BW;
+    if (++cc == Lr) cc = 0, drow += rstride;
+    for (std::size_t l = 0; l < lanes; ++l) row[l] = static_cast<A>(core::widen(src[l * lds + i]));
+    for (std::size_t l = lanes; l < BW; ++l) row[l] = A(0);
+  }
 }
 
 /// Depthwise backward-weight (fixed_order): dw[c][k] = the chain over k' = (n, oh, ow) of
 /// fma(dy[k'][c], x at tap k, p) in 256-wide chunks folded left to right, as every conv; dbias
-/// as conv_dbias_vector. A task is a block of BW = NF vectors of channels: it copies its slice of
-/// x and dy into channel-blocked forms, [n][h][w][BW] and [k'][BW] (extra lanes past C zero,
-/// never stored), so that its data is contiguous and stays in cache. The x copy is zero-padded (a
-/// padding tap reads +0: the reference's zero product), so no tap needs a bounds test. Per chunk
-/// it runs groups of up to 12 (AVX-512) or 6 taps at once, one dy load serving every tap of the
-/// group. Vectors run across channels: each lane is one dw element's own chain.
+/// as conv_dbias_vector. Channels run in blocks of BW = NF vectors; k' in pieces of whole
+/// canonical chunks. A task is one (channel block, piece): it copies the piece's dy and the x
+/// rows its windows read into channel-blocked forms, [k'][BW] and [padded row][Wp][BW] (small
+/// enough to stay in L2; extra lanes past C zero, never stored; padding +0: the reference's
+/// zero product, so no tap needs a bounds test), and runs each chunk in groups of up to 12
+/// (AVX-512) or 6 taps, one dy load serving every tap of the group, writing the chunk's partials
+/// (each from +0) to its own slot. After all tasks, one pass per block folds the partials left
+/// to right in chunk order (S = p_0; S = S + p_1; ...). Vectors run across channels: each lane
+/// is one dw element's own chain, so threads, pieces and ISAs never change a bit.
 template <class Arch, class A, class X>
 void conv_depthwise_backward_weight(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
   using V = typename gemm_arch<Arch, A>::V;
-  constexpr std::size_t VW = static_cast<std::size_t>(V::W), NF = 2, BW = NF * VW, TGmax = VW >= 16 ? 12 : 6;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W), NF = VW >= 16 ? 1 : 2, BW = NF * VW, TGmax = VW >= 16 ? 12 : 6;
   const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, KH = s.kernel_h, KW = s.kernel_w;
   const std::size_t OH = s.out_h(), OW = s.out_w(), KK = KH * KW, P = OH * OW, R = N * P;
   const bool nchw = s.data == layout::nchw;
@@ -1071,59 +1201,111 @@ void conv_depthwise_backward_weight(const conv2d_shape& s, const X* x, const A* 
   const std::size_t Wp = std::max(Wd + s.pad_w, (OW - 1) * s.stride_w + (KW - 1) * s.dilation_w + 1);
   std::vector<std::size_t> tapoff(KK);  // tap k's offset from its window's corner in the x copy
   for (std::size_t k = 0; k < KK; ++k) tapoff[k] = ((k / KW) * s.dilation_h * Wp + (k % KW) * s.dilation_w) * BW;
-  parallel_chunks(threads, canonical_chunks{(C + BW - 1) / BW, 1}, [&](std::uint64_t b0, std::uint64_t) {
-    const std::size_t cb = static_cast<std::size_t>(b0) * BW, lanes = std::min(BW, C - cb), nv = (lanes + VW - 1) / VW;
+  // Pieces: about 2048 k' (8 chunks), fewer chunks when that leaves too few tasks for the threads.
+  const std::size_t nb = (C + BW - 1) / BW, nck = (R + conv_chunk - 1) / conv_chunk;
+  std::size_t pc = 8;
+  while (pc > 1 && nb * ((nck + pc - 1) / pc) < 4 * static_cast<std::size_t>(std::max(threads, 1))) pc /= 2;
+  const std::size_t np = (nck + pc - 1) / pc;
+  const std::size_t slot = (KK + 1) * BW;  // one chunk's partials: [tap][BW], then dbias's [BW]
+  std::vector<A>& part_buf = conv_thread_scratch<A>().a;
+  A* part = conv_reserve(part_buf, nb * nck * slot);  // [block][chunk][slot]
+  parallel_chunks(threads, canonical_chunks{nb * np, 1}, [&](std::uint64_t q0, std::uint64_t) {
+    const std::size_t b = static_cast<std::size_t>(q0) / np, pi = static_cast<std::size_t>(q0) % np;
+    const std::size_t cb = b * BW, lanes = std::min(BW, C - cb), nv = (lanes + VW - 1) / VW;
+    const std::size_t c0 = pi * pc, c1 = std::min(nck, c0 + pc), R0 = c0 * conv_chunk, R1 = std::min(R, c1 * conv_chunk);
+    // The padded x rows (image n, row h) the piece's windows read: flat rows n * Hp + h in
+    // [f0, f1), every row of the images in between.
+    const std::size_t nA = R0 / P, hA = ((R0 % P) / OW) * s.stride_h;
+    const std::size_t nB = (R1 - 1) / P, hB = (((R1 - 1) % P) / OW) * s.stride_h + (KH - 1) * s.dilation_h;
+    const std::size_t f0 = nA * Hp + hA, f1 = nB * Hp + hB + 1;
     conv_scratch<A>& sc = conv_thread_scratch<A>();
-    A* xq = conv_reserve(sc.x_pad, N * Hp * Wp * BW);
-    A* dq = conv_reserve(sc.dy_pad, R * BW);
-    // Zeros where no x lands (padding rows and columns, lanes past C), then the slices.
-    for (std::size_t q = 0; q < N * Hp; ++q) {
-      A* row = xq + q * Wp * BW;
-      const std::size_t h = q % Hp;
+    A* xq = conv_reserve(sc.x_pad, (f1 - f0) * Wp * BW);
+    A* dq = conv_reserve(sc.dy_pad, (R1 - R0) * BW);
+    // NCHW: each image's span of input rows is contiguous per channel, so it is gathered in one
+    // pass (16 x 16 blocks across row ends) straight into the padded rows.
+    std::size_t sn = ~std::size_t(0);  // the image whose rows are gathered
+    for (std::size_t f = f0; f < f1; ++f) {
+      A* row = xq + (f - f0) * Wp * BW;
+      const std::size_t n = f / Hp, h = f % Hp;
       if (h < s.pad_h || h >= s.pad_h + H) {
         std::fill(row, row + Wp * BW, A(0));
         continue;
       }
       std::fill(row, row + s.pad_w * BW, A(0));
       std::fill(row + (s.pad_w + Wd) * BW, row + Wp * BW, A(0));
-      if (lanes != BW)
-        for (std::size_t w = 0; w < Wd; ++w) std::fill(row + (s.pad_w + w) * BW + lanes, row + (s.pad_w + w + 1) * BW, A(0));
-    }
-    if (lanes != BW)
-      for (std::size_t r = 0; r < R; ++r) std::fill(dq + r * BW + lanes, dq + (r + 1) * BW, A(0));
-    auto x_at = [&](std::size_t n, std::size_t p, std::size_t c) {
-      return xq + ((n * Hp + p / Wd + s.pad_h) * Wp + p % Wd + s.pad_w) * BW + (c - cb);
-    };
-    auto dy_at = [&](std::size_t n, std::size_t p, std::size_t c) { return dq + (n * P + p) * BW + (c - cb); };
-    if (nchw) {
-      conv_nchw_to_nhwc<Arch, A>(x, N, C, H * Wd, x_at, 1, cb, cb + lanes);
-      conv_nchw_to_nhwc<Arch, A>(dy, N, C, P, dy_at, 1, cb, cb + lanes);
-    } else {
-      for (std::size_t q = 0; q < N * H * Wd; ++q) {
-        A* d = x_at(q / (H * Wd), q % (H * Wd), cb);
-        for (std::size_t l = 0; l < lanes; ++l) d[l] = static_cast<A>(core::widen(x[q * C + cb + l]));
+      A* dst = row + s.pad_w * BW;
+      const std::size_t ih = h - s.pad_h;
+      if (nchw) {
+        if (n != sn) {  // this image's input rows [ih, last] of the piece, straight into their rows
+          const std::size_t hend = (f1 - 1) / Hp == n ? (f1 - 1) % Hp + 1 : Hp;
+          const std::size_t rows = std::min(H + s.pad_h, hend) - h;
+          conv_dw_gather_nchw<Arch>(x + ((n * C + cb) * H + ih) * Wd, H * Wd, rows * Wd, lanes, dst, BW, Wd, Wp * BW);
+          sn = n;
+        }
+      } else {
+        for (std::size_t w = 0; w < Wd; ++w) {
+          const X* src = x + ((n * H + ih) * Wd + w) * C + cb;
+          for (std::size_t l = 0; l < lanes; ++l) dst[w * BW + l] = static_cast<A>(core::widen(src[l]));
+          for (std::size_t l = lanes; l < BW; ++l) dst[w * BW + l] = A(0);
+        }
       }
-      for (std::size_t r = 0; r < R; ++r) std::copy(dy + r * C + cb, dy + r * C + cb + lanes, dq + r * BW);
     }
-    std::vector<A> tot(KK * NF * VW);  // [tap][nv vectors]: the chunks' running totals
-    for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
-      const std::size_t r1 = std::min(R, r0 + conv_chunk);
-      for (std::size_t k0 = 0; k0 < KK; k0 += TGmax) {
+    for (std::size_t r = R0; r < R1;) {  // dy, per image
+      const std::size_t n = r / P, p = r % P, len = std::min(R1 - r, P - p);
+      A* dst = dq + (r - R0) * BW;
+      if (nchw) {
+        conv_dw_gather_nchw<Arch>(dy + (n * C + cb) * P + p, P, len, lanes, dst, BW);
+      } else {
+        for (std::size_t u = 0; u < len; ++u) {
+          std::copy(dy + (r + u) * C + cb, dy + (r + u) * C + cb + lanes, dst + u * BW);
+          std::fill(dst + u * BW + lanes, dst + (u + 1) * BW, A(0));
+        }
+      }
+      r += len;
+    }
+    auto xrow = [&](std::size_t n, std::size_t h) { return xq + (n * Hp + h - f0) * Wp * BW; };
+    for (std::size_t ck = c0; ck < c1; ++ck) {
+      const std::size_t r0 = ck * conv_chunk, r1 = std::min(R, r0 + conv_chunk);
+      A* pt = part + (b * nck + ck) * slot;
+      const A* d0 = dq + (r0 - R0) * BW;
+      const bool k3x3 = VW >= 16 && KH == 3 && KW == 3 && s.dilation_w == 1;
+      const std::size_t rs = s.dilation_h * Wp * BW;
+      if (k3x3 && nv == 2 && dbias)
+        conv_depthwise_weight_kernel<V, BW, (NF > 1 ? 2 : 1), 3, 3, true>(s, d0, xrow, rs, r0, r1, pt);
+      else if (k3x3 && nv == 2)
+        conv_depthwise_weight_kernel<V, BW, (NF > 1 ? 2 : 1), 3, 3, false>(s, d0, xrow, rs, r0, r1, pt);
+      else if (k3x3 && dbias)
+        conv_depthwise_weight_kernel<V, BW, 1, 3, 3, true>(s, d0, xrow, rs, r0, r1, pt);
+      else if (k3x3)
+        conv_depthwise_weight_kernel<V, BW, 1, 3, 3, false>(s, d0, xrow, rs, r0, r1, pt);
+      for (std::size_t k0 = 0; k0 < (k3x3 ? 0 : KK); k0 += TGmax) {
         const std::size_t tg = std::min(TGmax, KK - k0);
-        A* t = tot.data() + k0 * nv * VW;
+        A* t = pt + k0 * nv * VW;
         if (nv == 2)
-          conv_depthwise_weight_groups<V, 2, TGmax>(tg, s, dq, xq, BW, Hp, Wp, tapoff.data() + k0, r0, r1, t, r0 == 0);
+          conv_depthwise_weight_groups<V, 2, TGmax>(tg, s, d0, xrow, BW, tapoff.data() + k0, r0, r1, t);
         else
-          conv_depthwise_weight_groups<V, 1, TGmax>(tg, s, dq, xq, BW, Hp, Wp, tapoff.data() + k0, r0, r1, t, r0 == 0);
+          conv_depthwise_weight_groups<V, 1, TGmax>(tg, s, d0, xrow, BW, tapoff.data() + k0, r0, r1, t);
       }
+      if (dbias && !k3x3)
+        for (std::size_t j = 0; j < nv; ++j) conv_dbias_vector<V>(d0 + j * VW, BW, r1 - r0, pt + KK * BW + j * VW);
+    }
+  });
+  // The left-to-right fold of each element's chunk partials, and the finish.
+  parallel_chunks(threads, canonical_chunks{nb, 1}, [&](std::uint64_t b0, std::uint64_t) {
+    const std::size_t b = static_cast<std::size_t>(b0), cb = b * BW, lanes = std::min(BW, C - cb);
+    const std::size_t nv = (lanes + VW - 1) / VW, used = KK * nv * VW;
+    A* tot = part + b * nck * slot;  // chunk 0's slot holds the running totals
+    for (std::size_t ck = 1; ck < nck; ++ck) {
+      const A* pt = tot + ck * slot;
+      for (std::size_t i = 0; i < used; i += VW) V::store(tot + i, V::add(V::load(tot + i), V::load(pt + i)));
+      if (dbias)
+        for (std::size_t i = 0; i < nv * VW; i += VW)
+          V::store(tot + KK * BW + i, V::add(V::load(tot + KK * BW + i), V::load(pt + KK * BW + i)));
     }
     for (std::size_t k = 0; k < KK; ++k)
       for (std::size_t l = 0; l < lanes; ++l) dw[(cb + l) * KK + k] = conv_finish(tot[k * nv * VW + l]);
-    if (dbias) {
-      alignas(64) A total[BW];
-      for (std::size_t j = 0; j < nv; ++j) conv_dbias_vector<V>(dq + j * VW, BW, R, total + j * VW);
-      for (std::size_t l = 0; l < lanes; ++l) dbias[cb + l] = conv_finish(total[l]);
-    }
+    if (dbias)
+      for (std::size_t l = 0; l < lanes; ++l) dbias[cb + l] = conv_finish(tot[KK * BW + l]);
   });
 }
 
