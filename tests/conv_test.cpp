@@ -208,6 +208,40 @@ TEST(ConvMatrix, LargerShapesSplitAcrossThreads) {
   check_all_paths<float, float>(shape(2, 120, 5, 5, 20, 3, 3, 1, 1, 1, 1), 13, tier::fixed_order);
 }
 
+/// Backward-data with a stride and at most 4 input channels per group runs by stride phases
+/// (conv_backward_data_phases): a 7x7/2 stem-like shape whose K = 40 * 49 crosses seven chunk
+/// boundaries, both layouts; stride 3 x 2 with dilation and groups; a 1x1 stride-2 kernel (phases
+/// with no tap at all: +0); a depthwise 5x5 with stride 2 x 2.
+TEST(ConvMatrix, StridedBackwardDataPhases) {
+  auto strided = [](std::size_t n, std::size_t c, std::size_t h, std::size_t w, std::size_t oc, std::size_t k,
+                    std::size_t sh, std::size_t sw, std::size_t pad, std::size_t dil, std::size_t groups, layout l) {
+    conv2d_shape s = shape(n, c, h, w, oc, k, k, 1, pad, dil, groups, l);
+    s.stride_h = sh, s.stride_w = sw, s.pad_w = pad, s.dilation_w = dil;
+    return s;
+  };
+  std::uint64_t seed = 1400;
+  for (layout l : {layout::nchw, layout::nhwc})
+    check_all_paths<float, float>(strided(2, 3, 23, 26, 40, 7, 2, 2, 3, 1, 1, l), seed++, tier::fixed_order);
+  check_all_paths<float, float>(strided(2, 4, 17, 40, 6, 3, 3, 2, 2, 2, 2, layout::nhwc), seed++, tier::fixed_order);
+  check_all_paths<float, float>(strided(3, 4, 9, 11, 6, 1, 2, 2, 0, 1, 1, layout::nchw), seed++, tier::fixed_order);
+  check_all_paths<float, float>(strided(2, 9, 19, 21, 9, 5, 2, 2, 2, 1, 9, layout::nchw), seed++, tier::fixed_order);
+  check_all_paths<double, double>(strided(2, 3, 15, 14, 24, 7, 2, 2, 3, 1, 1, layout::nchw), seed++,
+                                  tier::fixed_order);
+}
+
+/// Backward-weight with at most 4 input channels per group and output rows of 16 or more (NCHW)
+/// takes the forward K index as columns (conv_backward_weight_taps_as_columns): a stem-like 7x7/2
+/// (K = 147: panels of 32 taps, the last partial; runs cut by panel edges; 4 chunks of k'),
+/// groups with dilation, and double.
+TEST(ConvMatrix, SmallChannelBackwardWeightTapsAsColumns) {
+  std::uint64_t seed = 1500;
+  conv2d_shape stem = shape(2, 3, 40, 45, 40, 7, 7, 1, 3, 1, 1);
+  stem.stride_h = stem.stride_w = 2, stem.pad_w = 3;  // out 20 x 23
+  check_all_paths<float, float>(stem, seed++, tier::fixed_order);
+  check_all_paths<float, float>(shape(2, 4, 12, 37, 6, 3, 3, 1, 1, 2, 2), seed++, tier::fixed_order);
+  check_all_paths<double, double>(shape(1, 2, 9, 33, 5, 5, 3, 1, 2, 1, 1), seed++, tier::fixed_order);
+}
+
 /// The depthwise backward-weight of the shape above really runs its channel blocks on several
 /// threads (the only parallel region of that call), with the reference's bits.
 TEST(ConvMatrix, DepthwiseBackwardWeightSplitsChannelBlocks) {
@@ -485,6 +519,29 @@ TEST(ConvSpecial, NanWeightAndInfMeetingPadding) {
         if (oh == 0 || ow == 0) EXPECT_TRUE(std::isnan(v)) << oh << ow;
         else EXPECT_EQ(v, std::numeric_limits<float>::infinity()) << oh << ow;
       }
+  }
+}
+
+/// The strided backward-data path leaves out the zero terms off the stride grid. It must still
+/// give the reference's sign of zero and its Inf * 0 NaNs: dx[0] of a 1 x 2 kernel at stride 2
+/// is fma(dy0, w0, +0) then the off-grid term fma(+0, w1, p). dy0 * w0 underflows to -0; the
+/// reference then adds w1's zero product: +0 for w1 > 0, -0 for w1 < 0, NaN for w1 = Inf.
+TEST(ConvSpecial, StridedBackwardDataZeroSignAndInf) {
+  conv2d_shape s = shape(1, 1, 1, 4, 1, 1, 2, 1, 0, 1, 1);
+  s.stride_w = 2;  // out_w = 2
+  const std::vector<float> dy = {1e-30f, 0.25f};
+  for (float w1 : {0.5f, -0.5f, std::numeric_limits<float>::infinity()}) {
+    const std::vector<float> w = {-1e-30f, w1};
+    std::vector<float> dx_ref(4);
+    reference::conv2d_backward_data<float>(s, dy.data(), w.data(), dx_ref.data(), false);
+    if (w1 == 0.5f) ASSERT_FALSE(std::signbit(dx_ref[0]));
+    if (w1 == -0.5f) ASSERT_TRUE(std::signbit(dx_ref[0]));
+    if (w1 > 1.0f) ASSERT_TRUE(std::isnan(dx_ref[0]));
+    for (isa i : usable_isas()) {
+      std::vector<float> dx(4, 7.0f);
+      conv2d_backward_data(s, dy.data(), w.data(), dx.data(), tier::fixed_order, {1, i});
+      EXPECT_TRUE(same(dx, dx_ref)) << isa_name(i) << " w1 " << w1;
+    }
   }
 }
 

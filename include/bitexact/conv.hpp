@@ -100,6 +100,8 @@ void conv_backward_data_impl(const conv2d_shape& s, const A* dy, const W* w, A* 
     using Arch = decltype(arch);
     if (cpu::detail::conv_is_depthwise(s) && s.data == layout::nchw && s.stride_h == 1 && s.stride_w == 1)
       cpu::detail::conv_depthwise_backward_data<Arch, A>(s, dy, wa, dx, threads);
+    else if (cpu::detail::conv_backward_data_phases_apply(s, wa))
+      cpu::detail::conv_backward_data_phases<Arch, A>(s, dy, wa, dx, threads);
     else
       cpu::detail::conv_backward_data_kernel<Arch, A>(s, dy, wa, dx, threads);
   });

@@ -26,7 +26,9 @@
 // element's chain therefore has exactly K terms. Consequences: a NaN weight makes every output
 // of its out-channel NaN (backward-data: every dx of its group), and an Inf weight gives NaN
 // where it meets a padding tap (Inf * 0), as on a zero-padded input. A sum whose terms are all
-// -0 and +0 follows IEEE addition from p = +0 (so it is +0).
+// -0 and +0 follows IEEE addition from p = +0 (so it is +0). A kernel may leave zero terms out
+// only where that provably gives these bits: the CPU's strided backward-data does, with finite
+// weights, recomputing any -0 result term by term (cpu/conv_kernels.hpp, conv_backward_data_phases).
 //
 // 1-D convolution is the 2-D one with in_h = kernel_h = 1 (same bits, same kernels); 3-D
 // convolution is not provided.

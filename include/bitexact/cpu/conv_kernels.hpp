@@ -16,6 +16,7 @@
 // core::fused_fma on SSE2 and scalar), fed MR-interleaved A panels and NR-wide B panels.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -48,6 +49,7 @@ struct conv_scratch {
   std::vector<T> dy_nhwc, x_nhwc;  // the calling thread's layout copies (backward-weight)
   std::vector<T> apack;            // the calling thread's A panels, packed once per call
   std::vector<T> x_pad, dy_pad;    // depthwise backward-weight: padded NHWC copies
+  std::vector<T> dy_phase;         // strided backward-data: the calling thread's padded dy planes
 };
 /// v with at least n elements (never shrinks, never re-zeroes: its pages stay mapped between calls).
 template <class T>
@@ -71,9 +73,10 @@ struct conv_engine {
 
   /// total[i][0..NT) (+)= one canonical chunk's chain over klen r of a[r][i] * b[r][0..NT),
   /// i < mr: gemm_micro::tile with S = first ? p : S + p and no epilogue.
-  static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first) {
+  static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first,
+                    std::size_t a_ks = MR) {
     gemm_merge<T> g{total, ldt, first, false, nullptr, 0, T(1), T(0)};
-    M::tile(mr, klen, a, MR, b, NT, NT, g);
+    M::tile(mr, klen, a, a_ks, b, NT, NT, g);
   }
 
   /// One output tile: rows x nt (nt <= JT) over R reduction indices in canonical chunks.
@@ -106,15 +109,16 @@ struct conv_engine {
 
   /// run() with A already in panels: a_panel(i, r0, klen) points at the [klen][MR] panel of rows
   /// [i, i + MR) for the chunk starting at r0 (i a multiple of MR; see packed_a).
-  /// Panels of `step` rows (<= MR; the last may be shorter).
+  /// Panels of `step` rows (<= MR; the last may be shorter), the rows of a panel a_ks apart
+  /// (MR: packed; more: A read in place, a row's MR values contiguous).
   /// With `out` set (and R > 0), the last chunk's micro calls apply the epilogue themselves,
   /// writing row i's nt results to out + i * ldo (row i of out_bias, when set, added as a bias:
   /// gemm_epilogue(1, S, 1, out_bias[i]), else conv_finish(S)) and store() is not called: the
   /// same operations as the store through conv_finish_run, without the trip through the totals.
   template <class Prepare, class APanel, class Store>
   static void run_panels(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, APanel a_panel,
-                         Store store, std::size_t step = MR, T* out = nullptr, std::size_t ldo = 0,
-                         const T* out_bias = nullptr) {
+                         Store store, std::size_t step = MR, std::size_t a_ks = MR, T* out = nullptr,
+                         std::size_t ldo = 0, const T* out_bias = nullptr) {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
     const std::size_t rows_pad = (rows + step - 1) / step * step;
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
@@ -143,14 +147,14 @@ struct conv_engine {
         for (std::size_t jj = 0; jj < ntv; jj += NT) {
           T* tot = sc.total.data() + i * ntv + jj;
           if (!last) {
-            micro(static_cast<int>(mr), ap, panels + jj * klen, klen, tot, ntv, first);
+            micro(static_cast<int>(mr), ap, panels + jj * klen, klen, tot, ntv, first, a_ks);
             continue;
           }
           T* o = out + i * ldo + jj;
           // S = p (one chunk: S is the output row itself, prefetched for writing) or S + p.
           gemm_merge<T> g{first ? o : tot, first ? ldo : ntv, first, true, o, ldo,
                           T(1), out_bias ? T(1) : T(0), out_bias ? out_bias + i : nullptr};
-          M::tile(static_cast<int>(mr), klen, ap, MR, panels + jj * klen, NT, std::min(NT, nt - jj), g);
+          M::tile(static_cast<int>(mr), klen, ap, a_ks, panels + jj * klen, NT, std::min(NT, nt - jj), g);
         }
       }
       first = false;
@@ -588,7 +592,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
       }
     };
     if (nchw && !tiles.packed())  // rows of one image: the micro kernel writes y itself
-      E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h, y + (n * OC + g * OCg + i0) * P + p0, P,
+      E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h, E::MR, y + (n * OC + g * OCg + i0) * P + p0, P,
                     bias ? bias + g * OCg + i0 : nullptr);
     else
       E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h);
@@ -714,12 +718,230 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
       }
     };
     if (nchw && !tiles.packed())  // rows of one image: the micro kernel writes dx itself
-      E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, ap.h, dx + (n * C + g * Cg + i0) * P + p0, P);
+      E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, ap.h, E::MR, dx + (n * C + g * Cg + i0) * P + p0, P);
     else
       E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, ap.h);
   });
 }
 
+
+// ------------------------------------------------------------------ backward-data, strided
+
+/// Backward-data with a stride leaves (stride_h * stride_w - 1) of every (stride_h * stride_w)
+/// terms of an input position's chain zero by construction: the dy position is off the stride
+/// grid. The lowered GEMM multiplies them all; with few input channels per group (the 7x7/2
+/// stem's 3) its rows are also too few to fill the micro kernel. This path splits the input
+/// positions by their phase (ih mod stride_h, iw mod stride_w): within a phase every position
+/// has the same taps on the grid, and it runs only those, over zero-padded dy planes, in the
+/// canonical order (increasing K index, the 256-wide chunk partials from +0 folded left to
+/// right; a chunk without a grid tap is left out).
+///
+/// Why the bits are the reference's. A left-out term is fma(w, +0, p): with w finite its product
+/// is a zero, and adding a zero to p changes nothing unless p is itself a zero, where only the
+/// zero's sign can change (-0 + +0 = +0); an empty chunk's partial is +0, likewise. So the two
+/// chains hold the same values step by step, except that where both hold a zero, the reference's
+/// zero is -0 only if this chain's is -0 too (a left-out term can only turn -0 into +0; a term
+/// both run treats both zeros alike; a non-zero term makes them equal again). Hence a result
+/// other than -0 is the reference's result, and a -0 result (only reachable through a product
+/// or sum that underflows to -0) is recomputed term by term with core::gemm_fixed_order_sum.
+/// A non-finite weight (Inf * 0 is NaN) makes the caller take the lowered GEMM instead.
+struct conv_phase_tap {
+  std::size_t tap;       // the kernel row (or column)
+  std::ptrdiff_t base;   // dy coordinate = position's index within its phase + base
+};
+/// For one axis (input extent `in`, stride st, pad p, dilation d, kernel k): per phase a in
+/// [0, st), the taps r with (a + p - r * d) divisible by st, in increasing r, and base = (a + p -
+/// r * d) / st; `lo` = how far below 0 any base reaches (the zero rows or columns to add in front).
+struct conv_phase_axis {
+  std::vector<std::vector<conv_phase_tap>> taps;
+  std::size_t lo = 0, hi = 0;  // padded extent needed: [-lo, hi) in dy coordinates
+  conv_phase_axis(std::size_t in, std::size_t out, std::size_t st, std::size_t p, std::size_t d, std::size_t k,
+                  std::size_t slack) {
+    taps.resize(st);
+    hi = out;
+    const auto sst = static_cast<std::ptrdiff_t>(st);
+    for (std::size_t a = 0; a < st; ++a) {
+      const std::size_t count = in > a ? (in - a + st - 1) / st : 0;  // positions of the phase
+      for (std::size_t r = 0; r < k; ++r) {
+        const std::ptrdiff_t v = static_cast<std::ptrdiff_t>(a + p) - static_cast<std::ptrdiff_t>(r * d);
+        if (((v % sst) + sst) % sst != 0) continue;
+        const std::ptrdiff_t base = v / sst;  // exact
+        taps[a].push_back({r, base});
+        if (base < 0) lo = std::max(lo, static_cast<std::size_t>(-base));
+        if (count) hi = std::max<std::size_t>(hi, static_cast<std::size_t>(std::max<std::ptrdiff_t>(
+                                                      0, base + static_cast<std::ptrdiff_t>(count + slack))));
+      }
+    }
+  }
+};
+
+/// out[c][j] (+ the phase's lanes) for CB input channels and NJ vectors of positions j0 + ...:
+/// per term, NJ dy vectors at p + terms[t].off and CB broadcast weights wts[t * CB + c]; a chunk
+/// change folds the partials into the totals (total = partial for the first).
+template <class V, int CB, int NJ, class A>
+inline void conv_phase_vectors(const A* p, const std::size_t* off, const std::uint32_t* chunk, const A* wts,
+                               std::size_t nterms, A* out, std::size_t ldo) {
+  using reg = typename V::reg;
+  constexpr int W = V::W;
+  reg acc[CB][NJ];
+  for (int c = 0; c < CB; ++c)
+    for (int j = 0; j < NJ; ++j) acc[c][j] = V::zero();
+  // The totals stay in memory (out): a fold comes once per 256-wide chunk.
+  bool first = true;
+  std::uint32_t cur = nterms ? chunk[0] : 0;
+  auto fold = [&] {
+    for (int c = 0; c < CB; ++c)
+      for (int j = 0; j < NJ; ++j) {
+        A* o = out + c * ldo + j * W;
+        V::store(o, first ? acc[c][j] : V::add(V::load(o), acc[c][j]));
+        acc[c][j] = V::zero();
+      }
+    first = false;
+  };
+  for (std::size_t t = 0; t < nterms; ++t) {
+    if (chunk[t] != cur) { fold(); cur = chunk[t]; }
+    const A* q = p + off[t];
+    reg d[NJ];
+#pragma GCC unroll 8
+    for (int j = 0; j < NJ; ++j) d[j] = V::load(q + j * W);
+#pragma GCC unroll 8
+    for (int c = 0; c < CB; ++c) {
+      const reg wv = V::bcast(wts + t * CB + c);
+#pragma GCC unroll 8
+      for (int j = 0; j < NJ; ++j) acc[c][j] = V::fma(d[j], wv, acc[c][j]);
+    }
+  }
+  fold();  // with no term at all: the empty sum, +0
+}
+
+template <class V, int CB, int NJ, class A>
+inline void conv_phase_vectors_n(int nj, const A* p, const std::size_t* off, const std::uint32_t* chunk, const A* wts,
+                                 std::size_t nterms, A* out, std::size_t ldo) {
+  if constexpr (NJ > 1) {
+    if (nj < NJ) return conv_phase_vectors_n<V, CB, NJ - 1>(nj, p, off, chunk, wts, nterms, out, ldo);
+  }
+  conv_phase_vectors<V, CB, NJ>(p, off, chunk, wts, nterms, out, ldo);
+}
+
+/// Whether conv_backward_data_phases applies: a stride above 1, at most 4 input channels per
+/// group, and finite weights (w already widened).
+template <class A>
+bool conv_backward_data_phases_apply(const conv2d_shape& s, const A* w) {
+  if (s.stride_h == 1 && s.stride_w == 1) return false;
+  if (s.in_channels / s.groups > 4) return false;
+  const std::size_t n = s.out_channels * (s.in_channels / s.groups) * s.kernel_h * s.kernel_w;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!(w[i] - w[i] == A(0))) return false;  // Inf or NaN
+  return true;
+}
+
+/// dx = conv_transpose(dy, w) by phases (see above); w already widened to A ([OC][Cg][KH][KW]).
+template <class Arch, class A>
+void conv_backward_data_phases(const conv2d_shape& s, const A* dy, const A* w, A* dx, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W), NJmax = VW >= 16 ? 4 : 2;
+  const core::conv_dims d(s);
+  const std::size_t N = d.N, C = d.C, H = d.H, Wd = d.W, OC = d.OC, OH = d.OH, OW = d.OW, G = d.G, Cg = d.Cg,
+                    OCg = d.OCg, KH = d.KH, KW = d.KW, KK = KH * KW, K = OCg * KK;
+  const std::size_t sh = s.stride_h, sw = s.stride_w;
+  const conv_phase_axis ah(H, OH, sh, s.pad_h, s.dilation_h, KH, 0);
+  const conv_phase_axis aw(Wd, OW, sw, s.pad_w, s.dilation_w, KW, NJmax * VW);
+  // dy as zero-padded planes [n][oc][lo + oh][lo + ow]: every grid tap of every phase position
+  // (and a vector's lanes past the phase's end) reads inside.
+  const std::size_t Hq = ah.lo + ah.hi, Wq = aw.lo + aw.hi, plane = Hq * Wq;
+  A* dyq = conv_reserve(conv_thread_scratch<A>().dy_phase, N * OC * plane);
+  const bool nchw = s.data == layout::nchw;
+  parallel_chunks(threads, canonical_chunks{N * OC, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
+    for (std::size_t q = q0; q < q1; ++q) {
+      const std::size_t n = q / OC, oc = q % OC;
+      A* dst = dyq + q * plane;
+      std::fill(dst, dst + ah.lo * Wq, A(0));
+      for (std::size_t oh = 0; oh < OH; ++oh) {
+        A* row = dst + (ah.lo + oh) * Wq;
+        std::fill(row, row + aw.lo, A(0));
+        if (nchw) {
+          std::copy(dy + ((n * OC + oc) * OH + oh) * OW, dy + ((n * OC + oc) * OH + oh + 1) * OW, row + aw.lo);
+        } else {
+          const A* src = dy + (n * OH + oh) * OW * OC + oc;
+          for (std::size_t ow = 0; ow < OW; ++ow) row[aw.lo + ow] = src[ow * OC];
+        }
+        std::fill(row + aw.lo + OW, row + Wq, A(0));
+      }
+      std::fill(dst + (ah.lo + OH) * Wq, dst + plane, A(0));
+    }
+  });
+  // The terms of each (group, phase), in increasing K index k = (ocg * KH + r) * KW + c: the dy
+  // offset from the phase's (row 0, column 0) in image n's planes, the chunk, the Cg weights.
+  struct terms {
+    std::vector<std::size_t> off;
+    std::vector<std::uint32_t> chunk;
+    std::vector<A> wts;
+  };
+  std::vector<terms> ph(G * sh * sw);
+  for (std::size_t g = 0; g < G; ++g)
+    for (std::size_t a = 0; a < sh; ++a)
+      for (std::size_t b = 0; b < sw; ++b) {
+        terms& t = ph[(g * sh + a) * sw + b];
+        for (std::size_t ocg = 0; ocg < OCg; ++ocg)
+          for (const conv_phase_tap& r : ah.taps[a])
+            for (const conv_phase_tap& c : aw.taps[b]) {
+              const std::size_t oc = g * OCg + ocg, k = (ocg * KH + r.tap) * KW + c.tap;
+              t.off.push_back(oc * plane + static_cast<std::size_t>(r.base + static_cast<std::ptrdiff_t>(ah.lo)) * Wq +
+                              static_cast<std::size_t>(c.base + static_cast<std::ptrdiff_t>(aw.lo)));
+              t.chunk.push_back(static_cast<std::uint32_t>(k / conv_chunk));
+              for (std::size_t icg = 0; icg < Cg; ++icg) t.wts.push_back(w[(oc * Cg + icg) * KK + r.tap * KW + c.tap]);
+            }
+      }
+  // Tasks: (image, group, block of input rows). Each input row runs its sw column phases into
+  // rowbuf[icg][iw], then finishes and stores it.
+  const std::size_t RB = 4, blocks = (H + RB - 1) / RB;
+  parallel_chunks(threads, canonical_chunks{N * G * blocks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const std::size_t blk = static_cast<std::size_t>(t0) % blocks, ng = static_cast<std::size_t>(t0) / blocks;
+    const std::size_t n = ng / G, g = ng % G;
+    const std::size_t WaMax = (Wd + sw - 1) / sw, ldo = (WaMax + NJmax * VW) / VW * VW;
+    conv_scratch<A>& sc = conv_thread_scratch<A>();
+    A* phase_out = conv_reserve(sc.total, Cg * ldo);  // [icg][j] of one phase
+    A* rowbuf = conv_reserve(sc.a, Cg * Wd);          // [icg][iw]
+    for (std::size_t ih = blk * RB; ih < std::min(H, (blk + 1) * RB); ++ih) {
+      const std::size_t a = ih % sh, i = ih / sh;
+      for (std::size_t b = 0; b < sw && b < Wd; ++b) {
+        const terms& t = ph[(g * sh + a) * sw + b];
+        const std::size_t Wa = (Wd - b + sw - 1) / sw;
+        const A* base = dyq + n * OC * plane + i * Wq;
+        for (std::size_t j0 = 0; j0 < Wa; j0 += NJmax * VW) {
+          const int nj = static_cast<int>(std::min(NJmax, (Wa - j0 + VW - 1) / VW));
+          const std::size_t nt = t.off.size();
+          A* o = phase_out + j0;
+          switch (Cg) {
+            case 1: conv_phase_vectors_n<V, 1, NJmax>(nj, base + j0, t.off.data(), t.chunk.data(), t.wts.data(), nt, o, ldo); break;
+            case 2: conv_phase_vectors_n<V, 2, NJmax>(nj, base + j0, t.off.data(), t.chunk.data(), t.wts.data(), nt, o, ldo); break;
+            case 3: conv_phase_vectors_n<V, 3, NJmax>(nj, base + j0, t.off.data(), t.chunk.data(), t.wts.data(), nt, o, ldo); break;
+            default: conv_phase_vectors_n<V, 4, NJmax>(nj, base + j0, t.off.data(), t.chunk.data(), t.wts.data(), nt, o, ldo); break;
+          }
+        }
+        for (std::size_t icg = 0; icg < Cg; ++icg)
+          for (std::size_t j = 0; j < Wa; ++j) rowbuf[icg * Wd + b + j * sw] = phase_out[icg * ldo + j];
+      }
+      for (std::size_t icg = 0; icg < Cg; ++icg) {
+        const std::size_t ic = g * Cg + icg;
+        A* r = rowbuf + icg * Wd;
+        for (std::size_t iw = 0; iw < Wd; ++iw) {
+          if (r[iw] == A(0) && std::signbit(r[iw])) {  // -0: the reference's sign of zero, term by term
+            r[iw] = core::gemm_fixed_order_sum<A>(
+                K, [&](std::size_t k) { return core::conv_backward_data_dy_term<A>(s, d, dy, n, ic, ih, iw, k); },
+                [&](std::size_t k) { return core::conv_backward_data_w_term<A>(d, w, ic, k); });
+          }
+        }
+        if (nchw) {
+          conv_finish_run<Arch>(r, dx + ((n * C + ic) * H + ih) * Wd, Wd, static_cast<const A*>(nullptr));
+        } else {
+          A* dst = dx + (n * H + ih) * Wd * C + ic;
+          for (std::size_t iw = 0; iw < Wd; ++iw) dst[iw * C] = conv_finish(r[iw]);
+        }
+      }
+    }
+  });
+}
 // ------------------------------------------------------------------ backward-weight
 
 #if defined(__AVX512F__)
@@ -1050,6 +1272,101 @@ void conv_backward_weight_tapmajor(const conv2d_shape& s, const X* x, const A* d
   });
 }
 
+/// Backward-weight with few input channels per group (the 7x7/2 stem's 3: K = 147 forward taps)
+/// and output rows of at least 16, NCHW: C[oc][k] = dw[oc][k] directly. Rows are the
+/// out-channels (A: the NHWC-form dy read in place, a k' row OC apart), columns the forward K
+/// index (B: per k', the taps' x values, copied from whole kernel-row runs of x straight into the
+/// micro kernel's panel). The other form gathers im2col rows and transposes them into A panels
+/// element by element, which cost more than the micro kernel for this shape. Same products, same
+/// chain per dw element (256-wide chunks of k' from +0, folded left to right), so the same bits.
+/// Tasks: (group, one 32-tap panel, block of out-channels).
+template <class Arch, class A, class X>
+void conv_backward_weight_taps_as_columns(const conv2d_shape& s, const X* x, const A* dyh, A* dw, int threads) {
+  using E = conv_engine<Arch, A>;
+  const core::conv_dims d(s);
+  const std::size_t H = d.H, Wd = d.W, OC = d.OC, OH = d.OH, OW = d.OW, Cg = d.Cg, OCg = d.OCg, KH = d.KH,
+                    KW = d.KW, KK = KH * KW, K = Cg * KK, P = OH * OW, R = d.N * P, NT = E::NT;
+  const std::size_t panels = (K + NT - 1) / NT;
+  const std::size_t h = E::panel_height(OCg), hpanels = (OCg + h - 1) / h;
+  const std::size_t rb = std::min(hpanels, d.G * panels >= 2 * static_cast<std::size_t>(threads) ? std::size_t(1) : 2);
+  // A run: taps j .. j + len of a panel share (channel, kernel row) and take kernel columns kc0 ...
+  struct run { std::size_t j, len, c, kr, kc0; };
+  std::vector<std::vector<run>> runs(panels);
+  for (std::size_t p = 0; p < panels; ++p)
+    for (std::size_t k = p * NT; k < std::min(K, (p + 1) * NT);) {
+      const std::size_t kc = k % KW, len = std::min(KW - kc, std::min(K, (p + 1) * NT) - k);
+      runs[p].push_back({k - p * NT, len, k / KK, (k / KW) % KH, kc});
+      k += len;
+    }
+  const std::size_t sh = s.stride_h, sw = s.stride_w, ph = s.pad_h, pw = s.pad_w, dh = s.dilation_h, dwl = s.dilation_w;
+  parallel_chunks(threads, canonical_chunks{d.G * panels * rb, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const std::size_t t = static_cast<std::size_t>(t0), b = t % rb, p = (t / rb) % panels, g = t / (rb * panels);
+    const std::size_t hp0 = b * hpanels / rb, hp1 = (b + 1) * hpanels / rb;
+    const std::size_t i0 = hp0 * h, i1 = std::min(OCg, hp1 * h);
+    if (i0 >= i1) return;
+    const std::size_t k0 = p * NT, nt = std::min(NT, K - k0);
+    const std::vector<run>& rp = runs[p];
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+      for (std::size_t r = r0; r < r1; ++r) {
+        A* row = bp + (r - r0) * NT;
+        const std::ptrdiff_t iw0 = static_cast<std::ptrdiff_t>(ow * sw) - static_cast<std::ptrdiff_t>(pw);
+#if XSIMD_WITH_AVX512BW
+        if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<A, float>::value &&
+                      std::is_same<X, float>::value && E::NT == 32) {
+          // Every run inside its x row and contiguous: the panel row is built in two registers,
+          // each run one or two merge-masked loads into its lanes, then stored whole.
+          if (dwl == 1 && iw0 >= 0 && iw0 + static_cast<std::ptrdiff_t>(KW) <= static_cast<std::ptrdiff_t>(Wd)) {
+            __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+            for (const run& u : rp) {
+              const std::size_t ihp = oh * sh + u.kr * dh;
+              if (ihp < ph || ihp - ph >= H) continue;  // a padding row: zeros
+              const float* lane0 = x + ((n * d.C + g * Cg + u.c) * H + (ihp - ph)) * Wd + iw0 +
+                                   static_cast<std::ptrdiff_t>(u.kc0) - static_cast<std::ptrdiff_t>(u.j);
+              const std::uint32_t m = ((std::uint32_t(1) << u.len) - 1u) << u.j;  // lanes j .. j + len
+              if (m & 0xffffu) lo = _mm512_mask_loadu_ps(lo, static_cast<__mmask16>(m), lane0);
+              if (m >> 16) hi = _mm512_mask_loadu_ps(hi, static_cast<__mmask16>(m >> 16), lane0 + 16);
+            }
+            _mm512_storeu_ps(row, lo);
+            _mm512_storeu_ps(row + 16, hi);
+            if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
+            continue;
+          }
+        }
+#endif
+        for (const run& u : rp) {
+          A* dst = row + u.j;
+          const std::size_t ihp = oh * sh + u.kr * dh;  // ih + pad_h
+          if (ihp < ph || ihp - ph >= H) {
+            for (std::size_t q = 0; q < u.len; ++q) dst[q] = A(0);
+            continue;
+          }
+          const X* src = x + ((n * d.C + g * Cg + u.c) * H + (ihp - ph)) * Wd;
+          const std::ptrdiff_t a = iw0 + static_cast<std::ptrdiff_t>(u.kc0 * dwl);
+          const std::ptrdiff_t e = a + static_cast<std::ptrdiff_t>((u.len - 1) * dwl);
+          if (a >= 0 && e < static_cast<std::ptrdiff_t>(Wd)) {
+            for (std::size_t q = 0; q < u.len; ++q) dst[q] = static_cast<A>(core::widen(src[a + static_cast<std::ptrdiff_t>(q * dwl)]));
+          } else {
+            for (std::size_t q = 0; q < u.len; ++q) {
+              const std::ptrdiff_t iw = a + static_cast<std::ptrdiff_t>(q * dwl);
+              dst[q] = iw >= 0 && iw < static_cast<std::ptrdiff_t>(Wd) ? static_cast<A>(core::widen(src[iw])) : A(0);
+            }
+          }
+        }
+        for (std::size_t j = nt; j < NT; ++j) row[j] = A(0);
+        if (++ow == OW) { ow = 0; if (++oh == OH) { oh = 0; ++n; } }
+      }
+      ldb = E::in_panels;
+      return bp;
+    };
+    auto a_panel = [&](std::size_t i, std::size_t r0, std::size_t) { return dyh + r0 * OC + g * OCg + i0 + i; };
+    auto store = [&](std::size_t i, const A* tot) {
+      conv_finish_run<Arch>(tot, dw + (g * OCg + i0 + i) * K + k0, nt, static_cast<const A*>(nullptr));
+    };
+    E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, h, OC);
+  });
+}
+
 /// dw = sum over (n, oh, ow) of dy * x-patch; dbias (nullable) = sum of dy (same order).
 template <class Arch, class A, class X>
 void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
@@ -1088,6 +1405,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   // Short output rows and at least 4 channels per group: the tap-major form (whole channel runs;
   // with fewer channels per run the mapped gathers below cost less).
   if (mapped && Cg >= 4) conv_backward_weight_tapmajor<Arch, A>(s, x, dyh, dw, threads);
+  else if (!mapped && nchw && Cg <= 4 && K <= 4 * conv_chunk) conv_backward_weight_taps_as_columns<Arch, A>(s, x, dyh, dw, threads);
   else parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
     std::size_t t = static_cast<std::size_t>(t0);
     const std::size_t b = t % mb; t /= mb;
