@@ -112,9 +112,14 @@ struct conv_engine {
   /// [i, i + MR) for the chunk starting at r0 (i a multiple of MR; see packed_a).
   /// Panels of `step` rows (<= MR; the last may be shorter), the rows of a panel a_ks apart
   /// (MR: packed; more: A read in place, a row's MR values contiguous).
+  /// With `out` set (and R > 0), the last chunk's micro calls apply the epilogue themselves,
+  /// writing row i's nt results to out + i * ldo (row i of out_bias, when set, added as a bias:
+  /// gemm_epilogue(1, S, 1, out_bias[i]), else conv_finish(S)) and store() is not called: the
+  /// same operations as the store through conv_finish_run, without the trip through the totals.
   template <class Prepare, class APanel, class Store>
   static void run_panels(std::size_t rows, std::size_t R, std::size_t nt, Prepare prepare, APanel a_panel,
-                         Store store, std::size_t step = MR, std::size_t a_ks = MR) {
+                         Store store, std::size_t step = MR, std::size_t a_ks = MR, T* out = nullptr,
+                         std::size_t ldo = 0, const T* out_bias = nullptr) {
     conv_scratch<T>& sc = conv_thread_scratch<T>();
     const std::size_t rows_pad = (rows + step - 1) / step * step;
     const std::size_t ntv = (nt + NT - 1) / NT * NT;
@@ -136,15 +141,27 @@ struct conv_engine {
             std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
         panels = bpanel;
       }
+      const bool last = out && r0 + klen >= R;
       for (std::size_t i = 0; i < rows; i += step) {
         const std::size_t mr = std::min(step, rows - i);
         const T* ap = a_panel(i, r0, klen);
-        for (std::size_t jj = 0; jj < ntv; jj += NT)
-          micro(static_cast<int>(mr), ap, panels + jj * klen, klen, sc.total.data() + i * ntv + jj, ntv, first, a_ks);
+        for (std::size_t jj = 0; jj < ntv; jj += NT) {
+          T* tot = sc.total.data() + i * ntv + jj;
+          if (!last) {
+            micro(static_cast<int>(mr), ap, panels + jj * klen, klen, tot, ntv, first, a_ks);
+            continue;
+          }
+          T* o = out + i * ldo + jj;
+          // S = p (one chunk: S is the output row itself, prefetched for writing) or S + p.
+          gemm_merge<T> g{first ? o : tot, first ? ldo : ntv, first, true, o, ldo,
+                          T(1), out_bias ? T(1) : T(0), out_bias ? out_bias + i : nullptr};
+          M::tile(static_cast<int>(mr), klen, ap, a_ks, panels + jj * klen, NT, std::min(NT, nt - jj), g);
+        }
       }
       first = false;
     }
-    for (std::size_t i = 0; i < rows; ++i) store(i, sc.total.data() + i * ntv);
+    if (!out || R == 0)
+      for (std::size_t i = 0; i < rows; ++i) store(i, sc.total.data() + i * ntv);
   }
 
   /// A packed once per call (the weights of forward and backward-data, the same for every
@@ -575,7 +592,11 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         j += len;
       }
     };
-    E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h);
+    if (nchw && !tiles.packed())  // rows of one image: the micro kernel writes y itself
+      E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h, E::MR, y + (n * OC + g * OCg + i0) * P + p0, P,
+                    bias ? bias + g * OCg + i0 : nullptr);
+    else
+      E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h);
   });
 }
 
@@ -697,7 +718,10 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         j += len;
       }
     };
-    E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, ap.h);
+    if (nchw && !tiles.packed())  // rows of one image: the micro kernel writes dx itself
+      E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, ap.h, E::MR, dx + (n * C + g * Cg + i0) * P + p0, P);
+    else
+      E::run_panels(i1 - i0, R, nt, prepare, a_panel, store, ap.h);
   });
 }
 

@@ -263,6 +263,9 @@ struct gemm_merge {
   T* c;             ///< C (row stride ldc); read only when last && beta != 0
   std::size_t ldc;
   T alpha, beta;    ///< alpha != 0 (alpha == 0 never reaches a kernel)
+  /// When set (tile() only), C_old of row i is the scalar c_row[i] in every column instead of
+  /// C's element: a broadcast C such as a bias, which the epilogue's fma(beta, C_old, t) adds.
+  const T* c_row = nullptr;
 };
 
 template <class Arch, class T>
@@ -282,7 +285,13 @@ struct gemm_micro {
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) acc[i][j] = V::zero();
     const bool strided = b_ks != static_cast<std::size_t>(NR);
+    // Always inlined: left out of line (GCC 12 does so for R = 12, 13 in a small program), the
+    // accumulators live in memory and every FMA becomes a load, an FMA and a store.
+#if defined(__GNUC__)
+    auto step = [&]() __attribute__((always_inline)) {
+#else
     auto step = [&] {
+#endif
       if (strided) {  // B read in place: rows ldb apart, which the hardware prefetcher misses
         const T* pb = b + 8 * b_ks;
         for (int j = 0; j < NR; j += 64 / static_cast<int>(sizeof(T))) gemm_prefetch(pb + j);
@@ -323,7 +332,7 @@ struct gemm_micro {
             V::store(srow + j * W, s);
           } else {
             reg t = V::mul(va, s);
-            if (g.beta != T(0)) t = V::fma(vb, V::load(crow + j * W), t);
+            if (g.beta != T(0)) t = V::fma(vb, g.c_row ? V::set1(g.c_row[i]) : V::load(crow + j * W), t);
             V::store(crow + j * W, V::canon(t));
           }
         }
@@ -340,7 +349,8 @@ struct gemm_micro {
           if (!g.last)
             srow[j] = s;
           else
-            crow[j] = core::gemm_epilogue(g.alpha, s, g.beta, g.beta == T(0) ? T(0) : crow[j]);
+            crow[j] = core::gemm_epilogue(g.alpha, s, g.beta,
+                                          g.beta == T(0) ? T(0) : (g.c_row ? g.c_row[i] : crow[j]));
         }
       }
     }
