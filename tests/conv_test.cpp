@@ -240,6 +240,8 @@ TEST(ConvMatrix, SmallChannelBackwardWeightTapsAsColumns) {
   check_all_paths<float, float>(stem, seed++, tier::fixed_order);
   check_all_paths<float, float>(shape(2, 4, 12, 37, 6, 3, 3, 1, 1, 2, 2), seed++, tier::fixed_order);
   check_all_paths<double, double>(shape(1, 2, 9, 33, 5, 5, 3, 1, 2, 1, 1), seed++, tier::fixed_order);
+  // A 1-D kernel of 40 taps: a run fills a whole 32-tap panel (its lane mask has all 32 bits).
+  check_all_paths<float, float>(shape(2, 2, 1, 70, 5, 1, 40, 1, 0, 1, 1), seed++, tier::fixed_order);
 }
 
 /// The depthwise backward-weight of the shape above really runs its channel blocks on several

@@ -1494,7 +1494,8 @@ inline void conv_tap_row(const conv2d_shape& s, const X* xc, const std::vector<c
         if (ihp < s.pad_h || ihp - s.pad_h >= H) continue;                // a padding row: zeros
         const float* lane0 = xc + (u.c * H + (ihp - s.pad_h)) * Wd + iw0 + static_cast<std::ptrdiff_t>(u.kc0) -
                              static_cast<std::ptrdiff_t>(u.j);
-        const std::uint32_t m = ((std::uint32_t(1) << u.len) - 1u) << u.j;  // lanes j .. j + len
+        // lanes j .. j + len (len <= 32 - j; a whole 32-lane run must not shift by 32)
+        const std::uint32_t m = (u.len >= 32 ? ~std::uint32_t(0) : (std::uint32_t(1) << u.len) - 1u) << u.j;
         if (m & 0xffffu) lo = _mm512_mask_loadu_ps(lo, static_cast<__mmask16>(m), lane0);
         if (m >> 16) hi = _mm512_mask_loadu_ps(hi, static_cast<__mmask16>(m >> 16), lane0 + 16);
       }
