@@ -947,38 +947,7 @@ void conv_backward_data_phases(const conv2d_shape& s, const A* dy, const A* w, A
 
 #if defined(__AVX512F__)
 /// rows[p][c] = src[c][p] for a 16 x 16 float block (src rows lds apart; rows: the 16 output
-/// rows), in registers: unpack pairs of rows, shuffle 64-bit pairs, then two rounds of 128-bit
-/// lane moves.
-inline void conv_transpose16_avx512(const float* src, std::size_t lds, float* const* rows) {
-  // The masked forms with an all-ones mask: the same results, and GCC 12's plain forms (which
-  // start from _mm512_undefined_ps) draw false -Wuninitialized warnings.
-  constexpr __mmask16 all = 0xFFFF;
-  __m512 r[16], t[16], u[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-  for (int k = 0; k < 8; ++k) {
-    t[2 * k] = _mm512_mask_unpacklo_ps(r[2 * k], all, r[2 * k], r[2 * k + 1]);
-    t[2 * k + 1] = _mm512_mask_unpackhi_ps(r[2 * k], all, r[2 * k], r[2 * k + 1]);
-  }
-  for (int k = 0; k < 4; ++k) {  // u[4k + j], lane L: rows 4k..4k+3 of column 4L + j
-    u[4 * k] = _mm512_mask_shuffle_ps(t[4 * k], all, t[4 * k], t[4 * k + 2], 0x44);
-    u[4 * k + 1] = _mm512_mask_shuffle_ps(t[4 * k], all, t[4 * k], t[4 * k + 2], 0xEE);
-    u[4 * k + 2] = _mm512_mask_shuffle_ps(t[4 * k + 1], all, t[4 * k + 1], t[4 * k + 3], 0x44);
-    u[4 * k + 3] = _mm512_mask_shuffle_ps(t[4 * k + 1], all, t[4 * k + 1], t[4 * k + 3], 0xEE);
-  }
-  auto lanes = [&](__m512 a, __m512 b, int imm) {
-    return imm == 0x88 ? _mm512_mask_shuffle_f32x4(a, all, a, b, 0x88) : _mm512_mask_shuffle_f32x4(a, all, a, b, 0xDD);
-  };
-  for (int j = 0; j < 4; ++j) {  // column 4L + j = lanes L of u[j], u[4 + j], u[8 + j], u[12 + j]
-    const __m512 x0 = lanes(u[j], u[4 + j], 0x88), x1 = lanes(u[j], u[4 + j], 0xDD);
-    const __m512 y0 = lanes(u[8 + j], u[12 + j], 0x88), y1 = lanes(u[8 + j], u[12 + j], 0xDD);
-    _mm512_storeu_ps(rows[0 + j], lanes(x0, y0, 0x88));
-    _mm512_storeu_ps(rows[4 + j], lanes(x1, y1, 0x88));
-    _mm512_storeu_ps(rows[8 + j], lanes(x0, y0, 0xDD));
-    _mm512_storeu_ps(rows[12 + j], lanes(x1, y1, 0xDD));
-  }
-}
-
-/// conv_transpose16_avx512 with its first stage done by the loads: each register gathers four
+/// rows), in registers, with its first stage done by the loads: each register gathers four
 /// 128-bit pieces (rows i, i + 4, i + 8, i + 12 of a column group) with inserts from memory,
 /// which issue on the load ports and port 0 as well as 5, so only the two in-lane unpack stages
 /// (32 shuffles instead of 64) need the shuffle port.
@@ -1008,7 +977,7 @@ inline void conv_transpose16_avx512_ins(const float* src, std::size_t lds, float
   }
 }
 
-/// conv_transpose16_avx512 for a partial block: source rows i < nrows (the rest read as +0),
+/// conv_transpose16_avx512_ins for a partial block: source rows i < nrows (the rest read as +0),
 /// the positions of pmask (the rest +0); rows[p] must be writable for all 16 p.
 inline void conv_transpose16_avx512_part(const float* src, std::size_t lds, std::size_t nrows, __mmask16 pmask,
                                          float* const* rows) {
@@ -1045,7 +1014,7 @@ void conv_nchw_to_nhwc(const X* src, std::size_t N, std::size_t C, std::size_t P
           for (std::size_t p = p0; p < pdone; p += 16)
             for (std::size_t c = c0; c < cdone; c += 16) {
               for (std::size_t i = 0; i < 16; ++i) rows[i] = dst_of(n, p + i, c);
-              conv_transpose16_avx512(src + (n * C + c) * P + p, P, rows);
+              conv_transpose16_avx512_ins(src + (n * C + c) * P + p, P, rows);
             }
         }
 #endif
@@ -1069,6 +1038,26 @@ void conv_dbias_vector(const A* src, std::size_t ld, std::size_t R, A* total) {
   }
 }
 
+/// The k' walk of the depthwise backward-weight kernels: step(d, xb) for k' = r0 .. r1 - 1 in
+/// order, d = dyp + (k' - r0) * BW (dy of k'), xb = the x copy at k''s window corner
+/// (xrow(n, oh * stride_h) + ow * stride_w * BW). Runs go along one output row, so (n, oh, ow)
+/// are stepped, never divided per k'.
+template <class A, class XRow, class Step>
+inline void conv_depthwise_walk(const conv2d_shape& s, const A* dyp, XRow xrow, std::size_t BW, std::size_t r0,
+                                std::size_t r1, Step&& step) {
+  const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW, xs = s.stride_w * BW;
+  const A* d = dyp;
+  std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+  for (std::size_t r = r0; r < r1;) {
+    const std::size_t len = std::min(r1 - r, OW - ow);
+    const A* xb = xrow(n, oh * s.stride_h) + ow * xs;
+    for (std::size_t u = 0; u < len; ++u, d += BW, xb += xs) step(d, xb);
+    r += len;
+    ow = 0;
+    if (++oh == OH) oh = 0, ++n;
+  }
+}
+
 /// Up to 12 taps' chains at once for NV channel vectors over the k' of [r0, r1), one canonical
 /// chunk: per k', one dy load serves every tap of the group (TG x NV independent chains held in
 /// registers), each chain from +0, stored into part[t][NV vectors] (the chunk's partials). dyp
@@ -1078,25 +1067,15 @@ template <class V, std::size_t NV, std::size_t TG, class A, class XRow>
 void conv_depthwise_weight_group(const conv2d_shape& s, const A* dyp, XRow xrow, std::size_t BW,
                                  const std::size_t* tapoff, std::size_t r0, std::size_t r1, A* part) {
   constexpr std::size_t VW = static_cast<std::size_t>(V::W);
-  const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW, xs = s.stride_w * BW;
   typename V::reg acc[TG][NV];
   for (std::size_t t = 0; t < TG; ++t)
     for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::zero();
-  const A* d = dyp;
-  std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
-  for (std::size_t r = r0; r < r1;) {  // runs along one output row; (n, oh, ow) stepped, never divided
-    const std::size_t len = std::min(r1 - r, OW - ow);
-    const A* xb = xrow(n, oh * s.stride_h) + ow * xs;
-    for (std::size_t u = 0; u < len; ++u, d += BW, xb += xs) {
-      typename V::reg dv[NV];
-      for (std::size_t j = 0; j < NV; ++j) dv[j] = V::load(d + j * VW);
-      for (std::size_t t = 0; t < TG; ++t)
-        for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::fma(dv[j], V::load(xb + tapoff[t] + j * VW), acc[t][j]);
-    }
-    r += len;
-    ow = 0;
-    if (++oh == OH) oh = 0, ++n;
-  }
+  conv_depthwise_walk(s, dyp, xrow, BW, r0, r1, [&](const A* d, const A* xb) {
+    typename V::reg dv[NV];
+    for (std::size_t j = 0; j < NV; ++j) dv[j] = V::load(d + j * VW);
+    for (std::size_t t = 0; t < TG; ++t)
+      for (std::size_t j = 0; j < NV; ++j) acc[t][j] = V::fma(dv[j], V::load(xb + tapoff[t] + j * VW), acc[t][j]);
+  });
   for (std::size_t t = 0; t < TG; ++t)
     for (std::size_t j = 0; j < NV; ++j) V::store(part + t * NV * VW + j * VW, acc[t][j]);
 }
@@ -1109,32 +1088,22 @@ template <class V, std::size_t BW, std::size_t NV, std::size_t KHc, std::size_t 
 void conv_depthwise_weight_kernel(const conv2d_shape& s, const A* dyp, XRow xrow, const std::size_t rs,
                                   std::size_t r0, std::size_t r1, A* part) {
   constexpr std::size_t VW = static_cast<std::size_t>(V::W);
-  const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW, xs = s.stride_w * BW;
   typename V::reg acc[KHc][KWc][NV], db[NV];
   for (std::size_t j = 0; j < NV; ++j) db[j] = V::zero();
   for (std::size_t i = 0; i < KHc; ++i)
     for (std::size_t c = 0; c < KWc; ++c)
       for (std::size_t j = 0; j < NV; ++j) acc[i][c][j] = V::zero();
-  const A* d = dyp;
-  std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
-  for (std::size_t r = r0; r < r1;) {  // runs along one output row; (n, oh, ow) stepped, never divided
-    const std::size_t len = std::min(r1 - r, OW - ow);
-    const A* xb = xrow(n, oh * s.stride_h) + ow * xs;
-    for (std::size_t u = 0; u < len; ++u, d += BW, xb += xs) {
-      typename V::reg dv[NV];
-      for (std::size_t j = 0; j < NV; ++j) dv[j] = V::load(d + j * VW);
-      if (DB)
-        for (std::size_t j = 0; j < NV; ++j) db[j] = V::add(db[j], dv[j]);
-      for (std::size_t i = 0; i < KHc; ++i) {
-        const A* xr = xb + i * rs;
-        for (std::size_t c = 0; c < KWc; ++c)
-          for (std::size_t j = 0; j < NV; ++j) acc[i][c][j] = V::fma(dv[j], V::load(xr + c * BW + j * VW), acc[i][c][j]);
-      }
+  conv_depthwise_walk(s, dyp, xrow, BW, r0, r1, [&](const A* d, const A* xb) {
+    typename V::reg dv[NV];
+    for (std::size_t j = 0; j < NV; ++j) dv[j] = V::load(d + j * VW);
+    if (DB)
+      for (std::size_t j = 0; j < NV; ++j) db[j] = V::add(db[j], dv[j]);
+    for (std::size_t i = 0; i < KHc; ++i) {
+      const A* xr = xb + i * rs;
+      for (std::size_t c = 0; c < KWc; ++c)
+        for (std::size_t j = 0; j < NV; ++j) acc[i][c][j] = V::fma(dv[j], V::load(xr + c * BW + j * VW), acc[i][c][j]);
     }
-    r += len;
-    ow = 0;
-    if (++oh == OH) oh = 0, ++n;
-  }
+  });
   for (std::size_t i = 0; i < KHc; ++i)
     for (std::size_t c = 0; c < KWc; ++c)
       for (std::size_t j = 0; j < NV; ++j) V::store(part + ((i * KWc + c) * NV + j) * VW, acc[i][c][j]);
