@@ -489,4 +489,160 @@ TEST(GemmExactBf16, EqualsFloatOnWidenedInputs) {
   }
 }
 
+
+// ---------------------------------------------------------------- the certified double filter
+// The public float (and bfloat16) exact tier runs gemm_exact_filtered: a double GEMM whose
+// elements are kept where their error interval rounds to one float, the rest by Dot2, the exact
+// accumulator, or the integer path on the sub-problem of their rows and columns.
+
+/// Runs gemm_exact_filtered; `left` gets the number of elements the filter did not certify.
+std::vector<float> run_filtered(const Mat<float>& A, const Mat<float>& B, float alpha, float beta,
+                                const std::vector<float>& c0, int threads, bitexact::isa simd, std::size_t& left) {
+  const std::size_t m = A.rows, k = A.cols, n = B.cols;
+  std::vector<float> c = c0;
+  left = bitexact::cpu::detail::gemm_exact_filtered<float>(
+      A.tr, B.tr, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld, beta, c.data(), n, threads, simd,
+      bitexact::cpu::detail::gemm_exact_kernel_for(simd));
+  return c;
+}
+
+std::vector<bitexact::isa> filter_isas() {
+  std::vector<bitexact::isa> v{bitexact::isa::scalar};
+  if (bitexact::best_isa() != bitexact::isa::scalar) v.push_back(bitexact::best_isa());
+  return v;
+}
+
+// Normal data over two K chunks, every layout, alpha and beta (C_old with a NaN and an Inf, which
+// the filter must leave to the exact path when beta reads them): the oracle's bits, and the
+// filter certifies almost every element (the path under test is the filter's, not the fallback).
+TEST(GemmExactFilter, NormalDataEqualsOracle) {
+  const std::size_t m = 37, n = 45, k = 300;
+  Rng r{11};
+  for (transpose ta : {transpose::no, transpose::yes})
+    for (transpose tb : {transpose::no, transpose::yes}) {
+      Mat<float> A(m, k, ta, 3), B(k, n, tb, 2);
+      fill(A, [&](std::size_t, std::size_t) { return static_cast<float>(r.normal()); });
+      fill(B, [&](std::size_t, std::size_t) { return static_cast<float>(r.normal()); });
+      std::vector<float> c0(m * n);
+      for (auto& x : c0) x = static_cast<float>(r.normal());
+      c0[5] = std::numeric_limits<float>::quiet_NaN();
+      c0[9] = -std::numeric_limits<float>::infinity();
+      for (float alpha : {1.0f, 0.5f, -3.0f})
+        for (float beta : {0.0f, 1.0f, -0.75f})
+          for (bitexact::isa simd : filter_isas())
+            for (int threads : {1, 3}) {
+              std::size_t left = 0;
+              auto got = run_filtered(A, B, alpha, beta, c0, threads, simd, left);
+              expect_oracle<float>(A, B, alpha, beta, c0, got, "filtered");
+              EXPECT_LT(left, m * n / 20) << "alpha " << alpha << " beta " << beta;
+              if (beta != 0.0f) EXPECT_GE(left, 2u);  // C_old NaN and Inf
+            }
+    }
+}
+
+// Ties and near ties scattered over the diagonal: row t and column t (t < 48) meet in
+// S = 1 + 2^-24 + delta_t exactly, which the double GEMM rounds to the tie itself:
+//   t % 4 == 0: delta = 0, a tie (to even: 1); 1: +2^-70 (1 + 2^-23); 2: -2^-70 (1);
+//   t % 4 == 3: S = 2^40 + 1 + 2^-24 - 2^40 + 2^-40 (1 + 2^-23), whose cancellation makes the
+//     GEMM's error bound far too wide, but which Dot2 (its TwoSum errors carry 2^-24) certifies.
+// Every other element is one product, of normal values (or 2^50 times one in rows t % 4 == 3, so their bounds stay narrow).
+// 48 elements in 48 rows and columns: taken one by one. Without the interval check the near ties
+// above would round to 1; without Dot2's error sum the t % 4 == 3 ones would too.
+TEST(GemmExactFilter, ScatteredTiesTakeTheElementPath) {
+  const std::size_t m = 64, n = 64, k = 320, ties = 48;
+  Rng r{5};
+  Mat<float> A(m, k, transpose::no, 0), B(k, n, transpose::yes, 1);
+  fill(A, [](std::size_t, std::size_t) { return 0.0f; });
+  fill(B, [](std::size_t, std::size_t) { return 0.0f; });
+  for (std::size_t q = 0; q < 64; ++q) {
+    for (std::size_t i = 0; i < m; ++i)
+      if (!(i == q && q < ties))
+        A.at(i, 192 + q) = static_cast<float>(r.normal()) * (i < ties && i % 4 == 3 ? 0x1p50f : 1.0f);
+    B.at(192 + q, q) = static_cast<float>(r.normal());
+  }
+  for (std::size_t t = 0; t < ties; ++t) {
+    const float row[4][5] = {{1.0f, 0x1p-24f, 0, 0, 0},
+                             {1.0f, 0x1p-24f, 0, 0, 0x1p-70f},
+                             {1.0f, 0x1p-24f, 0, 0, -0x1p-70f},
+                             {0x1p40f, 1.0f, 0x1p-24f, -0x1p40f, 0x1p-40f}};
+    for (std::size_t q = 0; q < 4; ++q) {
+      A.at(t, 4 * t + q) = row[t % 4][q];
+      B.at(4 * t + q, t) = 1.0f;
+    }
+    A.at(t, 256 + t) = row[t % 4][4];
+    B.at(256 + t, t) = 1.0f;
+  }
+  std::vector<float> c0(m * n, 0.0f);
+  for (bitexact::isa simd : filter_isas())
+    for (int threads : {1, 2}) {
+      std::size_t left = 0;
+      auto got = run_filtered(A, B, 1.0f, 0.0f, c0, threads, simd, left);
+      expect_oracle<float>(A, B, 1.0f, 0.0f, c0, got, "scattered ties");
+      EXPECT_GE(left, ties);
+      EXPECT_LT(left * bitexact::cpu::detail::gemm_exact_filter_scatter_ratio, ties * ties);  // the element path
+      for (std::size_t t = 0; t < ties; ++t)
+        EXPECT_EQ(got[t * n + t], t % 4 == 1 || t % 4 == 3 ? 1.0f + 0x1p-23f : 1.0f) << t;
+    }
+}
+
+// A block where every element is a tie or a near tie: the integer path runs on the sub-problem
+// of those rows and columns and only those elements are written back (beta reads C_old there).
+TEST(GemmExactFilter, BlockOfTiesTakesTheSubProblem) {
+  const std::size_t m = 9, n = 7, k = 4;
+  Mat<float> A(m, k, transpose::yes, 2), B(k, n, transpose::no, 0);
+  fill(A, [](std::size_t i, std::size_t q) {
+    return q == 0 ? 1.0f : q == 1 ? 0x1p-24f : q == 2 ? (i % 2 ? 0x1p-80f : -0x1p-80f) : 0.0f;
+  });
+  fill(B, [](std::size_t q, std::size_t j) { return q < 2 ? 1.0f : q == 2 ? static_cast<float>(j % 3) : 5.0f; });
+  std::vector<float> c0(m * n, 0.0f);
+  for (std::size_t e = 0; e < c0.size(); e += 5) c0[e] = 0x1p-90f;
+  for (float alpha : {1.0f, 2.0f})
+    for (float beta : {0.0f, 1.0f})
+      for (bitexact::isa simd : filter_isas()) {
+        std::size_t left = 0;
+        auto got = run_filtered(A, B, alpha, beta, c0, 2, simd, left);
+        expect_oracle<float>(A, B, alpha, beta, c0, got, "block of ties");
+        EXPECT_EQ(left, m * n);
+      }
+}
+
+// Exact zeros (+0 from cancelling terms, -0 from -0 products), a sum beyond float's range (+Inf
+// certified), subnormal results, NaN and Inf inputs, and rows or columns of zeros.
+TEST(GemmExactFilter, ZerosOverflowSubnormalsAndSpecials) {
+  const std::size_t k = 3;
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<std::vector<float>> rows = {{1.0f, -1.0f, 0.0f},       {-0.0f, -0.0f, -0.0f},
+                                                {0x1.8p127f, 0x1.8p127f, 0}, {0x1p-100f, 0x1p-120f, 0},
+                                                {inf, 1.0f, 0.0f},         {nan, 1.0f, 2.0f},
+                                                {0.0f, 0.0f, 0.0f},        {1.5f, 2.5f, -0x1p-149f}};
+  const std::vector<std::vector<float>> cols = {{1.0f, 1.0f, 1.0f},  {1.0f, 1.0f, 0.0f}, {0x1p-40f, 0x1p-29f, 3.0f},
+                                                {-1.0f, 0.0f, 1.0f}, {0.0f, 0.0f, 0.0f}, {0x1.8p1f, -7.0f, 0x1p-3f}};
+  const std::size_t m = rows.size(), n = cols.size();
+  Mat<float> A(m, k, transpose::no, 0), B(k, n, transpose::no, 0);
+  fill(A, [&](std::size_t i, std::size_t q) { return rows[i][q]; });
+  fill(B, [&](std::size_t q, std::size_t j) { return cols[j][q]; });
+  std::vector<float> c0(m * n, -0.0f);
+  for (float beta : {0.0f, 1.0f})
+    for (bitexact::isa simd : filter_isas()) {
+      std::size_t left = 0;
+      auto got = run_filtered(A, B, 1.0f, beta, c0, 1, simd, left);
+      expect_oracle<float>(A, B, 1.0f, beta, c0, got, "specials");
+    }
+}
+
+// bfloat16 inputs through the public entry (the filter widens them exactly): the float bits.
+TEST(GemmExactFilter, Bf16EqualsFloat) {
+  const std::size_t m = 33, n = 40, k = 270;
+  Rng r{8};
+  std::vector<bitexact::bfloat16> a(m * k), b(k * n);
+  std::vector<float> af(m * k), bf(k * n);
+  for (std::size_t q = 0; q < a.size(); ++q) af[q] = (a[q] = bitexact::bfloat16::from_float(static_cast<float>(r.normal()))).to_float();
+  for (std::size_t q = 0; q < b.size(); ++q) bf[q] = (b[q] = bitexact::bfloat16::from_float(static_cast<float>(r.normal()))).to_float();
+  std::vector<float> c1(m * n, 1.f), c2(m * n, 1.f);
+  bitexact::cpu::detail::gemm_exact(transpose::yes, transpose::no, m, n, k, 1.f, a.data(), m, b.data(), n, 0.5f,
+                                    c1.data(), n, 2, bitexact::isa::automatic);
+  bitexact::cpu::detail::gemm_exact_with_kernel<float>(transpose::yes, transpose::no, m, n, k, 1.f, af.data(), m,
+                                                       bf.data(), n, 0.5f, c2.data(), n, 2, gemm_exact_kernel::loops);
+  EXPECT_EQ(hash(c1), hash(c2));
+}
 }  // namespace

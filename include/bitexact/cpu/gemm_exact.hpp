@@ -14,6 +14,11 @@
 // Threads take contiguous runs of 32 x 32 blocks of C; a block's result never depends on who
 // computes it.
 //
+// Float and bfloat16 inputs first go through the certified double filter (gemm_exact_filtered;
+// the bound is in core/gemm_exact.hpp): the fixed-order dgemm of the widened inputs, each
+// element kept where its error interval rounds to one float; only the others reach the integer
+// path above (or Dot2 and the exact accumulator, one by one, when they are scattered).
+//
 // ISA mapping: isa::avx512 uses AMX-INT8 when the CPU and OS allow it, else AVX-512 VNNI when the
 // CPU has it, else the loops; every other ISA uses the loops (compiled for that build).
 #pragma once
@@ -27,6 +32,8 @@
 #include "../core/bfloat16.hpp"
 #include "../core/gemm_exact.hpp"
 #include "../core/gemm_order.hpp"
+#include "dispatch.hpp"
+#include "gemm_kernels.hpp"
 #include "isa.hpp"
 #include "threads.hpp"
 
@@ -543,6 +550,16 @@ inline void gemm_exact_block(gemm_exact_kernel kern, const gemm_exact_packed& p,
   gemm_exact_block_loops(p, i0, j0, k0, k1, G);
 }
 
+/// The exact tier's large buffers: this thread's, kept between calls (Slot names the buffer)
+/// while `count` elements fit in 32 MiB (fresh pages cost a fault each), else `own`, which the
+/// caller frees, so no thread keeps more than 32 MiB per buffer. Returned as it was left.
+template <class V, int Slot>
+std::vector<V>& gemm_exact_buffer(std::size_t count, std::vector<V>& own) {
+  constexpr std::size_t keep = std::size_t(32) << 20;
+  static thread_local std::vector<V> kept;
+  return count * sizeof(V) <= keep ? kept : own;
+}
+
 /// The driver: op(A)[i][k] = geta(i, k), op(B)[k][j] = getb(k, j).
 template <class T, class GetA, class GetB>
 void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA geta, GetB getb, T beta, T* c,
@@ -588,16 +605,11 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
   const std::size_t mb = gemm_exact_mb, nb = gemm_exact_nb;
   const std::size_t kp = (K + 63) / 64 * 64, mp = (m + mb - 1) / mb * mb, np = (n + nb - 1) / nb * nb;
   // 2. Digits (threads over rows of A, column groups of B) and each column's sum of Y.
-  // The digit buffers: this thread's, kept between calls up to 32 MiB each (fresh pages cost a
-  // fault each; calls above the cap allocate and free their own, so no thread keeps more).
-  constexpr std::size_t keep = std::size_t(32) << 20;
-  static thread_local std::vector<std::uint8_t> ad_kept;
-  static thread_local std::vector<std::int8_t> bd_kept;
   std::vector<std::uint8_t> ad_own;
   std::vector<std::int8_t> bd_own;
   const std::size_t ad_size = static_cast<std::size_t>(sa) * mp * kp, bd_size = static_cast<std::size_t>(sb) * kp * np;
-  std::vector<std::uint8_t>& ad = ad_size <= keep ? ad_kept : ad_own;
-  std::vector<std::int8_t>& bd = bd_size <= keep ? bd_kept : bd_own;
+  std::vector<std::uint8_t>& ad = gemm_exact_buffer<std::uint8_t, 0>(ad_size, ad_own);
+  std::vector<std::int8_t>& bd = gemm_exact_buffer<std::int8_t, 1>(bd_size, bd_own);
   ad.assign(ad_size, 0);
   bd.assign(bd_size, 0);
   std::vector<int> qa(m, 0), qb(n, 0);
@@ -817,6 +829,170 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
     blocks(std::integral_constant<int, 4>{});
 }
 
+/// Widens a stored rows x cols matrix (row stride ld) into a dense double copy and adds each
+/// element's square to sq[row] (by_rows) or sq[col] (otherwise); sq starts at zero.
+template <class In>
+void gemm_exact_filter_widen(const In* x, std::size_t rows, std::size_t cols, std::size_t ld, double* out, double* sq,
+                             bool by_rows, int threads) {
+  if (by_rows) {
+    cpu::parallel_chunks(threads, canonical_chunks{rows, 16}, [&](std::uint64_t r0, std::uint64_t r1) {
+      for (std::size_t r = r0; r < r1; ++r) {
+        const In* src = x + r * ld;
+        double* dst = out + r * cols;
+        double s = 0;
+        for (std::size_t q = 0; q < cols; ++q) {
+          const double v = static_cast<double>(core::widen(src[q]));
+          dst[q] = v;
+          s += v * v;
+        }
+        sq[r] = s;
+      }
+    });
+    return;
+  }
+  cpu::parallel_chunks(threads, canonical_chunks{cols, 256}, [&](std::uint64_t c0, std::uint64_t c1) {
+    for (std::size_t r = 0; r < rows; ++r) {
+      const In* src = x + r * ld;
+      double* dst = out + r * cols;
+      for (std::size_t q = c0; q < c1; ++q) {
+        const double v = static_cast<double>(core::widen(src[q]));
+        dst[q] = v;
+        sq[q] += v * v;
+      }
+    }
+  });
+}
+
+/// Whether the certified double filter applies: its error bound needs 1 <= K <= 2^32. It is tried
+/// first for every shape: the double GEMM and the widened copies cost about 2.5x the fixed-order
+/// float GEMM on square shapes (10-20x on decode shapes, where widening B is the whole cost),
+/// against the integer path's S_a x S_b int8 GEMMs (25 to 36 on normal data), which measured
+/// slower for every shape tried (m = 2 .. 1024, n and K 256 .. 4096; AMD EPYC, AVX-512 VNNI).
+inline bool gemm_exact_filter_applies(std::size_t K) { return K >= 1 && K <= (std::size_t(1) << 32); }
+
+/// The left elements are taken one by one (core::gemm_exact_filter_dot2, then the exact
+/// accumulator for what that leaves) when the sub-problem of their rows and columns is more than
+/// this many times their number.
+inline constexpr std::size_t gemm_exact_filter_scatter_ratio = 40;
+
+/// The exact tier for float C (float or bfloat16 inputs): the certified double filter
+/// (core/gemm_exact.hpp) first - a fixed-order double GEMM of the widened inputs, each element
+/// kept where its error interval rounds to one float - then the integer path (gemm_exact_run)
+/// on the sub-problem of the rows and columns that hold an element it did not certify, of which
+/// only those elements are stored. Both give the correctly rounded exact value, so the bits are
+/// the integer path's alone. Returns the number of elements left to the integer path.
+template <class In>
+std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K, float alpha,
+                                const In* a, std::size_t lda, const In* b, std::size_t ldb, float beta, float* c,
+                                std::size_t ldc, int threads, isa simd, gemm_exact_kernel kern) {
+  if (!gemm_exact_kernel_available(kern)) kern = gemm_exact_kernel::loops;
+  auto geta = [=](std::size_t i, std::size_t kk) {
+    return core::widen(ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]);
+  };
+  auto getb = [=](std::size_t kk, std::size_t j) {
+    return core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]);
+  };
+  if (m == 0 || n == 0) return 0;
+  if (alpha == 0.0f || !gemm_exact_filter_applies(K)) {
+    gemm_exact_run<float>(m, n, K, alpha, geta, getb, beta, c, ldc, threads, kern);
+    return m * n;
+  }
+  const int nt = std::max(1, threads);
+  // 1. A and B widened to double in their stored layouts; the sums of squares of op(A)'s rows
+  //    and op(B)'s columns.
+  std::vector<double> ad_own, bd_own, p_own, sa(m, 0.0), sb(n, 0.0);
+  std::vector<unsigned char> left_own;
+  std::vector<double>& ad = gemm_exact_buffer<double, 2>(m * K, ad_own);
+  std::vector<double>& bd = gemm_exact_buffer<double, 3>(K * n, bd_own);
+  std::vector<double>& p = gemm_exact_buffer<double, 4>(m * n, p_own);
+  std::vector<unsigned char>& left = gemm_exact_buffer<unsigned char, 5>(m * n, left_own);
+  ad.resize(std::max(ad.size(), m * K));  // every element used is written before it is read
+  bd.resize(std::max(bd.size(), K * n));
+  p.resize(std::max(p.size(), m * n));
+  left.assign(m * n, 0);
+  const bool a_rows = ta == transpose::no, b_rows = tb == transpose::yes;
+  gemm_exact_filter_widen(a, a_rows ? m : K, a_rows ? K : m, lda, ad.data(), sa.data(), a_rows, nt);
+  gemm_exact_filter_widen(b, b_rows ? n : K, b_rows ? K : n, ldb, bd.data(), sb.data(), b_rows, nt);
+  // 2. P = op(A) op(B) in double, fixed order (any order would do: the bound holds for all).
+  const gemm_problem<double, double> pr{m,  n, K, 1.0, 0.0, ad.data(), a_rows ? K : 1, a_rows ? 1 : m, bd.data(),
+                                        b_rows ? 1 : n, b_rows ? K : 1, p.data(), n};
+  with_arch(simd, [&](auto arch) { gemm_fixed_order_run<decltype(arch), double, double>(pr, nt); });
+  // 3. Certify each element; mark the rest.
+  const double gamma = core::gemm_exact_filter_gamma(K);
+  for (std::size_t i = 0; i < m; ++i) sa[i] = gamma * core::gemm_exact_filter_norm(sa[i], K);
+  for (std::size_t j = 0; j < n; ++j) sb[j] = core::gemm_exact_filter_norm(sb[j], K);
+  const bool plain = alpha == 1.0f && beta == 0.0f;
+  cpu::parallel_chunks(nt, canonical_chunks{m, 16}, [&](std::uint64_t i0, std::uint64_t i1) {
+    const double* nb = sb.data();
+    for (std::size_t i = i0; i < i1; ++i) {
+      const double* pi = p.data() + i * n;
+      const double ea = sa[i];
+      float* ci = c + i * ldc;
+      unsigned char* li = left.data() + i * n;
+      if (plain) {  // every element written; the left ones are overwritten below (C_old unused)
+        for (std::size_t j = 0; j < n; ++j) li[j] = !core::gemm_exact_filter_round(pi[j], ea * nb[j], ci[j]);
+        continue;
+      }
+      for (std::size_t j = 0; j < n; ++j) {
+        float v;
+        if (core::gemm_exact_filter_element(pi[j], ea * nb[j], alpha, beta, beta == 0.0f ? 0.0f : ci[j], v))
+          ci[j] = v;
+        else
+          li[j] = 1;
+      }
+    }
+  });
+  // 4. The integer path on the rows x columns that hold a left element.
+  std::vector<std::size_t> rows, cols;
+  std::vector<unsigned char> col_left(n, 0);
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < m; ++i) {
+    bool any = false;
+    for (std::size_t j = 0; j < n; ++j)
+      if (left[i * n + j]) {
+        any = true;
+        col_left[j] = 1;
+        ++count;
+      }
+    if (any) rows.push_back(i);
+  }
+  if (count == 0) return 0;
+  for (std::size_t j = 0; j < n; ++j)
+    if (col_left[j]) cols.push_back(j);
+  const std::size_t mu = rows.size(), nu = cols.size();
+  if (count * gemm_exact_filter_scatter_ratio < mu * nu) {  // scattered: element by element
+    std::vector<std::size_t> at;
+    at.reserve(count);
+    for (std::size_t e = 0; e < m * n; ++e)
+      if (left[e]) at.push_back(e);
+    cpu::parallel_chunks(nt, canonical_chunks{count, 8}, [&](std::uint64_t e0, std::uint64_t e1) {
+      for (std::size_t e = e0; e < e1; ++e) {
+        const std::size_t i = at[e] / n, j = at[e] % n;
+        float& cij = c[i * ldc + j];
+        const float old = beta == 0.0f ? 0.0f : cij;
+        auto ai = [&](std::size_t kk) { return geta(i, kk); };
+        auto bj = [&](std::size_t kk) { return getb(kk, j); };
+        float v;
+        cij = core::gemm_exact_filter_dot2(K, ai, bj, alpha, beta, old, v)
+                  ? v
+                  : core::gemm_exact_element_slow<float>(K, ai, bj, alpha, beta, old);
+      }
+    });
+    return count;
+  }
+  std::vector<float> sub(mu * nu, 0.0f);
+  if (beta != 0.0f)
+    for (std::size_t r = 0; r < mu; ++r)
+      for (std::size_t q = 0; q < nu; ++q) sub[r * nu + q] = c[rows[r] * ldc + cols[q]];
+  gemm_exact_run<float>(
+      mu, nu, K, alpha, [&](std::size_t r, std::size_t kk) { return geta(rows[r], kk); },
+      [&](std::size_t kk, std::size_t q) { return getb(kk, cols[q]); }, beta, sub.data(), nu, nt, kern);
+  for (std::size_t r = 0; r < mu; ++r)
+    for (std::size_t q = 0; q < nu; ++q)
+      if (left[rows[r] * n + cols[q]]) c[rows[r] * ldc + cols[q]] = sub[r * nu + q];
+  return count;
+}
+
 /// Runs the exact tier with an explicit integer kernel (tests and benchmarks reach every kernel
 /// this way; results never depend on it).
 template <class T>
@@ -843,6 +1019,12 @@ template <class T>
 void gemm_exact(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
                 std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc, int threads, isa simd) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "gemm_exact: float or double");
+  if constexpr (std::is_same<T, float>::value) {
+    const isa s = resolve_isa(simd);
+    gemm_exact_filtered<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads), s,
+                               gemm_exact_kernel_for(s));
+    return;
+  }
   gemm_exact_with_kernel<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads),
                             gemm_exact_kernel_for(resolve_isa(simd)));
 }
@@ -865,8 +1047,9 @@ inline void gemm_exact_bf16_with_kernel(transpose ta, transpose tb, std::size_t 
 inline void gemm_exact(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
                        const bfloat16* a, std::size_t lda, const bfloat16* b, std::size_t ldb, float beta, float* c,
                        std::size_t ldc, int threads, isa simd) {
-  gemm_exact_bf16_with_kernel(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads),
-                              gemm_exact_kernel_for(resolve_isa(simd)));
+  const isa s = resolve_isa(simd);
+  gemm_exact_filtered<bfloat16>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads), s,
+                                gemm_exact_kernel_for(s));
 }
 
 }  // namespace detail
