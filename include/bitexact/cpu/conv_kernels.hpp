@@ -2246,12 +2246,15 @@ conv_exact_buffers<T>& conv_exact_thread_buffers() {
   return s;
 }
 
-/// Whether an m x n (per group) exact product takes the GEMM exact tier: with an integer matrix
-/// engine (AMX, AVX-512 VNNI) and enough rows and columns to fill its 32 x 32 blocks, or few rows
-/// but many columns (the stem's backward-data: m = 3, 4x faster than elements even with idle
-/// block rows); else the element path above (the same bits).
-inline bool conv_exact_use_gemm(gemm_exact_kernel kern, std::size_t m, std::size_t n) {
-  return kern != gemm_exact_kernel::loops && ((m >= 4 && n >= 4) || (m >= 1 && n >= 4096));
+/// Whether an m x n (per group) exact product of type A takes the GEMM exact tier: float (whose
+/// certified double filter needs no integer engine) or an integer matrix engine (AMX, AVX-512
+/// VNNI), and enough rows and columns to fill its blocks, or few rows but many columns (the
+/// stem's backward-data: m = 3, 4x faster than elements even with idle block rows); else the
+/// element path above (the same bits).
+template <class A>
+bool conv_exact_use_gemm(gemm_exact_kernel kern, std::size_t m, std::size_t n) {
+  return (std::is_same<A, float>::value || kern != gemm_exact_kernel::loops) &&
+         ((m >= 4 && n >= 4) || (m >= 1 && n >= 4096));
 }
 
 /// Rows [0, rows) of a packed operand filled by fill_row(r, dst), split over threads.
@@ -2276,7 +2279,7 @@ void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A*
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW, cols = N * P;
   const std::size_t R = K + (bias ? 1 : 0);
-  if (!conv_exact_use_gemm(kern, OCg, cols)) return conv_forward_exact_elements<A>(s, x, w, bias, y, threads);
+  if (!conv_exact_use_gemm<A>(kern, OCg, cols)) return conv_forward_exact_elements<A>(s, x, w, bias, y, threads);
   const std::size_t jt = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
   conv_exact_buffers<A>& buf = conv_exact_thread_buffers<A>();
   std::vector<A>&b = buf.b, &c = buf.c;
@@ -2302,8 +2305,8 @@ void conv_forward_exact(const conv2d_shape& s, const X* x, const Wt* w, const A*
         }
       });
       const A* bp = b.data();
-      gemm_exact_run<A>(OCg, nt, R, A(1), geta, [bp, nt](std::size_t k, std::size_t j) { return bp[k * nt + j]; },
-                        A(0), c.data(), nt, threads, kern);
+      gemm_exact_run_filtered<A>(OCg, nt, R, A(1), geta, [bp, nt](std::size_t k, std::size_t j) { return bp[k * nt + j]; },
+                        A(0), c.data(), nt, threads, resolve_isa(simd), kern);
       conv_exact_fill(OCg, threads, [&](std::size_t i) {
         const std::size_t oc = g * OCg + i;
         for (std::size_t jj = 0; jj < nt; ++jj) {
@@ -2330,7 +2333,7 @@ void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A
   const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, R = OCg * KK, P = H * Wd, cols = N * P;
-  if (!conv_exact_use_gemm(kern, Cg, cols)) return conv_backward_data_exact_elements<A>(s, dy, w, dx, threads);
+  if (!conv_exact_use_gemm<A>(kern, Cg, cols)) return conv_backward_data_exact_elements<A>(s, dy, w, dx, threads);
   const std::size_t jt = std::max<std::size_t>(32, conv_exact_tile / R / 32 * 32);
   conv_exact_buffers<A>& buf = conv_exact_thread_buffers<A>();
   std::vector<A>&b = buf.b, &c = buf.c;
@@ -2362,8 +2365,8 @@ void conv_backward_data_exact(const conv2d_shape& s, const A* dy, const Wt* w, A
         }
       });
       const A* bp = b.data();
-      gemm_exact_run<A>(Cg, nt, R, A(1), geta, [bp, nt](std::size_t k, std::size_t j) { return bp[k * nt + j]; },
-                        A(0), c.data(), nt, threads, kern);
+      gemm_exact_run_filtered<A>(Cg, nt, R, A(1), geta, [bp, nt](std::size_t k, std::size_t j) { return bp[k * nt + j]; },
+                        A(0), c.data(), nt, threads, resolve_isa(simd), kern);
       conv_exact_fill(Cg, threads, [&](std::size_t i) {
         const std::size_t ic = g * Cg + i;
         for (std::size_t jj = 0; jj < nt; ++jj) {
@@ -2389,7 +2392,7 @@ void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, 
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW, R = N * P;
   const std::size_t rows = K + (dbias ? 1 : 0);  // row K: ones (dbias)
-  if (!conv_exact_use_gemm(kern, rows, OCg))
+  if (!conv_exact_use_gemm<A>(kern, rows, OCg))
     return conv_backward_weight_exact_elements<A>(s, x, dy, dw, dbias, threads);
   if (R == 0) {  // no term: every exact sum is +0
     std::fill(dw, dw + OC * K, A(0));
@@ -2427,9 +2430,9 @@ void conv_backward_weight_exact(const conv2d_shape& s, const X* x, const A* dy, 
         }
       });
       const A* ap = a.data();
-      gemm_exact_run<A>(mt, OCg, R, A(1), [ap, R](std::size_t i, std::size_t r) { return ap[i * R + r]; },
+      gemm_exact_run_filtered<A>(mt, OCg, R, A(1), [ap, R](std::size_t i, std::size_t r) { return ap[i * R + r]; },
                         [bp, OCg](std::size_t r, std::size_t j) { return bp[r * OCg + j]; }, A(0), c.data(), OCg,
-                        threads, kern);
+                        threads, resolve_isa(simd), kern);
       for (std::size_t ii = 0; ii < mt; ++ii) {
         const std::size_t k = i0 + ii;
         for (std::size_t i = 0; i < OCg; ++i) {

@@ -829,19 +829,18 @@ void gemm_exact_run(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA g
     blocks(std::integral_constant<int, 4>{});
 }
 
-/// Widens a stored rows x cols matrix (row stride ld) into a dense double copy and adds each
-/// element's square to sq[row] (by_rows) or sq[col] (otherwise); sq starts at zero.
-template <class In>
-void gemm_exact_filter_widen(const In* x, std::size_t rows, std::size_t cols, std::size_t ld, double* out, double* sq,
-                             bool by_rows, int threads) {
+/// Widens a rows x cols matrix, element (r, q) = get(r, q), into a dense row-major double copy
+/// and adds each element's square to sq[row] (by_rows) or sq[col] (otherwise); sq starts at zero.
+template <class Get>
+void gemm_exact_filter_widen(Get get, std::size_t rows, std::size_t cols, double* out, double* sq, bool by_rows,
+                             int threads) {
   if (by_rows) {
     cpu::parallel_chunks(threads, canonical_chunks{rows, 16}, [&](std::uint64_t r0, std::uint64_t r1) {
       for (std::size_t r = r0; r < r1; ++r) {
-        const In* src = x + r * ld;
         double* dst = out + r * cols;
         double s = 0;
         for (std::size_t q = 0; q < cols; ++q) {
-          const double v = static_cast<double>(core::widen(src[q]));
+          const double v = static_cast<double>(get(r, q));
           dst[q] = v;
           s += v * v;
         }
@@ -852,16 +851,21 @@ void gemm_exact_filter_widen(const In* x, std::size_t rows, std::size_t cols, st
   }
   cpu::parallel_chunks(threads, canonical_chunks{cols, 256}, [&](std::uint64_t c0, std::uint64_t c1) {
     for (std::size_t r = 0; r < rows; ++r) {
-      const In* src = x + r * ld;
       double* dst = out + r * cols;
       for (std::size_t q = c0; q < c1; ++q) {
-        const double v = static_cast<double>(core::widen(src[q]));
+        const double v = static_cast<double>(get(r, q));
         dst[q] = v;
         sq[q] += v * v;
       }
     }
   });
 }
+
+/// Where the filter finds op(A) and op(B) widened: op(A)(i, k) at a[i * a_rs + k * a_ks], op(B)(k, j)
+/// at b[k * b_ks + j * b_cs].
+struct gemm_exact_widened {
+  std::size_t a_rs, a_ks, b_ks, b_cs;
+};
 
 /// Whether the certified double filter applies: its error bound needs 1 <= K <= 2^32. It is tried
 /// first for every shape: the double GEMM and the widened copies cost about 2.5x the fixed-order
@@ -875,31 +879,27 @@ inline bool gemm_exact_filter_applies(std::size_t K) { return K >= 1 && K <= (st
 /// this many times their number.
 inline constexpr std::size_t gemm_exact_filter_scatter_ratio = 40;
 
-/// The exact tier for float C (float or bfloat16 inputs): the certified double filter
-/// (core/gemm_exact.hpp) first - a fixed-order double GEMM of the widened inputs, each element
-/// kept where its error interval rounds to one float - then the integer path (gemm_exact_run)
-/// on the sub-problem of the rows and columns that hold an element it did not certify, of which
-/// only those elements are stored. Both give the correctly rounded exact value, so the bits are
-/// the integer path's alone. Returns the number of elements left to the integer path.
-template <class In>
-std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K, float alpha,
-                                const In* a, std::size_t lda, const In* b, std::size_t ldb, float beta, float* c,
-                                std::size_t ldc, int threads, isa simd, gemm_exact_kernel kern) {
+/// The exact tier for float C with the certified double filter (core/gemm_exact.hpp) first: a
+/// fixed-order double GEMM of the widened operands, each element kept where its error interval
+/// rounds to one float; the others are taken one by one (Dot2, then the exact accumulator) when
+/// scattered, else by the integer path (gemm_exact_run) on the sub-problem of the rows and
+/// columns that hold them, of which only they are stored. Every way gives the correctly rounded
+/// exact value, so the bits are the integer path's alone. geta/getb read op(A) and op(B) as
+/// floats (for the left elements); widen(ad, bd, sa, sb, threads) writes the widened operands
+/// and the sums of squares of op(A)'s rows (sa) and op(B)'s columns (sb), both zeroed, and
+/// returns their layout. Returns the number of elements the filter left.
+template <class GetA, class GetB, class Widen>
+std::size_t gemm_exact_filter_run(std::size_t m, std::size_t n, std::size_t K, float alpha, GetA geta, GetB getb,
+                                  float beta, float* c, std::size_t ldc, int threads, isa simd,
+                                  gemm_exact_kernel kern, Widen widen) {
   if (!gemm_exact_kernel_available(kern)) kern = gemm_exact_kernel::loops;
-  auto geta = [=](std::size_t i, std::size_t kk) {
-    return core::widen(ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]);
-  };
-  auto getb = [=](std::size_t kk, std::size_t j) {
-    return core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]);
-  };
   if (m == 0 || n == 0) return 0;
   if (alpha == 0.0f || !gemm_exact_filter_applies(K)) {
     gemm_exact_run<float>(m, n, K, alpha, geta, getb, beta, c, ldc, threads, kern);
     return m * n;
   }
   const int nt = std::max(1, threads);
-  // 1. A and B widened to double in their stored layouts; the sums of squares of op(A)'s rows
-  //    and op(B)'s columns.
+  // 1. The widened operands and the sums of squares.
   std::vector<double> ad_own, bd_own, p_own, sa(m, 0.0), sb(n, 0.0);
   std::vector<unsigned char> left_own;
   std::vector<double>& ad = gemm_exact_buffer<double, 2>(m * K, ad_own);
@@ -910,12 +910,10 @@ std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::
   bd.resize(std::max(bd.size(), K * n));
   p.resize(std::max(p.size(), m * n));
   left.assign(m * n, 0);
-  const bool a_rows = ta == transpose::no, b_rows = tb == transpose::yes;
-  gemm_exact_filter_widen(a, a_rows ? m : K, a_rows ? K : m, lda, ad.data(), sa.data(), a_rows, nt);
-  gemm_exact_filter_widen(b, b_rows ? n : K, b_rows ? K : n, ldb, bd.data(), sb.data(), b_rows, nt);
-  // 2. P = op(A) op(B) in double, fixed order (any order would do: the bound holds for all).
-  const gemm_problem<double, double> pr{m,  n, K, 1.0, 0.0, ad.data(), a_rows ? K : 1, a_rows ? 1 : m, bd.data(),
-                                        b_rows ? 1 : n, b_rows ? K : 1, p.data(), n};
+  const gemm_exact_widened lay = widen(ad.data(), bd.data(), sa.data(), sb.data(), nt);
+  // 2. P = op(A) op(B) in double, fixed order (the bound is the canonical order's).
+  const gemm_problem<double, double> pr{m,         n,       K,       1.0,     0.0, ad.data(), lay.a_rs,
+                                        lay.a_ks, bd.data(), lay.b_ks, lay.b_cs, p.data(), n};
   with_arch(simd, [&](auto arch) { gemm_fixed_order_run<decltype(arch), double, double>(pr, nt); });
   // 3. Certify each element; mark the rest.
   const double gamma = core::gemm_exact_filter_gamma(K);
@@ -991,6 +989,48 @@ std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::
     for (std::size_t q = 0; q < nu; ++q)
       if (left[rows[r] * n + cols[q]]) c[rows[r] * ldc + cols[q]] = sub[r * nu + q];
   return count;
+}
+
+/// gemm_exact_filter_run on row-major or transposed float or bfloat16 arrays (the public entry).
+template <class In>
+std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K, float alpha,
+                                const In* a, std::size_t lda, const In* b, std::size_t ldb, float beta, float* c,
+                                std::size_t ldc, int threads, isa simd, gemm_exact_kernel kern) {
+  auto geta = [=](std::size_t i, std::size_t kk) {
+    return core::widen(ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]);
+  };
+  auto getb = [=](std::size_t kk, std::size_t j) {
+    return core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]);
+  };
+  return gemm_exact_filter_run(
+      m, n, K, alpha, geta, getb, beta, c, ldc, threads, simd, kern,
+      [&](double* ad, double* bd, double* sa, double* sb, int nt) {
+        const bool a_rows = ta == transpose::no, b_rows = tb == transpose::yes;  // sums along stored rows?
+        auto stored = [](const In* x, std::size_t ld) {
+          return [=](std::size_t r, std::size_t q) { return core::widen(x[r * ld + q]); };
+        };
+        gemm_exact_filter_widen(stored(a, lda), a_rows ? m : K, a_rows ? K : m, ad, sa, a_rows, nt);
+        gemm_exact_filter_widen(stored(b, ldb), b_rows ? n : K, b_rows ? K : n, bd, sb, b_rows, nt);
+        return gemm_exact_widened{a_rows ? K : 1, a_rows ? 1 : m, b_rows ? 1 : n, b_rows ? K : 1};
+      });
+}
+
+/// gemm_exact_run with the certified double filter in front for float (the operands read through
+/// getters: the convolution lowerings); other types take the integer path directly.
+template <class T, class GetA, class GetB>
+void gemm_exact_run_filtered(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA geta, GetB getb, T beta, T* c,
+                             std::size_t ldc, int threads, isa simd, gemm_exact_kernel kern) {
+  if constexpr (std::is_same<T, float>::value) {
+    gemm_exact_filter_run(m, n, K, alpha, geta, getb, beta, c, ldc, threads, simd, kern,
+                          [&](double* ad, double* bd, double* sa, double* sb, int nt) {
+                            gemm_exact_filter_widen(geta, m, K, ad, sa, true, nt);
+                            gemm_exact_filter_widen(getb, K, n, bd, sb, false, nt);
+                            return gemm_exact_widened{K, 1, n, 1};
+                          });
+  } else {
+    (void)simd;
+    gemm_exact_run<T>(m, n, K, alpha, geta, getb, beta, c, ldc, threads, kern);
+  }
 }
 
 /// Runs the exact tier with an explicit integer kernel (tests and benchmarks reach every kernel
