@@ -630,9 +630,52 @@ TEST(GemmExactFilter, ZerosOverflowSubnormalsAndSpecials) {
     }
 }
 
+// Decode shapes (m <= 4) take Dot2 with the columns in lanes: normal data in every layout over
+// several 64-column blocks (the last one partial) and K tiles, alpha and beta, plus a near tie
+// S = 1 + 2^-24 + 2^-70 at (1, 7), which Dot2 cannot certify (the exact accumulator rounds it up
+// to 1 + 2^-23; with no radius Dot2 would say 1).
+TEST(GemmExactFilter, SmallMTakesDot2Lanes) {
+  const std::size_t n = 150, k = 600;
+  Rng r{21};
+  for (std::size_t m : {1u, 2u, 4u})
+    for (transpose ta : {transpose::no, transpose::yes})
+      for (transpose tb : {transpose::no, transpose::yes}) {
+        Mat<float> A(m, k, ta, 1), B(k, n, tb, 3);
+        fill(A, [&](std::size_t, std::size_t) { return static_cast<float>(r.normal()); });
+        fill(B, [&](std::size_t, std::size_t) { return static_cast<float>(r.normal()); });
+        if (m > 1) {
+          for (std::size_t q = 0; q < k; ++q) {
+            A.at(1, q) = q == 0 ? 1.0f : q == 1 ? 0x1p-24f : q == 2 ? 0x1p-70f : A.at(1, q) * 0x1p-60f;
+            B.at(q, 7) = q < 3 ? 1.0f : 0.0f;
+          }
+        }
+        std::vector<float> c0(m * n);
+        for (auto& x : c0) x = static_cast<float>(r.normal());
+        for (float alpha : {1.0f, -0.5f})
+          for (float beta : {0.0f, 2.0f})
+            for (int threads : {1, 3}) {
+              std::vector<float> c = c0;
+              const std::size_t left = bitexact::cpu::detail::gemm_exact_dot2_small_m<float>(
+                  ta, tb, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld, beta, c.data(), n, threads);
+              expect_oracle<float>(A, B, alpha, beta, c0, c, "small m");
+              if (m > 1 && beta == 0.0f) {  // (beta C_old moves the sum off the tie)
+                EXPECT_GE(left, 1u);
+                if (alpha == 1.0f) EXPECT_EQ(c[n + 7], 1.0f + 0x1p-23f);
+              }
+              EXPECT_LE(left, m * n / 20);
+              // The public entry takes this path for these shapes: the same bits.
+              std::vector<float> c2 = c0;
+              bitexact::cpu::detail::gemm_exact(ta, tb, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld,
+                                                beta, c2.data(), n, threads, bitexact::isa::automatic);
+              EXPECT_EQ(hash(c), hash(c2));
+            }
+      }
+}
+
 // bfloat16 inputs through the public entry (the filter widens them exactly): the float bits.
 TEST(GemmExactFilter, Bf16EqualsFloat) {
-  const std::size_t m = 33, n = 40, k = 270;
+  for (std::size_t m : {33u, 3u}) {  // the GEMM filter and the small-m Dot2 lanes
+  const std::size_t n = 140, k = 270;
   Rng r{8};
   std::vector<bitexact::bfloat16> a(m * k), b(k * n);
   std::vector<float> af(m * k), bf(k * n);
@@ -643,6 +686,7 @@ TEST(GemmExactFilter, Bf16EqualsFloat) {
                                     c1.data(), n, 2, bitexact::isa::automatic);
   bitexact::cpu::detail::gemm_exact_with_kernel<float>(transpose::yes, transpose::no, m, n, k, 1.f, af.data(), m,
                                                        bf.data(), n, 0.5f, c2.data(), n, 2, gemm_exact_kernel::loops);
-  EXPECT_EQ(hash(c1), hash(c2));
+  EXPECT_EQ(hash(c1), hash(c2)) << m;
+  }
 }
 }  // namespace

@@ -500,27 +500,36 @@ inline bool gemm_exact_filter_element(double p, double e, float alpha, float bet
   return true;
 }
 
-/// One element by the compensated dot product (Dot2 of Ogita, Rump and Oishi, with the products
-/// exact in double): the running sum by TwoSum, its errors summed apart, q = s + c. Then
-/// |q - S| <= u |q| (1 + u) + gamma_{K-1}^2 sum_k |p_k| (their Sum2 bound), which the radius
-/// below exceeds with margin, so only a value within about 2^-51 of a rounding boundary (or zero)
-/// is not certified. For the few elements the GEMM filter leaves: 20 times the accumulator's speed.
-template <class GetA, class GetB>
-inline bool gemm_exact_filter_dot2(std::size_t K, GetA a, GetB b, float alpha, float beta, float c_old, float& out) {
-  if (K == 0 || K > (std::size_t(1) << 32)) return false;
-  double sum = 0.0, comp = 0.0, abs_sum = 0.0;
-  for (std::size_t k = 0; k < K; ++k) {
-    const double p = static_cast<double>(a(k)) * static_cast<double>(b(k));  // exact
-    const double x = sum + p;
-    const double z = x - sum;
-    comp += (sum - (x - z)) + (p - z);
-    sum = x;
-    abs_sum += std::fabs(p);
-  }
-  if (!(abs_sum < 1e300)) return false;  // NaN or Inf among the inputs
+/// One step of the compensated dot product (Dot2 of Ogita, Rump and Oishi, with the product p
+/// exact in double): the running sum by TwoSum, its error added to comp, |p| to abs_sum. No
+/// branches: a row of lanes vectorizes.
+inline void gemm_exact_dot2_add(double& sum, double& comp, double& abs_sum, double p) {
+  const double x = sum + p;
+  const double z = x - sum;
+  comp += (sum - (x - z)) + (p - z);
+  sum = x;
+  abs_sum += std::fabs(p);
+}
+
+/// The end of a Dot2 of K products: q = sum + comp, with |q - S| <= u |q| (1 + u) +
+/// gamma_{K-1}^2 sum_k |p_k| (their Sum2 bound), which the radius below exceeds with margin, so
+/// only a value within about 2^-51 of a rounding boundary (or zero) is not certified.
+inline bool gemm_exact_dot2_finish(double sum, double comp, double abs_sum, std::size_t K, float alpha, float beta,
+                                   float c_old, float& out) {
+  if (K == 0 || K > (std::size_t(1) << 32) || !(abs_sum < 1e300)) return false;  // NaN or Inf inputs
   const double q = sum + comp;
   const double g = static_cast<double>(K) * 0x1p-52;
   return gemm_exact_filter_element(q, std::fabs(q) * 0x1p-51 + 2.0 * g * g * abs_sum, alpha, beta, c_old, out);
+}
+
+/// One element by Dot2: for the few elements the GEMM filter leaves, 20 times the exact
+/// accumulator's speed.
+template <class GetA, class GetB>
+inline bool gemm_exact_filter_dot2(std::size_t K, GetA a, GetB b, float alpha, float beta, float c_old, float& out) {
+  double sum = 0.0, comp = 0.0, abs_sum = 0.0;
+  for (std::size_t k = 0; k < K; ++k)
+    gemm_exact_dot2_add(sum, comp, abs_sum, static_cast<double>(a(k)) * static_cast<double>(b(k)));
+  return gemm_exact_dot2_finish(sum, comp, abs_sum, K, alpha, beta, c_old, out);
 }
 
 /// The exact accumulator path for one element: every product added one by one.

@@ -991,6 +991,108 @@ std::size_t gemm_exact_filter_run(std::size_t m, std::size_t n, std::size_t K, f
   return count;
 }
 
+/// Rows of op(A) the small-m path takes at most (decode shapes).
+inline constexpr std::size_t gemm_exact_dot2_max_m = 4;
+
+/// The exact tier for m <= gemm_exact_dot2_max_m (decode shapes), float C: Dot2
+/// (core::gemm_exact_dot2_add / _finish) for every element, the columns in lanes of 64 and all m
+/// rows in one pass over op(B) (B streamed row by row; a transposed B copied a 256 x 64 tile at
+/// a time), then the same certification; what it leaves goes to the exact accumulator one by
+/// one. The double GEMM filter would widen all of B for one row. Returns the number left.
+template <class In>
+std::size_t gemm_exact_dot2_small_m(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K,
+                                    float alpha, const In* a, std::size_t lda, const In* b, std::size_t ldb,
+                                    float beta, float* c, std::size_t ldc, int threads) {
+  constexpr std::size_t JB = 64, KB = 256, MM = gemm_exact_dot2_max_m;
+  auto geta = [=](std::size_t i, std::size_t kk) {
+    return core::widen(ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]);
+  };
+  auto getb = [=](std::size_t kk, std::size_t j) {
+    return core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]);
+  };
+  std::vector<unsigned char> left(m * n, 0);
+  // The end of the columns [j0, j0 + w) of row i from their Dot2 sums.
+  auto finish = [&](std::size_t i, std::size_t j0, std::size_t w, const double* sum, const double* comp,
+                    const double* abs_sum) {
+    for (std::size_t jj = 0; jj < w; ++jj) {
+      float& cij = c[i * ldc + j0 + jj];
+      float v;
+      if (core::gemm_exact_dot2_finish(sum[jj], comp[jj], abs_sum[jj], K, alpha, beta, beta == 0.0f ? 0.0f : cij, v))
+        cij = v;
+      else
+        left[i * n + j0 + jj] = 1;
+    }
+  };
+  // Row i's lanes += av * br[0 .. JB) (a fixed count: vectorizes at -O2).
+  auto lanes = [](double* sum, double* comp, double* abs_sum, double av, const float* br) {
+    for (std::size_t jj = 0; jj < JB; ++jj) core::gemm_exact_dot2_add(sum[jj], comp[jj], abs_sum[jj], av * static_cast<double>(br[jj]));
+  };
+  const int nt = std::max(1, threads);
+  if (tb == transpose::no) {
+    // op(B) rows contiguous: each thread streams its columns of every row once (k outer), with
+    // the lanes of all its 64-column blocks kept (L2-sized: m x 3 doubles per column).
+    const std::size_t nblk = (n + JB - 1) / JB, per = (nblk + static_cast<std::size_t>(nt) - 1) / static_cast<std::size_t>(nt);
+    cpu::parallel_chunks(nt, canonical_chunks{n, per * JB}, [&](std::uint64_t j0, std::uint64_t j1) {
+      const std::size_t w = j1 - j0, nbl = (w + JB - 1) / JB;
+      std::vector<double> st(nbl * m * 3 * JB, 0.0);  // block, row, (sum, comp, abs_sum), lane
+      alignas(64) float pad[JB] = {};
+      for (std::size_t k = 0; k < K; ++k) {
+        const In* brow = b + k * ldb + j0;
+        for (std::size_t q = 0; q < nbl; ++q) {
+          const std::size_t len = std::min(JB, w - q * JB);
+          const float* br;
+          if constexpr (std::is_same<In, float>::value) {
+            br = brow + q * JB;
+            if (len < JB) {
+              for (std::size_t jj = 0; jj < len; ++jj) pad[jj] = br[jj];
+              br = pad;
+            }
+          } else {
+            for (std::size_t jj = 0; jj < len; ++jj) pad[jj] = core::widen(brow[q * JB + jj]);
+            br = pad;
+          }
+          for (std::size_t i = 0; i < m; ++i) {
+            double* si = st.data() + (q * m + i) * 3 * JB;
+            lanes(si, si + JB, si + 2 * JB, static_cast<double>(geta(i, k)), br);
+          }
+        }
+      }
+      for (std::size_t q = 0; q < nbl; ++q)
+        for (std::size_t i = 0; i < m; ++i) {
+          const double* si = st.data() + (q * m + i) * 3 * JB;
+          finish(i, j0 + q * JB, std::min(JB, w - q * JB), si, si + JB, si + 2 * JB);
+        }
+    });
+  } else {
+    // op(B) = B^T: 64 columns at a time, a 256 x 64 tile transposed per K step.
+    cpu::parallel_chunks(nt, canonical_chunks{n, JB}, [&](std::uint64_t j0, std::uint64_t j1) {
+      const std::size_t w = j1 - j0;
+      alignas(64) double sum[MM][JB] = {}, comp[MM][JB] = {}, abs_sum[MM][JB] = {};
+      std::vector<float> tile(KB * JB, 0.0f);  // op(B) rows k0 .. k0 + kc, columns j0 .. j1 (zeros past w)
+      for (std::size_t k0 = 0; k0 < K; k0 += KB) {
+        const std::size_t kc = std::min(KB, K - k0);
+        for (std::size_t jj = 0; jj < w; ++jj)
+          for (std::size_t kk = 0; kk < kc; ++kk) tile[kk * JB + jj] = core::widen(b[(j0 + jj) * ldb + k0 + kk]);
+        for (std::size_t kk = 0; kk < kc; ++kk)
+          for (std::size_t i = 0; i < m; ++i)
+            lanes(sum[i], comp[i], abs_sum[i], static_cast<double>(geta(i, k0 + kk)), tile.data() + kk * JB);
+      }
+      for (std::size_t i = 0; i < m; ++i) finish(i, j0, w, sum[i], comp[i], abs_sum[i]);
+    });
+  }
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j)
+      if (left[i * n + j]) {
+        ++count;
+        float& cij = c[i * ldc + j];
+        cij = core::gemm_exact_element_slow<float>(
+            K, [&](std::size_t kk) { return geta(i, kk); }, [&](std::size_t kk) { return getb(kk, j); }, alpha, beta,
+            beta == 0.0f ? 0.0f : cij);
+      }
+  return count;
+}
+
 /// gemm_exact_filter_run on row-major or transposed float or bfloat16 arrays (the public entry).
 template <class In>
 std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K, float alpha,
@@ -1002,6 +1104,8 @@ std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::
   auto getb = [=](std::size_t kk, std::size_t j) {
     return core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]);
   };
+  if (m >= 1 && m <= gemm_exact_dot2_max_m && n >= 1 && alpha != 0.0f && gemm_exact_filter_applies(K))
+    return gemm_exact_dot2_small_m<In>(ta, tb, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc, threads);
   return gemm_exact_filter_run(
       m, n, K, alpha, geta, getb, beta, c, ldc, threads, simd, kern,
       [&](double* ad, double* bd, double* sa, double* sb, int nt) {
