@@ -1,6 +1,7 @@
 // gemm_exact_bench: the exact tier of GEMM (tier::exact) against fixed_order (bitexact::gemm's
 // default tier) and OpenBLAS, in one binary, on normal(0,1) data and on adversarial data (entries
-// spread over 2^-40 .. 2^0, so rows need more digits). The summary prints exact / fixed_order.
+// spread over 2^-40 .. 2^0, so rows need more digits), square and decode shapes (m = 1, 4; n = k =
+// 4096). The summary prints exact / fixed_order.
 //
 //   gemm_exact_bench [--benchmark_filter=...]   (BITEXACT_BENCH_SIZES=512,1024 by default)
 #include <benchmark/benchmark.h>
@@ -58,47 +59,58 @@ std::map<std::string, double>& cpu_times() {  // of the calling thread: the whol
 
 enum class who { fixed_order, exact_auto, exact_kernel, openblas };
 
+/// One product: op(A) m x k, op(B) k x n (stored transposed when tb == yes), named by `shape`.
+struct bench_shape {
+  std::string name;
+  std::size_t m, n, k;
+  transpose tb;
+};
+
 template <class T>
-void register_case(std::size_t n, bool adv, int threads, who w, gemm_exact_kernel kern = gemm_exact_kernel::loops) {
+void register_case(const bench_shape& sh, bool adv, int threads, who w,
+                   gemm_exact_kernel kern = gemm_exact_kernel::loops) {
+  const std::size_t m = sh.m, n = sh.n, k = sh.k;
+  const transpose tb = sh.tb;
+  const std::size_t ldb = tb == transpose::no ? n : k;
   std::string name = w == who::fixed_order  ? "fixed_order"
                      : w == who::openblas   ? "openblas"
                      : w == who::exact_auto ? "exact"
                                             : std::string("exact_") + gemm_exact_kernel_name(kern);
   name += std::string("/") + (sizeof(T) == 4 ? "sgemm" : "dgemm") + "/" + (adv ? "spread40" : "normal") + "/" +
-          std::to_string(n) + "/t" + std::to_string(threads);
+          sh.name + "/t" + std::to_string(threads);
   benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
-    const auto a = make<T>(n * n, adv, 1), b = make<T>(n * n, adv, 2);
-    std::vector<T> c(n * n, T(0));
+    const auto a = make<T>(m * k, adv, 1), b = make<T>(k * n, adv, 2);
+    std::vector<T> c(m * n, T(0));
     for (auto _ : st) {
       switch (w) {
         case who::fixed_order:
-          bitexact::gemm<T>(transpose::no, transpose::no, n, n, n, T(1), a.data(), n, b.data(), n, T(0), c.data(), n,
+          bitexact::gemm<T>(transpose::no, tb, m, n, k, T(1), a.data(), k, b.data(), ldb, T(0), c.data(), n,
                             bitexact::tier::fixed_order, bitexact::execution{threads, bitexact::isa::automatic});
           break;
         case who::exact_auto:
-          bitexact::gemm<T>(transpose::no, transpose::no, n, n, n, T(1), a.data(), n, b.data(), n, T(0), c.data(), n,
+          bitexact::gemm<T>(transpose::no, tb, m, n, k, T(1), a.data(), k, b.data(), ldb, T(0), c.data(), n,
                             bitexact::tier::exact, bitexact::execution{threads, bitexact::isa::automatic});
           break;
         case who::exact_kernel:
-          bitexact::cpu::detail::gemm_exact_with_kernel<T>(transpose::no, transpose::no, n, n, n, T(1), a.data(), n,
-                                                           b.data(), n, T(0), c.data(), n, threads, kern);
+          bitexact::cpu::detail::gemm_exact_with_kernel<T>(transpose::no, tb, m, n, k, T(1), a.data(), k, b.data(),
+                                                           ldb, T(0), c.data(), n, threads, kern);
           break;
         case who::openblas:
 #if defined(BITEXACT_HAVE_OPENBLAS)
           openblas_set_num_threads(threads);
           if constexpr (sizeof(T) == 4)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f,
-                        c.data(), n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, tb == transpose::no ? CblasNoTrans : CblasTrans, m, n, k, 1.f,
+                        a.data(), k, b.data(), ldb, 0.f, c.data(), n);
           else
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, a.data(), n, b.data(), n, 0.0,
-                        c.data(), n);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, tb == transpose::no ? CblasNoTrans : CblasTrans, m, n, k, 1.0,
+                        a.data(), k, b.data(), ldb, 0.0, c.data(), n);
 #endif
           break;
       }
       benchmark::DoNotOptimize(c.data());
       benchmark::ClobberMemory();
     }
-    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate);
+    st.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate);
   })->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.3);
 }
 
@@ -119,18 +131,31 @@ int main(int argc, char** argv) {
     for (std::size_t n : sizes)
       for (bool adv : {false, true}) {
         if (adv && n > 512) continue;
+        const bench_shape sh{std::to_string(n), n, n, n, transpose::no};
         auto both = [&](auto tag) {
           using T = decltype(tag);
-          register_case<T>(n, adv, threads, who::fixed_order);
-          register_case<T>(n, adv, threads, who::exact_auto);
+          register_case<T>(sh, adv, threads, who::fixed_order);
+          register_case<T>(sh, adv, threads, who::exact_auto);
           for (auto k : kernels)
-            if (k != gemm_exact_kernel::loops) register_case<T>(n, adv, threads, who::exact_kernel, k);
+            if (k != gemm_exact_kernel::loops) register_case<T>(sh, adv, threads, who::exact_kernel, k);
 #if defined(BITEXACT_HAVE_OPENBLAS)
-          if (!adv) register_case<T>(n, adv, threads, who::openblas);
+          if (!adv) register_case<T>(sh, adv, threads, who::openblas);
 #endif
         };
         both(float{});
         both(double{});
+      }
+  // Decode shapes (sgemm, m = 1 and 4, n = k = 4096; B as stored (nn) and transposed (nt, the
+  // nn.Linear weight)): the exact tier's small-m path.
+  for (int threads : {1, 2})
+    for (std::size_t m : {std::size_t(1), std::size_t(4)})
+      for (transpose tb : {transpose::no, transpose::yes}) {
+        const bench_shape sh{"decode" + std::to_string(m) + (tb == transpose::no ? "_nn" : "_nt"), m, 4096, 4096, tb};
+        register_case<float>(sh, false, threads, who::fixed_order);
+        register_case<float>(sh, false, threads, who::exact_auto);
+#if defined(BITEXACT_HAVE_OPENBLAS)
+        register_case<float>(sh, false, threads, who::openblas);
+#endif
       }
   benchmark::Initialize(&argc, argv);
   bitexact_bench::median_reporter rep([](const bitexact_bench::median_reporter::Run& r) {
