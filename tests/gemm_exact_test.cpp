@@ -512,31 +512,78 @@ std::vector<bitexact::isa> filter_isas() {
   return v;
 }
 
-// Normal data over two K chunks, every layout, alpha and beta (C_old with a NaN and an Inf, which
-// the filter must leave to the exact path when beta reads them): the oracle's bits, and the
-// filter certifies almost every element (the path under test is the filter's, not the fallback).
-TEST(GemmExactFilter, NormalDataEqualsOracle) {
-  const std::size_t m = 37, n = 45, k = 300;
-  Rng r{11};
+// Normal data over two K chunks (expect_normal_data).
+/// Normal data in every layout, alpha in {1, 0.5, -3}, beta in {0, 1, -0.75} (C_old with a NaN and
+/// an Inf, which a filter must leave to the exact path when beta reads them), the scalar and best
+/// ISA, 1 and 3 threads: run(A, B, alpha, beta, c0, threads, simd, left) must give the oracle's
+/// bits and leave fewer than m n / max_left_div elements (the path under test is the filter's).
+template <class T, class Run>
+void expect_normal_data(std::size_t m, std::size_t n, std::size_t k, std::uint64_t seed, std::size_t max_left_div,
+                        Run run) {
+  Rng r{seed};
   for (transpose ta : {transpose::no, transpose::yes})
     for (transpose tb : {transpose::no, transpose::yes}) {
-      Mat<float> A(m, k, ta, 3), B(k, n, tb, 2);
-      fill(A, [&](std::size_t, std::size_t) { return static_cast<float>(r.normal()); });
-      fill(B, [&](std::size_t, std::size_t) { return static_cast<float>(r.normal()); });
-      std::vector<float> c0(m * n);
-      for (auto& x : c0) x = static_cast<float>(r.normal());
-      c0[5] = std::numeric_limits<float>::quiet_NaN();
-      c0[9] = -std::numeric_limits<float>::infinity();
-      for (float alpha : {1.0f, 0.5f, -3.0f})
-        for (float beta : {0.0f, 1.0f, -0.75f})
+      Mat<T> A(m, k, ta, 3), B(k, n, tb, 2);
+      fill(A, [&](std::size_t, std::size_t) { return static_cast<T>(r.normal()); });
+      fill(B, [&](std::size_t, std::size_t) { return static_cast<T>(r.normal()); });
+      std::vector<T> c0(m * n);
+      for (auto& x : c0) x = static_cast<T>(r.normal());
+      c0[5] = std::numeric_limits<T>::quiet_NaN();
+      c0[9] = -std::numeric_limits<T>::infinity();
+      for (T alpha : {T(1), T(0.5), T(-3)})
+        for (T beta : {T(0), T(1), T(-0.75)})
           for (bitexact::isa simd : filter_isas())
             for (int threads : {1, 3}) {
               std::size_t left = 0;
-              auto got = run_filtered(A, B, alpha, beta, c0, threads, simd, left);
-              expect_oracle<float>(A, B, alpha, beta, c0, got, "filtered");
-              EXPECT_LT(left, m * n / 20) << "alpha " << alpha << " beta " << beta;
-              if (beta != 0.0f) EXPECT_GE(left, 2u);  // C_old NaN and Inf
+              auto got = run(A, B, alpha, beta, c0, threads, simd, left);
+              expect_oracle<T>(A, B, alpha, beta, c0, got, "normal data");
+              EXPECT_LT(left, m * n / max_left_div) << "alpha " << alpha << " beta " << beta;
+              if (beta != T(0)) EXPECT_GE(left, 2u);  // C_old NaN and Inf
             }
+    }
+}
+
+TEST(GemmExactFilter, NormalDataEqualsOracle) {
+  expect_normal_data<float>(37, 45, 300, 11, 20, [](auto&&... x) { return run_filtered(x...); });
+}
+
+/// The diagonal ties problem shared by the float filter and the double split filter tests:
+/// row t and column t (t < 48) meet in the five terms row[t % 4] (the first four at k = 4t ..
+/// 4t + 3, the fifth at k = 256 + t, each times 1); every other element of the 64 x 64 product
+/// is one product of normal values at k = 192 + j (times `scale` in rows t % 4 == 3, so their
+/// bounds stay narrow). run(A, B, c0, threads, simd, left) returns C; checked against the oracle,
+/// the element path (few left, scattered) and the diagonal: 1 + ulp for t % 4 in {1, 3}, else 1.
+template <class T, class Run>
+void expect_scattered_ties(const T (&row)[4][5], T scale, Run run) {
+  const std::size_t m = 64, n = 64, k = 320, ties = 48;
+  Rng r{5};
+  Mat<T> A(m, k, transpose::no, 0), B(k, n, transpose::yes, 1);
+  fill(A, [](std::size_t, std::size_t) { return T(0); });
+  fill(B, [](std::size_t, std::size_t) { return T(0); });
+  for (std::size_t q = 0; q < 64; ++q) {
+    for (std::size_t i = 0; i < m; ++i)
+      if (!(i == q && q < ties))
+        A.at(i, 192 + q) = static_cast<T>(r.normal()) * (i < ties && i % 4 == 3 ? scale : T(1));
+    B.at(192 + q, q) = static_cast<T>(r.normal());
+  }
+  for (std::size_t t = 0; t < ties; ++t) {
+    for (std::size_t q = 0; q < 4; ++q) {
+      A.at(t, 4 * t + q) = row[t % 4][q];
+      B.at(4 * t + q, t) = T(1);
+    }
+    A.at(t, 256 + t) = row[t % 4][4];
+    B.at(256 + t, t) = T(1);
+  }
+  const T up = T(1) + 2 * row[0][1];
+  std::vector<T> c0(m * n, T(0));
+  for (bitexact::isa simd : filter_isas())
+    for (int threads : {1, 2}) {
+      std::size_t left = 0;
+      auto got = run(A, B, c0, threads, simd, left);
+      expect_oracle<T>(A, B, T(1), T(0), c0, got, "scattered ties");
+      EXPECT_GE(left, ties);
+      EXPECT_LT(left * bitexact::cpu::detail::gemm_exact_filter_scatter_ratio, ties * ties);  // the element path
+      for (std::size_t t = 0; t < ties; ++t) EXPECT_EQ(got[t * n + t], t % 4 == 1 || t % 4 == 3 ? up : T(1)) << t;
     }
 }
 
@@ -545,44 +592,18 @@ TEST(GemmExactFilter, NormalDataEqualsOracle) {
 //   t % 4 == 0: delta = 0, a tie (to even: 1); 1: +2^-70 (1 + 2^-23); 2: -2^-70 (1);
 //   t % 4 == 3: S = 2^40 + 1 + 2^-24 - 2^40 + 2^-40 (1 + 2^-23), whose cancellation makes the
 //     GEMM's error bound far too wide, but which Dot2 (its TwoSum errors carry 2^-24) certifies.
-// Every other element is one product, of normal values (or 2^50 times one in rows t % 4 == 3, so their bounds stay narrow).
+// Every other element is one product of normal values (times 2^50 in rows t % 4 == 3).
 // 48 elements in 48 rows and columns: taken one by one. Without the interval check the near ties
 // above would round to 1; without Dot2's error sum the t % 4 == 3 ones would too.
 TEST(GemmExactFilter, ScatteredTiesTakeTheElementPath) {
-  const std::size_t m = 64, n = 64, k = 320, ties = 48;
-  Rng r{5};
-  Mat<float> A(m, k, transpose::no, 0), B(k, n, transpose::yes, 1);
-  fill(A, [](std::size_t, std::size_t) { return 0.0f; });
-  fill(B, [](std::size_t, std::size_t) { return 0.0f; });
-  for (std::size_t q = 0; q < 64; ++q) {
-    for (std::size_t i = 0; i < m; ++i)
-      if (!(i == q && q < ties))
-        A.at(i, 192 + q) = static_cast<float>(r.normal()) * (i < ties && i % 4 == 3 ? 0x1p50f : 1.0f);
-    B.at(192 + q, q) = static_cast<float>(r.normal());
-  }
-  for (std::size_t t = 0; t < ties; ++t) {
-    const float row[4][5] = {{1.0f, 0x1p-24f, 0, 0, 0},
-                             {1.0f, 0x1p-24f, 0, 0, 0x1p-70f},
-                             {1.0f, 0x1p-24f, 0, 0, -0x1p-70f},
-                             {0x1p40f, 1.0f, 0x1p-24f, -0x1p40f, 0x1p-40f}};
-    for (std::size_t q = 0; q < 4; ++q) {
-      A.at(t, 4 * t + q) = row[t % 4][q];
-      B.at(4 * t + q, t) = 1.0f;
-    }
-    A.at(t, 256 + t) = row[t % 4][4];
-    B.at(256 + t, t) = 1.0f;
-  }
-  std::vector<float> c0(m * n, 0.0f);
-  for (bitexact::isa simd : filter_isas())
-    for (int threads : {1, 2}) {
-      std::size_t left = 0;
-      auto got = run_filtered(A, B, 1.0f, 0.0f, c0, threads, simd, left);
-      expect_oracle<float>(A, B, 1.0f, 0.0f, c0, got, "scattered ties");
-      EXPECT_GE(left, ties);
-      EXPECT_LT(left * bitexact::cpu::detail::gemm_exact_filter_scatter_ratio, ties * ties);  // the element path
-      for (std::size_t t = 0; t < ties; ++t)
-        EXPECT_EQ(got[t * n + t], t % 4 == 1 || t % 4 == 3 ? 1.0f + 0x1p-23f : 1.0f) << t;
-    }
+  const float row[4][5] = {{1.0f, 0x1p-24f, 0, 0, 0},
+                           {1.0f, 0x1p-24f, 0, 0, 0x1p-70f},
+                           {1.0f, 0x1p-24f, 0, 0, -0x1p-70f},
+                           {0x1p40f, 1.0f, 0x1p-24f, -0x1p40f, 0x1p-40f}};
+  expect_scattered_ties<float>(row, 0x1p50f, [](const Mat<float>& A, const Mat<float>& B, const std::vector<float>& c0,
+                                                int threads, bitexact::isa simd, std::size_t& left) {
+    return run_filtered(A, B, 1.0f, 0.0f, c0, threads, simd, left);
+  });
 }
 
 // A block where every element is a tie or a near tie: the integer path runs on the sub-problem
@@ -630,11 +651,12 @@ TEST(GemmExactFilter, ZerosOverflowSubnormalsAndSpecials) {
     }
 }
 
-// Decode shapes (m <= 4) take Dot2 with the columns in lanes: normal data in every layout over
-// several 64-column blocks (the last one partial) and K tiles, alpha and beta, plus a near tie
-// S = 1 + 2^-24 + 2^-70 at (1, 7), which Dot2 cannot certify (the exact accumulator rounds it up
-// to 1 + 2^-23; with no radius Dot2 would say 1).
-TEST(GemmExactFilter, SmallMTakesDot2Lanes) {
+// Decode shapes (m <= 4) take the filter in vector lanes (the columns in lanes, the canonical
+// chunks' sums folded): normal data in every layout over several 64-column blocks (the last one
+// partial) and K chunks (the last one partial), alpha and beta, plus a near tie
+// S = 1 + 2^-24 + 2^-70 at (1, 7), which neither the lanes nor Dot2 can certify (the exact
+// accumulator rounds it up to 1 + 2^-23; with no radius it would be 1).
+TEST(GemmExactFilter, SmallMTakesFilterLanes) {
   const std::size_t n = 150, k = 600;
   Rng r{21};
   for (std::size_t m : {1u, 2u, 4u})
@@ -655,7 +677,7 @@ TEST(GemmExactFilter, SmallMTakesDot2Lanes) {
           for (float beta : {0.0f, 2.0f})
             for (int threads : {1, 3}) {
               std::vector<float> c = c0;
-              const std::size_t left = bitexact::cpu::detail::gemm_exact_dot2_small_m<float>(
+              const std::size_t left = bitexact::cpu::detail::gemm_exact_small_m<float>(
                   ta, tb, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld, beta, c.data(), n, threads);
               expect_oracle<float>(A, B, alpha, beta, c0, c, "small m");
               if (m > 1 && beta == 0.0f) {  // (beta C_old moves the sum off the tie)
@@ -674,7 +696,7 @@ TEST(GemmExactFilter, SmallMTakesDot2Lanes) {
 
 // bfloat16 inputs through the public entry (the filter widens them exactly): the float bits.
 TEST(GemmExactFilter, Bf16EqualsFloat) {
-  for (std::size_t m : {33u, 3u}) {  // the GEMM filter and the small-m Dot2 lanes
+  for (std::size_t m : {33u, 3u}) {  // the GEMM filter and the small-m lanes
   const std::size_t n = 140, k = 270;
   Rng r{8};
   std::vector<bitexact::bfloat16> a(m * k), b(k * n);
@@ -688,5 +710,127 @@ TEST(GemmExactFilter, Bf16EqualsFloat) {
                                                        bf.data(), n, 0.5f, c2.data(), n, 2, gemm_exact_kernel::loops);
   EXPECT_EQ(hash(c1), hash(c2)) << m;
   }
+}
+}  // namespace
+
+namespace {
+// ---------------------------------------------------------------- the split filter (double)
+std::vector<double> run_split(const Mat<double>& A, const Mat<double>& B, double alpha, double beta,
+                              const std::vector<double>& c0, int threads, bitexact::isa simd, std::size_t& left) {
+  const std::size_t m = A.rows, k = A.cols, n = B.cols;
+  std::vector<double> c = c0;
+  left = bitexact::cpu::detail::gemm_exact_split(A.tr, B.tr, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld,
+                                                 beta, c.data(), n, threads, simd,
+                                                 bitexact::cpu::detail::gemm_exact_kernel_for(simd));
+  return c;
+}
+
+// Normal data over several K chunks (depth 2K = 600 for R; expect_normal_data): fewer than 1 in
+// 50 elements left.
+TEST(GemmExactSplit, NormalDataEqualsOracle) {
+  expect_normal_data<double>(29, 41, 300, 31, 50, [](auto&&... x) { return run_split(x...); });
+}
+
+// Rows and columns whose entries span 2^-300 .. 2^0 (most of each row lands in A3 and B2),
+// normal data scaled to the ends of the filter's exponent range (2^-390, 2^390: certified) and
+// beyond (2^450: left to the integer path), and the public entry: the oracle's bits.
+TEST(GemmExactSplit, SpreadAndScaledRows) {
+  const std::size_t m = 12, n = 10, k = 70;
+  Rng r{3};
+  const double scale[] = {1.0, 0x1p-390, 0x1p390, 0x1p450, 0x1p-450, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+  Mat<double> A(m, k, transpose::no, 0), B(k, n, transpose::yes, 1);
+  fill(A, [&](std::size_t i, std::size_t) { return i >= 5 ? r.spread<double>(-300, 0) : r.normal() * scale[i]; });
+  fill(B, [&](std::size_t, std::size_t j) { return j % 2 ? r.spread<double>(-300, 0) : r.normal(); });
+  std::vector<double> c0(m * n, 0.0);
+  for (int threads : {1, 2}) {
+    std::size_t left = 0;
+    auto got = run_split(A, B, 1.0, 0.0, c0, threads, bitexact::best_isa(), left);
+    expect_oracle<double>(A, B, 1.0, 0.0, c0, got, "spread");
+    EXPECT_GE(left, 2 * n);       // rows 3 and 4 are outside the range
+    EXPECT_LT(left, m * n / 2);  // the rest is certified (spread data too)
+    std::vector<double> pub = c0;
+    bitexact::cpu::detail::gemm_exact<double>(transpose::no, transpose::yes, m, n, k, 1.0, A.data.data(), A.ld,
+                                              B.data.data(), B.ld, 0.0, pub.data(), n, threads,
+                                              bitexact::isa::automatic);
+    EXPECT_EQ(hash(pub), hash(got));
+  }
+}
+
+// Ties and near ties on the diagonal (row t, column t < 48): S = 1 + 2^-53 + delta_t exactly
+//   t % 4 == 0: delta = 0, a tie (to even: 1); 1: +2^-100 (1 + 2^-52); 2: -2^-100 (1);
+//   t % 4 == 3: S = 2^20 + 1 + 2^-53 - 2^20 + 2^-60 (1 + 2^-52).
+// Every other element is one product of normal values (times 2^20 in rows t % 4 == 3, so their
+// bounds stay narrow). The filter's R rounds every tie above to the tie, so none may be certified
+// there; they go one by one (Dot2 certifies the t % 4 == 3 ones, the exact accumulator the
+// rest). Without the radius check the near ties would round the wrong way.
+TEST(GemmExactSplit, ScatteredTiesTakeTheElementPath) {
+  const double row[4][5] = {{1.0, 0x1p-53, 0, 0, 0},
+                            {1.0, 0x1p-53, 0, 0, 0x1p-100},
+                            {1.0, 0x1p-53, 0, 0, -0x1p-100},
+                            {0x1p20, 1.0, 0x1p-53, -0x1p20, 0x1p-60}};
+  expect_scattered_ties<double>(row, 0x1p20, [](const Mat<double>& A, const Mat<double>& B,
+                                                const std::vector<double>& c0, int threads, bitexact::isa simd,
+                                                std::size_t& left) {
+    return run_split(A, B, 1.0, 0.0, c0, threads, simd, left);
+  });
+}
+
+// Dot2 for double factors (TwoProduct): certifies a sum its error terms carry, refuses a tie and
+// a near tie it cannot resolve.
+TEST(GemmExactSplit, Dot2CertifiesOrRefuses) {
+  auto dot2 = [](const std::vector<double>& a, double& out) {
+    return bitexact::core::gemm_exact_split_dot2(
+        a.size(), [&](std::size_t k) { return a[k]; }, [](std::size_t) { return 1.0; }, 1.0, 0.0, 0.0, out);
+  };
+  double v = 0.0;
+  EXPECT_TRUE(dot2({0x1p20, 1.0, 0x1p-53, -0x1p20, 0x1p-60}, v));
+  EXPECT_EQ(v, 1.0 + 0x1p-52);
+  EXPECT_FALSE(dot2({1.0, 0x1p-53}, v));             // a tie
+  EXPECT_FALSE(dot2({1.0, 0x1p-53, 0x1p-140}, v));   // within the radius of a tie
+  EXPECT_FALSE(dot2({1.0, -1.0}, v));                // an exact zero (its sign needs the terms)
+  // A product's rounding error decides: (1 + 2^-30)^2 + 2^-53 = 1 + 2^-29 + 2^-53 + 2^-60, just
+  // above the tie (1 + 2^-29 + 2^-52); without TwoProduct's error term Dot2 would see the tie.
+  const double x = 1.0 + 0x1p-30;
+  double w = 0.0;
+  EXPECT_TRUE(bitexact::core::gemm_exact_split_dot2(
+      2, [&](std::size_t k) { return k == 0 ? x : 0x1p-53; }, [&](std::size_t k) { return k == 0 ? x : 1.0; }, 1.0,
+      0.0, 0.0, w));
+  EXPECT_EQ(w, 1.0 + 0x1p-29 + 0x1p-52);
+  // Cancellation to a value far below the terms: Dot2's radius is relative to them, so it refuses.
+  EXPECT_FALSE(bitexact::core::gemm_exact_split_dot2(
+      2, [&](std::size_t k) { return k == 0 ? x : -1.0 - 0x1p-29; }, [&](std::size_t k) { return k == 0 ? x : 1.0; },
+      1.0, 0.0, 0.0, w));
+}
+
+// The Adversarial cases of the integer path (cancellation, ties, overflow, subnormals, NaN/Inf,
+// -0) through the split filter, every alpha and beta.
+TEST(GemmExactSplit, ZerosOverflowSubnormalsAndSpecials) {
+  const double big = std::numeric_limits<double>::max(), tiny = std::numeric_limits<double>::denorm_min();
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  const double h = 0x1p-53;
+  const std::vector<std::vector<double>> rows = {
+      {1, h, 0, 0},     {1, 2 * h, h, 0}, {1, h, h * h * h, 0}, {1, -h, -h * h * h, 0}, {0x1p100, 1, -0x1p100, h},
+      {big, big, 0, 0}, {tiny, tiny, 0, 0}, {0x1p-1022, -tiny, 0, 0}, {-0.0, 0.0, -0.0, -0.0}, {inf, 1, 0, 0},
+      {inf, -inf, 0, 0}, {nan, 1, 1, 1}, {3, 0x1p-400, -3, 0}, {1, -1, 1, -1}, {0x1p-380, 0x1p-420, 0, 0x1p-390},
+      {0, 0, 0, 0}};
+  const std::vector<std::vector<double>> cols = {{1, 1, 1, 1},           {1, 1, -1, 0},
+                                                 {-0.0, -0.0, -0.0, -0.0}, {0.5, 3, 0.25, 7},
+                                                 {tiny, big, 1, h},      {1, 0, 0, 0},
+                                                 {0x1p-390, 0x1p-1000, 0x1p-385, 1}};
+  const std::size_t m = rows.size(), n = cols.size(), k = 4;
+  Mat<double> A(m, k, transpose::no, 1), B(k, n, transpose::no, 0);
+  fill(A, [&](std::size_t i, std::size_t q) { return rows[i][q]; });
+  fill(B, [&](std::size_t q, std::size_t j) { return cols[j][q]; });
+  std::vector<double> c0(m * n);
+  Rng r{4};
+  for (auto& x : c0) x = r.normal();
+  c0[3] = -0.0;
+  c0[5] = inf;
+  for (double alpha : {1.0, 0.75, 0.0, -3.0})
+    for (double beta : {0.0, 1.0, -0.5}) {
+      std::size_t left = 0;
+      auto got = run_split(A, B, alpha, beta, c0, 2, bitexact::best_isa(), left);
+      expect_oracle<double>(A, B, alpha, beta, c0, got, "split specials");
+    }
 }
 }  // namespace

@@ -29,7 +29,9 @@
 //
 // Faster still for float inputs: the certified double filter below (gemm_exact_filter_*) finds
 // the same correctly rounded value for almost every element from a double GEMM and an error
-// bound, and leaves the few it cannot certify to the integer path.
+// bound, and leaves the few it cannot certify to the integer path. Double inputs have the split
+// filter (gemm_exact_split_*): the same idea with the operands sliced so that most of the sum is
+// an exact double GEMM.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -530,6 +532,157 @@ inline bool gemm_exact_filter_dot2(std::size_t K, GetA a, GetB b, float alpha, f
   for (std::size_t k = 0; k < K; ++k)
     gemm_exact_dot2_add(sum, comp, abs_sum, static_cast<double>(a(k)) * static_cast<double>(b(k)));
   return gemm_exact_dot2_finish(sum, comp, abs_sum, K, alpha, beta, c_old, out);
+}
+
+// ---- The split filter (double inputs; cpu/gemm_exact.hpp) ----
+// Double products are not exact in double, so the float filter's one GEMM cannot certify a
+// double result: its error bound is always wider than half an ulp. The split filter cuts each
+// row i of op(A) at its exponent ea_i (max_k |a_ik| < 2^ea_i) into A = A1 + A2 + A3, A1 on the
+// grid 2^(ea_i - sa) (|A1| <= 2^ea_i), A2 on 2^(ea_i - 2 sa), A3 the rest, and each column j of
+// op(B) at eb_j into B = B1 + B2, B1 on the grid 2^(eb_j - sb). With sa + sb = 53 -
+// ceil(log2 K), A1 B1 and A2 B1 are sums of K integers (times a power of two) below 2^53: exact in
+// double in any order. So S = A1 B1 + A2 B1 + (A B2 + A3 B1), and only the last term, of relative
+// size 2^-min(sb, 2 sa) (about 2^-28 at K = 1024), is rounded: its fixed-order GEMM (depth 2K)
+// is within gamma_h (||a|| ||b2|| + ||a3|| ||b1||) of the true value, plus (2K + 2h) 2^-1074 for
+// products and sums that underflow. Where every real within that radius of the double-double
+// sum of the three rounds to one double, that double is round(S). Three GEMMs of depth K, K and
+// 2K: the exact tier's dgemm at about 4x fixed_order, where the integer path takes 12x.
+// Rows or columns with a zero, non-finite or out-of-range maximum are left to the integer path.
+
+/// Slice widths of the split filter for depth K (1 <= K <= gemm_exact_split_max_k).
+struct gemm_exact_split_bits {
+  int sa, sb;
+};
+inline constexpr std::size_t gemm_exact_split_max_k = std::size_t(1) << 20;
+inline gemm_exact_split_bits gemm_exact_split_bits_for(std::size_t K) {
+  int lk = 0;
+  while ((std::size_t(1) << lk) < K) ++lk;
+  const int t = 53 - lk;
+  return {t / 3, t - t / 3};
+}
+
+/// The exponents a row's (column's) largest magnitude may have for the split filter: every
+/// scaling, grid and bound below then stays normal and finite.
+inline constexpr int gemm_exact_split_min_exp = -400, gemm_exact_split_max_exp = 400;
+
+/// e with max_abs < 2^e <= 2 max_abs, or gemm_exact_split_unfit when max_abs is zero, not finite
+/// or outside the range above.
+inline constexpr int gemm_exact_split_unfit = -100000;
+inline int gemm_exact_split_exponent(double max_abs) {
+  if (!(max_abs > 0.0) || !(max_abs <= std::numeric_limits<double>::max())) return gemm_exact_split_unfit;
+  const int e = std::ilogb(max_abs) + 1;
+  return e < gemm_exact_split_min_exp || e > gemm_exact_split_max_exp ? gemm_exact_split_unfit : e;
+}
+
+/// x rounded to the grid 2^g, given sigma = 1.5 * 2^(g + 52) and |x| <= 2^(g + 51): x + sigma
+/// stays in sigma's binade, whose spacing is 2^g. Exact, and x minus it is exact too.
+inline double gemm_exact_split_grid(double x, double sigma) { return (x + sigma) - sigma; }
+
+/// Whether every real within e of c + d (doubles; e >= 0) rounds to one double, not zero: it is
+/// `out`. c + d is made h + l by TwoSum (exact); then |l| + e must be below half the spacing
+/// from h toward zero (the smaller of its two spacings), strictly, so a tie is never certified.
+/// The sum |l| + e is widened by more than its rounding. NaN or Inf anywhere gives false.
+inline bool gemm_exact_certify_dd(double c, double d, double e, double& out) {
+  const double h = c + d;
+  const double z = h - c;
+  const double l = (c - (h - z)) + (d - z);
+  out = h;
+  const double ah = std::fabs(h);
+  const bool finite_nonzero = (ah > 0.0) & (ah <= std::numeric_limits<double>::max());
+  std::uint64_t bits;
+  std::memcpy(&bits, &ah, sizeof bits);
+  --bits;
+  double below;
+  std::memcpy(&below, &bits, sizeof below);
+  const double gap = ah - below;  // exact (Sterbenz) when finite_nonzero
+  return finite_nonzero & (2.0 * ((std::fabs(l) + e) * (1.0 + 0x1p-50)) < gap);
+}
+
+/// A short double-double sum of exact terms: s + comp is their sum but for comp's own roundings,
+/// which radius() bounds (at most 6 terms). When comp took no rounding and no product underflowed,
+/// s + comp is the exact sum and its one rounding (ties to even included) is the answer.
+struct gemm_exact_dd_sum {
+  double s = 0.0, comp = 0.0, abs_err = 0.0, underflow = 0.0;
+  bool comp_inexact = false;
+  void add(double t) {
+    const double x = s + t;
+    const double z = x - s;
+    const double err = (s - (x - z)) + (t - z);
+    s = x;
+    const double c2 = comp + err;
+    const double z2 = c2 - comp;
+    comp_inexact |= ((comp - (c2 - z2)) + (err - z2)) != 0.0;
+    comp = c2;
+    abs_err += std::fabs(err);
+  }
+  /// x * y as two exact terms (TwoProduct; exact unless |x y| < 2^-969, where the error term
+  /// may lose up to 2^-1074, which radius() then covers).
+  void add_product(double x, double y) {
+    const double p = x * y;
+    add(p);
+    add(std::fma(x, y, -p));
+    underflow += std::fabs(p) < 0x1p-960 ? 0x1p-1073 : 0.0;
+  }
+  double radius(double e) const { return e + (comp_inexact ? abs_err * 0x1p-49 : 0.0) + underflow; }
+  bool certify(double e, double& out) const {
+    const double r = radius(e);
+    if (r == 0.0) {  // s + comp is exact: its rounding is the answer (not zero, whose sign needs the terms)
+      out = s + comp;
+      const double a = std::fabs(out);
+      return (a > 0.0) & (a <= std::numeric_limits<double>::max());
+    }
+    return gemm_exact_certify_dd(s, comp, r, out);
+  }
+};
+
+/// The exact tier's double epilogue (the rules at the top of this file) from exact terms t1, t2
+/// and a term r within e of the rest of S: true and `out` when certified, false when the element
+/// needs the integer path or the exact accumulator.
+///   alpha == 1: round(S + beta C_old), beta C_old as two exact terms (TwoProduct).
+///   otherwise:  round(S) certified first, then alpha round(S) + beta C_old as four exact terms.
+inline bool gemm_exact_split_element(double t1, double t2, double r, double e, double alpha, double beta,
+                                     double c_old, double& out) {
+  gemm_exact_dd_sum sum;
+  sum.add(t1);
+  sum.add(t2);
+  sum.add(r);
+  if (alpha == 1.0) {
+    if (beta != 0.0) sum.add_product(beta, c_old);
+    return sum.certify(e, out);
+  }
+  double rs;
+  if (!sum.certify(e, rs)) return false;
+  gemm_exact_dd_sum outer;
+  outer.add_product(alpha, rs);
+  if (beta != 0.0) outer.add_product(beta, c_old);
+  return outer.certify(0.0, out);
+}
+
+/// One step of Dot2 for double factors: the product split by TwoProduct, both parts' rounding
+/// errors into comp (Ogita, Rump and Oishi's Dot2).
+inline void gemm_exact_dot2_add_product(double& sum, double& comp, double& abs_sum, double a, double b) {
+  const double p = a * b;
+  const double ep = std::fma(a, b, -p);
+  const double x = sum + p;
+  const double z = x - sum;
+  comp += ((sum - (x - z)) + (p - z)) + ep;
+  sum = x;
+  abs_sum += std::fabs(p);
+}
+
+/// One double element by Dot2: |sum + comp - S| <= gamma_K^2 sum_k |p_k| (their bound, taken
+/// as 2 (K 2^-52)^2), plus 2^-1073 per product for TwoProduct under underflow. For the few
+/// elements the split filter leaves; false sends the element to the exact accumulator.
+template <class GetA, class GetB>
+inline bool gemm_exact_split_dot2(std::size_t K, GetA a, GetB b, double alpha, double beta, double c_old,
+                                  double& out) {
+  if (K == 0 || K > (std::size_t(1) << 32)) return false;
+  double sum = 0.0, comp = 0.0, abs_sum = 0.0;
+  for (std::size_t k = 0; k < K; ++k) gemm_exact_dot2_add_product(sum, comp, abs_sum, a(k), b(k));
+  if (!(abs_sum < 1e300)) return false;  // NaN, Inf or near overflow
+  const double g = static_cast<double>(K) * 0x1p-52;
+  const double e = 2.0 * g * g * abs_sum + static_cast<double>(K) * 0x1p-1072;
+  return gemm_exact_split_element(sum, comp, 0.0, e, alpha, beta, c_old, out);
 }
 
 /// The exact accumulator path for one element: every product added one by one.

@@ -2246,15 +2246,15 @@ conv_exact_buffers<T>& conv_exact_thread_buffers() {
   return s;
 }
 
-/// Whether an m x n (per group) exact product of type A takes the GEMM exact tier: float (whose
-/// certified double filter needs no integer engine) or an integer matrix engine (AMX, AVX-512
-/// VNNI), and enough rows and columns to fill its blocks, or few rows but many columns (the
-/// stem's backward-data: m = 3, 4x faster than elements even with idle block rows); else the
-/// element path above (the same bits).
+/// Whether an m x n (per group) exact product of type A takes the GEMM exact tier: enough rows
+/// and columns to fill its blocks, or few rows but many columns (the stem's backward-data: m = 3,
+/// 4x faster than elements even with idle block rows); else the element path above (the same
+/// bits). Float (the certified double filter) and double (the split filter) need no integer
+/// engine: their filters run on the fixed-order double GEMM of every ISA.
 template <class A>
 bool conv_exact_use_gemm(gemm_exact_kernel kern, std::size_t m, std::size_t n) {
-  return (std::is_same<A, float>::value || kern != gemm_exact_kernel::loops) &&
-         ((m >= 4 && n >= 4) || (m >= 1 && n >= 4096));
+  (void)kern;
+  return (m >= 4 && n >= 4) || (m >= 1 && n >= 4096);
 }
 
 /// Rows [0, rows) of a packed operand filled by fill_row(r, dst), split over threads.

@@ -17,7 +17,9 @@
 // Float and bfloat16 inputs first go through the certified double filter (gemm_exact_filtered;
 // the bound is in core/gemm_exact.hpp): the fixed-order dgemm of the widened inputs, each
 // element kept where its error interval rounds to one float; only the others reach the integer
-// path above (or Dot2 and the exact accumulator, one by one, when they are scattered).
+// path above (or Dot2 and the exact accumulator, one by one, when they are scattered). Double
+// inputs go through the split filter (gemm_exact_split_run, bound in core/gemm_exact.hpp): three
+// fixed-order double GEMMs of sliced operands, two of them exact, certified the same way.
 //
 // ISA mapping: isa::avx512 uses AMX-INT8 when the CPU and OS allow it, else AVX-512 VNNI when the
 // CPU has it, else the loops; every other ISA uses the loops (compiled for that build).
@@ -879,6 +881,64 @@ inline bool gemm_exact_filter_applies(std::size_t K) { return K >= 1 && K <= (st
 /// this many times their number.
 inline constexpr std::size_t gemm_exact_filter_scatter_ratio = 40;
 
+/// What a filter leaves: left[i * n + j] marks the elements of C still to compute. They are
+/// taken one by one (element(i, j, c_old, v): a certified fast try such as Dot2, true with v;
+/// then the exact accumulator) when scattered, else by the integer path (gemm_exact_run) on the
+/// sub-problem of the rows and columns that hold them, of which only they are stored. Every way
+/// gives the correctly rounded exact value. Returns the number of elements left.
+template <class T, class GetA, class GetB, class Element>
+std::size_t gemm_exact_filter_left(std::size_t m, std::size_t n, std::size_t K, T alpha, GetA geta, GetB getb, T beta,
+                                   T* c, std::size_t ldc, const unsigned char* left, int nt, gemm_exact_kernel kern,
+                                   Element element) {
+  std::vector<std::size_t> rows, cols;
+  std::vector<unsigned char> col_left(n, 0);
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < m; ++i) {
+    bool any = false;
+    for (std::size_t j = 0; j < n; ++j)
+      if (left[i * n + j]) {
+        any = true;
+        col_left[j] = 1;
+        ++count;
+      }
+    if (any) rows.push_back(i);
+  }
+  if (count == 0) return 0;
+  for (std::size_t j = 0; j < n; ++j)
+    if (col_left[j]) cols.push_back(j);
+  const std::size_t mu = rows.size(), nu = cols.size();
+  if (count * gemm_exact_filter_scatter_ratio < mu * nu) {  // scattered: element by element
+    std::vector<std::size_t> at;
+    at.reserve(count);
+    for (std::size_t e = 0; e < m * n; ++e)
+      if (left[e]) at.push_back(e);
+    cpu::parallel_chunks(nt, canonical_chunks{count, 8}, [&](std::uint64_t e0, std::uint64_t e1) {
+      for (std::size_t e = e0; e < e1; ++e) {
+        const std::size_t i = at[e] / n, j = at[e] % n;
+        T& cij = c[i * ldc + j];
+        const T old = beta == T(0) ? T(0) : cij;
+        T v;
+        cij = element(i, j, old, v) ? v
+                                    : core::gemm_exact_element_slow<T>(
+                                          K, [&](std::size_t kk) { return geta(i, kk); },
+                                          [&](std::size_t kk) { return getb(kk, j); }, alpha, beta, old);
+      }
+    });
+    return count;
+  }
+  std::vector<T> sub(mu * nu, T(0));
+  if (beta != T(0))
+    for (std::size_t r = 0; r < mu; ++r)
+      for (std::size_t q = 0; q < nu; ++q) sub[r * nu + q] = c[rows[r] * ldc + cols[q]];
+  gemm_exact_run<T>(
+      mu, nu, K, alpha, [&](std::size_t r, std::size_t kk) { return geta(rows[r], kk); },
+      [&](std::size_t kk, std::size_t q) { return getb(kk, cols[q]); }, beta, sub.data(), nu, nt, kern);
+  for (std::size_t r = 0; r < mu; ++r)
+    for (std::size_t q = 0; q < nu; ++q)
+      if (left[rows[r] * n + cols[q]]) c[rows[r] * ldc + cols[q]] = sub[r * nu + q];
+  return count;
+}
+
 /// The exact tier for float C with the certified double filter (core/gemm_exact.hpp) first: a
 /// fixed-order double GEMM of the widened operands, each element kept where its error interval
 /// rounds to one float; the others are taken one by one (Dot2, then the exact accumulator) when
@@ -940,70 +1000,224 @@ std::size_t gemm_exact_filter_run(std::size_t m, std::size_t n, std::size_t K, f
       }
     }
   });
-  // 4. The integer path on the rows x columns that hold a left element.
-  std::vector<std::size_t> rows, cols;
-  std::vector<unsigned char> col_left(n, 0);
-  std::size_t count = 0;
-  for (std::size_t i = 0; i < m; ++i) {
-    bool any = false;
-    for (std::size_t j = 0; j < n; ++j)
-      if (left[i * n + j]) {
-        any = true;
-        col_left[j] = 1;
-        ++count;
-      }
-    if (any) rows.push_back(i);
+  // 4. What is left.
+  return gemm_exact_filter_left<float>(m, n, K, alpha, geta, getb, beta, c, ldc, left.data(), nt, kern,
+                                       [&](std::size_t i, std::size_t j, float old, float& v) {
+                                         return core::gemm_exact_filter_dot2(
+                                             K, [&](std::size_t kk) { return geta(i, kk); },
+                                             [&](std::size_t kk) { return getb(kk, j); }, alpha, beta, old, v);
+                                       });
+}
+
+/// The exact tier for double with the split filter (core/gemm_exact.hpp) first: op(A) cut into
+/// A1 + A2 + A3 by rows and op(B) into B1 + B2 by columns, T = [A1; A2] B1 (exact: integers
+/// below 2^53) and R = [A A3] [B2; B1] (depth 2K) as fixed-order double GEMMs, each element kept
+/// where the radius of R's error around T1 + T2 + R rounds to one double; what is left goes to
+/// gemm_exact_filter_left (Dot2 with TwoProduct, then the exact accumulator; or the integer
+/// path). b_by_columns: op(B)'s columns are contiguous (a transposed B), so B is sliced a column
+/// at a time. Returns the number of elements left.
+template <class GetA, class GetB>
+std::size_t gemm_exact_split_run(std::size_t m, std::size_t n, std::size_t K, double alpha, GetA geta, GetB getb,
+                                 double beta, double* c, std::size_t ldc, int threads, isa simd,
+                                 gemm_exact_kernel kern, bool b_by_columns) {
+  if (!gemm_exact_kernel_available(kern)) kern = gemm_exact_kernel::loops;
+  if (m == 0 || n == 0) return 0;
+  if (alpha == 0.0 || K == 0 || K > core::gemm_exact_split_max_k) {
+    gemm_exact_run<double>(m, n, K, alpha, geta, getb, beta, c, ldc, threads, kern);
+    return m * n;
   }
-  if (count == 0) return 0;
-  for (std::size_t j = 0; j < n; ++j)
-    if (col_left[j]) cols.push_back(j);
-  const std::size_t mu = rows.size(), nu = cols.size();
-  if (count * gemm_exact_filter_scatter_ratio < mu * nu) {  // scattered: element by element
-    std::vector<std::size_t> at;
-    at.reserve(count);
-    for (std::size_t e = 0; e < m * n; ++e)
-      if (left[e]) at.push_back(e);
-    cpu::parallel_chunks(nt, canonical_chunks{count, 8}, [&](std::uint64_t e0, std::uint64_t e1) {
-      for (std::size_t e = e0; e < e1; ++e) {
-        const std::size_t i = at[e] / n, j = at[e] % n;
-        float& cij = c[i * ldc + j];
-        const float old = beta == 0.0f ? 0.0f : cij;
-        auto ai = [&](std::size_t kk) { return geta(i, kk); };
-        auto bj = [&](std::size_t kk) { return getb(kk, j); };
-        float v;
-        cij = core::gemm_exact_filter_dot2(K, ai, bj, alpha, beta, old, v)
-                  ? v
-                  : core::gemm_exact_element_slow<float>(K, ai, bj, alpha, beta, old);
+  const int nt = std::max(1, threads);
+  const core::gemm_exact_split_bits bits = core::gemm_exact_split_bits_for(K);
+  const int sa = bits.sa, sb = bits.sb;
+  const std::size_t K2 = 2 * K;
+  constexpr int unfit = core::gemm_exact_split_unfit;
+  constexpr double slack = 0x1p-900;  // per squared element: covers every square lost to underflow
+  std::vector<double> x12_own, y1_own, acat_own, bcat_own, t12_own, r_own;
+  std::vector<double>& x12 = gemm_exact_buffer<double, 6>(2 * m * K, x12_own);  // [X1; X2], 2m x K
+  std::vector<double>& y1 = gemm_exact_buffer<double, 7>(K * n, y1_own);        // Y1, K x n
+  std::vector<double>& acat = gemm_exact_buffer<double, 8>(m * K2, acat_own);   // [A A3], m x 2K
+  std::vector<double>& bcat = gemm_exact_buffer<double, 9>(K2 * n, bcat_own);   // [B2; B1], 2K x n
+  std::vector<double>& t12 = gemm_exact_buffer<double, 10>(2 * m * n, t12_own);
+  std::vector<double>& r = gemm_exact_buffer<double, 11>(m * n, r_own);
+  x12.resize(std::max(x12.size(), 2 * m * K));  // every element used is written before it is read
+  y1.resize(std::max(y1.size(), K * n));
+  acat.resize(std::max(acat.size(), m * K2));
+  bcat.resize(std::max(bcat.size(), K2 * n));
+  t12.resize(std::max(t12.size(), 2 * m * n));
+  r.resize(std::max(r.size(), m * n));
+  std::vector<int> ea(m), eb(n);
+  std::vector<double> na(m), na3(m), nb1(n), nb2(n);  // norms in units of 2^ea_i, 2^eb_j
+  auto norm = [&](double sumsq) { return core::gemm_exact_filter_norm(sumsq + slack * static_cast<double>(K), K); };
+  // 1. op(A) by rows: exponent, slices, scaled norms. An unfit row is zeros (and all left).
+  cpu::parallel_chunks(nt, canonical_chunks{m, 16}, [&](std::uint64_t i0, std::uint64_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) {
+      double mx = 0.0;
+      bool bad = false;
+      for (std::size_t k = 0; k < K; ++k) {
+        const double v = std::fabs(static_cast<double>(geta(i, k)));
+        bad |= !(v <= std::numeric_limits<double>::max());
+        mx = v > mx ? v : mx;
       }
-    });
-    return count;
-  }
-  std::vector<float> sub(mu * nu, 0.0f);
-  if (beta != 0.0f)
-    for (std::size_t r = 0; r < mu; ++r)
-      for (std::size_t q = 0; q < nu; ++q) sub[r * nu + q] = c[rows[r] * ldc + cols[q]];
-  gemm_exact_run<float>(
-      mu, nu, K, alpha, [&](std::size_t r, std::size_t kk) { return geta(rows[r], kk); },
-      [&](std::size_t kk, std::size_t q) { return getb(kk, cols[q]); }, beta, sub.data(), nu, nt, kern);
-  for (std::size_t r = 0; r < mu; ++r)
-    for (std::size_t q = 0; q < nu; ++q)
-      if (left[rows[r] * n + cols[q]]) c[rows[r] * ldc + cols[q]] = sub[r * nu + q];
-  return count;
+      const int e = bad ? unfit : core::gemm_exact_split_exponent(mx);
+      ea[i] = e;
+      double* x1 = x12.data() + i * K;
+      double* x2 = x12.data() + (m + i) * K;
+      double* ac = acat.data() + i * K2;
+      if (e == unfit) {
+        std::fill(x1, x1 + K, 0.0);
+        std::fill(x2, x2 + K, 0.0);
+        std::fill(ac, ac + K2, 0.0);
+        na[i] = na3[i] = 0.0;
+        continue;
+      }
+      const double sig1 = 1.5 * std::ldexp(1.0, e - sa + 52), sig2 = 1.5 * std::ldexp(1.0, e - 2 * sa + 52);
+      const double up1 = std::ldexp(1.0, sa - e), up2 = std::ldexp(1.0, 2 * sa - e), down = std::ldexp(1.0, -e);
+      double s = 0.0, s3 = 0.0;
+      for (std::size_t k = 0; k < K; ++k) {
+        const double v = static_cast<double>(geta(i, k));
+        const double a1 = core::gemm_exact_split_grid(v, sig1);
+        const double r1 = v - a1;
+        const double a2 = core::gemm_exact_split_grid(r1, sig2);
+        const double a3 = r1 - a2;
+        x1[k] = a1 * up1;
+        x2[k] = a2 * up2;
+        ac[k] = v;
+        ac[K + k] = a3;
+        const double vs = v * down, a3s = a3 * down;
+        s += vs * vs;
+        s3 += a3s * a3s;
+      }
+      na[i] = norm(s);
+      na3[i] = norm(s3);
+    }
+  });
+  // 2. op(B) by columns: exponent, then B1 (scaled to integers in Y1, as is in the bottom of
+  // [B2; B1]) and B2, and their scaled norms.
+  auto column_max = [&](std::size_t j0, std::size_t j1, double* mx, unsigned char* bad) {
+    if (b_by_columns) {
+      for (std::size_t j = j0; j < j1; ++j)
+        for (std::size_t k = 0; k < K; ++k) {
+          const double v = std::fabs(static_cast<double>(getb(k, j)));
+          bad[j - j0] |= !(v <= std::numeric_limits<double>::max());
+          mx[j - j0] = v > mx[j - j0] ? v : mx[j - j0];
+        }
+      return;
+    }
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t j = j0; j < j1; ++j) {
+        const double v = std::fabs(static_cast<double>(getb(k, j)));
+        bad[j - j0] |= !(v <= std::numeric_limits<double>::max());
+        mx[j - j0] = v > mx[j - j0] ? v : mx[j - j0];
+      }
+  };
+  cpu::parallel_chunks(nt, canonical_chunks{n, 64}, [&](std::uint64_t j0, std::uint64_t j1) {
+    const std::size_t w = j1 - j0;
+    std::vector<double> mx(w, 0.0), sig(w), up(w), down(w), s1(w, 0.0), s2(w, 0.0);
+    std::vector<unsigned char> bad(w, 0);
+    column_max(j0, j1, mx.data(), bad.data());
+    for (std::size_t q = 0; q < w; ++q) {
+      const int e = bad[q] ? unfit : core::gemm_exact_split_exponent(mx[q]);
+      eb[j0 + q] = e;
+      // An unfit column is sliced as if e were 0 (its values are finite or not; zeros replace them).
+      const int eu = e == unfit ? 0 : e;
+      sig[q] = 1.5 * std::ldexp(1.0, eu - sb + 52);
+      up[q] = e == unfit ? 0.0 : std::ldexp(1.0, sb - eu);
+      down[q] = e == unfit ? 0.0 : std::ldexp(1.0, -eu);
+    }
+    auto one = [&](std::size_t k, std::size_t j) {
+      const std::size_t q = j - j0;
+      const double v = down[q] == 0.0 ? 0.0 : static_cast<double>(getb(k, j));
+      const double b1 = core::gemm_exact_split_grid(v, sig[q]);
+      const double b2 = v - b1;
+      y1[k * n + j] = b1 * up[q];
+      bcat[k * n + j] = b2;
+      bcat[(K + k) * n + j] = b1;
+      const double b1s = b1 * down[q], b2s = b2 * down[q];
+      s1[q] += b1s * b1s;
+      s2[q] += b2s * b2s;
+    };
+    if (b_by_columns) {
+      for (std::size_t j = j0; j < j1; ++j)
+        for (std::size_t k = 0; k < K; ++k) one(k, j);
+    } else {
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t j = j0; j < j1; ++j) one(k, j);
+    }
+    for (std::size_t q = 0; q < w; ++q) {
+      nb1[j0 + q] = norm(s1[q]);
+      nb2[j0 + q] = norm(s2[q]);
+    }
+  });
+  // 3. T = [X1; X2] Y1 (exact) and R = [A A3] [B2; B1], fixed order.
+  const gemm_problem<double, double> pt{2 * m, n, K, 1.0, 0.0, x12.data(), K, 1, y1.data(), n, 1, t12.data(), n};
+  const gemm_problem<double, double> prr{m, n, K2, 1.0, 0.0, acat.data(), K2, 1, bcat.data(), n, 1, r.data(), n};
+  with_arch(simd, [&](auto arch) {
+    gemm_fixed_order_run<decltype(arch), double, double>(pt, nt);
+    gemm_fixed_order_run<decltype(arch), double, double>(prr, nt);
+  });
+  // 4. Certify each element; mark the rest. Scales: T1 = T[i][j] 2^(ea + eb - sa - sb), T2 =
+  // T[m + i][j] 2^(ea + eb - 2 sa - sb) (exact: integers below 2^53 times at least 2^-850).
+  const double gamma = core::gemm_exact_filter_gamma(K2) * (1.0 + 0x1p-48);
+  const double abs_err = static_cast<double>(4 * K + 1024) * 0x1p-1074;
+  std::vector<unsigned char> left_own;
+  std::vector<unsigned char>& left = gemm_exact_buffer<unsigned char, 5>(m * n, left_own);
+  left.assign(m * n, 0);
+  std::vector<double> pb(n);
+  for (std::size_t j = 0; j < n; ++j) pb[j] = eb[j] == unfit ? 0.0 : std::ldexp(1.0, eb[j]);
+  const double s1 = std::ldexp(1.0, -(sa + sb)), s2 = std::ldexp(1.0, -(2 * sa + sb));
+  const bool plain = alpha == 1.0 && beta == 0.0;
+  cpu::parallel_chunks(nt, canonical_chunks{m, 16}, [&](std::uint64_t i0, std::uint64_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) {
+      unsigned char* li = left.data() + i * n;
+      double* ci = c + i * ldc;
+      if (ea[i] == unfit) {
+        std::fill(li, li + n, 1);
+        continue;
+      }
+      const double pa = std::ldexp(1.0, ea[i]);
+      const double* t1 = t12.data() + i * n;
+      const double* t2 = t12.data() + (m + i) * n;
+      const double* ri = r.data() + i * n;
+      const double ga = gamma * na[i], ga3 = gamma * na3[i];
+      for (std::size_t j = 0; j < n; ++j) {
+        const double p = pa * pb[j];  // 0 for an unfit column: its radius is NaN below
+        const double e = (ga * nb2[j] + ga3 * nb1[j]) * p + (p == 0.0 ? std::numeric_limits<double>::quiet_NaN() : abs_err);
+        double v;
+        const bool ok = plain ? core::gemm_exact_split_element(t1[j] * p * s1, t2[j] * p * s2, ri[j], e, 1.0, 0.0, 0.0, v)
+                              : core::gemm_exact_split_element(t1[j] * p * s1, t2[j] * p * s2, ri[j], e, alpha, beta,
+                                                               beta == 0.0 ? 0.0 : ci[j], v);
+        li[j] = !ok;
+        if (ok) ci[j] = v;
+      }
+    }
+  });
+  // 5. What is left.
+  return gemm_exact_filter_left<double>(m, n, K, alpha, geta, getb, beta, c, ldc, left.data(), nt, kern,
+                                        [&](std::size_t i, std::size_t j, double old, double& v) {
+                                          return core::gemm_exact_split_dot2(
+                                              K, [&](std::size_t kk) { return geta(i, kk); },
+                                              [&](std::size_t kk) { return getb(kk, j); }, alpha, beta, old, v);
+                                        });
 }
 
 /// Rows of op(A) the small-m path takes at most (decode shapes).
-inline constexpr std::size_t gemm_exact_dot2_max_m = 4;
+inline constexpr std::size_t gemm_exact_small_max_m = 4;
 
-/// The exact tier for m <= gemm_exact_dot2_max_m (decode shapes), float C: Dot2
-/// (core::gemm_exact_dot2_add / _finish) for every element, the columns in lanes of 64 and all m
-/// rows in one pass over op(B) (B streamed row by row; a transposed B copied a 256 x 64 tile at
-/// a time), then the same certification; what it leaves goes to the exact accumulator one by
-/// one. The double GEMM filter would widen all of B for one row. Returns the number left.
+/// The exact tier for m <= gemm_exact_small_max_m (decode shapes), float C: the certified double
+/// filter computed in vector lanes instead of by the double GEMM (which would widen all of B for
+/// one row). Each element's products (exact in double) are summed with at most the canonical
+/// order's depth (per chunk of gemm_k_chunk k a sum from +0, the chunk sums folded left to right),
+/// so the filter's bound gamma_h ||a_i|| ||b_j|| holds; op(B)'s column sums of squares ride along,
+/// shared by the m rows. All m rows take one pass over op(B): B streamed row by row with 64
+/// columns in lanes, or, transposed, each column (a row of b) read once with lanes along k.
+/// What the interval check leaves goes one by one through Dot2, then the exact accumulator.
+/// Returns the number left.
 template <class In>
-std::size_t gemm_exact_dot2_small_m(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K,
+std::size_t gemm_exact_small_m(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K,
                                     float alpha, const In* a, std::size_t lda, const In* b, std::size_t ldb,
                                     float beta, float* c, std::size_t ldc, int threads) {
-  constexpr std::size_t JB = 64, KB = 256, MM = gemm_exact_dot2_max_m;
+  constexpr std::size_t JB = 64, KB = core::gemm_k_chunk, MM = gemm_exact_small_max_m;
+  static_assert(KB == 256, "the transposed tile below is one canonical chunk deep");
   auto geta = [=](std::size_t i, std::size_t kk) {
     return core::widen(ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]);
   };
@@ -1011,30 +1225,49 @@ std::size_t gemm_exact_dot2_small_m(transpose ta, transpose tb, std::size_t m, s
     return core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]);
   };
   std::vector<unsigned char> left(m * n, 0);
-  // The end of the columns [j0, j0 + w) of row i from their Dot2 sums.
-  auto finish = [&](std::size_t i, std::size_t j0, std::size_t w, const double* sum, const double* comp,
-                    const double* abs_sum) {
+  const double gamma = core::gemm_exact_filter_gamma(K);
+  double ea[MM] = {};
+  for (std::size_t i = 0; i < m; ++i) {
+    double sq = 0.0;
+    for (std::size_t kk = 0; kk < K; ++kk) {
+      const double v = static_cast<double>(geta(i, kk));
+      sq += v * v;
+    }
+    ea[i] = gamma * core::gemm_exact_filter_norm(sq, K);
+  }
+  // The end of the columns [j0, j0 + w) of row i from their sums and op(B)'s column squares.
+  auto finish = [&](std::size_t i, std::size_t j0, std::size_t w, const double* total, const double* colsq) {
     for (std::size_t jj = 0; jj < w; ++jj) {
       float& cij = c[i * ldc + j0 + jj];
       float v;
-      if (core::gemm_exact_dot2_finish(sum[jj], comp[jj], abs_sum[jj], K, alpha, beta, beta == 0.0f ? 0.0f : cij, v))
+      if (core::gemm_exact_filter_element(total[jj], ea[i] * core::gemm_exact_filter_norm(colsq[jj], K), alpha, beta,
+                                          beta == 0.0f ? 0.0f : cij, v))
         cij = v;
       else
         left[i * n + j0 + jj] = 1;
     }
   };
-  // Row i's lanes += av * br[0 .. JB) (a fixed count: vectorizes at -O2).
-  auto lanes = [](double* sum, double* comp, double* abs_sum, double av, const float* br) {
-    for (std::size_t jj = 0; jj < JB; ++jj) core::gemm_exact_dot2_add(sum[jj], comp[jj], abs_sum[jj], av * static_cast<double>(br[jj]));
+  // Lanes += av * br[0 .. JB) (exact products, so the same as an FMA; a fixed count: vectorizes).
+  auto lanes = [](double* sum, double av, const float* br) {
+    for (std::size_t jj = 0; jj < JB; ++jj) sum[jj] += av * static_cast<double>(br[jj]);
+  };
+  auto squares = [](double* sq, const float* br) {
+    for (std::size_t jj = 0; jj < JB; ++jj) sq[jj] += static_cast<double>(br[jj]) * static_cast<double>(br[jj]);
+  };
+  auto fold = [](double* total, double* chunk) {  // the chunk's sum into the total; the chunk restarts at +0
+    for (std::size_t jj = 0; jj < JB; ++jj) {
+      total[jj] += chunk[jj];
+      chunk[jj] = 0.0;
+    }
   };
   const int nt = std::max(1, threads);
   if (tb == transpose::no) {
     // op(B) rows contiguous: each thread streams its columns of every row once (k outer), with
-    // the lanes of all its 64-column blocks kept (L2-sized: m x 3 doubles per column).
+    // the lanes of all its 64-column blocks kept (L2-sized: (2 m + 1) doubles per column).
     const std::size_t nblk = (n + JB - 1) / JB, per = (nblk + static_cast<std::size_t>(nt) - 1) / static_cast<std::size_t>(nt);
     cpu::parallel_chunks(nt, canonical_chunks{n, per * JB}, [&](std::uint64_t j0, std::uint64_t j1) {
-      const std::size_t w = j1 - j0, nbl = (w + JB - 1) / JB;
-      std::vector<double> st(nbl * m * 3 * JB, 0.0);  // block, row, (sum, comp, abs_sum), lane
+      const std::size_t w = j1 - j0, nbl = (w + JB - 1) / JB, stride = (2 * m + 1) * JB;
+      std::vector<double> st(nbl * stride, 0.0);  // block: chunk sums (m x JB), totals (m x JB), squares (JB)
       alignas(64) float pad[JB] = {};
       for (std::size_t k = 0; k < K; ++k) {
         const In* brow = b + k * ldb + j0;
@@ -1051,33 +1284,66 @@ std::size_t gemm_exact_dot2_small_m(transpose ta, transpose tb, std::size_t m, s
             for (std::size_t jj = 0; jj < len; ++jj) pad[jj] = core::widen(brow[q * JB + jj]);
             br = pad;
           }
-          for (std::size_t i = 0; i < m; ++i) {
-            double* si = st.data() + (q * m + i) * 3 * JB;
-            lanes(si, si + JB, si + 2 * JB, static_cast<double>(geta(i, k)), br);
-          }
+          double* sq = st.data() + q * stride;
+          for (std::size_t i = 0; i < m; ++i) lanes(sq + i * JB, static_cast<double>(geta(i, k)), br);
+          squares(sq + 2 * m * JB, br);
         }
+        if ((k + 1) % KB == 0 || k + 1 == K)
+          for (std::size_t q = 0; q < nbl; ++q)
+            for (std::size_t i = 0; i < m; ++i) fold(st.data() + q * stride + (m + i) * JB, st.data() + q * stride + i * JB);
       }
       for (std::size_t q = 0; q < nbl; ++q)
         for (std::size_t i = 0; i < m; ++i) {
-          const double* si = st.data() + (q * m + i) * 3 * JB;
-          finish(i, j0 + q * JB, std::min(JB, w - q * JB), si, si + JB, si + 2 * JB);
+          const double* sq = st.data() + q * stride;
+          finish(i, j0 + q * JB, std::min(JB, w - q * JB), sq + (m + i) * JB, sq + 2 * m * JB);
         }
     });
   } else {
-    // op(B) = B^T: 64 columns at a time, a 256 x 64 tile transposed per K step.
+    // op(B) = B^T: column j of op(B) is a contiguous row of b, so the lanes run along k instead:
+    // per canonical chunk, 16 lanes of at most 16 terms each, summed by a fixed tree, the chunk
+    // sums folded in order. A term meets at most min(L - 1, 16 + 4) + (c - 1) <= h roundings
+    // (adding a lane that holds no term is exact), so the same bound holds. Op(A)'s m rows are
+    // widened once.
+    constexpr std::size_t LN = 16;
+    std::vector<double> ad(m * K);
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t kk = 0; kk < K; ++kk) ad[i * K + kk] = static_cast<double>(geta(i, kk));
     cpu::parallel_chunks(nt, canonical_chunks{n, JB}, [&](std::uint64_t j0, std::uint64_t j1) {
-      const std::size_t w = j1 - j0;
-      alignas(64) double sum[MM][JB] = {}, comp[MM][JB] = {}, abs_sum[MM][JB] = {};
-      std::vector<float> tile(KB * JB, 0.0f);  // op(B) rows k0 .. k0 + kc, columns j0 .. j1 (zeros past w)
-      for (std::size_t k0 = 0; k0 < K; k0 += KB) {
-        const std::size_t kc = std::min(KB, K - k0);
-        for (std::size_t jj = 0; jj < w; ++jj)
-          for (std::size_t kk = 0; kk < kc; ++kk) tile[kk * JB + jj] = core::widen(b[(j0 + jj) * ldb + k0 + kk]);
-        for (std::size_t kk = 0; kk < kc; ++kk)
-          for (std::size_t i = 0; i < m; ++i)
-            lanes(sum[i], comp[i], abs_sum[i], static_cast<double>(geta(i, k0 + kk)), tile.data() + kk * JB);
+      double total[MM][JB], colsq[JB];
+      for (std::size_t j = j0; j < j1; ++j) {
+        const In* bj = b + j * ldb;
+        double tot[MM] = {}, sqt = 0.0;
+        for (std::size_t k0 = 0; k0 < K; k0 += KB) {
+          const std::size_t kc = std::min(KB, K - k0);
+          alignas(64) double acc[MM][LN] = {}, sq[LN] = {}, bv[LN];
+          for (std::size_t kk = 0; kk < kc; kk += LN) {
+            const std::size_t len = std::min(LN, kc - kk);
+            if (len == LN) {
+              for (std::size_t l = 0; l < LN; ++l) bv[l] = static_cast<double>(core::widen(bj[k0 + kk + l]));
+            } else {
+              for (std::size_t l = 0; l < LN; ++l) bv[l] = 0.0;
+              for (std::size_t l = 0; l < len; ++l) bv[l] = static_cast<double>(core::widen(bj[k0 + kk + l]));
+            }
+            for (std::size_t l = 0; l < LN; ++l) sq[l] += bv[l] * bv[l];
+            for (std::size_t i = 0; i < m; ++i) {
+              const double* ai = ad.data() + i * K + k0 + kk;
+              if (len == LN)
+                for (std::size_t l = 0; l < LN; ++l) acc[i][l] += ai[l] * bv[l];
+              else
+                for (std::size_t l = 0; l < len; ++l) acc[i][l] += ai[l] * bv[l];
+            }
+          }
+          for (std::size_t i = 0; i < m; ++i) {
+            for (std::size_t h = LN / 2; h >= 1; h /= 2)
+              for (std::size_t l = 0; l < h; ++l) acc[i][l] += acc[i][l + h];
+            tot[i] += acc[i][0];
+          }
+          for (std::size_t l = 0; l < LN; ++l) sqt += sq[l];
+        }
+        for (std::size_t i = 0; i < m; ++i) total[i][j - j0] = tot[i];
+        colsq[j - j0] = sqt;
       }
-      for (std::size_t i = 0; i < m; ++i) finish(i, j0, w, sum[i], comp[i], abs_sum[i]);
+      for (std::size_t i = 0; i < m; ++i) finish(i, j0, j1 - j0, total[i], colsq);
     });
   }
   std::size_t count = 0;
@@ -1086,9 +1352,13 @@ std::size_t gemm_exact_dot2_small_m(transpose ta, transpose tb, std::size_t m, s
       if (left[i * n + j]) {
         ++count;
         float& cij = c[i * ldc + j];
-        cij = core::gemm_exact_element_slow<float>(
-            K, [&](std::size_t kk) { return geta(i, kk); }, [&](std::size_t kk) { return getb(kk, j); }, alpha, beta,
-            beta == 0.0f ? 0.0f : cij);
+        const float old = beta == 0.0f ? 0.0f : cij;
+        auto ai = [&](std::size_t kk) { return geta(i, kk); };
+        auto bj = [&](std::size_t kk) { return getb(kk, j); };
+        float v;
+        cij = core::gemm_exact_filter_dot2(K, ai, bj, alpha, beta, old, v)
+                  ? v
+                  : core::gemm_exact_element_slow<float>(K, ai, bj, alpha, beta, old);
       }
   return count;
 }
@@ -1104,8 +1374,8 @@ std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::
   auto getb = [=](std::size_t kk, std::size_t j) {
     return core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]);
   };
-  if (m >= 1 && m <= gemm_exact_dot2_max_m && n >= 1 && alpha != 0.0f && gemm_exact_filter_applies(K))
-    return gemm_exact_dot2_small_m<In>(ta, tb, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+  if (m >= 1 && m <= gemm_exact_small_max_m && n >= 1 && alpha != 0.0f && gemm_exact_filter_applies(K))
+    return gemm_exact_small_m<In>(ta, tb, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc, threads);
   return gemm_exact_filter_run(
       m, n, K, alpha, geta, getb, beta, c, ldc, threads, simd, kern,
       [&](double* ad, double* bd, double* sa, double* sb, int nt) {
@@ -1117,6 +1387,21 @@ std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::
         gemm_exact_filter_widen(stored(b, ldb), b_rows ? n : K, b_rows ? K : n, bd, sb, b_rows, nt);
         return gemm_exact_widened{a_rows ? K : 1, a_rows ? 1 : m, b_rows ? 1 : n, b_rows ? K : 1};
       });
+}
+
+/// gemm_exact_split_run on row-major or transposed double arrays (the public entry for double).
+inline std::size_t gemm_exact_split(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K, double alpha,
+                             const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta,
+                             double* c, std::size_t ldc, int threads, isa simd, gemm_exact_kernel kern) {
+  auto run = [&](auto geta) {
+    if (tb == transpose::no)
+      return gemm_exact_split_run(m, n, K, alpha, geta, [=](std::size_t kk, std::size_t j) { return b[kk * ldb + j]; },
+                                  beta, c, ldc, threads, simd, kern, false);
+    return gemm_exact_split_run(m, n, K, alpha, geta, [=](std::size_t kk, std::size_t j) { return b[j * ldb + kk]; },
+                                beta, c, ldc, threads, simd, kern, true);
+  };
+  if (ta == transpose::no) return run([=](std::size_t i, std::size_t kk) { return a[i * lda + kk]; });
+  return run([=](std::size_t i, std::size_t kk) { return a[kk * lda + i]; });
 }
 
 /// gemm_exact_run with the certified double filter in front for float (the operands read through
@@ -1132,8 +1417,7 @@ void gemm_exact_run_filtered(std::size_t m, std::size_t n, std::size_t K, T alph
                             return gemm_exact_widened{K, 1, n, 1};
                           });
   } else {
-    (void)simd;
-    gemm_exact_run<T>(m, n, K, alpha, geta, getb, beta, c, ldc, threads, kern);
+    gemm_exact_split_run(m, n, K, alpha, geta, getb, beta, c, ldc, threads, simd, kern, false);
   }
 }
 
@@ -1163,14 +1447,13 @@ template <class T>
 void gemm_exact(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a,
                 std::size_t lda, const T* b, std::size_t ldb, T beta, T* c, std::size_t ldc, int threads, isa simd) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "gemm_exact: float or double");
-  if constexpr (std::is_same<T, float>::value) {
-    const isa s = resolve_isa(simd);
+  const isa s = resolve_isa(simd);
+  if constexpr (std::is_same<T, float>::value)
     gemm_exact_filtered<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads), s,
                                gemm_exact_kernel_for(s));
-    return;
-  }
-  gemm_exact_with_kernel<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads),
-                            gemm_exact_kernel_for(resolve_isa(simd)));
+  else
+    gemm_exact_split(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, resolve_threads(threads), s,
+                     gemm_exact_kernel_for(s));
 }
 
 /// bfloat16 inputs, widened exactly to float; float alpha, beta and C.
