@@ -657,9 +657,9 @@ TEST(GemmExactFilter, ZerosOverflowSubnormalsAndSpecials) {
 // S = 1 + 2^-24 + 2^-70 at (1, 7), which neither the lanes nor Dot2 can certify (the exact
 // accumulator rounds it up to 1 + 2^-23; with no radius it would be 1).
 TEST(GemmExactFilter, SmallMTakesFilterLanes) {
-  const std::size_t n = 150, k = 600;
+  const std::size_t n = 151, k = 600;  // 151: the last 64-column block is odd (a pass of one column)
   Rng r{21};
-  for (std::size_t m : {1u, 2u, 4u})
+  for (std::size_t m : {1u, 2u, 3u, 4u})
     for (transpose ta : {transpose::no, transpose::yes})
       for (transpose tb : {transpose::no, transpose::yes}) {
         Mat<float> A(m, k, ta, 1), B(k, n, tb, 3);
@@ -675,41 +675,47 @@ TEST(GemmExactFilter, SmallMTakesFilterLanes) {
         for (auto& x : c0) x = static_cast<float>(r.normal());
         for (float alpha : {1.0f, -0.5f})
           for (float beta : {0.0f, 2.0f})
-            for (int threads : {1, 3}) {
-              std::vector<float> c = c0;
-              const std::size_t left = bitexact::cpu::detail::gemm_exact_small_m<float>(
-                  ta, tb, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld, beta, c.data(), n, threads);
-              expect_oracle<float>(A, B, alpha, beta, c0, c, "small m");
-              if (m > 1 && beta == 0.0f) {  // (beta C_old moves the sum off the tie)
-                EXPECT_GE(left, 1u);
-                if (alpha == 1.0f) EXPECT_EQ(c[n + 7], 1.0f + 0x1p-23f);
+            for (int threads : {1, 3})
+              for (bitexact::isa simd : filter_isas()) {
+                std::vector<float> c = c0;
+                const std::size_t left = bitexact::cpu::detail::gemm_exact_small_m<float>(
+                    ta, tb, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld, beta, c.data(), n, threads,
+                    simd);
+                expect_oracle<float>(A, B, alpha, beta, c0, c, "small m");
+                if (m > 1 && beta == 0.0f) {  // (beta C_old moves the sum off the tie)
+                  EXPECT_GE(left, 1u);
+                  if (alpha == 1.0f) EXPECT_EQ(c[n + 7], 1.0f + 0x1p-23f);
+                }
+                EXPECT_LE(left, m * n / 20);
+                // The public entry takes this path for these shapes: the same bits.
+                std::vector<float> c2 = c0;
+                bitexact::cpu::detail::gemm_exact(ta, tb, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld,
+                                                  beta, c2.data(), n, threads, bitexact::isa::automatic);
+                EXPECT_EQ(hash(c), hash(c2));
               }
-              EXPECT_LE(left, m * n / 20);
-              // The public entry takes this path for these shapes: the same bits.
-              std::vector<float> c2 = c0;
-              bitexact::cpu::detail::gemm_exact(ta, tb, m, n, k, alpha, A.data.data(), A.ld, B.data.data(), B.ld,
-                                                beta, c2.data(), n, threads, bitexact::isa::automatic);
-              EXPECT_EQ(hash(c), hash(c2));
-            }
       }
 }
 
 // bfloat16 inputs through the public entry (the filter widens them exactly): the float bits.
 TEST(GemmExactFilter, Bf16EqualsFloat) {
-  for (std::size_t m : {33u, 3u}) {  // the GEMM filter and the small-m lanes
   const std::size_t n = 140, k = 270;
-  Rng r{8};
-  std::vector<bitexact::bfloat16> a(m * k), b(k * n);
-  std::vector<float> af(m * k), bf(k * n);
-  for (std::size_t q = 0; q < a.size(); ++q) af[q] = (a[q] = bitexact::bfloat16::from_float(static_cast<float>(r.normal()))).to_float();
-  for (std::size_t q = 0; q < b.size(); ++q) bf[q] = (b[q] = bitexact::bfloat16::from_float(static_cast<float>(r.normal()))).to_float();
-  std::vector<float> c1(m * n, 1.f), c2(m * n, 1.f);
-  bitexact::cpu::detail::gemm_exact(transpose::yes, transpose::no, m, n, k, 1.f, a.data(), m, b.data(), n, 0.5f,
-                                    c1.data(), n, 2, bitexact::isa::automatic);
-  bitexact::cpu::detail::gemm_exact_with_kernel<float>(transpose::yes, transpose::no, m, n, k, 1.f, af.data(), m,
-                                                       bf.data(), n, 0.5f, c2.data(), n, 2, gemm_exact_kernel::loops);
-  EXPECT_EQ(hash(c1), hash(c2)) << m;
-  }
+  for (std::size_t m : {33u, 3u})  // the GEMM filter and the small-m lanes
+    for (transpose tb : {transpose::no, transpose::yes}) {
+      Rng r{8};
+      std::vector<bitexact::bfloat16> a(m * k), b(k * n);
+      std::vector<float> af(m * k), bf(k * n);
+      for (std::size_t q = 0; q < a.size(); ++q)
+        af[q] = (a[q] = bitexact::bfloat16::from_float(static_cast<float>(r.normal()))).to_float();
+      for (std::size_t q = 0; q < b.size(); ++q)
+        bf[q] = (b[q] = bitexact::bfloat16::from_float(static_cast<float>(r.normal()))).to_float();
+      const std::size_t ldb = tb == transpose::no ? n : k;
+      std::vector<float> c1(m * n, 1.f), c2(m * n, 1.f);
+      bitexact::cpu::detail::gemm_exact(transpose::yes, tb, m, n, k, 1.f, a.data(), m, b.data(), ldb, 0.5f, c1.data(),
+                                        n, 2, bitexact::isa::automatic);
+      bitexact::cpu::detail::gemm_exact_with_kernel<float>(transpose::yes, tb, m, n, k, 1.f, af.data(), m, bf.data(),
+                                                           ldb, 0.5f, c2.data(), n, 2, gemm_exact_kernel::loops);
+      EXPECT_EQ(hash(c1), hash(c2)) << m;
+    }
 }
 }  // namespace
 

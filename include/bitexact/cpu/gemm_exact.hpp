@@ -37,6 +37,7 @@
 #include "dispatch.hpp"
 #include "gemm_kernels.hpp"
 #include "isa.hpp"
+#include "reduce_kernels.hpp"  // load_f32_as_f64, unroll
 #include "threads.hpp"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
@@ -1181,10 +1182,12 @@ std::size_t gemm_exact_split_run(std::size_t m, std::size_t n, std::size_t K, do
       const double ga = gamma * na[i], ga3 = gamma * na3[i];
       for (std::size_t j = 0; j < n; ++j) {
         const double p = pa * pb[j];  // 0 for an unfit column: its radius is NaN below
-        const double e = (ga * nb2[j] + ga3 * nb1[j]) * p + (p == 0.0 ? std::numeric_limits<double>::quiet_NaN() : abs_err);
+        const double e =
+            (ga * nb2[j] + ga3 * nb1[j]) * p + (p == 0.0 ? std::numeric_limits<double>::quiet_NaN() : abs_err);
         double v;
-        const bool ok = plain ? core::gemm_exact_split_element(t1[j] * p * s1, t2[j] * p * s2, ri[j], e, 1.0, 0.0, 0.0, v)
-                              : core::gemm_exact_split_element(t1[j] * p * s1, t2[j] * p * s2, ri[j], e, alpha, beta,
+        const double t1s = t1[j] * p * s1, t2s = t2[j] * p * s2;
+        const bool ok = plain ? core::gemm_exact_split_element(t1s, t2s, ri[j], e, 1.0, 0.0, 0.0, v)
+                              : core::gemm_exact_split_element(t1s, t2s, ri[j], e, alpha, beta,
                                                                beta == 0.0 ? 0.0 : ci[j], v);
         li[j] = !ok;
         if (ok) ci[j] = v;
@@ -1203,6 +1206,84 @@ std::size_t gemm_exact_split_run(std::size_t m, std::size_t n, std::size_t K, do
 /// Rows of op(A) the small-m path takes at most (decode shapes).
 inline constexpr std::size_t gemm_exact_small_max_m = 4;
 
+/// NC columns of op(B) for the decode lanes with B transposed: bj[c] (K floats, contiguous) against
+/// the M rows of op(A) widened in ad (row stride K; each load serves the NC columns). tot[c][i] =
+/// sum_k ad[i][k] bj[c][k] (products exact in double) and sq[c] = sum_k bj[c][k]^2, with at most
+/// the canonical order's depth: per chunk of
+/// gemm_k_chunk k, L lanes along k (U batches of W; at most 256 / L terms each, plus one of the
+/// chunk's tail), a fixed tree over the lanes, the chunk sums folded in order. A term meets at
+/// most min(chunk - 1, 256 / L + 1 + log2 L) + (chunks - 1) <= h roundings (adding a lane with no
+/// term is exact), so the filter's bound holds; the lane count may differ per ISA because the
+/// certified value does not depend on it. The scalar path runs 16 lanes in arrays.
+template <class Arch, std::size_t M, std::size_t NC>
+void gemm_exact_small_m_columns(const double* ad, std::size_t K, const float* const* bj, double (*tot)[M],
+                                double* sq_out) {
+  constexpr std::size_t KB = core::gemm_k_chunk;
+  for (std::size_t c = 0; c < NC; ++c) {
+    sq_out[c] = 0.0;
+    for (std::size_t i = 0; i < M; ++i) tot[c][i] = 0.0;
+  }
+  auto tree = [](double* lanes, std::size_t L) {  // lanes[0] = the fixed pairwise tree's sum
+    for (std::size_t h = L / 2; h >= 1; h /= 2)
+      for (std::size_t l = 0; l < h; ++l) lanes[l] += lanes[l + h];
+    return lanes[0];
+  };
+  if constexpr (std::is_same<Arch, scalar_arch>::value) {
+    constexpr std::size_t L = 16;
+    for (std::size_t c = 0; c < NC; ++c)
+      for (std::size_t k0 = 0; k0 < K; k0 += KB) {
+        const std::size_t kc = std::min(KB, K - k0);
+        double acc[M][L] = {}, sq[L] = {};
+        for (std::size_t kk = 0; kk < kc; ++kk) {
+          const double bv = static_cast<double>(bj[c][k0 + kk]);
+          sq[kk % L] += bv * bv;
+          for (std::size_t i = 0; i < M; ++i) acc[i][kk % L] += ad[i * K + k0 + kk] * bv;
+        }
+        for (std::size_t i = 0; i < M; ++i) tot[c][i] += tree(acc[i], L);
+        sq_out[c] += tree(sq, L);
+      }
+  } else {
+    using D = xsimd::batch<double, Arch>;
+    constexpr std::size_t W = D::size, U = M * NC >= 4 ? 2 : 4, L = U * W;
+    static_assert((L & (L - 1)) == 0 && L <= KB, "lanes: a power of two within a chunk");
+    alignas(64) double lanes[L];
+    for (std::size_t k0 = 0; k0 < K; k0 += KB) {
+      const std::size_t kc = std::min(KB, K - k0), full = kc / L * L;
+      D acc[NC][M][U], sq[NC][U];
+      unroll<NC>([&](auto c) {
+        unroll<U>([&](auto u) {
+          sq[c][u] = D(0.0);
+          unroll<M>([&](auto i) { acc[c][i][u] = D(0.0); });
+        });
+      });
+      for (std::size_t kk = 0; kk < full; kk += L)
+        unroll<U>([&](auto u) {
+          D bv[NC];
+          unroll<NC>([&](auto c) {
+            bv[c] = load_f32_as_f64<Arch>(bj[c] + k0 + kk + u * W);
+            sq[c][u] = sq[c][u] + bv[c] * bv[c];
+          });
+          unroll<M>([&](auto i) {
+            const D av = D::load_unaligned(ad + i * K + k0 + kk + u * W);  // one load for NC columns
+            unroll<NC>([&](auto c) { acc[c][i][u] = acc[c][i][u] + av * bv[c]; });
+          });
+        });
+      for (std::size_t c = 0; c < NC; ++c) {
+        for (std::size_t i = 0; i < M; ++i) {
+          for (std::size_t u = 0; u < U; ++u) acc[c][i][u].store_aligned(lanes + u * W);
+          for (std::size_t kk = full; kk < kc; ++kk)
+            lanes[kk - full] += ad[i * K + k0 + kk] * static_cast<double>(bj[c][k0 + kk]);
+          tot[c][i] += tree(lanes, L);
+        }
+        for (std::size_t u = 0; u < U; ++u) sq[c][u].store_aligned(lanes + u * W);
+        for (std::size_t kk = full; kk < kc; ++kk)
+          lanes[kk - full] += static_cast<double>(bj[c][k0 + kk]) * static_cast<double>(bj[c][k0 + kk]);
+        sq_out[c] += tree(lanes, L);
+      }
+    }
+  }
+}
+
 /// The exact tier for m <= gemm_exact_small_max_m (decode shapes), float C: the certified double
 /// filter computed in vector lanes instead of by the double GEMM (which would widen all of B for
 /// one row). Each element's products (exact in double) are summed with at most the canonical
@@ -1215,9 +1296,8 @@ inline constexpr std::size_t gemm_exact_small_max_m = 4;
 template <class In>
 std::size_t gemm_exact_small_m(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K,
                                     float alpha, const In* a, std::size_t lda, const In* b, std::size_t ldb,
-                                    float beta, float* c, std::size_t ldc, int threads) {
+                                    float beta, float* c, std::size_t ldc, int threads, isa simd) {
   constexpr std::size_t JB = 64, KB = core::gemm_k_chunk, MM = gemm_exact_small_max_m;
-  static_assert(KB == 256, "the transposed tile below is one canonical chunk deep");
   auto geta = [=](std::size_t i, std::size_t kk) {
     return core::widen(ta == transpose::no ? a[i * lda + kk] : a[kk * lda + i]);
   };
@@ -1264,7 +1344,7 @@ std::size_t gemm_exact_small_m(transpose ta, transpose tb, std::size_t m, std::s
   if (tb == transpose::no) {
     // op(B) rows contiguous: each thread streams its columns of every row once (k outer), with
     // the lanes of all its 64-column blocks kept (L2-sized: (2 m + 1) doubles per column).
-    const std::size_t nblk = (n + JB - 1) / JB, per = (nblk + static_cast<std::size_t>(nt) - 1) / static_cast<std::size_t>(nt);
+    const std::size_t nblk = (n + JB - 1) / JB, nts = static_cast<std::size_t>(nt), per = (nblk + nts - 1) / nts;
     cpu::parallel_chunks(nt, canonical_chunks{n, per * JB}, [&](std::uint64_t j0, std::uint64_t j1) {
       const std::size_t w = j1 - j0, nbl = (w + JB - 1) / JB, stride = (2 * m + 1) * JB;
       std::vector<double> st(nbl * stride, 0.0);  // block: chunk sums (m x JB), totals (m x JB), squares (JB)
@@ -1290,7 +1370,8 @@ std::size_t gemm_exact_small_m(transpose ta, transpose tb, std::size_t m, std::s
         }
         if ((k + 1) % KB == 0 || k + 1 == K)
           for (std::size_t q = 0; q < nbl; ++q)
-            for (std::size_t i = 0; i < m; ++i) fold(st.data() + q * stride + (m + i) * JB, st.data() + q * stride + i * JB);
+            for (std::size_t i = 0; i < m; ++i)
+              fold(st.data() + q * stride + (m + i) * JB, st.data() + q * stride + i * JB);
       }
       for (std::size_t q = 0; q < nbl; ++q)
         for (std::size_t i = 0; i < m; ++i) {
@@ -1299,51 +1380,55 @@ std::size_t gemm_exact_small_m(transpose ta, transpose tb, std::size_t m, std::s
         }
     });
   } else {
-    // op(B) = B^T: column j of op(B) is a contiguous row of b, so the lanes run along k instead:
-    // per canonical chunk, 16 lanes of at most 16 terms each, summed by a fixed tree, the chunk
-    // sums folded in order. A term meets at most min(L - 1, 16 + 4) + (c - 1) <= h roundings
-    // (adding a lane that holds no term is exact), so the same bound holds. Op(A)'s m rows are
-    // widened once.
-    constexpr std::size_t LN = 16;
+    // op(B) = B^T: column j of op(B) is a contiguous row of b, read once for the m rows of op(A)
+    // (widened once) with lanes along k (gemm_exact_small_m_columns).
     std::vector<double> ad(m * K);
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t kk = 0; kk < K; ++kk) ad[i * K + kk] = static_cast<double>(geta(i, kk));
-    cpu::parallel_chunks(nt, canonical_chunks{n, JB}, [&](std::uint64_t j0, std::uint64_t j1) {
-      double total[MM][JB], colsq[JB];
-      for (std::size_t j = j0; j < j1; ++j) {
-        const In* bj = b + j * ldb;
-        double tot[MM] = {}, sqt = 0.0;
-        for (std::size_t k0 = 0; k0 < K; k0 += KB) {
-          const std::size_t kc = std::min(KB, K - k0);
-          alignas(64) double acc[MM][LN] = {}, sq[LN] = {}, bv[LN];
-          for (std::size_t kk = 0; kk < kc; kk += LN) {
-            const std::size_t len = std::min(LN, kc - kk);
-            if (len == LN) {
-              for (std::size_t l = 0; l < LN; ++l) bv[l] = static_cast<double>(core::widen(bj[k0 + kk + l]));
-            } else {
-              for (std::size_t l = 0; l < LN; ++l) bv[l] = 0.0;
-              for (std::size_t l = 0; l < len; ++l) bv[l] = static_cast<double>(core::widen(bj[k0 + kk + l]));
-            }
-            for (std::size_t l = 0; l < LN; ++l) sq[l] += bv[l] * bv[l];
-            for (std::size_t i = 0; i < m; ++i) {
-              const double* ai = ad.data() + i * K + k0 + kk;
-              if (len == LN)
-                for (std::size_t l = 0; l < LN; ++l) acc[i][l] += ai[l] * bv[l];
-              else
-                for (std::size_t l = 0; l < len; ++l) acc[i][l] += ai[l] * bv[l];
-            }
+    auto columns = [&](auto arch, auto rows) {
+      using Arch = decltype(arch);
+      constexpr std::size_t M = decltype(rows)::value;
+      constexpr std::size_t NC = M >= 2 ? 2 : 1;  // columns per pass: op(A)'s loads shared
+      cpu::parallel_chunks(nt, canonical_chunks{n, JB}, [&](std::uint64_t j0, std::uint64_t j1) {
+        double total[M][JB], colsq[JB];
+        std::vector<float> rows(std::is_same<In, float>::value ? 0 : NC * K);
+        auto column = [&](std::size_t j, std::size_t c) -> const float* {
+          if constexpr (std::is_same<In, float>::value) {
+            (void)c;
+            return b + j * ldb;
+          } else {
+            for (std::size_t kk = 0; kk < K; ++kk) rows[c * K + kk] = core::widen(b[j * ldb + kk]);
+            return rows.data() + c * K;
           }
-          for (std::size_t i = 0; i < m; ++i) {
-            for (std::size_t h = LN / 2; h >= 1; h /= 2)
-              for (std::size_t l = 0; l < h; ++l) acc[i][l] += acc[i][l + h];
-            tot[i] += acc[i][0];
+        };
+        std::size_t j = j0;
+        for (; j + NC <= j1; j += NC) {
+          const float* bj[NC];
+          for (std::size_t c = 0; c < NC; ++c) bj[c] = column(j + c, c);
+          double tot[NC][M], sq[NC];
+          gemm_exact_small_m_columns<Arch, M, NC>(ad.data(), K, bj, tot, sq);
+          for (std::size_t c = 0; c < NC; ++c) {
+            for (std::size_t i = 0; i < M; ++i) total[i][j + c - j0] = tot[c][i];
+            colsq[j + c - j0] = sq[c];
           }
-          for (std::size_t l = 0; l < LN; ++l) sqt += sq[l];
         }
-        for (std::size_t i = 0; i < m; ++i) total[i][j - j0] = tot[i];
-        colsq[j - j0] = sqt;
+        for (; j < j1; ++j) {
+          const float* bj[1] = {column(j, 0)};
+          double tot[1][M], sq[1];
+          gemm_exact_small_m_columns<Arch, M, 1>(ad.data(), K, bj, tot, sq);
+          for (std::size_t i = 0; i < M; ++i) total[i][j - j0] = tot[0][i];
+          colsq[j - j0] = sq[0];
+        }
+        for (std::size_t i = 0; i < M; ++i) finish(i, j0, j1 - j0, total[i], colsq);
+      });
+    };
+    with_arch(simd, [&](auto arch) {
+      switch (m) {
+        case 1: columns(arch, std::integral_constant<std::size_t, 1>{}); break;
+        case 2: columns(arch, std::integral_constant<std::size_t, 2>{}); break;
+        case 3: columns(arch, std::integral_constant<std::size_t, 3>{}); break;
+        default: columns(arch, std::integral_constant<std::size_t, 4>{}); break;
       }
-      for (std::size_t i = 0; i < m; ++i) finish(i, j0, j1 - j0, total[i], colsq);
     });
   }
   std::size_t count = 0;
@@ -1375,7 +1460,7 @@ std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::
     return core::widen(tb == transpose::no ? b[kk * ldb + j] : b[j * ldb + kk]);
   };
   if (m >= 1 && m <= gemm_exact_small_max_m && n >= 1 && alpha != 0.0f && gemm_exact_filter_applies(K))
-    return gemm_exact_small_m<In>(ta, tb, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    return gemm_exact_small_m<In>(ta, tb, m, n, K, alpha, a, lda, b, ldb, beta, c, ldc, threads, simd);
   return gemm_exact_filter_run(
       m, n, K, alpha, geta, getb, beta, c, ldc, threads, simd, kern,
       [&](double* ad, double* bd, double* sa, double* sb, int nt) {
@@ -1390,9 +1475,10 @@ std::size_t gemm_exact_filtered(transpose ta, transpose tb, std::size_t m, std::
 }
 
 /// gemm_exact_split_run on row-major or transposed double arrays (the public entry for double).
-inline std::size_t gemm_exact_split(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K, double alpha,
-                             const double* a, std::size_t lda, const double* b, std::size_t ldb, double beta,
-                             double* c, std::size_t ldc, int threads, isa simd, gemm_exact_kernel kern) {
+inline std::size_t gemm_exact_split(transpose ta, transpose tb, std::size_t m, std::size_t n, std::size_t K,
+                                    double alpha, const double* a, std::size_t lda, const double* b, std::size_t ldb,
+                                    double beta, double* c, std::size_t ldc, int threads, isa simd,
+                                    gemm_exact_kernel kern) {
   auto run = [&](auto geta) {
     if (tb == transpose::no)
       return gemm_exact_split_run(m, n, K, alpha, geta, [=](std::size_t kk, std::size_t j) { return b[kk * ldb + j]; },
