@@ -160,10 +160,27 @@ def test_each_module_is_compiled_for_its_isa_and_the_front_for_the_baseline():
             for m in re.finditer(r"__attribute__\(\(target\(\"[^\"]*\"\)\)\)", text):
                 targeted.add(re.findall(r"(\w+)\s*$", text[m.end():text.index("(", m.end())])[0])
 
+    def mangled_base_name(fn):
+        # A name objdump could not demangle (very long template arguments): the last name of
+        # its nested name, _ZN[K]<len><name>...<len><name>I... or ...E.
+        i = 3
+        while i < len(fn) and fn[i] in "KVr":
+            i += 1
+        name = ""
+        while i < len(fn) and fn[i].isdigit():
+            j = i
+            while fn[j].isdigit():
+                j += 1
+            n = int(fn[i:j])
+            name, i = fn[j:j + n], j + n
+        return name
+
     def base_name(fn):
         # The function's own name: template arguments removed first (they may name other
         # functions, e.g. gemm_exact_b_digits_avx512<float, conv_forward_exact<...>(...)::lambda>),
         # then the parameters, the scopes and the return type.
+        if fn.startswith("_ZN"):
+            return mangled_base_name(fn)
         prev = None
         while prev != fn:
             prev, fn = fn, re.sub(r"<[^<>]*>", "", fn)
