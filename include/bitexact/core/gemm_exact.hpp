@@ -43,6 +43,7 @@
 #include "config.hpp"
 #include "exact.hpp"
 #include "gemm_order.hpp"
+#include "math.hpp"
 
 namespace bitexact {
 namespace core {
@@ -494,9 +495,8 @@ inline bool gemm_exact_filter_element(double p, double e, float alpha, float bet
   float r;
   if (!gemm_exact_filter_round(p, e, r) || !(std::fabs(r) <= std::numeric_limits<float>::max())) return false;
   const double x = static_cast<double>(alpha) * static_cast<double>(r);
-  const double s = x + y;
-  const double bv = s - x;
-  const double err = (x - (s - bv)) + (y - bv);
+  double err;
+  const double s = two_sum(x, y, err);
   if (s == 0.0 || err != 0.0) return false;
   out = static_cast<float>(s);
   return true;
@@ -506,10 +506,9 @@ inline bool gemm_exact_filter_element(double p, double e, float alpha, float bet
 /// exact in double): the running sum by TwoSum, its error added to comp, |p| to abs_sum. No
 /// branches: a row of lanes vectorizes.
 inline void gemm_exact_dot2_add(double& sum, double& comp, double& abs_sum, double p) {
-  const double x = sum + p;
-  const double z = x - sum;
-  comp += (sum - (x - z)) + (p - z);
-  sum = x;
+  double err;
+  sum = two_sum(sum, p, err);
+  comp += err;
   abs_sum += std::fabs(p);
 }
 
@@ -546,7 +545,8 @@ inline bool gemm_exact_filter_dot2(std::size_t K, GetA a, GetB b, float alpha, f
 // is within gamma_h (||a|| ||b2|| + ||a3|| ||b1||) of the true value, plus (2K + 2h) 2^-1074 for
 // products and sums that underflow. Where every real within that radius of the double-double
 // sum of the three rounds to one double, that double is round(S). Three GEMMs of depth K, K and
-// 2K: the exact tier's dgemm at about 4x fixed_order, where the integer path takes 12x.
+// 2K: the exact tier's dgemm at 4.7x fixed_order, where the integer path took 13.5x
+// (gemm_exact_bench, 1024^3, AMD EPYC).
 // Rows or columns with a zero, non-finite or out-of-range maximum are left to the integer path.
 
 /// Slice widths of the split filter for depth K (1 <= K <= gemm_exact_split_max_k).
@@ -583,18 +583,13 @@ inline double gemm_exact_split_grid(double x, double sigma) { return (x + sigma)
 /// from h toward zero (the smaller of its two spacings), strictly, so a tie is never certified.
 /// The sum |l| + e is widened by more than its rounding. NaN or Inf anywhere gives false.
 inline bool gemm_exact_certify_dd(double c, double d, double e, double& out) {
-  const double h = c + d;
-  const double z = h - c;
-  const double l = (c - (h - z)) + (d - z);
+  double l;
+  const double h = two_sum(c, d, l);
   out = h;
   const double ah = std::fabs(h);
   const bool finite_nonzero = (ah > 0.0) & (ah <= std::numeric_limits<double>::max());
-  std::uint64_t bits;
-  std::memcpy(&bits, &ah, sizeof bits);
-  --bits;
-  double below;
-  std::memcpy(&below, &bits, sizeof below);
-  const double gap = ah - below;  // exact (Sterbenz) when finite_nonzero
+  const double below = double_of(bits_of(ah) - 1);  // the next double toward zero
+  const double gap = ah - below;                    // exact (Sterbenz) when finite_nonzero
   return finite_nonzero & (2.0 * ((std::fabs(l) + e) * (1.0 + 0x1p-50)) < gap);
 }
 
@@ -605,14 +600,10 @@ struct gemm_exact_dd_sum {
   double s = 0.0, comp = 0.0, abs_err = 0.0, underflow = 0.0;
   bool comp_inexact = false;
   void add(double t) {
-    const double x = s + t;
-    const double z = x - s;
-    const double err = (s - (x - z)) + (t - z);
-    s = x;
-    const double c2 = comp + err;
-    const double z2 = c2 - comp;
-    comp_inexact |= ((comp - (c2 - z2)) + (err - z2)) != 0.0;
-    comp = c2;
+    double err, comp_err;
+    s = two_sum(s, t, err);
+    comp = two_sum(comp, err, comp_err);
+    comp_inexact |= comp_err != 0.0;
     abs_err += std::fabs(err);
   }
   /// x * y as two exact terms (TwoProduct; exact unless |x y| < 2^-969, where the error term
@@ -663,10 +654,9 @@ inline bool gemm_exact_split_element(double t1, double t2, double r, double e, d
 inline void gemm_exact_dot2_add_product(double& sum, double& comp, double& abs_sum, double a, double b) {
   const double p = a * b;
   const double ep = std::fma(a, b, -p);
-  const double x = sum + p;
-  const double z = x - sum;
-  comp += ((sum - (x - z)) + (p - z)) + ep;
-  sum = x;
+  double err;
+  sum = two_sum(sum, p, err);
+  comp += err + ep;
   abs_sum += std::fabs(p);
 }
 

@@ -58,6 +58,15 @@ BITEXACT_HD inline double double_of(std::uint64_t u) {
   return x;
 }
 
+/// TwoSum (Knuth): returns s = a + b rounded to nearest and sets err so that a + b == s + err
+/// exactly (for finite a, b whose sum does not overflow; with gradual underflow as well).
+BITEXACT_HD inline double two_sum(double a, double b, double& err) {
+  const double s = a + b;
+  const double z = s - a;
+  err = (a - (s - z)) + (b - z);
+  return s;
+}
+
 /// Natural logarithm for x > 0 (x = 0 gives -inf, x < 0 or NaN gives NaN, +inf gives +inf).
 /// x = 2^e * m with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1), summed
 /// as an odd series in s to degree 23 (|s| <= 0.1716, truncation < 2^-60 relative).

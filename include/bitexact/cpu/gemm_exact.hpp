@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "../core/bfloat16.hpp"
+#include "../core/fixed_order.hpp"  // combine_lanes
 #include "../core/gemm_exact.hpp"
 #include "../core/gemm_order.hpp"
 #include "dispatch.hpp"
@@ -1209,11 +1210,11 @@ inline constexpr std::size_t gemm_exact_small_max_m = 4;
 /// NC columns of op(B) for the decode lanes with B transposed: bj[c] (K floats, contiguous) against
 /// the M rows of op(A) widened in ad (row stride K; each load serves the NC columns). tot[c][i] =
 /// sum_k ad[i][k] bj[c][k] (products exact in double) and sq[c] = sum_k bj[c][k]^2, with at most
-/// the canonical order's depth: per chunk of
-/// gemm_k_chunk k, L lanes along k (U batches of W; at most 256 / L terms each, plus one of the
-/// chunk's tail), a fixed tree over the lanes, the chunk sums folded in order. A term meets at
-/// most min(chunk - 1, 256 / L + 1 + log2 L) + (chunks - 1) <= h roundings (adding a lane with no
-/// term is exact), so the filter's bound holds; the lane count may differ per ISA because the
+/// the canonical order's depth: per chunk of gemm_k_chunk k, L lanes along k (U batches of W; at
+/// most 256 / L terms each, plus one of the chunk's tail), the halving tree over the lanes
+/// (core::combine_lanes), the chunk sums folded in order. A term meets at most
+/// min(chunk - 1, 256 / L + 1 + log2 L) + (chunks - 1) <= h roundings (adding a lane with no term
+/// is exact), so the filter's bound holds; the lane count may differ per ISA because the
 /// certified value does not depend on it. The scalar path runs 16 lanes in arrays.
 template <class Arch, std::size_t M, std::size_t NC>
 void gemm_exact_small_m_columns(const double* ad, std::size_t K, const float* const* bj, double (*tot)[M],
@@ -1223,11 +1224,6 @@ void gemm_exact_small_m_columns(const double* ad, std::size_t K, const float* co
     sq_out[c] = 0.0;
     for (std::size_t i = 0; i < M; ++i) tot[c][i] = 0.0;
   }
-  auto tree = [](double* lanes, std::size_t L) {  // lanes[0] = the fixed pairwise tree's sum
-    for (std::size_t h = L / 2; h >= 1; h /= 2)
-      for (std::size_t l = 0; l < h; ++l) lanes[l] += lanes[l + h];
-    return lanes[0];
-  };
   if constexpr (std::is_same<Arch, scalar_arch>::value) {
     constexpr std::size_t L = 16;
     for (std::size_t c = 0; c < NC; ++c)
@@ -1239,8 +1235,8 @@ void gemm_exact_small_m_columns(const double* ad, std::size_t K, const float* co
           sq[kk % L] += bv * bv;
           for (std::size_t i = 0; i < M; ++i) acc[i][kk % L] += ad[i * K + k0 + kk] * bv;
         }
-        for (std::size_t i = 0; i < M; ++i) tot[c][i] += tree(acc[i], L);
-        sq_out[c] += tree(sq, L);
+        for (std::size_t i = 0; i < M; ++i) tot[c][i] += core::combine_lanes(acc[i]);
+        sq_out[c] += core::combine_lanes(sq);
       }
   } else {
     using D = xsimd::batch<double, Arch>;
@@ -1273,12 +1269,12 @@ void gemm_exact_small_m_columns(const double* ad, std::size_t K, const float* co
           for (std::size_t u = 0; u < U; ++u) acc[c][i][u].store_aligned(lanes + u * W);
           for (std::size_t kk = full; kk < kc; ++kk)
             lanes[kk - full] += ad[i * K + k0 + kk] * static_cast<double>(bj[c][k0 + kk]);
-          tot[c][i] += tree(lanes, L);
+          tot[c][i] += core::combine_lanes(lanes);
         }
         for (std::size_t u = 0; u < U; ++u) sq[c][u].store_aligned(lanes + u * W);
         for (std::size_t kk = full; kk < kc; ++kk)
           lanes[kk - full] += static_cast<double>(bj[c][k0 + kk]) * static_cast<double>(bj[c][k0 + kk]);
-        sq_out[c] += tree(lanes, L);
+        sq_out[c] += core::combine_lanes(lanes);
       }
     }
   }
