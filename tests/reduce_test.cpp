@@ -60,6 +60,14 @@ struct small_grain {
   ~small_grain() { cpu::detail::reduce_values_per_thread().store(old); }
 };
 
+/// Turns the exact float filter on or off for a scope: off, the exact accumulator's register
+/// paths run on data the filter would certify (the bits are the same either way).
+struct exact_filter_setting {
+  bool old;
+  explicit exact_filter_setting(bool on) : old(cpu::detail::exact_filter_enabled().exchange(on)) {}
+  ~exact_filter_setting() { cpu::detail::exact_filter_enabled().store(old); }
+};
+
 std::vector<execution> all_configs() {
   std::vector<execution> v;
   for (isa i : usable_isas())
@@ -111,9 +119,13 @@ void matrix_sum_dot() {
       for (const execution& e : cfgs) {
         const std::string w = "n=" + std::to_string(n) + " off=" + std::to_string(off) + " " + cfg_name(e);
         EXPECT_SAME_BITS(rs, sum(x, n, tier::fixed_order, e), "sum fixed " + w);
-        EXPECT_SAME_BITS(rse, sum(x, n, tier::exact, e), "sum exact " + w);
         EXPECT_SAME_BITS(rd, dot(x, y, n, tier::fixed_order, e), "dot fixed " + w);
-        EXPECT_SAME_BITS(rde, dot(x, y, n, tier::exact, e), "dot exact " + w);
+        for (bool filter : {true, false}) {  // float and bf16: the filter, and the accumulator it skips
+          if (!filter && std::is_same<A, double>::value) continue;
+          exact_filter_setting f(filter);
+          EXPECT_SAME_BITS(rse, sum(x, n, tier::exact, e), "sum exact " + w + (filter ? "" : " filter off"));
+          EXPECT_SAME_BITS(rde, dot(x, y, n, tier::exact, e), "dot exact " + w + (filter ? "" : " filter off"));
+        }
       }
     }
   }
@@ -338,13 +350,15 @@ TEST(ReduceExact, TightWindows) {
           tight_window_data<double>(n, 3, 2.0 - 0x1p-52, 0x1p-33 + 0x1p-40 - 0x1p-85, true)};
       for (const execution& e : cfgs) {
         if (e.threads != 1 && e.threads != 3) continue;  // runtime; threads are covered elsewhere
-        for (std::size_t k = 0; k < fs.size(); ++k) {
-          const std::string w = "float set " + std::to_string(k) + " n=" + std::to_string(n) + " every=" +
-                                std::to_string(every) + " " + cfg_name(e);
-          EXPECT_SAME_BITS(reference::sum_exact(fs[k].data(), n), sum(fs[k].data(), n, tier::exact, e), "sum " + w);
-          EXPECT_SAME_BITS(reference::dot_exact(fs[k].data(), fs[(k + 1) % fs.size()].data(), n),
-                           dot(fs[k].data(), fs[(k + 1) % fs.size()].data(), n, tier::exact, e), "dot " + w);
-        }
+        for (std::size_t k = 0; k < fs.size(); ++k)
+          for (bool filter : {true, false}) {
+            exact_filter_setting f(filter);
+            const std::string w = "float set " + std::to_string(k) + " n=" + std::to_string(n) + " every=" +
+                                  std::to_string(every) + " " + cfg_name(e) + (filter ? "" : " filter off");
+            EXPECT_SAME_BITS(reference::sum_exact(fs[k].data(), n), sum(fs[k].data(), n, tier::exact, e), "sum " + w);
+            EXPECT_SAME_BITS(reference::dot_exact(fs[k].data(), fs[(k + 1) % fs.size()].data(), n),
+                             dot(fs[k].data(), fs[(k + 1) % fs.size()].data(), n, tier::exact, e), "dot " + w);
+          }
         for (std::size_t k = 0; k < ds.size(); ++k) {
           const std::string w = "double set " + std::to_string(k) + " n=" + std::to_string(n) + " every=" +
                                 std::to_string(every) + " " + cfg_name(e);
@@ -392,6 +406,69 @@ TEST(ReduceExact, FloatDotLoWindow) {
     for (isa i : usable_isas())
       EXPECT_EQ(dot(a.data(), b.data(), n, tier::exact, execution{1, i}), want) << "n=" << n << " " << isa_name(i);
   }
+}
+
+// The certified filter of the exact float sum and dot (core/exact_filter.hpp). On normal data it
+// certifies, so the filter is the path that runs, and its value is the reference's. It must not
+// certify where its double block sums are further from the exact sum than a float's half
+// spacing allows (terms absorbed in one lane), at a tie, at zero, or with Inf/NaN; the public op
+// then gives the reference's bits through the accumulator.
+TEST(ReduceExact, FloatFilter) {
+  small_grain grain(3000);  // 3 threads really split 20000 values
+  auto filter = [](const auto* x, const auto* y, std::size_t n, const execution& e, float& out) {
+    return y ? bitexact::detail::run_exact_filter(n, e, cpu::detail::filter_products(x, y), out)
+             : bitexact::detail::run_exact_filter(n, e, cpu::detail::filter_values(x), out);
+  };
+  for (std::size_t n : {std::size_t{1}, std::size_t{100}, std::size_t{4096}, std::size_t{4097}, std::size_t{20000},
+                        std::size_t{100003}}) {
+    const auto x = normal_data<float>(n, 500 + n, 1.0, 0.25), y = normal_data<float>(n, 600 + n);
+    const auto xb = normal_data<bfloat16>(n, 700 + n), yb = normal_data<bfloat16>(n, 800 + n);
+    for (isa i : usable_isas())
+      for (int t : {1, 3}) {
+        const execution e{t, i};
+        const std::string w = "n=" + std::to_string(n) + " " + cfg_name(e);
+        float out = 0;
+        EXPECT_TRUE(filter(x.data(), static_cast<const float*>(nullptr), n, e, out)) << "sum " << w;
+        EXPECT_SAME_BITS(reference::sum_exact(x.data(), n), out, "filter sum " + w);
+        EXPECT_TRUE(filter(x.data(), y.data(), n, e, out)) << "dot " << w;
+        EXPECT_SAME_BITS(reference::dot_exact(x.data(), y.data(), n), out, "filter dot " + w);
+        EXPECT_TRUE(filter(xb.data(), yb.data(), n, e, out)) << "bf16 dot " << w;
+        EXPECT_SAME_BITS(reference::dot_exact(xb.data(), yb.data(), n), out, "filter bf16 dot " + w);
+      }
+  }
+  // Not certified. absorbed: 2^30 - 2^30 in lane 0 and another, then 63 terms 1.5 * 2^-24 in
+  // lane 0 (position 64 j: lane 0 for every lane count), each below half a double spacing of
+  // 2^30, so the double sum loses them all (2^-18.4 in all); 1 + 2^-24 - 2^-47 beside them sums
+  // to just below a float tie in double, while the exact sum rounds to 1 + 96 * 2^-24.
+  std::vector<std::pair<std::string, std::vector<float>>> sets;
+  {
+    std::vector<float> v(4096, 0.0f);
+    v[0] = 0x1p30f;
+    v[1] = -0x1p30f;
+    v[2] = 1.0f;
+    v[3] = 0x1p-24f - 0x1p-47f;
+    for (std::size_t j = 1; j < 64; ++j) v[64 * j] = 0x1.8p-24f;
+    sets.emplace_back("absorbed", v);
+  }
+  sets.push_back({"tie", {1.0f, 0x1p-24f}});
+  sets.push_back({"zero", {1.0f, 2.5f, -1.0f, -2.5f}});
+  sets.push_back({"inf", {1.0f, std::numeric_limits<float>::infinity()}});
+  sets.push_back({"nan", {1.0f, std::numeric_limits<float>::quiet_NaN()}});
+  for (const auto& [name, v] : sets) {
+    const std::vector<float> ones(v.size(), 1.0f);
+    for (isa i : usable_isas()) {
+      const execution e{1, i};
+      const std::string w = name + " " + cfg_name(e);
+      float out = 0;
+      EXPECT_FALSE(filter(v.data(), static_cast<const float*>(nullptr), v.size(), e, out)) << "sum " << w;
+      EXPECT_FALSE(filter(v.data(), ones.data(), v.size(), e, out)) << "dot " << w;
+      EXPECT_SAME_BITS(reference::sum_exact(v.data(), v.size()), sum(v.data(), v.size(), tier::exact, e), "sum " + w);
+      EXPECT_SAME_BITS(reference::dot_exact(v.data(), ones.data(), v.size()), dot(v.data(), ones.data(), v.size(), tier::exact, e),
+                       "dot " + w);
+    }
+  }
+  EXPECT_EQ(reference::sum_exact(sets[0].second.data(), 4096), 1.0f + 96 * 0x1p-24f);
+  EXPECT_EQ(reference::sum_exact(sets[1].second.data(), 2), 1.0f);
 }
 
 // Signed zeros across the register path, the scalar path and the thread merge: -0.0 blocks

@@ -14,7 +14,10 @@
 //     reference::sum_fixed_order / dot_fixed_order compute.
 //   tier::exact: the correctly rounded (to nearest even) value of the exact sum of the values
 //     (dot: of the exact products). Also independent of the order and partition of the inputs.
-//     Equals reference::sum_exact / dot_exact.
+//     Equals reference::sum_exact / dot_exact. How (float and bfloat16 sum and dot): the terms
+//     are summed in double blocks with a rigorous error bound (core/exact_filter.hpp); when every
+//     value within the bound rounds to one float, that float is the answer, else (a sum within
+//     about 2^-29 relative of a rounding boundary, zero, NaN or Inf) the exact accumulator runs.
 //
 // Special values:
 //   - n == 0: sum, dot, squared_norm and norm return +0.0; mean and variance return NaN.
@@ -90,6 +93,19 @@ A run_fixed_order(const Src& src, std::size_t n, const execution& e) {
   return canonical_result(r);
 }
 
+/// The exact float sum or dot through the certified filter (cpu::detail::filter_float_reduce):
+/// true and `out` when certified, false when the caller must take the exact accumulator.
+template <class Pair>
+bool run_exact_filter(std::size_t n, const execution& e, Pair pair, float& out) {
+  if (n == 0 || !cpu::detail::exact_filter_enabled().load(std::memory_order_relaxed)) return false;
+  const int threads = cpu::detail::resolve_threads(e.threads);
+  bool ok = false;
+  cpu::detail::with_arch(cpu::detail::resolve_isa(e.simd), [&](auto arch) {
+    ok = cpu::detail::filter_float_reduce<decltype(arch)>(n, threads, pair, out);
+  });
+  return ok;
+}
+
 /// range(arch, begin, end, accumulator) adds the values [begin, end).
 template <class A, class Range>
 A run_exact(std::size_t n, const execution& e, Range range) {
@@ -112,10 +128,15 @@ core::accumulation_t<T> sum(const T* x, std::size_t n, tier t = tier::fixed_orde
   static_assert(detail::is_reduce_type<T>, "bitexact::sum: T must be float, double or bfloat16");
   using A = core::accumulation_t<T>;
   detail::check_in(x, n, "sum");
-  if (t == tier::exact)
+  if (t == tier::exact) {
+    if constexpr (std::is_same<A, float>::value) {
+      float r;
+      if (detail::run_exact_filter(n, e, cpu::detail::filter_values(x), r)) return r;
+    }
     return detail::run_exact<A>(n, e, [x](auto arch, std::size_t b, std::size_t end, core::exact_accumulator<A>& acc) {
       cpu::detail::exact_sum_range<decltype(arch)>(x + b, end - b, acc);
     });
+  }
   return detail::run_fixed_order<A>(cpu::detail::sum_source<A, T>{x}, n, e);
 }
 
@@ -126,10 +147,15 @@ core::accumulation_t<T> dot(const T* x, const T* y, std::size_t n, tier t = tier
   using A = core::accumulation_t<T>;
   detail::check_in(x, n, "dot");
   detail::check_in(y, n, "dot");
-  if (t == tier::exact)
+  if (t == tier::exact) {
+    if constexpr (std::is_same<A, float>::value) {
+      float r;
+      if (detail::run_exact_filter(n, e, cpu::detail::filter_products(x, y), r)) return r;
+    }
     return detail::run_exact<A>(n, e, [x, y](auto arch, std::size_t b, std::size_t end, core::exact_accumulator<A>& acc) {
       cpu::detail::exact_dot_range<decltype(arch)>(x + b, y + b, end - b, acc);
     });
+  }
   return detail::run_fixed_order<A>(cpu::detail::dot_source<A, T>{x, y}, n, e);
 }
 

@@ -42,6 +42,7 @@
 
 #include "config.hpp"
 #include "exact.hpp"
+#include "exact_filter.hpp"
 #include "gemm_order.hpp"
 #include "math.hpp"
 
@@ -453,28 +454,13 @@ BITEXACT_HD inline T gemm_exact_alpha_zero(T beta, T c_old) {
 /// ceil(K / gemm_k_chunk) (one more than the depth), for K <= 2^32 (h u <= 2^-21, so
 /// 1 / (1 - h u) < 1 + 2^-20).
 inline double gemm_exact_filter_gamma(std::size_t K) {
-  const std::size_t h = std::min(K, gemm_k_chunk) + (K + gemm_k_chunk - 1) / gemm_k_chunk;
-  return static_cast<double>(h) * 0x1p-53 * (1.0 + 0x1p-20);
+  return summation_gamma(std::min(K, gemm_k_chunk) + (K + gemm_k_chunk - 1) / gemm_k_chunk);
 }
 
 /// An upper bound on ||x||_2 from `sumsq`, a double sum (any order) of K exact squares x_k^2:
 /// the sum is within gamma_K of the true one, and the three roundings here are covered by 2^-50.
 inline double gemm_exact_filter_norm(double sumsq, std::size_t K) {
   return std::sqrt(sumsq * (1.0 + static_cast<double>(K) * 0x1p-51)) * (1.0 + 0x1p-50);
-}
-
-/// Whether every real in [q - r, q + r] (q, r doubles, r >= 0) rounds to the same float, none
-/// of them zero; `out` is that float (+-Inf where they all overflow), and is written either way.
-/// The bounds are widened by more than the roundings of q - r and q + r can lose. Both ends on
-/// one side of zero and not NaN, the two floats are the same bits exactly when they compare
-/// equal. NaN in q or r gives false (so does r = Inf: P is finite when the inputs are). No
-/// branches, so a row of them vectorizes.
-inline bool gemm_exact_filter_round(double q, double r, float& out) {
-  const double rr = r * (1.0 + 0x1p-49) + std::fabs(q) * 0x1p-51;
-  const double lo = q - rr, hi = q + rr;
-  const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
-  out = flo;
-  return ((lo > 0.0) | (hi < 0.0)) & (flo == fhi);
 }
 
 /// The exact tier's float epilogue (the rules at the top of this file) from the filter's P and
@@ -488,12 +474,12 @@ inline bool gemm_exact_filter_element(double p, double e, float alpha, float bet
   // A NaN or Inf C_old (beta != 0) makes q, or s and its TwoSum error, NaN or Inf: not certified.
   const double y = beta == 0.0f ? 0.0 : static_cast<double>(beta) * static_cast<double>(c_old);
   if (alpha == 1.0f) {
-    if (beta == 0.0f) return gemm_exact_filter_round(p, e, out);
+    if (beta == 0.0f) return certified_float(p, e, out);
     const double q = p + y;
-    return gemm_exact_filter_round(q, e + std::fabs(q) * 0x1p-52, out);
+    return certified_float(q, e + std::fabs(q) * 0x1p-52, out);
   }
   float r;
-  if (!gemm_exact_filter_round(p, e, r) || !(std::fabs(r) <= std::numeric_limits<float>::max())) return false;
+  if (!certified_float(p, e, r) || !(std::fabs(r) <= std::numeric_limits<float>::max())) return false;
   const double x = static_cast<double>(alpha) * static_cast<double>(r);
   double err;
   const double s = two_sum(x, y, err);
@@ -578,21 +564,6 @@ inline int gemm_exact_split_exponent(double max_abs) {
 /// stays in sigma's binade, whose spacing is 2^g. Exact, and x minus it is exact too.
 inline double gemm_exact_split_grid(double x, double sigma) { return (x + sigma) - sigma; }
 
-/// Whether every real within e of c + d (doubles; e >= 0) rounds to one double, not zero: it is
-/// `out`. c + d is made h + l by TwoSum (exact); then |l| + e must be below half the spacing
-/// from h toward zero (the smaller of its two spacings), strictly, so a tie is never certified.
-/// The sum |l| + e is widened by more than its rounding. NaN or Inf anywhere gives false.
-inline bool gemm_exact_certify_dd(double c, double d, double e, double& out) {
-  double l;
-  const double h = two_sum(c, d, l);
-  out = h;
-  const double ah = std::fabs(h);
-  const bool finite_nonzero = (ah > 0.0) & (ah <= std::numeric_limits<double>::max());
-  const double below = double_of(bits_of(ah) - 1);  // the next double toward zero
-  const double gap = ah - below;                    // exact (Sterbenz) when finite_nonzero
-  return finite_nonzero & (2.0 * ((std::fabs(l) + e) * (1.0 + 0x1p-50)) < gap);
-}
-
 /// A short double-double sum of exact terms: s + comp is their sum but for comp's own roundings,
 /// which radius() bounds (at most 6 terms). When comp took no rounding and no product underflowed,
 /// s + comp is the exact sum and its one rounding (ties to even included) is the answer.
@@ -622,7 +593,7 @@ struct gemm_exact_dd_sum {
       const double a = std::fabs(out);
       return (a > 0.0) & (a <= std::numeric_limits<double>::max());
     }
-    return gemm_exact_certify_dd(s, comp, r, out);
+    return certified_double(s, comp, r, out);
   }
 };
 

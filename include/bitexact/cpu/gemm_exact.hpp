@@ -990,7 +990,7 @@ std::size_t gemm_exact_filter_run(std::size_t m, std::size_t n, std::size_t K, f
       float* ci = c + i * ldc;
       unsigned char* li = left.data() + i * n;
       if (plain) {  // every element written; the left ones are overwritten below (C_old unused)
-        for (std::size_t j = 0; j < n; ++j) li[j] = !core::gemm_exact_filter_round(pi[j], ea * nb[j], ci[j]);
+        for (std::size_t j = 0; j < n; ++j) li[j] = !core::certified_float(pi[j], ea * nb[j], ci[j]);
         continue;
       }
       for (std::size_t j = 0; j < n; ++j) {

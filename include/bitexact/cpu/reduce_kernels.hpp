@@ -13,6 +13,14 @@
 // (core::group_leaves) per thread, reduces each group with a tree_stack and pushes the group
 // values at level group_level into the top tree_stack in group order.
 //
+// exact, float and bfloat16 sum and dot: first the certified filter (core/exact_filter.hpp,
+// filter_float_reduce below): blocks of 4096 terms (float values, or float products: exact in
+// double) are summed in double lanes, in one pass that also finds the block's largest factor
+// magnitudes M; |block sum - exact| <= gamma_h * m * M (h the lanes' depth); block sums go into a
+// double-double. When every real within the summed bounds rounds to one float, that float is the
+// result (about 2^-29 relative of slack on normal data: a sum that close to a rounding boundary,
+// zero, NaN or Inf is not certified). Otherwise the exact accumulator below runs.
+//
 // exact: every thread accumulates into its own core::exact_accumulator; the accumulators merge.
 // To be fast the terms (values or exact products, as doubles) are pre-accumulated exactly in
 // double SIMD registers over "periods" of blocks (exact_engine below):
@@ -52,6 +60,7 @@
 
 #include "../core/bfloat16.hpp"
 #include "../core/exact.hpp"
+#include "../core/exact_filter.hpp"
 #include "../core/fixed_order.hpp"
 #include "../core/math.hpp"
 #include "isa.hpp"
@@ -361,7 +370,8 @@ struct magnitude_range {
 
 /// Over float (I = int32) or double (I = int64) bit patterns. Non-zero minimum without a
 /// branch: ((abs - 1) & max_positive) maps 0 to the largest positive value.
-template <class Arch, class T>
+/// WithMin = false: only max_abs is computed (min_nonzero_abs is then meaningless).
+template <class Arch, class T, bool WithMin = true>
 magnitude_range block_magnitudes(const T* x, std::size_t n) {
   using I = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
   constexpr I absmask = std::numeric_limits<I>::max();
@@ -379,12 +389,12 @@ magnitude_range block_magnitudes(const T* x, std::size_t n) {
         unroll<4>([&](auto k) {
           const V a = V::load_unaligned(reinterpret_cast<const I*>(x + i + k * N)) & am;
           vmx[k] = xsimd::max(vmx[k], a);
-          vmn[k] = xsimd::min(vmn[k], (a - one) & am);
+          if constexpr (WithMin) vmn[k] = xsimd::min(vmn[k], (a - one) & am);
         });
       for (; i + N <= n; i += N) {
         const V a = V::load_unaligned(reinterpret_cast<const I*>(x + i)) & am;
         vmx[0] = xsimd::max(vmx[0], a);
-        vmn[0] = xsimd::min(vmn[0], (a - one) & am);
+        if constexpr (WithMin) vmn[0] = xsimd::min(vmn[0], (a - one) & am);
       }
       const V vmx_all = xsimd::max(xsimd::max(vmx[0], vmx[1]), xsimd::max(vmx[2], vmx[3]));
       const V vmn_all = xsimd::min(xsimd::min(vmn[0], vmn[1]), xsimd::min(vmn[2], vmn[3]));
@@ -834,6 +844,224 @@ inline xsimd::batch<double, Arch> product_error(const xsimd::batch<double, Arch>
     static_assert(sizeof(Arch) == 0, "bitexact: no fused multiply-add on this architecture");
     return p;
   }
+}
+
+/// a * b + c for double batches whose product a * b is exact (float values times 1, products
+/// of two floats): fused where Arch has a fused FMA, which runs on the multiply ports and leaves
+/// the add ports to the float-to-double conversions; else multiply, then add. One rounding
+/// either way, so the same value.
+template <class Arch>
+inline typename dvec<Arch>::D exact_product_add(const typename dvec<Arch>::D& a, const typename dvec<Arch>::D& b,
+                                                const typename dvec<Arch>::D& c) {
+  using D = typename dvec<Arch>::D;
+#if XSIMD_WITH_AVX512F
+  if constexpr (is_avx512<Arch>()) {
+    return D(_mm512_fmadd_pd(a, b, c));
+  } else
+#endif
+#if XSIMD_WITH_FMA3_AVX2
+  if constexpr (std::is_base_of<xsimd::fma3<xsimd::avx2>, Arch>::value) {
+    return D(_mm256_fmadd_pd(a, b, c));
+  } else
+#endif
+#if XSIMD_WITH_NEON64
+  if constexpr (is_neon64<Arch>()) {
+    return D(vfmaq_f64(c, a, b));
+  } else
+#endif
+  {
+    return a * b + c;
+  }
+}
+
+// ------------------------------------------------------------------ exact tier: the float filter
+
+/// The double sum of the m float values a[j] (b == nullptr) or exact float products a[j] b[j],
+/// held in K = 8 batches of N lanes: term j goes to lane j mod (K N), each lane adds its terms in
+/// order from +0, then the batches and the lanes are added. Any term takes at most
+/// ceil(m / (K N)) + log2(K) + N roundings (filter_lane_depth). In the same pass: the largest
+/// |a[j]| and |b[j]| as float bits (NaN and Inf bits lie above every finite value's), so the
+/// block is read once.
+constexpr std::size_t filter_batches = 8;
+template <class Arch>
+std::size_t filter_lane_depth(std::size_t m) {
+  constexpr std::size_t W = filter_batches * dvec<Arch>::N;
+  return (m + W - 1) / W + 3 + dvec<Arch>::N;
+}
+struct filter_block_sum {
+  double sum;
+  std::uint32_t max_a, max_b;
+};
+template <class Arch, bool Products>
+filter_block_sum filter_lane_sum(const float* a, const float* b, std::size_t m) {
+  using ops = dvec<Arch>;
+  using D = typename ops::D;
+  constexpr std::size_t N = ops::N, K = filter_batches;
+  constexpr std::uint32_t absmask = 0x7fffffffu;
+  auto term = [&](std::size_t j) { return Products ? double(a[j]) * double(b[j]) : double(a[j]); };
+  auto bits = [](const float* p) {
+    std::uint32_t u;
+    std::memcpy(&u, p, sizeof u);
+    return u & absmask;
+  };
+  D acc[K];
+  for (auto& x : acc) x = ops::splat(0.0);
+  std::uint32_t ma = 0, mb = 0;
+  std::size_t i = 0;
+  if constexpr (!std::is_same<Arch, scalar_arch>::value) {
+    using I = xsimd::batch<std::int32_t, Arch>;
+    constexpr std::size_t NI = I::size, KI = K * N / NI;
+    static_assert(KI * NI == K * N, "float lanes must tile the double steps");
+    const I am(static_cast<std::int32_t>(absmask));
+    const D one = ops::splat(1.0);
+    I va(0), vb(0);
+    for (; i + K * N <= m; i += K * N) {
+      unroll<KI>([&](auto k) { va = xsimd::max(va, I::load_unaligned(reinterpret_cast<const std::int32_t*>(a + i + k * NI)) & am); });
+      if constexpr (Products) {
+        unroll<KI>([&](auto k) { vb = xsimd::max(vb, I::load_unaligned(reinterpret_cast<const std::int32_t*>(b + i + k * NI)) & am); });
+        unroll<K>([&](auto k) { acc[k] = exact_product_add<Arch>(ops::load(a + i + k * N), ops::load(b + i + k * N), acc[k]); });
+      } else {
+        // Half the batches add through the multiply ports (x * 1 + acc: the same value).
+        unroll<K>([&](auto k) {
+          if constexpr (k % 2 == 0)
+            acc[k] = acc[k] + ops::load(a + i + k * N);
+          else
+            acc[k] = exact_product_add<Arch>(ops::load(a + i + k * N), one, acc[k]);
+        });
+      }
+    }
+    alignas(64) std::int32_t la[NI], lb[NI];
+    va.store_aligned(la);
+    vb.store_aligned(lb);
+    for (std::size_t j = 0; j < NI; ++j) {
+      ma = std::max(ma, static_cast<std::uint32_t>(la[j]));
+      mb = std::max(mb, static_cast<std::uint32_t>(lb[j]));
+    }
+  } else {
+    for (; i + K <= m; i += K)
+      unroll<K>([&](auto k) {
+        acc[k] = acc[k] + term(i + k);
+        ma = std::max(ma, bits(a + i + k));
+        if constexpr (Products) mb = std::max(mb, bits(b + i + k));
+      });
+  }
+  if (i < m) {  // the last < K N terms, zero padded: one more step
+    alignas(64) double tail[K * N];
+    for (std::size_t j = 0; j < K * N; ++j) tail[j] = i + j < m ? term(i + j) : 0.0;
+    for (std::size_t j = i; j < m; ++j) {
+      ma = std::max(ma, bits(a + j));
+      if constexpr (Products) mb = std::max(mb, bits(b + j));
+    }
+    unroll<K>([&](auto k) { acc[k] = acc[k] + ops::load(tail + k * N); });
+  }
+  unroll<4>([&](auto k) { acc[k] = acc[k] + acc[k + 4]; });
+  unroll<2>([&](auto k) { acc[k] = acc[k] + acc[k + 2]; });
+  acc[0] = acc[0] + acc[1];
+  alignas(64) double lane[N];
+  ops::store(lane, acc[0]);
+  double s = 0.0;
+  for (std::size_t j = 0; j < N; ++j) s += lane[j];
+  return {s, ma, Products ? mb : 0x3f800000u};  // a sum's "b" is 1.0f
+}
+
+/// Adds the blocks of the float terms [0, n) to the filter f; false at a NaN or Inf factor (the
+/// caller then takes the exact path). pair(i, m, ba, bb, a, b) points a at the m values of block
+/// [i, i + m) (b too, for products; b = nullptr for a sum). Each block's double sum (float values
+/// and float products are exact in double) is within gamma_h * m * M of its exact sum, M >= the
+/// largest |term| (the largest factor magnitudes multiplied: exact in double).
+/// Terms per block of the filter: large enough that the per-block bookkeeping (a dependent
+/// chain of scalar operations) stays small next to the block's sum, small enough that a block
+/// of bfloat16 values widened into two float buffers stays in L1.
+constexpr std::size_t filter_block = 4096;
+
+template <class Arch, class Pair>
+bool filter_float_terms(std::size_t n, core::float_sum_filter& f, Pair pair) {
+  alignas(64) float xa[filter_block], xb[filter_block];
+  for (std::size_t i = 0; i < n; i += filter_block) {
+    const std::size_t m = std::min(filter_block, n - i);
+    const float *a = nullptr, *b = nullptr;
+    pair(i, m, xa, xb, a, b);
+    const filter_block_sum r = b ? filter_lane_sum<Arch, true>(a, b, m) : filter_lane_sum<Arch, false>(a, b, m);
+    if (r.max_a >= 0x7f800000u || r.max_b >= 0x7f800000u) return false;
+    float fa, fb;
+    std::memcpy(&fa, &r.max_a, sizeof fa);
+    std::memcpy(&fb, &r.max_b, sizeof fb);
+    const double M = double(fa) * double(fb);
+    // gamma_h * m * M, its two roundings covered by 2^-50.
+    f.add(r.sum, core::summation_gamma(filter_lane_depth<Arch>(m)) * (double(m) * M) * (1.0 + 0x1p-50));
+  }
+  return true;
+}
+
+/// The filter's pair for a sum or a dot of float or bfloat16 values (bfloat16 widened into the
+/// block buffers).
+template <class T>
+auto filter_values(const T* x) {
+  return [x](std::size_t i, std::size_t m, float* ba, float*, const float*& a, const float*& b) {
+    if constexpr (std::is_same<T, float>::value) {
+      (void)ba;
+      (void)m;
+      a = x + i;
+    } else {
+      for (std::size_t j = 0; j < m; ++j) ba[j] = x[i + j].to_float();
+      a = ba;
+    }
+    b = nullptr;
+  };
+}
+template <class T>
+auto filter_products(const T* x, const T* y) {
+  return [x, y](std::size_t i, std::size_t m, float* ba, float* bb, const float*& a, const float*& b) {
+    if constexpr (std::is_same<T, float>::value) {
+      (void)ba;
+      (void)bb;
+      (void)m;
+      a = x + i;
+      b = y + i;
+    } else {
+      for (std::size_t j = 0; j < m; ++j) {
+        ba[j] = x[i + j].to_float();
+        bb[j] = y[i + j].to_float();
+      }
+      a = ba;
+      b = bb;
+    }
+  };
+}
+
+/// Whether the exact float sum and dot try the filter first. Tests turn it off to reach the
+/// exact accumulator's paths with data the filter would certify; the bits are the same.
+inline std::atomic<bool>& exact_filter_enabled() {
+  static std::atomic<bool> v{true};
+  return v;
+}
+
+/// The exact float sum or dot through the filter on up to `threads` threads (the split only
+/// changes which partial filters merge, never the certified value): true and `out` = the exact
+/// tier's value when certified; false sends the caller to the exact accumulator.
+template <class Arch, class Pair>
+bool filter_float_reduce(std::size_t n, int threads, Pair pair, float& out) {
+  const std::size_t t = static_cast<std::size_t>(reduce_threads_for(n, threads));
+  core::float_sum_filter total;
+  if (t <= 1) {
+    if (!filter_float_terms<Arch>(n, total, pair)) return false;
+    return total.round(out);
+  }
+  std::vector<core::float_sum_filter> part(t);
+  std::vector<unsigned char> ok(t, 0);
+  thread_pool::instance().run(static_cast<int>(t), [&](int id) {
+    const std::size_t b = n * static_cast<std::size_t>(id) / t, e = n * static_cast<std::size_t>(id + 1) / t;
+    ok[static_cast<std::size_t>(id)] = filter_float_terms<Arch>(
+        e - b, part[static_cast<std::size_t>(id)],
+        [&](std::size_t i, std::size_t m, float* ba, float* bb, const float*& a, const float*& bp) {
+          pair(b + i, m, ba, bb, a, bp);
+        });
+  });
+  for (std::size_t k = 0; k < t; ++k) {
+    if (!ok[k]) return false;
+    total.merge(part[k]);
+  }
+  return total.round(out);
 }
 
 /// Exact dot of doubles. With a fused multiply-add, each product is split exactly into
