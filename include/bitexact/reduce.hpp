@@ -14,10 +14,11 @@
 //     reference::sum_fixed_order / dot_fixed_order compute.
 //   tier::exact: the correctly rounded (to nearest even) value of the exact sum of the values
 //     (dot: of the exact products). Also independent of the order and partition of the inputs.
-//     Equals reference::sum_exact / dot_exact. How (float and bfloat16 sum and dot): the terms
-//     are summed in double blocks with a rigorous error bound (core/exact_filter.hpp); when every
-//     value within the bound rounds to one float, that float is the answer, else (a sum within
-//     about 2^-29 relative of a rounding boundary, zero, NaN or Inf) the exact accumulator runs.
+//     Equals reference::sum_exact / dot_exact. How (sum and dot): the terms are summed in double
+//     blocks with a rigorous error bound (core/exact_filter.hpp; double terms cut at a per-block
+//     grid into an exact part and a small rest, double products split by TwoProduct); when every
+//     value within the bound rounds to one value of A, that is the answer, else (a sum that close
+//     to a rounding boundary, zero, NaN or Inf) the exact accumulator runs.
 //
 // Special values:
 //   - n == 0: sum, dot, squared_norm and norm return +0.0; mean and variance return NaN.
@@ -93,15 +94,17 @@ A run_fixed_order(const Src& src, std::size_t n, const execution& e) {
   return canonical_result(r);
 }
 
-/// The exact float sum or dot through the certified filter (cpu::detail::filter_float_reduce):
-/// true and `out` when certified, false when the caller must take the exact accumulator.
-template <class Pair>
-bool run_exact_filter(std::size_t n, const execution& e, Pair pair, float& out) {
+/// An exact sum or dot through the certified filter (cpu::detail::filter_reduce): true and
+/// `out` when certified, false when the caller must take the exact accumulator.
+/// terms(arch, begin, end, filter): cpu::detail::filter_sum_terms / filter_dot_terms.
+template <class A, class Terms>
+bool run_exact_filter(std::size_t n, const execution& e, Terms terms, A& out) {
   if (n == 0 || !cpu::detail::exact_filter_enabled().load(std::memory_order_relaxed)) return false;
   const int threads = cpu::detail::resolve_threads(e.threads);
   bool ok = false;
   cpu::detail::with_arch(cpu::detail::resolve_isa(e.simd), [&](auto arch) {
-    ok = cpu::detail::filter_float_reduce<decltype(arch)>(n, threads, pair, out);
+    ok = cpu::detail::filter_reduce(
+        n, threads, [&](std::size_t b, std::size_t end, core::sum_filter& f) { return terms(arch, b, end, f); }, out);
   });
   return ok;
 }
@@ -129,10 +132,8 @@ core::accumulation_t<T> sum(const T* x, std::size_t n, tier t = tier::fixed_orde
   using A = core::accumulation_t<T>;
   detail::check_in(x, n, "sum");
   if (t == tier::exact) {
-    if constexpr (std::is_same<A, float>::value) {
-      float r;
-      if (detail::run_exact_filter(n, e, cpu::detail::filter_values(x), r)) return r;
-    }
+    A r;
+    if (detail::run_exact_filter(n, e, cpu::detail::filter_sum_terms(x), r)) return r;
     return detail::run_exact<A>(n, e, [x](auto arch, std::size_t b, std::size_t end, core::exact_accumulator<A>& acc) {
       cpu::detail::exact_sum_range<decltype(arch)>(x + b, end - b, acc);
     });
@@ -148,10 +149,8 @@ core::accumulation_t<T> dot(const T* x, const T* y, std::size_t n, tier t = tier
   detail::check_in(x, n, "dot");
   detail::check_in(y, n, "dot");
   if (t == tier::exact) {
-    if constexpr (std::is_same<A, float>::value) {
-      float r;
-      if (detail::run_exact_filter(n, e, cpu::detail::filter_products(x, y), r)) return r;
-    }
+    A r;
+    if (detail::run_exact_filter(n, e, cpu::detail::filter_dot_terms(x, y), r)) return r;
     return detail::run_exact<A>(n, e, [x, y](auto arch, std::size_t b, std::size_t end, core::exact_accumulator<A>& acc) {
       cpu::detail::exact_dot_range<decltype(arch)>(x + b, y + b, end - b, acc);
     });

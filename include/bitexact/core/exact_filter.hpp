@@ -14,8 +14,8 @@
 //   summation_gamma(h)              gamma_h = h u / (1 - h u), u = 2^-53, rounded up: a double
 //                                   summation tree in which every term takes at most h roundings
 //                                   is within gamma_h * sum |t_i| of the exact sum;
-//   float_sum_filter                double-double accumulation of block sums with their radius
-//                                   (the exact float sum and dot: cpu/reduce_kernels.hpp).
+//   sum_filter                      double-double accumulation of block sums with their radius
+//                                   (the exact sums and dots: cpu/reduce_kernels.hpp).
 // Used by the float GEMM filter, the double split filter (core/gemm_exact.hpp) and the exact
 // float reductions.
 #pragma once
@@ -60,14 +60,15 @@ inline bool certified_double(double c, double d, double e, double& out) {
   return finite_nonzero & (2.0 * ((std::fabs(l) + e) * (1.0 + 0x1p-50)) < gap);
 }
 
-/// The filter of an exact sum of float values or float products (each exact in double), fed
-/// block by block: add(s, e) takes a block's double sum s, known within e of the block's exact
-/// sum. hi + lo holds the sum of the s exactly but for lo's own roundings, which `radius`
-/// covers as it goes (|lo| 2^-53 per add); radius also sums the blocks' e. Partial filters of
-/// any split of the terms merge in any order. round() certifies the float result.
-struct float_sum_filter {
+/// The filter of an exact sum fed block by block: add(s, e) takes a block's double sum s (or a
+/// part of it), known within e of what it stands for. hi + lo holds the sum of the s exactly but
+/// for lo's own roundings, which `radius` covers as it goes (|lo| 2^-53 per add); radius also
+/// sums the blocks' e. Partial filters of any split of the terms merge in any order. round()
+/// certifies the float result (float values and products: cpu/reduce_kernels.hpp) or the double
+/// one (double values).
+struct sum_filter {
   double hi = 0.0, lo = 0.0, radius = 0.0;
-  std::uint64_t adds = 0;  // additions into radius, whose own roundings round() covers
+  std::uint64_t adds = 0;  // additions into radius, whose own roundings total_radius() covers
 
   void add(double s, double e) {
     double err;
@@ -76,18 +77,19 @@ struct float_sum_filter {
     radius = radius + (e + std::fabs(lo) * 0x1p-53);
     adds += 2;
   }
-  void merge(const float_sum_filter& o) {
+  void merge(const sum_filter& o) {
     add(o.hi, 0.0);
     add(o.lo, o.radius);
     adds += o.adds;
   }
-  /// true and `out` = round(S) when certified. q = hi + lo is within |q| 2^-53 of hi + lo; a
-  /// sum of k positive doubles is within gamma_k of its exact value (k < 2^40 here).
+  /// radius, rounded up: a sum of k positive doubles is within gamma_k of its exact value.
+  double total_radius() const { return radius * (1.0 + static_cast<double>(adds + 2) * 0x1p-52); }
+  /// true and `out` = round(S) when certified. q = hi + lo is within |q| 2^-53 of hi + lo.
   bool round(float& out) const {
     const double q = hi + lo;
-    const double r = radius * (1.0 + static_cast<double>(adds + 2) * 0x1p-52) + std::fabs(q) * 0x1p-52;
-    return certified_float(q, r, out);
+    return certified_float(q, total_radius() + std::fabs(q) * 0x1p-52, out);
   }
+  bool round(double& out) const { return certified_double(hi, lo, total_radius(), out); }
 };
 
 }  // namespace core

@@ -13,13 +13,15 @@
 // (core::group_leaves) per thread, reduces each group with a tree_stack and pushes the group
 // values at level group_level into the top tree_stack in group order.
 //
-// exact, float and bfloat16 sum and dot: first the certified filter (core/exact_filter.hpp,
-// filter_float_reduce below): blocks of 4096 terms (float values, or float products: exact in
-// double) are summed in double lanes, in one pass that also finds the block's largest factor
-// magnitudes M; |block sum - exact| <= gamma_h * m * M (h the lanes' depth); block sums go into a
-// double-double. When every real within the summed bounds rounds to one float, that float is the
-// result (about 2^-29 relative of slack on normal data: a sum that close to a rounding boundary,
-// zero, NaN or Inf is not certified). Otherwise the exact accumulator below runs.
+// exact sum and dot: first the certified filter (core/exact_filter.hpp, filter_reduce below):
+// blocks of 4096 terms are summed in double lanes in one pass with a rigorous bound. Float values
+// and float products are exact in double: |block sum - exact| <= gamma_h * m * M, M from the
+// block's largest factor magnitudes found in the same pass (filter_float_terms). Double terms are
+// cut at a grid set by the block's magnitudes into a part that sums exactly and a rest summed with
+// the same kind of bound, products split by TwoProduct first (filter_double_terms). Block sums go
+// into a double-double. When every real within the summed bounds rounds to one result, that is
+// the answer (on normal data the slack is about 2^-28 relative: a sum that close to a rounding
+// boundary, zero, NaN or Inf is not certified). Otherwise the exact accumulator below runs.
 //
 // exact: every thread accumulates into its own core::exact_accumulator; the accumulators merge.
 // To be fast the terms (values or exact products, as doubles) are pre-accumulated exactly in
@@ -874,6 +876,17 @@ inline typename dvec<Arch>::D exact_product_add(const typename dvec<Arch>::D& a,
   }
 }
 
+/// a + b for double batches, issued as fma(a, 1, b) where Arch has a fused FMA (a * 1 is exact,
+/// so the same value), which runs on the multiply ports: the filters' loops are bound by the add
+/// ports otherwise.
+template <class Arch>
+inline typename dvec<Arch>::D add_on_fma_ports(const typename dvec<Arch>::D& a, const typename dvec<Arch>::D& b) {
+  if constexpr (has_fused_fma<Arch>())
+    return exact_product_add<Arch>(a, dvec<Arch>::splat(1.0), b);
+  else
+    return a + b;
+}
+
 // ------------------------------------------------------------------ exact tier: the float filter
 
 /// The double sum of the m float values a[j] (b == nullptr) or exact float products a[j] b[j],
@@ -913,7 +926,6 @@ filter_block_sum filter_lane_sum(const float* a, const float* b, std::size_t m) 
     constexpr std::size_t NI = I::size, KI = K * N / NI;
     static_assert(KI * NI == K * N, "float lanes must tile the double steps");
     const I am(static_cast<std::int32_t>(absmask));
-    const D one = ops::splat(1.0);
     I va(0), vb(0);
     for (; i + K * N <= m; i += K * N) {
       unroll<KI>([&](auto k) { va = xsimd::max(va, I::load_unaligned(reinterpret_cast<const std::int32_t*>(a + i + k * NI)) & am); });
@@ -921,12 +933,12 @@ filter_block_sum filter_lane_sum(const float* a, const float* b, std::size_t m) 
         unroll<KI>([&](auto k) { vb = xsimd::max(vb, I::load_unaligned(reinterpret_cast<const std::int32_t*>(b + i + k * NI)) & am); });
         unroll<K>([&](auto k) { acc[k] = exact_product_add<Arch>(ops::load(a + i + k * N), ops::load(b + i + k * N), acc[k]); });
       } else {
-        // Half the batches add through the multiply ports (x * 1 + acc: the same value).
+        // Half the batches add through the multiply ports.
         unroll<K>([&](auto k) {
           if constexpr (k % 2 == 0)
             acc[k] = acc[k] + ops::load(a + i + k * N);
           else
-            acc[k] = exact_product_add<Arch>(ops::load(a + i + k * N), one, acc[k]);
+            acc[k] = add_on_fma_ports<Arch>(ops::load(a + i + k * N), acc[k]);
         });
       }
     }
@@ -975,7 +987,7 @@ filter_block_sum filter_lane_sum(const float* a, const float* b, std::size_t m) 
 constexpr std::size_t filter_block = 4096;
 
 template <class Arch, class Pair>
-bool filter_float_terms(std::size_t n, core::float_sum_filter& f, Pair pair) {
+bool filter_float_terms(std::size_t n, core::sum_filter& f, Pair pair) {
   alignas(64) float xa[filter_block], xb[filter_block];
   for (std::size_t i = 0; i < n; i += filter_block) {
     const std::size_t m = std::min(filter_block, n - i);
@@ -1029,33 +1041,175 @@ auto filter_products(const T* x, const T* y) {
   };
 }
 
-/// Whether the exact float sum and dot try the filter first. Tests turn it off to reach the
-/// exact accumulator's paths with data the filter would certify; the bits are the same.
+/// The filter of an exact sum of doubles, or of exact double products x[j] y[j] (Products; Arch
+/// with a fused FMA), block by block. A block's terms are cut at a grid 2^g: h = (t + C) - C,
+/// C = 1.5 * 2^(g+52), exact for |t| <= 2^(g+51), and l = t - h (exact, |l| <= 2^(g-1)). When
+/// every |t| < 2^(g+40), the h sum up exactly in any order (multiples of 2^g below
+/// 4096 * 2^(g+40) = 2^(g+52)); the l are summed in double lanes, within gamma_h * m * 2^(g-1) of
+/// their exact sum. A product t = x y is p + e by TwoProduct (p rounded, e = fma(x, y, -p)); p is
+/// cut as above, e (|e| <= 2^-53 |p|) is summed with the l, and e's own error where a product
+/// underflows (at most 2^-1075 each) is covered by m 2^-1074. One pass per block: g comes from the
+/// previous block's largest |t| (the first block: from its first 64 terms), with headroom, and the
+/// block's own largest |t| is found on the way; a block that outgrew its grid is redone with g
+/// from a scan of its magnitudes. A grid coarser than needed only widens the bound. Inf or NaN
+/// terms make the sums non-finite: not certified.
+/// Batches per step of the double filter: three accumulators each (h, l, largest |t|) fit 16
+/// vector registers (8 measured no faster on AVX-512).
+constexpr std::size_t filter_double_batches = 4;
+template <class Arch, bool Products>
+bool filter_double_terms(const double* x, const double* y, std::size_t n, core::sum_filter& f) {
+  using ops = dvec<Arch>;
+  using D = typename ops::D;
+  constexpr std::size_t N = ops::N, K = filter_double_batches, log2K = 2;
+  constexpr std::uint64_t inf_bits = 0x7ff0000000000000ull;
+  if constexpr (Products && !has_fused_fma<Arch>()) {
+    (void)x, (void)y, (void)n, (void)f;
+    return false;  // no exact product split: the accumulator's product path
+  } else {
+    auto E_of = [](std::uint64_t bits) { return std::max(static_cast<int>(bits >> 52), 1) - 1022; };  // |t| < 2^E
+    auto grid = [](int E) { return std::max(E - 40, -1074); };
+    // One block at grid g: H (exact), L, and the largest |term| seen.
+    auto block = [&](const double* a, const double* b, std::size_t m, int g, double& H, double& L, double& tmax) {
+      const D c = ops::splat(core::double_of(static_cast<std::uint64_t>(g + 52 + 1023) << 52) * 1.5);
+      D hi[K], lo[K], mx[K];
+      for (std::size_t k = 0; k < K; ++k) hi[k] = lo[k] = mx[k] = ops::splat(0.0);
+      auto put = [&](D& h_acc, D& l_acc, D& m_acc, const D& t) {
+        const D h = add_on_fma_ports<Arch>(t, c) - c;  // (t + C) - C
+        h_acc = add_on_fma_ports<Arch>(h, h_acc);
+        l_acc = l_acc + (t - h);
+        m_acc = xsimd::max(m_acc, xsimd::abs(t));
+      };
+      auto step = [&](const double* pa, const double* pb) {
+        unroll<K>([&](auto k) {
+          if constexpr (Products) {
+            const D va = ops::load(pa + k * N), vb = ops::load(pb + k * N);
+            const D p = no_contract(va * vb);
+            put(hi[k], lo[k], mx[k], p);
+            lo[k] = lo[k] + product_error<Arch>(va, vb, p);
+          } else if constexpr (std::is_same<Arch, scalar_arch>::value) {
+            put(hi[k], lo[k], mx[k], ops::load(pa + k * N));
+          } else {
+            // In a register: GCC would otherwise fold the load into each of its three uses,
+            // and wide loads are what this loop runs out of first (Zen 4).
+            put(hi[k], lo[k], mx[k], no_contract(ops::load(pa + k * N)));
+          }
+        });
+      };
+      std::size_t j = 0;
+      for (; j + K * N <= m; j += K * N) step(a + j, Products ? b + j : nullptr);
+      if (j < m) {  // the last < K N terms, zero padded: one more step
+        alignas(64) double ta[K * N], tb[K * N];
+        for (std::size_t q = 0; q < K * N; ++q) {
+          ta[q] = j + q < m ? a[j + q] : 0.0;
+          tb[q] = Products && j + q < m ? b[j + q] : 0.0;
+        }
+        step(ta, tb);
+      }
+      for (std::size_t w = K / 2; w > 0; w /= 2)
+        for (std::size_t k = 0; k < w; ++k) {
+          hi[k] = hi[k] + hi[k + w];
+          lo[k] = lo[k] + lo[k + w];
+          mx[k] = xsimd::max(mx[k], mx[k + w]);
+        }
+      alignas(64) double lh[N], ll[N], lm[N];
+      ops::store(lh, hi[0]);
+      ops::store(ll, lo[0]);
+      ops::store(lm, mx[0]);
+      H = L = tmax = 0.0;
+      for (std::size_t q = 0; q < N; ++q) {
+        H += lh[q];  // exact when every |t| < 2^(g+40): multiples of 2^g below 2^(g+52)
+        L += ll[q];
+        tmax = std::max(tmax, lm[q]);
+      }
+    };
+    // The grid of the next block: from the largest magnitude of a sample of its first terms
+    // (4 bits of headroom; the first block), of a scan of all of them (a block redone), or of the
+    // previous block's largest |t| (2 bits of headroom).
+    enum class grid_from { sample, scan, previous } from = grid_from::sample;
+    int g = 0;
+    for (std::size_t i = 0; i < n;) {
+      const std::size_t m = std::min(filter_block, n - i);
+      const double* a = x + i;
+      const double* b = Products ? y + i : nullptr;
+      if (from != grid_from::previous) {
+        const std::size_t ms = from == grid_from::sample ? std::min<std::size_t>(m, 64) : m;
+        const std::uint64_t mx = block_magnitudes<Arch, double, false>(a, ms).max_abs;
+        const std::uint64_t my = Products ? block_magnitudes<Arch, double, false>(b, ms).max_abs : 0;
+        if (mx >= inf_bits || my >= inf_bits) return false;
+        g = grid((Products ? E_of(mx) + E_of(my) : E_of(mx)) + (from == grid_from::sample ? 4 : 0));
+      }
+      if (g + 52 > 1023) return false;  // C would overflow: huge terms take the accumulator
+      double H, L, tmax;
+      block(a, b, m, g, H, L, tmax);
+      const std::uint64_t tbits = core::bits_of(tmax);
+      if (tbits >= inf_bits || H != H || L != L) return false;  // Inf or NaN terms
+      const int E = E_of(tbits);
+      if (E > g + 40) {  // the block outgrew its grid: redo it from a scan
+        if (from == grid_from::scan) return false;  // cannot happen: the scan bounds every |t|
+        from = grid_from::scan;
+        continue;
+      }
+      // Each l (and e) term takes at most ceil(m / (K N)) + log2(K) + N roundings.
+      const std::size_t depth = (m + K * N - 1) / (K * N) + log2K + N;
+      const double l_bound = double(m) * core::double_of(static_cast<std::uint64_t>(std::max(g - 1, -1022) + 1023) << 52);
+      f.add(H, 0.0);
+      f.add(L, core::summation_gamma(depth) * l_bound * (1.0 + 0x1p-50) + (Products ? double(m) * 0x1p-1074 : 0.0));
+      g = grid(E + 2);
+      from = grid_from::previous;
+      i += m;
+    }
+    return true;
+  }
+}
+
+/// The filter's terms for sum(x) and dot(x, y), for each element type: terms(arch, b, e, f) adds
+/// the terms [b, e) to f; false when a block cannot be certified.
+template <class T>
+auto filter_sum_terms(const T* x) {
+  return [x](auto arch, std::size_t b, std::size_t e, core::sum_filter& f) {
+    using Arch = decltype(arch);
+    if constexpr (std::is_same<T, double>::value)
+      return filter_double_terms<Arch, false>(x + b, nullptr, e - b, f);
+    else
+      return filter_float_terms<Arch>(e - b, f, [&](std::size_t i, std::size_t m, float* ba, float* bb, const float*& pa, const float*& pb) {
+        filter_values(x)(b + i, m, ba, bb, pa, pb);
+      });
+  };
+}
+template <class T>
+auto filter_dot_terms(const T* x, const T* y) {
+  return [x, y](auto arch, std::size_t b, std::size_t e, core::sum_filter& f) {
+    using Arch = decltype(arch);
+    if constexpr (std::is_same<T, double>::value)
+      return filter_double_terms<Arch, true>(x + b, y + b, e - b, f);
+    else
+      return filter_float_terms<Arch>(e - b, f, [&](std::size_t i, std::size_t m, float* ba, float* bb, const float*& pa, const float*& pb) {
+        filter_products(x, y)(b + i, m, ba, bb, pa, pb);
+      });
+  };
+}
+
+/// Whether the exact sum and dot try the filter first. Tests turn it off to reach the exact
+/// accumulator's paths with data the filter would certify; the bits are the same.
 inline std::atomic<bool>& exact_filter_enabled() {
   static std::atomic<bool> v{true};
   return v;
 }
 
-/// The exact float sum or dot through the filter on up to `threads` threads (the split only
-/// changes which partial filters merge, never the certified value): true and `out` = the exact
-/// tier's value when certified; false sends the caller to the exact accumulator.
-template <class Arch, class Pair>
-bool filter_float_reduce(std::size_t n, int threads, Pair pair, float& out) {
+/// An exact sum or dot through the filter on up to `threads` threads (the split only changes
+/// which partial filters merge, never the certified value): true and `out` = the exact tier's
+/// value when certified; false sends the caller to the exact accumulator. terms(b, e, f) adds
+/// the terms [b, e) to f, false when they cannot be certified.
+template <class Out, class Terms>
+bool filter_reduce(std::size_t n, int threads, Terms terms, Out& out) {
   const std::size_t t = static_cast<std::size_t>(reduce_threads_for(n, threads));
-  core::float_sum_filter total;
-  if (t <= 1) {
-    if (!filter_float_terms<Arch>(n, total, pair)) return false;
-    return total.round(out);
-  }
-  std::vector<core::float_sum_filter> part(t);
+  core::sum_filter total;
+  if (t <= 1) return terms(std::size_t{0}, n, total) && total.round(out);
+  std::vector<core::sum_filter> part(t);
   std::vector<unsigned char> ok(t, 0);
   thread_pool::instance().run(static_cast<int>(t), [&](int id) {
     const std::size_t b = n * static_cast<std::size_t>(id) / t, e = n * static_cast<std::size_t>(id + 1) / t;
-    ok[static_cast<std::size_t>(id)] = filter_float_terms<Arch>(
-        e - b, part[static_cast<std::size_t>(id)],
-        [&](std::size_t i, std::size_t m, float* ba, float* bb, const float*& a, const float*& bp) {
-          pair(b + i, m, ba, bb, a, bp);
-        });
+    ok[static_cast<std::size_t>(id)] = terms(b, e, part[static_cast<std::size_t>(id)]);
   });
   for (std::size_t k = 0; k < t; ++k) {
     if (!ok[k]) return false;
