@@ -732,6 +732,43 @@ bool some_product_not_negative_zero(const T* a, const T* b, std::size_t n) {
   return false;
 }
 
+/// The pair of float blocks for a sum or a dot of float or bfloat16 values (bfloat16 widened into
+/// the block buffers): pair(i, m, ba, bb, a, b) points a (and b, or nullptr for a sum) at the m
+/// values of block [i, i + m). Used by the exact accumulator's products and by the filter.
+template <class T>
+auto filter_values(const T* x) {
+  return [x](std::size_t i, std::size_t m, float* ba, float*, const float*& a, const float*& b) {
+    if constexpr (std::is_same<T, float>::value) {
+      (void)ba;
+      (void)m;
+      a = x + i;
+    } else {
+      for (std::size_t j = 0; j < m; ++j) ba[j] = x[i + j].to_float();
+      a = ba;
+    }
+    b = nullptr;
+  };
+}
+template <class T>
+auto filter_products(const T* x, const T* y) {
+  return [x, y](std::size_t i, std::size_t m, float* ba, float* bb, const float*& a, const float*& b) {
+    if constexpr (std::is_same<T, float>::value) {
+      (void)ba;
+      (void)bb;
+      (void)m;
+      a = x + i;
+      b = y + i;
+    } else {
+      for (std::size_t j = 0; j < m; ++j) {
+        ba[j] = x[i + j].to_float();
+        bb[j] = y[i + j].to_float();
+      }
+      a = ba;
+      b = bb;
+    }
+  };
+}
+
 /// Exact sum of the products a(j) * b(j) of floats (exact in double: 48 bits), where
 /// pair(i, m, ba, bb, a, b) points a and b at the m floats of block [i, i + m) (the input, or
 /// ba/bb filled). The block bounds come from the factors' float bits (cheap, 16 lanes):
@@ -794,22 +831,7 @@ void exact_products_range(std::size_t n, core::exact_accumulator<float>& acc, Pa
 /// Exact dot of float or bfloat16 vectors.
 template <class Arch, class T>
 void exact_dot_range(const T* x, const T* y, std::size_t n, core::exact_accumulator<float>& acc) {
-  exact_products_range<Arch>(n, acc, [&](std::size_t i, std::size_t m, float* ba, float* bb, const float*& a, const float*& b) {
-    if constexpr (std::is_same<T, float>::value) {
-      (void)ba;
-      (void)bb;
-      (void)m;
-      a = x + i;
-      b = y + i;
-    } else {
-      for (std::size_t j = 0; j < m; ++j) {
-        ba[j] = x[i + j].to_float();
-        bb[j] = y[i + j].to_float();
-      }
-      a = ba;
-      b = bb;
-    }
-  });
+  exact_products_range<Arch>(n, acc, filter_products(x, y));
 }
 
 /// Whether Arch has a truly fused multiply-add for doubles (xsimd 8.1's fma on plain avx2 or
@@ -1003,42 +1025,6 @@ bool filter_float_terms(std::size_t n, core::sum_filter& f, Pair pair) {
     f.add(r.sum, core::summation_gamma(filter_lane_depth<Arch>(m)) * (double(m) * M) * (1.0 + 0x1p-50));
   }
   return true;
-}
-
-/// The filter's pair for a sum or a dot of float or bfloat16 values (bfloat16 widened into the
-/// block buffers).
-template <class T>
-auto filter_values(const T* x) {
-  return [x](std::size_t i, std::size_t m, float* ba, float*, const float*& a, const float*& b) {
-    if constexpr (std::is_same<T, float>::value) {
-      (void)ba;
-      (void)m;
-      a = x + i;
-    } else {
-      for (std::size_t j = 0; j < m; ++j) ba[j] = x[i + j].to_float();
-      a = ba;
-    }
-    b = nullptr;
-  };
-}
-template <class T>
-auto filter_products(const T* x, const T* y) {
-  return [x, y](std::size_t i, std::size_t m, float* ba, float* bb, const float*& a, const float*& b) {
-    if constexpr (std::is_same<T, float>::value) {
-      (void)ba;
-      (void)bb;
-      (void)m;
-      a = x + i;
-      b = y + i;
-    } else {
-      for (std::size_t j = 0; j < m; ++j) {
-        ba[j] = x[i + j].to_float();
-        bb[j] = y[i + j].to_float();
-      }
-      a = ba;
-      b = bb;
-    }
-  };
 }
 
 /// The filter of an exact sum of doubles, or of exact double products x[j] y[j] (Products; Arch
