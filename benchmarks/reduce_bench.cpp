@@ -11,9 +11,11 @@
 //   exact         bitexact::sum / dot, tier::exact
 //   omp_simd      the unordered SIMD reduction: `#pragma omp simd reduction(+:s)` (1 thread) or
 //                 `#pragma omp parallel for simd reduction(+:s) num_threads(T)`, -O3 -march=native
+//                 with the compiler's FP contraction (reduce_peers.cpp, its own translation unit)
 //   openblas      cblas_sdot / cblas_ddot (dot only; openblas_set_num_threads(T)), when found at
 //                 configure time
-//   accumulate    std::accumulate / std::inner_product (1 thread, the naive serial loop)
+//   accumulate    std::accumulate / std::inner_product (1 thread, the naive serial loop), also
+//                 in reduce_peers.cpp
 //   read          a plain read sweep of the same bytes: xor of 64-bit words, unordered SIMD
 // bitexact uses at most one thread per 2^18 values (floats or doubles alike), so at 4Ki and 256Ki
 // every "2-thread" bitexact run is a 1-thread run; the peers are given what they are asked.
@@ -48,6 +50,7 @@
 #include <bitexact/random.hpp>
 
 #include "median_reporter.hpp"
+#include "reduce_peers.hpp"
 
 #ifdef BITEXACT_HAVE_OPENBLAS
 #include <cblas.h>
@@ -115,35 +118,11 @@ double exact_run(op o, std::size_t n, int t) {
   const bitexact::execution e{t, bitexact::isa::automatic};
   return o == op::sum ? bitexact::sum(x, n, bitexact::tier::exact, e) : bitexact::dot(x, y, n, bitexact::tier::exact, e);
 }
-// The peers are compiled with this binary's flags: nothing in the tree asks for FP contraction
-// (no fast-math flags, no contraction mode), so they run without FMA contraction.
-#define PEER_CONTRACT
-#define PEER_ATTR
+// The peers live in reduce_peers.cpp, compiled as their users compile them (FP contraction
+// allowed there, never here).
 template <class T>
-PEER_ATTR double omp_simd_run(op o, std::size_t n, int t) {
-  PEER_CONTRACT
-  const T* x = inputs<T>::x;
-  const T* y = inputs<T>::y;
-  T s = T(0);
-  const long long m = static_cast<long long>(n);
-  if (t <= 1) {
-    if (o == op::sum) {
-#pragma omp simd reduction(+ : s)
-      for (long long i = 0; i < m; ++i) s += x[i];
-    } else {
-#pragma omp simd reduction(+ : s)
-      for (long long i = 0; i < m; ++i) s += x[i] * y[i];
-    }
-  } else {
-    if (o == op::sum) {
-#pragma omp parallel for simd reduction(+ : s) num_threads(t) schedule(static)
-      for (long long i = 0; i < m; ++i) s += x[i];
-    } else {
-#pragma omp parallel for simd reduction(+ : s) num_threads(t) schedule(static)
-      for (long long i = 0; i < m; ++i) s += x[i] * y[i];
-    }
-  }
-  return s;
+double omp_simd_run(op o, std::size_t n, int t) {
+  return o == op::sum ? reduce_peers::omp_simd_sum(inputs<T>::x, n, t) : reduce_peers::omp_simd_dot(inputs<T>::x, inputs<T>::y, n, t);
 }
 #ifdef BITEXACT_HAVE_OPENBLAS
 template <class T>
@@ -156,11 +135,8 @@ double openblas_run(op, std::size_t n, int t) {
 }
 #endif
 template <class T>
-PEER_ATTR double accumulate_run(op o, std::size_t n, int) {
-  PEER_CONTRACT
-  const T* x = inputs<T>::x;
-  const T* y = inputs<T>::y;
-  return o == op::sum ? std::accumulate(x, x + n, T(0)) : std::inner_product(x, x + n, y, T(0));
+double accumulate_run(op o, std::size_t n, int) {
+  return o == op::sum ? reduce_peers::accumulate_sum(inputs<T>::x, n) : reduce_peers::accumulate_dot(inputs<T>::x, inputs<T>::y, n);
 }
 template <class T>
 double read_run(op o, std::size_t n, int t) {
@@ -311,8 +287,8 @@ void print_summary() {
   std::printf("accumulate is single-threaded (its T=1 number is repeated). bxT = threads bitexact uses (one per 2^18\n"
               "values); * = bitexact ran on bxT < T threads, so fixed/simd is against omp_simd at bxT threads.\n"
               "sum/dot: float; dsum/ddot: double (sizes in elements, GB/s of input bytes either way).\n"
-              "Peers are compiled with this binary's flags (-O3 -march=native, -ffp-contract=off from\n"
-              "bitexact::bitexact): no FMA contraction, as in bitexact; OpenBLAS runs its own kernels.\n");
+              "omp_simd and accumulate are compiled as users compile them (reduce_peers.cpp: -O3 -march=native,\n"
+              "the compiler's FP contraction allowed); bitexact never contracts; OpenBLAS runs its own kernels.\n");
 #ifndef BITEXACT_HAVE_OPENBLAS
   std::printf("OpenBLAS peer skipped: cblas.h / libopenblas not found at configure time.\n");
 #endif
