@@ -120,6 +120,25 @@ inline B no_contract(B v) {
 #endif
 }
 
+/// max(m, |x|) lane by lane, for a non-negative m: one vrangeps/vrangepd (max of magnitudes,
+/// sign cleared) on AVX-512 DQ, where the and and the max would take two operations of the
+/// filters' busiest ports. A NaN x may or may not stay in the result: callers find NaN and Inf
+/// through their sums.
+template <class Arch, class B>
+inline B max_magnitude(const B& m, const B& x) {
+#if XSIMD_WITH_AVX512DQ
+  if constexpr (arch_extends<Arch, xsimd::avx512dq>()) {
+    if constexpr (std::is_same<typename B::value_type, float>::value)
+      return B(_mm512_range_ps(m, x, 0x0B));
+    else
+      return B(_mm512_range_pd(m, x, 0x0B));
+  } else
+#endif
+  {
+    return xsimd::max(m, xsimd::abs(x));
+  }
+}
+
 /// N = batch<float, Arch>::size bfloat16 values widened exactly (bits << 16).
 template <class Arch>
 inline xsimd::batch<float, Arch> load_bf16(const bfloat16* p) {
@@ -915,8 +934,9 @@ inline typename dvec<Arch>::D add_on_fma_ports(const typename dvec<Arch>::D& a, 
 /// held in K = 8 batches of N lanes: term j goes to lane j mod (K N), each lane adds its terms in
 /// order from +0, then the batches and the lanes are added. Any term takes at most
 /// ceil(m / (K N)) + log2(K) + N roundings (filter_lane_depth). In the same pass: the largest
-/// |a[j]| and |b[j]| as float bits (NaN and Inf bits lie above every finite value's), so the
-/// block is read once.
+/// |a[j]| and |b[j]| as float bits, so the block is read once. Those are exact when every factor
+/// is finite; a NaN or Inf factor makes a term, and so the sum, NaN or Inf (no sum of finite
+/// terms overflows: 4096 products of floats stay below 2^268), which is what callers check.
 constexpr std::size_t filter_batches = 8;
 template <class Arch>
 std::size_t filter_lane_depth(std::size_t m) {
@@ -944,15 +964,17 @@ filter_block_sum filter_lane_sum(const float* a, const float* b, std::size_t m) 
   std::uint32_t ma = 0, mb = 0;
   std::size_t i = 0;
   if constexpr (!std::is_same<Arch, scalar_arch>::value) {
-    using I = xsimd::batch<std::int32_t, Arch>;
-    constexpr std::size_t NI = I::size, KI = K * N / NI;
+    using F = xsimd::batch<float, Arch>;
+    constexpr std::size_t NI = F::size, KI = K * N / NI;
     static_assert(KI * NI == K * N, "float lanes must tile the double steps");
-    const I am(static_cast<std::int32_t>(absmask));
-    I va(0), vb(0);
+    // One running maximum per float batch of a step: a chain through one register would wait on
+    // the max's latency (vrangeps: 2+ cycles on Zen 4) every batch.
+    F va[KI], vb[KI];
+    for (std::size_t k = 0; k < KI; ++k) va[k] = vb[k] = F(0.0f);
     for (; i + K * N <= m; i += K * N) {
-      unroll<KI>([&](auto k) { va = xsimd::max(va, I::load_unaligned(reinterpret_cast<const std::int32_t*>(a + i + k * NI)) & am); });
+      unroll<KI>([&](auto k) { va[k] = max_magnitude<Arch>(va[k], F::load_unaligned(a + i + k * NI)); });
       if constexpr (Products) {
-        unroll<KI>([&](auto k) { vb = xsimd::max(vb, I::load_unaligned(reinterpret_cast<const std::int32_t*>(b + i + k * NI)) & am); });
+        unroll<KI>([&](auto k) { vb[k] = max_magnitude<Arch>(vb[k], F::load_unaligned(b + i + k * NI)); });
         unroll<K>([&](auto k) { acc[k] = exact_product_add<Arch>(ops::load(a + i + k * N), ops::load(b + i + k * N), acc[k]); });
       } else {
         // Half the batches add through the multiply ports.
@@ -964,12 +986,14 @@ filter_block_sum filter_lane_sum(const float* a, const float* b, std::size_t m) 
         });
       }
     }
-    alignas(64) std::int32_t la[NI], lb[NI];
-    va.store_aligned(la);
-    vb.store_aligned(lb);
-    for (std::size_t j = 0; j < NI; ++j) {
-      ma = std::max(ma, static_cast<std::uint32_t>(la[j]));
-      mb = std::max(mb, static_cast<std::uint32_t>(lb[j]));
+    alignas(64) float la[NI], lb[NI];
+    for (std::size_t k = 0; k < KI; ++k) {
+      va[k].store_aligned(la);
+      vb[k].store_aligned(lb);
+      for (std::size_t j = 0; j < NI; ++j) {
+        ma = std::max(ma, bits(la + j));
+        mb = std::max(mb, bits(lb + j));
+      }
     }
   } else {
     for (; i + K <= m; i += K)
@@ -1016,7 +1040,9 @@ bool filter_float_terms(std::size_t n, core::sum_filter& f, Pair pair) {
     const float *a = nullptr, *b = nullptr;
     pair(i, m, xa, xb, a, b);
     const filter_block_sum r = b ? filter_lane_sum<Arch, true>(a, b, m) : filter_lane_sum<Arch, false>(a, b, m);
-    if (r.max_a >= 0x7f800000u || r.max_b >= 0x7f800000u) return false;
+    // A NaN or Inf factor: the sum is not finite (the maxima may or may not show it).
+    if (!(std::abs(r.sum) <= std::numeric_limits<double>::max()) || r.max_a >= 0x7f800000u || r.max_b >= 0x7f800000u)
+      return false;
     float fa, fb;
     std::memcpy(&fa, &r.max_a, sizeof fa);
     std::memcpy(&fb, &r.max_b, sizeof fb);
@@ -1063,7 +1089,7 @@ bool filter_double_terms(const double* x, const double* y, std::size_t n, core::
         const D h = add_on_fma_ports<Arch>(t, c) - c;  // (t + C) - C
         h_acc = add_on_fma_ports<Arch>(h, h_acc);
         l_acc = l_acc + (t - h);
-        m_acc = xsimd::max(m_acc, xsimd::abs(t));
+        m_acc = max_magnitude<Arch>(m_acc, t);
       };
       auto step = [&](const double* pa, const double* pb) {
         unroll<K>([&](auto k) {
