@@ -135,6 +135,49 @@ def rms_norm(x, normalized_shape, weight=None, eps=1e-6):
     return _Norm.apply(x, _numel(normalized_shape), weight, None, eps, False)
 
 
+class _NllLoss(torch.autograd.Function):
+    """nll_loss of log-probabilities logp (M, C) and class indices t (M,): the losses
+    -(logp[i, t_i] * w_i), w_i = 0 where t_i == ignore_index, else 1 or weight[t_i], then
+    reduced by bitexact sums ('sum'; 'mean' divides by the sum of the w_i). One autograd node for
+    the whole loss (a chain of small ops costs more than the loss itself at training batch
+    sizes). The gradient is the composed ops' one, to the bit: (-(g / sum w)) * w_i ('mean'),
+    (-g) * w_i ('sum'), (-g_i) * w_i ('none'), added into +0 at [i, t_i]; +0 elsewhere."""
+
+    @staticmethod
+    def forward(ctx, logp, t, weight, ignore_index, reduction, exact):
+        c = logp.shape[1]
+        valid = t != ignore_index
+        safe = t * valid  # ignored targets read class 0, with weight 0
+        if safe.numel():
+            lo, hi = torch.aminmax(safe)
+            if int(lo) < 0 or int(hi) >= c:
+                bad = int(torch.nonzero((safe < 0) | (safe >= c))[0, 0])
+                raise IndexError("bitexact.nll_loss: target %d at position %d out of range [0, %d)" % (int(t[bad]), bad, c))
+        picked = logp.gather(1, safe.unsqueeze(1)).squeeze(1)
+        w = valid.to(logp.dtype)
+        if weight is not None:
+            w = w * weight[safe]
+        losses = -(picked * w)
+        ctx.c, ctx.reduction, ctx.denom = c, reduction, None
+        ctx.save_for_backward(safe, w)
+        if reduction == "none":
+            return losses
+        total = ops.sum(losses, [], False, False, exact)
+        if reduction == "sum":
+            return total
+        ctx.denom = ops.sum(w, [], False, False, exact)
+        return total / ctx.denom
+
+    @staticmethod
+    def backward(ctx, g):
+        safe, w = ctx.saved_tensors
+        if ctx.reduction == "mean":
+            g = g / ctx.denom
+        gl = (-g).expand(w.shape) * w
+        gx = torch.zeros(safe.shape[0], ctx.c, dtype=w.dtype).scatter_add_(1, safe.unsqueeze(1), gl.unsqueeze(1))
+        return gx, None, None, None, None, None
+
+
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *, exact=False):
     """torch's nll_loss (input (N, C) or (N, C, d...)): gathers, then bitexact sums."""
     if reduction not in ("none", "sum", "mean"):
@@ -148,22 +191,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
     t = target.reshape(-1)
     if logp.shape[0] != t.shape[0]:
         raise ValueError("bitexact.nll_loss: input %s and target %s do not match" % (tuple(input.shape), tuple(target.shape)))
-    valid = t != ignore_index
-    safe = torch.where(valid, t, torch.zeros_like(t))
-    if bool(((safe < 0) | (safe >= c)).any()):
-        bad = int(torch.nonzero((safe < 0) | (safe >= c))[0, 0])
-        raise IndexError("bitexact.nll_loss: target %d at position %d out of range [0, %d)" % (int(t[bad]), bad, c))
-    picked = logp.gather(1, safe.unsqueeze(1)).squeeze(1)
-    w = valid.to(input.dtype)
-    if weight is not None:
-        w = w * weight[safe]
-    losses = -(picked * w)
-    if reduction == "none":
-        return losses.reshape(target.shape)
-    total = sum(losses, exact=exact)
-    if reduction == "sum":
-        return total
-    return total / sum(w, exact=exact)
+    losses_or_total = _NllLoss.apply(logp, t, weight, ignore_index, reduction, exact)
+    return losses_or_total.reshape(target.shape) if reduction == "none" else losses_or_total
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, *, exact=False):
