@@ -913,6 +913,41 @@ TEST(Pool, MaxLanesEveryIsaSplitSpecialValues) {
   check_max_pool_lanes<float>(pshape(1, 2, 300, 301, 3, 2, 1, true, true, layout::nchw), seed++);
 }
 
+/// max_pool2d_backward writes every NaN as the canonical quiet NaN, whichever contribution
+/// carries it: dy holds NaNs with the sign bit and a payload; 3 x 3 windows at stride 2 give
+/// input elements one, two and four contributions (NaN first, last or in between), both layouts,
+/// 1 and 3 threads; the result equals the reference bit for bit.
+TEST(Pool, MaxBackwardNanIsCanonical) {
+  const std::uint32_t odd_nan_bits = 0xffc01234u;  // negative quiet NaN with a payload
+  float odd_nan;
+  std::memcpy(&odd_nan, &odd_nan_bits, 4);
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    const pool2d_shape s = pshape(2, 3, 9, 11, 3, 2, 1, false, false, l);
+    const std::size_t nx = 2 * 3 * 9 * 11, ny = 2 * 3 * s.out_h() * s.out_w();
+    const auto x = data<float>(nx, 17);
+    auto dy = data<float>(ny, 18);
+    for (std::size_t o = 0; o < ny; o += 7) dy[o] = odd_nan;
+    std::vector<float> y(ny), dx_ref(nx);
+    std::vector<std::int64_t> idx(ny);
+    max_pool2d_forward(s, x.data(), y.data(), idx.data());
+    reference::max_pool2d_backward(s.batch, s.channels, s.in_h, s.in_w, s.out_h(), s.out_w(), l, dy.data(), idx.data(),
+                                   dx_ref.data());
+    std::size_t nans = 0;
+    for (float v : dx_ref) nans += v != v;
+    EXPECT_GT(nans, 10u);
+    for (int th : {1, 3}) {
+      std::vector<float> dx(nx, 7.0f);
+      max_pool2d_backward(s, dy.data(), idx.data(), dx.data(), execution{th, isa::automatic});
+      EXPECT_TRUE(same(dx, dx_ref)) << "threads " << th;
+      for (float v : dx) {
+        std::uint32_t u;
+        std::memcpy(&u, &v, 4);
+        EXPECT_TRUE(v == v || u == 0x7fc00000u);
+      }
+    }
+  }
+}
+
 TEST(Pool, BadInputRejectedWithOutputsUntouched) {
   const pool2d_shape good = pshape(1, 2, 6, 6, 3, 2, 1, false, true, layout::nchw);
   std::vector<float> x(72, 1.0f), y(200, 7.0f), dx(200, 7.0f);

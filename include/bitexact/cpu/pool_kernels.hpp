@@ -4,6 +4,9 @@
 // the thread count: forward windows in window order; backward as a scatter over the outputs in
 // increasing output index into a +0-initialised dx plane, which gives every dx element its
 // contributions in increasing output index - the reference's gather order. Never atomics.
+// Backward canonicalizes each add's result, not dx in a pass afterwards: an element without a
+// contribution stays +0 and every NaN sum becomes the canonical NaN either way, so the bits are
+// the same with one pass over dx fewer.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -228,12 +231,7 @@ void max_pool_backward_kernel(const pool_geometry& g, const T* dy, const std::in
       const std::size_t o0 = core::conv_offset(g.l, g.C, g.OH, g.OW, n, c, 0, 0), P = g.OH * g.OW;
       for (std::size_t o = o0; o < o0 + P; ++o) {
         T& d = dp[static_cast<std::size_t>(idx[o])];
-        d = d + dy[o];
-      }
-      const T cn = core::detail::gemm_canonical_nan(T(0));
-      for (std::size_t i = 0; i < HW; ++i) {
-        const T v = dp[i];
-        dp[i] = v != v ? cn : v;
+        d = pool_canon(d + dy[o]);
       }
       return;
     }
@@ -242,9 +240,8 @@ void max_pool_backward_kernel(const pool_geometry& g, const T* dy, const std::in
       for (std::size_t ow = 0; ow < g.OW; ++ow) {
         const std::size_t o = core::conv_offset(g.l, g.C, g.OH, g.OW, n, c, oh, ow);
         T& d = dp[static_cast<std::size_t>(idx[o]) * s];
-        d = d + dy[o];
+        d = pool_canon(d + dy[o]);
       }
-    for (std::size_t i = 0; i < HW; ++i) dp[i * s] = pool_canon(dp[i * s]);
   });
 }
 
