@@ -968,7 +968,7 @@ filter_block_sum filter_lane_sum(const float* a, const float* b, std::size_t m) 
     constexpr std::size_t NI = F::size, KI = K * N / NI;
     static_assert(KI * NI == K * N, "float lanes must tile the double steps");
     // One running maximum per float batch of a step: a chain through one register would wait on
-    // the max's latency (vrangeps: 2+ cycles on Zen 4) every batch.
+    // the max's latency every batch.
     F va[KI], vb[KI];
     for (std::size_t k = 0; k < KI; ++k) va[k] = vb[k] = F(0.0f);
     for (; i + K * N <= m; i += K * N) {
