@@ -240,6 +240,72 @@ Tensor softmax_like(const Tensor& self, int64_t dim, bool log) {
 Tensor softmax(const Tensor& self, int64_t dim) { return softmax_like(self, dim, false); }
 Tensor log_softmax(const Tensor& self, int64_t dim) { return softmax_like(self, dim, true); }
 
+// cross_entropy of (N, C) logits and int64 class indices, log_softmax over dim 1 then nll_loss,
+// in one call with the composed ops' bits (python/bitexact/torch/functional.py, _CrossEntropy).
+// reduction: 0 none, 1 sum, 2 mean. Returns the loss (N values, or one), the targets with ignored
+// rows at class 0, each row's weight, and the sum of the weights (mean; else empty).
+std::tuple<Tensor, Tensor, Tensor, Tensor> cross_entropy(const Tensor& input, const Tensor& target,
+                                                         const c10::optional<Tensor>& weight, int64_t ignore_index,
+                                                         int64_t reduction, bool exact) {
+  const char* op = "cross_entropy";
+  check_float(input, op, "input");
+  TORCH_CHECK(input.dim() == 2, "bitexact.cross_entropy: input must be (N, C), got ", input.dim(), " dims");
+  TORCH_CHECK(reduction >= 0 && reduction <= 2, "bitexact.cross_entropy: reduction code ", reduction);
+  TORCH_CHECK(target.device().is_cpu() && target.scalar_type() == at::kLong,
+              "bitexact.nll_loss: target must be int64 on the CPU, got ", target.scalar_type(), " on ", target.device());
+  const int64_t n = input.size(0), c = input.size(1);
+  TORCH_CHECK(target.dim() == 1 && target.size(0) == n, "bitexact.nll_loss: input ", input.sizes(), " and target ",
+              target.sizes(), " do not match");
+  Tensor wc;
+  if (weight && weight->defined()) {
+    check_float(*weight, op, "weight");
+    check_same_dtype(input, *weight, op, "input", "weight");
+    TORCH_CHECK(weight->dim() == 1 && weight->size(0) == c, "bitexact.cross_entropy: weight has shape ",
+                weight->sizes(), ", expected (", c, ")");
+    wc = weight->contiguous();
+  }
+  const Tensor t = target.contiguous();
+  Tensor safe = at::empty({n}, t.options());
+  Tensor valid = at::empty({n}, t.options().dtype(at::kByte));
+  const int64_t* tp = t.data_ptr<int64_t>();
+  int64_t* sp = safe.data_ptr<int64_t>();
+  std::uint8_t* vp = valid.data_ptr<std::uint8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    vp[i] = tp[i] != ignore_index;
+    sp[i] = vp[i] ? tp[i] : 0;
+    TORCH_CHECK_INDEX(sp[i] >= 0 && sp[i] < c, "bitexact.nll_loss: target ", tp[i], " at position ", i,
+                      " out of range [0, ", c, ")");
+  }
+  const Tensor x = input.contiguous();
+  Tensor w = at::empty({n}, input.options());
+  Tensor out = at::empty({reduction == 0 ? n : 2}, input.options());
+  BITEXACT_FLOATING(T, input.scalar_type(), [&] {
+    BX_RUN(T, cross_entropy, x.data_ptr<T>(), n, c, sp, vp, wc.defined() ? wc.data_ptr<T>() : nullptr,
+           static_cast<int>(reduction), exact ? 1 : 0, w.data_ptr<T>(), out.data_ptr<T>());
+  });
+  if (reduction == 0) return {out, safe, w, at::empty({0}, input.options())};
+  return {out.select(0, 0).clone(), safe, w, reduction == 2 ? out.select(0, 1).clone() : at::empty({0}, input.options())};
+}
+Tensor cross_entropy_backward(const Tensor& grad, const Tensor& input, const Tensor& safe, const Tensor& w,
+                              const Tensor& denom, int64_t reduction) {
+  const char* op = "cross_entropy_backward";
+  check_float(grad, op, "grad");
+  check_same_dtype(grad, input, op, "grad", "input");
+  TORCH_CHECK(input.dim() == 2 && safe.size(0) == input.size(0) && w.size(0) == input.size(0),
+              "bitexact.cross_entropy_backward: shapes do not match");
+  TORCH_CHECK(grad.numel() == (reduction == 0 ? input.size(0) : 1), "bitexact.cross_entropy_backward: grad has ",
+              grad.numel(), " values");
+  const int64_t n = input.size(0), c = input.size(1);
+  const Tensor x = input.contiguous(), g = grad.contiguous(), s = safe.contiguous(), wc = w.contiguous();
+  Tensor dx = at::empty({n, c}, input.options());
+  if (dx.numel() == 0) return dx;
+  BITEXACT_FLOATING(T, input.scalar_type(), [&] {
+    BX_RUN(T, cross_entropy_backward, x.data_ptr<T>(), n, c, s.data_ptr<int64_t>(), wc.data_ptr<T>(), g.data_ptr<T>(),
+           static_cast<int>(reduction), reduction == 2 ? denom.data_ptr<T>() : nullptr, dx.data_ptr<T>());
+  });
+  return dx;
+}
+
 // Normalisation over the trailing `normalized_numel` elements (torch's normalized_shape).
 Tensor norm_rows(const Tensor& self, int64_t normalized_numel, const c10::optional<Tensor>& w,
                  const c10::optional<Tensor>& b, double eps, bool layer) {
@@ -883,6 +949,10 @@ TORCH_LIBRARY(bitexact, m) {
   m.def("sum(Tensor self, int[] dim, bool keepdim, bool mean, bool exact) -> Tensor", &sum);
   m.def("softmax(Tensor self, int dim) -> Tensor", &softmax);
   m.def("log_softmax(Tensor self, int dim) -> Tensor", &log_softmax);
+  m.def("cross_entropy(Tensor input, Tensor target, Tensor? weight, int ignore_index, int reduction, bool exact) -> (Tensor, Tensor, Tensor, Tensor)",
+        &cross_entropy);
+  m.def("cross_entropy_backward(Tensor grad, Tensor input, Tensor safe, Tensor w, Tensor denom, int reduction) -> Tensor",
+        &cross_entropy_backward);
   m.def("layer_norm(Tensor self, int normalized_numel, Tensor? weight, Tensor? bias, float eps) -> Tensor", &layer_norm);
   m.def("rms_norm(Tensor self, int normalized_numel, Tensor? weight, float eps) -> Tensor", &rms_norm);
   m.def("index_add(Tensor self, int dim, Tensor index, Tensor source, bool exact) -> Tensor", &index_add);

@@ -94,6 +94,59 @@ struct k {
       else bitexact::softmax(x, rows, cols, cols, y, cols, ex(isa, th));
     });
   }
+  // The arithmetic of bitexact.torch's composed cross_entropy (functional.py: log_softmax over
+  // dim 1, then nll_loss), in the same operations and order, so the same bits:
+  //   logp = log_softmax(x); w_i = valid_i * weight[safe_i] (or valid_i); loss_i = -(logp[i, safe_i] * w_i);
+  //   sum: row_sum of the losses; mean: that / row_sum of the w_i (each a 1-row bitexact sum).
+  static const char* cross_entropy(int isa, int th, const T* x, i64 rows, i64 cols, const i64* safe,
+                                   const std::uint8_t* valid, const T* weight, int reduction, int exact, T* w, T* out) {
+    return guarded([&] {
+      std::vector<T> logp(static_cast<std::size_t>(rows * cols));
+      bitexact::log_softmax(x, rows, cols, cols, logp.data(), cols, ex(isa, th));
+      std::vector<T> losses(reduction == 0 ? 0 : static_cast<std::size_t>(rows));
+      T* loss = reduction == 0 ? out : losses.data();
+      for (i64 i = 0; i < rows; ++i) {
+        T wi = valid[i] ? T(1) : T(0);
+        if (weight != nullptr) wi = wi * weight[safe[i]];
+        w[i] = wi;
+        loss[i] = -(logp[static_cast<std::size_t>(i * cols + safe[i])] * wi);
+      }
+      if (reduction == 0) return;
+      // An empty batch sums to +0, as bitexact's row sum of no columns does.
+      out[0] = out[1] = T(0);
+      if (rows > 0) bitexact::row_sum(loss, 1, rows, rows, out, tier_of(exact), ex(isa, th));
+      if (reduction == 2) {
+        if (rows > 0) bitexact::row_sum(w, 1, rows, rows, out + 1, tier_of(exact), ex(isa, th));
+        out[0] = out[0] / out[1];
+      }
+    });
+  }
+  // The composed backward, same operations: g_i (mean: g / denom); gl = zeros with
+  // +0 + (-g_i) * w_i at [i, safe_i] (scatter_add); then log_softmax's backward
+  // gl - softmax(x) * row_sum(gl) (fixed_order, as _Softmax.backward sums).
+  static const char* cross_entropy_backward(int isa, int th, const T* x, i64 rows, i64 cols, const i64* safe,
+                                            const T* w, const T* g, int reduction, const T* denom, T* dx) {
+    return guarded([&] {
+      const std::size_t n = static_cast<std::size_t>(rows * cols);
+      std::vector<T> gl(n, T(0)), s(static_cast<std::size_t>(rows));
+      const T g_all = reduction == 2 ? g[0] / denom[0] : g[0];
+      for (i64 i = 0; i < rows; ++i) {
+        const T gi = reduction == 0 ? g[i] : g_all;
+        T& d = gl[static_cast<std::size_t>(i * cols + safe[i])];
+        d = d + (-gi) * w[i];
+      }
+      bitexact::row_sum(gl.data(), rows, cols, cols, s.data(), bitexact::tier::fixed_order, ex(isa, th));
+      bitexact::softmax(x, rows, cols, cols, dx, cols, ex(isa, th));
+      // torch's sub computes a + (-1) * b fused, which keeps b's NaN when both are NaN (x86 keeps
+      // the first NaN operand of a subtraction): pick it the same way.
+      for (i64 i = 0; i < rows; ++i)
+        for (i64 j = 0; j < cols; ++j) {
+          const std::size_t q = static_cast<std::size_t>(i * cols + j);
+          const T ps = dx[q] * s[static_cast<std::size_t>(i)];
+          dx[q] = ps != ps ? ps : gl[q] - ps;
+        }
+    });
+  }
   static const char* norm(int isa, int th, const T* x, i64 rows, i64 cols, const T* w, const T* b, double eps,
                           int layer, T* y) {
     return guarded([&] {
@@ -272,7 +325,7 @@ struct k {
   }
 
   static constexpr bitexact_torch::typed_v1<T> table() {
-    return {sum, softmax, norm, index_add_rows, scatter_reduce, embedding_bag, embedding_bag_backward, gemm_batched,
+    return {sum, softmax, cross_entropy, cross_entropy_backward, norm, index_add_rows, scatter_reduce, embedding_bag, embedding_bag_backward, gemm_batched,
             linear_forward, linear_backward, conv2d_forward, conv2d_backward, max_pool2d_forward, max_pool2d_backward,
             avg_pool2d_forward, avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_avg_pool2d_backward, dropout,
             random, trunc_normal, ref_sum_rows, ref_rowwise, ref_index_add_rows, ref_scatter_reduce_1d,

@@ -28,6 +28,15 @@ struct typed_v1 {
   // rows x cols row-major; columns: reduce the rows instead (out has cols values).
   BX_K(sum, const T* x, i64 rows, i64 cols, int columns, int mean, int exact, T* out);
   BX_K(softmax, const T* x, i64 rows, i64 cols, int log, T* y);
+  // cross_entropy of rows x cols logits and class indices (safe: ignored rows read class 0 with
+  // weight 0; w gets each row's weight). reduction 0 none (out: rows losses), 1 sum, 2 mean (out:
+  // the loss, then the sum of the weights).
+  BX_K(cross_entropy, const T* x, i64 rows, i64 cols, const i64* safe, const std::uint8_t* valid, const T* weight,
+       int reduction, int exact, T* w, T* out);
+  // its gradient with respect to x, g the loss's gradient (rows values for reduction 0, else 1;
+  // denom: the sum of the weights, for reduction 2)
+  BX_K(cross_entropy_backward, const T* x, i64 rows, i64 cols, const i64* safe, const T* w, const T* g, int reduction,
+       const T* denom, T* dx);
   BX_K(norm, const T* x, i64 rows, i64 cols, const T* w, const T* b, double eps, int layer, T* y);
   BX_K(index_add_rows, T* out, i64 n_out, i64 width, const i64* idx, const T* src, i64 n, int exact);
   BX_K(scatter_reduce, T* out, i64 n_out, const i64* target, const T* vals, i64 n, int op, int include_self, int exact);

@@ -62,6 +62,40 @@ def test_losses_match_torch_values():
         assert torch.allclose(bt.cross_entropy(x, t, **kw), torch.nn.functional.cross_entropy(x, t, **kw))
 
 
+def test_fused_cross_entropy_equals_composition():
+    """cross_entropy of (N, C) class indices runs one C++ op each way (_CrossEntropy); its loss and
+    gradient have the bits of the composed ops it replaces, nll_loss(log_softmax(x, 1)), also with
+    +-Inf and NaN logits, Inf weights, ignored rows (all of them, too) and an empty batch."""
+    for dtype, bits in ((torch.float32, torch.int32), (torch.float64, torch.int64)):
+        for case in range(24):
+            n, c = (0 if case == 23 else 1 + case % 6), 2 + case % 5
+            x = rnd(n, c, dtype=dtype, seed=case) * (10 ** (case % 4))
+            if n and case % 5 == 1:
+                x.view(-1)[case % x.numel()] = float("inf")
+            if n and case % 5 == 2:
+                x.view(-1)[case % x.numel()] = float("-inf")
+            if n and case % 5 == 3:
+                x.view(-1)[case % x.numel()] = float("nan")
+            t = torch.randint(0, c, (n,), generator=torch.Generator().manual_seed(case))
+            if n and case % 3 == 0:
+                t[0] = 1 if case % 6 == 0 else -100  # ignored (with ignore_index=1: every row when n == 1)
+            w = torch.rand(c, dtype=dtype, generator=torch.Generator().manual_seed(case)) + 0.5 if case % 2 else None
+            if w is not None and case % 7 == 1:
+                w[0] = float("inf")
+            ign = 1 if case % 6 == 0 else -100
+            for red in ("mean", "sum", "none"):
+                got = []
+                for fused in (True, False):
+                    a = x.clone().requires_grad_(True)
+                    y = (bt.cross_entropy(a, t, w, ign, red) if fused
+                         else bt.nll_loss(bt.log_softmax(a, 1), t, w, ign, red))
+                    assert (type(y.grad_fn).__name__ == "_CrossEntropyBackward") == fused  # the path claimed
+                    y.backward(rnd(*y.shape, dtype=dtype, seed=99))
+                    got.append((y.detach().reshape(-1).view(bits), a.grad.reshape(-1).view(bits)))
+                assert torch.equal(got[0][0], got[1][0]), (dtype, case, red, "loss")
+                assert torch.equal(got[0][1], got[1][1]), (dtype, case, red, "gradient")
+
+
 def test_gradcheck_embeddings():
     w = rnd(7, 3, dtype=D, grad=True)
     ids = torch.tensor([[1, 3, 1], [6, 0, 1]])

@@ -178,6 +178,25 @@ class _NllLoss(torch.autograd.Function):
         return gx, None, None, None, None, None
 
 
+class _CrossEntropy(torch.autograd.Function):
+    """cross_entropy of (N, C) logits and class indices in one C++ call each way
+    (torch.ops.bitexact.cross_entropy): the arithmetic of log_softmax followed by _NllLoss, in the
+    same operations and order, so the same bits as that composition (values and gradients)."""
+
+    @staticmethod
+    def forward(ctx, x, t, weight, ignore_index, reduction, exact):
+        code = {"none": 0, "sum": 1, "mean": 2}[reduction]
+        out, safe, w, denom = ops.cross_entropy(x, t, weight, ignore_index, code, exact)
+        ctx.code = code
+        ctx.save_for_backward(x, safe, w, denom)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, safe, w, denom = ctx.saved_tensors
+        return ops.cross_entropy_backward(g, x, safe, w, denom, ctx.code), None, None, None, None, None
+
+
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *, exact=False):
     """torch's nll_loss (input (N, C) or (N, C, d...)): gathers, then bitexact sums."""
     if reduction not in ("none", "sum", "mean"):
@@ -197,6 +216,10 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", *,
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, *, exact=False):
     """log_softmax over dim 1, then nll_loss (class indices) or -sum(p * logp) (probabilities)."""
+    if (input.dim() == 2 and not target.dtype.is_floating_point and not label_smoothing and target.dim() == 1
+            and target.dtype == torch.long and (weight is None or weight.dtype == input.dtype)
+            and reduction in ("none", "sum", "mean")):
+        return _CrossEntropy.apply(input, target, weight, ignore_index, reduction, exact)  # the common case, fused
     logp = log_softmax(input, 1 if input.dim() > 1 else 0)
     if target.dtype.is_floating_point:  # class probabilities
         if weight is not None or label_smoothing:
