@@ -207,9 +207,9 @@ class thread_pool {
   }
 
   /// Waits up to 50 us for done() before the caller blocks on a condition variable: waking a
-  /// blocked thread costs tens of microseconds on some machines (40-75 us per parallel region
-  /// measured on a 2-vCPU VM), more than many ops take, and back-to-back ops are common. Spinning
-  /// only changes when a thread notices its work, never which work it does.
+  /// blocked thread goes through the kernel (and, in a VM, through the hypervisor), which can
+  /// cost more than a small op, and back-to-back ops are common. Spinning only changes when a
+  /// thread notices its work, never which work it does.
   template <class Done>
   static void spin_briefly(Done done) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
