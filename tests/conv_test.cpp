@@ -1206,4 +1206,35 @@ TEST(ConvEdges, BackwardDataKernelColumnsPastTheInput) {
   }
 }
 
+template <class T>
+void check_forward_kernel_columns_left_of_the_run(layout l) {
+  conv2d_shape s = shape(1, 2, 8, 9, 3, 3, 2, 1, 0, 1, 1, l);
+  s.pad_h = 2, s.pad_w = 3;
+  ASSERT_GT(s.out_h() * s.out_w(), 0u);
+  const auto x = data<T>(xsize(s), 91), w = data<T>(wsize(s), 92);
+  std::vector<T> want(ysize(s));
+  reference::conv2d_forward<T, T, T>(s, x.data(), w.data(), nullptr, want.data(), false);
+  for (isa i : usable_isas())
+    for (int th : {1, 2, 3}) {
+      std::vector<T> y(ysize(s), T(7));
+      conv2d_forward<T>(s, x.data(), w.data(), nullptr, y.data(), tier::fixed_order, {th, i});
+      EXPECT_TRUE(same(y, want)) << isa_name(i) << " threads " << th;
+    }
+}
+
+TEST(ConvEdges, ForwardKernelColumnsLeftOfTheRun) {
+  // Found by fuzz_conv under UBSan (CI of stop 22; double, SSE2, 3 threads): pad_w 3 with a
+  // 2-wide kernel leaves, for kernel column 0, output columns 0..2 reading padding; an im2col
+  // run that ended before the first column reading the row still formed (and never used) an
+  // address left of the row. The values were right; the address was undefined. Every ISA, 1-3
+  // threads, both layouts and types (the column tile, hence where a run ends, differs by ISA
+  // and type), against the reference. Clang's UBSan flags the old code on this shape (GCC 12's,
+  // which CI's sanitizer stage uses, does not); fuzz_conv's corpus holds the input
+  // (crash-fwd-run-left-of-row), so the clang fuzzer replays it first thing in every CI run.
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    check_forward_kernel_columns_left_of_the_run<float>(l);
+    check_forward_kernel_columns_left_of_the_run<double>(l);
+  }
+}
+
 }  // namespace

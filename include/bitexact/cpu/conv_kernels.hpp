@@ -493,6 +493,10 @@ inline void conv_gather_tap_run(const conv2d_shape& s, const X* x, std::size_t n
     return;
   }
   const std::size_t a0 = std::min(std::max(cols.lo, ow0), ow0 + len), a1 = std::max(std::min(cols.hi, ow0 + len), a0);
+  if (a0 == a1) {  // no column of this run reads the row (and a0 may lie left of the row's start)
+    std::fill(d, d + len, A(0));
+    return;
+  }
   std::fill(d, d + (a0 - ow0), A(0));
   const X* src = x + core::conv_offset(s.data, C, H, Wd, n, c, ih, 0) + (a0 * s.stride_w + cols.off - s.pad_w) * xs;
   const std::size_t step = s.stride_w * xs;
