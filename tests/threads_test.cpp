@@ -305,4 +305,138 @@ TEST(PoolGrainHook, LowerGrainSplitsSmallInputs) {
   EXPECT_EQ(probe.widest(), 8);
 }
 
+TEST(PoolSpin, ReadsTheEnvironmentOnce) {
+  const char* e = std::getenv("BITEXACT_POOL_SPIN_US");
+  EXPECT_EQ(cpu::detail::pool_spin_microseconds(), e == nullptr ? 50u : std::strtoull(e, nullptr, 10));
+  // Regions back to back and after a pause longer than any spin: the same bits either way.
+  std::vector<float> x(std::size_t(1) << 20);
+  generate_uniform(kStream, 0, x.data(), x.size(), execution{1, isa::automatic});
+  const float one = sum(x.data(), x.size(), tier::fixed_order, execution{1, isa::automatic});
+  for (int k = 0; k < 20; ++k) {
+    if (k % 5 == 4) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    EXPECT_EQ(bits_of(sum(x.data(), x.size(), tier::fixed_order, execution{2 + k % 3, isa::automatic})), bits_of(one));
+  }
+}
+
+// ------------------------------------------------------------- foreign region runners
+
+/// Installs a runner for its lifetime and counts the regions and jobs it ran.
+struct runner_guard {
+  explicit runner_guard(cpu::region_runner fn) { cpu::set_region_runner(fn, this); }
+  ~runner_guard() { cpu::set_region_runner(nullptr); }
+  std::atomic<int> regions{0}, jobs{0}, asked{0};  // regions run, jobs run, jobs the regions asked for
+  static runner_guard& of(void* c) { return *static_cast<runner_guard*>(c); }
+};
+
+void reverse_serial_runner(void* c, int n, const std::function<void(int)>& job) {
+  ++runner_guard::of(c).regions, runner_guard::of(c).asked += n;
+  for (int t = n - 1; t >= 0; --t) job(t), ++runner_guard::of(c).jobs;
+}
+void thread_per_job_runner(void* c, int n, const std::function<void(int)>& job) {
+  ++runner_guard::of(c).regions, runner_guard::of(c).asked += n;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < n; ++t) ts.emplace_back([&, t] { job(t); ++runner_guard::of(c).jobs; });
+  for (auto& th : ts) th.join();
+}
+#if defined(_OPENMP)
+void openmp_runner(void* c, int n, const std::function<void(int)>& job) {
+  ++runner_guard::of(c).regions, runner_guard::of(c).asked += n;
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+  for (int t = 0; t < n; ++t) job(t), ++runner_guard::of(c).jobs;
+}
+#endif
+
+/// Results of a few op families at 8 threads (with the grain lowered so that all of them split).
+std::vector<std::uint32_t> ops_at_8_threads() {
+  bitexact_test::split_probe probe;
+  const execution ex{8, isa::automatic};
+  std::vector<float> x(std::size_t(1) << 18);
+  generate_normal(kStream, 0, x.data(), x.size(), ex);
+  std::vector<std::uint32_t> out;
+  auto keep = [&](const float* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) out.push_back(bits_of(p[i]));
+  };
+  const float s = sum(x.data(), x.size(), tier::fixed_order, ex);
+  const float e = sum(x.data(), x.size(), tier::exact, ex);
+  keep(&s, 1), keep(&e, 1), keep(x.data(), 64);
+  const std::size_t m = 37, n = 129, k = 700;  // several K chunks
+  std::vector<float> c(m * n);
+  gemm<float>(transpose::no, transpose::no, m, n, k, 1.0f, x.data(), k, x.data() + m * k, n, 0.0f, c.data(), n,
+              tier::fixed_order, ex);
+  keep(c.data(), c.size());
+  conv2d_shape cs;
+  cs.batch = 3, cs.in_channels = 5, cs.in_h = 13, cs.in_w = 11, cs.out_channels = 7, cs.kernel_h = 3, cs.kernel_w = 3;
+  cs.pad_h = cs.pad_w = 1;
+  std::vector<float> y(cs.batch * cs.out_channels * cs.out_h() * cs.out_w()), dw(7 * 5 * 9);
+  conv2d_forward<float>(cs, x.data(), x.data() + 4096, nullptr, y.data(), tier::fixed_order, ex);
+  conv2d_backward_weight<float>(cs, x.data(), y.data(), dw.data(), nullptr, tier::fixed_order, ex);
+  keep(y.data(), y.size()), keep(dw.data(), dw.size());
+  std::vector<std::int64_t> idx(x.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>((i * 2654435761u) % 1000);
+  std::vector<float> acc(1000, 0.5f);
+  index_add(acc.data(), acc.size(), idx.data(), x.data(), x.size(), tier::fixed_order, ex);
+  keep(acc.data(), acc.size());
+  EXPECT_TRUE(probe.widest() == 8 || cpu::current_region_runner() != nullptr);
+  return out;
+}
+
+TEST(PoolRegionRunner, ForeignRunnersGiveThePoolsBits) {
+  const auto want = ops_at_8_threads();
+  std::vector<std::pair<const char*, cpu::region_runner>> runners = {{"reverse serial", reverse_serial_runner},
+                                                                      {"a thread per job", thread_per_job_runner}};
+#if defined(_OPENMP)
+  runners.push_back({"OpenMP", openmp_runner});
+#endif
+  for (const auto& r : runners) {
+    runner_guard g(r.second);
+    bitexact_test::split_probe probe;
+    const auto got = ops_at_8_threads();
+    EXPECT_TRUE(got == want) << r.first;
+    EXPECT_GE(g.regions.load(), 6) << r.first << ": the ops' regions did not go through the runner";
+    EXPECT_EQ(g.jobs.load(), g.asked.load()) << r.first;
+    EXPECT_EQ(probe.widest(), 1) << r.first << ": the library's own pool ran a region";
+  }
+  EXPECT_EQ(cpu::current_region_runner(), nullptr);
+  EXPECT_TRUE(ops_at_8_threads() == want) << "the pool again, after the runners";
+}
+
+#if defined(__SSE2__)
+void ftz_thread_runner(void* c, int n, const std::function<void(int)>& job) {
+  ++runner_guard::of(c).regions, runner_guard::of(c).asked += n;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < n; ++t)
+    ts.emplace_back([&, t] {
+      _mm_setcsr(_mm_getcsr() | 0x8040u);  // a framework thread in FTZ/DAZ mode
+      job(t);
+      if ((_mm_getcsr() & 0x8040u) == 0x8040u) ++runner_guard::of(c).jobs;  // its mode restored
+    });
+  for (auto& th : ts) th.join();
+}
+
+TEST(PoolRegionRunner, JobsRunInIeeeModeAndGiveBackTheThreadsMode) {
+  const auto x = subnormals();
+  const float one = sum(x.data(), x.size(), tier::fixed_order, execution{1, isa::automatic});
+  ASSERT_NE(one, 0.0f);
+  runner_guard g(ftz_thread_runner);
+  const float many = sum(x.data(), x.size(), tier::fixed_order, execution{4, isa::automatic});
+  EXPECT_EQ(bits_of(many), bits_of(one));
+  ASSERT_EQ(g.regions.load(), 1);
+  EXPECT_EQ(g.jobs.load(), 4) << "a job left its thread in a different FP mode";
+}
+#endif
+
+TEST(PoolRegionRunner, AJobsExceptionReachesTheCallerAndNestedRegionsRunSerially) {
+  runner_guard g(thread_per_job_runner);
+  std::atomic<int> inner{0};
+  auto& pool = cpu::detail::thread_pool::instance();
+  EXPECT_THROW(pool.run(4,
+                        [&](int id) {
+                          pool.run(3, [&](int) { ++inner; });  // inside a job: serial, not the runner
+                          if (id == 2) throw std::runtime_error("job 2");
+                        }),
+               std::runtime_error);
+  EXPECT_EQ(g.regions.load(), 1);
+  EXPECT_EQ(inner.load(), 12);
+}
+
 }  // namespace

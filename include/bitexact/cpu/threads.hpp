@@ -6,6 +6,7 @@
 #pragma once
 #include <algorithm>
 #include <atomic>
+#include <cfenv>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -33,6 +34,35 @@ struct canonical_chunks {
   std::uint64_t end(std::uint64_t c) const { return std::min(n, (c + 1) * chunk); }
 };
 
+/// A parallel-region runner for threads the library does not own (a framework's pool, so that
+/// its threads and ours do not fight over the cores). runner(context, n, job) must call job(t)
+/// exactly once for every t in [0, n) - on any threads, in any order, concurrently or one after
+/// another - and return when all calls have returned. The library wraps each job: it runs in the
+/// IEEE default FP mode (the thread's own mode is restored after), a job's exception is caught
+/// and rethrown to the op's caller, and a region started from inside a job runs serially. Job t
+/// always computes the same canonical chunks, so the runner changes no result bit.
+using region_runner = void (*)(void* context, int n, const std::function<void(int)>& job);
+
+namespace detail {
+struct runner_slot {
+  std::atomic<region_runner> fn{nullptr};
+  std::atomic<void*> context{nullptr};
+};
+inline runner_slot& runner() {
+  static runner_slot r;
+  return r;
+}
+}  // namespace detail
+
+/// Installs `fn` (with `context`) for every later parallel region of this process; nullptr
+/// restores the library's own worker pool. Call it while no op is running.
+inline void set_region_runner(region_runner fn, void* context = nullptr) {
+  detail::runner().context.store(context, std::memory_order_relaxed);
+  detail::runner().fn.store(fn, std::memory_order_release);
+}
+/// The runner installed by set_region_runner (nullptr: the library's own pool).
+inline region_runner current_region_runner() { return detail::runner().fn.load(std::memory_order_acquire); }
+
 namespace detail {
 
 /// Test hook: the least work (values, sources, rows x cols...) a family gives one thread before
@@ -59,6 +89,17 @@ inline int threads_for_work(int threads, std::uint64_t work, std::uint64_t famil
   const std::uint64_t g = min_work_per_thread(family_default);
   const std::uint64_t useful = (work + g - 1) / g;
   return static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max(threads, 1)), useful)));
+}
+
+/// How long (microseconds) an idle worker, and a caller waiting for its workers, spins before it
+/// blocks: BITEXACT_POOL_SPIN_US (read once; 0 blocks at once), default 50. Longer keeps the
+/// workers hot across the gaps between a framework's ops; shorter gives the cores back sooner.
+inline std::uint64_t pool_spin_microseconds() {
+  static const std::uint64_t v = [] {
+    const char* s = std::getenv("BITEXACT_POOL_SPIN_US");
+    return s == nullptr ? std::uint64_t{50} : std::strtoull(s, nullptr, 10);
+  }();
+  return v;
 }
 
 /// Test probe: bit k (k < 63; 63 for more) is set once a parallel region has run k jobs on k
@@ -90,6 +131,10 @@ class thread_pool {
   void run(int nthreads, const std::function<void(int)>& job) {
     if (nthreads <= 1 || in_job()) {
       for (int t = 0; t < std::max(nthreads, 1); ++t) job(t);
+      return;
+    }
+    if (const region_runner fn = runner().fn.load(std::memory_order_acquire)) {
+      run_foreign(fn, runner().context.load(std::memory_order_relaxed), nthreads, job);
       return;
     }
     state& st = current();
@@ -174,6 +219,29 @@ class thread_pool {
     static thread_local bool v = false;
     return v;
   }
+  /// One region on an installed runner: each job in the IEEE mode with the thread's own mode
+  /// restored after, exceptions collected and the first rethrown here.
+  static void run_foreign(region_runner fn, void* context, int nthreads, const std::function<void(int)>& job) {
+    std::mutex error_mutex;
+    std::exception_ptr error;
+    const std::function<void(int)> wrapped = [&](int id) {
+      const bool outer = in_job();
+      in_job() = true;
+      std::fenv_t saved;
+      std::fegetenv(&saved);
+      ::bitexact::detail::set_ieee_environment();
+      try {
+        job(id);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+      std::fesetenv(&saved);
+      in_job() = outer;
+    };
+    fn(context, nthreads, wrapped);
+    if (error) std::rethrow_exception(error);
+  }
   static void run_one(state& st, const std::function<void(int)>& job, int id) {
     in_job() = true;
     try {
@@ -206,13 +274,15 @@ class thread_pool {
     }
   }
 
-  /// Waits up to 50 us for done() before the caller blocks on a condition variable: waking a
-  /// blocked thread goes through the kernel (and, in a VM, through the hypervisor), which can
-  /// cost more than a small op, and back-to-back ops are common. Spinning only changes when a
-  /// thread notices its work, never which work it does.
+  /// Waits up to pool_spin_microseconds() for done() before the caller blocks on a condition
+  /// variable: waking a blocked thread goes through the kernel (and, in a VM, through the
+  /// hypervisor: tens of microseconds), which can cost more than a small op, and a training step
+  /// runs its ops back to back with a little Python between them. OpenMP runtimes do the same
+  /// (libgomp spins for a few hundred thousand iterations). Spinning only changes when a thread
+  /// notices its work, never which work it does.
   template <class Done>
   static void spin_briefly(Done done) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(pool_spin_microseconds());
     for (unsigned i = 1; !done(); ++i) {
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
