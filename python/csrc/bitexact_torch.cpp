@@ -57,10 +57,22 @@ struct state {
   std::deque<choice> made;  // every choice made (a few at most), never freed: calls may hold one
   std::atomic<const choice*> now{nullptr};
   std::string load_error;  // why the choice at load failed (a bad BITEXACT_ISA), else ""
+  std::atomic<bool> torch_threads{true};  // parallel regions on torch's threads (else bitexact's pool)
 };
 state& st() {
   static state s;
   return s;
+}
+
+// bitexact's parallel regions on torch's intra-op threads: job t of a region is one index of
+// at::parallel_for(0, n, 1) (with torch's threads, n <= at::get_num_threads(), each thread gets
+// one). Otherwise bitexact's workers and torch's (OpenMP threads spin after each region)
+// would contend for the same cores between the ops of a step. Job t computes the same canonical
+// chunks whichever thread runs it: this changes no result bit.
+void torch_region_runner(void*, int n, const std::function<void(int)>& job) {
+  at::parallel_for(0, n, 1, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t t = b; t < e; ++t) job(static_cast<int>(t));
+  });
 }
 
 // Picks the ISA and loads its module; throws std::invalid_argument / std::runtime_error.
@@ -69,6 +81,7 @@ void choose(bitexact::isa requested) {
   const bitexact::isa i = s.d.resolve(requested);
   using entry_fn = const bitexact_torch::kernels_v1* (*)();
   const auto* k = reinterpret_cast<entry_fn>(s.d.entry_for(i))();
+  k->set_region_runner(s.torch_threads.load() ? torch_region_runner : nullptr, nullptr);
   std::lock_guard<std::mutex> lock(s.m);
   for (const choice& c : s.made)
     if (c.isa == i && c.k == k) return s.now.store(&c);
@@ -157,6 +170,16 @@ int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
 void set_isa(std::string name) { choose(bitexact::parse_isa(name)); }
 std::string isa_name() { return bitexact::isa_name(current().isa); }
 std::string isa_variant() { return current().k->variant; }
+// Whose threads run the parallel regions: "torch" (at::parallel_for, the default) or "pool"
+// (bitexact's own workers). Never changes a bit; for tests and measurements.
+std::string threads_backend() { return current().k->region_runner_now() == torch_region_runner ? "torch" : "pool"; }
+void set_threads_backend(const std::string& b) {
+  TORCH_CHECK(b == "torch" || b == "pool", "bitexact::set_threads_backend: '", b, "' is not 'torch' or 'pool'");
+  state& s = st();
+  std::lock_guard<std::mutex> lock(s.m);
+  s.torch_threads.store(b == "torch");
+  for (const choice& c : s.made) c.k->set_region_runner(b == "torch" ? torch_region_runner : nullptr, nullptr);
+}
 std::vector<std::string> available_isas() {
   std::vector<std::string> out;
   for (bitexact::isa i : st().d.available()) out.emplace_back(bitexact::isa_name(i));
@@ -944,6 +967,8 @@ TORCH_LIBRARY(bitexact, m) {
   m.def("set_isa(str isa) -> ()", &set_isa);
   m.def("isa() -> str", &isa_name);
   m.def("isa_variant() -> str", &isa_variant);
+  m.def("threads_backend() -> str", &threads_backend);
+  m.def("set_threads_backend(str backend) -> ()", &set_threads_backend);
   m.def("available_isas() -> str[]", &available_isas);
   m.def("tag_of(str name) -> int", &tag_of);
   m.def("sum(Tensor self, int[] dim, bool keepdim, bool mean, bool exact) -> Tensor", &sum);

@@ -341,8 +341,12 @@ const char* permutation(int isa, int th, i64 n, i64 seed, i64 epoch, i64 first, 
   });
 }
 
-const bitexact_torch::kernels_v1 table = {BITEXACT_PORTABLE_VARIANT, error_kind, k<float>::table(),
-                                          k<double>::table(), permutation};
+void set_region_runner(bitexact::cpu::region_runner fn, void* context) { bitexact::cpu::set_region_runner(fn, context); }
+bitexact::cpu::region_runner region_runner_now() { return bitexact::cpu::current_region_runner(); }
+
+const bitexact_torch::kernels_v1 table = {BITEXACT_PORTABLE_VARIANT, error_kind,        k<float>::table(),
+                                          k<double>::table(),        permutation,       set_region_runner,
+                                          region_runner_now};
 
 }  // namespace
 

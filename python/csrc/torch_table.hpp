@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include <bitexact/conv.hpp>
+#include <bitexact/cpu/threads.hpp>
 #include <bitexact/pool.hpp>
 
 namespace bitexact_torch {
@@ -82,6 +83,10 @@ struct kernels_v1 {
   typed_v1<float> f;
   typed_v1<double> d;
   BX_K(permutation, i64 n, i64 seed, i64 epoch, i64 first, i64* out, i64 count);
+  // The module's parallel regions run on `fn` (bitexact::cpu::set_region_runner): the front
+  // hands it torch's intra-op threads. region_runner_now: the one installed (nullptr: the pool).
+  void (*set_region_runner)(bitexact::cpu::region_runner fn, void* context);
+  bitexact::cpu::region_runner (*region_runner_now)();
 };
 #undef BX_K
 

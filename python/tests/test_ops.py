@@ -264,6 +264,38 @@ def test_invariant_across_threads_and_isas():
     assert len(ISAS) >= 2
 
 
+def _products_outputs():
+    """linear, conv2d and bmm forward and backward, large enough to split among threads."""
+    x, w, b = rnd(96, 300, grad=True), rnd(200, 300, seed=1, grad=True), rnd(200, seed=2, grad=True)
+    img, k = rnd(8, 6, 20, 20, seed=3, grad=True), rnd(10, 6, 3, 3, seed=4, grad=True)
+    p, q = rnd(12, 40, 64, seed=5, grad=True), rnd(12, 64, 30, seed=6, grad=True)
+    outs = []
+    for y, ins in ((bt.linear(x, w, b), (x, w, b)), (bt.conv2d(img, k, None, 1, 1), (img, k)), (bt.bmm(p, q), (p, q))):
+        outs += [y] + list(torch.autograd.grad(bt.sum(y * rnd(*y.shape, seed=14)), ins))
+    return outs
+
+
+def test_threads_backends_give_the_same_bits():
+    """Parallel regions run on torch's threads by default (at::parallel_for); bitexact's own pool
+    is the other backend. Both give the 1-thread bits at 2 and 3 threads."""
+    assert bt.threads_backend() == "torch"
+    torch.set_num_threads(1)
+    base = _all_ops_outputs() + _products_outputs()
+    try:
+        for backend in ("pool", "torch"):
+            bt.set_threads_backend(backend)
+            assert bt.threads_backend() == backend
+            for th in (2, 3):
+                torch.set_num_threads(th)
+                got = _all_ops_outputs() + _products_outputs()
+                for i, (a, b) in enumerate(zip(base, got)):
+                    assert same_bits(a, b), "output %d differs on %s threads at %d" % (i, backend, th)
+    finally:
+        bt.set_threads_backend("torch")
+    with pytest.raises(RuntimeError, match="set_threads_backend"):
+        bt.set_threads_backend("openmp")
+
+
 def test_bitexact_isa_environment_variable(tmp_path):
     """BITEXACT_ISA=scalar in a fresh process gives the same bits as the default ISA here."""
     import subprocess

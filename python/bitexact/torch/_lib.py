@@ -46,6 +46,18 @@ def isa_variant():
     return ops.isa_variant()
 
 
+def threads_backend():
+    """Whose threads run bitexact's parallel regions: 'torch' (torch's intra-op threads through
+    at::parallel_for, the default: one set of threads for torch's ops and ours) or 'pool'
+    (bitexact's own workers). Never changes a bit."""
+    return ops.threads_backend()
+
+
+def set_threads_backend(name):
+    """'torch' or 'pool' (see threads_backend); never changes bits."""
+    ops.set_threads_backend(name)
+
+
 def available_isas():
     """The ISAs this CPU has and this build has a kernel module for, narrowest first."""
     return list(ops.available_isas())
