@@ -913,6 +913,24 @@ TEST(Pool, MaxLanesEveryIsaSplitSpecialValues) {
   check_max_pool_lanes<float>(pshape(1, 2, 300, 301, 3, 2, 1, true, true, layout::nchw), seed++);
 }
 
+/// 2 x 2 windows at stride 2, no padding (cpu max_pool_forward_2x2 for NCHW with every window
+/// inside): special values (NaN payloads, +-0 ties, +-inf), even and odd sizes (odd: floor mode
+/// drops the last row and column; ceil mode clips windows and takes the lane path), planes
+/// split among threads, every ISA, against the reference.
+TEST(Pool, Max2x2Stride2SpecialValues) {
+  bitexact_test::split_check probe("max_pool2d 2x2");
+  std::uint64_t seed = 1300;
+  for (layout l : {layout::nchw, layout::nhwc})
+    for (bool ceil_mode : {false, true})
+      for (std::size_t hw : {8, 9, 2, 31}) {
+        pool2d_shape s = pshape(33, 16, hw, hw + 1, 2, 2, 0, ceil_mode, true, l);
+        s.kernel_w = 2;
+        check_max_pool_lanes<float>(s, seed++);
+        s.batch = 5;
+        check_max_pool_lanes<double>(s, seed++);
+      }
+}
+
 /// max_pool2d_backward writes every NaN as the canonical quiet NaN, whichever contribution
 /// carries it: dy holds NaNs with the sign bit and a payload; 3 x 3 windows at stride 2 give
 /// input elements one, two and four contributions (NaN first, last or in between), both layouts,

@@ -213,10 +213,51 @@ void max_pool_forward_lanes(const pool_geometry& g, const T* x, T* y, std::int64
   });
 }
 
-/// max_pool2d forward: across output lanes for small planes (max_pool_forward_lanes), else
-/// window by window along output rows. Both give the bits of pool.hpp's order.
+/// The commonest pooling of CNNs: 2 x 2 windows at stride 2 without padding, NCHW, every window
+/// inside the input (floor mode, or even sizes). One output = the four taps of the lane rule
+/// above in window order, (0,0) (0,1) (1,0) (1,1), with the first tap as the start (it is always
+/// in the input), written branch-free so the compiler can vectorize along the row.
+inline bool max_pool_is_2x2_stride_2(const pool_geometry& g) {
+  return !g.adaptive && g.l == layout::nchw && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 &&
+         g.pw == 0 && 2 * g.OH <= g.H && 2 * g.OW <= g.W;
+}
+
+template <class T>
+void max_pool_forward_2x2(const pool_geometry& g, const T* x, T* y, std::int64_t* idx, int threads) {
+  const std::size_t P = g.OH * g.OW, HW = g.H * g.W, W = g.W, OW = g.OW;
+  const std::uint64_t per = std::max<std::uint64_t>(1, min_work_per_thread(4096) / (P ? P : 1));  // planes
+  parallel_chunks(threads, canonical_chunks{static_cast<std::uint64_t>(g.N) * g.C, per},
+                  [&](std::uint64_t q0, std::uint64_t q1) {
+    for (std::uint64_t q = q0; q < q1; ++q)
+      for (std::size_t oh = 0; oh < g.OH; ++oh) {
+        const T* r0 = x + static_cast<std::size_t>(q) * HW + 2 * oh * W;
+        const T* r1 = r0 + W;
+        T* yo = y + static_cast<std::size_t>(q) * P + oh * OW;
+        std::int64_t* io = idx ? idx + static_cast<std::size_t>(q) * P + oh * OW : nullptr;
+        const std::int64_t base = static_cast<std::int64_t>(2 * oh * W);
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+          T best = r0[2 * ow];
+          std::int64_t t = 0;
+          const T v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+          bool take = best == best && !(v1 <= best);
+          best = take ? v1 : best, t = take ? 1 : t;
+          take = best == best && !(v2 <= best);
+          best = take ? v2 : best, t = take ? static_cast<std::int64_t>(W) : t;
+          take = best == best && !(v3 <= best);
+          best = take ? v3 : best, t = take ? static_cast<std::int64_t>(W) + 1 : t;
+          yo[ow] = pool_canon(best);
+          if (io) io[ow] = base + static_cast<std::int64_t>(2 * ow) + t;
+        }
+      }
+  });
+}
+
+/// max_pool2d forward: 2 x 2 windows at stride 2 (max_pool_forward_2x2); across output lanes for
+/// other small planes (max_pool_forward_lanes), else window by window along output rows. All
+/// give the bits of pool.hpp's order.
 template <class T>
 void max_pool_forward_kernel(const pool_geometry& g, const T* x, T* y, std::int64_t* idx, int threads, isa simd) {
+  if (g.N * g.C * g.OH * g.OW != 0 && max_pool_is_2x2_stride_2(g)) return max_pool_forward_2x2(g, x, y, idx, threads);
   if (!max_pool_use_lanes(g) || g.N * g.C * g.OH * g.OW == 0) return max_pool_forward_rows(g, x, y, idx, threads);
   with_arch(simd, [&](auto arch) { max_pool_forward_lanes<decltype(arch), T>(g, x, y, idx, threads); });
 }
