@@ -6,7 +6,9 @@ Models: the digits CNN of examples/torch_digits.py (batch 32 of 1x8x8 images) an
 transformer block (batch 8 x 64 tokens x 128 wide: q/k/v/out linears, attention with bmm and
 softmax, layer_norm, a 512-wide MLP with ReLU). One step = forward, loss, backward, SGD update.
 Prints the median step time of each and the ratio bitexact / stock; names the BLAS that
-libblas.so.3 resolves to (stock torch's matrix products on Debian go through it)."""
+libblas.so.3 resolves to (stock torch's matrix products on Debian go through it). At 2 threads
+it also times bitexact with its regions on its own worker pool (set_threads_backend('pool'))
+instead of torch's threads, the default ("pool ms" column)."""
 import argparse
 import os
 import statistics
@@ -56,8 +58,9 @@ def block_case():
     return model, lambda m: (m(x) ** 2).mean(), False
 
 
-def time_steps(case, use_patch, threads, steps):
+def time_steps(case, use_patch, threads, steps, backend="torch"):
     torch.set_num_threads(threads)
+    bt.set_threads_backend(backend)
     model, loss_of, dropout = case()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     times, cpu = [], []
@@ -76,6 +79,7 @@ def time_steps(case, use_patch, threads, steps):
     finally:
         if p is not None:
             p.close()
+        bt.set_threads_backend("torch")
     return statistics.median(times), statistics.median(cpu)
 
 
@@ -87,14 +91,19 @@ def main():
                                                    torch_digits.cpu_model()))
     print("load average %.1f on %d CPUs (wall times are only meaningful on a quiet machine; the CPU time"
           " of a 1-thread step is robust to load)" % (os.getloadavg()[0], os.cpu_count()))
-    print("%-22s %7s %10s %12s %7s %10s %12s %7s" % ("training step", "threads", "stock ms", "bitexact ms", "ratio",
-                                                     "stock cpu", "bitexact cpu", "ratio"))
+    print("%-22s %7s %10s %12s %7s %10s %12s %7s %9s %7s" % ("training step", "threads", "stock ms", "bitexact ms",
+                                                             "ratio", "stock cpu", "bitexact cpu", "ratio", "pool ms",
+                                                             "ratio"))
     for name, case in (("digits CNN (b=32)", cnn_case), ("transformer block", block_case)):
         for th in (1, 2):
             s, sc = time_steps(case, False, th, a.steps)
             b, bc = time_steps(case, True, th, a.steps)
-            print("%-22s %7d %10.3f %12.3f %7.2f %10.3f %12.3f %7.2f" % (name, th, s * 1e3, b * 1e3, b / s, sc * 1e3,
-                                                                        bc * 1e3, bc / sc))
+            pool = "%9s %7s" % ("-", "-")
+            if th > 1:
+                q, _ = time_steps(case, True, th, a.steps, backend="pool")
+                pool = "%9.3f %7.2f" % (q * 1e3, q / s)
+            print("%-22s %7d %10.3f %12.3f %7.2f %10.3f %12.3f %7.2f %s" % (name, th, s * 1e3, b * 1e3, b / s, sc * 1e3,
+                                                                           bc * 1e3, bc / sc, pool))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,13 @@ BITEXACT_HD inline pool_window adaptive_window_of(std::size_t o, std::size_t out
   return w;
 }
 
+/// max_pool2d's step: whether tap value v replaces the running best - v is greater, or v is the
+/// first NaN (a NaN best takes nothing after it); ties (-0 and +0 included) keep the earlier tap.
+template <class T>
+BITEXACT_HD inline bool pool_max_takes(T best, T v) {
+  return best == best && !(v <= best);
+}
+
 /// max_pool2d's order over a window (taps wh x ww of a plane W wide, at(ih * W + iw) reads
 /// one): the first NaN in window order (kernel row, then column), else the first maximum (-0
 /// and +0 tie: the first wins). best = that value (not yet made canonical), index = its
@@ -62,7 +69,7 @@ BITEXACT_HD void pool_window_max(const pool_window& wh, const pool_window& ww, s
   for (std::size_t ih = wh.begin; ih < wh.end; ++ih)
     for (std::size_t iw = ww.begin; iw < ww.end; ++iw) {
       const T v = at(ih * W + iw);
-      if (!have || (best == best && (v != v || v > best))) {
+      if (!have || pool_max_takes(best, v)) {
         best = v;
         index = ih * W + iw;
         have = true;

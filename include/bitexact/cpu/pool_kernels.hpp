@@ -198,7 +198,7 @@ void max_pool_forward_lanes(const pool_geometry& g, const T* x, T* y, std::int64
         for (std::size_t t = 0; t < KK; ++t) {
           gather(t);
           for (std::size_t j = 0; j < L; ++j) {
-            const bool take = best[j] == best[j] && !(vals[j] <= best[j]);
+            const bool take = core::pool_max_takes(best[j], vals[j]);
             best[j] = take ? vals[j] : best[j];
             bts[j] = take ? static_cast<T>(t) : bts[j];
           }
@@ -214,9 +214,9 @@ void max_pool_forward_lanes(const pool_geometry& g, const T* x, T* y, std::int64
 }
 
 /// The commonest pooling of CNNs: 2 x 2 windows at stride 2 without padding, NCHW, every window
-/// inside the input (floor mode, or even sizes). One output = the four taps of the lane rule
-/// above in window order, (0,0) (0,1) (1,0) (1,1), with the first tap as the start (it is always
-/// in the input), written branch-free so the compiler can vectorize along the row.
+/// inside the input (floor mode, or even sizes). One output = the four taps in window order,
+/// (0,0) (0,1) (1,0) (1,1), the first as the start (it is always in the input), each next one
+/// through core::pool_max_takes: core::pool_window_max's chain, unrolled.
 inline bool max_pool_is_2x2_stride_2(const pool_geometry& g) {
   return !g.adaptive && g.l == layout::nchw && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 &&
          g.pw == 0 && 2 * g.OH <= g.H && 2 * g.OW <= g.W;
@@ -239,11 +239,11 @@ void max_pool_forward_2x2(const pool_geometry& g, const T* x, T* y, std::int64_t
           T best = r0[2 * ow];
           std::int64_t t = 0;
           const T v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
-          bool take = best == best && !(v1 <= best);
+          bool take = core::pool_max_takes(best, v1);
           best = take ? v1 : best, t = take ? 1 : t;
-          take = best == best && !(v2 <= best);
+          take = core::pool_max_takes(best, v2);
           best = take ? v2 : best, t = take ? static_cast<std::int64_t>(W) : t;
-          take = best == best && !(v3 <= best);
+          take = core::pool_max_takes(best, v3);
           best = take ? v3 : best, t = take ? static_cast<std::int64_t>(W) + 1 : t;
           yo[ow] = pool_canon(best);
           if (io) io[ow] = base + static_cast<std::int64_t>(2 * ow) + t;

@@ -276,10 +276,9 @@ class thread_pool {
 
   /// Waits up to pool_spin_microseconds() for done() before the caller blocks on a condition
   /// variable: waking a blocked thread goes through the kernel (and, in a VM, through the
-  /// hypervisor: tens of microseconds), which can cost more than a small op, and a training step
-  /// runs its ops back to back with a little Python between them. OpenMP runtimes do the same
-  /// (libgomp spins for a few hundred thousand iterations). Spinning only changes when a thread
-  /// notices its work, never which work it does.
+  /// hypervisor), which can cost more than a small op, and a framework runs its ops back to back
+  /// with a little interpreter time between them. Spinning only changes when a thread notices its
+  /// work, never which work it does.
   template <class Done>
   static void spin_briefly(Done done) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(pool_spin_microseconds());
