@@ -234,9 +234,11 @@ TEST(IndexAdd, FewCollisionsExactDouble) { few_collisions_case<double>(tier::exa
 // a run ending exactly on a chunk boundary) and unsorted ones (uniform, zipf, reverse sorted,
 // sorted but for one descent at a chunk boundary or at the last position) - with special
 // values, at threads {1, 2, 3, 4, 7, 8} that really split the work and on every ISA.
-enum class many_dist { all_to_one, sorted, long_runs, boundary_runs, uniform, zipf, reverse_sorted, descent_at_boundary, descent_at_end };
+// short_runs: runs of 1 to 40 positions (the AVX-512 sorted path folds a vector's runs in
+// rounds, one per position of its longest run piece, and carries a run into the next vector).
+enum class many_dist { all_to_one, sorted, long_runs, boundary_runs, short_runs, uniform, zipf, reverse_sorted, descent_at_boundary, descent_at_end };
 const char* many_dist_name(many_dist d) {
-  const char* names[] = {"all_to_one", "sorted", "long_runs", "boundary_runs", "uniform", "zipf", "reverse_sorted", "descent_at_boundary", "descent_at_end"};
+  const char* names[] = {"all_to_one", "sorted", "long_runs", "boundary_runs", "short_runs", "uniform", "zipf", "reverse_sorted", "descent_at_boundary", "descent_at_end"};
   return names[static_cast<int>(d)];
 }
 std::vector<std::int64_t> many_target_indices(many_dist d, std::size_t n, std::size_t n_out, std::mt19937_64& g) {
@@ -248,12 +250,15 @@ std::vector<std::int64_t> many_target_indices(many_dist d, std::size_t n, std::s
     case many_dist::zipf: return make_indices(dist::zipf, n, n_out, g);
     case many_dist::reverse_sorted: return make_indices(dist::reverse_sorted, n, n_out, g);
     case many_dist::long_runs:
+    case many_dist::short_runs:
     case many_dist::boundary_runs: {
-      // Runs of 1 to 9000 (long_runs) or of exactly 4096 and 2048 (boundary_runs) positions,
-      // increasing targets with gaps.
+      // Runs of 1 to 9000 (long_runs), 1 to 40 (short_runs) or of exactly 4096 and 2048
+      // (boundary_runs) positions, increasing targets with gaps.
       std::int64_t t = 5;
       while (idx.size() < n) {
-        const std::size_t len = d == many_dist::long_runs ? 1 + g() % 9000 : (idx.size() % 3 == 0 ? 4096 : 2048);
+        const std::size_t len = d == many_dist::long_runs    ? 1 + g() % 9000
+                                : d == many_dist::short_runs ? 1 + g() % 40
+                                                             : (idx.size() % 3 == 0 ? 4096 : 2048);
         for (std::size_t k = 0; k < len && idx.size() < n; ++k) idx.push_back(t);
         t += 1 + static_cast<std::int64_t>(g() % 3);
       }
@@ -293,6 +298,32 @@ void many_targets_case(tier t) {
                                      << " isa=" << bitexact::isa_name(e.simd);
       }
     }
+}
+
+// 32-bit indices (signed and unsigned) on the sorted distributions: the AVX-512 sorted path
+// widens them to 64-bit lanes.
+template <class T, class I>
+void many_targets_sorted_narrow_indices() {
+  bitexact_test::split_check split_("many_targets_sorted_narrow_indices");
+  std::mt19937_64 g(4343);
+  const std::size_t n_out = 300007, n = std::size_t(4096) * 19 + 13;
+  for (many_dist d : {many_dist::sorted, many_dist::short_runs, many_dist::long_runs, many_dist::boundary_runs}) {
+    const auto wide = many_target_indices(d, n, n_out, g);
+    const std::vector<I> idx(wide.begin(), wide.end());
+    const auto src = make_values<T>(n, g, true);
+    const std::vector<T> init = make_values<T>(n_out, g, true);
+    std::vector<T> want = init;
+    bitexact::reference::index_add_fixed_order<T, T>(want.data(), n_out, wide.data(), src.data(), n);
+    for (const execution& e : configs()) {
+      std::vector<T> got = init;
+      bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, tier::fixed_order, e);
+      ASSERT_TRUE(same(want, got)) << many_dist_name(d) << " threads=" << e.threads << " isa=" << bitexact::isa_name(e.simd);
+    }
+  }
+}
+TEST(IndexAdd, ManyTargetsSortedInt32Indices) {
+  many_targets_sorted_narrow_indices<float, std::int32_t>();
+  many_targets_sorted_narrow_indices<double, std::uint32_t>();
 }
 
 TEST(IndexAdd, ManyTargetsFixedOrderFloat) { many_targets_case<float>(tier::fixed_order); }

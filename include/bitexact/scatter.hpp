@@ -11,8 +11,9 @@
 //
 // execution{threads, simd}: every op checks the ISA first (one this build or CPU lacks is
 // std::invalid_argument, nothing written); the row forms (index_add_rows, embedding bags and
-// their backward) run their column loops with it; the 1-D ops, the groupings and the exact
-// tier are scalar code whatever the ISA.
+// their backward) run their column loops with it, and so does 1-D index_add on sorted indices
+// (AVX-512: a vector of positions at a time, the same adds); the other 1-D ops, the groupings
+// and the exact tier are scalar code whatever the ISA.
 //
 // exact tier: sums are the correctly rounded value of (old value +) the exact sum of the
 // contributions (core/exact.hpp: NaN, Inf and signed-zero rules), in any order; mean divides
@@ -146,7 +147,7 @@ void index_add(T* out, std::size_t n_out, const I* idx, const T* src, std::size_
   detail::index_add_checks(out, n_out, idx, src, n);
   const int threads = detail::scatter_threads(e);
   auto value = [src](std::uint64_t i) { return src[i]; };
-  cpu::detail::index_add_1d<T>(out, n_out, idx, n, value, t, threads, "index_add");  // validates idx
+  cpu::detail::index_add_1d<T>(out, n_out, idx, n, value, t, threads, "index_add", resolved_isa(e), src);  // validates idx
 }
 
 /// bfloat16 sources, accumulated in float.

@@ -20,6 +20,9 @@
 #if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
 #include <emmintrin.h>
 #endif
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#include <immintrin.h>
+#endif
 
 #include "../core/bfloat16.hpp"
 #include "../core/math.hpp"
@@ -715,6 +718,129 @@ void exact_sorted_block(A* out, const I* idx, ValueAt value, std::size_t x, std:
   for (std::size_t q = x; q < y; ++q) out[target(q)] = res[q - x];
 }
 
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && XSIMD_WITH_AVX512BW
+/// AVX-512 lanes of sorted_runs_avx512: 16 floats or 8 doubles, indices as 64-bit lanes.
+template <class A>
+struct sorted_run_lanes;
+template <>
+struct sorted_run_lanes<float> {
+  static constexpr unsigned width = 16;
+  using V = __m512;
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V splat(float x) { return _mm512_set1_ps(x); }
+  /// [c, p0, ..., p14]: each lane gets its left neighbour's value, lane 0 gets c (a splat).
+  static V shift_in(V p, V c) {
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(p), _mm512_castps_si512(c), 15));
+  }
+  static V mask_add(V keep, unsigned k, V a, V b) { return _mm512_mask_add_ps(keep, static_cast<__mmask16>(k), a, b); }
+  /// The lanes of k, packed to the front, stored at p (a whole vector is written).
+  static void store_compressed(float* p, unsigned k, V v) { _mm512_storeu_ps(p, _mm512_maskz_compress_ps(static_cast<__mmask16>(k), v)); }
+  static float last(V p) { return _mm_cvtss_f32(_mm_shuffle_ps(_mm512_extractf32x4_ps(p, 3), _mm512_extractf32x4_ps(p, 3), 0xff)); }
+};
+template <>
+struct sorted_run_lanes<double> {
+  static constexpr unsigned width = 8;
+  using V = __m512d;
+  static V load(const double* p) { return _mm512_loadu_pd(p); }
+  static V splat(double x) { return _mm512_set1_pd(x); }
+  static V shift_in(V p, V c) {
+    return _mm512_castsi512_pd(_mm512_alignr_epi64(_mm512_castpd_si512(p), _mm512_castpd_si512(c), 7));
+  }
+  static V mask_add(V keep, unsigned k, V a, V b) { return _mm512_mask_add_pd(keep, static_cast<__mmask8>(k), a, b); }
+  static void store_compressed(double* p, unsigned k, V v) { _mm512_storeu_pd(p, _mm512_maskz_compress_pd(static_cast<__mmask8>(k), v)); }
+  static double last(V p) { return _mm_cvtsd_f64(_mm_unpackhi_pd(_mm512_extractf64x2_pd(p, 3), _mm512_extractf64x2_pd(p, 3))); }
+};
+/// Eight indices as 64-bit lanes (64-bit indices as they are, 32-bit ones widened).
+template <class I>
+__m512i sorted_run_indices(const I* p) {
+  if constexpr (sizeof(I) == 8) return _mm512_loadu_si512(static_cast<const void*>(p));
+  else if constexpr (std::is_signed<I>::value) return _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  else return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+/// The whole runs of positions [x, y) (at most a chunk) of a sorted 1-D index_add,
+/// fixed_order: each run, a target's whole group inside one chunk, is its left fold
+/// p = v_b; p = p + v_(b+1); ...; then out[t] = canonicalize(out[t] + p). A vector of positions
+/// at a time: lanes that start a run (their index differs from the one before) take their
+/// value; the others take their left neighbour's p + their value, in rounds: a round finishes
+/// the lanes whose neighbour is finished, so lane i gets exactly the scalar fold's
+/// p_(i-1) + v_i (as many rounds as the longest run piece in the vector). The lanes that end a
+/// run are packed (compress) into a list of (target, p); a run that continues into the next
+/// vector carries its p. Then one plain loop updates out from the list (targets distinct and
+/// increasing). Same operations as the scalar path, so the same bits; y must start a new run
+/// (or end the chunk).
+template <class A, class I>
+void sorted_runs_avx512(A* out, const I* idx, const A* src, std::size_t x, std::size_t y) {
+  using L = sorted_run_lanes<A>;
+  constexpr unsigned W = L::width, H = W / 8;
+  constexpr unsigned all = W == 16 ? 0xffffu : 0xffu;
+  alignas(64) std::int64_t tgt[core::scatter_chunk + 16];
+  alignas(64) A sum[core::scatter_chunk + 16];
+  std::size_t m = 0, m0 = 0;  // the list's length, and how much of it has updated out
+  std::int64_t carry_t = -1;  // no index is negative (validated)
+  A carry_p = A(0);
+  std::size_t q = x;
+  for (; q + W <= y; q += W) {
+    __m512i vi[H];
+    for (unsigned h = 0; h < H; ++h) vi[h] = sorted_run_indices(idx + q + 8 * h);
+    const std::int64_t next_t = q + W < y ? static_cast<std::int64_t>(idx[q + W]) : -1;
+    unsigned start = 0, end = 0;
+    __m512i before = _mm512_set1_epi64(carry_t);
+    for (unsigned h = 0; h < H; ++h) {
+      const __m512i prev = _mm512_alignr_epi64(vi[h], before, 7);
+      const __m512i after = h + 1 < H ? vi[h + 1] : _mm512_set1_epi64(next_t);
+      const __m512i next = _mm512_alignr_epi64(after, vi[h], 1);
+      start |= static_cast<unsigned>(_mm512_cmpneq_epi64_mask(vi[h], prev)) << (8 * h);
+      end |= static_cast<unsigned>(_mm512_cmpneq_epi64_mask(vi[h], next)) << (8 * h);
+      before = vi[h];
+    }
+    const typename L::V v = L::load(src + q), c = L::splat(carry_p);
+    typename L::V p = v;
+    unsigned done = start, pending = ~start & all;
+    // Three rounds without a test (short runs: their count would be a branch that misses),
+    // then as many as the vector's longest run piece needs.
+    for (int r = 0; r < 3; ++r) {
+      const unsigned ready = pending & ((done << 1) | 1u);
+      p = L::mask_add(p, ready, L::shift_in(p, c), v);
+      done |= ready;
+      pending &= ~ready;
+    }
+    while (pending != 0) {
+      const unsigned ready = pending & ((done << 1) | 1u);
+      p = L::mask_add(p, ready, L::shift_in(p, c), v);
+      done |= ready;
+      pending &= ~ready;
+    }
+    L::store_compressed(sum + m, end, p);
+    for (unsigned h = 0; h < H; ++h) {
+      const __mmask8 eh = static_cast<__mmask8>(end >> (8 * h));
+      _mm512_storeu_si512(static_cast<void*>(tgt + m), _mm512_maskz_compress_epi64(eh, vi[h]));
+      m += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(eh)));
+    }
+    carry_t = static_cast<std::int64_t>(idx[q + W - 1]);
+    carry_p = L::last(p);
+    if (m - m0 >= 128) {  // the updates of the last vectors, while the next ones load
+      for (; m0 < m; ++m0) {
+        A& o = out[static_cast<std::size_t>(tgt[m0])];
+        o = core::canonicalize(o + sum[m0]);
+      }
+    }
+  }
+  for (; q < y; ++q) {  // the tail, one position at a time
+    const std::int64_t k = static_cast<std::int64_t>(idx[q]);
+    carry_p = k == carry_t ? A(carry_p + src[q]) : src[q];
+    carry_t = k;
+    if (q + 1 == y || static_cast<std::int64_t>(idx[q + 1]) != k) {
+      tgt[m] = k;
+      sum[m++] = carry_p;
+    }
+  }
+  for (; m0 < m; ++m0) {
+    A& o = out[static_cast<std::size_t>(tgt[m0])];
+    o = core::canonicalize(o + sum[m0]);
+  }
+}
+#endif
+
 /// 1-D index_add when idx is non-decreasing (sorted: segment sums, all to one target): every
 /// target's contributions are one run of consecutive positions, so no grouping is needed.
 /// fixed_order: each canonical chunk of 4096 positions (threads take chunks) combines its runs
@@ -724,10 +850,13 @@ void exact_sorted_block(A* out, const I* idx, ValueAt value, std::size_t x, std:
 /// the one that stays). The first and the last run of a chunk may continue in the chunks
 /// around it: their chunk partials are recorded, and afterwards, in chunk order, the records of
 /// one target combine by the tree over chunks (push_chunk_partial), then update out.
+/// With simd == isa::avx512 and the values in an array of A (direct), the runs in between go
+/// through sorted_runs_avx512 (same operations, same bits).
 /// exact: threads take ranges of whole runs (cut where the target changes); each run gives
 /// out[t] = the rounded out[t] + exact sum (one contribution: one IEEE add).
 template <class A, class I, class ValueAt>
-void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t, int threads) {
+void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t, int threads, isa simd = isa::scalar,
+                      const A* direct = nullptr) {
   if (n == 0) return;
   auto target = [idx](std::size_t i) { return static_cast<std::size_t>(idx[i]); };
   if (t == tier::exact) {
@@ -786,6 +915,16 @@ void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t
     for (std::size_t q = j + 1; q < e; ++q) sl = sl + A(value(q));
     rec[2 * c + 1] = record{tl, sl, true};
     if (i == j) return;
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && XSIMD_WITH_AVX512BW
+    if constexpr ((std::is_same<A, float>::value || std::is_same<A, double>::value) && (sizeof(I) == 4 || sizeof(I) == 8)) {
+      if (simd == isa::avx512 && direct != nullptr) {
+        sorted_runs_avx512<A, I>(out, idx, direct, i, j);
+        return;
+      }
+    }
+#endif
+    (void)simd;
+    (void)direct;
     // The runs in between: whole groups. Cut into four streams at run starts, stepped in
     // lockstep (one stream alone is a chain of dependent selects and adds). Each position's
     // running value goes to a buffer - loads of out only: a store to out here would chain each
@@ -839,7 +978,7 @@ void sorted_index_add(A* out, const I* idx, std::size_t n, ValueAt value, tier t
 /// in cache (radix_for_each_bucket), so out is read and written in order, not at random.
 template <class A, class I, class ValueAt>
 void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value, tier t, int threads,
-                  const char* what) {
+                  const char* what, isa simd = isa::scalar, const A* direct = nullptr) {
   const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + core::scatter_chunk - 1) / core::scatter_chunk;
   if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
     if constexpr (std::is_same<A, float>::value) {
@@ -854,7 +993,7 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
     return;
   }
   if (validate_indices_sorted(idx, n, n_out, threads, what)) {
-    sorted_index_add<A>(out, idx, n, value, t, threads);
+    sorted_index_add<A>(out, idx, n, value, t, threads, simd, direct);
     return;
   }
   if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
