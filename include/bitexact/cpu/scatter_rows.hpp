@@ -767,13 +767,13 @@ __m512i sorted_run_indices(const I* p) {
 /// run are packed (compress) into a list of (target, p); a run that continues into the next
 /// vector carries its p. Then one plain loop updates out from the list (targets distinct and
 /// increasing). Same operations as the scalar path, so the same bits; y must start a new run
-/// (or end the chunk).
+/// (or end the chunk), and every target must be below 2^32.
 template <class A, class I>
 void sorted_runs_avx512(A* out, const I* idx, const A* src, std::size_t x, std::size_t y) {
   using L = sorted_run_lanes<A>;
   constexpr unsigned W = L::width, H = W / 8;
   constexpr unsigned all = W == 16 ? 0xffffu : 0xffu;
-  alignas(64) std::int64_t tgt[core::scatter_chunk + 16];
+  alignas(64) std::uint32_t tgt[core::scatter_chunk + 16];  // targets below 2^32 (the caller checks)
   alignas(64) A sum[core::scatter_chunk + 16];
   std::size_t m = 0, m0 = 0;  // the list's length, and how much of it has updated out
   std::int64_t carry_t = -1;  // no index is negative (validated)
@@ -811,11 +811,10 @@ void sorted_runs_avx512(A* out, const I* idx, const A* src, std::size_t x, std::
       pending &= ~ready;
     }
     L::store_compressed(sum + m, end, p);
-    for (unsigned h = 0; h < H; ++h) {
-      const __mmask8 eh = static_cast<__mmask8>(end >> (8 * h));
-      _mm512_storeu_si512(static_cast<void*>(tgt + m), _mm512_maskz_compress_epi64(eh, vi[h]));
-      m += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(eh)));
-    }
+    __m512i t32 = _mm512_castsi256_si512(_mm512_cvtepi64_epi32(vi[0]));
+    if constexpr (H == 2) t32 = _mm512_inserti64x4(t32, _mm512_cvtepi64_epi32(vi[1]), 1);
+    _mm512_storeu_si512(static_cast<void*>(tgt + m), _mm512_maskz_compress_epi32(static_cast<__mmask16>(end), t32));
+    m += static_cast<std::size_t>(__builtin_popcount(end));
     carry_t = static_cast<std::int64_t>(idx[q + W - 1]);
     carry_p = L::last(p);
     if (m - m0 >= 128) {  // the updates of the last vectors, while the next ones load
@@ -830,7 +829,7 @@ void sorted_runs_avx512(A* out, const I* idx, const A* src, std::size_t x, std::
     carry_p = k == carry_t ? A(carry_p + src[q]) : src[q];
     carry_t = k;
     if (q + 1 == y || static_cast<std::int64_t>(idx[q + 1]) != k) {
-      tgt[m] = k;
+      tgt[m] = static_cast<std::uint32_t>(k);
       sum[m++] = carry_p;
     }
   }
@@ -993,7 +992,8 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
     return;
   }
   if (validate_indices_sorted(idx, n, n_out, threads, what)) {
-    sorted_index_add<A>(out, idx, n, value, t, threads, simd, direct);
+    const bool narrow = static_cast<std::uint64_t>(n_out) <= (std::uint64_t(1) << 32);  // the AVX-512 path's targets
+    sorted_index_add<A>(out, idx, n, value, t, threads, simd, narrow ? direct : nullptr);
     return;
   }
   if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
