@@ -459,7 +459,8 @@ void stream_matrix() {
   // the vector width, one chunk plus a tail, several chunks with a tail off the vector width.
   const std::size_t ns[] = {1031, 517};
   const std::size_t ks[] = {13, 263, 555};
-  const std::size_t ms[] = {1, 2, 3, 9, 16, 17};
+  // m: the row-stream kernels of 1 to 8 rows, 16, 16 + 1 (13 = 8 + 5, 9 = 8 + 1), and 17 (packed).
+  const std::size_t ms[] = {1, 2, 3, 4, 9, 13, 16, 17};
   std::uint64_t seed = 7000;
   for (isa i : usable_isas())
     for (int threads : bitexact_test::matrix_threads)

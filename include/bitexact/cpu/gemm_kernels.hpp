@@ -25,7 +25,8 @@
 //      keep the threads busy, threads split K by whole chunks, each chunk's partials go to their
 //      own buffer, and the buffers fold in chunk order (step 3), then the epilogue.
 //   5. Streams for few rows of C (gemv, decode), where B is read once and memory bound:
-//      gemm_rowstream (op(B) = B, m <= 4: B row by row into rows of partials in L1) and
+//      gemm_rowstream (op(B) = B, m <= 16: B row by row, 8 rows per pass, into rows of
+//      partials in L1 or L2) and
 //      gemm_ntstream / gemm_ntstream_ymm (op(B) = B^T, m <= 16, AVX-512 and AVX2+FMA: blocks of
 //      B rows transposed in registers so that each vector lane carries one output's chain).
 //      Same per-element order; threads still split C's columns only.
@@ -670,21 +671,32 @@ void gemm_block(const gemm_problem<T, In>& pr, std::size_t i0, std::size_t i1, s
   }
 }
 
-/// Few rows of C (decode shapes, m <= 4) and B rows contiguous: B streams row by row (the
-/// order the hardware prefetcher follows) into M rows of chunk partials held in L1, over
-/// column blocks of NB; each element's chain is still fma over k in order from +0 per chunk.
+/// Few rows of C (decode shapes, m <= 16: M = 1..8 or 16 rows per call) and B rows
+/// contiguous: B streams row by row (the order the hardware prefetcher follows), 8 rows per
+/// pass, into M rows of chunk partials, over column blocks of NB; each element's chain is still
+/// fma over k in order from +0 per chunk. B is read once per call, never packed.
 template <class Arch, class T, int M, class In, class InA>
 void gemm_rowstream(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::size_t j0, std::size_t j1, T* s,
                     std::size_t lds) {
   using MK = gemm_micro<Arch, T>;
   using V = typename MK::V;
   using reg = typename V::reg;
-  // NB: the M rows of partials fill at most 32 KiB of L1; B rows are read in long runs.
-  constexpr std::size_t W = V::W, KC = core::gemm_k_chunk, NB = 32768 / (M * sizeof(T)) / 16 * 16;
+  // KB = 8 rows of B per pass over a block of NB columns: the partials of a vector of columns
+  // stay in registers across them (one load and one store per 8 fmas), each still in k order.
+  // One row of A: its 8 broadcasts stay in registers, the partials fill 32 KiB of L1. More
+  // rows (wide): A's values are read inside the loop (an 8-byte broadcast operand of each fma)
+  // and the partials (256 KiB) live in L2. B rows are read in long runs either way.
+  constexpr bool wide = M > 1;
+  constexpr std::size_t W = V::W, KC = core::gemm_k_chunk, NB = (wide ? 262144 : 32768) / (M * sizeof(T)) / 16 * 16;
+  constexpr int KB = 8;
   const std::size_t nchunks = (pr.k + KC - 1) / KC;
   // Place the partials 2 KiB away from B's rows modulo 4 KiB: a load from B whose address
   // matches a pending store to p in bits 0-11 waits for it (4K aliasing), which halved the speed.
-  T* p0 = gemm_scratch<T, 2>(M * NB + 4096 / sizeof(T));
+  T* p0 = gemm_scratch<T, 2>(M * NB + 4096 / sizeof(T) + KB * M);
+  // The wide form's A values live next to the partials: the compiler cannot tell them apart
+  // from the partials' stores, so it reads them inside the loop (an 8-byte broadcast operand
+  // of each fma) instead of holding KB x M broadcast vectors on the stack (64 bytes each).
+  T* const ak_mem = p0 + M * NB + 4096 / sizeof(T);
   const std::uintptr_t shift =
       ((reinterpret_cast<std::uintptr_t>(pr.b + j0) + 2048 - reinterpret_cast<std::uintptr_t>(p0)) & 4095u) & ~std::uintptr_t(63);
   T* p = p0 + shift / sizeof(T);
@@ -693,7 +705,43 @@ void gemm_rowstream(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::siz
     for (std::size_t ch = 0; ch < nchunks; ++ch) {
       const std::size_t k0 = ch * KC, k1 = std::min(pr.k, k0 + KC);
       std::fill(p, p + M * NB, T(0));
-      for (std::size_t k = k0; k < k1; ++k) {
+      std::size_t k = k0;
+      for (; k + KB <= k1; k += KB) {
+        const In* brow[KB];
+        T* const ak = ak_mem;  // ak[r * M + i]: A(i0 + i, k + r)
+        reg va[wide ? 1 : KB][M];
+        for (int r = 0; r < KB; ++r) {
+          brow[r] = pr.b + (k + static_cast<std::size_t>(r)) * pr.b_ks + jb;
+          for (int i = 0; i < M; ++i) {
+            ak[r * M + i] = static_cast<T>(core::widen(pr.a[(i0 + i) * pr.a_rs + (k + static_cast<std::size_t>(r)) * pr.a_ks]));
+            if constexpr (!wide) va[r][i] = V::set1(ak[r * M + i]);
+          }
+        }
+        for (std::size_t j = 0; j < nv; j += W) {
+          // The same columns KB rows down: what the next pass reads (row ends included).
+          if (j % (64 / sizeof(In)) == 0)
+            for (int r = 0; r < KB; ++r)  // an address only (past B's end on the last pass): no pointer arithmetic
+              gemm_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(brow[r] + j) + KB * pr.b_ks * sizeof(In)));
+          reg acc[M];
+          for (int i = 0; i < M; ++i) acc[i] = V::load(p + i * NB + j);
+#pragma GCC unroll 16
+          for (int r = 0; r < KB; ++r) {
+            const reg bv = V::load(brow[r] + j);
+#pragma GCC unroll 16
+            for (int i = 0; i < M; ++i) {
+              if constexpr (wide)
+                acc[i] = V::fma(V::set1(ak[r * M + i]), bv, acc[i]);
+              else
+                acc[i] = V::fma(va[r][i], bv, acc[i]);
+            }
+          }
+          for (int i = 0; i < M; ++i) V::store(p + i * NB + j, acc[i]);
+        }
+        for (std::size_t j = nv; j < nb; ++j)
+          for (int r = 0; r < KB; ++r)
+            for (int i = 0; i < M; ++i) p[i * NB + j] = core::fused_fma(ak[r * M + i], static_cast<T>(core::widen(brow[r][j])), p[i * NB + j]);
+      }
+      for (; k < k1; ++k) {
         const In* brow = pr.b + k * pr.b_ks + jb;
         T av[M];
         reg va[M];
@@ -1086,7 +1134,7 @@ void gemm_ntstream_ymm(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::
 #endif
 
 #ifndef BITEXACT_GEMM_ROWSTREAM_MAX
-#define BITEXACT_GEMM_ROWSTREAM_MAX 4
+#define BITEXACT_GEMM_ROWSTREAM_MAX 16
 #endif
 
 /// How a product is cut among threads: split_k (threads take whole K chunks, `parts` of them)
@@ -1147,15 +1195,22 @@ void gemm_stream(const gemm_problem<T, In, T>& w, std::size_t r, std::size_t j0,
     }
 #endif
   }
-  switch (r) {
-    case 1: return gemm_rowstream<Arch, T, 1>(w, 0, j0, j1, s, lds);
-    case 2: return gemm_rowstream<Arch, T, 2>(w, 0, j0, j1, s, lds);
-    case 3: return gemm_rowstream<Arch, T, 3>(w, 0, j0, j1, s, lds);
-    case 4: return gemm_rowstream<Arch, T, 4>(w, 0, j0, j1, s, lds);
-    case 5: return gemm_rowstream<Arch, T, 5>(w, 0, j0, j1, s, lds);
-    case 6: return gemm_rowstream<Arch, T, 6>(w, 0, j0, j1, s, lds);
-    case 7: return gemm_rowstream<Arch, T, 7>(w, 0, j0, j1, s, lds);
-    default: return gemm_rowstream<Arch, T, 8>(w, 0, j0, j1, s, lds);
+  std::size_t i = 0;
+  for (; r - i >= 16; i += 16) gemm_rowstream<Arch, T, 16>(w, i, j0, j1, s, lds);  // B streams once per 16 rows
+  if (r - i > 8) {
+    gemm_rowstream<Arch, T, 8>(w, i, j0, j1, s, lds);
+    i += 8;
+  }
+  switch (r - i) {
+    case 0: return;
+    case 1: return gemm_rowstream<Arch, T, 1>(w, i, j0, j1, s, lds);
+    case 2: return gemm_rowstream<Arch, T, 2>(w, i, j0, j1, s, lds);
+    case 3: return gemm_rowstream<Arch, T, 3>(w, i, j0, j1, s, lds);
+    case 4: return gemm_rowstream<Arch, T, 4>(w, i, j0, j1, s, lds);
+    case 5: return gemm_rowstream<Arch, T, 5>(w, i, j0, j1, s, lds);
+    case 6: return gemm_rowstream<Arch, T, 6>(w, i, j0, j1, s, lds);
+    case 7: return gemm_rowstream<Arch, T, 7>(w, i, j0, j1, s, lds);
+    default: return gemm_rowstream<Arch, T, 8>(w, i, j0, j1, s, lds);
   }
 }
 
