@@ -694,8 +694,9 @@ void gemm_rowstream(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::siz
   // matches a pending store to p in bits 0-11 waits for it (4K aliasing), which halved the speed.
   T* p0 = gemm_scratch<T, 2>(M * NB + 4096 / sizeof(T) + KB * M);
   // The wide form's A values live next to the partials: the compiler cannot tell them apart
-  // from the partials' stores, so it reads them inside the loop (an 8-byte broadcast operand
-  // of each fma) instead of holding KB x M broadcast vectors on the stack (64 bytes each).
+  // from the partials' stores, so it reads them inside the loop (GCC 12 at -O3: an 8-byte
+  // broadcast operand of each fma, seen in the object code) instead of holding KB x M broadcast
+  // vectors on the stack (64 bytes each), which measured slower (gemm_bench decode16, double).
   T* const ak_mem = p0 + M * NB + 4096 / sizeof(T);
   const std::uintptr_t shift =
       ((reinterpret_cast<std::uintptr_t>(pr.b + j0) + 2048 - reinterpret_cast<std::uintptr_t>(p0)) & 4095u) & ~std::uintptr_t(63);
@@ -718,7 +719,7 @@ void gemm_rowstream(const gemm_problem<T, In, InA>& pr, std::size_t i0, std::siz
           }
         }
         for (std::size_t j = 0; j < nv; j += W) {
-          // The same columns KB rows down: what the next pass reads (row ends included).
+          // The same columns KB rows down: what the next pass reads.
           if (j % (64 / sizeof(In)) == 0)
             for (int r = 0; r < KB; ++r)  // an address only (past B's end on the last pass): no pointer arithmetic
               gemm_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(brow[r] + j) + KB * pr.b_ks * sizeof(In)));

@@ -796,20 +796,18 @@ void sorted_runs_avx512(A* out, const I* idx, const A* src, std::size_t x, std::
     const typename L::V v = L::load(src + q), c = L::splat(carry_p);
     typename L::V p = v;
     unsigned done = start, pending = ~start & all;
+    auto round = [&] {  // finishes the pending lanes whose left neighbour (lane 0: c) is done
+      const unsigned ready = pending & ((done << 1) | 1u);
+      p = L::mask_add(p, ready, L::shift_in(p, c), v);
+      done |= ready;
+      pending &= ~ready;
+    };
     // Three rounds without a test (short runs: their count would be a branch that misses),
     // then as many as the vector's longest run piece needs.
-    for (int r = 0; r < 3; ++r) {
-      const unsigned ready = pending & ((done << 1) | 1u);
-      p = L::mask_add(p, ready, L::shift_in(p, c), v);
-      done |= ready;
-      pending &= ~ready;
-    }
-    while (pending != 0) {
-      const unsigned ready = pending & ((done << 1) | 1u);
-      p = L::mask_add(p, ready, L::shift_in(p, c), v);
-      done |= ready;
-      pending &= ~ready;
-    }
+    round();
+    round();
+    round();
+    while (pending != 0) round();
     L::store_compressed(sum + m, end, p);
     __m512i t32 = _mm512_castsi256_si512(_mm512_cvtepi64_epi32(vi[0]));
     if constexpr (H == 2) t32 = _mm512_inserti64x4(t32, _mm512_cvtepi64_epi32(vi[1]), 1);
