@@ -300,26 +300,31 @@ void many_targets_case(tier t) {
     }
 }
 
-// 32-bit indices (signed and unsigned) on the sorted distributions: the AVX-512 sorted path
-// widens them to 64-bit lanes.
+// 32-bit indices (signed and unsigned) on the sorted distributions, both tiers: the AVX-512
+// sorted paths widen them to 64-bit lanes.
 template <class T, class I>
 void many_targets_sorted_narrow_indices() {
   bitexact_test::split_check split_("many_targets_sorted_narrow_indices");
   std::mt19937_64 g(4343);
   const std::size_t n_out = 300007, n = std::size_t(4096) * 19 + 13;
-  for (many_dist d : {many_dist::sorted, many_dist::short_runs, many_dist::long_runs, many_dist::boundary_runs}) {
-    const auto wide = many_target_indices(d, n, n_out, g);
-    const std::vector<I> idx(wide.begin(), wide.end());
-    const auto src = make_values<T>(n, g, true);
-    const std::vector<T> init = make_values<T>(n_out, g, true);
-    std::vector<T> want = init;
-    bitexact::reference::index_add_fixed_order<T, T>(want.data(), n_out, wide.data(), src.data(), n);
-    for (const execution& e : configs()) {
-      std::vector<T> got = init;
-      bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, tier::fixed_order, e);
-      ASSERT_TRUE(same(want, got)) << many_dist_name(d) << " threads=" << e.threads << " isa=" << bitexact::isa_name(e.simd);
+  for (tier t : {tier::fixed_order, tier::exact})
+    for (many_dist d : {many_dist::sorted, many_dist::short_runs, many_dist::long_runs, many_dist::boundary_runs}) {
+      const auto wide = many_target_indices(d, n, n_out, g);
+      const std::vector<I> idx(wide.begin(), wide.end());
+      const auto src = make_values<T>(n, g, true);
+      const std::vector<T> init = make_values<T>(n_out, g, true);
+      std::vector<T> want = init;
+      if (t == tier::exact)
+        bitexact::reference::index_add_exact<T, T>(want.data(), n_out, wide.data(), src.data(), n);
+      else
+        bitexact::reference::index_add_fixed_order<T, T>(want.data(), n_out, wide.data(), src.data(), n);
+      for (const execution& e : configs()) {
+        std::vector<T> got = init;
+        bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, t, e);
+        ASSERT_TRUE(same(want, got)) << many_dist_name(d) << " tier=" << int(t) << " threads=" << e.threads
+                                     << " isa=" << bitexact::isa_name(e.simd);
+      }
     }
-  }
 }
 TEST(IndexAdd, ManyTargetsSortedInt32Indices) {
   many_targets_sorted_narrow_indices<float, std::int32_t>();
@@ -352,6 +357,35 @@ TEST(IndexAdd, ExactSortedRunsThatDoubleCannotHold) {
   bitexact::reference::index_add_exact<float, float>(want.data(), n_out, idx.data(), src.data(), n);
   ASSERT_EQ(want[static_cast<std::size_t>(idx[600])], 1.0f + std::ldexp(1.0f, -23));
   ASSERT_EQ(want[60000], 1.0f + std::ldexp(1.0f, -23));
+  for (const execution& e : configs()) {
+    std::vector<float> got(n_out, 1.0f);
+    bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, tier::exact, e);
+    ASSERT_TRUE(same(want, got)) << "threads=" << e.threads << " isa=" << bitexact::isa_name(e.simd);
+  }
+}
+
+// A run's double sum stops being exact at its second position (1 + 2^-24 + 2^-80) and every
+// later term is +0, whose adds are exact: the run must still be redone, so the "not exact" mark
+// has to travel from that position to the run's end, across the AVX-512 path's vectors (runs
+// of 2 to 20 positions, so the mark crosses every lane boundary). The correctly rounded float
+// is 1 + 2^-23; the double sum rounded alone gives the tie 1 + 2^-24, which rounds to 1.
+TEST(IndexAdd, ExactSortedMarkTravelsToTheRunEnd) {
+  bitexact_test::split_probe probe;
+  const std::size_t n = 5 * 4096 + 3, n_out = 70001;
+  std::vector<std::int64_t> idx(n);
+  std::vector<float> src(n);
+  std::size_t i = 0;
+  for (std::int64_t t = 0; i < n; ++t) {
+    const std::size_t len = 2 + static_cast<std::size_t>(t) % 19;
+    for (std::size_t k = 0; k < len && i < n; ++k, ++i) {
+      idx[i] = t;
+      src[i] = k == 0 ? std::ldexp(1.0f, -24) : k == 1 ? std::ldexp(1.0f, -80) : 0.0f;
+    }
+  }
+  ASSERT_LT(static_cast<std::size_t>(idx[n - 1]), n_out);
+  std::vector<float> want(n_out, 1.0f);
+  bitexact::reference::index_add_exact<float, float>(want.data(), n_out, idx.data(), src.data(), n);
+  ASSERT_EQ(want[7], 1.0f + std::ldexp(1.0f, -23));
   for (const execution& e : configs()) {
     std::vector<float> got(n_out, 1.0f);
     bitexact::index_add(got.data(), n_out, idx.data(), src.data(), n, tier::exact, e);
