@@ -23,6 +23,7 @@
 #include <bitexact/reference/random.hpp>
 
 #include "random_test_util.hpp"
+#include "test_data.hpp"
 
 namespace bitexact_test {
 
@@ -43,9 +44,9 @@ struct golden_table {
       for (const auto& r : rows) std::fprintf(f, "%s %016llx\n", r.first.c_str(), static_cast<unsigned long long>(r.second));
       std::fclose(f);
     }
-    const std::string path = std::string(BITEXACT_TEST_DATA_DIR) + "/" + file;
+    const std::string path = data_path(file);
     FILE* f = std::fopen(path.c_str(), "r");
-    ASSERT_NE(f, nullptr) << "missing " << path;
+    ASSERT_NE(f, nullptr) << "missing " << path << " (set BITEXACT_TEST_DATA_DIR to the tests/data folder)";
     char name[256];
     unsigned long long h = 0;
     std::size_t k = 0;

@@ -19,6 +19,7 @@
 #include <bitexact/reference/random.hpp>
 
 #include "random_test_util.hpp"
+#include "test_data.hpp"
 
 using namespace bitexact;
 using bitexact_test::fnv1a64;
@@ -45,8 +46,9 @@ void check_kat_line(std::istringstream& in) {
 }
 
 TEST(RandomKat, AllGeneratorsMatchKnownAnswerFile) {
-  std::ifstream f(std::string(BITEXACT_TEST_DATA_DIR) + "/kat_vectors.txt");
-  ASSERT_TRUE(f.good()) << "missing tests/data/kat_vectors.txt";
+  const std::string path = bitexact_test::data_path("kat_vectors.txt");
+  std::ifstream f(path);
+  ASSERT_TRUE(f.good()) << "missing " << path << " (set BITEXACT_TEST_DATA_DIR to the tests/data folder)";
   std::string line;
   int n = 0;
   while (std::getline(f, line)) {

@@ -22,6 +22,7 @@
 
 #include "bitexact_blas.h"
 #include "blas_cases.h"
+#include "../test_data.hpp"
 
 namespace {
 
@@ -57,8 +58,10 @@ uint64_t expected_gemm_hash(int i) {
 }
 
 TEST(BlasC, GemmEqualsBitexact) {
-  FILE* p = popen(BLAS_C_TEST_PATH, "r");
-  ASSERT_NE(p, nullptr);
+  // blas_c_test is built next to this binary (a name, not an absolute path: see test_data.hpp).
+  const std::string prog = bitexact_test::executable_dir() + "/" + BLAS_C_TEST_NAME;
+  FILE* p = popen(prog.c_str(), "r");
+  ASSERT_NE(p, nullptr) << prog;
   std::map<std::string, std::string> got;
   char line[256];
   std::string tail;
