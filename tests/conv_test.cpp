@@ -197,6 +197,41 @@ TEST(ConvMatrix, TinyPlanesPermutePath) {
   check_all_paths<float, float>(shape(32, 16, 4, 4, 32, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);  // digits CNN
 }
 
+/// Forward and backward-data with unit strides, NCHW, output rows of at most a tile and few
+/// padded columns run on padded rows (cpu/conv_kernels.hpp conv_padded_rows): B rows copied
+/// from zero-padded planes on the padded row pitch, the columns past OW computed and dropped.
+/// Shapes: rows wider than a panel, two K chunks, groups with dilation, several small images
+/// packed in one tile, double, bfloat16 widened into the planes, and the 1x1 unpadded case that
+/// backward-data reads from dy itself (forward, from x).
+TEST(ConvMatrix, PaddedRowsPath) {
+  std::uint64_t seed = 1600;
+  check_all_paths<float, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
+  check_all_paths<float, float>(shape(2, 4, 12, 37, 6, 3, 3, 1, 1, 2, 2), seed++, tier::fixed_order);
+  check_all_paths<float, float>(shape(5, 6, 3, 16, 7, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);  // 4 images a tile
+  check_all_paths<float, float>(shape(3, 3, 9, 40, 5, 5, 5, 1, 2, 1, 1), seed++, tier::fixed_order);  // pad 2 / 1
+  check_all_paths<double, double>(shape(2, 5, 9, 30, 6, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
+  check_all_paths<bfloat16, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
+  check_all_paths<float, float>(shape(2, 20, 9, 40, 300, 1, 1, 1, 0, 1, 1), seed++, tier::fixed_order);  // 1x1
+}
+
+/// The padded planes are built a pass of at most about 4 Mi elements at a time: images of more
+/// than 2 Mi padded elements take one pass each (three passes here), with the reference's bits.
+TEST(ConvMatrix, PaddedRowsPasses) {
+  const conv2d_shape s = shape(3, 1, 8400, 250, 2, 3, 3, 1, 1, 1, 1);  // 8402 x 252 padded planes
+  const auto x = data<float>(xsize(s), 1700), w = data<float>(wsize(s), 1701), bias = data<float>(2, 1702);
+  const auto dy = data<float>(ysize(s), 1703);
+  std::vector<float> y_ref(ysize(s)), dx_ref(xsize(s));
+  reference::conv2d_forward<float>(s, x.data(), w.data(), bias.data(), y_ref.data(), false);
+  reference::conv2d_backward_data<float>(s, dy.data(), w.data(), dx_ref.data(), false);
+  for (int th : {1, 3}) {
+    std::vector<float> y(ysize(s)), dx(xsize(s));
+    conv2d_forward(s, x.data(), w.data(), bias.data(), y.data(), tier::fixed_order, execution{th});
+    EXPECT_TRUE(same(y, y_ref)) << "forward, threads " << th;
+    conv2d_backward_data(s, dy.data(), w.data(), dx.data(), tier::fixed_order, execution{th});
+    EXPECT_TRUE(same(dx, dx_ref)) << "backward-data, threads " << th;
+  }
+}
+
 TEST(ConvMatrix, LargerShapesSplitAcrossThreads) {
   check_all_paths<float, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), 7, tier::fixed_order);
   check_all_paths<float, float>(shape(2, 64, 12, 12, 64, 3, 3, 1, 1, 1, 1, layout::nhwc), 8, tier::fixed_order);

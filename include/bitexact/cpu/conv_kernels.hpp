@@ -51,6 +51,7 @@ struct conv_scratch {
   std::vector<T> apack;            // the calling thread's A panels, packed once per call
   std::vector<T> x_pad, dy_pad;    // depthwise backward-weight: padded NHWC copies
   std::vector<T> dy_phase;         // strided backward-data: the calling thread's padded dy planes
+  std::vector<T> x_rows;           // forward on padded rows: the calling thread's padded x planes
 };
 /// v with at least n elements (never shrinks, never re-zeroes: its pages stay mapped between calls).
 template <class T>
@@ -73,11 +74,11 @@ struct conv_engine {
   static_assert(JT % NT == 0, "conv_engine: the column tile must hold whole micro-panels");
 
   /// total[i][0..NT) (+)= one canonical chunk's chain over klen r of a[r][i] * b[r][0..NT),
-  /// i < mr: gemm_micro::tile with S = first ? p : S + p and no epilogue.
+  /// i < mr, b's rows b_ks apart: gemm_micro::tile with S = first ? p : S + p and no epilogue.
   static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first,
-                    std::size_t a_ks = MR) {
+                    std::size_t a_ks = MR, std::size_t b_ks = NT) {
     gemm_merge<T> g{total, ldt, first, false, nullptr, 0, T(1), T(0)};
-    M::tile(mr, klen, a, a_ks, b, NT, NT, g);
+    M::tile(mr, klen, a, a_ks, b, b_ks, NT, g);
   }
 
   /// One output tile: rows x nt (nt <= JT) over R reduction indices in canonical chunks.
@@ -93,14 +94,50 @@ struct conv_engine {
       if (sc.apad.size() < MR * conv_chunk) sc.apad.resize(MR * conv_chunk);
       T* ap = sc.apad.data();
       const std::size_t mr = std::min(MR, rows - i);
-      for (std::size_t q = 0; q < mr; ++q) {  // A -> panel [r][MR]; rows past mr are not read
+      const T* src[MR];
+      for (std::size_t q = 0; q < mr; ++q) {
         std::size_t lda;
-        const T* src = a_row(i + q, r0, lda);
-        for (std::size_t r = 0; r < klen; ++r) ap[r * MR + q] = src[r];
+        src[q] = a_row(i + q, r0, lda);
       }
+      pack_panel(src, mr, klen, ap);
       return ap;
     };
     run_panels(rows, R, nt, prepare, a_panel, store);
+  }
+
+  /// ap[r * MR + q] = src[q][r] for q < mr, r < klen: A rows into an MR-interleaved panel (rows
+  /// past mr are not written: the micro kernel does not read them). AVX-512 float: 16 r at a
+  /// time as a 16 x 16 register transpose (rows past mr as zeros), each r's MR lanes one masked
+  /// store; the rest element by element. A copy: any method gives the same values.
+  static void pack_panel(const T* const* src, std::size_t mr, std::size_t klen, T* ap) {
+    std::size_t r = 0;
+#if defined(__AVX512F__) && XSIMD_WITH_AVX512BW
+    if constexpr (std::is_same<Arch, xsimd::avx512bw>::value && std::is_same<T, float>::value && MR <= 16) {
+      const __mmask16 lanes = static_cast<__mmask16>((1u << MR) - 1u);
+      for (; r + 16 <= klen; r += 16) {
+        __m512 v[16];
+        for (std::size_t q = 0; q < 16; ++q) v[q] = q < mr ? _mm512_loadu_ps(src[q] + r) : _mm512_setzero_ps();
+        gemm_transpose16_ps(v);
+        for (std::size_t u = 0; u < 16; ++u) _mm512_mask_storeu_ps(ap + (r + u) * MR, lanes, v[u]);
+      }
+    }
+#endif
+    for (std::size_t q = 0; q < mr; ++q)
+      for (std::size_t u = r; u < klen; ++u) ap[u * MR + q] = src[q][u];
+  }
+
+  /// Copies src[0, len) to the columns [j, j + len) of row rr of a chunk's B panels (klen rows,
+  /// [jj / NT][r][NT] at bp): whole panel rows as fixed-size copies, the ends piece by piece.
+  static void row_to_panels(T* bp, std::size_t klen, std::size_t rr, std::size_t j, const T* src, std::size_t len) {
+    while (len) {
+      const std::size_t o = j % NT, l = std::min(len, NT - o);
+      T* d = bp + (j - o) * klen + rr * NT + o;
+      if (l == NT) std::memcpy(d, src, NT * sizeof(T));
+      else std::memcpy(d, src, l * sizeof(T));
+      j += l;
+      src += l;
+      len -= l;
+    }
   }
 
   /// A prepare() that sets ldb = in_panels has written B straight into the micro kernel's
@@ -134,13 +171,25 @@ struct conv_engine {
       const std::size_t klen = std::min(conv_chunk, R - r0);
       std::size_t ldb = ntv;
       const T* bp = prepare(r0, r0 + klen, sc.b.data(), ldb);
-      const T* panels = bp;
-      if (ldb != in_panels && !(ldb == NT && ntv == NT)) {  // (one panel, rows NT apart: already its layout)
-        for (std::size_t jj = 0; jj < ntv; jj += NT)  // B -> panels [jj / NT][r][NT]
+      // B as the micro kernel reads it: the panels prepare() wrote (rows NT apart), the
+      // scratch rows prepare() gathered read in place (rows ntv apart: B's rows of a panel then
+      // lie ntv * sizeof(T) bytes apart, which the prefetchers follow, and the chunk is
+      // written once instead of gathered and copied), or, for B elsewhere (x itself, rows ldb
+      // apart: a stride the prefetchers lose), copied into panels [jj / NT][r][NT].
+      const T* bbase = bp;
+      std::size_t bks = NT, bstep = klen;  // panel jj at bbase + jj * bstep, rows bks apart
+      if (ldb != in_panels && !(ldb == NT && ntv == NT)) {
+        if (bp == sc.b.data() && ldb == ntv) {
+          bks = ldb;
+          bstep = 1;
+        } else {
           for (std::size_t r = 0; r < klen; ++r)
-            std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
-        panels = bpanel;
+            for (std::size_t jj = 0; jj < ntv; jj += NT)
+              std::memcpy(bpanel + jj * klen + r * NT, bp + r * ldb + jj, NT * sizeof(T));
+          bbase = bpanel;
+        }
       }
+      auto bcol = [&](std::size_t jj) { return bbase + jj * bstep; };
       const bool last = out && r0 + klen >= R;
       for (std::size_t i = 0; i < rows; i += step) {
         const std::size_t mr = std::min(step, rows - i);
@@ -148,14 +197,14 @@ struct conv_engine {
         for (std::size_t jj = 0; jj < ntv; jj += NT) {
           T* tot = sc.total.data() + i * ntv + jj;
           if (!last) {
-            micro(static_cast<int>(mr), ap, panels + jj * klen, klen, tot, ntv, first, a_ks);
+            micro(static_cast<int>(mr), ap, bcol(jj), klen, tot, ntv, first, a_ks, bks);
             continue;
           }
           T* o = out + i * ldo + jj;
           // S = p (one chunk: S is the output row itself, prefetched for writing) or S + p.
           gemm_merge<T> g{first ? o : tot, first ? ldo : ntv, first, true, o, ldo,
                           T(1), out_bias ? T(1) : T(0), out_bias ? out_bias + i : nullptr};
-          M::tile(static_cast<int>(mr), klen, ap, a_ks, panels + jj * klen, NT, std::min(NT, nt - jj), g);
+          M::tile(static_cast<int>(mr), klen, ap, a_ks, bcol(jj), bks, std::min(NT, nt - jj), g);
         }
       }
       first = false;
@@ -509,6 +558,130 @@ inline void conv_gather_tap_run(const conv2d_shape& s, const X* x, std::size_t n
 }
 
 
+/// Forward and backward-data with unit strides, NCHW, on padded rows. The source (forward: x;
+/// backward-data: dy) is copied (widened) into zero-padded planes src_p[n][c][Hp][Wp], a pass
+/// of at most about 4 Mi elements of images at a time, and the output positions are taken on
+/// the padded row pitch, p' = oh * Wp + ow for ow < Wp: the Wp - OW columns past the OW kept
+/// ones are computed and dropped. Tap (kr, kc) of source channel c then reads the planes at
+/// c * Hp * Wp + kr' * dilation_h * Wp + kc' * dilation_w + p' for every p' (forward: kr' = kr,
+/// kc' = kc; backward-data: kr' = KH - 1 - kr, kc' = KW - 1 - kc), so each B row of a tile is
+/// one contiguous copy into the micro kernel's panels (one per image of a packed tile) instead
+/// of a gather of short runs. Taps outside the source read the planes' zeros (+0, as the
+/// gathered im2col writes), so every kept column's chain - and its bits - is the gathered
+/// tiles'.
+struct conv_rows_geometry {
+  std::size_t N, G;
+  std::size_t SC, SH, SW;    // the source: channels, rows, columns
+  std::size_t top, left;     // zeros above and left of the source in its planes
+  std::size_t Hp, Wp;        // the planes (Hp >= top + SH, Wp >= left + SW)
+  std::size_t OC, OH, OW;    // the output: channels, rows, kept columns
+  std::size_t KH, KW, dh, dw;
+  bool flip;                 // backward-data: taps read from the far end of the window
+
+  static conv_rows_geometry forward(const conv2d_shape& s) {
+    return {s.batch, s.groups, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w,
+            s.in_h + 2 * s.pad_h, s.in_w + 2 * s.pad_w, s.out_channels, s.out_h(), s.out_w(),
+            s.kernel_h, s.kernel_w, s.dilation_h, s.dilation_w, false};
+  }
+  /// Backward-data: dy padded by (K - 1) * dilation - pad on each side (pad <= (K - 1) * dilation).
+  static conv_rows_geometry backward_data(const conv2d_shape& s) {
+    const std::size_t eh = (s.kernel_h - 1) * s.dilation_h, ew = (s.kernel_w - 1) * s.dilation_w;
+    return {s.batch, s.groups, s.out_channels, s.out_h(), s.out_w(), eh - s.pad_h, ew - s.pad_w,
+            s.in_h + eh, s.in_w + ew, s.in_channels, s.in_h, s.in_w,
+            s.kernel_h, s.kernel_w, s.dilation_h, s.dilation_w, true};
+  }
+};
+
+/// Whether an op takes conv_padded_rows: NCHW, unit strides, output rows shorter than a column
+/// tile (longer rows make few runs per tile row, which the gathered tiles copy as fast without
+/// the extra pass over the source), at most one padded column in eight dropped
+/// (Wp - OW <= Wp / 8); for backward-data pads of at most (K - 1) * dilation.
+template <class E>
+inline bool conv_rows_apply(const conv2d_shape& s, bool backward_data) {
+  if (s.data != layout::nchw || s.stride_h != 1 || s.stride_w != 1 || s.out_h() == 0 || s.out_w() == 0) return false;
+  if (backward_data && (s.pad_h > (s.kernel_h - 1) * s.dilation_h || s.pad_w > (s.kernel_w - 1) * s.dilation_w))
+    return false;
+  const conv_rows_geometry g = backward_data ? conv_rows_geometry::backward_data(s) : conv_rows_geometry::forward(s);
+  return g.OW < E::JT && (g.Wp - g.OW) * 8 <= g.Wp;
+}
+
+/// out = the lowered GEMM of the packed A panels `ap` (rows: out channels of a group; K index
+/// (source channel in the group, kr, kc)) with the padded-rows B, finished with bias (nullable).
+template <class Arch, class A, class X, class PackedA>
+void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& ap, const A* bias, A* out,
+                      int threads) {
+  using E = conv_engine<Arch, A>;
+  const std::size_t N = q.N, SC = q.SC, KH = q.KH, KW = q.KW, Wp = q.Wp, OW = q.OW, OC = q.OC;
+  const std::size_t SCg = SC / q.G, OCg = OC / q.G, K = SCg * KH * KW, P = q.OH * OW;
+  const std::size_t plane = q.Hp * Wp, Pp = q.OH * Wp;
+  // A dropped column of the last rows reads up to (KW - 1) * dw elements past the last plane:
+  // zeros, never past the copy.
+  const std::size_t istride = SC * plane + (KW - 1) * q.dw + 1;
+  const std::size_t per_pass = std::max<std::size_t>(1, (std::size_t(1) << 22) / istride);
+  A* const sp = conv_reserve(conv_thread_scratch<A>().x_rows, std::min(N, per_pass) * istride);
+  for (std::size_t n0 = 0; n0 < N; n0 += per_pass) {
+    const std::size_t nb = std::min(per_pass, N - n0);
+    parallel_chunks(threads, canonical_chunks{nb * SC, 1}, [&](std::uint64_t c0, std::uint64_t c1) {
+      for (std::size_t u = c0; u < c1; ++u) {
+        const std::size_t n = u / SC, c = u % SC;
+        A* d = sp + n * istride + c * plane;
+        std::fill(d, d + q.top * Wp, A(0));
+        for (std::size_t h = 0; h < q.SH; ++h) {
+          A* row = d + (q.top + h) * Wp;
+          const X* sr = src + (((n0 + n) * SC + c) * q.SH + h) * q.SW;
+          std::fill(row, row + q.left, A(0));
+          for (std::size_t w = 0; w < q.SW; ++w) row[q.left + w] = static_cast<A>(core::widen(sr[w]));
+          std::fill(row + q.left + q.SW, row + Wp, A(0));
+        }
+        std::fill(d + (q.top + q.SH) * Wp, d + plane, A(0));
+        if (c + 1 == SC) std::fill(d + plane, sp + (n + 1) * istride, A(0));
+      }
+    });
+    const conv_column_tiles tiles(nb, Pp, E::JT);
+    const std::size_t mb = conv_row_blocks(q.G * tiles.count, OCg, ap.h, threads);
+    const std::size_t tasks = q.G * tiles.count * mb;
+    parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
+      std::size_t t = static_cast<std::size_t>(t0);
+      const std::size_t b = t % mb; t /= mb;
+      const std::size_t tile = t % tiles.count, g = t / tiles.count;
+      std::size_t i0, i1;
+      conv_row_block(OCg, mb, ap.h, b, i0, i1);
+      if (i0 >= i1) return;
+      std::size_t j0, nt;
+      tiles.tile(tile, j0, nt);
+      auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+        std::size_t c = r0 / (KH * KW), kr = (r0 / KW) % KH, kc = r0 % KW;
+        for (std::size_t r = r0; r < r1; ++r) {
+          const std::size_t rr = q.flip ? KH - 1 - kr : kr, cc = q.flip ? KW - 1 - kc : kc;
+          const A* tap = sp + (g * SCg + c) * plane + rr * q.dh * Wp + cc * q.dw;
+          for (std::size_t j = 0; j < nt;) {  // one copy per image of the tile
+            const std::size_t col = j0 + j, nn = col / Pp, pp = col % Pp, len = std::min(nt - j, Pp - pp);
+            E::row_to_panels(bp, r1 - r0, r - r0, j, tap + nn * istride + pp, len);
+            j += len;
+          }
+          if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++c; } }
+        }
+        conv_zero_panel_tail<E>(bp, r1 - r0, nt);
+        ldb = E::in_panels;
+        return bp;
+      };
+      auto a_panel = [&](std::size_t i, std::size_t r0, std::size_t) { return ap.panel(g, i0 + i, r0); };
+      auto store = [&](std::size_t i, const A* tot) {
+        const std::size_t oc = g * OCg + i0 + i;
+        for (std::size_t j = 0; j < nt;) {  // per padded output row of the tile: its OW kept columns
+          const std::size_t col = j0 + j, nn = n0 + col / Pp, pp = col % Pp, oh = pp / Wp, ow = pp % Wp;
+          const std::size_t len = std::min(nt - j, Wp - ow);
+          if (ow < OW)
+            conv_finish_run<Arch>(tot + j, out + (nn * OC + oc) * P + oh * OW + ow, std::min(len, OW - ow),
+                                  bias ? bias + oc : nullptr);
+          j += len;
+        }
+      };
+      E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h);
+    });
+  }
+}
+
 /// y = conv(x, w) + bias; w already widened to A ([OC][K]).
 template <class Arch, class A, class X>
 void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A* bias, A* y, int threads) {
@@ -517,10 +690,6 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW;
   const bool nchw = s.data == layout::nchw;
-  const conv_column_tiles tiles(N, P, E::JT);
-  std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets
-  if (tiles.packed()) conv_tap_map(s, false, map);
-  const std::size_t image = C * s.in_h * s.in_w, cstride = nchw ? s.in_h * s.in_w : 1;
   // The weights as A panels, once (every column tile reads the same ones).
   const auto ap = E::pack_a(
       G, OCg, K,
@@ -529,6 +698,16 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
         for (std::size_t r = 0; r < klen; ++r) d[r * E::MR] = src[r];
       },
       threads);
+  // 1x1 unpadded: B is x itself (below); else unit strides take the padded rows.
+  const bool b_is_x = std::is_same<X, A>::value && KH == 1 && KW == 1 && s.pad_h == 0 && s.pad_w == 0;
+  if (!b_is_x && conv_rows_apply<E>(s, false)) {
+    conv_padded_rows<Arch>(conv_rows_geometry::forward(s), x, ap, bias, y, threads);
+    return;
+  }
+  const conv_column_tiles tiles(N, P, E::JT);
+  std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets
+  if (tiles.packed()) conv_tap_map(s, false, map);
+  const std::size_t image = C * s.in_h * s.in_w, cstride = nchw ? s.in_h * s.in_w : 1;
   std::vector<conv_tap_perm> perms;
   if (tiles.packed()) conv_tap_perms(map, P, perms);
   const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, ap.h, threads);
@@ -627,6 +806,12 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
         }
       },
       threads);
+  // 1x1 unpadded: B is dy itself (below); else unit strides take the padded rows.
+  const bool unit_1x1 = KH == 1 && KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
+  if (!unit_1x1 && conv_rows_apply<E>(s, true)) {
+    conv_padded_rows<Arch>(conv_rows_geometry::backward_data(s), dy, ap, static_cast<const A*>(nullptr), dx, threads);
+    return;
+  }
   const conv_column_tiles tiles(N, P, E::JT);
   std::vector<std::ptrdiff_t> map;  // packed tiles: the taps' source offsets in dy
   std::vector<conv_tap_perm> perms;
@@ -647,7 +832,13 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
     std::size_t q0, nt;
     tiles.tile(tile, q0, nt);
     const std::size_t n = q0 / P, p0 = q0 % P;  // the first column's image and position
+    // 1x1, stride 1, no padding, NCHW, full tile of one image: B is dy itself (r = ocg).
+    const bool direct = unit_1x1 && nchw && nt == E::JT && !tiles.packed();
     auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      if (direct) {
+        ldb = P;
+        return dy + (n * OC + g * OCg + r0) * P + p0;
+      }
       std::size_t ocg = r0 / KK, kr = (r0 / KW) % KH, kc = r0 % KW;
       if (tiles.packed()) {  // straight into the micro kernel's B panels
         if (!conv_tiny_panels<Arch, E>(dy, image, cstride, g * OCg, KK, perms, P, n, nt / P, r0, r1, bp))
