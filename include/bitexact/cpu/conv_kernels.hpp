@@ -292,6 +292,29 @@ inline void conv_row_block(std::size_t rows, std::size_t mb, std::size_t mr, std
   i1 = (b + 1 == mb) ? rows : std::min(rows, (b + 1) * per);
 }
 
+/// The tiled conv ops' task space: (group, column tile, row block), the row block fastest. Row
+/// blocks (multiples of mr) exist only to feed every thread on small problems; `operator()`
+/// decodes one task index into its group, column tile and row range [i0, i1) (empty: skip).
+struct conv_tile_tasks {
+  struct task {
+    std::size_t g, tile, i0, i1;
+  };
+  std::size_t tiles, rows, mr, mb, count;
+  conv_tile_tasks(std::size_t groups, std::size_t tiles_, std::size_t rows_, std::size_t mr_, int threads)
+      : tiles(tiles_), rows(rows_), mr(mr_), mb(conv_row_blocks(groups * tiles_, rows_, mr_, threads)),
+        count(groups * tiles_ * mb) {}
+  task operator()(std::uint64_t t0) const {
+    std::size_t t = static_cast<std::size_t>(t0);
+    task k;
+    const std::size_t b = t % mb;
+    t /= mb;
+    k.tile = t % tiles;
+    k.g = t / tiles;
+    conv_row_block(rows, mb, mr, b, k.i0, k.i1);
+    return k;
+  }
+};
+
 /// Whether the depthwise fast path applies: groups == in == out channels and a kernel of at
 /// most 256 taps (one canonical chunk: the chain is fma over (kernel row, column) from +0).
 inline bool conv_is_depthwise(const conv2d_shape& s) {
@@ -638,14 +661,10 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
       }
     });
     const conv_column_tiles tiles(nb, Pp, E::JT);
-    const std::size_t mb = conv_row_blocks(q.G * tiles.count, OCg, ap.h, threads);
-    const std::size_t tasks = q.G * tiles.count * mb;
-    parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
-      std::size_t t = static_cast<std::size_t>(t0);
-      const std::size_t b = t % mb; t /= mb;
-      const std::size_t tile = t % tiles.count, g = t / tiles.count;
-      std::size_t i0, i1;
-      conv_row_block(OCg, mb, ap.h, b, i0, i1);
+    const conv_tile_tasks tasks(q.G, tiles.count, OCg, ap.h, threads);
+    parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
+      const conv_tile_tasks::task k = tasks(t0);
+      const std::size_t g = k.g, tile = k.tile, i0 = k.i0, i1 = k.i1;
       if (i0 >= i1) return;
       std::size_t j0, nt;
       tiles.tile(tile, j0, nt);
@@ -710,14 +729,10 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   const std::size_t image = C * s.in_h * s.in_w, cstride = nchw ? s.in_h * s.in_w : 1;
   std::vector<conv_tap_perm> perms;
   if (tiles.packed()) conv_tap_perms(map, P, perms);
-  const std::size_t mb = conv_row_blocks(G * tiles.count, OCg, ap.h, threads);
-  const std::size_t tasks = G * tiles.count * mb;
-  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
-    std::size_t t = static_cast<std::size_t>(t0);
-    const std::size_t b = t % mb; t /= mb;
-    const std::size_t tile = t % tiles.count, g = t / tiles.count;
-    std::size_t i0, i1;
-    conv_row_block(OCg, mb, ap.h, b, i0, i1);
+  const conv_tile_tasks tasks(G, tiles.count, OCg, ap.h, threads);
+  parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const conv_tile_tasks::task k = tasks(t0);
+    const std::size_t g = k.g, tile = k.tile, i0 = k.i0, i1 = k.i1;
     if (i0 >= i1) return;
     std::size_t q0, nt;
     tiles.tile(tile, q0, nt);
@@ -820,14 +835,10 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
     conv_tap_perms(map, P, perms);
   }
   const std::size_t image = OC * OH * OW, cstride = nchw ? OH * OW : 1;
-  const std::size_t mb = conv_row_blocks(G * tiles.count, Cg, ap.h, threads);
-  const std::size_t tasks = G * tiles.count * mb;
-  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
-    std::size_t t = static_cast<std::size_t>(t0);
-    const std::size_t b = t % mb; t /= mb;
-    const std::size_t tile = t % tiles.count, g = t / tiles.count;
-    std::size_t i0, i1;
-    conv_row_block(Cg, mb, ap.h, b, i0, i1);
+  const conv_tile_tasks tasks(G, tiles.count, Cg, ap.h, threads);
+  parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const conv_tile_tasks::task k = tasks(t0);
+    const std::size_t g = k.g, tile = k.tile, i0 = k.i0, i1 = k.i1;
     if (i0 >= i1) return;
     std::size_t q0, nt;
     tiles.tile(tile, q0, nt);
@@ -1554,15 +1565,11 @@ void conv_backward_weight_tapmajor(const conv2d_shape& s, const X* x, const A* d
       for (std::size_t q = 0; q < Pin * C; ++q) xt[n * Pz * C + q] = static_cast<A>(core::widen(x[n * Pin * C + q]));
   }
   const std::size_t jt = (OCg + E::JT - 1) / E::JT;
-  const std::size_t mb = conv_row_blocks(G * jt, K, E::MR, threads);
-  const std::size_t tasks = G * jt * mb;
+  const conv_tile_tasks tasks(G, jt, K, E::MR, threads);
   constexpr std::size_t SB = 512;  // rows of one patch (at most 512 x 256 elements)
-  parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
-    std::size_t t = static_cast<std::size_t>(t0);
-    const std::size_t b = t % mb; t /= mb;
-    const std::size_t tj = t % jt, g = t / jt;
-    std::size_t i0, i1;
-    conv_row_block(K, mb, E::MR, b, i0, i1);
+  parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const conv_tile_tasks::task k = tasks(t0);
+    const std::size_t g = k.g, tj = k.tile, i0 = k.i0, i1 = k.i1;
     if (i0 >= i1) return;
     const std::size_t j0 = tj * E::JT, nt = std::min(E::JT, OCg - j0), ntv = (nt + E::NT - 1) / E::NT * E::NT;
     conv_scratch<A>& sc = conv_thread_scratch<A>();
@@ -1745,8 +1752,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   // reduction over k' = (n, oh, ow); dw[oc][k] = C^T[k][oc]. Same products, same chain per dw
   // element, so the same bits as the reference's dw[oc][k] loop.
   const std::size_t jt = (OCg + E::JT - 1) / E::JT;
-  const std::size_t mb = conv_row_blocks(G * jt, K, E::MR, threads);
-  const std::size_t tasks = G * jt * mb;
+  const conv_tile_tasks tasks(G, jt, K, E::MR, threads);
   // dy in NHWC form ([k'][OC]), so that B rows are contiguous (a transposed copy for NCHW).
   using V = typename gemm_arch<Arch, A>::V;
   constexpr std::size_t VW = static_cast<std::size_t>(V::W);
@@ -1761,13 +1767,9 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   // with fewer channels per run the mapped gathers below cost less).
   if (mapped && Cg >= 4) conv_backward_weight_tapmajor<Arch, A>(s, x, dyh, dw, threads);
   else if (!mapped && nchw && Cg <= 4 && K <= 4 * conv_chunk) conv_backward_weight_taps_as_columns<Arch, A>(s, x, dyh, dw, threads);
-  else parallel_chunks(threads, canonical_chunks{tasks, 1}, [&](std::uint64_t t0, std::uint64_t) {
-    std::size_t t = static_cast<std::size_t>(t0);
-    const std::size_t b = t % mb; t /= mb;
-    const std::size_t tj = t % jt;
-    const std::size_t g = t / jt;
-    std::size_t i0, i1;
-    conv_row_block(K, mb, E::MR, b, i0, i1);
+  else parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const conv_tile_tasks::task k = tasks(t0);
+    const std::size_t g = k.g, tj = k.tile, i0 = k.i0, i1 = k.i1;
     if (i0 >= i1) return;
     const std::size_t rows = i1 - i0;
     const std::size_t j0 = tj * E::JT, nt = std::min(E::JT, OCg - j0);
