@@ -236,9 +236,13 @@ TEST(IndexAdd, FewCollisionsExactDouble) { few_collisions_case<double>(tier::exa
 // values, at threads {1, 2, 3, 4, 7, 8} that really split the work and on every ISA.
 // short_runs: runs of 1 to 40 positions (the AVX-512 sorted path folds a vector's runs in
 // rounds, one per position of its longest run piece, and carries a run into the next vector).
-enum class many_dist { all_to_one, sorted, long_runs, boundary_runs, short_runs, uniform, zipf, reverse_sorted, descent_at_boundary, descent_at_end };
+// zipf and all_to_one also make hot buckets of the radix grouping (taken whole, as dense rows
+// per chunk); hot_patches makes hot buckets fed by a few scattered chunks only (chunks 1, 2, 5,
+// 11, 12 and the last send every position to targets 1000..1299, the rest is uniform over targets
+// from 2048), so the chunk tree of those rows has absent chunks.
+enum class many_dist { all_to_one, sorted, long_runs, boundary_runs, short_runs, uniform, zipf, reverse_sorted, descent_at_boundary, hot_patches, descent_at_end };
 const char* many_dist_name(many_dist d) {
-  const char* names[] = {"all_to_one", "sorted", "long_runs", "boundary_runs", "short_runs", "uniform", "zipf", "reverse_sorted", "descent_at_boundary", "descent_at_end"};
+  const char* names[] = {"all_to_one", "sorted", "long_runs", "boundary_runs", "short_runs", "uniform", "zipf", "reverse_sorted", "descent_at_boundary", "hot_patches", "descent_at_end"};
   return names[static_cast<int>(d)];
 }
 std::vector<std::int64_t> many_target_indices(many_dist d, std::size_t n, std::size_t n_out, std::mt19937_64& g) {
@@ -268,6 +272,14 @@ std::vector<std::int64_t> many_target_indices(many_dist d, std::size_t n, std::s
       idx = make_indices(dist::sorted, n, n_out, g);
       idx[4096] = 0;  // idx[4095] > 0: the only descent, between two chunks
       return idx;
+    case many_dist::hot_patches: {
+      idx = make_indices(dist::uniform, n, n_out - 2048, g);  // targets 2048.. outside the patches
+      for (auto& i : idx) i += 2048;
+      const std::size_t last = (n - 1) / 4096;
+      for (std::size_t c : {std::size_t(1), std::size_t(2), std::size_t(5), std::size_t(11), std::size_t(12), last})
+        for (std::size_t i = c * 4096; i < std::min(n, (c + 1) * 4096); ++i) idx[i] = 1000 + static_cast<std::int64_t>(g() % 300);
+      return idx;
+    }
     default:
       idx = make_indices(dist::sorted, n, n_out, g);
       idx[n - 1] = 1;

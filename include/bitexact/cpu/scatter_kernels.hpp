@@ -186,10 +186,12 @@ struct bucket_groups {
 /// body(lo_t, n_t, bucket_groups) sees the groups of targets lo_t .. lo_t + n_t - 1. Passes 1-2
 /// run on contiguous source ranges, pass 3 on canonical runs of buckets; bodies of different
 /// buckets run concurrently and own disjoint target ranges. The groups are unique, so nothing
-/// depends on the threads.
-template <class V, class TargetOf, class ValueOf, class Body>
+/// depends on the threads. Before the sort, whole(lo_t, n_t, entries, m) may take a bucket as it
+/// is - its m entries {pos, key[, val]} in increasing position - and return true: then the
+/// bucket is not sorted and body is not called for it (hot buckets, see index_add_1d).
+template <class V, class TargetOf, class ValueOf, class Body, class Whole>
 void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of, ValueOf value_of, int threads,
-                           Body body) {
+                           Body body, Whole whole) {
   auto run = [&](auto pos_type) {
     using P = decltype(pos_type);
     using E = bucket_entry<P, V>;
@@ -265,6 +267,7 @@ void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of,
         const std::size_t n_t = std::min(local, n_out - lo_t);
         const E* x = entry + bstart[bk];
         const std::size_t m = static_cast<std::size_t>(bstart[bk + 1] - bstart[bk]);
+        if (whole(lo_t, n_t, x, m)) continue;
         std::fill(cnt.begin(), cnt.begin() + static_cast<std::ptrdiff_t>(n_t + 2), P(0));
         for (std::size_t q = 0; q < m; ++q) ++cnt[x[q].key - lo_t + 2];
         for (std::size_t k = 1; k <= n_t; ++k) cnt[k + 1] += cnt[k];
@@ -286,6 +289,13 @@ void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of,
     run(std::uint32_t{});
   else
     run(std::uint64_t{});
+}
+
+template <class V, class TargetOf, class ValueOf, class Body>
+void radix_for_each_bucket(std::size_t n_out, std::size_t n, TargetOf target_of, ValueOf value_of, int threads,
+                           Body body) {
+  radix_for_each_bucket<V>(n_out, n, target_of, value_of, threads, body,
+                           [](std::size_t, std::size_t, const auto*, std::size_t) { return false; });
 }
 
 /// The radix grouping written out as target_groups (for consumers that need all groups at once).
