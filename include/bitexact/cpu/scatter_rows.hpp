@@ -449,10 +449,11 @@ bool dense_index_add_rows(A* out, std::size_t n_out, const I* idx, std::size_t n
 /// old value and round once: the exact_accumulator's value, so its bits. Bins are bin-major
 /// (bin k of every target together), so the few bins real data hits stay in L1. Whether a
 /// target had values at all, and whether they were all -0.0 (the signed-zero rule), matters
-/// only when its bins sum to zero: those targets (rare) are found with one more pass. Indices are checked on the
-/// way: false (out untouched) when one is outside [0, n_out).
-template <class I, class ValueAt>
-bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, std::size_t n, ValueAt value_at,
+/// only when its bins sum to zero: those targets (rare) are found with one more pass. Targets
+/// target_at(i) (as unsigned: a negative index is huge) are checked on the way: false (out
+/// untouched) when one is outside [0, n_out).
+template <class TargetAt, class ValueAt>
+bool dense_index_add_exact_binned(float* out, std::size_t n_out, TargetAt target_at, std::size_t n, ValueAt value_at,
                                   int threads) {
   constexpr std::size_t nb = 16, block = 256;
   const int th = static_cast<int>(std::max<std::uint64_t>(1, std::min<std::uint64_t>(static_cast<std::uint64_t>(threads),
@@ -476,7 +477,7 @@ bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, s
         std::uint32_t special = 0;
         std::uint64_t out_of_range = 0;
         for (std::size_t j = 0; j < m; ++j) {
-          const std::uint64_t t = static_cast<std::uint64_t>(idx[i0 + j]);
+          const std::uint64_t t = target_at(i0 + j);
           const float v = value_at(i0 + j);
           std::uint32_t u;
           std::memcpy(&u, &v, sizeof u);
@@ -498,7 +499,7 @@ bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, s
           for (std::size_t j = 0; j < m; ++j) {
             const float v = value_at(i0 + j);
             if (!(v - v == 0.0f))
-              a[static_cast<std::size_t>(idx[i0 + j])].add(v);
+              a[static_cast<std::size_t>(target_at(i0 + j))].add(v);
             else
               bn[slot[j]] += val[j];
           }
@@ -527,7 +528,7 @@ bool dense_index_add_exact_binned(float* out, std::size_t n_out, const I* idx, s
     hit.assign(n_out, 0);
     non_negzero.assign(n_out, 0);
     for (std::size_t i = 0; i < n; ++i) {
-      const std::size_t k = static_cast<std::size_t>(idx[i]);
+      const std::size_t k = static_cast<std::size_t>(target_at(i));
       if (quiet[k]) {
         const float v = value_at(i);
         hit[k] = 1;
@@ -979,7 +980,8 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
   const std::uint64_t chunks = (static_cast<std::uint64_t>(n) + core::scatter_chunk - 1) / core::scatter_chunk;
   if (t == tier::exact && static_cast<std::uint64_t>(n_out) <= 65536 && n_out * 8 <= n) {
     if constexpr (std::is_same<A, float>::value) {
-      if (!dense_index_add_exact_binned(out, n_out, idx, n, [&value](std::size_t i) { return float(value(i)); }, threads))
+      auto target_at = [idx](std::size_t i) { return static_cast<std::uint64_t>(idx[i]); };
+      if (!dense_index_add_exact_binned(out, n_out, target_at, n, [&value](std::size_t i) { return float(value(i)); }, threads))
         validate_indices(idx, n, n_out, threads, what);  // throws
       return;
     }
@@ -1028,10 +1030,21 @@ void index_add_1d(A* out, std::size_t n_out, const I* idx, std::size_t n, ValueA
   // position order, and the rows combine by the aligned tree over chunks (row_tree_stack), so
   // each target gets S_t with the sparse tree's operations (absent chunks are -0 rows: x + -0
   // is x), as the dense strategy does for few targets. Cost: about 2 n_t row operations per
-  // chunk of the bucket instead of sorting m entries and a tree per long group.
+  // chunk of the bucket instead of sorting m entries and a tree per long group. The exact tier
+  // (float) takes a bucket with at least 8 contributions per target whole too, as the dense
+  // binned strategy on its entries (one thread: buckets already run in parallel).
   auto hot_bucket = [&](std::size_t lo_t, std::size_t n_t, const auto* x, std::size_t m) {
-    if (t == tier::exact) return false;
     if (m == 0) return true;  // no contribution: every target keeps its value
+    if (t == tier::exact) {
+      if constexpr (std::is_same<A, float>::value) {
+        if (m < 8 * n_t) return false;
+        dense_index_add_exact_binned(
+            out + lo_t, n_t, [x, lo_t](std::size_t i) { return static_cast<std::uint64_t>(x[i].key - lo_t); }, m,
+            [x](std::size_t i) { return x[i].val; }, 1);
+        return true;
+      }
+      return false;
+    }
     if (static_cast<std::uint64_t>(m) * 32 < std::min<std::uint64_t>(m, chunks) * n_t) return false;
     row_tree_stack<A> st(n_t);
     std::vector<unsigned char> touched(n_t, 0);
