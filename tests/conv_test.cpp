@@ -214,6 +214,22 @@ TEST(ConvMatrix, PaddedRowsPath) {
   check_all_paths<float, float>(shape(2, 20, 9, 40, 300, 1, 1, 1, 0, 1, 1), seed++, tier::fixed_order);  // 1x1
 }
 
+/// 1x1, unit-stride, unpadded NCHW backward-weight (cpu/conv_kernels.hpp
+/// conv_backward_weight_1x1): one product per group with A's rows read in place - dy's when a
+/// group has more out- than in-channels, x's otherwise - and the chunks of k' that cross an
+/// image boundary staged; dbias from dy's NCHW rows 16 channels at a time. Shapes: both
+/// orientations, column tiles of part of a panel and of whole panels (B read in place), groups
+/// with a dilation (which a 1x1 kernel ignores), out-channels that end in a partial block of 16,
+/// double.
+TEST(ConvMatrix, BackwardWeight1x1) {
+  std::uint64_t seed = 1800;
+  check_all_paths<float, float>(shape(3, 8, 11, 11, 40, 1, 1, 1, 0, 1, 1), seed++, tier::fixed_order);    // rows: out, P = 121
+  check_all_paths<float, float>(shape(2, 48, 9, 30, 16, 1, 1, 1, 0, 1, 2), seed++, tier::fixed_order);    // rows: in, groups
+  check_all_paths<float, float>(shape(2, 64, 20, 20, 96, 1, 1, 1, 0, 1, 1), seed++, tier::fixed_order);   // B in place
+  check_all_paths<float, float>(shape(2, 36, 7, 9, 300, 1, 1, 1, 0, 2, 3), seed++, tier::fixed_order);    // groups, dilation
+  check_all_paths<double, double>(shape(3, 8, 11, 11, 40, 1, 1, 1, 0, 1, 1), seed++, tier::fixed_order);
+}
+
 /// The padded planes are built a pass of at most about 4 Mi elements at a time: images of more
 /// than 2 Mi padded elements take one pass each (three passes here), with the reference's bits.
 TEST(ConvMatrix, PaddedRowsPasses) {

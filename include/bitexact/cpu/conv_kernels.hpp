@@ -1730,9 +1730,136 @@ void conv_backward_weight_taps_as_columns(const conv2d_shape& s, const X* x, con
 }
 
 /// dw = sum over (n, oh, ow) of dy * x-patch; dbias (nullable) = sum of dy (same order).
+/// dbias[oc] from dy in NHWC form (rows [k'][OC], R of them): per chunk of k' the chain
+/// p = p + dy[k'][oc] (= fma(dy, 1, p)) from +0, chunks combined in order.
+template <class Arch, class A>
+void conv_dbias_nhwc(const A* dyh, std::size_t OC, std::size_t R, A* dbias, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W);
+  // dbias[oc]: per chunk of k' the chain p = p + dy[k'][oc] (= fma(dy, 1, p)), chunks combined
+  // in order. Vectors across out-channels (rows of the NHWC-form dy are contiguous), whole
+  // vectors first, the last oc's lane by lane: the same adds per element.
+  const std::size_t nvec = OC / VW;
+  parallel_chunks(threads, canonical_chunks{nvec + 1, 1}, [&](std::uint64_t v0, std::uint64_t v1) {
+    for (std::size_t v = v0; v < v1; ++v) {
+      const std::size_t oc0 = v * VW, lanes = v < nvec ? VW : OC - oc0;
+      if (lanes == 0) continue;
+      alignas(64) A total[VW] = {};
+      if (lanes == VW) {
+        if (R) conv_dbias_vector<V>(dyh + oc0, OC, R, total);  // R == 0: dy may be null; the empty sum
+      } else {
+        for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+          const std::size_t r1 = std::min(R, r0 + conv_chunk);
+          const A* src = dyh + r0 * OC + oc0;
+          for (std::size_t q = 0; q < lanes; ++q) {
+            A p = A(0);
+            for (std::size_t r = 0; r < r1 - r0; ++r) p = p + src[r * OC + q];
+            total[q] = r0 == 0 ? p : core::gemm_combine(total[q], p);
+          }
+        }
+      }
+      for (std::size_t q = 0; q < lanes; ++q) dbias[oc0 + q] = conv_finish(total[q]);
+    }
+  });
+}
+
+/// dbias[oc] from dy in NCHW form: the chains of conv_dbias_nhwc, 16 out-channels at a time
+/// through a staged NHWC copy of just those channels ([k'][16]: cache-sized, never all of dy).
+template <class Arch, class A>
+void conv_dbias_nchw(const A* dy, std::size_t N, std::size_t OC, std::size_t P, A* dbias, int threads) {
+  using V = typename gemm_arch<Arch, A>::V;
+  constexpr std::size_t VW = static_cast<std::size_t>(V::W), SW = 16;  // conv_nchw_to_nhwc's blocks
+  static_assert(SW % VW == 0, "whole vectors per staged row");
+  const std::size_t R = N * P, blocks = (OC + SW - 1) / SW;
+  parallel_chunks(threads, canonical_chunks{blocks, 1}, [&](std::uint64_t b0, std::uint64_t) {
+    const std::size_t oc0 = static_cast<std::size_t>(b0) * SW, lanes = std::min(SW, OC - oc0);
+    std::vector<A> stage(R * SW, A(0));
+    conv_nchw_to_nhwc<Arch, A>(dy, N, OC, P, [&](std::size_t n, std::size_t p, std::size_t c) {
+      return stage.data() + (n * P + p) * SW + (c - oc0); }, 1, oc0, oc0 + lanes);
+    alignas(64) A total[SW] = {};
+    for (std::size_t v = 0; v < SW; v += VW)
+      if (R) conv_dbias_vector<V>(stage.data() + v, SW, R, total + v);
+    for (std::size_t q = 0; q < lanes; ++q) dbias[oc0 + q] = conv_finish(total[q]);
+  });
+}
+
+/// Backward-weight of a 1x1, unit-stride, unpadded NCHW convolution (float or double x): per
+/// group one product over k' = (n, p), C = A B, A's rows read in place from one tensor
+/// ([channel][p] inside an image; a chunk of k' across an image boundary is copied) and B the
+/// other tensor in NHWC form (a transposed copy): rows = out-channels (A = dy, B = x, C = dw)
+/// when the group has more out- than in-channels, else rows = in-channels (A = x, B = dy,
+/// C = dw transposed). Either way each dw element is the chain of conv_backward_weight_kernel
+/// over the same chunks of k' (fma is symmetric in its factors): the same bits, with only the
+/// smaller tensor transposed.
+template <class Arch, class A>
+void conv_backward_weight_1x1(const conv2d_shape& s, const A* x, const A* dy, A* dw, A* dbias, int threads) {
+  using E = conv_engine<Arch, A>;
+  const std::size_t N = s.batch, C = s.in_channels, OC = s.out_channels, G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, P = s.in_h * s.in_w, R = N * P;
+  const bool rows_oc = OCg > Cg;
+  const A* const rsrc = rows_oc ? dy : x;              // A: [n][RC][P]
+  const std::size_t RC = rows_oc ? OC : C, RCg = rows_oc ? OCg : Cg;
+  const std::size_t CC = rows_oc ? C : OC, CCg = rows_oc ? Cg : OCg;
+  conv_scratch<A>& top = conv_thread_scratch<A>();
+  A* const bt = conv_reserve(rows_oc ? top.x_nhwc : top.dy_nhwc, R * CC);  // B: [k'][CC]
+  conv_nchw_to_nhwc<Arch, A>(rows_oc ? x : dy, N, CC, P,
+                             [&](std::size_t n, std::size_t p, std::size_t c) { return bt + (n * P + p) * CC + c; }, threads);
+  const std::size_t jt = (CCg + E::JT - 1) / E::JT;
+  const conv_tile_tasks tasks(G, jt, RCg, E::MR, threads);
+  parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const conv_tile_tasks::task k = tasks(t0);
+    const std::size_t g = k.g, tj = k.tile, i0 = k.i0, i1 = k.i1;
+    if (i0 >= i1) return;
+    const std::size_t rows = i1 - i0, j0 = tj * E::JT, nt = std::min(E::JT, CCg - j0);
+    conv_scratch<A>& sc = conv_thread_scratch<A>();
+    A* const staged = conv_reserve(sc.a, rows * conv_chunk);
+    bool split = false;  // this chunk of k' crosses an image boundary: A rows staged
+    auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
+      split = r0 / P != (r1 - 1) / P;
+      if (split)
+        for (std::size_t i = 0; i < rows; ++i)
+          for (std::size_t r = r0; r < r1;) {  // one image's run at a time
+            const std::size_t n = r / P, p = r % P, len = std::min(r1 - r, P - p);
+            std::memcpy(staged + i * conv_chunk + (r - r0), rsrc + (n * RC + g * RCg + i0 + i) * P + p, len * sizeof(A));
+            r += len;
+          }
+      const A* src = bt + r0 * CC + g * CCg + j0;
+      if (nt % E::NT == 0) {
+        ldb = CC;
+        return src;
+      }
+      conv_copy_rows_padded<Arch>(src, CC, nt, bp, ldb, r1 - r0, r0 == 0);  // r0 == 0: the longest chunk
+      return bp;
+    };
+    auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) -> const A* {
+      lda = conv_chunk;
+      if (split) return staged + i * conv_chunk;
+      const std::size_t n = r0 / P;
+      return rsrc + (n * RC + g * RCg + i0 + i) * P + (r0 - n * P);
+    };
+    auto store = [&](std::size_t i, const A* tot) {
+      if (rows_oc) {
+        A* dst = dw + (g * OCg + i0 + i) * Cg + j0;
+        for (std::size_t j = 0; j < nt; ++j) dst[j] = conv_finish(tot[j]);
+      } else {
+        A* dst = dw + (g * OCg + j0) * Cg + i0 + i;
+        for (std::size_t j = 0; j < nt; ++j) dst[j * Cg] = conv_finish(tot[j]);
+      }
+    };
+    E::run(rows, R, nt, prepare, a_row, store);
+  });
+  if (!dbias) return;
+  if (rows_oc) conv_dbias_nchw<Arch, A>(dy, N, OC, P, dbias, threads);
+  else conv_dbias_nhwc<Arch, A>(bt, OC, R, dbias, threads);
+}
+
 template <class Arch, class A, class X>
 void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy, A* dw, A* dbias, int threads) {
   if (conv_is_depthwise(s)) return conv_depthwise_backward_weight<Arch>(s, x, dy, dw, dbias, threads);
+  if constexpr (std::is_same<X, A>::value)
+    if (s.data == layout::nchw && s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+        s.pad_h == 0 && s.pad_w == 0)
+      return conv_backward_weight_1x1<Arch, A>(s, x, dy, dw, dbias, threads);
   using E = conv_engine<Arch, A>;
   const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels;
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
@@ -1813,33 +1940,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
     };
     E::run(rows, R, nt, prepare, a_row, store);
   });
-  if (dbias) {
-    // dbias[oc]: per chunk of k' the chain p = p + dy[k'][oc] (= fma(dy, 1, p)), chunks combined
-    // in order. Vectors across out-channels (rows of the NHWC-form dy are contiguous), whole
-    // vectors first, the last oc's lane by lane: the same adds per element.
-    const std::size_t nvec = OC / VW;
-    parallel_chunks(threads, canonical_chunks{nvec + 1, 1}, [&](std::uint64_t v0, std::uint64_t v1) {
-      for (std::size_t v = v0; v < v1; ++v) {
-        const std::size_t oc0 = v * VW, lanes = v < nvec ? VW : OC - oc0;
-        if (lanes == 0) continue;
-        alignas(64) A total[VW] = {};
-        if (lanes == VW) {
-          if (R) conv_dbias_vector<V>(dyh + oc0, OC, R, total);  // R == 0: dy may be null; the empty sum
-        } else {
-          for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
-            const std::size_t r1 = std::min(R, r0 + conv_chunk);
-            const A* src = dyh + r0 * OC + oc0;
-            for (std::size_t q = 0; q < lanes; ++q) {
-              A p = A(0);
-              for (std::size_t r = 0; r < r1 - r0; ++r) p = p + src[r * OC + q];
-              total[q] = r0 == 0 ? p : core::gemm_combine(total[q], p);
-            }
-          }
-        }
-        for (std::size_t q = 0; q < lanes; ++q) dbias[oc0 + q] = conv_finish(total[q]);
-      }
-    });
-  }
+  if (dbias) conv_dbias_nhwc<Arch, A>(dyh, OC, R, dbias, threads);
 }
 
 // ------------------------------------------------------------------ depthwise
