@@ -49,7 +49,7 @@ struct conv_scratch {
   std::vector<T> b, a, apad, total;
   std::vector<T> dy_nhwc, x_nhwc;  // the calling thread's layout copies (backward-weight)
   std::vector<T> apack;            // the calling thread's A panels, packed once per call
-  std::vector<T> x_pad, dy_pad;    // depthwise backward-weight: padded NHWC copies
+  std::vector<T> x_pad, dy_pad;    // depthwise backward-weight: padded NHWC copies (dy_pad: also dbias staging)
   std::vector<T> dy_phase;         // strided backward-data: the calling thread's padded dy planes
   std::vector<T> x_rows;           // forward on padded rows: the calling thread's padded x planes
 };
@@ -1773,12 +1773,15 @@ void conv_dbias_nchw(const A* dy, std::size_t N, std::size_t OC, std::size_t P, 
   const std::size_t R = N * P, blocks = (OC + SW - 1) / SW;
   parallel_chunks(threads, canonical_chunks{blocks, 1}, [&](std::uint64_t b0, std::uint64_t) {
     const std::size_t oc0 = static_cast<std::size_t>(b0) * SW, lanes = std::min(SW, OC - oc0);
-    std::vector<A> stage(R * SW, A(0));
+    // The thread's scratch (never re-zeroed: every lane below `lanes` is written; the lanes of
+    // a partial last block are zeroed, their sums dropped).
+    A* const stage = conv_reserve(conv_thread_scratch<A>().dy_pad, R * SW);
+    if (lanes < SW) std::fill(stage, stage + R * SW, A(0));
     conv_nchw_to_nhwc<Arch, A>(dy, N, OC, P, [&](std::size_t n, std::size_t p, std::size_t c) {
-      return stage.data() + (n * P + p) * SW + (c - oc0); }, 1, oc0, oc0 + lanes);
+      return stage + (n * P + p) * SW + (c - oc0); }, 1, oc0, oc0 + lanes);
     alignas(64) A total[SW] = {};
     for (std::size_t v = 0; v < SW; v += VW)
-      if (R) conv_dbias_vector<V>(stage.data() + v, SW, R, total + v);
+      if (R) conv_dbias_vector<V>(stage + v, SW, R, total + v);
     for (std::size_t q = 0; q < lanes; ++q) dbias[oc0 + q] = conv_finish(total[q]);
   });
 }
