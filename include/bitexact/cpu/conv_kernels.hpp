@@ -1529,6 +1529,21 @@ inline void conv_copy_rows_padded(const A* src, std::size_t lds, std::size_t len
     if (pad) std::fill(dst + r * ld + len, dst + (r + 1) * ld, A(0));
   }
 }
+/// A chunk's B of backward-weight from an NHWC-form tensor: rows src[r * lds + 0 .. nt) for
+/// r < klen, read in place (ldb = lds) when nt is whole panels, else copied into bp with zero
+/// columns up to whole panels (ldb = panels' width; first: the chunk at r0 == 0, the longest,
+/// zeroes them once per task).
+template <class Arch, class A, class E>
+inline const A* conv_nhwc_b_chunk(const A* src, std::size_t lds, std::size_t nt, std::size_t klen, bool first, A* bp,
+                                  std::size_t& ldb) {
+  if (nt % E::NT == 0) {
+    ldb = lds;
+    return src;
+  }
+  ldb = (nt + E::NT - 1) / E::NT * E::NT;
+  conv_copy_rows_padded<Arch>(src, lds, nt, bp, ldb, klen, first);
+  return bp;
+}
 struct conv_channel_run {
   std::size_t tap, c, len, off;  // channels [c, c + len) of tap `tap`, at patch column off
 };
@@ -1600,13 +1615,8 @@ void conv_backward_weight_tapmajor(const conv2d_shape& s, const X* x, const A* d
         }
         // B[k' - r0][j] = dy of out-channel g * OCg + j0 + j: rows of the NHWC-form dy, in place
         // when whole panels; otherwise copied with zero columns up to ntv.
-        const A* bsrc = dyh + r0 * OC + g * OCg + j0;
-        std::size_t ldb = OC;
-        if (nt % E::NT) {
-          conv_copy_rows_padded<Arch>(bsrc, OC, nt, bbuf, ntv, klen, r0 == 0);  // r0 == 0: the longest chunk
-          bsrc = bbuf;
-          ldb = ntv;
-        }
+        std::size_t ldb;
+        const A* bsrc = conv_nhwc_b_chunk<Arch, A, E>(dyh + r0 * OC + g * OCg + j0, OC, nt, klen, r0 == 0, bbuf, ldb);
         for (std::size_t i = 0; i < rows; i += E::MR) {
           const int mr = static_cast<int>(std::min(E::MR, rows - i));
           for (std::size_t jj = 0; jj < ntv; jj += E::NT) {
@@ -1826,13 +1836,7 @@ void conv_backward_weight_1x1(const conv2d_shape& s, const A* x, const A* dy, A*
             std::memcpy(staged + i * conv_chunk + (r - r0), rsrc + (n * RC + g * RCg + i0 + i) * P + p, len * sizeof(A));
             r += len;
           }
-      const A* src = bt + r0 * CC + g * CCg + j0;
-      if (nt % E::NT == 0) {
-        ldb = CC;
-        return src;
-      }
-      conv_copy_rows_padded<Arch>(src, CC, nt, bp, ldb, r1 - r0, r0 == 0);  // r0 == 0: the longest chunk
-      return bp;
+      return conv_nhwc_b_chunk<Arch, A, E>(bt + r0 * CC + g * CCg + j0, CC, nt, r1 - r0, r0 == 0, bp, ldb);
     };
     auto a_row = [&](std::size_t i, std::size_t r0, std::size_t& lda) -> const A* {
       lda = conv_chunk;
@@ -1925,13 +1929,7 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
         }
       }
       // B[k' - r0][j] = dy of out-channel g * OCg + j0 + j at k': rows of the NHWC-form dy.
-      const A* src = dyh + r0 * OC + g * OCg + j0;
-      if (nt % E::NT == 0) {
-        ldb = OC;
-        return src;
-      }
-      conv_copy_rows_padded<Arch>(src, OC, nt, bp, ldb, r1 - r0, r0 == 0);  // r0 == 0: the longest chunk
-      return bp;
+      return conv_nhwc_b_chunk<Arch, A, E>(dyh + r0 * OC + g * OCg + j0, OC, nt, r1 - r0, r0 == 0, bp, ldb);
     };
     auto a_row = [&](std::size_t i, std::size_t, std::size_t& lda) {
       lda = conv_chunk;
