@@ -354,6 +354,19 @@ struct conv_column_tiles {
   }
 };
 
+/// One task of the column-tiled ops (forward, backward-data, padded rows): its group, rows
+/// [i0, i1) (empty: nothing to do) and columns [q0, q0 + nt) of `tiles`.
+struct conv_column_task {
+  std::size_t g, i0, i1, q0, nt;
+};
+inline conv_column_task conv_column_task_of(const conv_tile_tasks& tasks, const conv_column_tiles& tiles,
+                                            std::uint64_t t0) {
+  const conv_tile_tasks::task k = tasks(t0);
+  conv_column_task c{k.g, k.i0, k.i1, 0, 0};
+  if (k.i0 < k.i1) tiles.tile(k.tile, c.q0, c.nt);
+  return c;
+}
+
 /// For packed tiles: where each kernel tap reads for each position of an image, as an offset
 /// into the image's channel 0 (channel c adds c * channel_stride), or -1 for a zero (padding, or
 /// for backward-data a position off the stride grid). map[kk * P + p], kk = kernel row * KW +
@@ -663,11 +676,9 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
     const conv_column_tiles tiles(nb, Pp, E::JT);
     const conv_tile_tasks tasks(q.G, tiles.count, OCg, ap.h, threads);
     parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
-      const conv_tile_tasks::task k = tasks(t0);
-      const std::size_t g = k.g, tile = k.tile, i0 = k.i0, i1 = k.i1;
+      const conv_column_task k = conv_column_task_of(tasks, tiles, t0);
+      const std::size_t g = k.g, i0 = k.i0, i1 = k.i1, j0 = k.q0, nt = k.nt;
       if (i0 >= i1) return;
-      std::size_t j0, nt;
-      tiles.tile(tile, j0, nt);
       auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
         std::size_t c = r0 / (KH * KW), kr = (r0 / KW) % KH, kc = r0 % KW;
         for (std::size_t r = r0; r < r1; ++r) {
@@ -731,11 +742,9 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   if (tiles.packed()) conv_tap_perms(map, P, perms);
   const conv_tile_tasks tasks(G, tiles.count, OCg, ap.h, threads);
   parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
-    const conv_tile_tasks::task k = tasks(t0);
-    const std::size_t g = k.g, tile = k.tile, i0 = k.i0, i1 = k.i1;
+    const conv_column_task k = conv_column_task_of(tasks, tiles, t0);
+    const std::size_t g = k.g, i0 = k.i0, i1 = k.i1, q0 = k.q0, nt = k.nt;
     if (i0 >= i1) return;
-    std::size_t q0, nt;
-    tiles.tile(tile, q0, nt);
     const std::size_t n = q0 / P, p0 = q0 % P;  // the first column's image and position
     // 1x1, stride 1, no padding, NCHW, full tile of one image: B is x itself.
     const bool direct = std::is_same<X, A>::value && nchw && KH == 1 && KW == 1 && s.stride_h == 1 &&
@@ -837,11 +846,9 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
   const std::size_t image = OC * OH * OW, cstride = nchw ? OH * OW : 1;
   const conv_tile_tasks tasks(G, tiles.count, Cg, ap.h, threads);
   parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
-    const conv_tile_tasks::task k = tasks(t0);
-    const std::size_t g = k.g, tile = k.tile, i0 = k.i0, i1 = k.i1;
+    const conv_column_task k = conv_column_task_of(tasks, tiles, t0);
+    const std::size_t g = k.g, i0 = k.i0, i1 = k.i1, q0 = k.q0, nt = k.nt;
     if (i0 >= i1) return;
-    std::size_t q0, nt;
-    tiles.tile(tile, q0, nt);
     const std::size_t n = q0 / P, p0 = q0 % P;  // the first column's image and position
     // 1x1, stride 1, no padding, NCHW, full tile of one image: B is dy itself (r = ocg).
     const bool direct = unit_1x1 && nchw && nt == E::JT && !tiles.packed();
