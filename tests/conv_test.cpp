@@ -197,12 +197,13 @@ TEST(ConvMatrix, TinyPlanesPermutePath) {
   check_all_paths<float, float>(shape(32, 16, 4, 4, 32, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);  // digits CNN
 }
 
-/// Forward and backward-data with unit strides, NCHW, output rows of at most a tile and few
-/// padded columns run on padded rows (cpu/conv_kernels.hpp conv_padded_rows): B rows copied
-/// from zero-padded planes on the padded row pitch, the columns past OW computed and dropped.
-/// Shapes: rows wider than a panel, two K chunks, groups with dilation, several small images
-/// packed in one tile, double, bfloat16 widened into the planes, and the 1x1 unpadded case that
-/// backward-data reads from dy itself (forward, from x).
+/// Forward and backward-data with unit strides, NCHW and few padded columns run on padded rows
+/// (cpu/conv_kernels.hpp conv_padded_rows): B rows read in place (or copied, where a micro-panel
+/// would span two images) from zero-padded planes on the padded row pitch, the columns past OW
+/// computed and dropped. Shapes: rows wider than a panel, two K chunks, groups with dilation,
+/// several small images packed in one tile (copied; and in place where an image's positions are
+/// whole panels), double, bfloat16 widened into the planes, the 1x1 unpadded case that
+/// backward-data reads from dy itself (forward, from x), rows longer than a tile, and 1-D.
 TEST(ConvMatrix, PaddedRowsPath) {
   std::uint64_t seed = 1600;
   check_all_paths<float, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
@@ -212,6 +213,18 @@ TEST(ConvMatrix, PaddedRowsPath) {
   check_all_paths<double, double>(shape(2, 5, 9, 30, 6, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
   check_all_paths<bfloat16, float>(shape(3, 40, 17, 16, 30, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
   check_all_paths<float, float>(shape(2, 20, 9, 40, 300, 1, 1, 1, 0, 1, 1), seed++, tier::fixed_order);  // 1x1
+  // B read on the planes in place across images: 4 x 16 padded positions a image, a multiple of
+  // the micro-panel (float: 4 images a tile; double: 2).
+  check_all_paths<float, float>(shape(5, 6, 4, 14, 7, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
+  check_all_paths<double, double>(shape(5, 6, 4, 14, 7, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
+  // Rows longer than a column tile (2 x 302 padded positions: tiles of 256, 256, 92 columns).
+  check_all_paths<float, float>(shape(2, 5, 2, 300, 6, 3, 3, 1, 1, 1, 1), seed++, tier::fixed_order);
+  // 1-D (one output row): the last chunk's micro calls write y's kept columns themselves.
+  conv2d_shape one_d = shape(3, 7, 1, 600, 5, 1, 3, 1, 0, 1, 1);
+  one_d.pad_w = 1;
+  check_all_paths<float, float>(one_d, seed++, tier::fixed_order);
+  one_d.in_channels = 200, one_d.out_channels = 2 * 9, one_d.groups = 2;  // two K chunks a group
+  check_all_paths<float, float>(one_d, seed++, tier::fixed_order);
 }
 
 /// 1x1, unit-stride, unpadded NCHW backward-weight (cpu/conv_kernels.hpp

@@ -52,6 +52,8 @@ struct conv_scratch {
   std::vector<T> x_pad, dy_pad;    // depthwise backward-weight: padded NHWC copies (dy_pad: also dbias staging)
   std::vector<T> dy_phase;         // strided backward-data: the calling thread's padded dy planes
   std::vector<T> x_rows;           // forward on padded rows: the calling thread's padded x planes
+  std::vector<std::ptrdiff_t> b_off;  // a by_offsets prepare(): B row r of the chunk at + b_off[r]
+  std::vector<const T*> b_panel;      // ... and column panel jj / NT at b_panel[jj / NT]
 };
 /// v with at least n elements (never shrinks, never re-zeroes: its pages stay mapped between calls).
 template <class T>
@@ -76,9 +78,10 @@ struct conv_engine {
   /// total[i][0..NT) (+)= one canonical chunk's chain over klen r of a[r][i] * b[r][0..NT),
   /// i < mr, b's rows b_ks apart: gemm_micro::tile with S = first ? p : S + p and no epilogue.
   static void micro(int mr, const T* a, const T* b, std::size_t klen, T* total, std::size_t ldt, bool first,
-                    std::size_t a_ks = MR, std::size_t b_ks = NT) {
+                    std::size_t a_ks = MR, std::size_t b_ks = NT, const std::ptrdiff_t* b_off = nullptr) {
     gemm_merge<T> g{total, ldt, first, false, nullptr, 0, T(1), T(0)};
-    M::tile(mr, klen, a, a_ks, b, b_ks, NT, g);
+    if (b_off) M::tile_offsets(mr, klen, a, a_ks, b, b_off, NT, g);
+    else M::tile(mr, klen, a, a_ks, b, b_ks, NT, g);
   }
 
   /// One output tile: rows x nt (nt <= JT) over R reduction indices in canonical chunks.
@@ -144,6 +147,17 @@ struct conv_engine {
   /// layout, NT-wide panels [jj / NT][r][NT] at b (columns nt .. ntv zero), so run_panels copies
   /// nothing.
   static constexpr std::size_t in_panels = 0;
+  /// A prepare() that sets ldb = by_offsets reads B where it lies: it has written the chunk's
+  /// row offsets (klen + 8 entries, the last 8 prefetch targets only) to scratch b_off and each
+  /// column panel's base to scratch b_panel; B(r, jj + c) = b_panel[jj / NT][b_off[r] + c] for
+  /// every c < NT (columns past nt are read, computed and dropped: they must be readable).
+  static constexpr std::size_t by_offsets = ~std::size_t(0);
+  /// The by_offsets tables for klen rows and nt columns, sized (the caller fills them).
+  static void offset_tables(std::size_t klen, std::size_t nt, std::ptrdiff_t*& off, const T**& panel) {
+    conv_scratch<T>& sc = conv_thread_scratch<T>();
+    off = conv_reserve(sc.b_off, klen + 8);
+    panel = conv_reserve(sc.b_panel, (nt + NT - 1) / NT);
+  }
 
   /// run() with A already in panels: a_panel(i, r0, klen) points at the [klen][MR] panel of rows
   /// [i, i + MR) for the chunk starting at r0 (i a multiple of MR; see packed_a).
@@ -178,7 +192,9 @@ struct conv_engine {
       // apart: a stride the prefetchers lose), copied into panels [jj / NT][r][NT].
       const T* bbase = bp;
       std::size_t bks = NT, bstep = klen;  // panel jj at bbase + jj * bstep, rows bks apart
-      if (ldb != in_panels && !(ldb == NT && ntv == NT)) {
+      const bool offsets = ldb == by_offsets;  // panel jj at b_panel[jj / NT], rows at b_off
+      const std::ptrdiff_t* const boff = offsets ? sc.b_off.data() : nullptr;
+      if (!offsets && ldb != in_panels && !(ldb == NT && ntv == NT)) {
         if (bp == sc.b.data() && ldb == ntv) {
           bks = ldb;
           bstep = 1;
@@ -189,7 +205,7 @@ struct conv_engine {
           bbase = bpanel;
         }
       }
-      auto bcol = [&](std::size_t jj) { return bbase + jj * bstep; };
+      auto bcol = [&](std::size_t jj) { return offsets ? sc.b_panel[jj / NT] : bbase + jj * bstep; };
       const bool last = out && r0 + klen >= R;
       for (std::size_t i = 0; i < rows; i += step) {
         const std::size_t mr = std::min(step, rows - i);
@@ -197,14 +213,15 @@ struct conv_engine {
         for (std::size_t jj = 0; jj < ntv; jj += NT) {
           T* tot = sc.total.data() + i * ntv + jj;
           if (!last) {
-            micro(static_cast<int>(mr), ap, bcol(jj), klen, tot, ntv, first, a_ks, bks);
+            micro(static_cast<int>(mr), ap, bcol(jj), klen, tot, ntv, first, a_ks, bks, boff);
             continue;
           }
           T* o = out + i * ldo + jj;
           // S = p (one chunk: S is the output row itself, prefetched for writing) or S + p.
           gemm_merge<T> g{first ? o : tot, first ? ldo : ntv, first, true, o, ldo,
                           T(1), out_bias ? T(1) : T(0), out_bias ? out_bias + i : nullptr};
-          M::tile(static_cast<int>(mr), klen, ap, a_ks, bcol(jj), bks, std::min(NT, nt - jj), g);
+          if (offsets) M::tile_offsets(static_cast<int>(mr), klen, ap, a_ks, bcol(jj), boff, std::min(NT, nt - jj), g);
+          else M::tile(static_cast<int>(mr), klen, ap, a_ks, bcol(jj), bks, std::min(NT, nt - jj), g);
         }
       }
       first = false;
@@ -628,17 +645,17 @@ struct conv_rows_geometry {
   }
 };
 
-/// Whether an op takes conv_padded_rows: NCHW, unit strides, output rows shorter than a column
-/// tile (longer rows make few runs per tile row, which the gathered tiles copy as fast without
-/// the extra pass over the source), at most one padded column in eight dropped
-/// (Wp - OW <= Wp / 8); for backward-data pads of at most (K - 1) * dilation.
+/// Whether an op takes conv_padded_rows: NCHW, unit strides, at most one padded column in eight
+/// dropped (Wp - OW <= Wp / 8); for backward-data pads of at most (K - 1) * dilation. (Rows of
+/// any length: B is read on the planes in place, so the gathered tiles' copies cost more than
+/// the one pass that pads the source.)
 template <class E>
 inline bool conv_rows_apply(const conv2d_shape& s, bool backward_data) {
   if (s.data != layout::nchw || s.stride_h != 1 || s.stride_w != 1 || s.out_h() == 0 || s.out_w() == 0) return false;
   if (backward_data && (s.pad_h > (s.kernel_h - 1) * s.dilation_h || s.pad_w > (s.kernel_w - 1) * s.dilation_w))
     return false;
   const conv_rows_geometry g = backward_data ? conv_rows_geometry::backward_data(s) : conv_rows_geometry::forward(s);
-  return g.OW < E::JT && (g.Wp - g.OW) * 8 <= g.Wp;
+  return (g.Wp - g.OW) * 8 <= g.Wp;
 }
 
 /// out = the lowered GEMM of the packed A panels `ap` (rows: out channels of a group; K index
@@ -650,9 +667,9 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
   const std::size_t N = q.N, SC = q.SC, KH = q.KH, KW = q.KW, Wp = q.Wp, OW = q.OW, OC = q.OC;
   const std::size_t SCg = SC / q.G, OCg = OC / q.G, K = SCg * KH * KW, P = q.OH * OW;
   const std::size_t plane = q.Hp * Wp, Pp = q.OH * Wp;
-  // A dropped column of the last rows reads up to (KW - 1) * dw elements past the last plane:
-  // zeros, never past the copy.
-  const std::size_t istride = SC * plane + (KW - 1) * q.dw + 1;
+  // A dropped column of the last rows reads up to (KW - 1) * dw elements past the last plane,
+  // and B read in place (below) up to NT - 1 more: zeros, never past the copy.
+  const std::size_t istride = SC * plane + (KW - 1) * q.dw + E::NT;
   const std::size_t per_pass = std::max<std::size_t>(1, (std::size_t(1) << 22) / istride);
   A* const sp = conv_reserve(conv_thread_scratch<A>().x_rows, std::min(N, per_pass) * istride);
   for (std::size_t n0 = 0; n0 < N; n0 += per_pass) {
@@ -675,21 +692,47 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
     });
     const conv_column_tiles tiles(nb, Pp, E::JT);
     const conv_tile_tasks tasks(q.G, tiles.count, OCg, ap.h, threads);
+    // Every micro-panel of NT columns within one image (tiles of one image, or of several whose
+    // Pp is a multiple of NT): the micro kernel reads B's rows on the planes where they lie, by
+    // a table of the taps' offsets; else the rows are copied into panels, one copy per image.
+    const bool in_place = !tiles.packed() || Pp % E::NT == 0;
+    // One output row (1-D), or no column dropped: a tile of one image holds out's columns
+    // [p0, p0 + nt) in order, so the last chunk's micro calls write them (run_panels' out).
+    const bool direct_out = !tiles.packed() && (q.OH == 1 || Wp == OW);
     parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
       const conv_column_task k = conv_column_task_of(tasks, tiles, t0);
       const std::size_t g = k.g, i0 = k.i0, i1 = k.i1, j0 = k.q0, nt = k.nt;
       if (i0 >= i1) return;
       auto prepare = [&](std::size_t r0, std::size_t r1, A* bp, std::size_t& ldb) -> const A* {
         std::size_t c = r0 / (KH * KW), kr = (r0 / KW) % KH, kc = r0 % KW;
+        std::ptrdiff_t* off = nullptr;
+        const A** panel = nullptr;
+        if (in_place) {
+          E::offset_tables(r1 - r0, nt, off, panel);
+          for (std::size_t jj = 0; jj < nt; jj += E::NT) {
+            const std::size_t col = j0 + jj;
+            panel[jj / E::NT] = sp + col / Pp * istride + col % Pp;
+          }
+        }
         for (std::size_t r = r0; r < r1; ++r) {
           const std::size_t rr = q.flip ? KH - 1 - kr : kr, cc = q.flip ? KW - 1 - kc : kc;
-          const A* tap = sp + (g * SCg + c) * plane + rr * q.dh * Wp + cc * q.dw;
+          const std::size_t tap_off = (g * SCg + c) * plane + rr * q.dh * Wp + cc * q.dw;
+          if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++c; } }
+          if (in_place) {
+            off[r - r0] = static_cast<std::ptrdiff_t>(tap_off);
+            continue;
+          }
+          const A* tap = sp + tap_off;
           for (std::size_t j = 0; j < nt;) {  // one copy per image of the tile
             const std::size_t col = j0 + j, nn = col / Pp, pp = col % Pp, len = std::min(nt - j, Pp - pp);
             E::row_to_panels(bp, r1 - r0, r - r0, j, tap + nn * istride + pp, len);
             j += len;
           }
-          if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++c; } }
+        }
+        if (in_place) {
+          std::fill(off + (r1 - r0), off + (r1 - r0) + 8, off[r1 - r0 - 1]);
+          ldb = E::by_offsets;
+          return bp;
         }
         conv_zero_panel_tail<E>(bp, r1 - r0, nt);
         ldb = E::in_panels;
@@ -707,6 +750,13 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
           j += len;
         }
       };
+      if (direct_out) {  // the tile's kept columns are one run of out: the micro calls finish them
+        const std::size_t nn = n0 + j0 / Pp, p0 = j0 % Pp, oc0 = g * OCg + i0;
+        if (p0 >= P) return;  // only dropped columns (1-D: a last tile past OW)
+        E::run_panels(i1 - i0, K, std::min(nt, P - p0), prepare, a_panel, store, ap.h, E::MR,
+                      out + (nn * OC + oc0) * P + p0, P, bias ? bias + oc0 : nullptr);
+        return;
+      }
       E::run_panels(i1 - i0, K, nt, prepare, a_panel, store, ap.h);
     });
   }

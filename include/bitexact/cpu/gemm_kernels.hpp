@@ -277,9 +277,11 @@ struct gemm_micro {
   static constexpr int MR = A::MR, NV = A::NV, W = V::W, NR = NV * W;
 
   /// The microkernel for exactly R rows (R <= MR), then the merge; nr <= NR columns are kept.
-  template <int R>
+  /// B's row k is at b + k * b_ks, or, with Offsets, at b + b_off[k] (b_off holds kc + 8 entries:
+  /// the last 8 only steer prefetches). Only the addresses differ: the chains are the same.
+  template <int R, bool Offsets = false>
   static void tile_rows(std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
-                        std::size_t nr, const gemm_merge<T>& g) {
+                        std::size_t nr, const gemm_merge<T>& g, const std::ptrdiff_t* b_off = nullptr) {
     reg acc[R][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
@@ -293,14 +295,21 @@ struct gemm_micro {
 #else
     auto step = [&] {
 #endif
-      if (strided) {  // B read in place: rows ldb apart, which the hardware prefetcher misses
+      const T* bk = b;
+      if constexpr (Offsets) {  // B rows scattered in place: fetch the row 8 steps ahead
+        bk = b + b_off[0];
+        const T* pb = b + b_off[8];
+        for (int j = 0; j < NR; j += 64 / static_cast<int>(sizeof(T))) gemm_prefetch(pb + j);
+        gemm_prefetch(pb + NR - 1);
+        ++b_off;
+      } else if (strided) {  // B read in place: rows ldb apart, which the hardware prefetcher misses
         const T* pb = b + 8 * b_ks;
         for (int j = 0; j < NR; j += 64 / static_cast<int>(sizeof(T))) gemm_prefetch(pb + j);
       }
       gemm_prefetch(a + 16 * a_ks);  // the A micro-panel streams from L2
       reg bv[NV];
 #pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) bv[j] = V::load(b + j * W);
+      for (int j = 0; j < NV; ++j) bv[j] = V::load(bk + j * W);
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
         const reg av = V::bcast(a + i);
@@ -308,7 +317,7 @@ struct gemm_micro {
         for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
       }
       a += a_ks;
-      b += b_ks;
+      if constexpr (!Offsets) b += b_ks;
     };
     // The tile of S (and C) is read or written once the chain ends: fetch it meanwhile, one row
     // per k step (a burst of 3 R prefetches at the start filled the line-fill buffers and stalled).
@@ -381,13 +390,13 @@ struct gemm_micro {
     }
   }
 
-  template <int R>
+  template <int R, bool Offsets = false>
   static void tile_dispatch(int mr, std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
-                            std::size_t nr, const gemm_merge<T>& g) {
+                            std::size_t nr, const gemm_merge<T>& g, const std::ptrdiff_t* b_off = nullptr) {
     if constexpr (R > 1) {
-      if (mr < R) return tile_dispatch<R - 1>(mr, kc, a, a_ks, b, b_ks, nr, g);
+      if (mr < R) return tile_dispatch<R - 1, Offsets>(mr, kc, a, a_ks, b, b_ks, nr, g, b_off);
     }
-    tile_rows<R>(kc, a, a_ks, b, b_ks, nr, g);
+    tile_rows<R, Offsets>(kc, a, a_ks, b, b_ks, nr, g, b_off);
   }
 
   /// One mr x nr tile (1 <= mr <= MR, 1 <= nr <= NR) of one canonical chunk (kc <= 256),
@@ -395,6 +404,12 @@ struct gemm_micro {
   static void tile(int mr, std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
                    std::size_t nr, const gemm_merge<T>& g) {
     tile_dispatch<MR>(mr, kc, a, a_ks, b, b_ks, nr, g);
+  }
+  /// tile() with B's row k at b + b_off[k] (kc + 8 entries; see tile_rows): an implicit-GEMM B
+  /// read where it lies (convolution taps on padded planes) instead of copied into panels.
+  static void tile_offsets(int mr, std::size_t kc, const T* a, std::size_t a_ks, const T* b,
+                           const std::ptrdiff_t* b_off, std::size_t nr, const gemm_merge<T>& g) {
+    tile_dispatch<MR, true>(mr, kc, a, a_ks, b, 0, nr, g, b_off);
   }
 };
 
