@@ -225,6 +225,17 @@ TEST(ConvMatrix, PaddedRowsPath) {
   check_all_paths<float, float>(one_d, seed++, tier::fixed_order);
   one_d.in_channels = 200, one_d.out_channels = 2 * 9, one_d.groups = 2;  // two K chunks a group
   check_all_paths<float, float>(one_d, seed++, tier::fixed_order);
+  // Forward strides on stride-phase planes: a 7x7/2 stem (K = 3 * 49; odd input), 3x3 with
+  // stride 3 x 2, dilation 2 and groups (two K chunks a group), a 3x3/2 whose odd padded width
+  // leaves the last phase a column short, double; 1x1/2 stays off the path (one phase of four).
+  for (int v = 0; v < 4; ++v) {
+    conv2d_shape st = v == 0   ? shape(2, 3, 31, 29, 10, 7, 7, 1, 3, 1, 1)
+                      : v == 1 ? shape(2, 60, 17, 23, 8, 3, 3, 1, 2, 2, 2)
+                               : shape(3, 5, 13, 15, 6, 3, 3, 1, 1, 1, 1);
+    st.stride_h = v == 1 ? 3 : 2, st.stride_w = 2, st.pad_w = st.pad_h;
+    if (v == 3) check_all_paths<double, double>(st, seed++, tier::fixed_order);
+    else check_all_paths<float, float>(st, seed++, tier::fixed_order);
+  }
 }
 
 /// 1x1, unit-stride, unpadded NCHW backward-weight (cpu/conv_kernels.hpp

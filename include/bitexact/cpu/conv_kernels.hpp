@@ -611,51 +611,59 @@ inline void conv_gather_tap_run(const conv2d_shape& s, const X* x, std::size_t n
 }
 
 
-/// Forward and backward-data with unit strides, NCHW, on padded rows. The source (forward: x;
-/// backward-data: dy) is copied (widened) into zero-padded planes src_p[n][c][Hp][Wp], a pass
-/// of at most about 4 Mi elements of images at a time, and the output positions are taken on
-/// the padded row pitch, p' = oh * Wp + ow for ow < Wp: the Wp - OW columns past the OW kept
-/// ones are computed and dropped. Tap (kr, kc) of source channel c then reads the planes at
-/// c * Hp * Wp + kr' * dilation_h * Wp + kc' * dilation_w + p' for every p' (forward: kr' = kr,
-/// kc' = kc; backward-data: kr' = KH - 1 - kr, kc' = KW - 1 - kc), so each B row of a tile is
-/// one contiguous copy into the micro kernel's panels (one per image of a packed tile) instead
-/// of a gather of short runs. Taps outside the source read the planes' zeros (+0, as the
-/// gathered im2col writes), so every kept column's chain - and its bits - is the gathered
-/// tiles'.
+/// Forward (any strides) and backward-data (unit strides), NCHW, on padded rows. The source
+/// (forward: x; backward-data: dy), zero-padded to Hp x Wp, is copied (widened) into stride-phase
+/// planes: element (hp, wp) of channel c goes to phase (hp % sh, wp % sw) at row hp / sh, column
+/// wp / sw of a Hq x Wq plane (Hq = ceil(Hp / sh), Wq = ceil(Wp / sw); unit strides: one plane,
+/// the padded source itself), a pass of at most about 4 Mi elements of images at a time. The
+/// output positions are taken on the plane pitch, p' = oh * Wq + ow for ow < Wq: the Wq - OW
+/// columns past the OW kept ones are computed and dropped. Tap (kr, kc) of source channel c, at
+/// offsets (u, v) = (kr' * dilation_h, kc' * dilation_w) in the window (forward: kr' = kr,
+/// kc' = kc; backward-data: kr' = KH - 1 - kr, kc' = KW - 1 - kc), then reads phase
+/// (u % sh, v % sw) of channel c at (u / sh) * Wq + v / sw + p' for every p', so B's rows are
+/// read on the planes in place (the micro kernel's tile_offsets) or copied as contiguous runs.
+/// Taps outside the source read the planes' zeros (+0, as the gathered im2col writes), so every
+/// kept column's chain - and its bits - is the gathered tiles'.
 struct conv_rows_geometry {
   std::size_t N, G;
   std::size_t SC, SH, SW;    // the source: channels, rows, columns
-  std::size_t top, left;     // zeros above and left of the source in its planes
-  std::size_t Hp, Wp;        // the planes (Hp >= top + SH, Wp >= left + SW)
+  std::size_t top, left;     // zeros above and left of the source when padded
+  std::size_t Hp, Wp;        // the padded source (Hp >= top + SH, Wp >= left + SW)
   std::size_t OC, OH, OW;    // the output: channels, rows, kept columns
   std::size_t KH, KW, dh, dw;
+  std::size_t sh, sw;        // strides (backward-data: 1)
   bool flip;                 // backward-data: taps read from the far end of the window
+  std::size_t Hq() const { return (Hp + sh - 1) / sh; }
+  std::size_t Wq() const { return (Wp + sw - 1) / sw; }
 
   static conv_rows_geometry forward(const conv2d_shape& s) {
     return {s.batch, s.groups, s.in_channels, s.in_h, s.in_w, s.pad_h, s.pad_w,
             s.in_h + 2 * s.pad_h, s.in_w + 2 * s.pad_w, s.out_channels, s.out_h(), s.out_w(),
-            s.kernel_h, s.kernel_w, s.dilation_h, s.dilation_w, false};
+            s.kernel_h, s.kernel_w, s.dilation_h, s.dilation_w, s.stride_h, s.stride_w, false};
   }
   /// Backward-data: dy padded by (K - 1) * dilation - pad on each side (pad <= (K - 1) * dilation).
   static conv_rows_geometry backward_data(const conv2d_shape& s) {
     const std::size_t eh = (s.kernel_h - 1) * s.dilation_h, ew = (s.kernel_w - 1) * s.dilation_w;
     return {s.batch, s.groups, s.out_channels, s.out_h(), s.out_w(), eh - s.pad_h, ew - s.pad_w,
             s.in_h + eh, s.in_w + ew, s.in_channels, s.in_h, s.in_w,
-            s.kernel_h, s.kernel_w, s.dilation_h, s.dilation_w, true};
+            s.kernel_h, s.kernel_w, s.dilation_h, s.dilation_w, 1, 1, true};
   }
 };
 
-/// Whether an op takes conv_padded_rows: NCHW, unit strides, at most one padded column in eight
-/// dropped (Wp - OW <= Wp / 8); for backward-data pads of at most (K - 1) * dilation. (Rows of
-/// any length: B is read on the planes in place, so the gathered tiles' copies cost more than
-/// the one pass that pads the source.)
+/// Whether an op takes conv_padded_rows: NCHW, at most one plane column in eight dropped
+/// (Wq - OW <= Wq / 8); backward-data with unit strides and pads of at most (K - 1) * dilation;
+/// forward strides only where every phase holds taps ((K - 1) * dilation + 1 >= stride: a 1x1
+/// stride-2 kernel would copy four phases to read one). (Rows of any length: B is read on the
+/// planes in place, so the gathered tiles' copies cost more than the one pass over the source.)
 template <class E>
 inline bool conv_rows_apply(const conv2d_shape& s, bool backward_data) {
-  if (s.data != layout::nchw || s.stride_h != 1 || s.stride_w != 1 || s.out_h() == 0 || s.out_w() == 0) return false;
-  if (backward_data && (s.pad_h > (s.kernel_h - 1) * s.dilation_h || s.pad_w > (s.kernel_w - 1) * s.dilation_w))
+  if (s.data != layout::nchw || s.out_h() == 0 || s.out_w() == 0) return false;
+  if (backward_data && (s.stride_h != 1 || s.stride_w != 1 || s.pad_h > (s.kernel_h - 1) * s.dilation_h ||
+                        s.pad_w > (s.kernel_w - 1) * s.dilation_w))
     return false;
+  if ((s.kernel_h - 1) * s.dilation_h + 1 < s.stride_h || (s.kernel_w - 1) * s.dilation_w + 1 < s.stride_w) return false;
   const conv_rows_geometry g = backward_data ? conv_rows_geometry::backward_data(s) : conv_rows_geometry::forward(s);
-  return (g.Wp - g.OW) * 8 <= g.Wp;
+  return (g.Wq() - g.OW) * 8 <= g.Wq();
 }
 
 /// out = the lowered GEMM of the packed A panels `ap` (rows: out channels of a group; K index
@@ -664,12 +672,12 @@ template <class Arch, class A, class X, class PackedA>
 void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& ap, const A* bias, A* out,
                       int threads) {
   using E = conv_engine<Arch, A>;
-  const std::size_t N = q.N, SC = q.SC, KH = q.KH, KW = q.KW, Wp = q.Wp, OW = q.OW, OC = q.OC;
+  const std::size_t N = q.N, SC = q.SC, KH = q.KH, KW = q.KW, OW = q.OW, OC = q.OC, sh = q.sh, sw = q.sw;
   const std::size_t SCg = SC / q.G, OCg = OC / q.G, K = SCg * KH * KW, P = q.OH * OW;
-  const std::size_t plane = q.Hp * Wp, Pp = q.OH * Wp;
-  // A dropped column of the last rows reads up to (KW - 1) * dw elements past the last plane,
-  // and B read in place (below) up to NT - 1 more: zeros, never past the copy.
-  const std::size_t istride = SC * plane + (KW - 1) * q.dw + E::NT;
+  const std::size_t Hq = q.Hq(), Wq = q.Wq(), plane = Hq * Wq, cplane = sh * sw * plane, Pp = q.OH * Wq;
+  // A dropped column of the last rows reads up to (KW - 1) * dw / sw elements past the last
+  // plane, and B read in place (below) up to NT - 1 more: zeros, never past the copy.
+  const std::size_t istride = SC * cplane + (KW - 1) * q.dw + E::NT;
   const std::size_t per_pass = std::max<std::size_t>(1, (std::size_t(1) << 22) / istride);
   A* const sp = conv_reserve(conv_thread_scratch<A>().x_rows, std::min(N, per_pass) * istride);
   for (std::size_t n0 = 0; n0 < N; n0 += per_pass) {
@@ -677,17 +685,30 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
     parallel_chunks(threads, canonical_chunks{nb * SC, 1}, [&](std::uint64_t c0, std::uint64_t c1) {
       for (std::size_t u = c0; u < c1; ++u) {
         const std::size_t n = u / SC, c = u % SC;
-        A* d = sp + n * istride + c * plane;
-        std::fill(d, d + q.top * Wp, A(0));
-        for (std::size_t h = 0; h < q.SH; ++h) {
-          A* row = d + (q.top + h) * Wp;
-          const X* sr = src + (((n0 + n) * SC + c) * q.SH + h) * q.SW;
-          std::fill(row, row + q.left, A(0));
-          for (std::size_t w = 0; w < q.SW; ++w) row[q.left + w] = static_cast<A>(core::widen(sr[w]));
-          std::fill(row + q.left + q.SW, row + Wp, A(0));
-        }
-        std::fill(d + (q.top + q.SH) * Wp, d + plane, A(0));
-        if (c + 1 == SC) std::fill(d + plane, sp + (n + 1) * istride, A(0));
+        const X* sc = src + ((n0 + n) * SC + c) * q.SH * q.SW;
+        for (std::size_t a = 0; a < sh; ++a)
+          for (std::size_t b = 0; b < sw; ++b) {
+            A* d = sp + n * istride + c * cplane + (a * sw + b) * plane;
+            // The plane's columns wq whose padded column wq * sw + b lies in [left, left + SW).
+            const std::size_t w0 = std::min(Wq, q.left > b ? (q.left - b + sw - 1) / sw : 0);
+            const std::size_t w1 = q.left + q.SW > b ? std::max(w0, std::min(Wq, (q.left + q.SW - b + sw - 1) / sw)) : w0;
+            for (std::size_t hq = 0; hq < Hq; ++hq) {
+              A* row = d + hq * Wq;
+              const std::size_t hp = hq * sh + a;
+              if (hp < q.top || hp >= q.top + q.SH || w0 == w1) {
+                std::fill(row, row + Wq, A(0));
+                continue;
+              }
+              const X* sr = sc + (hp - q.top) * q.SW + (w0 * sw + b - q.left);
+              std::fill(row, row + w0, A(0));
+              if (sw == 1)
+                for (std::size_t w = w0; w < w1; ++w) row[w] = static_cast<A>(core::widen(sr[w - w0]));
+              else
+                for (std::size_t w = w0; w < w1; ++w) row[w] = static_cast<A>(core::widen(sr[(w - w0) * sw]));
+              std::fill(row + w1, row + Wq, A(0));
+            }
+          }
+        if (c + 1 == SC) std::fill(sp + n * istride + SC * cplane, sp + (n + 1) * istride, A(0));
       }
     });
     const conv_column_tiles tiles(nb, Pp, E::JT);
@@ -698,7 +719,7 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
     const bool in_place = !tiles.packed() || Pp % E::NT == 0;
     // One output row (1-D), or no column dropped: a tile of one image holds out's columns
     // [p0, p0 + nt) in order, so the last chunk's micro calls write them (run_panels' out).
-    const bool direct_out = !tiles.packed() && (q.OH == 1 || Wp == OW);
+    const bool direct_out = !tiles.packed() && (q.OH == 1 || Wq == OW);
     parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
       const conv_column_task k = conv_column_task_of(tasks, tiles, t0);
       const std::size_t g = k.g, i0 = k.i0, i1 = k.i1, j0 = k.q0, nt = k.nt;
@@ -715,8 +736,8 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
           }
         }
         for (std::size_t r = r0; r < r1; ++r) {
-          const std::size_t rr = q.flip ? KH - 1 - kr : kr, cc = q.flip ? KW - 1 - kc : kc;
-          const std::size_t tap_off = (g * SCg + c) * plane + rr * q.dh * Wp + cc * q.dw;
+          const std::size_t u = (q.flip ? KH - 1 - kr : kr) * q.dh, v = (q.flip ? KW - 1 - kc : kc) * q.dw;
+          const std::size_t tap_off = (g * SCg + c) * cplane + ((u % sh) * sw + v % sw) * plane + u / sh * Wq + v / sw;
           if (++kc == KW) { kc = 0; if (++kr == KH) { kr = 0; ++c; } }
           if (in_place) {
             off[r - r0] = static_cast<std::ptrdiff_t>(tap_off);
@@ -742,8 +763,8 @@ void conv_padded_rows(const conv_rows_geometry& q, const X* src, const PackedA& 
       auto store = [&](std::size_t i, const A* tot) {
         const std::size_t oc = g * OCg + i0 + i;
         for (std::size_t j = 0; j < nt;) {  // per padded output row of the tile: its OW kept columns
-          const std::size_t col = j0 + j, nn = n0 + col / Pp, pp = col % Pp, oh = pp / Wp, ow = pp % Wp;
-          const std::size_t len = std::min(nt - j, Wp - ow);
+          const std::size_t col = j0 + j, nn = n0 + col / Pp, pp = col % Pp, oh = pp / Wq, ow = pp % Wq;
+          const std::size_t len = std::min(nt - j, Wq - ow);
           if (ow < OW)
             conv_finish_run<Arch>(tot + j, out + (nn * OC + oc) * P + oh * OW + ow, std::min(len, OW - ow),
                                   bias ? bias + oc : nullptr);
