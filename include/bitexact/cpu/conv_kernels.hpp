@@ -251,15 +251,34 @@ struct conv_engine {
   }
   template <class ARow>
   static packed_a pack_a(std::size_t groups, std::size_t rows, std::size_t R, ARow a_row, int threads) {
+    return pack_a_panels(groups, rows, R, threads,
+                         [&](std::size_t g, std::size_t i0, std::size_t mr, std::size_t r0, std::size_t klen, T* dst) {
+                           for (std::size_t u = 0; u < mr; ++u) a_row(g, i0 + u, r0, klen, dst + u);
+                         });
+  }
+  /// pack_a() of rows held contiguously in r: row_ptr(g, i) points at A[g][i][0]; a panel's
+  /// rows go in by pack_panel's register transposes.
+  template <class RowPtr>
+  static packed_a pack_a_rows(std::size_t groups, std::size_t rows, std::size_t R, RowPtr row_ptr, int threads) {
+    return pack_a_panels(groups, rows, R, threads,
+                         [&](std::size_t g, std::size_t i0, std::size_t mr, std::size_t r0, std::size_t klen, T* dst) {
+                           const T* src[MR];
+                           for (std::size_t u = 0; u < mr; ++u) src[u] = row_ptr(g, i0 + u) + r0;
+                           pack_panel(src, mr, klen, dst);
+                         });
+  }
+  /// The panels' loop: panel(g, i0, mr, r0, klen, dst) writes rows [i0, i0 + mr) of group g,
+  /// chunk [r0, r0 + klen), into dst ([r][MR]).
+  template <class Panel>
+  static packed_a pack_a_panels(std::size_t groups, std::size_t rows, std::size_t R, int threads, Panel panel) {
     const std::size_t h = panel_height(rows), panels = (rows + h - 1) / h, chunks = (R + conv_chunk - 1) / conv_chunk;
     T* out = conv_reserve(conv_thread_scratch<T>().apack, groups * panels * chunks * conv_chunk * MR);
     parallel_chunks(threads, canonical_chunks{groups * panels, 1}, [&](std::uint64_t q0, std::uint64_t q1) {
       for (std::size_t q = q0; q < q1; ++q) {
-        const std::size_t g = q / panels, i0 = (q % panels) * h;
+        const std::size_t g = q / panels, i0 = (q % panels) * h, mr = std::min(h, rows - i0);
         for (std::size_t c = 0; c < chunks; ++c) {
-          T* dst = out + (q * chunks + c) * conv_chunk * MR;
           const std::size_t r0 = c * conv_chunk, klen = std::min(conv_chunk, R - r0);
-          for (std::size_t u = 0; u < h && i0 + u < rows; ++u) a_row(g, i0 + u, r0, klen, dst + u);
+          panel(g, i0, mr, r0, klen, out + (q * chunks + c) * conv_chunk * MR);
         }
       }
     });
@@ -792,13 +811,7 @@ void conv_forward_kernel(const conv2d_shape& s, const X* x, const A* w, const A*
   const std::size_t Cg = C / G, OCg = OC / G, K = Cg * KH * KW, P = OH * OW;
   const bool nchw = s.data == layout::nchw;
   // The weights as A panels, once (every column tile reads the same ones).
-  const auto ap = E::pack_a(
-      G, OCg, K,
-      [&](std::size_t g, std::size_t i, std::size_t r0, std::size_t klen, A* d) {
-        const A* src = w + (g * OCg + i) * K + r0;
-        for (std::size_t r = 0; r < klen; ++r) d[r * E::MR] = src[r];
-      },
-      threads);
+  const auto ap = E::pack_a_rows(G, OCg, K, [&](std::size_t g, std::size_t i) { return w + (g * OCg + i) * K; }, threads);
   // 1x1 unpadded: B is x itself (below); else unit strides take the padded rows.
   const bool b_is_x = std::is_same<X, A>::value && KH == 1 && KW == 1 && s.pad_h == 0 && s.pad_w == 0;
   if (!b_is_x && conv_rows_apply<E>(s, false)) {
