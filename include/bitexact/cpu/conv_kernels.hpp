@@ -903,17 +903,18 @@ void conv_backward_data_kernel(const conv2d_shape& s, const A* dy, const A* w, A
   const bool nchw = s.data == layout::nchw;
   const std::size_t ys = nchw ? 1 : OC;
   // The backward-data A matrix, A[g][icg][(ocg, r, c)] = w[g * OCg + ocg][icg][r][c], as MR-row
-  // panels, once (every column tile reads the same ones).
-  const auto ap = E::pack_a(
-      G, Cg, R,
-      [&](std::size_t g, std::size_t icg, std::size_t r0, std::size_t klen, A* d) {
+  // panels, once (every column tile reads the same ones). A panel's rows, for one (ocg, r, c),
+  // are mr weights KK apart: a panel walks w[ocg][icg0 .. icg0 + mr) block by block (in cache),
+  // not row by row across all of w.
+  const auto ap = E::pack_a_panels(
+      G, Cg, R, threads, [&](std::size_t g, std::size_t i0, std::size_t mr, std::size_t r0, std::size_t klen, A* d) {
         std::size_t ocg = r0 / KK, t = r0 % KK;
         for (std::size_t r = 0; r < klen; ++r) {
-          d[r * E::MR] = w[((g * OCg + ocg) * Cg + icg) * KK + t];
+          const A* src = w + ((g * OCg + ocg) * Cg + i0) * KK + t;
+          for (std::size_t u = 0; u < mr; ++u) d[r * E::MR + u] = src[u * KK];
           if (++t == KK) { t = 0; ++ocg; }
         }
-      },
-      threads);
+      });
   // 1x1 unpadded: B is dy itself (below); else unit strides take the padded rows.
   const bool unit_1x1 = KH == 1 && KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
   if (!unit_1x1 && conv_rows_apply<E>(s, true)) {
