@@ -672,8 +672,9 @@ struct conv_rows_geometry {
 /// Whether an op takes conv_padded_rows: NCHW, at most one plane column in eight dropped
 /// (Wq - OW <= Wq / 8); backward-data with unit strides and pads of at most (K - 1) * dilation;
 /// forward strides only where every phase holds taps ((K - 1) * dilation + 1 >= stride: a 1x1
-/// stride-2 kernel would copy four phases to read one). (Rows of any length: B is read on the
-/// planes in place, so the gathered tiles' copies cost more than the one pass over the source.)
+/// stride-2 kernel would copy four phases to read one). Rows of any length: with B read on the
+/// planes in place, the pass over the source costs about what the gathered tiles' copies did
+/// (conv_bench conv1d L16000, both ops: the same time either way, within the run-to-run noise).
 template <class E>
 inline bool conv_rows_apply(const conv2d_shape& s, bool backward_data) {
   if (s.data != layout::nchw || s.out_h() == 0 || s.out_w() == 0) return false;
