@@ -319,6 +319,33 @@ TEST(ConvMatrix, SmallChannelBackwardWeightTapsAsColumns) {
   check_all_paths<float, float>(shape(2, 2, 1, 70, 5, 1, 40, 1, 0, 1, 1), seed++, tier::fixed_order);
 }
 
+/// Backward-weight with at least 8 input channels per group (cpu/conv_kernels.hpp
+/// conv_backward_weight_padded_nhwc): the micro kernel reads A - one tap's run of channels at
+/// each k' - in place on a zero-padded NHWC copy of x through a table of position offsets per
+/// chunk, and the totals go to dw in its own order. Shapes, both layouts: panels of 14, 14 and
+/// 12 channels of 9 taps (27 row panels: 8 threads get work) with 70 out-channels (B copied,
+/// not whole panels) over 4 chunks of k' that cut images; stride 2 x 1, pad 2 / 1, dilation
+/// 2 x 2 and groups; 300 out-channels (two column tiles) at Cg = 8; output rows of 5 (where
+/// fewer channels would take the tap map); strides 3 x 2 with a 5x3 kernel; double; bfloat16
+/// widened into the copy.
+TEST(ConvMatrix, BackwardWeightPaddedNhwc) {
+  std::uint64_t seed = 1900;
+  conv2d_shape dil = shape(2, 24, 15, 19, 16, 3, 3, 2, 2, 2, 2);
+  dil.dilation_w = 2;
+  conv2d_shape strided = shape(2, 9, 17, 14, 11, 5, 3, 1, 2, 1, 1);
+  strided.stride_h = 3, strided.stride_w = 2;
+  for (layout l : {layout::nchw, layout::nhwc}) {
+    for (conv2d_shape s : {shape(3, 40, 17, 16, 70, 3, 3, 1, 1, 1, 1), dil, shape(2, 8, 6, 7, 300, 3, 2, 1, 1, 1, 1),
+                           shape(4, 16, 5, 5, 24, 3, 3, 1, 1, 1, 1), strided}) {
+      s.data = l;
+      check_all_paths<float, float>(s, seed++, tier::fixed_order);
+    }
+    conv2d_shape d = shape(2, 20, 9, 13, 33, 3, 3, 1, 1, 1, 1, l);
+    check_all_paths<double, double>(d, seed++, tier::fixed_order);
+    check_all_paths<bfloat16, float>(shape(3, 40, 17, 16, 70, 3, 3, 1, 1, 1, 1, l), seed++, tier::fixed_order);
+  }
+}
+
 /// The depthwise backward-weight of the shape above really runs its channel blocks on several
 /// threads (the only parallel region of that call), with the reference's bits.
 TEST(ConvMatrix, DepthwiseBackwardWeightSplitsChannelBlocks) {

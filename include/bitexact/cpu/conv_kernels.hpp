@@ -1728,6 +1728,101 @@ void conv_backward_weight_tapmajor(const conv2d_shape& s, const X* x, const A* d
   });
 }
 
+/// Backward-weight with A read in place, dbias apart: C[k~][oc] over the reduction k' = (n, oh,
+/// ow), rows k~ = tap * Cg + icg in tap-major order (as conv_backward_weight_tapmajor: only the
+/// order in which the dw elements are computed changes; each element's chain over k', its
+/// 256-wide chunks and their fold are the canonical ones, so the bits are the reference's). x
+/// is copied once (widened) into a zero-padded NHWC form xp[n][Hp][Wp][C]; then the im2col^T
+/// values of one tap for channels c .. c + h at k' are contiguous, xp + pos(k') * C + tapoff + c,
+/// and the micro kernel reads them where they lie through one table of pos(k') * C per chunk
+/// (gemm_micro::tile_a_offsets): nothing is gathered or packed. Row panels stay inside one tap
+/// (balanced heights, at most MR); the NHWC-form dy (dyh, [k'][OC]) is B in place. Any stride,
+/// dilation and padding.
+template <class Arch, class A, class X>
+void conv_backward_weight_padded_nhwc(const conv2d_shape& s, const X* x, const A* dyh, A* dw, int threads) {
+  using E = conv_engine<Arch, A>;
+  using M = typename E::M;
+  const std::size_t N = s.batch, C = s.in_channels, H = s.in_h, Wd = s.in_w, OC = s.out_channels, G = s.groups;
+  const std::size_t Cg = C / G, OCg = OC / G, KH = s.kernel_h, KW = s.kernel_w, KK = KH * KW, K = Cg * KK;
+  const std::size_t OH = s.out_h(), OW = s.out_w(), P = OH * OW, R = N * P;
+  const std::size_t ph = s.pad_h, pw = s.pad_w, Hp = H + 2 * ph, Wp = Wd + 2 * pw;
+  A* xp = conv_reserve(conv_thread_scratch<A>().x_nhwc, N * Hp * Wp * C);
+  for (std::size_t n = 0; n < N; ++n) {  // the zero border (the scratch keeps old values)
+    A* img = xp + n * Hp * Wp * C;
+    std::fill(img, img + ph * Wp * C, A(0));
+    std::fill(img + (ph + H) * Wp * C, img + Hp * Wp * C, A(0));
+    for (std::size_t h = ph; h < ph + H; ++h) {
+      std::fill(img + h * Wp * C, img + (h * Wp + pw) * C, A(0));
+      std::fill(img + (h * Wp + pw + Wd) * C, img + (h + 1) * Wp * C, A(0));
+    }
+  }
+  auto at = [&](std::size_t n, std::size_t p) { return xp + ((n * Hp + p / Wd + ph) * Wp + p % Wd + pw) * C; };
+  if (s.data == layout::nchw) {
+    conv_nchw_to_nhwc<Arch, A>(x, N, C, H * Wd, [&](std::size_t n, std::size_t p, std::size_t c) { return at(n, p) + c; },
+                               threads);
+  } else {
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t p = 0; p < H * Wd; ++p) {
+        const X* src = x + (n * H * Wd + p) * C;
+        A* dst = at(n, p);
+        for (std::size_t c = 0; c < C; ++c) dst[c] = static_cast<A>(core::widen(src[c]));
+      }
+  }
+  const std::size_t h = E::panel_height(Cg), per_tap = (Cg + h - 1) / h, panels = KK * per_tap;
+  const std::size_t jt = (OCg + E::JT - 1) / E::JT;
+  const conv_tile_tasks tasks(G, jt, panels, 1, threads);
+  parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
+    const conv_tile_tasks::task k = tasks(t0);
+    const std::size_t g = k.g, tj = k.tile, i0 = k.i0, i1 = k.i1;
+    if (i0 >= i1) return;
+    const std::size_t j0 = tj * E::JT, nt = std::min(E::JT, OCg - j0), ntv = (nt + E::NT - 1) / E::NT * E::NT;
+    conv_scratch<A>& sc = conv_thread_scratch<A>();
+    A* total = conv_reserve(sc.total, (i1 - i0) * h * ntv);  // panel i's rows at (i - i0) * h
+    if (R == 0) std::fill(total, total + (i1 - i0) * h * ntv, A(0));  // the empty sums
+    A* bbuf = conv_reserve(sc.b, nt % E::NT ? conv_chunk * ntv : 0);
+    std::ptrdiff_t* off = conv_reserve(sc.b_off, conv_chunk + 8);
+    for (std::size_t r0 = 0; r0 < R; r0 += conv_chunk) {
+      const std::size_t klen = std::min(R - r0, conv_chunk);
+      std::size_t n = r0 / P, oh = (r0 % P) / OW, ow = r0 % OW;
+      for (std::size_t r = 0; r < klen; ++r) {  // pos(k') * C of the chunk's k'
+        off[r] = static_cast<std::ptrdiff_t>(((n * Hp + oh * s.stride_h) * Wp + ow * s.stride_w) * C);
+        if (++ow == OW) {
+          ow = 0;
+          if (++oh == OH) { oh = 0; ++n; }
+        }
+      }
+      for (std::size_t r = klen; r < klen + 8; ++r) off[r] = off[klen - 1];  // prefetch targets only
+      // B: the chunk's rows of the NHWC-form dy, in place when whole panels, else copied with
+      // zero columns up to ntv. (Copying them into sequential NT-wide panels, and spacing x's
+      // positions a cache line apart against L1 set conflicts, measured no faster.)
+      std::size_t ldb;
+      const A* bsrc = conv_nhwc_b_chunk<Arch, A, E>(dyh + r0 * OC + g * OCg + j0, OC, nt, klen, r0 == 0, bbuf, ldb);
+      for (std::size_t i = i0; i < i1; ++i) {
+        const std::size_t tap = i / per_tap, c0 = (i % per_tap) * h, mr = std::min(h, Cg - c0);
+        const A* a = xp + ((tap / KW) * s.dilation_h * Wp + (tap % KW) * s.dilation_w) * C + g * Cg + c0;
+        for (std::size_t jj = 0; jj < ntv; jj += E::NT) {
+          gemm_merge<A> m{total + (i - i0) * h * ntv + jj, ntv, r0 == 0, false, nullptr, 0, A(1), A(0)};
+          M::tile_a_offsets(static_cast<int>(mr), klen, a, off, bsrc + jj, ldb, E::NT, m);
+        }
+      }
+    }
+    // Row (tap, icg) -> dw[oc][icg * KK + tap], in dw's order (16 out-channels at a time, each
+    // written along its row) rather than the totals' (every store K elements from the last).
+    const std::size_t tap0 = i0 / per_tap, tap1 = (i1 - 1) / per_tap + 1;
+    for (std::size_t jb = 0; jb < nt; jb += 16) {
+      const std::size_t je = std::min(nt, jb + 16);
+      for (std::size_t c = 0; c < Cg; ++c)
+        for (std::size_t tap = tap0; tap < tap1; ++tap) {
+          const std::size_t i = tap * per_tap + c / h;
+          if (i < i0 || i >= i1) continue;
+          const A* tot = total + ((i - i0) * h + c % h) * ntv;
+          A* dst = dw + (g * OCg + j0) * K + c * KK + tap;
+          for (std::size_t j = jb; j < je; ++j) dst[j * K] = conv_finish(tot[j]);
+        }
+    }
+  });
+}
+
 /// Taps j .. j + len of a panel of im2col^T (a row per k', a lane per forward K index) that
 /// share (channel within the group c, kernel row kr) and take kernel columns kc0, kc0 + 1, ...
 struct conv_tap_run {
@@ -1965,9 +2060,11 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
   const std::size_t KH = s.kernel_h, KW = s.kernel_w, OH = s.out_h(), OW = s.out_w(), G = s.groups;
   const std::size_t Cg = C / G, OCg = OC / G, KK = KH * KW, K = Cg * KK, P = OH * OW, R = N * P;
   const bool nchw = s.data == layout::nchw;
-  // Short output rows: the im2col rows come from one tap map (as forward's packed tiles)
-  // instead of runs of a few columns each.
-  const bool mapped = OW < 16 && KK * P <= (std::size_t(1) << 16);
+  // At least 8 channels per group: A read in place on a padded NHWC copy of x (row panels of
+  // one tap's channels). Fewer, with short output rows: the im2col rows come from one tap map
+  // (as forward's packed tiles) instead of runs of a few columns each.
+  const bool in_place = Cg >= 8;
+  const bool mapped = !in_place && OW < 16 && KK * P <= (std::size_t(1) << 16);
   std::vector<std::ptrdiff_t> map;
   std::vector<conv_tap_perm> perms;
   if (mapped) {
@@ -1990,9 +2087,10 @@ void conv_backward_weight_kernel(const conv2d_shape& s, const X* x, const A* dy,
                                threads);
     dyh = dyt;
   }
-  // Short output rows and at least 4 channels per group: the tap-major form (whole channel runs;
+  // Short output rows and 4 to 7 channels per group: the tap-major form (whole channel runs;
   // with fewer channels per run the mapped gathers below cost less).
-  if (mapped && Cg >= 4) conv_backward_weight_tapmajor<Arch, A>(s, x, dyh, dw, threads);
+  if (in_place) conv_backward_weight_padded_nhwc<Arch, A>(s, x, dyh, dw, threads);
+  else if (mapped && Cg >= 4) conv_backward_weight_tapmajor<Arch, A>(s, x, dyh, dw, threads);
   else if (!mapped && nchw && Cg <= 4 && K <= 4 * conv_chunk) conv_backward_weight_taps_as_columns<Arch, A>(s, x, dyh, dw, threads);
   else parallel_chunks(threads, canonical_chunks{tasks.count, 1}, [&](std::uint64_t t0, std::uint64_t) {
     const conv_tile_tasks::task k = tasks(t0);

@@ -269,6 +269,9 @@ struct gemm_merge {
   const T* c_row = nullptr;
 };
 
+/// Which operand of the microkernel an offset table addresses (see gemm_micro::tile_rows).
+enum class gemm_offsets { none, b, a };
+
 template <class Arch, class T>
 struct gemm_micro {
   using A = gemm_arch<Arch, T>;
@@ -277,11 +280,13 @@ struct gemm_micro {
   static constexpr int MR = A::MR, NV = A::NV, W = V::W, NR = NV * W;
 
   /// The microkernel for exactly R rows (R <= MR), then the merge; nr <= NR columns are kept.
-  /// B's row k is at b + k * b_ks, or, with Offsets, at b + b_off[k] (b_off holds kc + 8 entries:
-  /// the last 8 only steer prefetches). Only the addresses differ: the chains are the same.
-  template <int R, bool Offsets = false>
+  /// A's R values of step k are at a + k * a_ks (+ 0 .. R - 1), B's row k at b + k * b_ks; an
+  /// offset table `off` (kc + 8 entries: the last 8 only steer prefetches) instead places B's row
+  /// k at b + off[k] (O == b) or A's values of step k at a + off[k] (O == a). Only the addresses
+  /// differ: the chains are the same.
+  template <int R, gemm_offsets O = gemm_offsets::none>
   static void tile_rows(std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
-                        std::size_t nr, const gemm_merge<T>& g, const std::ptrdiff_t* b_off = nullptr) {
+                        std::size_t nr, const gemm_merge<T>& g, const std::ptrdiff_t* off = nullptr) {
     reg acc[R][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i)
@@ -296,28 +301,36 @@ struct gemm_micro {
     auto step = [&] {
 #endif
       const T* bk = b;
-      if constexpr (Offsets) {  // B rows scattered in place: fetch the row 8 steps ahead
-        bk = b + b_off[0];
-        const T* pb = b + b_off[8];
+      const T* ak = a;
+      if constexpr (O == gemm_offsets::b) {  // B rows scattered in place: fetch the row 8 steps ahead
+        bk = b + off[0];
+        const T* pb = b + off[8];
         for (int j = 0; j < NR; j += 64 / static_cast<int>(sizeof(T))) gemm_prefetch(pb + j);
         gemm_prefetch(pb + NR - 1);
-        ++b_off;
+        ++off;
       } else if (strided) {  // B read in place: rows ldb apart, which the hardware prefetcher misses
         const T* pb = b + 8 * b_ks;
         for (int j = 0; j < NR; j += 64 / static_cast<int>(sizeof(T))) gemm_prefetch(pb + j);
       }
-      gemm_prefetch(a + 16 * a_ks);  // the A micro-panel streams from L2
+      if constexpr (O == gemm_offsets::a) {  // A's steps scattered in place: 8 steps ahead
+        ak = a + off[0];
+        gemm_prefetch(a + off[8]);
+        gemm_prefetch(a + off[8] + (R - 1));
+        ++off;
+      } else {
+        gemm_prefetch(a + 16 * a_ks);  // the A micro-panel streams from L2
+      }
       reg bv[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) bv[j] = V::load(bk + j * W);
 #pragma GCC unroll 16
       for (int i = 0; i < R; ++i) {
-        const reg av = V::bcast(a + i);
+        const reg av = V::bcast(ak + i);
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j) acc[i][j] = V::fma(av, bv[j], acc[i][j]);
       }
-      a += a_ks;
-      if constexpr (!Offsets) b += b_ks;
+      if constexpr (O != gemm_offsets::a) a += a_ks;
+      if constexpr (O != gemm_offsets::b) b += b_ks;
     };
     // The tile of S (and C) is read or written once the chain ends: fetch it meanwhile, one row
     // per k step (a burst of 3 R prefetches at the start filled the line-fill buffers and stalled).
@@ -390,13 +403,13 @@ struct gemm_micro {
     }
   }
 
-  template <int R, bool Offsets = false>
+  template <int R, gemm_offsets O = gemm_offsets::none>
   static void tile_dispatch(int mr, std::size_t kc, const T* a, std::size_t a_ks, const T* b, std::size_t b_ks,
-                            std::size_t nr, const gemm_merge<T>& g, const std::ptrdiff_t* b_off = nullptr) {
+                            std::size_t nr, const gemm_merge<T>& g, const std::ptrdiff_t* off = nullptr) {
     if constexpr (R > 1) {
-      if (mr < R) return tile_dispatch<R - 1, Offsets>(mr, kc, a, a_ks, b, b_ks, nr, g, b_off);
+      if (mr < R) return tile_dispatch<R - 1, O>(mr, kc, a, a_ks, b, b_ks, nr, g, off);
     }
-    tile_rows<R, Offsets>(kc, a, a_ks, b, b_ks, nr, g, b_off);
+    tile_rows<R, O>(kc, a, a_ks, b, b_ks, nr, g, off);
   }
 
   /// One mr x nr tile (1 <= mr <= MR, 1 <= nr <= NR) of one canonical chunk (kc <= 256),
@@ -409,7 +422,14 @@ struct gemm_micro {
   /// read where it lies (convolution taps on padded planes) instead of copied into panels.
   static void tile_offsets(int mr, std::size_t kc, const T* a, std::size_t a_ks, const T* b,
                            const std::ptrdiff_t* b_off, std::size_t nr, const gemm_merge<T>& g) {
-    tile_dispatch<MR, true>(mr, kc, a, a_ks, b, 0, nr, g, b_off);
+    tile_dispatch<MR, gemm_offsets::b>(mr, kc, a, a_ks, b, 0, nr, g, b_off);
+  }
+  /// tile() with A's mr values of step k at a + a_off[k] (kc + 8 entries) and B's rows b_ks
+  /// apart: an implicit-GEMM A read where it lies (backward-weight's im2col^T: a run of channels
+  /// of one tap, on a padded NHWC copy of x) instead of gathered into panels.
+  static void tile_a_offsets(int mr, std::size_t kc, const T* a, const std::ptrdiff_t* a_off, const T* b,
+                             std::size_t b_ks, std::size_t nr, const gemm_merge<T>& g) {
+    tile_dispatch<MR, gemm_offsets::a>(mr, kc, a, 0, b, b_ks, nr, g, a_off);
   }
 };
 
